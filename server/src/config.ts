@@ -1,0 +1,149 @@
+import type { OverflowPolicy } from "./watch/watcher.js";
+
+/** Config is every server setting, read from flags and environment variables. */
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: string;
+  leaseTtlDefaultMs: number;
+  leaseTtlMinMs: number;
+  leaseTtlMaxMs: number;
+  graceMs: number;
+  maxMessageBytes: number;
+  maxHeaderBytes: number;
+  maxTags: number;
+  maxTagLength: number;
+  maxMetadataEntries: number;
+  maxMetadataBytes: number;
+  maxInstancesPerService: number;
+  maxWatchServices: number;
+  maxStreamsPerConnection: number;
+  maxHeartbeatStreams: number;
+  maxHeartbeatsPerConnection: number;
+  maxWatchers: number;
+  maxWatchersPerConnection: number;
+  watchHistory: number;
+  watchQueue: number;
+  watchOverflow: OverflowPolicy;
+  watchSnapshotChunk: number;
+  watchProgressIntervalMs: number;
+  shutdownGraceMs: number;
+}
+
+/** Setting describes one configuration entry; README's table lists every one (a test checks). */
+export interface Setting {
+  readonly key: keyof Config;
+  readonly env: string;
+  readonly flag: string;
+  readonly default: string;
+  readonly description: string;
+  readonly parse: (raw: string, name: string) => Config[keyof Config];
+}
+
+/** ConfigError is a setting that cannot be parsed; main prints it and exits with status 2. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const str = (raw: string): string => raw;
+
+function int(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(`${name}: must be an integer ${min}..${max}, got ${JSON.stringify(raw)}`);
+    }
+    return n;
+  };
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function duration(minMs: number) {
+  return (raw: string, name: string): number => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(raw.trim());
+    const ms = m === null ? NaN : Math.round(Number(m[1]) * UNITS[m[2]!]!);
+    if (!(ms >= minMs)) {
+      throw new ConfigError(`${name}: must be a duration like 500ms, 10s, 5m or 1h, at least ${minMs}ms, got ${JSON.stringify(raw)}`);
+    }
+    return ms;
+  };
+}
+
+function oneOf<T extends string>(...values: T[]) {
+  return (raw: string, name: string): T => {
+    if (!(values as string[]).includes(raw)) {
+      throw new ConfigError(`${name}: must be one of ${values.join(", ")}, got ${JSON.stringify(raw)}`);
+    }
+    return raw as T;
+  };
+}
+
+const MAX = 2 ** 31 - 1;
+
+function setting(key: keyof Config, env: string, def: string, description: string, parse: Setting["parse"]): Setting {
+  const flag = `--${env.replace(/^MAXINE_/, "").toLowerCase().replaceAll("_", "-")}`;
+  return { key, env, flag, default: def, description, parse };
+}
+
+/** SETTINGS is the configuration table, in README order. */
+export const SETTINGS: readonly Setting[] = [
+  setting("host", "MAXINE_HOST", "127.0.0.1", "Address to listen on (0.0.0.0 or :: for all interfaces).", str),
+  setting("port", "MAXINE_PORT", "7400", "Port for gRPC, gRPC-Web and Connect, HTTP/2 and HTTP/1.1 (0 picks a free port).", int(0, 65535)),
+  setting("logLevel", "MAXINE_LOG_LEVEL", "info", "pino log level: trace, debug, info, warn, error, fatal, silent.", oneOf("trace", "debug", "info", "warn", "error", "fatal", "silent")),
+  setting("leaseTtlDefaultMs", "MAXINE_LEASE_TTL_DEFAULT", "10s", "Lease TTL of a Register that sets none.", duration(1)),
+  setting("leaseTtlMinMs", "MAXINE_LEASE_TTL_MIN", "1s", "Shortest lease TTL a client may ask for.", duration(1)),
+  setting("leaseTtlMaxMs", "MAXINE_LEASE_TTL_MAX", "1h", "Longest lease TTL a client may ask for.", duration(1)),
+  setting("graceMs", "MAXINE_GRACE", "1s", "How long an instance outlives its ended heartbeat stream; a reconnect within it causes no events.", duration(0)),
+  setting("maxMessageBytes", "MAXINE_MAX_MESSAGE_BYTES", "4194304", "Largest request or response message, in bytes.", int(1024, 2 ** 32 - 1)),
+  setting("maxHeaderBytes", "MAXINE_MAX_HEADER_BYTES", "16384", "Largest HTTP/1.1 request header block, in bytes.", int(1024, 1 << 20)),
+  setting("maxTags", "MAXINE_MAX_TAGS", "32", "Most tags on an instance or in a filter.", int(0, 10_000)),
+  setting("maxTagLength", "MAXINE_MAX_TAG_LENGTH", "128", "Longest tag, in characters.", int(1, 65_536)),
+  setting("maxMetadataEntries", "MAXINE_MAX_METADATA_ENTRIES", "64", "Most metadata entries on an instance.", int(0, 100_000)),
+  setting("maxMetadataBytes", "MAXINE_MAX_METADATA_BYTES", "4096", "Most bytes of metadata keys and values on an instance.", int(0, 1 << 24)),
+  setting("maxInstancesPerService", "MAXINE_MAX_INSTANCES_PER_SERVICE", "10000", "Most instances in one service; Register beyond it gets RESOURCE_EXHAUSTED.", int(1, MAX)),
+  setting("maxWatchServices", "MAXINE_MAX_WATCH_SERVICES", "1000", "Most services one WatchServices request may name.", int(1, MAX)),
+  setting("maxStreamsPerConnection", "MAXINE_MAX_STREAMS_PER_CONNECTION", "1000", "HTTP/2 concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).", int(1, MAX)),
+  setting("maxHeartbeatStreams", "MAXINE_MAX_HEARTBEAT_STREAMS", "100000", "Most open Heartbeat streams in total.", int(1, MAX)),
+  setting("maxHeartbeatsPerConnection", "MAXINE_MAX_HEARTBEATS_PER_CONNECTION", "100", "Most open Heartbeat streams on one connection.", int(1, MAX)),
+  setting("maxWatchers", "MAXINE_MAX_WATCHERS", "100000", "Most open WatchServices streams in total.", int(1, MAX)),
+  setting("maxWatchersPerConnection", "MAXINE_MAX_WATCHERS_PER_CONNECTION", "1000", "Most open WatchServices streams on one connection.", int(1, MAX)),
+  setting("watchHistory", "MAXINE_WATCH_HISTORY", "10000", "Changes kept for resuming watches; an older resume revision gets a reset snapshot.", int(0, MAX)),
+  setting("watchQueue", "MAXINE_WATCH_QUEUE", "4096", "Messages a watcher may fall behind before its overflow policy applies.", int(1, MAX)),
+  setting("watchOverflow", "MAXINE_WATCH_OVERFLOW", "reset", "What a watcher that overflows gets: reset (a fresh snapshot, reason OVERFLOW) or close (RESOURCE_EXHAUSTED).", oneOf("reset", "close")),
+  setting("watchSnapshotChunk", "MAXINE_WATCH_SNAPSHOT_CHUNK", "100", "Most instances in one snapshot message.", int(1, MAX)),
+  setting("watchProgressIntervalMs", "MAXINE_WATCH_PROGRESS_INTERVAL", "10s", "Idle time after which a watch stream gets a progress bookmark (0ms: never).", duration(0)),
+  setting("shutdownGraceMs", "MAXINE_SHUTDOWN_GRACE", "5s", "On SIGTERM/SIGINT, how long connections may take to close before they are cut.", duration(0)),
+];
+
+/**
+ * loadConfig reads settings from flags (`--port 7400` or `--port=7400`),
+ * then environment variables, then defaults. Unknown flags and bad values
+ * throw ConfigError naming the setting.
+ */
+export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Config {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    if (!SETTINGS.some((s) => s.flag === name)) throw new ConfigError(`${name}: unknown flag (see README's configuration table)`);
+    const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(`${name}: needs a value`);
+    flags.set(name, value);
+  }
+  const out: Partial<Record<keyof Config, unknown>> = {};
+  for (const s of SETTINGS) {
+    const fromFlag = flags.get(s.flag);
+    const raw = fromFlag ?? env[s.env] ?? s.default;
+    out[s.key] = s.parse(raw, fromFlag !== undefined ? s.flag : s.env);
+  }
+  const config = out as Config;
+  if (config.leaseTtlMinMs > config.leaseTtlMaxMs) {
+    throw new ConfigError(`MAXINE_LEASE_TTL_MIN: must not exceed MAXINE_LEASE_TTL_MAX`);
+  }
+  if (config.leaseTtlDefaultMs < config.leaseTtlMinMs || config.leaseTtlDefaultMs > config.leaseTtlMaxMs) {
+    throw new ConfigError(`MAXINE_LEASE_TTL_DEFAULT: must lie within MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX`);
+  }
+  return config;
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+import { pino } from "pino";
+import { startMaxine } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+
+// Composition root: read config, start, drain on SIGTERM/SIGINT.
+
+let config;
+try {
+  config = loadConfig(process.argv.slice(2), process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`maxine: ${err.message}\n`);
+  process.exit(2);
+}
+
+const log = pino({ level: config.logLevel, base: { service: "maxine" } });
+const server = await startMaxine(config, { logger: log });
+log.info({ host: config.host, port: server.port, registryId: server.registry.store.registryId }, "maxine listening");
+
+let stopping = false;
+const stop = (signal: string): void => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, "shutting down: ending streams with UNAVAILABLE");
+  server.close().then(
+    () => {
+      log.info({}, "stopped");
+      process.exit(0);
+    },
+    (err: unknown) => {
+      log.error({ err }, "shutdown failed");
+      process.exit(1);
+    },
+  );
+};
+process.on("SIGTERM", () => stop("SIGTERM"));
+process.on("SIGINT", () => stop("SIGINT"));

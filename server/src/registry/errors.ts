@@ -1,0 +1,36 @@
+/**
+ * Reason classifies every error the registry raises. transport/errors.ts maps
+ * each reason to one RPC code; a test proves the table covers them all.
+ */
+export const Reason = {
+  INVALID_ARGUMENT: "INVALID_ARGUMENT",
+  NOT_FOUND: "NOT_FOUND",
+  RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED",
+  UNAVAILABLE: "UNAVAILABLE",
+  SHUTTING_DOWN: "SHUTTING_DOWN",
+  WATCH_OVERFLOW: "WATCH_OVERFLOW",
+} as const;
+
+/** Reason is one of the values of the Reason table. */
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/**
+ * RegistryError is the one error type the core throws. Its message names the
+ * field and the rule (`instance.port: must be 1..65535, got 0`); callers map
+ * the reason, never the message.
+ */
+export class RegistryError extends Error {
+  override readonly name = "RegistryError";
+
+  constructor(
+    readonly reason: Reason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** invalid builds the INVALID_ARGUMENT error for a field that breaks a rule. */
+export function invalid(field: string, rule: string): RegistryError {
+  return new RegistryError(Reason.INVALID_ARGUMENT, `${field}: ${rule}`);
+}

@@ -1,0 +1,70 @@
+/** Status is an instance's serving status. */
+export type Status = "SERVING" | "NOT_SERVING" | "DRAINING";
+
+/** RemovalReason says why an instance left the registry. */
+export type RemovalReason = "DEREGISTERED" | "LEASE_EXPIRED" | "STREAM_CLOSED";
+
+/** DEFAULT_NAMESPACE is the namespace of requests that name none. */
+export const DEFAULT_NAMESPACE = "default";
+
+/** DEFAULT_WEIGHT is the weight of an instance registered with weight 0. */
+export const DEFAULT_WEIGHT = 100;
+
+/** InstanceSpec is what a client says about an instance: validated and normalised. */
+export interface InstanceSpec {
+  readonly namespace: string;
+  readonly service: string;
+  readonly instanceId: string;
+  readonly host: string;
+  readonly port: number;
+  readonly version: string;
+  readonly zone: string;
+  /** tags, sorted and without duplicates. */
+  readonly tags: readonly string[];
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly weight: number;
+  readonly status: Status;
+}
+
+/**
+ * InstanceRecord is an instance as stored: the spec plus server-set times
+ * and revisions. Records are immutable; a change makes a new record.
+ */
+export interface InstanceRecord extends InstanceSpec {
+  readonly registeredAt: number;
+  readonly updatedAt: number;
+  readonly createRevision: number;
+  readonly modRevision: number;
+}
+
+/** InstanceKey names one instance. */
+export interface InstanceKey {
+  readonly namespace: string;
+  readonly service: string;
+  readonly instanceId: string;
+}
+
+/** keyString is the map key of an instance; '/' cannot occur in any of its parts. */
+export function keyString(k: InstanceKey): string {
+  return `${k.namespace}/${k.service}/${k.instanceId}`;
+}
+
+/** sameSpec reports whether two instances differ in nothing a client can set. */
+export function sameSpec(a: InstanceSpec, b: InstanceSpec): boolean {
+  if (
+    a.host !== b.host ||
+    a.port !== b.port ||
+    a.version !== b.version ||
+    a.zone !== b.zone ||
+    a.weight !== b.weight ||
+    a.status !== b.status ||
+    a.tags.length !== b.tags.length
+  ) {
+    return false;
+  }
+  for (let i = 0; i < a.tags.length; i++) if (a.tags[i] !== b.tags[i]) return false;
+  const ak = Object.keys(a.metadata);
+  if (ak.length !== Object.keys(b.metadata).length) return false;
+  for (const k of ak) if (a.metadata[k] !== b.metadata[k]) return false;
+  return true;
+}

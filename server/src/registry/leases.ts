@@ -1,0 +1,161 @@
+import { keyString, type InstanceKey, type RemovalReason } from "./instance.js";
+
+/**
+ * HeartbeatStream is one open Heartbeat stream: the instances bound to it
+ * live as long as it does (plus the grace period).
+ */
+export class HeartbeatStream {
+  /** keys of the instances bound to this stream. */
+  readonly keys = new Set<string>();
+  closed = false;
+
+  constructor(readonly id: number) {}
+}
+
+/** Lease is the liveness state of one instance. Not revisioned: renewals make no events. */
+export interface Lease {
+  readonly key: InstanceKey;
+  ttlMs: number;
+  /** deadline is when the TTL runs out unless renewed. */
+  deadline: number;
+  /** graceUntil is when the instance goes because its stream ended; Infinity while bound or never bound. */
+  graceUntil: number;
+  stream: HeartbeatStream | undefined;
+  /** load is the last load reported by a heartbeat (0 if none), for LEAST_LOADED. */
+  load: number;
+  /** scheduled is the time of this lease's live entry in the expiry heap. */
+  scheduled: number;
+}
+
+/** Expiry is one lease that ran out. */
+export interface Expiry {
+  readonly key: InstanceKey;
+  readonly reason: RemovalReason;
+}
+
+/**
+ * LeaseTable tracks deadlines with a lazy min-heap: a renewal only moves a
+ * lease's deadline (O(1) per heartbeat), and when the heap entry comes due a
+ * renewed lease is pushed again at its new deadline. Each lease has at most
+ * one live heap entry.
+ */
+export class LeaseTable {
+  private readonly leases = new Map<string, Lease>();
+  private readonly heap: Array<{ at: number; key: string }> = [];
+
+  get size(): number {
+    return this.leases.size;
+  }
+
+  get(key: string): Lease | undefined {
+    return this.leases.get(key);
+  }
+
+  /** renew starts or extends the lease of key to now + ttlMs. */
+  renew(key: InstanceKey, ttlMs: number, now: number): Lease {
+    const k = keyString(key);
+    let lease = this.leases.get(k);
+    if (lease === undefined) {
+      lease = { key, ttlMs, deadline: 0, graceUntil: Infinity, stream: undefined, load: 0, scheduled: Infinity };
+      this.leases.set(k, lease);
+    }
+    lease.ttlMs = ttlMs;
+    lease.deadline = now + ttlMs;
+    this.schedule(k, lease, lease.deadline);
+    return lease;
+  }
+
+  /** bind ties a lease to a stream, taking it from any stream that held it. */
+  bind(lease: Lease, stream: HeartbeatStream): void {
+    const k = keyString(lease.key);
+    if (lease.stream !== stream) {
+      lease.stream?.keys.delete(k);
+      lease.stream = stream;
+      stream.keys.add(k);
+    }
+    lease.graceUntil = Infinity;
+  }
+
+  /** release starts the grace period of every lease still bound to a closed stream. */
+  release(stream: HeartbeatStream, now: number, graceMs: number): void {
+    for (const k of stream.keys) {
+      const lease = this.leases.get(k);
+      if (lease === undefined || lease.stream !== stream) continue;
+      lease.stream = undefined;
+      lease.graceUntil = now + graceMs;
+      this.schedule(k, lease, lease.graceUntil);
+    }
+    stream.keys.clear();
+  }
+
+  /** delete forgets a lease (its instance was removed). */
+  delete(key: InstanceKey): void {
+    const k = keyString(key);
+    const lease = this.leases.get(k);
+    if (lease === undefined) return;
+    lease.stream?.keys.delete(k);
+    this.leases.delete(k);
+  }
+
+  /** nextDue is the earliest time a lease may run out, or undefined when none can. */
+  nextDue(): number | undefined {
+    return this.heap[0]?.at;
+  }
+
+  /** expireDue removes and returns every lease whose deadline or grace has passed at now. */
+  expireDue(now: number): Expiry[] {
+    const out: Expiry[] = [];
+    while (this.heap.length > 0 && this.heap[0]!.at <= now) {
+      const { at, key } = this.pop();
+      const lease = this.leases.get(key);
+      if (lease === undefined || lease.scheduled !== at) continue; // stale entry
+      lease.scheduled = Infinity;
+      const due = Math.min(lease.deadline, lease.graceUntil);
+      if (due > now) {
+        this.schedule(key, lease, due);
+        continue;
+      }
+      out.push({ key: lease.key, reason: lease.graceUntil <= lease.deadline ? "STREAM_CLOSED" : "LEASE_EXPIRED" });
+      this.delete(lease.key);
+    }
+    return out;
+  }
+
+  private schedule(k: string, lease: Lease, at: number): void {
+    if (at >= lease.scheduled) return; // the live entry fires first and re-schedules
+    lease.scheduled = at;
+    this.push({ at, key: k });
+  }
+
+  private push(e: { at: number; key: string }): void {
+    const h = this.heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p]!.at <= e.at) break;
+      h[i] = h[p]!;
+      i = p;
+    }
+    h[i] = e;
+  }
+
+  private pop(): { at: number; key: string } {
+    const h = this.heap;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= h.length) break;
+        const c = l + 1 < h.length && h[l + 1]!.at < h[l]!.at ? l + 1 : l;
+        if (h[c]!.at >= last.at) break;
+        h[i] = h[c]!;
+        i = c;
+      }
+      h[i] = last;
+    }
+    return top;
+  }
+}

@@ -1,0 +1,315 @@
+import { randomUUID } from "node:crypto";
+import type { Random } from "@maxine/sdk/balancer";
+import type { Store } from "../store/store.js";
+import type { Clock, Timer } from "./clock.js";
+import { Reason, RegistryError, invalid } from "./errors.js";
+import { isEmptyFilter, matches } from "./filter.js";
+import { keyString, type InstanceKey, type InstanceRecord, type Status } from "./instance.js";
+import { HeartbeatStream, LeaseTable } from "./leases.js";
+import type { Logger } from "./logger.js";
+import { Selector, type Strategy } from "./select.js";
+import { filterOf, keyOf, namespaceOf, serviceOf, specOf, type FilterSpec, type InstanceInput, type Limits } from "./validate.js";
+
+/** LeaseSettings bound lease TTLs and set the grace after a heartbeat stream ends. */
+export interface LeaseSettings {
+  readonly defaultTtlMs: number;
+  readonly minTtlMs: number;
+  readonly maxTtlMs: number;
+  /** graceMs is how long an instance outlives its heartbeat stream, so a reconnect causes no churn. */
+  readonly graceMs: number;
+  /** maxHeartbeatStreams bounds open heartbeat streams in total. */
+  readonly maxHeartbeatStreams: number;
+}
+
+/** RegistryOptions are the parts a Registry is built from. */
+export interface RegistryOptions {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly limits: Limits;
+  readonly lease: LeaseSettings;
+  readonly random?: Random;
+  readonly newId?: () => string;
+}
+
+/** Registered is the outcome of register. */
+export interface Registered {
+  readonly instance: InstanceRecord;
+  readonly ttlMs: number;
+  readonly expiresAt: number;
+  readonly revision: number;
+}
+
+/** BeatInput is one heartbeat entry as a client sent it. */
+export interface BeatInput {
+  readonly key: InstanceKey | undefined;
+  readonly status: Status | undefined;
+  readonly load: number | undefined;
+}
+
+/** BeatOutcome answers one BeatInput. */
+export type BeatOutcome =
+  | { readonly key: InstanceKey; readonly result: "RENEWED"; readonly expiresAt: number }
+  | { readonly key: InstanceKey; readonly result: "UNKNOWN"; readonly message: string }
+  | { readonly key: InstanceKey | undefined; readonly result: "INVALID"; readonly message: string };
+
+/** DiscoverQuery is a Discover request as a client sent it. */
+export interface DiscoverQuery {
+  readonly namespace: string;
+  readonly service: string;
+  readonly filter: FilterSpec | undefined;
+  readonly strategy: Strategy;
+  readonly hashKey: string;
+  readonly preferredZone: string;
+  readonly includeAll: boolean;
+}
+
+/** Discovered is the outcome of discover. */
+export interface Discovered {
+  readonly chosen: InstanceRecord;
+  /** all matching instances (any status) when includeAll was asked. */
+  readonly all: readonly InstanceRecord[];
+  readonly revision: number;
+}
+
+/** ServiceCount summarises one service for ListServices. */
+export interface ServiceCount {
+  readonly service: string;
+  readonly instanceCount: number;
+  readonly servingCount: number;
+}
+
+/**
+ * Registry is the domain core: it validates requests, keeps leases and
+ * heartbeat-stream bindings, expires instances on time, and answers
+ * discovery from the store's view. It knows nothing of RPC or of where the
+ * store keeps state.
+ */
+export class Registry {
+  readonly store: Store;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly limits: Limits;
+  private readonly lease: LeaseSettings;
+  private readonly leases = new LeaseTable();
+  private readonly selector: Selector;
+  private readonly newId: () => string;
+  private readonly streams = new Set<HeartbeatStream>();
+  private nextStreamId = 1;
+  private timer: Timer | undefined;
+  private timerAt = Infinity;
+  private closed = false;
+
+  constructor(opts: RegistryOptions) {
+    this.store = opts.store;
+    this.clock = opts.clock;
+    this.log = opts.logger;
+    this.limits = opts.limits;
+    this.lease = opts.lease;
+    this.selector = new Selector(opts.random);
+    this.newId = opts.newId ?? randomUUID;
+  }
+
+  /** openStreams counts open heartbeat streams. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  /** leaseCount counts live leases. */
+  get leaseCount(): number {
+    return this.leases.size;
+  }
+
+  /**
+   * register stores an instance and starts or renews its lease. Registering
+   * an unchanged instance only renews the lease: no revision, no event.
+   */
+  async register(input: InstanceInput | undefined, ttlMs: number | undefined): Promise<Registered> {
+    this.assertOpen();
+    let spec = specOf(input, this.limits);
+    const ttl = this.ttlOf(ttlMs);
+    if (spec.instanceId === "") spec = { ...spec, instanceId: this.newId() };
+    const view = this.store.service(spec.namespace, spec.service);
+    if (view !== undefined && view.get(spec.instanceId) === undefined && view.size >= this.limits.maxInstancesPerService) {
+      throw new RegistryError(
+        Reason.RESOURCE_EXHAUSTED,
+        `instance: service ${spec.namespace}/${spec.service} already holds the maximum of ${this.limits.maxInstancesPerService} instances`,
+      );
+    }
+    const now = this.clock.now();
+    const change = await this.store.put(spec, now);
+    const instance = change?.instance ?? this.store.get(spec);
+    if (instance === undefined) {
+      throw new RegistryError(Reason.UNAVAILABLE, "instance: removed concurrently with its registration, retry");
+    }
+    const lease = this.leases.renew(spec, ttl, this.clock.now());
+    this.arm();
+    return { instance, ttlMs: ttl, expiresAt: lease.deadline, revision: change?.revision ?? this.store.revision() };
+  }
+
+  /** deregister removes an instance at once. */
+  async deregister(k: InstanceKey | undefined): Promise<number> {
+    this.assertOpen();
+    const key = keyOf("key", k);
+    const change = await this.store.remove(key, "DEREGISTERED");
+    this.leases.delete(key);
+    if (change === undefined) {
+      throw new RegistryError(
+        Reason.NOT_FOUND,
+        `key: instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered`,
+      );
+    }
+    return change.revision;
+  }
+
+  /** openStream starts a heartbeat stream; closeStream must follow. */
+  openStream(): HeartbeatStream {
+    this.assertOpen();
+    if (this.streams.size >= this.lease.maxHeartbeatStreams) {
+      throw new RegistryError(
+        Reason.RESOURCE_EXHAUSTED,
+        `heartbeat: the server holds the maximum of ${this.lease.maxHeartbeatStreams} heartbeat streams`,
+      );
+    }
+    const stream = new HeartbeatStream(this.nextStreamId++);
+    this.streams.add(stream);
+    return stream;
+  }
+
+  /**
+   * closeStream ends a heartbeat stream: its instances start their grace
+   * period and go when it passes, unless another stream claims them first.
+   */
+  closeStream(stream: HeartbeatStream): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    this.streams.delete(stream);
+    if (this.closed) return;
+    this.leases.release(stream, this.clock.now(), this.lease.graceMs);
+    this.arm();
+  }
+
+  /** heartbeat renews the leases of beats, binds them to stream, and applies status changes. */
+  async heartbeat(stream: HeartbeatStream, beats: readonly BeatInput[]): Promise<BeatOutcome[]> {
+    this.assertOpen();
+    const out: BeatOutcome[] = [];
+    for (const [i, beat] of beats.entries()) {
+      let key: InstanceKey;
+      try {
+        key = keyOf(`beats[${i}].key`, beat.key);
+        if (beat.load !== undefined && !(beat.load >= 0 && Number.isFinite(beat.load))) {
+          throw invalid(`beats[${i}].load`, `must be a finite number >= 0, got ${beat.load}`);
+        }
+      } catch (err) {
+        if (!(err instanceof RegistryError)) throw err;
+        out.push({ key: beat.key, result: "INVALID", message: err.message });
+        continue;
+      }
+      out.push(await this.beat(stream, key, beat));
+    }
+    this.arm();
+    return out;
+  }
+
+  private async beat(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput): Promise<BeatOutcome> {
+    let record = this.store.get(key);
+    if (record === undefined) {
+      this.leases.delete(key);
+      return { key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered` };
+    }
+    if (beat.status !== undefined && beat.status !== record.status) {
+      const change = await this.store.put({ ...record, status: beat.status }, this.clock.now());
+      record = change?.instance ?? record;
+    }
+    const lease = this.leases.renew(key, this.leases.get(keyString(key))?.ttlMs ?? this.lease.defaultTtlMs, this.clock.now());
+    if (beat.load !== undefined) lease.load = beat.load;
+    if (!stream.closed) this.leases.bind(lease, stream);
+    return { key, result: "RENEWED", expiresAt: lease.deadline };
+  }
+
+  /** discover chooses one SERVING instance of a service. */
+  discover(q: DiscoverQuery): Discovered {
+    const namespace = namespaceOf("namespace", q.namespace);
+    const service = serviceOf("service", q.service);
+    const filter = filterOf("filter", q.filter, this.limits);
+    const view = this.store.service(namespace, service);
+    if (view === undefined) {
+      throw new RegistryError(Reason.NOT_FOUND, `service ${namespace}/${service} has no instances`);
+    }
+    const sorted = view.sorted();
+    const all = isEmptyFilter(filter) ? sorted : sorted.filter((r) => matches(filter, r));
+    let candidates = all.filter((r) => r.status === "SERVING");
+    if (q.preferredZone !== "") {
+      const inZone = candidates.filter((r) => r.zone === q.preferredZone);
+      if (inZone.length > 0) candidates = inZone;
+    }
+    if (candidates.length === 0) {
+      throw new RegistryError(
+        Reason.NOT_FOUND,
+        `service ${namespace}/${service} has no SERVING instance matching the filter (${view.size} registered, ${all.length} matching, none serving)`,
+      );
+    }
+    const chosen = this.selector.select(`${namespace}/${service}`, candidates, q.strategy, q.hashKey, (r) => this.loadOf(r));
+    return { chosen, all: q.includeAll ? all : [], revision: this.store.revision() };
+  }
+
+  /** listServices summarises the services of a namespace, in name order. */
+  listServices(ns: string): ServiceCount[] {
+    const namespace = namespaceOf("namespace", ns);
+    return this.store.services(namespace).map(([service, view]) => ({
+      service,
+      instanceCount: view.size,
+      servingCount: view.servingCount,
+    }));
+  }
+
+  /** close stops expiry; the store is closed by its owner. */
+  close(): void {
+    this.closed = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  private loadOf(r: InstanceRecord): number {
+    return this.leases.get(keyString(r))?.load ?? 0;
+  }
+
+  private ttlOf(ttlMs: number | undefined): number {
+    if (ttlMs === undefined) return this.lease.defaultTtlMs;
+    const { minTtlMs, maxTtlMs } = this.lease;
+    if (!(ttlMs >= minTtlMs && ttlMs <= maxTtlMs)) {
+      throw invalid("lease_ttl", `must be ${minTtlMs / 1000}s..${maxTtlMs / 1000}s, got ${ttlMs / 1000}s`);
+    }
+    return ttlMs;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new RegistryError(Reason.SHUTTING_DOWN, "server: shutting down, retry on another server");
+  }
+
+  /** arm keeps one timer set for the earliest lease deadline. */
+  private arm(): void {
+    if (this.closed) return;
+    const next = this.leases.nextDue();
+    if (next === undefined || next >= this.timerAt) return;
+    this.timer?.cancel();
+    this.timerAt = next;
+    this.timer = this.clock.setTimer(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      void this.expire();
+    }, next - this.clock.now());
+  }
+
+  private async expire(): Promise<void> {
+    for (const { key, reason } of this.leases.expireDue(this.clock.now())) {
+      try {
+        const change = await this.store.remove(key, reason);
+        if (change !== undefined) this.log.info({ instance: keyString(key), reason, revision: change.revision }, "instance removed");
+      } catch (err) {
+        this.log.error({ err, instance: keyString(key) }, "removing an expired instance failed");
+      }
+    }
+    this.arm();
+  }
+}

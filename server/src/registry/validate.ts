@@ -1,0 +1,181 @@
+import { invalid } from "./errors.js";
+import { DEFAULT_NAMESPACE, DEFAULT_WEIGHT, type InstanceKey, type InstanceSpec, type Status } from "./instance.js";
+
+/** Limits bounds what one client may store; every field is a server setting. */
+export interface Limits {
+  /** maxTags is the most tags an instance (or a filter) may carry. */
+  readonly maxTags: number;
+  /** maxTagLength is the longest tag, in characters. */
+  readonly maxTagLength: number;
+  /** maxMetadataEntries is the most metadata entries an instance may carry. */
+  readonly maxMetadataEntries: number;
+  /** maxMetadataBytes bounds the UTF-8 size of all metadata keys and values together. */
+  readonly maxMetadataBytes: number;
+  /** maxInstancesPerService is the most instances one service may hold. */
+  readonly maxInstancesPerService: number;
+  /** maxWatchServices is the most services one watch may name. */
+  readonly maxWatchServices: number;
+}
+
+/** DEFAULT_LIMITS are the limits of a server started with no settings. */
+export const DEFAULT_LIMITS: Limits = {
+  maxTags: 32,
+  maxTagLength: 128,
+  maxMetadataEntries: 64,
+  maxMetadataBytes: 4096,
+  maxInstancesPerService: 10_000,
+  maxWatchServices: 1_000,
+};
+
+/** InstanceInput is an instance as a client sent it, before validation. */
+export interface InstanceInput {
+  readonly namespace: string;
+  readonly service: string;
+  readonly instanceId: string;
+  readonly host: string;
+  readonly port: number;
+  readonly version: string;
+  readonly zone: string;
+  readonly tags: readonly string[];
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly weight: number;
+  /** status; undefined means SERVING. */
+  readonly status: Status | undefined;
+}
+
+/** FilterSpec narrows a service's instances; empty fields match everything. */
+export interface FilterSpec {
+  readonly tags: readonly string[];
+  readonly version: string;
+  readonly zone: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+const NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const HOST = /^[^\s/]{1,253}$/;
+const LABEL_MAX = 128;
+const MAX_WEIGHT = 10_000;
+
+function checkName(field: string, value: string): string {
+  if (!NAME.test(value)) {
+    throw invalid(field, `must be 1..128 characters of [A-Za-z0-9._-], got ${quote(value)}`);
+  }
+  return value;
+}
+
+/** namespaceOf validates a namespace, mapping empty to "default". */
+export function namespaceOf(field: string, value: string): string {
+  return value === "" ? DEFAULT_NAMESPACE : checkName(field, value);
+}
+
+/** serviceOf validates a service name. */
+export function serviceOf(field: string, value: string): string {
+  if (value === "") throw invalid(field, "is required");
+  return checkName(field, value);
+}
+
+/** instanceIdOf validates a client-chosen instance id. */
+export function instanceIdOf(field: string, value: string): string {
+  if (value === "") throw invalid(field, "is required");
+  if (!INSTANCE_ID.test(value)) {
+    throw invalid(field, `must be 1..128 characters of [A-Za-z0-9._:-], got ${quote(value)}`);
+  }
+  return value;
+}
+
+/** keyOf validates an instance key; prefix names the field in errors ("key"). */
+export function keyOf(prefix: string, k: InstanceKey | undefined): InstanceKey {
+  if (k === undefined) throw invalid(prefix, "is required");
+  return {
+    namespace: namespaceOf(`${prefix}.namespace`, k.namespace),
+    service: serviceOf(`${prefix}.service`, k.service),
+    instanceId: instanceIdOf(`${prefix}.instance_id`, k.instanceId),
+  };
+}
+
+function label(field: string, value: string): string {
+  if (value.length > LABEL_MAX) throw invalid(field, `must be at most ${LABEL_MAX} characters, got ${value.length}`);
+  return value;
+}
+
+function tagsOf(field: string, tags: readonly string[], limits: Limits): string[] {
+  const unique = [...new Set(tags)].sort();
+  if (unique.length > limits.maxTags) {
+    throw invalid(field, `must hold at most ${limits.maxTags} tags, got ${unique.length}`);
+  }
+  unique.forEach((t, i) => {
+    if (t === "") throw invalid(`${field}[${i}]`, "must not be empty");
+    if (t.length > limits.maxTagLength) {
+      throw invalid(`${field}[${i}]`, `must be at most ${limits.maxTagLength} characters, got ${t.length}`);
+    }
+  });
+  return unique;
+}
+
+function metadataOf(field: string, metadata: Readonly<Record<string, string>>, limits: Limits): Record<string, string> {
+  const keys = Object.keys(metadata).sort();
+  if (keys.length > limits.maxMetadataEntries) {
+    throw invalid(field, `must hold at most ${limits.maxMetadataEntries} entries, got ${keys.length}`);
+  }
+  let bytes = 0;
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    if (k === "") throw invalid(field, "keys must not be empty");
+    const v = metadata[k]!;
+    bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+    out[k] = v;
+  }
+  if (bytes > limits.maxMetadataBytes) {
+    throw invalid(field, `must total at most ${limits.maxMetadataBytes} bytes of keys and values, got ${bytes}`);
+  }
+  return out;
+}
+
+/**
+ * specOf validates an instance from a client and normalises it (default
+ * namespace, weight and status; sorted unique tags). An empty instanceId is
+ * kept empty: the registry assigns one.
+ */
+export function specOf(input: InstanceInput | undefined, limits: Limits): InstanceSpec {
+  if (input === undefined) throw invalid("instance", "is required");
+  const port = input.port;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw invalid("instance.port", `must be 1..65535, got ${port}`);
+  }
+  if (input.host === "") throw invalid("instance.host", "is required");
+  if (!HOST.test(input.host)) {
+    throw invalid("instance.host", `must be 1..253 characters with no whitespace or '/', got ${quote(input.host)}`);
+  }
+  if (input.weight < 0 || input.weight > MAX_WEIGHT) {
+    throw invalid("instance.weight", `must be 0..${MAX_WEIGHT} (0 means ${DEFAULT_WEIGHT}), got ${input.weight}`);
+  }
+  return {
+    namespace: namespaceOf("instance.namespace", input.namespace),
+    service: serviceOf("instance.service", input.service),
+    instanceId: input.instanceId === "" ? "" : instanceIdOf("instance.instance_id", input.instanceId),
+    host: input.host,
+    port,
+    version: label("instance.version", input.version),
+    zone: label("instance.zone", input.zone),
+    tags: tagsOf("instance.tags", input.tags, limits),
+    metadata: metadataOf("instance.metadata", input.metadata, limits),
+    weight: input.weight === 0 ? DEFAULT_WEIGHT : input.weight,
+    status: input.status ?? "SERVING",
+  };
+}
+
+/** filterOf validates a filter; undefined is the filter that matches everything. */
+export function filterOf(field: string, f: FilterSpec | undefined, limits: Limits): FilterSpec {
+  if (f === undefined) return { tags: [], version: "", zone: "", metadata: {} };
+  return {
+    tags: tagsOf(`${field}.tags`, f.tags, limits),
+    version: label(`${field}.version`, f.version),
+    zone: label(`${field}.zone`, f.zone),
+    metadata: metadataOf(`${field}.metadata`, f.metadata, limits),
+  };
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}...` : s);
+}

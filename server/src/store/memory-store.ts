@@ -1,0 +1,76 @@
+import { randomUUID } from "node:crypto";
+import { sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../registry/instance.js";
+import type { Change, ServiceView, Store } from "./store.js";
+import { View } from "./view.js";
+
+/**
+ * MemoryStore is the embedded default store: state in this process, lost on
+ * restart (a restart gets a new registryId, so watchers that resume are told
+ * to reset). Writes apply synchronously; the promise only keeps the Store
+ * interface that remote stores need.
+ */
+export class MemoryStore implements Store {
+  readonly registryId = randomUUID();
+  private readonly view = new View();
+  private readonly listeners = new Set<(change: Change) => void>();
+  private rev = 0;
+
+  revision(): number {
+    return this.rev;
+  }
+
+  get(key: InstanceKey): InstanceRecord | undefined {
+    return this.view.get(key);
+  }
+
+  service(namespace: string, service: string): ServiceView | undefined {
+    return this.view.service(namespace, service);
+  }
+
+  services(namespace: string): ReadonlyArray<readonly [string, ServiceView]> {
+    return this.view.services(namespace);
+  }
+
+  namespaces(): readonly string[] {
+    return this.view.namespaceNames();
+  }
+
+  async put(spec: InstanceSpec, now: number): Promise<Change | undefined> {
+    const previous = this.view.get(spec);
+    if (previous !== undefined && sameSpec(previous, spec)) return undefined;
+    const revision = ++this.rev;
+    const instance: InstanceRecord = {
+      ...spec,
+      registeredAt: previous?.registeredAt ?? now,
+      updatedAt: now,
+      createRevision: previous?.createRevision ?? revision,
+      modRevision: revision,
+    };
+    this.view.set(instance);
+    return this.emit(
+      previous === undefined ? { type: "ADDED", revision, instance } : { type: "UPDATED", revision, instance, previous },
+    );
+  }
+
+  async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number): Promise<Change | undefined> {
+    const instance = this.view.get(key);
+    if (instance === undefined) return undefined;
+    if (ifModRevision !== undefined && instance.modRevision !== ifModRevision) return undefined;
+    this.view.delete(key);
+    return this.emit({ type: "REMOVED", revision: ++this.rev, instance, reason });
+  }
+
+  subscribe(listener: (change: Change) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+
+  private emit(change: Change): Change {
+    for (const l of this.listeners) l(change);
+    return change;
+  }
+}

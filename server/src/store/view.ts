@@ -1,0 +1,89 @@
+import type { InstanceKey, InstanceRecord } from "../registry/instance.js";
+import type { ServiceView } from "./store.js";
+
+class ServiceEntry implements ServiceView {
+  readonly instances = new Map<string, InstanceRecord>();
+  servingCount = 0;
+  private cache: InstanceRecord[] | undefined;
+
+  get size(): number {
+    return this.instances.size;
+  }
+
+  get(instanceId: string): InstanceRecord | undefined {
+    return this.instances.get(instanceId);
+  }
+
+  sorted(): readonly InstanceRecord[] {
+    if (this.cache === undefined) {
+      this.cache = [...this.instances.values()].sort((a, b) =>
+        a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0,
+      );
+    }
+    return this.cache;
+  }
+
+  set(r: InstanceRecord): void {
+    const old = this.instances.get(r.instanceId);
+    if (old?.status === "SERVING") this.servingCount--;
+    if (r.status === "SERVING") this.servingCount++;
+    this.instances.set(r.instanceId, r);
+    this.cache = undefined;
+  }
+
+  delete(instanceId: string): void {
+    const old = this.instances.get(instanceId);
+    if (old === undefined) return;
+    if (old.status === "SERVING") this.servingCount--;
+    this.instances.delete(instanceId);
+    this.cache = undefined;
+  }
+}
+
+/**
+ * View is the in-memory, indexed registry state (namespace -> service ->
+ * instance). The memory store keeps its state in one; a remote store keeps
+ * one as the local mirror its reads are served from.
+ */
+export class View {
+  private readonly namespaces = new Map<string, Map<string, ServiceEntry>>();
+
+  get(k: InstanceKey): InstanceRecord | undefined {
+    return this.namespaces.get(k.namespace)?.get(k.service)?.get(k.instanceId);
+  }
+
+  service(namespace: string, service: string): ServiceView | undefined {
+    return this.namespaces.get(namespace)?.get(service);
+  }
+
+  services(namespace: string): Array<readonly [string, ServiceView]> {
+    const ns = this.namespaces.get(namespace);
+    if (ns === undefined) return [];
+    return [...ns.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  namespaceNames(): string[] {
+    return [...this.namespaces.keys()].sort();
+  }
+
+  set(r: InstanceRecord): void {
+    let ns = this.namespaces.get(r.namespace);
+    if (ns === undefined) this.namespaces.set(r.namespace, (ns = new Map()));
+    let svc = ns.get(r.service);
+    if (svc === undefined) ns.set(r.service, (svc = new ServiceEntry()));
+    svc.set(r);
+  }
+
+  delete(k: InstanceKey): void {
+    const ns = this.namespaces.get(k.namespace);
+    const svc = ns?.get(k.service);
+    if (ns === undefined || svc === undefined) return;
+    svc.delete(k.instanceId);
+    if (svc.size === 0) ns.delete(k.service);
+    if (ns.size === 0) this.namespaces.delete(k.namespace);
+  }
+
+  clear(): void {
+    this.namespaces.clear();
+  }
+}

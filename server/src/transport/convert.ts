@@ -1,0 +1,189 @@
+import { create } from "@bufbuild/protobuf";
+import { durationMs, timestampFromMs, type Duration } from "@bufbuild/protobuf/wkt";
+import {
+  BeatResult,
+  EventType,
+  InstanceSchema,
+  RemovalReason as RemovalReasonPb,
+  ResetReason as ResetReasonPb,
+  ServingStatus,
+  Strategy as StrategyPb,
+  WatchServicesResponseSchema,
+  type Filter,
+  type Instance,
+  type InstanceKey as InstanceKeyPb,
+  type WatchServicesResponse,
+} from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import type { InstanceKey, InstanceRecord, Status } from "../registry/instance.js";
+import type { BeatOutcome } from "../registry/registry.js";
+import type { Strategy } from "../registry/select.js";
+import type { FilterSpec, InstanceInput } from "../registry/validate.js";
+import type { WatchItem } from "../watch/items.js";
+
+// Conversions between the wire types (generated from proto/) and the core's
+// domain types. Everything protobuf-shaped stays in transport/.
+
+const statusFromPb: Record<ServingStatus, Status | undefined> = {
+  [ServingStatus.UNSPECIFIED]: undefined,
+  [ServingStatus.SERVING]: "SERVING",
+  [ServingStatus.NOT_SERVING]: "NOT_SERVING",
+  [ServingStatus.DRAINING]: "DRAINING",
+};
+
+const statusToPb: Record<Status, ServingStatus> = {
+  SERVING: ServingStatus.SERVING,
+  NOT_SERVING: ServingStatus.NOT_SERVING,
+  DRAINING: ServingStatus.DRAINING,
+};
+
+const strategyFromPb: Record<StrategyPb, Strategy> = {
+  [StrategyPb.UNSPECIFIED]: "ROUND_ROBIN",
+  [StrategyPb.ROUND_ROBIN]: "ROUND_ROBIN",
+  [StrategyPb.RANDOM]: "RANDOM",
+  [StrategyPb.WEIGHTED]: "WEIGHTED",
+  [StrategyPb.LEAST_LOADED]: "LEAST_LOADED",
+  [StrategyPb.CONSISTENT_HASH]: "CONSISTENT_HASH",
+  [StrategyPb.RENDEZVOUS]: "RENDEZVOUS",
+};
+
+/** statusOf maps a wire status (an unknown number from a newer client is rejected by the caller). */
+export function statusOf(s: ServingStatus): Status | undefined {
+  return statusFromPb[s];
+}
+
+/** knownStatus reports whether s is a status this server understands. */
+export function knownStatus(s: number): s is ServingStatus {
+  return s in statusFromPb;
+}
+
+/** strategyOf maps a wire strategy; undefined for a value this server does not know. */
+export function strategyOf(s: StrategyPb): Strategy | undefined {
+  return strategyFromPb[s];
+}
+
+/** ttlOf converts a lease TTL; undefined means the server's default. */
+export function ttlOf(d: Duration | undefined): number | undefined {
+  return d === undefined ? undefined : durationMs(d);
+}
+
+/** instanceInputOf converts a wire instance to the core's input. */
+export function instanceInputOf(i: Instance | undefined): InstanceInput | undefined {
+  if (i === undefined) return undefined;
+  return {
+    namespace: i.namespace,
+    service: i.service,
+    instanceId: i.instanceId,
+    host: i.host,
+    port: i.port,
+    version: i.version,
+    zone: i.zone,
+    tags: i.tags,
+    metadata: i.metadata,
+    weight: i.weight,
+    status: statusFromPb[i.status],
+  };
+}
+
+/** keyOfPb converts a wire key. */
+export function keyOfPb(k: InstanceKeyPb | undefined): InstanceKey | undefined {
+  return k === undefined ? undefined : { namespace: k.namespace, service: k.service, instanceId: k.instanceId };
+}
+
+/** filterOfPb converts a wire filter. */
+export function filterOfPb(f: Filter | undefined): FilterSpec | undefined {
+  return f === undefined ? undefined : { tags: f.tags, version: f.version, zone: f.zone, metadata: f.metadata };
+}
+
+const instanceCache = new WeakMap<InstanceRecord, Instance>();
+
+/**
+ * instanceToPb converts a stored record. Records are immutable, so the wire
+ * message is built once per record and shared by every response and watcher.
+ */
+export function instanceToPb(r: InstanceRecord): Instance {
+  let pb = instanceCache.get(r);
+  if (pb === undefined) {
+    pb = create(InstanceSchema, {
+      namespace: r.namespace,
+      service: r.service,
+      instanceId: r.instanceId,
+      host: r.host,
+      port: r.port,
+      version: r.version,
+      zone: r.zone,
+      tags: [...r.tags],
+      metadata: { ...r.metadata },
+      weight: r.weight,
+      status: statusToPb[r.status],
+      registeredAt: timestampFromMs(r.registeredAt),
+      updatedAt: timestampFromMs(r.updatedAt),
+      createRevision: BigInt(r.createRevision),
+      modRevision: BigInt(r.modRevision),
+    });
+    instanceCache.set(r, pb);
+  }
+  return pb;
+}
+
+const eventTypeToPb = { ADDED: EventType.ADDED, UPDATED: EventType.UPDATED, REMOVED: EventType.REMOVED } as const;
+const removalToPb = {
+  DEREGISTERED: RemovalReasonPb.DEREGISTERED,
+  LEASE_EXPIRED: RemovalReasonPb.LEASE_EXPIRED,
+  STREAM_CLOSED: RemovalReasonPb.STREAM_CLOSED,
+  FILTERED: RemovalReasonPb.FILTERED,
+} as const;
+const resetToPb = {
+  COMPACTED: ResetReasonPb.COMPACTED,
+  REGISTRY_CHANGED: ResetReasonPb.REGISTRY_CHANGED,
+  OVERFLOW: ResetReasonPb.OVERFLOW,
+} as const;
+
+/** watchItemToPb converts one watch stream item. */
+export function watchItemToPb(item: WatchItem): WatchServicesResponse {
+  switch (item.kind) {
+    case "snapshot":
+      return create(WatchServicesResponseSchema, {
+        message: { case: "snapshot", value: { instances: item.instances.map(instanceToPb) } },
+      });
+    case "snapshot_end":
+      return create(WatchServicesResponseSchema, {
+        message: {
+          case: "snapshotEnd",
+          value: {
+            revision: BigInt(item.revision),
+            registryId: item.registryId,
+            reset: item.reason !== undefined,
+            reason: item.reason === undefined ? ResetReasonPb.UNSPECIFIED : resetToPb[item.reason],
+          },
+        },
+      });
+    case "event":
+      return create(WatchServicesResponseSchema, {
+        message: {
+          case: "event",
+          value: {
+            type: eventTypeToPb[item.type],
+            instance: instanceToPb(item.instance),
+            revision: BigInt(item.revision),
+            removalReason: item.removalReason === undefined ? RemovalReasonPb.UNSPECIFIED : removalToPb[item.removalReason],
+          },
+        },
+      });
+    case "progress":
+      return create(WatchServicesResponseSchema, {
+        message: { case: "progress", value: { revision: BigInt(item.revision), registryId: item.registryId } },
+      });
+  }
+}
+
+const beatResultToPb = { RENEWED: BeatResult.RENEWED, UNKNOWN: BeatResult.UNKNOWN, INVALID: BeatResult.INVALID } as const;
+
+/** beatAckOf converts one heartbeat outcome. */
+export function beatAckOf(o: BeatOutcome) {
+  return {
+    key: o.key,
+    result: beatResultToPb[o.result],
+    leaseExpiresAt: o.result === "RENEWED" ? timestampFromMs(o.expiresAt) : undefined,
+    message: o.result === "RENEWED" ? "" : o.message,
+  };
+}

@@ -1,0 +1,112 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+/** ListenerOptions configure the HTTP servers behind the one port. */
+export interface ListenerOptions {
+  /** maxStreamsPerConnection is HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS. */
+  readonly maxStreamsPerConnection: number;
+  /** maxHeaderBytes bounds request headers (HTTP/1.1 and HTTP/2). */
+  readonly maxHeaderBytes: number;
+}
+
+/** RequestHandler serves HTTP/1.1 and HTTP/2 requests alike, as connectNodeAdapter returns. */
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+const PREFACE = "PRI"; // the start of HTTP/2's connection preface, "PRI * HTTP/2.0"
+
+/**
+ * Listener serves HTTP/2 cleartext (gRPC, gRPC-Web, Connect) and HTTP/1.1
+ * (Connect, gRPC-Web, plain curl) on one port. Node's cleartext HTTP/2
+ * server cannot fall back to HTTP/1.1, so the listener reads the first bytes
+ * of each connection and hands the socket, data included, to the matching
+ * server. Both servers run the same handler.
+ */
+export class Listener {
+  private readonly tcp: net.Server;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.Http2Session>();
+
+  constructor(handler: RequestHandler, opts: ListenerOptions) {
+    this.h2 = http2.createServer(
+      {
+        settings: { maxConcurrentStreams: opts.maxStreamsPerConnection },
+        maxHeaderListPairs: 256,
+        maxSessionMemory: 64,
+      },
+      handler,
+    );
+    this.h2.on("session", (s) => {
+      this.sessions.add(s);
+      s.once("close", () => this.sessions.delete(s));
+    });
+    this.h1 = http.createServer({ maxHeaderSize: opts.maxHeaderBytes, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
+    this.tcp = net.createServer((socket) => this.route(socket));
+  }
+
+  /** listen binds host:port (port 0 picks a free port) and resolves with the bound port. */
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.tcp.once("error", reject);
+      this.tcp.listen(port, host, () => {
+        this.tcp.off("error", reject);
+        resolve((this.tcp.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  /** connections counts open client connections. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /**
+   * close stops accepting, sends HTTP/2 GOAWAY, closes idle HTTP/1.1
+   * connections, and after graceMs destroys whatever is still open.
+   */
+  async close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
+    for (const s of this.sessions) s.close();
+    this.h1.closeIdleConnections();
+    const deadline = setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, graceMs);
+    const drained = new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (this.sockets.size === 0) resolve();
+        else setTimeout(check, 10).unref();
+      };
+      check();
+    });
+    await Promise.all([closed, drained]);
+    clearTimeout(deadline);
+  }
+
+  private route(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    let head: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      if (head.length < PREFACE.length) return;
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(head);
+      if (head.toString("latin1", 0, PREFACE.length) === PREFACE) {
+        // The HTTP/2 session reads the unshifted bytes itself on the next tick;
+        // resuming here would hand them to no one.
+        this.h2.emit("connection", socket);
+      } else {
+        this.h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+  }
+}

@@ -1,0 +1,179 @@
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  HeartbeatResponseSchema,
+  RegistryService,
+
+} from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { invalid } from "../registry/errors.js";
+import type { Registry } from "../registry/registry.js";
+import { filterOf, namespaceOf, serviceOf, type Limits } from "../registry/validate.js";
+import type { WatchHub } from "../watch/hub.js";
+import { connectionKey, type Connection } from "./connections.js";
+import {
+  beatAckOf,
+  filterOfPb,
+  instanceInputOf,
+  instanceToPb,
+  keyOfPb,
+  knownStatus,
+  statusOf,
+  strategyOf,
+  ttlOf,
+  watchItemToPb,
+} from "./convert.js";
+
+/** ServiceDeps are the parts the RPC handlers call. */
+export interface ServiceDeps {
+  readonly registry: Registry;
+  readonly hub: WatchHub;
+  readonly limits: Limits;
+}
+
+/**
+ * registryRoutes mounts RegistryService. Each handler validates what only
+ * the wire can get wrong (unknown enum values), calls the core, and converts;
+ * errorInterceptor maps every error.
+ */
+export function registryRoutes({ registry, hub, limits }: ServiceDeps): (router: ConnectRouter) => void {
+  return (router) =>
+    router.service(RegistryService, {
+      async register(req) {
+        if (req.instance !== undefined && !knownStatus(req.instance.status)) {
+          throw invalid("instance.status", `unknown value ${req.instance.status}`);
+        }
+        const r = await registry.register(instanceInputOf(req.instance), ttlOf(req.leaseTtl));
+        return {
+          instance: instanceToPb(r.instance),
+          leaseTtl: durationFromMs(r.ttlMs),
+          leaseExpiresAt: timestampFromMs(r.expiresAt),
+          revision: BigInt(r.revision),
+          registryId: registry.store.registryId,
+        };
+      },
+
+      async deregister(req) {
+        const revision = await registry.deregister(keyOfPb(req.key));
+        return { revision: BigInt(revision), registryId: registry.store.registryId };
+      },
+
+      async discover(req) {
+        const strategy = strategyOf(req.strategy);
+        if (strategy === undefined) throw invalid("strategy", `unknown value ${req.strategy}`);
+        const d = registry.discover({
+          namespace: req.namespace,
+          service: req.service,
+          filter: filterOfPb(req.filter),
+          strategy,
+          hashKey: req.hashKey,
+          preferredZone: req.preferredZone,
+          includeAll: req.includeAll,
+        });
+        return {
+          instance: instanceToPb(d.chosen),
+          instances: d.all.map(instanceToPb),
+          revision: BigInt(d.revision),
+          registryId: registry.store.registryId,
+        };
+      },
+
+      async listServices(req) {
+        const services = registry.listServices(req.namespace);
+        return { services, revision: BigInt(registry.store.revision()), registryId: registry.store.registryId };
+      },
+
+      async *heartbeat(requests, ctx) {
+        const conn = connectionOf(ctx);
+        conn.acquire("heartbeats");
+        let stream;
+        try {
+          stream = registry.openStream();
+        } catch (err) {
+          conn.release("heartbeats");
+          throw err;
+        }
+        try {
+          for await (const req of untilAborted(requests, ctx.signal)) {
+            const beats = req.beats.map((b, i) => {
+              if (!knownStatus(b.status)) throw invalid(`beats[${i}].status`, `unknown value ${b.status}`);
+              return { key: keyOfPb(b.key), status: statusOf(b.status), load: b.load };
+            });
+            const outcomes = await registry.heartbeat(stream, beats);
+            yield create(HeartbeatResponseSchema, { sequence: req.sequence, acks: outcomes.map(beatAckOf) });
+          }
+        } finally {
+          registry.closeStream(stream);
+          conn.release("heartbeats");
+        }
+      },
+
+      async *watchServices(req, ctx) {
+        const namespace = namespaceOf("namespace", req.namespace);
+        const services = [...new Set(req.services)];
+        if (services.length > limits.maxWatchServices) {
+          throw invalid("services", `must name at most ${limits.maxWatchServices} services, got ${services.length}`);
+        }
+        services.forEach((s, i) => serviceOf(`services[${i}]`, s));
+        const filter = filterOf("filter", filterOfPb(req.filter), limits);
+        const conn = connectionOf(ctx);
+        conn.acquire("watchers");
+        let watcher;
+        try {
+          watcher = hub.watch({
+            namespace,
+            services,
+            filter,
+            resumeRevision: Number(req.resumeRevision),
+            registryId: req.registryId,
+          });
+        } catch (err) {
+          conn.release("watchers");
+          throw err;
+        }
+        const w = watcher;
+        const onAbort = (): void => w.end();
+        ctx.signal.addEventListener("abort", onAbort, { once: true });
+        try {
+          for await (const item of w) yield watchItemToPb(item);
+          if (ctx.signal.aborted) throw ctx.signal.reason;
+        } finally {
+          ctx.signal.removeEventListener("abort", onAbort);
+          w.end();
+          conn.release("watchers");
+        }
+      },
+    });
+}
+
+function connectionOf(ctx: HandlerContext): Connection {
+  const conn = ctx.values.get(connectionKey);
+  if (conn === undefined) throw new Error("connection context missing: mount routes with connectionValues");
+  return conn;
+}
+
+/**
+ * untilAborted iterates a request stream until it ends or signal aborts
+ * (client cancel, server shutdown); on abort it throws the signal's reason.
+ */
+async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    for (;;) {
+      const r = await Promise.race([it.next(), aborted]);
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
+    void it.return?.();
+  }
+}
+

@@ -1,0 +1,52 @@
+import { matches } from "../registry/filter.js";
+import type { InstanceRecord, RemovalReason } from "../registry/instance.js";
+import type { FilterSpec } from "../registry/validate.js";
+import type { Change } from "../store/store.js";
+
+/** ResetReason says why a watcher got a fresh snapshot. */
+export type ResetReason = "COMPACTED" | "REGISTRY_CHANGED" | "OVERFLOW";
+
+/** WatchEventItem is one change as one watcher sees it (after its filter). */
+export interface WatchEventItem {
+  readonly kind: "event";
+  readonly type: "ADDED" | "UPDATED" | "REMOVED";
+  readonly instance: InstanceRecord;
+  readonly revision: number;
+  /** removalReason for REMOVED; FILTERED when the instance only stopped matching. */
+  readonly removalReason: RemovalReason | "FILTERED" | undefined;
+}
+
+/** WatchItem is one message of a watch stream, before encoding. */
+export type WatchItem =
+  | { readonly kind: "snapshot"; readonly instances: readonly InstanceRecord[] }
+  | {
+      readonly kind: "snapshot_end";
+      readonly revision: number;
+      readonly registryId: string;
+      readonly reason: ResetReason | undefined;
+    }
+  | WatchEventItem
+  | { readonly kind: "progress"; readonly revision: number; readonly registryId: string };
+
+/**
+ * eventFor turns a store change into what a watcher with filter f sees:
+ * an instance that starts matching is ADDED, one that stops matching is
+ * REMOVED with reason FILTERED, and changes it never saw are dropped.
+ */
+export function eventFor(change: Change, f: FilterSpec, matchAll: boolean): WatchEventItem | undefined {
+  const { revision, instance } = change;
+  const now = matchAll || matches(f, instance);
+  switch (change.type) {
+    case "ADDED":
+      return now ? { kind: "event", type: "ADDED", instance, revision, removalReason: undefined } : undefined;
+    case "REMOVED":
+      return now ? { kind: "event", type: "REMOVED", instance, revision, removalReason: change.reason } : undefined;
+    case "UPDATED": {
+      const before = matchAll || matches(f, change.previous);
+      if (before && now) return { kind: "event", type: "UPDATED", instance, revision, removalReason: undefined };
+      if (now) return { kind: "event", type: "ADDED", instance, revision, removalReason: undefined };
+      if (before) return { kind: "event", type: "REMOVED", instance, revision, removalReason: "FILTERED" };
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,143 @@
+import { Reason, RegistryError } from "../registry/errors.js";
+import type { FilterSpec } from "../registry/validate.js";
+import type { Change } from "../store/store.js";
+import { eventFor, type ResetReason, type WatchItem } from "./items.js";
+
+/** OverflowPolicy is what happens to a watcher whose queue overflows. */
+export type OverflowPolicy = "reset" | "close";
+
+/** WatchScope is what one watcher watches. */
+export interface WatchScope {
+  readonly namespace: string;
+  /** services watched; empty means the whole namespace. */
+  readonly services: readonly string[];
+  readonly filter: FilterSpec;
+  readonly matchAll: boolean;
+}
+
+/** WatcherHost is what a watcher needs from its hub. */
+export interface WatcherHost {
+  snapshot(scope: WatchScope, reason: ResetReason | undefined): WatchItem[];
+  remove(w: Watcher): void;
+}
+
+/**
+ * Watcher is one subscriber: a bounded queue of items that its stream drains
+ * as an async iterator. The hub pushes without ever waiting on the reader; a
+ * reader too slow for maxQueue items is reset to a fresh snapshot or ended
+ * with RESOURCE_EXHAUSTED, by policy, so it never grows server memory.
+ */
+export class Watcher implements AsyncIterableIterator<WatchItem> {
+  private queue: WatchItem[] = [];
+  private head = 0;
+  private wake: ((r: IteratorResult<WatchItem>) => void) | undefined;
+  private failWake: ((err: unknown) => void) | undefined;
+  private ended: { error: unknown } | undefined;
+  /** lastActivity is when the last item was queued, for progress bookmarks. */
+  lastActivity: number;
+  /** resets counts overflow resets. */
+  resets = 0;
+
+  constructor(
+    readonly scope: WatchScope,
+    private readonly host: WatcherHost,
+    private readonly maxQueue: number,
+    private readonly policy: OverflowPolicy,
+    now: number,
+  ) {
+    this.lastActivity = now;
+  }
+
+  /** pending counts queued items. */
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** offer queues what this watcher sees of change. */
+  offer(change: Change, now: number): void {
+    const item = eventFor(change, this.scope.filter, this.scope.matchAll);
+    if (item !== undefined) this.push(item, now);
+  }
+
+  /** push queues an item, handling overflow. */
+  push(item: WatchItem, now: number): void {
+    if (this.ended !== undefined) return;
+    this.lastActivity = now;
+    if (this.wake !== undefined) {
+      const wake = this.wake;
+      this.wake = this.failWake = undefined;
+      wake({ value: item, done: false });
+      return;
+    }
+    if (this.pending >= this.maxQueue) {
+      this.overflow();
+      return;
+    }
+    this.queue.push(item);
+  }
+
+  /** pushAll queues items in order. */
+  pushAll(items: readonly WatchItem[], now: number): void {
+    for (const item of items) this.push(item, now);
+  }
+
+  /** end finishes the stream: cleanly with no error, or with error. */
+  end(error?: unknown): void {
+    if (this.ended !== undefined) return;
+    this.ended = { error };
+    this.host.remove(this);
+    if (this.wake !== undefined) {
+      const { wake, failWake } = this;
+      this.wake = this.failWake = undefined;
+      if (error === undefined) wake({ value: undefined, done: true });
+      else failWake!(error);
+    }
+  }
+
+  next(): Promise<IteratorResult<WatchItem>> {
+    if (this.head < this.queue.length) {
+      const value = this.queue[this.head]!;
+      this.queue[this.head++] = undefined as unknown as WatchItem;
+      if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.ended !== undefined) {
+      return this.ended.error === undefined
+        ? Promise.resolve({ value: undefined, done: true })
+        : Promise.reject(this.ended.error);
+    }
+    return new Promise((resolve, reject) => {
+      this.wake = resolve;
+      this.failWake = reject;
+    });
+  }
+
+  return(): Promise<IteratorResult<WatchItem>> {
+    this.end();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private overflow(): void {
+    if (this.policy === "close") {
+      this.queue = [];
+      this.head = 0;
+      this.end(
+        new RegistryError(
+          Reason.WATCH_OVERFLOW,
+          `watch: the watcher fell more than ${this.maxQueue} messages behind and was ended; resume from the last revision received`,
+        ),
+      );
+      return;
+    }
+    this.resets++;
+    this.queue = this.host.snapshot(this.scope, "OVERFLOW");
+    this.head = 0;
+  }
+}
