@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+// One vitest run covers every TypeScript package. Integration tests start
+// real servers on loopback port 0, so files run in parallel processes but
+// each file's tests run in order.
+export default defineConfig({
+  test: {
+    include: ["server/test/**/*.test.ts", "sdks/typescript/test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: "forks",
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    reporters: ["default"],
+  },
+});
