@@ -19,24 +19,26 @@ const encoder = new TextEncoder();
  * MurmurHash3's fmix32 so that similar strings spread over the whole range.
  */
 export function hash32(s: string): number {
+  return fmix32(fnv1a32(s));
+}
+
+/** fnv1a32 is the 32-bit FNV-1a hash of the UTF-8 bytes of s, the first step of hash32. */
+export function fnv1a32(s: string): number {
   let h = 0x811c9dc5;
-  let ascii = true;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0x80) {
-      ascii = false;
-      break;
+      h = 0x811c9dc5;
+      for (const b of encoder.encode(s)) h = Math.imul(h ^ b, 0x01000193);
+      return h >>> 0;
     }
     h = Math.imul(h ^ c, 0x01000193);
   }
-  if (!ascii) {
-    h = 0x811c9dc5;
-    for (const b of encoder.encode(s)) h = Math.imul(h ^ b, 0x01000193);
-  }
-  return fmix32(h);
+  return h >>> 0;
 }
 
-function fmix32(h: number): number {
+/** fmix32 is MurmurHash3's 32-bit finaliser. */
+export function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
