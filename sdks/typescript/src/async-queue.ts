@@ -2,7 +2,7 @@
  * AsyncQueue is a push-driven async iterable: the request side of a client
  * stream. push never waits (the heartbeat stream sends a few small
  * messages per TTL, so the queue stays short), end finishes the iteration,
- * and a consumer that stops iterating ends the queue too.
+ * and a consumer that stops iterating (return or throw) ends the queue too.
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
   private readonly items: T[] = [];
@@ -48,6 +48,12 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
         this.items.length = 0;
         this.end();
         return Promise.resolve({ value: undefined, done: true });
+      },
+      // connect-es aborts a request stream by throwing into it.
+      throw: (err: unknown) => {
+        this.items.length = 0;
+        this.end();
+        return Promise.reject(err);
       },
     };
   }

@@ -1,8 +1,7 @@
 // Jittered exponential backoff, shared by the session (heartbeat stream) and
 // the watcher (watch stream) so that both reconnect the same way.
 
-/** Random returns a float in [0, 1); injectable so that tests are deterministic. */
-export type Random = () => number;
+import type { Random } from "./balancer.js";
 
 /** BackoffOptions configure reconnect delays; every field has a default. */
 export interface BackoffOptions {

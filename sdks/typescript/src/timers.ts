@@ -44,3 +44,14 @@ export function sleep(ms: number, signal: AbortSignal | undefined, timers: Timer
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/** within waits for p, but no longer than ms; it reports whether p settled in time and clears its timer. */
+export async function within(p: Promise<unknown>, ms: number, timers: Timers = systemTimers): Promise<boolean> {
+  let handle: TimerHandle | undefined;
+  const late = new Promise<boolean>((resolve) => (handle = timers.setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => true), late]);
+  } finally {
+    timers.clearTimeout(handle);
+  }
+}

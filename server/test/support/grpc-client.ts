@@ -31,12 +31,12 @@ export function unary<T>(client: Record<string, any>, method: string, req: objec
 }
 
 /** Collector buffers a grpc-js stream's messages and its end or error. */
-export class Collector<T = any> {
+export class Collector<T = any, C extends grpc.ClientReadableStream<T> | grpc.ClientDuplexStream<any, T> = grpc.ClientDuplexStream<any, T>> {
   readonly messages: T[] = [];
   error: grpc.ServiceError | undefined;
   ended = false;
 
-  constructor(readonly call: grpc.ClientReadableStream<T> | grpc.ClientDuplexStream<any, T>) {
+  constructor(readonly call: C) {
     call.on("data", (m: T) => this.messages.push(m));
     call.on("error", (e: grpc.ServiceError) => (this.error = e));
     call.on("end", () => (this.ended = true));

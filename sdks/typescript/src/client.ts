@@ -1,0 +1,85 @@
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  type Http2SessionManager,
+} from "@connectrpc/connect-node";
+import { RegistryService } from "./gen/maxine/registry/v1/registry_pb.js";
+
+/** MaxineClient is a typed connect-es client of maxine.registry.v1.RegistryService. */
+export type MaxineClient = Client<typeof RegistryService>;
+
+/** Protocol is the RPC protocol a client speaks; a Maxine server answers all three on one port. */
+export type Protocol = "connect" | "grpc" | "grpc-web";
+
+/** MaxineClientOptions configure createMaxineClient and createMaxineTransport. */
+export interface MaxineClientOptions {
+  /** baseUrl is the server's address, e.g. "http://127.0.0.1:7400" (https for TLS). */
+  readonly baseUrl: string;
+  /** protocol defaults to "grpc". */
+  readonly protocol?: Protocol;
+  /**
+   * httpVersion defaults to "2". "1.1" works for unary calls and server
+   * streams (Watcher) with "connect" and "grpc-web"; gRPC and the
+   * Heartbeat stream (Session) need HTTP/2.
+   */
+  readonly httpVersion?: "1.1" | "2";
+  /**
+   * sessionManager is the HTTP/2 connection to use. Pass your own
+   * Http2SessionManager to share one connection between clients or to close
+   * it yourself (abort()); by default each transport opens its own, which
+   * connect-node lets idle out and never keeps the process alive when idle.
+   */
+  readonly sessionManager?: Http2SessionManager;
+  /** pingIntervalMs, when set, sends HTTP/2 PINGs on busy connections to detect dead ones. */
+  readonly pingIntervalMs?: number;
+  /** pingTimeoutMs is how long a PING may go unanswered before the connection is dropped (default 15 s). */
+  readonly pingTimeoutMs?: number;
+  /** useBinaryFormat selects protobuf (default) or JSON for "connect" and "grpc-web". */
+  readonly useBinaryFormat?: boolean;
+  /** interceptors run around every call (auth headers, logging, tests that inject failures). */
+  readonly interceptors?: Interceptor[];
+  /** defaultTimeoutMs is a deadline for calls that set none; streams normally set none. */
+  readonly defaultTimeoutMs?: number;
+}
+
+/**
+ * createMaxineTransport builds the connect-node transport createMaxineClient
+ * uses, for callers that make their own clients or share one transport.
+ */
+export function createMaxineTransport(opts: MaxineClientOptions): Transport {
+  const protocol = opts.protocol ?? "grpc";
+  const common = {
+    baseUrl: opts.baseUrl,
+    interceptors: opts.interceptors ?? [],
+    ...(opts.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: opts.defaultTimeoutMs } : {}),
+  };
+  const h2 = {
+    httpVersion: "2" as const,
+    ...(opts.sessionManager !== undefined ? { sessionManager: opts.sessionManager } : {}),
+    ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
+    ...(opts.pingTimeoutMs !== undefined ? { pingTimeoutMs: opts.pingTimeoutMs } : {}),
+  };
+  const http = (opts.httpVersion ?? "2") === "2" ? h2 : { httpVersion: "1.1" as const };
+  switch (protocol) {
+    case "grpc":
+      if (opts.httpVersion === "1.1") throw new TypeError('createMaxineClient: protocol "grpc" needs httpVersion "2"');
+      return createGrpcTransport({ ...common, ...h2 });
+    case "grpc-web":
+      return createGrpcWebTransport({ ...common, ...http, useBinaryFormat: opts.useBinaryFormat ?? true });
+    case "connect":
+      return createConnectTransport({ ...common, ...http, useBinaryFormat: opts.useBinaryFormat ?? true });
+    default:
+      throw new TypeError(`createMaxineClient: protocol must be "connect", "grpc" or "grpc-web", got ${JSON.stringify(protocol)}`);
+  }
+}
+
+/**
+ * createMaxineClient returns a RegistryService client. It is a plain
+ * connect-es client: every RPC of the proto is a method, errors are
+ * ConnectErrors, and the Session and Watcher of this SDK build on it.
+ */
+export function createMaxineClient(opts: MaxineClientOptions): MaxineClient {
+  return createClient(RegistryService, createMaxineTransport(opts));
+}

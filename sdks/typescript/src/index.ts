@@ -1,0 +1,43 @@
+// @maxine/sdk: the hand-written TypeScript SDK of Maxine. createMaxineClient
+// is the plain RPC client; Session keeps instances alive over one heartbeat
+// stream; Watcher keeps a live local view of services and picks instances
+// with the same algorithms as the server's Discover.
+
+export { createMaxineClient, createMaxineTransport, type MaxineClient, type MaxineClientOptions, type Protocol } from "./client.js";
+export {
+  Session,
+  type InstanceInit,
+  type ReconnectInfo,
+  type RegisterOptions,
+  type SessionEvents,
+  type SessionOptions,
+  type SessionState,
+} from "./session.js";
+export { InstanceHandle, keyString, type InstanceKeyOf } from "./instance-handle.js";
+export { Watcher, type FilterInit, type WatcherEvents, type WatcherOptions, type WatcherState } from "./watcher.js";
+export { InstanceView, type ApplyResult, type ChangeType, type SyncInfo, type WatchChange } from "./instance-view.js";
+export { Picker } from "./picker.js";
+export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+export { Emitter, type Listener } from "./emitter.js";
+export { systemTimers, type TimerHandle, type Timers } from "./timers.js";
+export { HashRing, RING_POINTS, compareIds, hash32, pickLeastLoaded, pickWeighted, rendezvous, type Candidate, type Random } from "./balancer.js";
+export {
+  BeatResult,
+  EventType,
+  RegistryService,
+  RemovalReason,
+  ResetReason,
+  ServingStatus,
+  Strategy,
+  InstanceSchema,
+  type Filter,
+  type Instance,
+  type InstanceKey,
+  type DiscoverRequest,
+  type DiscoverResponse,
+  type ListServicesResponse,
+  type RegisterResponse,
+  type ServiceSummary,
+  type WatchEvent,
+  type WatchServicesResponse,
+} from "./gen/maxine/registry/v1/registry_pb.js";

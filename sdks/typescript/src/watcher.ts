@@ -1,0 +1,236 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Backoff, type BackoffOptions } from "./backoff.js";
+import type { Random } from "./balancer.js";
+import type { MaxineClient } from "./client.js";
+import { Emitter } from "./emitter.js";
+import { Strategy, type FilterSchema, type Instance } from "./gen/maxine/registry/v1/registry_pb.js";
+import { InstanceView, type SyncInfo, type WatchChange } from "./instance-view.js";
+import { Picker } from "./picker.js";
+import type { ReconnectInfo } from "./session.js";
+import { sleep, systemTimers, type Timers } from "./timers.js";
+
+/** FilterInit narrows the watched instances, as WatchServicesRequest.filter does. */
+export type FilterInit = MessageInitShape<typeof FilterSchema>;
+
+/** WatcherOptions say what to watch and how to reconnect; only services is commonly set. */
+export interface WatcherOptions {
+  /** namespace to watch; empty or unset means "default". */
+  readonly namespace?: string;
+  /** services to watch: one name, several, or none (unset or []) for every service of the namespace. */
+  readonly services?: string | readonly string[];
+  /** filter narrows the watched instances; an instance that stops matching is "removed". */
+  readonly filter?: FilterInit;
+  /** backoff shapes reconnects after the stream fails (default 100 ms doubling up to 5 s, full jitter). */
+  readonly backoff?: BackoffOptions;
+  /** random drives RANDOM and WEIGHTED picks (default Math.random). */
+  readonly random?: Random;
+  /** signal closes the watcher when it aborts. */
+  readonly signal?: AbortSignal;
+  /** timers is the clock backoff sleeps on (default: global timers and Date.now). */
+  readonly timers?: Timers;
+}
+
+/** WatcherState is where a Watcher's stream stands: "live" once a snapshot was applied on the current stream. */
+export type WatcherState = "connecting" | "live" | "backoff" | "closed";
+
+/** WatcherEvents are the events a Watcher emits. */
+export interface WatcherEvents {
+  /** change: any change of the view; added, updated and removed below carry the same object. */
+  change: [change: WatchChange];
+  added: [change: WatchChange];
+  updated: [change: WatchChange];
+  removed: [change: WatchChange];
+  /** synced: the view equals a snapshot (the first one, or a reset: then the changes it implied came first). */
+  synced: [info: SyncInfo];
+  /** state: the stream changed state. */
+  state: [state: WatcherState];
+  /** disconnect: the stream failed; a resume is scheduled. */
+  disconnect: [error: unknown];
+  /** reconnect: a new stream delivered its first message after a failure. */
+  reconnect: [info: ReconnectInfo];
+  /** error: a stream failure (retried) or a fatal error (the watcher closes itself). */
+  error: [error: unknown];
+  /** close: the watcher stopped; no stream or timer is left. */
+  close: [];
+}
+
+// Errors that a retry cannot fix: the watcher closes and ready() rejects.
+const FATAL = new Set([Code.InvalidArgument, Code.Unimplemented, Code.Unauthenticated, Code.PermissionDenied]);
+
+/**
+ * Watcher keeps a live local view of a service's (or several services')
+ * instances from WatchServices. It applies the snapshot and then each event
+ * in revision order, resumes after a failure from the last revision and
+ * registry_id it saw (the server replays what it missed, or sends a reset
+ * snapshot whose differences are emitted as changes), and picks instances
+ * locally with the server's algorithms. It starts watching when constructed.
+ */
+export class Watcher extends Emitter<WatcherEvents> {
+  private readonly view = new InstanceView();
+  private readonly picker: Picker;
+  private readonly services: readonly string[];
+  private readonly timers: Timers;
+  private readonly backoff: Backoff;
+  private readonly lifetime = new AbortController();
+  private readonly running: Promise<void>;
+  private readonly readyPromise: Promise<void>;
+  private resolveReady!: () => void;
+  private rejectReady!: (err: unknown) => void;
+  private current: WatcherState = "connecting";
+  private downSince: number | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly onAbort = (): void => void this.close();
+
+  constructor(
+    private readonly client: MaxineClient,
+    private readonly opts: WatcherOptions = {},
+  ) {
+    super();
+    this.services = typeof opts.services === "string" ? [opts.services] : [...(opts.services ?? [])];
+    this.timers = opts.timers ?? systemTimers;
+    this.backoff = new Backoff(opts.backoff);
+    this.picker = new Picker(this.view, opts.random);
+    this.readyPromise = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.readyPromise.catch(() => undefined); // rejected only for whoever awaits ready()
+    opts.signal?.addEventListener("abort", this.onAbort, { once: true });
+    this.running = opts.signal?.aborted ? Promise.resolve() : this.run();
+    if (opts.signal?.aborted) void this.close();
+  }
+
+  /** state is where the stream stands. */
+  get state(): WatcherState {
+    return this.current;
+  }
+
+  /** revision is the revision the view is up to date at (0 before the first snapshot). */
+  get revision(): bigint {
+    return this.view.revision;
+  }
+
+  /** registryId names the registry the revision belongs to. */
+  get registryId(): string {
+    return this.view.registryId;
+  }
+
+  /** ready resolves once the first snapshot was applied, and rejects if the watcher closes first. */
+  ready(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  /** instances returns the view: one service's instances, or all, in (service, instance_id) order. */
+  instances(service?: string): Instance[] {
+    const names = service !== undefined ? [service] : this.view.serviceNames();
+    return names.flatMap((s) => this.view.sorted(s));
+  }
+
+  /** get returns one instance of the view, or undefined. */
+  get(service: string, instanceId: string): Instance | undefined {
+    return this.view.get(service, instanceId);
+  }
+
+  /**
+   * pick chooses a SERVING instance locally, with no network call, or returns
+   * undefined when there is none. CONSISTENT_HASH and RENDEZVOUS need hashKey
+   * and choose what Discover would; service may be omitted when the watcher
+   * watches exactly one service.
+   */
+  pick(strategy: Strategy = Strategy.ROUND_ROBIN, hashKey?: string, service?: string): Instance | undefined {
+    const s = service ?? (this.services.length === 1 ? this.services[0]! : undefined);
+    if (s === undefined) throw new TypeError("pick: this watcher watches several services; name the service to pick from");
+    return this.picker.pick(s, strategy, hashKey);
+  }
+
+  /** close ends the stream and any backoff timer; it is idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.opts.signal?.removeEventListener("abort", this.onAbort);
+      this.lifetime.abort(new ConnectError("watcher: closed", Code.Canceled));
+      await this.running;
+      this.rejectReady(new Error("watcher: closed before the first snapshot"));
+      this.setState("closed");
+      this.emit("close");
+      this.removeAllListeners();
+    })();
+    return this.closing;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.lifetime.signal;
+    while (!signal.aborted) {
+      this.setState("connecting");
+      const error = await this.stream(signal);
+      this.view.abandonSnapshot();
+      if (signal.aborted) break;
+      if (FATAL.has(ConnectError.from(error).code)) {
+        this.emit("error", error);
+        this.rejectReady(error);
+        void this.close();
+        break;
+      }
+      this.downSince ??= this.timers.now();
+      this.emit("disconnect", error);
+      this.emit("error", error);
+      this.setState("backoff");
+      try {
+        await sleep(this.backoff.next(), signal, this.timers);
+      } catch {
+        break; // closed while waiting
+      }
+    }
+  }
+
+  /** stream runs one WatchServices call to its end and returns the error that ended it. */
+  private async stream(signal: AbortSignal): Promise<unknown> {
+    const resume = this.view.synced;
+    const request = {
+      namespace: this.opts.namespace ?? "",
+      services: [...this.services],
+      filter: this.opts.filter,
+      resumeRevision: resume ? this.view.revision : 0n,
+      registryId: resume ? this.view.registryId : "",
+    };
+    let first = true;
+    try {
+      for await (const msg of this.client.watchServices(request, { signal })) {
+        if (first) {
+          first = false;
+          this.connected(resume);
+        }
+        const { changes, synced } = this.view.apply(msg);
+        for (const change of changes) {
+          this.emit("change", change);
+          this.emit(change.type, change);
+        }
+        if (synced !== undefined) {
+          this.setState("live");
+          this.emit("synced", synced);
+          this.resolveReady();
+        }
+      }
+      return new ConnectError("watch: the server ended the stream", Code.Unavailable);
+    } catch (err) {
+      return err;
+    }
+  }
+
+  private connected(resumed: boolean): void {
+    const attempts = this.backoff.attempts;
+    this.backoff.reset();
+    if (resumed) this.setState("live"); // a resume replays events, then a progress bookmark: no snapshot
+    if (this.downSince !== undefined) {
+      const downMs = this.timers.now() - this.downSince;
+      this.downSince = undefined;
+      this.emit("reconnect", { attempts, downMs });
+    }
+  }
+
+  private setState(state: WatcherState): void {
+    if (this.current === state) return;
+    this.current = state;
+    this.emit("state", state);
+  }
+}

@@ -1,0 +1,106 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Strategy } from "../src/gen/maxine/registry/v1/registry_pb.js";
+import { Watcher, type WatcherState } from "../src/watcher.js";
+import type { ServerProcess } from "../../../server/test/support/server-process.js";
+import { collectChanges, Scope } from "./support/scope.js";
+import { ownedClient, startTestServer, type OwnedClient } from "./support/sdk-server.js";
+import { TrackingTimers } from "./support/tracking-timers.js";
+import { waitFor } from "./support/wait.js";
+
+let server: ServerProcess;
+const scope = new Scope();
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+afterEach(() => scope.close());
+
+function client(): OwnedClient {
+  return scope.defer(ownedClient(server.url), (c) => c.connection.abort());
+}
+
+const add = (c: OwnedClient, service: string, instanceId: string, tags: string[] = []) =>
+  c.client.register({ instance: { service, instanceId, host: "127.0.0.1", port: 9000, tags } });
+
+describe("Watcher", () => {
+  it("emits the first snapshot as added changes, then live events, and picks locally", async () => {
+    const c = client();
+    await add(c, "orders", "o2");
+    await add(c, "orders", "o1");
+    await add(c, "billing", "b1");
+    const watcher = scope.defer(new Watcher(c.client, { services: ["orders", "billing"] }), (w) => w.close());
+    const { summary } = collectChanges(watcher);
+    await watcher.ready();
+    expect(summary().map((s) => s.split("@")[0]).sort()).toEqual(["added:b1", "added:o1", "added:o2"]);
+    expect(watcher.instances().map((i) => `${i.service}/${i.instanceId}`)).toEqual(["billing/b1", "orders/o1", "orders/o2"]);
+    expect(watcher.state).toBe("live");
+    expect(() => watcher.pick(Strategy.ROUND_ROBIN)).toThrow(/name the service/);
+    expect([1, 2, 3].map(() => watcher.pick(Strategy.ROUND_ROBIN, undefined, "orders")!.instanceId)).toEqual(["o1", "o2", "o1"]);
+    await add(c, "orders", "o3");
+    await add(c, "shipping", "s1"); // not watched
+    await waitFor(() => watcher.get("orders", "o3") !== undefined, "o3 in the watcher");
+    expect(watcher.instances("shipping")).toEqual([]);
+    expect(watcher.revision).toBe(4n);
+  });
+
+  it("applies its filter: an instance that stops matching is removed", async () => {
+    const c = client();
+    await add(c, "tagged", "t1", ["blue"]);
+    await add(c, "tagged", "t2", ["green"]);
+    const watcher = scope.defer(new Watcher(c.client, { services: "tagged", filter: { tags: ["blue"] } }), (w) => w.close());
+    await watcher.ready();
+    expect(watcher.instances().map((i) => i.instanceId)).toEqual(["t1"]);
+    await add(c, "tagged", "t1", ["red"]);
+    await waitFor(() => watcher.instances().length === 0, "t1 to leave the filtered view");
+  });
+
+  it("close ends the stream and timers, and rejects ready() if it never synced", async () => {
+    const timers = new TrackingTimers();
+    const c = client();
+    const watcher = new Watcher(c.client, { services: "x", timers });
+    const states: WatcherState[] = [];
+    watcher.on("state", (s) => states.push(s));
+    await watcher.ready();
+    await watcher.close();
+    expect(states).toEqual(["live", "closed"]);
+    expect(timers.pending).toBe(0);
+    await waitFor(() => c.connection.state() === "idle", "no stream left open on the connection", 1000);
+
+    const early = new Watcher(client().client, { services: "x" });
+    const ready = early.ready();
+    await early.close();
+    await expect(ready).rejects.toThrow(/closed/);
+  });
+
+  it("stops retrying on an error a retry cannot fix", async () => {
+    const timers = new TrackingTimers();
+    const watcher = new Watcher(client().client, { services: "not a valid name!", timers });
+    const errors: unknown[] = [];
+    watcher.on("error", (e) => errors.push(e));
+    await expect(watcher.ready()).rejects.toThrow(/services\[0\]/);
+    await waitFor(() => watcher.state === "closed", "the watcher to close itself");
+    expect(errors).toHaveLength(1);
+    expect(timers.pending).toBe(0);
+  });
+
+  it("retries with backoff while the server is unreachable, and an aborted signal closes it", async () => {
+    const timers = new TrackingTimers();
+    const ac = new AbortController();
+    const watcher = new Watcher(ownedClient("http://127.0.0.1:1").client, {
+      services: "x",
+      timers,
+      signal: ac.signal,
+      backoff: { baseMs: 10, maxMs: 20 },
+    });
+    const errors: unknown[] = [];
+    watcher.on("error", (e) => errors.push(e));
+    await waitFor(() => errors.length >= 3, "several failed attempts");
+    ac.abort();
+    await waitFor(() => watcher.state === "closed", "the watcher to close");
+    expect(timers.pending).toBe(0);
+    await expect(watcher.ready()).rejects.toThrow(/closed/);
+  });
+});
