@@ -6,6 +6,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["server/test/**/*.test.ts", "sdks/typescript/test/**/*.test.ts"],
+    // fails a test file that leaves a socket, timer, server or child process behind
+    setupFiles: ["server/test/support/no-leaks.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",

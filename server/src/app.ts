@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Config } from "./config.js";
@@ -63,6 +64,9 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     progressIntervalMs: config.watchProgressIntervalMs,
   });
   const shutdown = new AbortController();
+  // connect-node links every call's signal to this one: one listener per
+  // open call, so thousands of watch streams are expected, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const handler = connectNodeAdapter({
     routes: registryRoutes({ registry, hub, limits }),
     interceptors: [errorInterceptor(log)],

@@ -55,10 +55,15 @@ async function spawnService(service: string, instanceId: string): Promise<ChildP
     lines.on("line", (l) => l === "ready" && resolve());
     child.once("exit", (code) => reject(new Error(`fixture exited with ${code} before "ready": ${stderr}`)));
   });
-  const timeout = delay(10_000).then(() => {
-    throw new Error(`fixture not ready in 10 s: ${stderr}`);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`fixture not ready in 10 s: ${stderr}`)), 10_000);
   });
-  await Promise.race([ready, timeout]);
+  try {
+    await Promise.race([ready, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
   return child;
 }
 

@@ -1,0 +1,45 @@
+// Shared helpers for the benchmarks: start the built server as a child
+// process on loopback, and summarise samples.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const MAIN = fileURLToPath(new URL("../server/dist/main.js", import.meta.url));
+
+/**
+ * startServer runs server/dist/main.js on 127.0.0.1 and a free port and
+ * resolves {port, child, stop} once it logs "maxine listening" (info level:
+ * at info the server logs only its start, stop and instance removals).
+ */
+export function startServer(env = {}) {
+  // BENCH_SERVER_NODE_ARGS passes flags to the server's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, MAIN], {
+    env: { ...process.env, MAXINE_HOST: "127.0.0.1", MAXINE_PORT: "0", MAXINE_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    child.stdout.on("data", (d) => {
+      buf += d;
+      const m = /"port":(\d+).*"maxine listening"/.exec(buf);
+      if (m && child.exitCode === null) {
+        buf = "";
+        resolve({
+          port: Number(m[1]),
+          child,
+          stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once("exit", r), child.kill("SIGTERM")))),
+        });
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+}
+
+/** stats returns median, p99, min and max of samples (ms). */
+export function stats(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
+  return { n: s.length, median: q(0.5), p99: q(0.99), min: s[0], max: s[s.length - 1] };
+}
+
+export const fmt = (ms) => `${ms.toFixed(1)} ms`;
