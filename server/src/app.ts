@@ -7,7 +7,8 @@ import type { Logger } from "./registry/logger.js";
 import { Registry } from "./registry/registry.js";
 import { MemoryStore } from "./store/memory-store.js";
 import type { Store } from "./store/store.js";
-import { connectionValues } from "./transport/connections.js";
+import { Connections, connectionValues } from "./transport/connections.js";
+import { withGrpcWatch } from "./transport/grpc-watch.js";
 import { errorInterceptor } from "./transport/interceptors.js";
 import { Listener } from "./transport/listener.js";
 import { registryRoutes } from "./transport/service.js";
@@ -67,16 +68,17 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   // connect-node links every call's signal to this one: one listener per
   // open call, so thousands of watch streams are expected, not a leak.
   setMaxListeners(0, shutdown.signal);
+  const connections = new Connections({
+    maxWatchersPerConnection: config.maxWatchersPerConnection,
+    maxHeartbeatsPerConnection: config.maxHeartbeatsPerConnection,
+  });
   const handler = connectNodeAdapter({
     routes: registryRoutes({ registry, hub, limits }),
     interceptors: [errorInterceptor(log)],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes,
     shutdownSignal: shutdown.signal,
-    contextValues: connectionValues({
-      maxWatchersPerConnection: config.maxWatchersPerConnection,
-      maxHeartbeatsPerConnection: config.maxHeartbeatsPerConnection,
-    }),
+    contextValues: connectionValues(connections),
     fallback(req, res) {
       if (req.method === "GET" && (req.url === "/healthz" || req.url === "/readyz")) {
         res.writeHead(shutdown.signal.aborted ? 503 : 200, { "content-type": "application/json" });
@@ -87,7 +89,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       res.end("not found: Maxine serves maxine.registry.v1.RegistryService (see README)\n");
     },
   });
-  const listener = new Listener(handler, {
+  const grpcWatch = { hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log };
+  const listener = new Listener(withGrpcWatch(handler, grpcWatch), {
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     maxHeaderBytes: config.maxHeaderBytes,
   });

@@ -33,16 +33,29 @@ export class Connection {
 /** connectionKey carries the caller's Connection in a handler context. */
 export const connectionKey = createContextKey<Connection | undefined>(undefined, { description: "maxine connection" });
 
+/** RequestLike is what identifies a request's connection: its HTTP/2 stream's session, or its socket. */
+export type RequestLike = Parameters<NonNullable<ConnectNodeAdapterOptions["contextValues"]>>[0];
+
 /**
- * connectionValues builds the adapter's contextValues function: one
- * Connection per HTTP/2 session or HTTP/1.1 socket.
+ * Connections finds the Connection of a request: one per HTTP/2 session or
+ * HTTP/1.1 socket, forgotten with it. The connect-es routes and the gRPC
+ * watch fast path share one, so their streams count against the same limits.
  */
-export function connectionValues(limits: ConnectionLimits): NonNullable<ConnectNodeAdapterOptions["contextValues"]> {
-  const byTransport = new WeakMap<object, Connection>();
-  return (req) => {
+export class Connections {
+  private readonly byTransport = new WeakMap<object, Connection>();
+
+  constructor(private readonly limits: ConnectionLimits) {}
+
+  /** of returns req's Connection, creating it on the connection's first request. */
+  of(req: RequestLike): Connection {
     const owner: object = "stream" in req ? req.stream.session ?? req.socket : req.socket;
-    let conn = byTransport.get(owner);
-    if (conn === undefined) byTransport.set(owner, (conn = new Connection(limits)));
-    return createContextValues().set(connectionKey, conn);
-  };
+    let conn = this.byTransport.get(owner);
+    if (conn === undefined) this.byTransport.set(owner, (conn = new Connection(this.limits)));
+    return conn;
+  }
+}
+
+/** connectionValues builds the adapter's contextValues function, which puts each request's Connection in its context. */
+export function connectionValues(connections: Connections): NonNullable<ConnectNodeAdapterOptions["contextValues"]> {
+  return (req) => createContextValues().set(connectionKey, connections.of(req));
 }

@@ -8,9 +8,10 @@ import {
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { invalid } from "../registry/errors.js";
 import type { Registry } from "../registry/registry.js";
-import { filterOf, namespaceOf, serviceOf, type Limits } from "../registry/validate.js";
+import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import { connectionKey, type Connection } from "./connections.js";
+import { openWatch } from "./open-watch.js";
 import {
   beatAckOf,
   filterOfPb,
@@ -109,29 +110,7 @@ export function registryRoutes({ registry, hub, limits }: ServiceDeps): (router:
       },
 
       async *watchServices(req, ctx) {
-        const namespace = namespaceOf("namespace", req.namespace);
-        const services = [...new Set(req.services)];
-        if (services.length > limits.maxWatchServices) {
-          throw invalid("services", `must name at most ${limits.maxWatchServices} services, got ${services.length}`);
-        }
-        services.forEach((s, i) => serviceOf(`services[${i}]`, s));
-        const filter = filterOf("filter", filterOfPb(req.filter), limits);
-        const conn = connectionOf(ctx);
-        conn.acquire("watchers");
-        let watcher;
-        try {
-          watcher = hub.watch({
-            namespace,
-            services,
-            filter,
-            resumeRevision: Number(req.resumeRevision),
-            registryId: req.registryId,
-          });
-        } catch (err) {
-          conn.release("watchers");
-          throw err;
-        }
-        const w = watcher;
+        const w = openWatch(hub, limits, req, connectionOf(ctx));
         const onAbort = (): void => w.end();
         ctx.signal.addEventListener("abort", onAbort, { once: true });
         try {
@@ -140,7 +119,6 @@ export function registryRoutes({ registry, hub, limits }: ServiceDeps): (router:
         } finally {
           ctx.signal.removeEventListener("abort", onAbort);
           w.end();
-          conn.release("watchers");
         }
       },
     });

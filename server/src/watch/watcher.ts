@@ -33,6 +33,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   private wake: ((r: IteratorResult<WatchItem>) => void) | undefined;
   private failWake: ((err: unknown) => void) | undefined;
   private ended: { error: unknown } | undefined;
+  private onEnded: Array<() => void> = [];
   /** lastActivity is when the last item was queued, for progress bookmarks. */
   lastActivity: number;
   /** resets counts overflow resets. */
@@ -81,11 +82,20 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     for (const item of items) this.push(item, now);
   }
 
+  /** resetTo replaces everything queued with items (a fresh snapshot), for a hub whose store replaced its state. */
+  resetTo(items: WatchItem[], now: number): void {
+    if (this.ended !== undefined) return;
+    this.queue = [];
+    this.head = 0;
+    this.pushAll(items, now);
+  }
+
   /** end finishes the stream: cleanly with no error, or with error. */
   end(error?: unknown): void {
     if (this.ended !== undefined) return;
     this.ended = { error };
     this.host.remove(this);
+    for (const f of this.onEnded.splice(0)) f();
     if (this.wake !== undefined) {
       const { wake, failWake } = this;
       this.wake = this.failWake = undefined;
@@ -94,16 +104,27 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     }
   }
 
-  next(): Promise<IteratorResult<WatchItem>> {
-    if (this.head < this.queue.length) {
-      const value = this.queue[this.head]!;
-      this.queue[this.head++] = undefined as unknown as WatchItem;
-      if (this.head > 1024 && this.head * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
-      }
-      return Promise.resolve({ value, done: false });
+  /** onEnd runs f once when the watcher ends (at once if it already has): its stream's resources go with it. */
+  onEnd(f: () => void): void {
+    if (this.ended !== undefined) f();
+    else this.onEnded.push(f);
+  }
+
+  /** take returns the next queued item without waiting, or undefined when none is queued. */
+  take(): WatchItem | undefined {
+    if (this.head >= this.queue.length) return undefined;
+    const value = this.queue[this.head]!;
+    this.queue[this.head++] = undefined as unknown as WatchItem;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
     }
+    return value;
+  }
+
+  next(): Promise<IteratorResult<WatchItem>> {
+    const value = this.take();
+    if (value !== undefined) return Promise.resolve({ value, done: false });
     if (this.ended !== undefined) {
       return this.ended.error === undefined
         ? Promise.resolve({ value: undefined, done: true })

@@ -1,0 +1,182 @@
+import http2 from "node:http2";
+import { gzipSync } from "node:zlib";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  EventType,
+  RemovalReason,
+  ResetReason,
+  WatchServicesRequestSchema,
+  WatchServicesResponseSchema,
+  type WatchServicesResponse,
+} from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Maxine } from "../src/app.js";
+import { postJson, startInProcess } from "./support/in-process.js";
+
+// The gRPC fast path for WatchServices (transport/grpc-watch.ts), spoken to
+// with a raw HTTP/2 client so that the protocol's edges can be reached:
+// request encodings, sizes, deadlines, malformed input, a reader that stops
+// reading, and one change seen differently by watchers with different filters.
+
+const PATH = "/maxine.registry.v1.RegistryService/WatchServices";
+
+interface RawCall {
+  readonly headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader;
+  readonly messages: WatchServicesResponse[];
+  readonly trailers: http2.IncomingHttpHeaders | undefined;
+  readonly stream: http2.ClientHttp2Stream;
+}
+
+/** frame wraps a message in a gRPC envelope. */
+function frame(body: Uint8Array, compressed = false): Buffer {
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = compressed ? 1 : 0;
+  out.writeUInt32BE(body.length, 1);
+  out.set(body, 5);
+  return out;
+}
+
+/** parse splits gRPC envelopes off buf, returning the messages and what is left. */
+function parse(buf: Buffer): { messages: WatchServicesResponse[]; rest: Buffer } {
+  const messages: WatchServicesResponse[] = [];
+  while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+    const n = buf.readUInt32BE(1);
+    messages.push(fromBinary(WatchServicesResponseSchema, buf.subarray(5, 5 + n)));
+    buf = buf.subarray(5 + n);
+  }
+  return { messages, rest: buf };
+}
+
+describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
+  let server: Maxine & { url: string };
+  let session: http2.ClientHttp2Session;
+
+  beforeAll(async () => {
+    server = await startInProcess({ MAXINE_MAX_MESSAGE_BYTES: "4096", MAXINE_WATCH_QUEUE: "8" });
+    session = http2.connect(`http://127.0.0.1:${server.port}`);
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => session.close(() => resolve()));
+    await server.close();
+  });
+
+  /** call opens a watch with body (already framed) and collects until the call ends or until is true. */
+  function call(body: Buffer, headers: http2.OutgoingHttpHeaders = {}): RawCall & { ended: Promise<void>; until(p: (m: WatchServicesResponse[]) => boolean): Promise<void> } {
+    const stream = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/grpc", te: "trailers", ...headers });
+    const result = { headers: {} as RawCall["headers"], messages: [] as WatchServicesResponse[], trailers: undefined as RawCall["trailers"], stream };
+    let buf = Buffer.alloc(0);
+    const waiters: Array<() => void> = [];
+    stream.on("response", (h) => {
+      result.headers = h;
+      if (h["grpc-status"] !== undefined) result.trailers = h; // trailers-only
+    });
+    stream.on("data", (d: Buffer) => {
+      const parsed = parse(Buffer.concat([buf, d]));
+      buf = parsed.rest;
+      result.messages.push(...parsed.messages);
+      waiters.splice(0).forEach((w) => w());
+    });
+    stream.on("trailers", (t) => (result.trailers = t));
+    const ended = new Promise<void>((resolve) => stream.on("close", resolve));
+    stream.end(body);
+    return Object.assign(result, {
+      ended,
+      async until(p: (m: WatchServicesResponse[]) => boolean) {
+        const deadline = Date.now() + 5000;
+        while (!p(result.messages)) {
+          if (Date.now() > deadline) throw new Error(`timed out; got ${result.messages.length} messages`);
+          await new Promise<void>((resolve) => {
+            waiters.push(resolve);
+            setTimeout(resolve, 50);
+          });
+        }
+      },
+    });
+  }
+
+  const request = (init: Parameters<typeof create<typeof WatchServicesRequestSchema>>[1]) => toBinary(WatchServicesRequestSchema, create(WatchServicesRequestSchema, init));
+  const register = (id: string, zone: string) =>
+    postJson(server.url, "Register", { instance: { service: "fast", instanceId: id, host: "10.1.0.1", port: 80, zone } });
+
+  it("streams a snapshot, then events, with the request's content type and OK trailers on cancel-free end", async () => {
+    const c = call(frame(request({ services: ["fast"] })));
+    await c.until((m) => m.some((x) => x.message.case === "snapshotEnd"));
+    expect(c.headers[":status"]).toBe(200);
+    expect(c.headers["content-type"]).toBe("application/grpc");
+    await register("f1", "a");
+    await c.until((m) => m.some((x) => x.message.case === "event"));
+    const ev = c.messages.find((x) => x.message.case === "event")!.message.value as { type: EventType; instance: { instanceId: string } };
+    expect(ev.type).toBe(EventType.ADDED);
+    expect(ev.instance.instanceId).toBe("f1");
+    c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await c.ended;
+  });
+
+  it("gives each watcher its own view of one change: UPDATED for one, REMOVED (FILTERED) for another", async () => {
+    await register("f2", "a");
+    const all = call(frame(request({ services: ["fast"] })));
+    const zoneA = call(frame(request({ services: ["fast"], filter: { zone: "a" } })));
+    const zoneB = call(frame(request({ services: ["fast"], filter: { zone: "b" } })));
+    for (const c of [all, zoneA, zoneB]) await c.until((m) => m.some((x) => x.message.case === "snapshotEnd"));
+    await register("f2", "b"); // moves f2 from zone a to zone b
+    const eventOf = async (c: typeof all) => {
+      await c.until((m) => m.some((x) => x.message.case === "event"));
+      return c.messages.find((x) => x.message.case === "event")!.message.value as { type: EventType; removalReason: RemovalReason; revision: bigint; instance: { zone: string } };
+    };
+    const [e1, e2, e3] = [await eventOf(all), await eventOf(zoneA), await eventOf(zoneB)];
+    expect([e1.type, e2.type, e3.type]).toEqual([EventType.UPDATED, EventType.REMOVED, EventType.ADDED]);
+    expect(e2.removalReason).toBe(RemovalReason.FILTERED);
+    expect(e1.revision).toBe(e2.revision);
+    expect(e2.revision).toBe(e3.revision);
+    expect([e1.instance.zone, e2.instance.zone, e3.instance.zone]).toEqual(["b", "b", "b"]);
+    for (const c of [all, zoneA, zoneB]) c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await Promise.all([all.ended, zoneA.ended, zoneB.ended]);
+  });
+
+  it("accepts a gzip-compressed request", async () => {
+    const c = call(frame(gzipSync(request({ services: ["fast"] })), true), { "grpc-encoding": "gzip" });
+    await c.until((m) => m.some((x) => x.message.case === "snapshotEnd"));
+    c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await c.ended;
+  });
+
+  it.each([
+    ["an unsupported grpc-encoding", frame(request({})), { "grpc-encoding": "snappy" }, "12", /grpc-encoding "snappy" is not supported/],
+    ["a request over MAXINE_MAX_MESSAGE_BYTES", frame(request({ services: ["x".repeat(5000)] })), {}, "8", /limit of 4096 bytes/],
+    ["a malformed message", frame(Buffer.from([0x0a, 0xff, 0xff])), {}, "3", /not a valid WatchServicesRequest/],
+    ["no message at all", Buffer.alloc(0), {}, "3", /got none/],
+    ["an invalid service name", frame(request({ services: ["Bad Name"] })), {}, "3", /services\[0\]/],
+  ])("answers %s with a trailers-only status naming the problem", async (_what, body, headers, code, message) => {
+    const c = call(body, headers);
+    await c.ended;
+    expect(c.trailers?.["grpc-status"]).toBe(code);
+    expect(decodeURIComponent(String(c.trailers?.["grpc-message"]))).toMatch(message);
+    expect(c.messages).toEqual([]);
+  });
+
+  it("ends a watch at its grpc-timeout with DEADLINE_EXCEEDED", async () => {
+    const c = call(frame(request({ services: ["fast"] })), { "grpc-timeout": "200m" });
+    await c.ended;
+    expect(c.messages.some((x) => x.message.case === "snapshotEnd")).toBe(true);
+    expect(c.trailers?.["grpc-status"]).toBe("4");
+  });
+
+  it("resets a reader that stopped reading once its queue overflows, without blocking anyone else", async () => {
+    const slow = call(frame(request({ services: ["flood"] })));
+    await slow.until((m) => m.some((x) => x.message.case === "snapshotEnd"));
+    slow.stream.pause(); // stop reading: HTTP/2 flow control fills, then the server-side queue (MAXINE_WATCH_QUEUE=8)
+    const meta = "m".repeat(3000);
+    for (let i = 0; i < 200; i++) {
+      const r = await postJson(server.url, "Register", {
+        instance: { service: "flood", instanceId: `i${i}`, host: "10.1.0.1", port: 80, metadata: { pad: meta } },
+      });
+      expect(r.status).toBe(200); // writers never wait on the slow reader
+    }
+    slow.stream.resume();
+    await slow.until((m) => m.some((x) => x.message.case === "snapshotEnd" && x.message.value.reset));
+    const reset = slow.messages.find((x) => x.message.case === "snapshotEnd" && x.message.value.reset)!.message.value as { reason: ResetReason };
+    expect(reset.reason).toBe(ResetReason.OVERFLOW);
+    slow.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await slow.ended;
+  });
+});
