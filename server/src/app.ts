@@ -8,7 +8,7 @@ import { Registry } from "./registry/registry.js";
 import { MemoryStore } from "./store/memory-store.js";
 import type { Store } from "./store/store.js";
 import { Connections, connectionValues } from "./transport/connections.js";
-import { withGrpcWatch } from "./transport/grpc-watch.js";
+import { withGrpcFastPath } from "./transport/grpc-fast-path.js";
 import { errorInterceptor } from "./transport/interceptors.js";
 import { Listener } from "./transport/listener.js";
 import { registryRoutes } from "./transport/service.js";
@@ -89,8 +89,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       res.end("not found: Maxine serves maxine.registry.v1.RegistryService (see README)\n");
     },
   });
-  const grpcWatch = { hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log };
-  const listener = new Listener(withGrpcWatch(handler, grpcWatch), {
+  const fastPath = { registry, hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log, shutdown: shutdown.signal };
+  const listener = new Listener(withGrpcFastPath(handler, fastPath), {
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     maxHeaderBytes: config.maxHeaderBytes,
   });

@@ -1,29 +1,23 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  HeartbeatResponseSchema,
-  RegistryService,
-
-} from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { RegistryService } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { invalid } from "../registry/errors.js";
 import type { Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
+import { answerBeats } from "./beats.js";
 import { connectionKey, type Connection } from "./connections.js";
-import { openWatch } from "./open-watch.js";
 import {
-  beatAckOf,
   filterOfPb,
   instanceInputOf,
   instanceToPb,
   keyOfPb,
   knownStatus,
-  statusOf,
   strategyOf,
   ttlOf,
   watchItemToPb,
 } from "./convert.js";
+import { openWatch } from "./open-watch.js";
 
 /** ServiceDeps are the parts the RPC handlers call. */
 export interface ServiceDeps {
@@ -95,14 +89,7 @@ export function registryRoutes({ registry, hub, limits }: ServiceDeps): (router:
           throw err;
         }
         try {
-          for await (const req of untilAborted(requests, ctx.signal)) {
-            const beats = req.beats.map((b, i) => {
-              if (!knownStatus(b.status)) throw invalid(`beats[${i}].status`, `unknown value ${b.status}`);
-              return { key: keyOfPb(b.key), status: statusOf(b.status), load: b.load };
-            });
-            const outcomes = await registry.heartbeat(stream, beats);
-            yield create(HeartbeatResponseSchema, { sequence: req.sequence, acks: outcomes.map(beatAckOf) });
-          }
+          for await (const req of untilAborted(requests, ctx.signal)) yield await answerBeats(registry, stream, req);
         } finally {
           registry.closeStream(stream);
           conn.release("heartbeats");

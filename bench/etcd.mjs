@@ -1,0 +1,98 @@
+// etcd as the benchmarks' side-by-side anchor: Debian's etcd-server (installed
+// with apt when missing), one member on 127.0.0.1 with free ports and a
+// temporary data dir on /dev/shm (so that its fsyncs cost what Maxine's
+// in-memory store costs: nothing on disk), stopped by PID.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** ensureEtcd returns the etcd binary's path, installing etcd-server with apt when it is missing. */
+export function ensureEtcd() {
+  const found = which("etcd");
+  if (found) return found;
+  console.error("etcd not found: installing Debian's etcd-server (apt-get)");
+  execFileSync("apt-get", ["update"], { stdio: "inherit" });
+  execFileSync("apt-get", ["install", "-y", "etcd-server"], { stdio: "inherit" });
+  const installed = which("etcd");
+  if (!installed) throw new Error("etcd-server was installed but no etcd binary is on PATH");
+  return installed;
+}
+
+function which(cmd) {
+  try {
+    return execFileSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** freePort asks the OS for a free loopback port. */
+export async function freePort() {
+  const srv = createServer();
+  await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const { port } = srv.address();
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+/** startEtcd runs one etcd member on loopback; resolves {addr, version, stop} once it serves clients. */
+export async function startEtcd() {
+  const bin = ensureEtcd();
+  const version = execFileSync(bin, ["--version"], { encoding: "utf8" }).split("\n")[0].trim();
+  const [client, peer] = [await freePort(), await freePort()];
+  const base = existsDir("/dev/shm") ? "/dev/shm" : tmpdir();
+  const dir = mkdtempSync(join(base, "maxine-bench-etcd-"));
+  const child = spawn(
+    bin,
+    [
+      "--name", "bench",
+      "--data-dir", dir,
+      "--listen-client-urls", `http://127.0.0.1:${client}`,
+      "--advertise-client-urls", `http://127.0.0.1:${client}`,
+      "--listen-peer-urls", `http://127.0.0.1:${peer}`,
+      "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
+      "--initial-cluster", `bench=http://127.0.0.1:${peer}`,
+      "--log-level", "warn",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const stop = () =>
+    new Promise((resolve) => {
+      const done = () => {
+        rmSync(dir, { recursive: true, force: true });
+        resolve();
+      };
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      child.once("exit", done);
+      child.kill("SIGTERM");
+    });
+  let log = "";
+  child.stderr.on("data", (d) => (log = (log + d).slice(-4000)));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${log}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${client}/health`);
+      if (res.ok && (await res.json()).health === "true") break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`etcd did not become healthy in 15 s: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { addr: `127.0.0.1:${client}`, version, stop };
+}
+
+function existsDir(p) {
+  try {
+    execFileSync("test", ["-d", p]);
+    return true;
+  } catch {
+    return false;
+  }
+}

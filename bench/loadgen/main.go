@@ -1,0 +1,71 @@
+// Command loadgen is the Go load client of Maxine's benchmarks: Go, so that
+// the client is not what saturates first, and the same client and method
+// for Maxine and for etcd. The Node.js scripts under bench/ start the
+// servers, run loadgen, and print and chart its JSON output.
+//
+//	loadgen fanout -target maxine -addr 127.0.0.1:7400 -n 1000 -trials 5
+//	loadgen fanout -target etcd -addr 127.0.0.1:2379 -n 1000 -trials 5
+//	loadgen heartbeat -addr 127.0.0.1:7400 -streams 10000 -ttl 10s -hold 15s
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// stderr carries progress lines ("READY") for the orchestrating script; results go to stdout as JSON.
+var stderr = os.Stderr
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: loadgen fanout|heartbeat [flags]")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var (
+		out any
+		err error
+	)
+	switch os.Args[1] {
+	case "fanout":
+		out, err = fanoutCommand(ctx, os.Args[2:])
+	case "heartbeat":
+		out, err = heartbeatCommand(ctx, os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown scenario %q (want fanout or heartbeat)", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+func fanoutCommand(ctx context.Context, args []string) (any, error) {
+	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
+	target := fs.String("target", "maxine", "maxine or etcd")
+	addr := fs.String("addr", "127.0.0.1:7400", "server address (loopback only)")
+	n := fs.Int("n", 1000, "watchers")
+	conns := fs.Int("conns", 4, "client connections the watchers are spread over")
+	trials := fs.Int("trials", 5, "changes to time")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var t fanoutTarget
+	switch *target {
+	case "maxine":
+		t = &maxineFanout{addr: *addr, conns: *conns, service: "fanout"}
+	case "etcd":
+		t = &etcdFanout{endpoint: *addr, conns: *conns, prefix: "/fanout/"}
+	default:
+		return nil, fmt.Errorf("-target must be maxine or etcd, got %q", *target)
+	}
+	defer t.close()
+	return runFanout(ctx, t, *target, *n, *conns, *trials)
+}

@@ -1,0 +1,54 @@
+import http2 from "node:http2";
+import type { Logger } from "../registry/logger.js";
+import type { Registry } from "../registry/registry.js";
+import type { Limits } from "../registry/validate.js";
+import type { WatchHub } from "../watch/hub.js";
+import type { Connections } from "./connections.js";
+import { serveGrpcHeartbeat } from "./grpc-heartbeat.js";
+import { serveGrpcWatch } from "./grpc-watch.js";
+import { isGrpcProto } from "./grpc-wire.js";
+import type { RequestHandler } from "./listener.js";
+
+/** FastPathDeps are what the fast paths serve with: the same parts and limits as the connect-es routes. */
+export interface FastPathDeps {
+  readonly registry: Registry;
+  readonly hub: WatchHub;
+  readonly limits: Limits;
+  readonly connections: Connections;
+  readonly maxMessageBytes: number;
+  readonly log: Logger;
+  /** shutdown aborts when the server drains: open heartbeat streams end with its reason (UNAVAILABLE). */
+  readonly shutdown: AbortSignal;
+}
+
+const SERVICE = "/maxine.registry.v1.RegistryService/";
+const routes: Record<string, (deps: FastPathDeps, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => Promise<void>> = {
+  [`${SERVICE}WatchServices`]: serveGrpcWatch,
+  [`${SERVICE}Heartbeat`]: serveGrpcHeartbeat,
+};
+
+/**
+ * withGrpcFastPath serves the two long-lived streams, WatchServices and
+ * Heartbeat, itself when they come as gRPC with protobuf over HTTP/2 (what
+ * the SDKs and grpc clients send), and passes every other request to
+ * handler (connect-es: unary calls, Connect and gRPC-Web, JSON). The fast
+ * paths exist for scale: connect-es's generic streaming costs tens of
+ * microseconds and tens of kilobytes per stream and message, which a
+ * registry holding thousands of streams cannot afford (bench/). Their
+ * requests, limits, errors and semantics are those of the connect-es routes,
+ * whose validation and core calls they share.
+ */
+export function withGrpcFastPath(handler: RequestHandler, deps: FastPathDeps): RequestHandler {
+  return (req, res) => {
+    const route = req.method === "POST" && req.url !== undefined ? routes[req.url] : undefined;
+    if (route !== undefined && isGrpcProto(req)) {
+      const h2req = req as http2.Http2ServerRequest;
+      void route(deps, h2req, res as http2.Http2ServerResponse).catch((err: unknown) => {
+        deps.log.error({ err, procedure: req.url }, "unexpected error");
+        h2req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      });
+      return;
+    }
+    handler(req, res);
+  };
+}
