@@ -2,7 +2,12 @@ import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  BeatResult,
   EventType,
+  HeartbeatRequestSchema,
+  HeartbeatResponseSchema,
+  ServingStatus,
+  type HeartbeatResponse,
   RemovalReason,
   ResetReason,
   WatchServicesRequestSchema,
@@ -13,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Maxine } from "../src/app.js";
 import { postJson, startInProcess } from "./support/in-process.js";
 
-// The gRPC fast path for WatchServices (transport/grpc-watch.ts), spoken to
+// The gRPC fast paths for WatchServices and Heartbeat (transport/grpc-*.ts), spoken to
 // with a raw HTTP/2 client so that the protocol's edges can be reached:
 // request encodings, sizes, deadlines, malformed input, a reader that stops
 // reading, and one change seen differently by watchers with different filters.
@@ -52,7 +57,7 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
   let session: http2.ClientHttp2Session;
 
   beforeAll(async () => {
-    server = await startInProcess({ MAXINE_MAX_MESSAGE_BYTES: "4096", MAXINE_WATCH_QUEUE: "8" });
+    server = await startInProcess({ MAXINE_MAX_MESSAGE_BYTES: "4096", MAXINE_WATCH_QUEUE: "8", MAXINE_MAX_HEARTBEATS_PER_CONNECTION: "2" });
     session = http2.connect(`http://127.0.0.1:${server.port}`);
   });
   afterAll(async () => {
@@ -178,5 +183,60 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
     expect(reset.reason).toBe(ResetReason.OVERFLOW);
     slow.stream.close(http2.constants.NGHTTP2_CANCEL);
     await slow.ended;
+  });
+
+  /** beat opens a raw Heartbeat call on conn and sends requests; it resolves with the responses and the trailers. */
+  async function heartbeat(conn: http2.ClientHttp2Session, requests: Uint8Array[], keepOpen = false) {
+    const stream = conn.request({ ":method": "POST", ":path": "/maxine.registry.v1.RegistryService/Heartbeat", "content-type": "application/grpc", te: "trailers" });
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    let buf = Buffer.alloc(0);
+    const responses: HeartbeatResponse[] = [];
+    stream.on("response", (h) => h["grpc-status"] !== undefined && (trailers = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        responses.push(fromBinary(HeartbeatResponseSchema, buf.subarray(5, 5 + buf.readUInt32BE(1))));
+        buf = buf.subarray(5 + buf.readUInt32BE(1));
+      }
+    });
+    const closed = new Promise<void>((resolve) => stream.on("close", resolve));
+    for (const r of requests) stream.write(frame(r));
+    if (!keepOpen) stream.end();
+    return { stream, closed, responses, get trailers() { return trailers; } };
+  }
+  const beatRequest = (sequence: bigint, status: number) =>
+    toBinary(HeartbeatRequestSchema, create(HeartbeatRequestSchema, { sequence, beats: [{ key: { service: "fast", instanceId: "f1" }, status }] }));
+
+  it("Heartbeat answers in order, then ends with INVALID_ARGUMENT naming the field of an unknown status", async () => {
+    await register("f1", "a");
+    const hb = await heartbeat(session, [beatRequest(1n, ServingStatus.SERVING), beatRequest(2n, 42)]);
+    await hb.closed;
+    expect(hb.responses.map((r) => [r.sequence, r.acks[0]?.result])).toEqual([[1n, BeatResult.RENEWED]]);
+    expect(hb.trailers?.["grpc-status"]).toBe("3");
+    expect(decodeURIComponent(String(hb.trailers?.["grpc-message"]))).toMatch(/beats\[0\]\.status: unknown value 42/);
+  });
+
+  it("Heartbeat holds MAXINE_MAX_HEARTBEATS_PER_CONNECTION streams per connection and frees a slot when one ends", async () => {
+    const conn = http2.connect(`http://127.0.0.1:${server.port}`);
+    try {
+      const a = await heartbeat(conn, [beatRequest(1n, ServingStatus.SERVING)], true);
+      const b = await heartbeat(conn, [beatRequest(1n, ServingStatus.SERVING)], true);
+      const c = await heartbeat(conn, [beatRequest(1n, ServingStatus.SERVING)]);
+      await c.closed;
+      expect(c.trailers?.["grpc-status"]).toBe("8");
+      expect(decodeURIComponent(String(c.trailers?.["grpc-message"]))).toMatch(/maximum of 2 heartbeat streams/);
+      a.stream.end();
+      await a.closed;
+      expect(a.trailers?.["grpc-status"]).toBe("0");
+      const d = await heartbeat(conn, [beatRequest(1n, ServingStatus.SERVING)]);
+      await d.closed;
+      expect(d.trailers?.["grpc-status"]).toBe("0");
+      expect(d.responses).toHaveLength(1);
+      b.stream.close(http2.constants.NGHTTP2_CANCEL);
+      await b.closed;
+    } finally {
+      await new Promise<void>((resolve) => conn.close(() => resolve()));
+    }
   });
 });
