@@ -69,7 +69,7 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
   function call(body: Buffer, headers: http2.OutgoingHttpHeaders = {}): RawCall & { ended: Promise<void>; until(p: (m: WatchServicesResponse[]) => boolean): Promise<void> } {
     const stream = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/grpc", te: "trailers", ...headers });
     const result = { headers: {} as RawCall["headers"], messages: [] as WatchServicesResponse[], trailers: undefined as RawCall["trailers"], stream };
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     const waiters: Array<() => void> = [];
     stream.on("response", (h) => {
       result.headers = h;
@@ -189,7 +189,7 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
   async function heartbeat(conn: http2.ClientHttp2Session, requests: Uint8Array[], keepOpen = false) {
     const stream = conn.request({ ":method": "POST", ":path": "/maxine.registry.v1.RegistryService/Heartbeat", "content-type": "application/grpc", te: "trailers" });
     let trailers: http2.IncomingHttpHeaders | undefined;
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     const responses: HeartbeatResponse[] = [];
     stream.on("response", (h) => h["grpc-status"] !== undefined && (trailers = h));
     stream.on("trailers", (t) => (trailers = t));
