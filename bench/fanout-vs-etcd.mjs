@@ -8,29 +8,13 @@
 // same number of connections. Writes docs/benchmarks/fanout.{json,svg}.
 //
 // Usage: node bench/fanout-vs-etcd.mjs [N list=100,1000,10000] [trials=10]
-import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { barChart } from "./chart.mjs";
 import { startEtcd } from "./etcd.mjs";
-import { startServer, stats } from "./support.mjs";
+import { buildLoadgen, loadgen, startServer, stats, writeResult } from "./support.mjs";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SIZES = (process.argv[2] ?? "100,1000,10000").split(",").map(Number);
 const TRIALS = Number(process.argv[3] ?? 10);
-const LOADGEN = `${ROOT}.tmp/bin/loadgen`;
-
-execFileSync("go", ["-C", `${ROOT}bench/loadgen`, "build", "-o", LOADGEN, "."], { stdio: "inherit" });
-
-/** loadgen runs one fan-out measurement in the Go client and returns its JSON result. */
-function loadgen(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(LOADGEN, ["fanout", ...args], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`loadgen ${args.join(" ")} exited with ${code}`))));
-  });
-}
+buildLoadgen();
 
 const rows = [];
 for (const n of SIZES) {
@@ -40,7 +24,7 @@ for (const n of SIZES) {
   const maxine = await startServer({ MAXINE_MAX_WATCHERS_PER_CONNECTION: "1000", MAXINE_MAX_STREAMS_PER_CONNECTION: "1000" });
   let m;
   try {
-    m = await loadgen(["-target", "maxine", "-addr", `127.0.0.1:${maxine.port}`, ...common]);
+    m = await loadgen("fanout", ["-target", "maxine", "-addr", `127.0.0.1:${maxine.port}`, ...common]);
   } finally {
     await maxine.stop();
   }
@@ -48,7 +32,7 @@ for (const n of SIZES) {
   const etcd = await startEtcd();
   let e;
   try {
-    e = await loadgen(["-target", "etcd", "-addr", etcd.addr, ...common]);
+    e = await loadgen("fanout", ["-target", "etcd", "-addr", etcd.addr, ...common]);
   } finally {
     await etcd.stop();
   }
@@ -71,14 +55,9 @@ for (const r of rows) {
   );
 }
 
-const outDir = `${ROOT}docs/benchmarks`;
-mkdirSync(outDir, { recursive: true });
-writeFileSync(
-  `${outDir}/fanout.json`,
-  JSON.stringify({ scenario: "watch fan-out: change call -> receipt on all N watchers", trials: TRIALS, date: new Date().toISOString(), rows }, null, 2) + "\n",
-);
-writeFileSync(
-  `${outDir}/fanout.svg`,
+writeResult(
+  "fanout",
+  { scenario: "watch fan-out: change call -> receipt on all N watchers", trials: TRIALS, rows },
   barChart({
     title: `Watch fan-out, p99 of ${TRIALS} trials: change -> last of N watchers`,
     unit: "ms",
@@ -90,4 +69,3 @@ writeFileSync(
     ],
   }),
 );
-console.log(`wrote ${outDir}/fanout.json and fanout.svg`);

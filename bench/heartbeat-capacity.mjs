@@ -8,17 +8,13 @@
 // process. Writes docs/benchmarks/heartbeat.{json,svg}.
 //
 // Usage: node bench/heartbeat-capacity.mjs [N list=1000,10000,50000] [hold seconds=15]
-import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
 import { barChart } from "./chart.mjs";
-import { startServer } from "./support.mjs";
+import { buildLoadgen, loadgen, startServer, writeResult } from "./support.mjs";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SIZES = (process.argv[2] ?? "1000,10000,50000").split(",").map(Number);
 const HOLD = Number(process.argv[3] ?? 15);
-const LOADGEN = `${ROOT}.tmp/bin/loadgen`;
-execFileSync("go", ["-C", `${ROOT}bench/loadgen`, "build", "-o", LOADGEN, "."], { stdio: "inherit" });
+buildLoadgen();
 
 /** rssBytes reads a process's resident set size from /proc. */
 function rssBytes(pid) {
@@ -37,23 +33,10 @@ for (const n of SIZES) {
     const idle = rssBytes(server.child.pid);
     let registered = 0;
     let held = 0;
-    const result = await new Promise((resolve, reject) => {
-      const child = spawn(LOADGEN, ["heartbeat", "-addr", `127.0.0.1:${server.port}`, "-streams", String(n), "-hold", `${HOLD}s`], {
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let out = "";
-      child.stdout.on("data", (d) => (out += d));
-      child.stderr.on("data", (d) => {
-        const text = String(d);
-        if (text.includes("REGISTERED")) registered = rssBytes(server.child.pid);
-        if (text.includes("READY")) {
-          // measured mid-hold: every stream open and beating
-          setTimeout(() => (held = rssBytes(server.child.pid)), (HOLD * 1000) / 2);
-        }
-        const rest = text.replace(/^(REGISTERED|READY)\n/gm, "");
-        if (rest !== "") process.stderr.write(rest);
-      });
-      child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`loadgen exited with ${code}`))));
+    const result = await loadgen("heartbeat", ["-addr", `127.0.0.1:${server.port}`, "-streams", String(n), "-hold", `${HOLD}s`], (line) => {
+      if (line === "REGISTERED") registered = rssBytes(server.child.pid);
+      else if (line === "READY") setTimeout(() => (held = rssBytes(server.child.pid)), (HOLD * 1000) / 2); // mid-hold
+      else process.stderr.write(`${line}\n`);
     });
     rows.push({
       n,
@@ -83,11 +66,9 @@ for (const r of rows) {
     `${String(r.n).padStart(8)} ${String(r.opened).padStart(8)} ${String(r.failed).padStart(6)} | ${r.ackP50.toFixed(2).padStart(10)} ${r.ackP99.toFixed(2).padStart(7)} ${r.ackMax.toFixed(1).padStart(7)} | ${String(r.beats).padStart(7)} | ${r.rssIdleMB.toFixed(0).padStart(11)} ${r.rssRegisteredMB.toFixed(0).padStart(10)} ${r.rssHeldMB.toFixed(0).padStart(5)} | ${r.kbPerStream.toFixed(1).padStart(9)}`,
   );
 }
-const outDir = `${ROOT}docs/benchmarks`;
-mkdirSync(outDir, { recursive: true });
-writeFileSync(`${outDir}/heartbeat.json`, JSON.stringify({ scenario: "heartbeat capacity", holdSeconds: HOLD, date: new Date().toISOString(), rows }, null, 2) + "\n");
-writeFileSync(
-  `${outDir}/heartbeat.svg`,
+writeResult(
+  "heartbeat",
+  { scenario: "heartbeat capacity", holdSeconds: HOLD, rows },
   barChart({
     title: "Heartbeat capacity: ack latency while N streams beat every TTL/3",
     unit: "ms",
@@ -99,4 +80,3 @@ writeFileSync(
     ],
   }),
 );
-console.log(`wrote ${outDir}/heartbeat.json and heartbeat.svg`);

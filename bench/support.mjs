@@ -1,6 +1,7 @@
 // Shared helpers for the benchmarks: start the built server as a child
 // process on loopback, and summarise samples.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const MAIN = fileURLToPath(new URL("../server/dist/main.js", import.meta.url));
@@ -43,3 +44,42 @@ export function stats(samples) {
 }
 
 export const fmt = (ms) => `${ms.toFixed(1)} ms`;
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** LOADGEN is the Go load client's binary, built by buildLoadgen. */
+export const LOADGEN = `${ROOT}.tmp/bin/loadgen`;
+/** OUT_DIR is where benchmarks write their JSON and SVG results. */
+export const OUT_DIR = `${ROOT}docs/benchmarks`;
+
+/** buildLoadgen builds bench/loadgen (Go) into .tmp/bin. */
+export function buildLoadgen() {
+  execFileSync("go", ["-C", `${ROOT}bench/loadgen`, "build", "-o", LOADGEN, "."], { stdio: "inherit" });
+}
+
+/**
+ * loadgen runs one scenario of the Go load client and resolves with its JSON
+ * result; onLine receives its stderr lines (progress markers such as READY).
+ */
+export function loadgen(scenario, args, onLine = (line) => process.stderr.write(`${line}\n`)) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(LOADGEN, [scenario, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => {
+      err += d;
+      const lines = err.split("\n");
+      err = lines.pop();
+      for (const l of lines) onLine(l);
+    });
+    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`loadgen ${scenario} exited with ${code}`))));
+  });
+}
+
+/** writeResult writes docs/benchmarks/<name>.json and, when given, <name>.svg. */
+export function writeResult(name, data, svg) {
+  mkdirSync(OUT_DIR, { recursive: true });
+  writeFileSync(`${OUT_DIR}/${name}.json`, JSON.stringify({ ...data, date: new Date().toISOString() }, null, 2) + "\n");
+  if (svg !== undefined) writeFileSync(`${OUT_DIR}/${name}.svg`, svg);
+  console.log(`wrote docs/benchmarks/${name}.json${svg !== undefined ? ` and ${name}.svg` : ""}`);
+}

@@ -6,6 +6,8 @@
 //	loadgen fanout -target maxine -addr 127.0.0.1:7400 -n 1000 -trials 5
 //	loadgen fanout -target etcd -addr 127.0.0.1:2379 -n 1000 -trials 5
 //	loadgen heartbeat -addr 127.0.0.1:7400 -streams 10000 -ttl 10s -hold 15s
+//	loadgen discover -addr 127.0.0.1:7400 -protocol json -c 50 -duration 10s
+//	loadgen snapshot -addr 127.0.0.1:7400 -instances 10000 -trials 10
 package main
 
 import (
@@ -23,7 +25,7 @@ var stderr = os.Stderr
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen fanout|heartbeat [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen fanout|heartbeat|discover|snapshot [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -37,8 +39,12 @@ func main() {
 		out, err = fanoutCommand(ctx, os.Args[2:])
 	case "heartbeat":
 		out, err = heartbeatCommand(ctx, os.Args[2:])
+	case "discover":
+		out, err = discoverCommand(ctx, os.Args[2:])
+	case "snapshot":
+		out, err = snapshotCommand(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown scenario %q (want fanout or heartbeat)", os.Args[1])
+		err = fmt.Errorf("unknown scenario %q (want fanout, heartbeat, discover or snapshot)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)

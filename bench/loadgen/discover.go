@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// discoverResult is what one Discover throughput run measured.
+type discoverResult struct {
+	Protocol    string  `json:"protocol"`
+	Concurrency int     `json:"concurrency"`
+	Client      string  `json:"client"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	Seconds     float64 `json:"seconds"`
+	PerSecond   float64 `json:"per_second"`
+	P50         float64 `json:"p50_ms"`
+	P99         float64 `json:"p99_ms"`
+}
+
+// discoverCommand runs c concurrent callers of Discover for a duration,
+// over Connect JSON on HTTP/1.1 (keep-alive, one connection per caller, as
+// curl-like HTTP clients do) or gRPC on HTTP/2 (one connection), after a
+// warm-up, and reports requests per second and latency.
+func discoverCommand(ctx context.Context, args []string) (any, error) {
+	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:7400", "server address (loopback only)")
+	proto := fs.String("protocol", "json", "json (Connect JSON over HTTP/1.1) or grpc (HTTP/2)")
+	c := fs.Int("c", 50, "concurrent callers")
+	d := fs.Duration("duration", 10*time.Second, "measured time")
+	warm := fs.Duration("warmup", 2*time.Second, "unmeasured time first")
+	service := fs.String("service", "discover-bench", "service to discover (registered by the caller)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var call func(ctx context.Context) error
+	switch *proto {
+	case "json":
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c, MaxConnsPerHost: *c, ForceAttemptHTTP2: false}}
+		url := fmt.Sprintf("http://%s/maxine.registry.v1.RegistryService/Discover", *addr)
+		body := []byte(fmt.Sprintf(`{"service":%q}`, *service))
+		call = func(ctx context.Context) error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("HTTP %d", res.StatusCode)
+			}
+			return nil
+		}
+	case "grpc":
+		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, err
+		}
+		defer cc.Close()
+		rc := registryv1.NewRegistryServiceClient(cc)
+		call = func(ctx context.Context) error {
+			_, err := rc.Discover(ctx, &registryv1.DiscoverRequest{Service: *service})
+			return err
+		}
+	default:
+		return nil, fmt.Errorf("-protocol must be json or grpc, got %q", *proto)
+	}
+	res := &discoverResult{Protocol: *proto, Concurrency: *c, Client: "Go net/http (json) or grpc-go (grpc)"}
+	run := func(d time.Duration, record bool) ([]float64, int) {
+		var mu sync.Mutex
+		var lat []float64
+		errs := 0
+		deadline := time.Now().Add(d)
+		var wg sync.WaitGroup
+		for i := 0; i < *c; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				local := make([]float64, 0, 1<<14)
+				le := 0
+				for time.Now().Before(deadline) && ctx.Err() == nil {
+					t := time.Now()
+					if err := call(ctx); err != nil {
+						le++
+						continue
+					}
+					local = append(local, float64(time.Since(t).Microseconds())/1000)
+				}
+				if record {
+					mu.Lock()
+					lat = append(lat, local...)
+					errs += le
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return lat, errs
+	}
+	run(*warm, false)
+	start := time.Now()
+	lat, errs := run(*d, true)
+	res.Seconds = time.Since(start).Seconds()
+	sort.Float64s(lat)
+	res.Requests, res.Errors = len(lat), errs
+	res.PerSecond = float64(len(lat)) / res.Seconds
+	if len(lat) > 0 {
+		res.P50, res.P99 = lat[len(lat)/2], lat[min(len(lat)-1, int(0.99*float64(len(lat))))]
+	}
+	return res, nil
+}
