@@ -1,0 +1,87 @@
+"""maxine: the Python SDK of Maxine, a gRPC-first service registry and discovery control plane.
+
+- Client: asyncio client of the unary RPCs, typed errors (errors.py).
+- Session: keeps instances alive over one heartbeat stream.
+- Watcher: a live local view of services, iterable as changes, with pick().
+- SyncClient: blocking Register / Discover for scripts.
+
+Messages and enums (Instance, Strategy, ServingStatus...) come from the
+code generated from proto/maxine/registry/v1/registry.proto (maxine.gen).
+"""
+
+from .backoff import BackoffOptions, ReconnectInfo
+from .balancer import HashRing, fmix32, fnv1a32, hash32, rendezvous
+from .client import Client
+from .errors import (
+    AlreadyExistsError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InternalError,
+    InvalidArgumentError,
+    MaxineError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    RpcCancelledError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnimplementedError,
+)
+from .instance_handle import InstanceHandle
+from .instance_view import ChangeType, SyncInfo, WatchChange
+from .messages import (
+    EventType,
+    Filter,
+    Instance,
+    InstanceKey,
+    RemovalReason,
+    ResetReason,
+    ServingStatus,
+    Strategy,
+)
+from .session import Session, SessionClosedError, SessionState
+from .sync import SyncClient
+from .watcher import Watcher, WatcherState, WatchOverflowError
+
+__all__ = [
+    "AlreadyExistsError",
+    "BackoffOptions",
+    "ChangeType",
+    "Client",
+    "DeadlineExceededError",
+    "EventType",
+    "FailedPreconditionError",
+    "Filter",
+    "HashRing",
+    "Instance",
+    "InstanceHandle",
+    "InstanceKey",
+    "InternalError",
+    "InvalidArgumentError",
+    "MaxineError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ReconnectInfo",
+    "RemovalReason",
+    "ResetReason",
+    "ResourceExhaustedError",
+    "RpcCancelledError",
+    "ServingStatus",
+    "Session",
+    "SessionClosedError",
+    "SessionState",
+    "Strategy",
+    "SyncClient",
+    "SyncInfo",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "UnimplementedError",
+    "WatchChange",
+    "WatchOverflowError",
+    "Watcher",
+    "WatcherState",
+    "fmix32",
+    "fnv1a32",
+    "hash32",
+    "rendezvous",
+]

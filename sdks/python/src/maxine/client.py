@@ -1,0 +1,198 @@
+"""Client: the asyncio client of Maxine's unary RPCs, and the channel Session and Watcher share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Protocol, cast
+
+import grpc
+import grpc.aio
+
+from .errors import from_rpc_error
+from .gen.maxine.registry.v1 import registry_pb2_grpc
+from .messages import (
+    DeregisterRequest,
+    DeregisterResponse,
+    DiscoverRequest,
+    DiscoverResponse,
+    Filter,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    Instance,
+    InstanceKey,
+    ListServicesRequest,
+    ListServicesResponse,
+    RegisterRequest,
+    RegisterResponse,
+    Strategy,
+    WatchServicesRequest,
+    WatchServicesResponse,
+)
+from .ttl import duration_from_seconds
+
+ChannelOptions = Sequence[tuple[str, str | int]]
+"""ChannelOptions are grpc channel arguments, such as ("grpc.keepalive_time_ms", 30000)."""
+
+DEFAULT_CHANNEL_OPTIONS: ChannelOptions = (
+    # grpc's own reconnect backoff starts at 1 s and grows to 120 s; a registry
+    # client wants to be back soon after its server is, as the SDK's backoff does.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+)
+"""DEFAULT_CHANNEL_OPTIONS are the channel arguments a Client adds to the caller's own."""
+
+
+class RegistryStub(Protocol):
+    """RegistryStub is the typed shape of the generated RegistryServiceStub on a grpc.aio channel."""
+
+    Register: grpc.aio.UnaryUnaryMultiCallable[RegisterRequest, RegisterResponse]
+    Heartbeat: grpc.aio.StreamStreamMultiCallable[HeartbeatRequest, HeartbeatResponse]
+    Deregister: grpc.aio.UnaryUnaryMultiCallable[DeregisterRequest, DeregisterResponse]
+    Discover: grpc.aio.UnaryUnaryMultiCallable[DiscoverRequest, DiscoverResponse]
+    ListServices: grpc.aio.UnaryUnaryMultiCallable[ListServicesRequest, ListServicesResponse]
+    WatchServices: grpc.aio.UnaryStreamMultiCallable[WatchServicesRequest, WatchServicesResponse]
+
+
+def parse_target(target: str) -> tuple[str, bool]:
+    """parse_target turns "127.0.0.1:7400", "http://host:port" or "https://host:port" into a grpc target and a TLS flag."""
+    if not isinstance(target, str) or target.strip() == "":
+        raise ValueError(f"target: must be a non-empty address such as '127.0.0.1:7400', got {target!r}")
+    for scheme, tls in (("http://", False), ("https://", True)):
+        if target.startswith(scheme):
+            rest = target[len(scheme) :].rstrip("/")
+            if "/" in rest or rest == "":
+                raise ValueError(f"target: must be scheme://host:port with no path, got {target!r}")
+            if ":" not in rest.rsplit("]", 1)[-1]:
+                rest += ":443" if tls else ":80"
+            return rest, tls
+    if "://" in target:
+        raise ValueError(f"target: scheme must be http or https, got {target!r}")
+    return target, False
+
+
+def instance_key(of: Instance | InstanceKey) -> InstanceKey:
+    """instance_key returns the key (namespace, service, instance_id) naming an instance."""
+    return InstanceKey(namespace=of.namespace, service=of.service, instance_id=of.instance_id)
+
+
+class Client:
+    """Client calls Maxine over one HTTP/2 connection (a grpc.aio channel) that Session and Watcher reuse.
+
+    Unary calls raise MaxineError subclasses (NotFoundError, InvalidArgumentError,
+    UnavailableError...) mapped from the gRPC status. Create it inside a running
+    event loop and close it (``await client.close()`` or ``async with``) when done:
+    closing the channel ends every call on it.
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:7400",
+        *,
+        timeout: float | None = 10.0,
+        options: ChannelOptions = (),
+        credentials: grpc.ChannelCredentials | None = None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        """Open a channel to target ("host:port" or "http://host:port"; https uses TLS).
+
+        timeout is the deadline of unary calls in seconds (None: none); options
+        are extra grpc channel arguments; channel replaces the one the client
+        would open (the client then does not close it).
+        """
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout: must be > 0 seconds or None, got {timeout!r}")
+        self.timeout = timeout
+        self._owns_channel = channel is None
+        if channel is None:
+            address, tls = parse_target(target)
+            opts = [*DEFAULT_CHANNEL_OPTIONS, *options]
+            if tls or credentials is not None:
+                creds = credentials or grpc.ssl_channel_credentials()
+                channel = grpc.aio.secure_channel(address, creds, options=opts)
+            else:
+                channel = grpc.aio.insecure_channel(address, options=opts)
+        self.channel: grpc.aio.Channel = channel
+        """channel is the grpc.aio channel every call of this client uses."""
+        self.stub: RegistryStub = cast(RegistryStub, registry_pb2_grpc.RegistryServiceStub(channel))
+        """stub is the generated RegistryService stub, for RPC options this class does not expose."""
+
+    async def register(self, instance: Instance, *, ttl: float | None = None) -> RegisterResponse:
+        """register stores instance under a lease of ttl seconds (None: the server's default, 10 s).
+
+        Registering the same instance again renews its lease; keep it alive with
+        a Session instead of calling this in a loop.
+        """
+        req = RegisterRequest(instance=instance)
+        if ttl is not None:
+            req.lease_ttl.CopyFrom(duration_from_seconds(ttl, "ttl"))
+        try:
+            return await self.stub.Register(req, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def deregister(self, key: Instance | InstanceKey) -> DeregisterResponse:
+        """deregister removes an instance at once; NotFoundError if it is not registered."""
+        try:
+            return await self.stub.Deregister(DeregisterRequest(key=instance_key(key)), timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def discover(
+        self,
+        service: str,
+        *,
+        namespace: str = "",
+        filter: Filter | None = None,
+        strategy: Strategy = Strategy.STRATEGY_ROUND_ROBIN,
+        hash_key: str = "",
+        preferred_zone: str = "",
+        include_all: bool = False,
+    ) -> DiscoverResponse:
+        """discover asks the server to choose one SERVING instance of service; NotFoundError if none matches."""
+        req = DiscoverRequest(
+            namespace=namespace,
+            service=service,
+            filter=filter,
+            strategy=strategy,
+            hash_key=hash_key,
+            preferred_zone=preferred_zone,
+            include_all=include_all,
+        )
+        try:
+            return await self.stub.Discover(req, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def list_services(self, namespace: str = "") -> ListServicesResponse:
+        """list_services lists the services of a namespace with their instance counts."""
+        try:
+            return await self.stub.ListServices(ListServicesRequest(namespace=namespace), timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def heartbeat(
+        self, requests: AsyncIterator[HeartbeatRequest]
+    ) -> grpc.aio.StreamStreamCall[HeartbeatRequest, HeartbeatResponse]:
+        """heartbeat opens the raw Heartbeat stream; Session is the way to use it."""
+        return self.stub.Heartbeat(requests)
+
+    def watch_services(
+        self, request: WatchServicesRequest
+    ) -> grpc.aio.UnaryStreamCall[WatchServicesRequest, WatchServicesResponse]:
+        """watch_services opens the raw WatchServices stream; Watcher is the way to use it."""
+        return self.stub.WatchServices(request)
+
+    async def close(self, grace: float | None = None) -> None:
+        """close closes the channel this client opened (not one it was given), ending its calls."""
+        if self._owns_channel:
+            await self.channel.close(grace)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

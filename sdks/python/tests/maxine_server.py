@@ -1,0 +1,108 @@
+"""MaxineServer runs the real, built Maxine server (server/dist/main.js) as a child process on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+MAIN = REPO / "server" / "dist" / "main.js"
+
+
+def require_built_server() -> tuple[str, Path]:
+    """require_built_server returns (node, main.js) or fails loudly saying what is missing."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node not found on PATH: the Python SDK tests run the real Maxine server (Node.js 20+)")
+    if not MAIN.is_file():
+        raise RuntimeError(f"{MAIN} is missing: build the server first (npm run build at the repository root)")
+    return node, MAIN
+
+
+def free_port() -> int:
+    """free_port returns a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MaxineServer:
+    """MaxineServer is one server process; start() waits until it logs "maxine listening"."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = {"MAXINE_HOST": "127.0.0.1", "MAXINE_PORT": "0", "MAXINE_LOG_LEVEL": "info", **(env or {})}
+        self.port = 0
+        self.logs: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def target(self) -> str:
+        """target is the server's address for a Client: 127.0.0.1:<port>."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> MaxineServer:
+        node, main = require_built_server()
+        self.proc = subprocess.Popen(
+            [node, str(main)],
+            env={**os.environ, **self.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        listening = threading.Event()
+
+        def read() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.logs.append(line.rstrip("\n"))
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and rec.get("msg") == "maxine listening" and "port" in rec:
+                    self.port = int(rec["port"])
+                    listening.set()
+            listening.set()  # exited: start() reports it
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        if not listening.wait(timeout) or self.port == 0:
+            self.kill()
+            raise RuntimeError(f"the server did not start within {timeout} s:\n" + "\n".join(self.logs[-20:]))
+        return self
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """stop sends SIGTERM and waits for the exit; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self._finish()
+
+    def kill(self) -> None:
+        """kill sends SIGKILL and waits for the exit."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self._finish()
+
+    def _finish(self) -> int | None:
+        assert self.proc is not None
+        if self._reader is not None:
+            self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
