@@ -11,7 +11,7 @@ import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createMaxineClient, Watcher } from "../sdks/typescript/dist/index.js";
-import { fmt, startServer, stats } from "./support.mjs";
+import { fmt, startServer, stats, writeResult } from "./support.mjs";
 
 const TRIALS = Number(process.argv[2] ?? 10);
 const FIXTURE = fileURLToPath(new URL("../sdks/typescript/test/fixtures/register-child.mjs", import.meta.url));
@@ -57,5 +57,6 @@ try {
 
 const s = stats(samples);
 console.log(`crash detection, ${TRIALS} trials (SIGKILL of an SDK Session child -> Watcher REMOVED; grace ${process.env.MAXINE_GRACE ?? "1s (default)"})`);
-console.log(`  median ${fmt(s.median)}, min ${fmt(s.min)}, max ${fmt(s.max)}`);
+console.log(`  median ${fmt(s.median)}, p99 ${fmt(s.p99)}, min ${fmt(s.min)}, max ${fmt(s.max)}`);
 console.log(`  samples: ${samples.map((x) => x.toFixed(1)).join(", ")}`);
+writeResult("crash-detection", { scenario: "SIGKILL of an SDK session process -> watcher REMOVED", grace: process.env.MAXINE_GRACE ?? "1s", trials: TRIALS, ...s, samples });
