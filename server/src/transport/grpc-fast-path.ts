@@ -4,6 +4,7 @@ import type { Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { Connections } from "./connections.js";
+import { isConnectUnary, serveConnectDiscover, serveGrpcDiscover } from "./fast-discover.js";
 import { serveGrpcHeartbeat } from "./grpc-heartbeat.js";
 import { serveGrpcWatch } from "./grpc-watch.js";
 import { isGrpcProto } from "./grpc-wire.js";
@@ -22,25 +23,36 @@ export interface FastPathDeps {
 }
 
 const SERVICE = "/maxine.registry.v1.RegistryService/";
-const routes: Record<string, (deps: FastPathDeps, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => Promise<void>> = {
+const DISCOVER = `${SERVICE}Discover`;
+const grpcRoutes: Record<string, (deps: FastPathDeps, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => Promise<void>> = {
   [`${SERVICE}WatchServices`]: serveGrpcWatch,
   [`${SERVICE}Heartbeat`]: serveGrpcHeartbeat,
+  [DISCOVER]: serveGrpcDiscover,
 };
 
 /**
- * withGrpcFastPath serves the two long-lived streams, WatchServices and
- * Heartbeat, itself when they come as gRPC with protobuf over HTTP/2 (what
- * the SDKs and grpc clients send), and passes every other request to
- * handler (connect-es: unary calls, Connect and gRPC-Web, JSON). The fast
- * paths exist for scale: connect-es's generic streaming costs tens of
- * microseconds and tens of kilobytes per stream and message, which a
- * registry holding thousands of streams cannot afford (bench/). Their
- * requests, limits, errors and semantics are those of the connect-es routes,
- * whose validation and core calls they share.
+ * withGrpcFastPath serves the registry's hot calls itself: the two
+ * long-lived streams, WatchServices and Heartbeat, when they come as gRPC
+ * with protobuf over HTTP/2 (what the SDKs and grpc clients send), and
+ * Discover as gRPC or as Connect unary (JSON or protobuf, what curl-style
+ * callers send). Every other request goes to handler (connect-es). The fast
+ * paths exist for scale: connect-es's generic machinery costs tens of
+ * microseconds and kilobytes per call, stream and message, which a registry
+ * holding thousands of streams and answering thousands of lookups per second
+ * cannot afford (bench/). Their requests, limits, errors and semantics are
+ * those of the connect-es routes, whose validation and core calls they share.
  */
 export function withGrpcFastPath(handler: RequestHandler, deps: FastPathDeps): RequestHandler {
   return (req, res) => {
-    const route = req.method === "POST" && req.url !== undefined ? routes[req.url] : undefined;
+    if (req.method !== "POST" || req.url === undefined) return handler(req, res);
+    if (req.url === DISCOVER && isConnectUnary(req)) {
+      void serveConnectDiscover(deps, req, res).catch((err: unknown) => {
+        deps.log.error({ err, procedure: req.url }, "unexpected error");
+        res.destroy();
+      });
+      return;
+    }
+    const route = grpcRoutes[req.url];
     if (route !== undefined && isGrpcProto(req)) {
       const h2req = req as http2.Http2ServerRequest;
       void route(deps, h2req, res as http2.Http2ServerResponse).catch((err: unknown) => {

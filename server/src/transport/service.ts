@@ -7,13 +7,12 @@ import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import { answerBeats } from "./beats.js";
 import { connectionKey, type Connection } from "./connections.js";
+import { answerDiscover } from "./discover.js";
 import {
-  filterOfPb,
   instanceInputOf,
   instanceToPb,
   keyOfPb,
   knownStatus,
-  strategyOf,
   ttlOf,
   watchItemToPb,
 } from "./convert.js";
@@ -54,23 +53,7 @@ export function registryRoutes({ registry, hub, limits }: ServiceDeps): (router:
       },
 
       async discover(req) {
-        const strategy = strategyOf(req.strategy);
-        if (strategy === undefined) throw invalid("strategy", `unknown value ${req.strategy}`);
-        const d = registry.discover({
-          namespace: req.namespace,
-          service: req.service,
-          filter: filterOfPb(req.filter),
-          strategy,
-          hashKey: req.hashKey,
-          preferredZone: req.preferredZone,
-          includeAll: req.includeAll,
-        });
-        return {
-          instance: instanceToPb(d.chosen),
-          instances: d.all.map(instanceToPb),
-          revision: BigInt(d.revision),
-          registryId: registry.store.registryId,
-        };
+        return answerDiscover(registry, req);
       },
 
       async listServices(req) {

@@ -1,0 +1,82 @@
+import { gzipSync } from "node:zlib";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { DiscoverRequestSchema, DiscoverResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Maxine } from "../src/app.js";
+import { postJson, startInProcess } from "./support/in-process.js";
+
+// Discover's unary fast path (transport/fast-discover.ts) must answer exactly
+// like the connect-es route. A content type the fast path does not take
+// ("application/json; charset=UTF-8", upper case) still reaches connect-es,
+// so every case below is asked both ways and the answers compared.
+
+describe("Discover fast path (Connect unary)", () => {
+  let server: Maxine & { url: string };
+  const url = () => `${server.url}/maxine.registry.v1.RegistryService/Discover`;
+
+  beforeAll(async () => {
+    server = await startInProcess({ MAXINE_MAX_MESSAGE_BYTES: "2048" });
+    for (const id of ["a", "b", "c"]) {
+      const r = await postJson(server.url, "Register", { instance: { service: "fd", instanceId: id, host: "10.3.0.1", port: 80, zone: id === "c" ? "z2" : "z1" } });
+      expect(r.status).toBe(200);
+    }
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  async function both(body: string | Buffer, headers: Record<string, string> = {}) {
+    const ask = async (contentType: string) => {
+      const res = await fetch(url(), { method: "POST", headers: { "content-type": contentType, ...headers }, body });
+      return { status: res.status, contentType: res.headers.get("content-type"), text: await res.text() };
+    };
+    return { fast: await ask("application/json"), generic: await ask("application/json; charset=UTF-8") };
+  }
+
+  it.each([
+    ["a consistent-hash pick with every instance", { service: "fd", strategy: "STRATEGY_CONSISTENT_HASH", hashKey: "user-1", includeAll: true }],
+    ["a preferred zone and a filter", { service: "fd", strategy: "STRATEGY_RENDEZVOUS", hashKey: "k", preferredZone: "z2", filter: { zone: "z2" } }],
+    ["unknown fields, ignored", { service: "fd", strategy: "STRATEGY_RENDEZVOUS", hashKey: "k", someFutureField: 1 }],
+    ["a service with no instance", { service: "nobody" }],
+    ["an invalid service name", { service: "Not Valid" }],
+    ["a hash strategy without a key", { service: "fd", strategy: "STRATEGY_RENDEZVOUS" }],
+    ["an unknown enum number", { service: "fd", strategy: 42 }],
+  ])("answers %s like connect-es", async (_what, body) => {
+    const { fast, generic } = await both(JSON.stringify(body));
+    expect(fast.status).toBe(generic.status);
+    expect(fast.contentType).toBe("application/json");
+    expect(JSON.parse(fast.text)).toEqual(JSON.parse(generic.text));
+  });
+
+  it("answers malformed JSON and oversized bodies with the same codes as connect-es", async () => {
+    for (const body of ["{not json", JSON.stringify({ service: "fd", hashKey: "x".repeat(4000) })]) {
+      const { fast, generic } = await both(body);
+      expect(fast.status).toBe(generic.status);
+      expect(JSON.parse(fast.text).code).toBe(JSON.parse(generic.text).code);
+    }
+    const malformed = await both("{not json");
+    expect(malformed.fast.status).toBe(400);
+    const big = await both(JSON.stringify({ service: "fd", hashKey: "x".repeat(4000) }));
+    expect(JSON.parse(big.fast.text)).toMatchObject({ code: "resource_exhausted", message: expect.stringContaining("2048") });
+  });
+
+  it("takes a gzip-compressed JSON body", async () => {
+    const res = await fetch(url(), {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "gzip" },
+      body: gzipSync(JSON.stringify({ service: "fd", strategy: "STRATEGY_CONSISTENT_HASH", hashKey: "user-1" })),
+    });
+    expect(res.status).toBe(200);
+    expect((await res.json()).instance.service).toBe("fd");
+  });
+
+  it("speaks protobuf (application/proto) too", async () => {
+    const req = toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "fd", includeAll: true }));
+    const res = await fetch(url(), { method: "POST", headers: { "content-type": "application/proto" }, body: req });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/proto");
+    const answer = fromBinary(DiscoverResponseSchema, new Uint8Array(await res.arrayBuffer()));
+    expect(answer.instances.map((i) => i.instanceId)).toEqual(["a", "b", "c"]);
+    expect(answer.registryId).not.toBe("");
+  });
+});
