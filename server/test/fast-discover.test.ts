@@ -67,7 +67,7 @@ describe("Discover fast path (Connect unary)", () => {
       body: gzipSync(JSON.stringify({ service: "fd", strategy: "STRATEGY_CONSISTENT_HASH", hashKey: "user-1" })),
     });
     expect(res.status).toBe(200);
-    expect((await res.json()).instance.service).toBe("fd");
+    expect(((await res.json()) as { instance: { service: string } }).instance.service).toBe("fd");
   });
 
   it("speaks protobuf (application/proto) too", async () => {
