@@ -5,14 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Maxine } from "../src/app.js";
 import { postJson, startInProcess } from "./support/in-process.js";
 
-// Discover's unary fast path (transport/fast-discover.ts) must answer exactly
-// like the connect-es route. A content type the fast path does not take
+// The unary fast path (transport/fast-unary.ts) must answer exactly like the
+// connect-es routes. A content type the fast path does not take
 // ("application/json; charset=UTF-8", upper case) still reaches connect-es,
 // so every case below is asked both ways and the answers compared.
 
-describe("Discover fast path (Connect unary)", () => {
+describe("unary fast path (Connect unary)", () => {
   let server: Maxine & { url: string };
-  const url = () => `${server.url}/maxine.registry.v1.RegistryService/Discover`;
+  const url = (method = "Discover") => `${server.url}/maxine.registry.v1.RegistryService/${method}`;
 
   beforeAll(async () => {
     server = await startInProcess({ MAXINE_MAX_MESSAGE_BYTES: "2048" });
@@ -25,9 +25,9 @@ describe("Discover fast path (Connect unary)", () => {
     await server.close();
   });
 
-  async function both(body: string | Buffer, headers: Record<string, string> = {}) {
+  async function both(body: string | Buffer, headers: Record<string, string> = {}, method = "Discover") {
     const ask = async (contentType: string) => {
-      const res = await fetch(url(), { method: "POST", headers: { "content-type": contentType, ...headers }, body });
+      const res = await fetch(url(method), { method: "POST", headers: { "content-type": contentType, ...headers }, body });
       return { status: res.status, contentType: res.headers.get("content-type"), text: await res.text() };
     };
     return { fast: await ask("application/json"), generic: await ask("application/json; charset=UTF-8") };
@@ -46,6 +46,37 @@ describe("Discover fast path (Connect unary)", () => {
     expect(fast.status).toBe(generic.status);
     expect(fast.contentType).toBe("application/json");
     expect(JSON.parse(fast.text)).toEqual(JSON.parse(generic.text));
+  });
+
+  it.each([
+    ["ListServices", {}],
+    ["ListServices", { namespace: "Bad NS" }],
+    ["Register", { instance: { service: "fd", instanceId: "bad", host: "10.3.0.1", port: 0 } }],
+    ["Register", { instance: { service: "fd", instanceId: "bad", host: "10.3.0.1", port: 80, status: 9 } }],
+    ["Register", { instance: { service: "fd" } }],
+    ["Deregister", { key: { service: "fd", instanceId: "never-registered" } }],
+    ["Deregister", {}],
+  ])("answers %s %j like connect-es", async (method, body) => {
+    const { fast, generic } = await both(JSON.stringify(body), {}, method);
+    expect(fast.status).toBe(generic.status);
+    expect(JSON.parse(fast.text)).toEqual(JSON.parse(generic.text));
+  });
+
+  it("registers and deregisters (the answers differ only in revision and lease times)", async () => {
+    const inst = { instance: { service: "fd", instanceId: "r1", host: "10.3.0.9", port: 81, metadata: { a: "b" } } };
+    const { fast, generic } = await both(JSON.stringify(inst), {}, "Register");
+    expect([fast.status, generic.status]).toEqual([200, 200]);
+    const strip = (t: string) => {
+      const o = JSON.parse(t);
+      delete o.revision;
+      delete o.leaseExpiresAt;
+      return o;
+    };
+    expect(strip(fast.text)).toEqual(strip(generic.text));
+    expect(JSON.parse(fast.text).instance).toMatchObject({ instanceId: "r1", metadata: { a: "b" } });
+    const gone = await both(JSON.stringify({ key: { service: "fd", instanceId: "r1" } }), {}, "Deregister");
+    expect(gone.fast.status).toBe(200); // the first removes it
+    expect(gone.generic.status).toBe(404); // the second finds nothing
   });
 
   it("answers malformed JSON and oversized bodies with the same codes as connect-es", async () => {

@@ -1,14 +1,54 @@
-import { create } from "@bufbuild/protobuf";
-import { DiscoverResponseSchema, type DiscoverRequest, type DiscoverResponse } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  DeregisterRequestSchema,
+  DeregisterResponseSchema,
+  DiscoverRequestSchema,
+  DiscoverResponseSchema,
+  ListServicesRequestSchema,
+  ListServicesResponseSchema,
+  RegisterRequestSchema,
+  RegisterResponseSchema,
+  type DeregisterRequest,
+  type DeregisterResponse,
+  type DiscoverRequest,
+  type DiscoverResponse,
+  type ListServicesRequest,
+  type ListServicesResponse,
+  type RegisterRequest,
+  type RegisterResponse,
+} from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { invalid } from "../registry/errors.js";
 import type { Registry } from "../registry/registry.js";
-import { filterOfPb, instanceToPb, strategyOf } from "./convert.js";
+import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, knownStatus, strategyOf, ttlOf } from "./convert.js";
 
-/**
- * answerDiscover runs one Discover request against the core and builds its
- * answer. The connect-es route and the unary fast path (fast-discover.ts)
- * both call it, so they answer alike.
- */
+// The unary RPCs, each as one function from request to response: validate
+// what only the wire can get wrong (unknown enum values), call the core,
+// convert. The connect-es routes (service.ts) and the unary fast path
+// (fast-unary.ts) both call these, so they answer alike.
+
+/** answerRegister stores an instance and renews its lease. */
+export async function answerRegister(registry: Registry, req: RegisterRequest): Promise<RegisterResponse> {
+  if (req.instance !== undefined && !knownStatus(req.instance.status)) {
+    throw invalid("instance.status", `unknown value ${req.instance.status}`);
+  }
+  const r = await registry.register(instanceInputOf(req.instance), ttlOf(req.leaseTtl));
+  return create(RegisterResponseSchema, {
+    instance: instanceToPb(r.instance),
+    leaseTtl: durationFromMs(r.ttlMs),
+    leaseExpiresAt: timestampFromMs(r.expiresAt),
+    revision: BigInt(r.revision),
+    registryId: registry.store.registryId,
+  });
+}
+
+/** answerDeregister removes an instance at once. */
+export async function answerDeregister(registry: Registry, req: DeregisterRequest): Promise<DeregisterResponse> {
+  const revision = await registry.deregister(keyOfPb(req.key));
+  return create(DeregisterResponseSchema, { revision: BigInt(revision), registryId: registry.store.registryId });
+}
+
+/** answerDiscover chooses an instance of a service. */
 export function answerDiscover(registry: Registry, req: DiscoverRequest): DiscoverResponse {
   const strategy = strategyOf(req.strategy);
   if (strategy === undefined) throw invalid("strategy", `unknown value ${req.strategy}`);
@@ -28,3 +68,31 @@ export function answerDiscover(registry: Registry, req: DiscoverRequest): Discov
     registryId: registry.store.registryId,
   });
 }
+
+/** answerListServices lists a namespace's services with their counts. */
+export function answerListServices(registry: Registry, req: ListServicesRequest): ListServicesResponse {
+  const services = registry.listServices(req.namespace);
+  return create(ListServicesResponseSchema, { services, revision: BigInt(registry.store.revision()), registryId: registry.store.registryId });
+}
+
+/** UnaryMethod is one unary RPC as the fast path serves it. */
+export interface UnaryMethod<I extends DescMessage = DescMessage, O extends DescMessage = DescMessage> {
+  readonly name: string;
+  readonly input: I;
+  readonly output: O;
+  answer(registry: Registry, req: MessageShape<I>): MessageShape<O> | Promise<MessageShape<O>>;
+}
+
+function method<I extends DescMessage, O extends DescMessage>(m: UnaryMethod<I, O>): UnaryMethod {
+  return m as unknown as UnaryMethod;
+}
+
+/** unaryMethods are every unary RPC of RegistryService, by name. */
+export const unaryMethods: ReadonlyMap<string, UnaryMethod> = new Map(
+  [
+    method({ name: "Register", input: RegisterRequestSchema, output: RegisterResponseSchema, answer: answerRegister }),
+    method({ name: "Deregister", input: DeregisterRequestSchema, output: DeregisterResponseSchema, answer: answerDeregister }),
+    method({ name: "Discover", input: DiscoverRequestSchema, output: DiscoverResponseSchema, answer: answerDiscover }),
+    method({ name: "ListServices", input: ListServicesRequestSchema, output: ListServicesResponseSchema, answer: answerListServices }),
+  ].map((m) => [m.name, m]),
+);

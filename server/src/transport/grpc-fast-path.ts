@@ -4,7 +4,8 @@ import type { Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { Connections } from "./connections.js";
-import { isConnectUnary, serveConnectDiscover, serveGrpcDiscover } from "./fast-discover.js";
+import { unaryMethods } from "./answers.js";
+import { isConnectUnary, serveConnectUnary, serveGrpcUnary } from "./fast-unary.js";
 import { serveGrpcHeartbeat } from "./grpc-heartbeat.js";
 import { serveGrpcWatch } from "./grpc-watch.js";
 import { isGrpcProto } from "./grpc-wire.js";
@@ -23,18 +24,19 @@ export interface FastPathDeps {
 }
 
 const SERVICE = "/maxine.registry.v1.RegistryService/";
-const DISCOVER = `${SERVICE}Discover`;
-const grpcRoutes: Record<string, (deps: FastPathDeps, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => Promise<void>> = {
-  [`${SERVICE}WatchServices`]: serveGrpcWatch,
-  [`${SERVICE}Heartbeat`]: serveGrpcHeartbeat,
-  [DISCOVER]: serveGrpcDiscover,
-};
+type Route = (deps: FastPathDeps, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => Promise<void>;
+const grpcRoutes = new Map<string, Route>([
+  [`${SERVICE}WatchServices`, serveGrpcWatch],
+  [`${SERVICE}Heartbeat`, serveGrpcHeartbeat],
+  ...[...unaryMethods.values()].map((m): [string, Route] => [`${SERVICE}${m.name}`, (deps, req, res) => serveGrpcUnary(deps, m, req, res)]),
+]);
+const connectUnary = new Map([...unaryMethods.values()].map((m) => [`${SERVICE}${m.name}`, m]));
 
 /**
  * withGrpcFastPath serves the registry's hot calls itself: the two
  * long-lived streams, WatchServices and Heartbeat, when they come as gRPC
- * with protobuf over HTTP/2 (what the SDKs and grpc clients send), and
- * Discover as gRPC or as Connect unary (JSON or protobuf, what curl-style
+ * with protobuf over HTTP/2 (what the SDKs and grpc clients send), and the
+ * unary calls as gRPC or as Connect unary (JSON or protobuf, what curl-style
  * callers send). Every other request goes to handler (connect-es). The fast
  * paths exist for scale: connect-es's generic machinery costs tens of
  * microseconds and kilobytes per call, stream and message, which a registry
@@ -45,14 +47,15 @@ const grpcRoutes: Record<string, (deps: FastPathDeps, req: http2.Http2ServerRequ
 export function withGrpcFastPath(handler: RequestHandler, deps: FastPathDeps): RequestHandler {
   return (req, res) => {
     if (req.method !== "POST" || req.url === undefined) return handler(req, res);
-    if (req.url === DISCOVER && isConnectUnary(req)) {
-      void serveConnectDiscover(deps, req, res).catch((err: unknown) => {
+    const unary = connectUnary.get(req.url);
+    if (unary !== undefined && isConnectUnary(req)) {
+      void serveConnectUnary(deps, unary, req, res).catch((err: unknown) => {
         deps.log.error({ err, procedure: req.url }, "unexpected error");
         res.destroy();
       });
       return;
     }
-    const route = grpcRoutes[req.url];
+    const route = grpcRoutes.get(req.url);
     if (route !== undefined && isGrpcProto(req)) {
       const h2req = req as http2.Http2ServerRequest;
       void route(deps, h2req, res as http2.Http2ServerResponse).catch((err: unknown) => {

@@ -1,21 +1,12 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { RegistryService } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import { invalid } from "../registry/errors.js";
 import type { Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
+import { answerDeregister, answerDiscover, answerListServices, answerRegister } from "./answers.js";
 import { answerBeats } from "./beats.js";
 import { connectionKey, type Connection } from "./connections.js";
-import { answerDiscover } from "./discover.js";
-import {
-  instanceInputOf,
-  instanceToPb,
-  keyOfPb,
-  knownStatus,
-  ttlOf,
-  watchItemToPb,
-} from "./convert.js";
+import { watchItemToPb } from "./convert.js";
 import { openWatch } from "./open-watch.js";
 
 /** ServiceDeps are the parts the RPC handlers call. */
@@ -26,40 +17,19 @@ export interface ServiceDeps {
 }
 
 /**
- * registryRoutes mounts RegistryService. Each handler validates what only
- * the wire can get wrong (unknown enum values), calls the core, and converts;
+ * registryRoutes mounts RegistryService on connect-es, which serves every
+ * protocol and is what the fast paths (grpc-fast-path.ts) fall back to. The
+ * unary handlers are the shared answer functions (answers.ts); the streams
+ * open their core objects and release them however the call ends;
  * errorInterceptor maps every error.
  */
 export function registryRoutes({ registry, hub, limits }: ServiceDeps): (router: ConnectRouter) => void {
   return (router) =>
     router.service(RegistryService, {
-      async register(req) {
-        if (req.instance !== undefined && !knownStatus(req.instance.status)) {
-          throw invalid("instance.status", `unknown value ${req.instance.status}`);
-        }
-        const r = await registry.register(instanceInputOf(req.instance), ttlOf(req.leaseTtl));
-        return {
-          instance: instanceToPb(r.instance),
-          leaseTtl: durationFromMs(r.ttlMs),
-          leaseExpiresAt: timestampFromMs(r.expiresAt),
-          revision: BigInt(r.revision),
-          registryId: registry.store.registryId,
-        };
-      },
-
-      async deregister(req) {
-        const revision = await registry.deregister(keyOfPb(req.key));
-        return { revision: BigInt(revision), registryId: registry.store.registryId };
-      },
-
-      async discover(req) {
-        return answerDiscover(registry, req);
-      },
-
-      async listServices(req) {
-        const services = registry.listServices(req.namespace);
-        return { services, revision: BigInt(registry.store.revision()), registryId: registry.store.registryId };
-      },
+      register: (req) => answerRegister(registry, req),
+      deregister: (req) => answerDeregister(registry, req),
+      discover: async (req) => answerDiscover(registry, req),
+      listServices: async (req) => answerListServices(registry, req),
 
       async *heartbeat(requests, ctx) {
         const conn = connectionOf(ctx);
