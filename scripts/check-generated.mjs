@@ -3,7 +3,7 @@
 // regenerates into the work tree and asks git whether anything changed.
 import { execFileSync } from "node:child_process";
 
-const GENERATED = ["sdks/typescript/src/gen"];
+const GENERATED = ["sdks/typescript/src/gen", "sdks/go/gen", "sdks/python/src/maxine/gen"];
 execFileSync("npx", ["buf", "generate"], { stdio: "inherit" });
 const status = execFileSync("git", ["status", "--porcelain", "--", ...GENERATED], { encoding: "utf8" });
 if (status.trim() !== "") {

@@ -1,0 +1,206 @@
+package maxine
+
+import (
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+
+	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
+)
+
+// ChangeType is how one instance of a Watcher's view changed.
+type ChangeType int
+
+const (
+	// ChangeAdded: the instance is new to the view.
+	ChangeAdded ChangeType = iota + 1
+	// ChangeUpdated: an instance of the view changed.
+	ChangeUpdated
+	// ChangeRemoved: the instance left the view.
+	ChangeRemoved
+)
+
+// String returns "added", "updated" or "removed".
+func (t ChangeType) String() string {
+	switch t {
+	case ChangeAdded:
+		return "added"
+	case ChangeUpdated:
+		return "updated"
+	case ChangeRemoved:
+		return "removed"
+	}
+	return "unknown"
+}
+
+// Change is one change of a Watcher's view, from a watch event or from a
+// snapshot that replaced the view (after a reset). The instances are shared
+// with the view: read them, do not modify them.
+type Change struct {
+	// Type is the kind of change.
+	Type ChangeType
+	// Instance is the instance after the change; for ChangeRemoved, its last state.
+	Instance *registryv1.Instance
+	// Previous is what the view held before (updated and removed), else nil.
+	Previous *registryv1.Instance
+	// Revision is the event's revision, or the snapshot's for changes a snapshot revealed.
+	Revision uint64
+	// RemovalReason says why a removed instance went; UNSPECIFIED when a snapshot no longer held it.
+	RemovalReason registryv1.RemovalReason
+}
+
+// SyncInfo describes a snapshot that a Watcher's view now equals.
+type SyncInfo struct {
+	// Revision is the revision the snapshot was taken at.
+	Revision uint64
+	// RegistryID names the registry the revision belongs to.
+	RegistryID string
+	// Reset is set when the snapshot replaced state the view may have held.
+	Reset bool
+	// Reason says why a reset snapshot was sent.
+	Reason registryv1.ResetReason
+}
+
+// instanceView is the state machine behind a Watcher, with no I/O and no
+// locking: it collects snapshot chunks and at snapshot_end replaces its
+// content with them, reporting the differences as changes; it applies events
+// in revision order; and it tracks the revision and registry_id to resume
+// from.
+type instanceView struct {
+	services   map[string]map[string]*registryv1.Instance
+	versions   map[string]uint64
+	pending    []*registryv1.Instance
+	inSnapshot bool
+	revision   uint64
+	registryID string
+	synced     bool
+}
+
+func newInstanceView() *instanceView {
+	return &instanceView{services: map[string]map[string]*registryv1.Instance{}, versions: map[string]uint64{}}
+}
+
+// sorted returns one service's instances in instance_id order.
+func (v *instanceView) sorted(service string) []*registryv1.Instance {
+	m := v.services[service]
+	list := make([]*registryv1.Instance, 0, len(m))
+	for _, inst := range m {
+		list = append(list, inst)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].GetInstanceId() < list[j].GetInstanceId() })
+	return list
+}
+
+func (v *instanceView) serviceNames() []string {
+	names := make([]string, 0, len(v.services))
+	for s := range v.services {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (v *instanceView) abandonSnapshot() {
+	v.pending, v.inSnapshot = nil, false
+}
+
+// apply folds one message of a watch stream into the view.
+func (v *instanceView) apply(msg *registryv1.WatchServicesResponse) ([]Change, *SyncInfo) {
+	switch m := msg.GetMessage().(type) {
+	case *registryv1.WatchServicesResponse_Snapshot:
+		v.inSnapshot = true
+		v.pending = append(v.pending, m.Snapshot.GetInstances()...)
+	case *registryv1.WatchServicesResponse_SnapshotEnd:
+		end := m.SnapshotEnd
+		changes := v.replace(v.pending, end.GetRevision())
+		v.abandonSnapshot()
+		v.revision, v.registryID, v.synced = end.GetRevision(), end.GetRegistryId(), true
+		return changes, &SyncInfo{Revision: end.GetRevision(), RegistryID: end.GetRegistryId(), Reset: end.GetReset_(), Reason: end.GetReason()}
+	case *registryv1.WatchServicesResponse_Event:
+		return v.event(m.Event), nil
+	case *registryv1.WatchServicesResponse_Progress:
+		if p := m.Progress; p.GetRevision() > v.revision {
+			v.revision = p.GetRevision()
+		}
+		if id := m.Progress.GetRegistryId(); id != "" {
+			v.registryID = id
+		}
+	}
+	return nil, nil // a message kind newer than this SDK
+}
+
+func (v *instanceView) event(e *registryv1.WatchEvent) []Change {
+	inst := e.GetInstance()
+	if inst == nil || (v.synced && e.GetRevision() <= v.revision) {
+		return nil
+	}
+	v.revision = e.GetRevision()
+	previous := v.services[inst.GetService()][inst.GetInstanceId()]
+	switch e.GetType() {
+	case registryv1.EventType_EVENT_TYPE_REMOVED:
+		if previous == nil {
+			return nil
+		}
+		v.delete(inst)
+		return []Change{{Type: ChangeRemoved, Instance: inst, Previous: previous, Revision: e.GetRevision(), RemovalReason: e.GetRemovalReason()}}
+	case registryv1.EventType_EVENT_TYPE_ADDED, registryv1.EventType_EVENT_TYPE_UPDATED:
+		v.set(inst)
+		t := ChangeUpdated
+		if previous == nil {
+			t = ChangeAdded
+		}
+		return []Change{{Type: t, Instance: inst, Previous: previous, Revision: e.GetRevision()}}
+	}
+	return nil
+}
+
+func (v *instanceView) replace(next []*registryv1.Instance, revision uint64) []Change {
+	var changes []Change
+	type key struct{ service, id string }
+	seen := make(map[key]bool, len(next))
+	for _, inst := range next {
+		seen[key{inst.GetService(), inst.GetInstanceId()}] = true
+		previous := v.services[inst.GetService()][inst.GetInstanceId()]
+		if previous != nil && proto.Equal(previous, inst) {
+			continue
+		}
+		v.set(inst)
+		t := ChangeUpdated
+		if previous == nil {
+			t = ChangeAdded
+		}
+		changes = append(changes, Change{Type: t, Instance: inst, Previous: previous, Revision: revision})
+	}
+	for _, service := range v.serviceNames() {
+		for _, previous := range v.sorted(service) {
+			if seen[key{service, previous.GetInstanceId()}] {
+				continue
+			}
+			v.delete(previous)
+			changes = append(changes, Change{Type: ChangeRemoved, Instance: previous, Previous: previous, Revision: revision})
+		}
+	}
+	return changes
+}
+
+func (v *instanceView) set(inst *registryv1.Instance) {
+	m := v.services[inst.GetService()]
+	if m == nil {
+		m = map[string]*registryv1.Instance{}
+		v.services[inst.GetService()] = m
+	}
+	m[inst.GetInstanceId()] = inst
+	v.versions[inst.GetService()]++
+}
+
+func (v *instanceView) delete(inst *registryv1.Instance) {
+	m := v.services[inst.GetService()]
+	if m == nil {
+		return
+	}
+	delete(m, inst.GetInstanceId())
+	if len(m) == 0 {
+		delete(v.services, inst.GetService())
+	}
+	v.versions[inst.GetService()]++
+}

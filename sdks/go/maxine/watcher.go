@@ -1,0 +1,325 @@
+package maxine
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
+)
+
+// WatchOption configures Client.Watch.
+type WatchOption func(*watchConfig)
+
+type watchConfig struct {
+	namespace string
+	services  []string
+	filter    *registryv1.Filter
+	backoff   Backoff
+	onChange  func(Change)
+	onSync    func(SyncInfo)
+	onError   func(error)
+	rand      *rand.Rand
+}
+
+// WithNamespace sets the namespace to watch (default "default").
+func WithNamespace(ns string) WatchOption {
+	return func(c *watchConfig) { c.namespace = ns }
+}
+
+// WithServices names the services to watch; none (the default) watches
+// every service of the namespace.
+func WithServices(services ...string) WatchOption {
+	return func(c *watchConfig) { c.services = append(c.services, services...) }
+}
+
+// WithFilter narrows the watched instances; an instance that stops matching
+// is reported as removed.
+func WithFilter(f *registryv1.Filter) WatchOption {
+	return func(c *watchConfig) { c.filter = f }
+}
+
+// WithWatchBackoff shapes reconnects after the watch stream fails
+// (default DefaultBackoff).
+func WithWatchBackoff(b Backoff) WatchOption {
+	return func(c *watchConfig) { c.backoff = b }
+}
+
+// WithOnChange calls fn for every change of the view, in revision order,
+// from the watcher's goroutine: fn must return quickly and must not call
+// Close. A snapshot that replaced the view (a reset) is reported as the
+// changes it implied.
+func WithOnChange(fn func(Change)) WatchOption {
+	return func(c *watchConfig) { c.onChange = fn }
+}
+
+// WithOnSync calls fn each time the view equals a snapshot (the first one,
+// or a reset), after the changes it implied; same rules as WithOnChange.
+func WithOnSync(fn func(SyncInfo)) WatchOption {
+	return func(c *watchConfig) { c.onSync = fn }
+}
+
+// WithOnWatchError calls fn with every stream failure the watcher retries,
+// and with the fatal error that stopped it; same rules as WithOnChange.
+func WithOnWatchError(fn func(error)) WatchOption {
+	return func(c *watchConfig) { c.onError = fn }
+}
+
+// WithRand sets the source of RANDOM and WEIGHTED picks (default: the
+// global source); the watcher serialises its use.
+func WithRand(r *rand.Rand) WatchOption {
+	return func(c *watchConfig) { c.rand = r }
+}
+
+// Watcher keeps a live local view of a service's (or several services')
+// instances from WatchServices. It applies the snapshot and then each event
+// in revision order, resumes after a failure from the last revision and
+// registry_id it saw (the server replays what it missed, or sends a reset
+// snapshot whose differences are reported as changes), and picks instances
+// locally with the server's algorithms. Its methods are safe for concurrent
+// use.
+type Watcher struct {
+	client *Client
+	cfg    watchConfig
+	cancel context.CancelFunc
+	done   chan struct{}
+	ready  chan struct{}
+	update chan struct{}
+
+	mu        sync.Mutex
+	view      *instanceView
+	cache     map[string]*candidates
+	fatal     error
+	readyOnce sync.Once
+	randMu    sync.Mutex
+}
+
+// Watch starts a Watcher and returns at once; use Ready to wait for the
+// first snapshot. It runs until Close, or until ctx ends, or until a fatal
+// error (an invalid request, say: see Err).
+func (c *Client) Watch(ctx context.Context, opts ...WatchOption) (*Watcher, error) {
+	cfg := watchConfig{backoff: DefaultBackoff}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.backoff.validate("WithWatchBackoff"); err != nil {
+		return nil, err
+	}
+	for i, s := range cfg.services {
+		if s == "" {
+			return nil, invalid("WithServices", "service %d must not be empty", i)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w := &Watcher{
+		client: c, cfg: cfg, cancel: cancel,
+		done: make(chan struct{}), ready: make(chan struct{}), update: make(chan struct{}, 1),
+		view: newInstanceView(), cache: map[string]*candidates{},
+	}
+	go w.run(ctx)
+	return w, nil
+}
+
+// Ready waits until the first snapshot was applied. It returns the fatal
+// error if the watcher stopped first, ErrClosed if it was closed, or
+// ctx's error.
+func (w *Watcher) Ready(ctx context.Context) error {
+	select {
+	case <-w.ready:
+		return nil
+	case <-w.done:
+		select {
+		case <-w.ready:
+			return nil
+		default:
+		}
+		if err := w.Err(); err != nil {
+			return err
+		}
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Updates returns a channel that receives a value after the view changed
+// (coalesced: one pending value stands for any number of changes). Read the
+// new state with Instances or Pick. It is the hook the grpc-go resolver
+// uses; a Watcher has one such channel, so use it from one consumer.
+func (w *Watcher) Updates() <-chan struct{} { return w.update }
+
+// Done is closed when the watcher stopped (Close, ctx ended, fatal error).
+func (w *Watcher) Done() <-chan struct{} { return w.done }
+
+// Err returns the fatal error that stopped the watcher, or nil.
+func (w *Watcher) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fatal
+}
+
+// Revision returns the revision the view is up to date at (0 before the
+// first snapshot).
+func (w *Watcher) Revision() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.view.revision
+}
+
+// RegistryID names the registry Revision belongs to.
+func (w *Watcher) RegistryID() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.view.registryID
+}
+
+// Instances returns the view of service in instance_id order (every status),
+// or of every watched service when service is "". The instances are shared:
+// read them, do not modify them.
+func (w *Watcher) Instances(service string) []*registryv1.Instance {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if service != "" {
+		return w.view.sorted(service)
+	}
+	var all []*registryv1.Instance
+	for _, s := range w.view.serviceNames() {
+		all = append(all, w.view.sorted(s)...)
+	}
+	return all
+}
+
+// Get returns one instance of the view, or nil.
+func (w *Watcher) Get(service, instanceID string) *registryv1.Instance {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.view.services[service][instanceID]
+}
+
+// Pick chooses a SERVING instance of the watched service locally, with no
+// network call: ROUND_ROBIN (also UNSPECIFIED) in instance_id order,
+// RANDOM, WEIGHTED, or CONSISTENT_HASH and RENDEZVOUS, which need hashKey
+// and choose what the server's Discover would. It returns ErrNoInstance
+// when there is no SERVING instance. The watcher must watch exactly one
+// service; otherwise use PickFrom.
+func (w *Watcher) Pick(strategy registryv1.Strategy, hashKey string) (*registryv1.Instance, error) {
+	if len(w.cfg.services) != 1 {
+		return nil, invalid("Pick", "the watcher watches %d services, not one; use PickFrom", len(w.cfg.services))
+	}
+	return w.PickFrom(w.cfg.services[0], strategy, hashKey)
+}
+
+// PickFrom is Pick for one of the services of a watcher that watches
+// several.
+func (w *Watcher) PickFrom(service string, strategy registryv1.Strategy, hashKey string) (*registryv1.Instance, error) {
+	w.mu.Lock()
+	c := w.cache[service]
+	if v := w.view.versions[service]; c == nil || c.version != v {
+		c = newCandidates(v, w.view.sorted(service), c)
+		w.cache[service] = c
+	}
+	w.mu.Unlock()
+	if w.cfg.rand != nil && (strategy == registryv1.Strategy_STRATEGY_RANDOM || strategy == registryv1.Strategy_STRATEGY_WEIGHTED) {
+		w.randMu.Lock()
+		defer w.randMu.Unlock()
+	}
+	return c.pick(strategy, hashKey, w.cfg.rand)
+}
+
+// Close stops the watch stream and any backoff timer and waits until the
+// watcher's goroutine returned. It is idempotent and always returns nil.
+func (w *Watcher) Close() error {
+	w.cancel()
+	<-w.done
+	return nil
+}
+
+func (w *Watcher) run(ctx context.Context) {
+	defer close(w.done)
+	defer w.cancel()
+	attempt := 0
+	for {
+		delivered, err := w.stream(ctx)
+		w.mu.Lock()
+		w.view.abandonSnapshot()
+		w.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		if delivered {
+			attempt = 0
+		}
+		if isFatal(err) {
+			w.mu.Lock()
+			w.fatal = err
+			w.mu.Unlock()
+			w.report(err)
+			return
+		}
+		w.report(err)
+		t := time.NewTimer(w.cfg.backoff.Delay(attempt, nil))
+		attempt++
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Watcher) report(err error) {
+	if w.cfg.onError != nil {
+		w.cfg.onError(err)
+	}
+}
+
+// stream runs one WatchServices call to its end and returns the error that
+// ended it and whether it delivered a message.
+func (w *Watcher) stream(ctx context.Context) (bool, error) {
+	w.mu.Lock()
+	req := &registryv1.WatchServicesRequest{Namespace: w.cfg.namespace, Services: w.cfg.services, Filter: w.cfg.filter}
+	if w.view.synced {
+		req.ResumeRevision, req.RegistryId = w.view.revision, w.view.registryID
+	}
+	w.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := w.client.RPC.WatchServices(ctx, connect.NewRequest(req))
+	if err != nil {
+		return false, err
+	}
+	defer st.Close()
+	delivered := false
+	for st.Receive() {
+		delivered = true
+		w.mu.Lock()
+		changes, synced := w.view.apply(st.Msg())
+		w.mu.Unlock()
+		for _, ch := range changes {
+			if w.cfg.onChange != nil {
+				w.cfg.onChange(ch)
+			}
+		}
+		if synced != nil && w.cfg.onSync != nil {
+			w.cfg.onSync(*synced)
+		}
+		if synced != nil {
+			w.readyOnce.Do(func() { close(w.ready) })
+		}
+		if len(changes) > 0 || synced != nil {
+			select {
+			case w.update <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if err := st.Err(); err != nil {
+		return delivered, err
+	}
+	return delivered, connect.NewError(connect.CodeUnavailable, errors.New("watch: the server ended the stream"))
+}
