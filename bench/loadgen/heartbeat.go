@@ -18,20 +18,23 @@ import (
 
 // heartbeatResult is what one heartbeat-capacity run measured.
 type heartbeatResult struct {
-	Streams     int     `json:"streams"`
-	Conns       int     `json:"conns"`
-	TTLSeconds  float64 `json:"ttl_s"`
-	Client      string  `json:"client"`
-	Opened      int     `json:"opened"`       // streams that got their first ack
-	Failed      int64   `json:"failed"`       // streams that ended with an error
-	Beats       int     `json:"beats"`        // acks timed during the hold
-	AckP50      float64 `json:"ack_p50_ms"`   // send -> ack, every beat of the hold
-	AckP99      float64 `json:"ack_p99_ms"`   //
-	AckMax      float64 `json:"ack_max_ms"`   //
-	Unknown     int64   `json:"unknown_acks"` // acks that said BEAT_RESULT_UNKNOWN (should be 0)
-	RegisterSec float64 `json:"register_s"`
-	OpenSec     float64 `json:"open_s"`
-	HoldSec     float64 `json:"hold_s"`
+	Streams    int     `json:"streams"`
+	Conns      int     `json:"conns"`
+	TTLSeconds float64 `json:"ttl_s"`
+	Client     string  `json:"client"`
+	Opened     int     `json:"opened"`     // streams that got their first ack
+	SettleSec  float64 `json:"settle_s"`   // untimed wait between the last stream opening and the hold
+	Failed     int64   `json:"failed"`     // streams that ended with an error
+	Beats      int     `json:"beats"`      // acks timed during the hold
+	AckP50     float64 `json:"ack_p50_ms"` // send -> ack, every beat of the hold
+	AckP99     float64 `json:"ack_p99_ms"` //
+	AckMax     float64 `json:"ack_max_ms"` //
+	// AckMaxBySecond is the slowest ack of each second of the hold, to tell a stall from a steady tail.
+	AckMaxBySecond []float64 `json:"ack_max_by_second_ms"`
+	Unknown        int64     `json:"unknown_acks"` // acks that said BEAT_RESULT_UNKNOWN (should be 0)
+	RegisterSec    float64   `json:"register_s"`
+	OpenSec        float64   `json:"open_s"`
+	HoldSec        float64   `json:"hold_s"`
 }
 
 // heartbeatCommand registers n instances, opens one Heartbeat stream per
@@ -47,6 +50,7 @@ func heartbeatCommand(ctx context.Context, args []string) (any, error) {
 	perConn := fs.Int("per-conn", 1000, "streams per HTTP/2 connection")
 	ttl := fs.Duration("ttl", 10*time.Second, "lease TTL; beats go every TTL/3")
 	hold := fs.Duration("hold", 15*time.Second, "how long all streams are held and timed")
+	settle := fs.Duration("settle", 0, "untimed wait once all streams are open (default TTL/3: one round of beats after the opening burst)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -100,6 +104,8 @@ func heartbeatCommand(ctx context.Context, args []string) (any, error) {
 		opened    sync.WaitGroup
 		mu        sync.Mutex
 		latencies []float64
+		bySecond  []float64
+		holdStart time.Time
 		timing    atomic.Bool
 		failed    atomic.Int64
 		unknown   atomic.Int64
@@ -173,10 +179,16 @@ func heartbeatCommand(ctx context.Context, args []string) (any, error) {
 					first = false
 					openCount.Add(1)
 					opened.Done()
-				} else if ok && timing.Load() {
+				} else if ok && timing.Load() && at.After(holdStart) {
+					// Only beats sent during the hold count: a beat sent while
+					// thousands of streams were still opening measures the
+					// opening burst (reported as open_s), not the steady state.
 					ms := float64(time.Since(at).Microseconds()) / 1000
 					mu.Lock()
 					latencies = append(latencies, ms)
+					if sec := int(time.Since(holdStart).Seconds()); sec >= 0 && sec < len(bySecond) {
+						bySecond[sec] = max(bySecond[sec], ms)
+					}
 					mu.Unlock()
 				}
 			}
@@ -186,20 +198,32 @@ func heartbeatCommand(ctx context.Context, args []string) (any, error) {
 	res.OpenSec = time.Since(start).Seconds()
 	res.Opened = int(openCount.Load())
 	fmt.Fprintln(stderr, "READY")
+	if *settle == 0 {
+		*settle = interval
+	}
+	select {
+	case <-time.After(*settle):
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	holdStart = time.Now()
+	bySecond = make([]float64, int(hold.Seconds())+1)
+	mu.Unlock()
 	timing.Store(true)
-	holdStart := time.Now()
 	select {
 	case <-time.After(*hold):
 	case <-ctx.Done():
 	}
 	timing.Store(false)
 	res.HoldSec = time.Since(holdStart).Seconds()
+	res.SettleSec = settle.Seconds()
 	cancel()
 	streams.Wait()
 	res.Failed = failed.Load()
 	res.Unknown = unknown.Load()
 	sort.Float64s(latencies)
 	res.Beats = len(latencies)
+	res.AckMaxBySecond = bySecond
 	if len(latencies) > 0 {
 		q := func(p float64) float64 { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
 		res.AckP50, res.AckP99, res.AckMax = q(0.5), q(0.99), latencies[len(latencies)-1]
