@@ -18,7 +18,7 @@ import type { InstanceKey, InstanceRecord, Status } from "../registry/instance.j
 import type { BeatOutcome } from "../registry/registry.js";
 import type { Strategy } from "../registry/select.js";
 import type { FilterSpec, InstanceInput } from "../registry/validate.js";
-import type { WatchItem } from "../watch/items.js";
+import type { WatchEventItem, WatchItem } from "../watch/items.js";
 
 // Conversions between the wire types (generated from proto/) and the core's
 // domain types. Everything protobuf-shaped stays in transport/.
@@ -138,6 +138,15 @@ const resetToPb = {
   OVERFLOW: ResetReasonPb.OVERFLOW,
 } as const;
 
+/** watchEventFieldsOf converts an event's fields other than its instance (which the gRPC fast path encodes once per record). */
+export function watchEventFieldsOf(item: WatchEventItem) {
+  return {
+    type: eventTypeToPb[item.type],
+    revision: BigInt(item.revision),
+    removalReason: item.removalReason === undefined ? RemovalReasonPb.UNSPECIFIED : removalToPb[item.removalReason],
+  };
+}
+
 /** watchItemToPb converts one watch stream item. */
 export function watchItemToPb(item: WatchItem): WatchServicesResponse {
   switch (item.kind) {
@@ -159,15 +168,7 @@ export function watchItemToPb(item: WatchItem): WatchServicesResponse {
       });
     case "event":
       return create(WatchServicesResponseSchema, {
-        message: {
-          case: "event",
-          value: {
-            type: eventTypeToPb[item.type],
-            instance: instanceToPb(item.instance),
-            revision: BigInt(item.revision),
-            removalReason: item.removalReason === undefined ? RemovalReasonPb.UNSPECIFIED : removalToPb[item.removalReason],
-          },
-        },
+        message: { case: "event", value: { ...watchEventFieldsOf(item), instance: instanceToPb(item.instance) } },
       });
     case "progress":
       return create(WatchServicesResponseSchema, {

@@ -1,7 +1,9 @@
 import type http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
+  InstanceSchema,
+  WatchEventSchema,
   WatchServicesRequestSchema,
   WatchServicesResponseSchema,
   type WatchServicesRequest,
@@ -9,7 +11,7 @@ import {
 import type { InstanceRecord } from "../registry/instance.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
-import { watchItemToPb } from "./convert.js";
+import { instanceToPb, watchEventFieldsOf, watchItemToPb } from "./convert.js";
 import type { FastPathDeps } from "./grpc-fast-path.js";
 import { envelope, fail, finish, FrameReader, requestEncoding, respond, timeoutMs, whenWritable } from "./grpc-wire.js";
 import { openWatch } from "./open-watch.js";
@@ -78,17 +80,66 @@ async function readOne(req: http2.Http2ServerRequest, maxBytes: number): Promise
   }
 }
 
-// Encoded events, per instance record: every watcher that sees a change
-// gets the same item content, so the bytes are built once per change.
+// Encoding. Instance records are immutable (a change makes a new one), so
+// each record's Instance bytes are built once and reused by every snapshot
+// and event that carries it; a snapshot chunk is then mostly a copy of
+// cached bytes. Each event's whole message is also kept, per record, for the
+// fan-out: every watcher that sees a change gets the same bytes. Fields are
+// written by hand only around the cached Instance bytes (length-delimited
+// fields: the snapshot's and the event's instance, the response's oneof).
+
+const instanceBytes = new WeakMap<InstanceRecord, Uint8Array>();
 const encodedEvents = new WeakMap<InstanceRecord, { item: WatchEventItem; bytes: Buffer }>();
 
+const SNAPSHOT_FIELD = 1; // WatchServicesResponse.snapshot
+const EVENT_FIELD = 3; // WatchServicesResponse.event
+const INSTANCES_FIELD = 1; // SnapshotChunk.instances
+const EVENT_INSTANCE_FIELD = 2; // WatchEvent.instance
+
 function encode(item: WatchItem): Buffer {
-  if (item.kind !== "event") return envelope(toBinary(WatchServicesResponseSchema, watchItemToPb(item)));
-  const cached = encodedEvents.get(item.instance);
-  if (cached !== undefined && sameEvent(cached.item, item)) return cached.bytes;
-  const bytes = envelope(toBinary(WatchServicesResponseSchema, watchItemToPb(item)));
-  encodedEvents.set(item.instance, { item, bytes });
-  return bytes;
+  switch (item.kind) {
+    case "snapshot": {
+      const parts = item.instances.map((r) => lengthDelimited(INSTANCES_FIELD, bytesOf(r)));
+      return envelope(lengthDelimited(SNAPSHOT_FIELD, Buffer.concat(parts)));
+    }
+    case "event": {
+      const cached = encodedEvents.get(item.instance);
+      if (cached !== undefined && sameEvent(cached.item, item)) return cached.bytes;
+      // the event without its instance, then the cached instance as field 2
+      const head = toBinary(WatchEventSchema, create(WatchEventSchema, watchEventFieldsOf(item)));
+      const body = Buffer.concat([head, lengthDelimited(EVENT_INSTANCE_FIELD, bytesOf(item.instance))]);
+      const bytes = envelope(lengthDelimited(EVENT_FIELD, body));
+      encodedEvents.set(item.instance, { item, bytes });
+      return bytes;
+    }
+    default:
+      return envelope(toBinary(WatchServicesResponseSchema, watchItemToPb(item)));
+  }
+}
+
+function bytesOf(r: InstanceRecord): Uint8Array {
+  let b = instanceBytes.get(r);
+  if (b === undefined) instanceBytes.set(r, (b = toBinary(InstanceSchema, instanceToPb(r))));
+  return b;
+}
+
+/** lengthDelimited writes one length-delimited field: tag, length, bytes. */
+function lengthDelimited(field: number, bytes: Uint8Array): Buffer {
+  const head: number[] = [];
+  varint(head, (field << 3) | 2);
+  varint(head, bytes.length);
+  const out = Buffer.allocUnsafe(head.length + bytes.length);
+  out.set(head, 0);
+  out.set(bytes, head.length);
+  return out;
+}
+
+function varint(out: number[], n: number): void {
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
 }
 
 function sameEvent(a: WatchEventItem, b: WatchEventItem): boolean {
