@@ -6,9 +6,11 @@ import { systemClock, type Clock } from "./registry/clock.js";
 import type { Logger } from "./registry/logger.js";
 import { Registry } from "./registry/registry.js";
 import { MemoryStore } from "./store/memory-store.js";
+import { RedisStore } from "./store/redis-store.js";
 import type { Store } from "./store/store.js";
 import { Connections, connectionValues } from "./transport/connections.js";
 import { withGrpcFastPath } from "./transport/grpc-fast-path.js";
+import { Metrics } from "./transport/metrics.js";
 import { errorInterceptor } from "./transport/interceptors.js";
 import { Listener } from "./transport/listener.js";
 import { registryRoutes } from "./transport/service.js";
@@ -34,7 +36,7 @@ export interface StartOptions {
 export async function startMaxine(config: Config, opts: StartOptions): Promise<Maxine> {
   const clock = opts.clock ?? systemClock;
   const log = opts.logger;
-  const store = opts.store ?? new MemoryStore();
+  const store: Store = opts.store ?? (config.store === "redis" ? await connectRedis(config, clock, log) : new MemoryStore());
   const limits = {
     maxTags: config.maxTags,
     maxTagLength: config.maxTagLength,
@@ -68,6 +70,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   // connect-node links every call's signal to this one: one listener per
   // open call, so thousands of watch streams are expected, not a leak.
   setMaxListeners(0, shutdown.signal);
+  const metrics = new Metrics(registry, hub);
   const connections = new Connections({
     maxWatchersPerConnection: config.maxWatchersPerConnection,
     maxHeartbeatsPerConnection: config.maxHeartbeatsPerConnection,
@@ -80,9 +83,33 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     shutdownSignal: shutdown.signal,
     contextValues: connectionValues(connections),
     fallback(req, res) {
+      if (req.method === "GET" && req.url === "/metrics") {
+        metrics.render().then(
+          ({ contentType, body }) => {
+            res.writeHead(200, { "content-type": contentType });
+            res.end(body);
+          },
+          (err: unknown) => {
+            log.error({ err }, "metrics: render failed");
+            res.writeHead(500, { "content-type": "text/plain" });
+            res.end("metrics unavailable\n");
+          },
+        );
+        return;
+      }
       if (req.method === "GET" && (req.url === "/healthz" || req.url === "/readyz")) {
+        // "degraded": the shared store is unreachable; reads are served, writes fail with UNAVAILABLE.
+        const health = store.health?.();
+        const status = shutdown.signal.aborted ? "draining" : health?.status === "degraded" ? "degraded" : "serving";
         res.writeHead(shutdown.signal.aborted ? 503 : 200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: shutdown.signal.aborted ? "draining" : "serving", revision: store.revision(), registryId: store.registryId }));
+        res.end(
+          JSON.stringify({
+            status,
+            revision: store.revision(),
+            registryId: store.registryId,
+            ...(health !== undefined ? { store: health.detail } : {}),
+          }),
+        );
         return;
       }
       res.writeHead(404, { "content-type": "text/plain" });
@@ -111,4 +138,24 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       return closing;
     },
   };
+}
+
+/** connectRedis builds the Redis store from the MAXINE_REDIS_* settings. */
+function connectRedis(config: Config, clock: Clock, logger: Logger): Promise<RedisStore> {
+  return RedisStore.connect({
+    url: config.redisUrl,
+    sentinels: config.redisSentinels === "" ? [] : config.redisSentinels.split(","),
+    sentinelName: config.redisSentinelName,
+    registry: config.redisRegistry,
+    logMax: config.redisLogMax,
+    historySize: Math.min(config.watchHistory, config.redisLogMax),
+    renewIntervalMs: config.redisRenewIntervalMs,
+    sweepIntervalMs: config.redisSweepIntervalMs,
+    lockTtlMs: config.redisLockTtlMs,
+    recoveryWindowMs: config.redisRecoveryWindowMs,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+    clock,
+    logger,
+  });
 }

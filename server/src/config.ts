@@ -28,6 +28,18 @@ export interface Config {
   watchSnapshotChunk: number;
   watchProgressIntervalMs: number;
   shutdownGraceMs: number;
+  store: "memory" | "redis";
+  redisUrl: string;
+  redisSentinels: string;
+  redisSentinelName: string;
+  redisRegistry: string;
+  redisLogMax: number;
+  redisRenewIntervalMs: number;
+  redisSweepIntervalMs: number;
+  redisLockTtlMs: number;
+  redisRecoveryWindowMs: number;
+  redisCommandTimeoutMs: number;
+  redisConnectTimeoutMs: number;
 }
 
 /** Setting describes one configuration entry; README's table lists every one (a test checks). */
@@ -81,6 +93,39 @@ function oneOf<T extends string>(...values: T[]) {
 
 const MAX = 2 ** 31 - 1;
 
+function hostPorts(raw: string, name: string): string {
+  const list = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const hp of list) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(hp) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(hp)) {
+      throw new ConfigError(`${name}: must be a comma-separated list of host:port, got ${JSON.stringify(hp)}`);
+    }
+  }
+  return list.join(",");
+}
+
+function redisUrl(raw: string, name: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}: must be a URL like redis://127.0.0.1:6379, got ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new ConfigError(`${name}: must start with redis:// or rediss://, got ${JSON.stringify(raw)}`);
+  }
+  if (url.pathname.length > 1 && !/^\/\d+$/.test(url.pathname)) {
+    throw new ConfigError(`${name}: the path must be a database number, got ${JSON.stringify(url.pathname)}`);
+  }
+  return raw;
+}
+
+function registryName(raw: string, name: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(raw)) {
+    throw new ConfigError(`${name}: must be 1..64 letters, digits, '.', '_' or '-', got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
 function setting(key: keyof Config, env: string, def: string, description: string, parse: Setting["parse"]): Setting {
   const flag = `--${env.replace(/^MAXINE_/, "").toLowerCase().replaceAll("_", "-")}`;
   return { key, env, flag, default: def, description, parse };
@@ -114,6 +159,18 @@ export const SETTINGS: readonly Setting[] = [
   setting("watchSnapshotChunk", "MAXINE_WATCH_SNAPSHOT_CHUNK", "100", "Most instances in one snapshot message.", int(1, MAX)),
   setting("watchProgressIntervalMs", "MAXINE_WATCH_PROGRESS_INTERVAL", "10s", "Idle time after which a watch stream gets a progress bookmark (0ms: never).", duration(0)),
   setting("shutdownGraceMs", "MAXINE_SHUTDOWN_GRACE", "5s", "On SIGTERM/SIGINT, how long connections may take to close before they are cut.", duration(0)),
+  setting("store", "MAXINE_STORE", "memory", "Where state lives: memory (this process only) or redis (shared by every replica on one Redis; docs/redis.md).", oneOf("memory", "redis")),
+  setting("redisUrl", "MAXINE_REDIS_URL", "redis://127.0.0.1:6379", "Redis address, redis://[user:password@]host:port[/db] (rediss:// for TLS); with Sentinels, only its credentials and db are used.", redisUrl),
+  setting("redisSentinels", "MAXINE_REDIS_SENTINELS", "", "Comma-separated host:port of Redis Sentinels; when set, Maxine connects to the master they name and follows its failovers (empty: MAXINE_REDIS_URL directly).", hostPorts),
+  setting("redisSentinelName", "MAXINE_REDIS_SENTINEL_NAME", "mymaster", "Name of the master the Sentinels monitor.", str),
+  setting("redisRegistry", "MAXINE_REDIS_REGISTRY", "default", "Registry name: its keys share the hash tag {maxine:NAME} (one Redis Cluster slot); replicas with the same name share one registry.", registryName),
+  setting("redisLogMax", "MAXINE_REDIS_LOG_MAX", "10000", "Approximate length of the change stream kept in Redis (seeds the watch history of a replica that starts).", int(100, MAX)),
+  setting("redisRenewIntervalMs", "MAXINE_REDIS_RENEW_INTERVAL", "250ms", "How often a replica writes its batched lease renewals to Redis; keep it well under MAXINE_LEASE_TTL_MIN.", duration(10)),
+  setting("redisSweepIntervalMs", "MAXINE_REDIS_SWEEP_INTERVAL", "250ms", "How often the replica holding the sweeper lock removes expired leases.", duration(10)),
+  setting("redisLockTtlMs", "MAXINE_REDIS_LOCK_TTL", "2s", "Sweeper lock lifetime: how soon another replica sweeps when the holder dies.", duration(100)),
+  setting("redisRecoveryWindowMs", "MAXINE_REDIS_RECOVERY_WINDOW", "5s", "After a Redis outage, how long sweeping pauses while replicas re-assert their leases (no mass expiry).", duration(0)),
+  setting("redisCommandTimeoutMs", "MAXINE_REDIS_COMMAND_TIMEOUT", "2s", "How long a write may wait on Redis before it fails with UNAVAILABLE.", duration(10)),
+  setting("redisConnectTimeoutMs", "MAXINE_REDIS_CONNECT_TIMEOUT", "10s", "How long a starting server waits for Redis before it exits with an error.", duration(10)),
 ];
 
 /**
@@ -144,6 +201,9 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
   }
   if (config.leaseTtlDefaultMs < config.leaseTtlMinMs || config.leaseTtlDefaultMs > config.leaseTtlMaxMs) {
     throw new ConfigError(`MAXINE_LEASE_TTL_DEFAULT: must lie within MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX`);
+  }
+  if (config.store === "redis" && config.redisRenewIntervalMs * 2 > config.leaseTtlMinMs) {
+    throw new ConfigError(`MAXINE_REDIS_RENEW_INTERVAL: must be at most half of MAXINE_LEASE_TTL_MIN, or short leases lapse between renewals`);
   }
   return config;
 }

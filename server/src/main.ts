@@ -15,7 +15,14 @@ try {
 }
 
 const log = pino({ level: config.logLevel, base: { service: "maxine" } });
-const server = await startMaxine(config, { logger: log });
+let server;
+try {
+  server = await startMaxine(config, { logger: log });
+} catch (err) {
+  // A store that cannot be reached at start (Redis down) or a port in use: say which, exit 1.
+  log.fatal({ err: (err as Error).message }, "maxine could not start");
+  process.exit(1);
+}
 log.info({ host: config.host, port: server.port, registryId: server.registry.store.registryId }, "maxine listening");
 
 let stopping = false;

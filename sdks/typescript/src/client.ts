@@ -5,6 +5,7 @@ import {
   createGrpcWebTransport,
   type Http2SessionManager,
 } from "@connectrpc/connect-node";
+import { createFailoverTransport } from "./failover.js";
 import { RegistryService } from "./gen/maxine/registry/v1/registry_pb.js";
 
 /** MaxineClient is a typed connect-es client of maxine.registry.v1.RegistryService. */
@@ -15,8 +16,13 @@ export type Protocol = "connect" | "grpc" | "grpc-web";
 
 /** MaxineClientOptions configure createMaxineClient and createMaxineTransport. */
 export interface MaxineClientOptions {
-  /** baseUrl is the server's address, e.g. "http://127.0.0.1:7400" (https for TLS). */
-  readonly baseUrl: string;
+  /**
+   * baseUrl is the server's address, e.g. "http://127.0.0.1:7400" (https
+   * for TLS), or several addresses of replicas sharing one registry (Redis
+   * mode): calls then go to one at a time and move to the next when it
+   * fails (see createFailoverTransport).
+   */
+  readonly baseUrl: string | readonly string[];
   /** protocol defaults to "grpc". */
   readonly protocol?: Protocol;
   /**
@@ -49,6 +55,13 @@ export interface MaxineClientOptions {
  * uses, for callers that make their own clients or share one transport.
  */
 export function createMaxineTransport(opts: MaxineClientOptions): Transport {
+  if (typeof opts.baseUrl !== "string") {
+    const urls = [...opts.baseUrl];
+    if (urls.length === 0) throw new TypeError("createMaxineClient: baseUrl must name at least one address");
+    if (urls.length === 1) return createMaxineTransport({ ...opts, baseUrl: urls[0]! });
+    if (opts.sessionManager !== undefined) throw new TypeError("createMaxineClient: sessionManager needs a single baseUrl");
+    return createFailoverTransport(urls.map((baseUrl) => createMaxineTransport({ ...opts, baseUrl })));
+  }
   const protocol = opts.protocol ?? "grpc";
   const common = {
     baseUrl: opts.baseUrl,

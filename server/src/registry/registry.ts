@@ -137,7 +137,7 @@ export class Registry {
       );
     }
     const now = this.clock.now();
-    const change = await this.store.put(spec, now);
+    const change = await this.store.put(spec, now, { ttlMs: ttl });
     const instance = change?.instance ?? this.store.get(spec);
     if (instance === undefined) {
       throw new RegistryError(Reason.UNAVAILABLE, "instance: removed concurrently with its registration, retry");
@@ -185,7 +185,9 @@ export class Registry {
     stream.closed = true;
     this.streams.delete(stream);
     if (this.closed) return;
+    const keys = [...stream.keys];
     this.leases.release(stream, this.clock.now(), this.lease.graceMs);
+    if (keys.length > 0) this.store.leases?.released(keys, this.lease.graceMs, stream.id);
     this.arm();
   }
 
@@ -218,12 +220,22 @@ export class Registry {
       return { key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered` };
     }
     if (beat.status !== undefined && beat.status !== record.status) {
-      const change = await this.store.put({ ...record, status: beat.status }, this.clock.now());
-      record = change?.instance ?? record;
+      try {
+        const change = await this.store.put({ ...record, status: beat.status }, this.clock.now());
+        record = change?.instance ?? record;
+      } catch (err) {
+        // The store is unreachable: the beat still renews locally; the
+        // status change is applied by a later beat (clients send it on each).
+        if (!(err instanceof RegistryError && err.reason === Reason.UNAVAILABLE)) throw err;
+        this.log.warn({ instance: keyString(key), err: err.message }, "status change not stored, retried on the next beat");
+      }
     }
     const lease = this.leases.renew(key, this.leases.get(keyString(key))?.ttlMs ?? this.lease.defaultTtlMs, this.clock.now());
     if (beat.load !== undefined) lease.load = beat.load;
-    if (!stream.closed) this.leases.bind(lease, stream);
+    if (!stream.closed) {
+      this.leases.bind(lease, stream);
+      this.store.leases?.renewed(keyString(key), lease.ttlMs, stream.id);
+    }
     return { key, result: "RENEWED", expiresAt: lease.deadline };
   }
 
@@ -303,6 +315,8 @@ export class Registry {
 
   private async expire(): Promise<void> {
     for (const { key, reason } of this.leases.expireDue(this.clock.now())) {
+      // A shared store expires leases itself (another replica may have renewed this one).
+      if (this.store.leases !== undefined) continue;
       try {
         const change = await this.store.remove(key, reason);
         if (change !== undefined) this.log.info({ instance: keyString(key), reason, revision: change.revision }, "instance removed");

@@ -55,7 +55,7 @@ export interface Store {
    * put adds or replaces an instance and resolves with the change, or with
    * undefined when the stored instance already equals spec (nothing to do).
    */
-  put(spec: InstanceSpec, now: number): Promise<Change | undefined>;
+  put(spec: InstanceSpec, now: number, lease?: LeaseClaim): Promise<Change | undefined>;
   /**
    * remove deletes an instance and resolves with the change, or with
    * undefined when it is absent or (with ifModRevision) was changed since.
@@ -64,4 +64,47 @@ export interface Store {
   /** subscribe registers a change listener and returns its unsubscribe. */
   subscribe(listener: (change: Change) => void): () => void;
   close(): Promise<void>;
+  /**
+   * leases is set by stores shared between replicas: leases then live in
+   * the store, which expires them itself (one sweeper for all replicas),
+   * and the registry reports renewals and ended streams to it. Unset (the
+   * memory store): the registry expires instances itself.
+   */
+  readonly leases?: SharedLeases;
+  /** recentChanges are changes committed before this process subscribed, oldest first, to seed resume history. */
+  recentChanges?(): readonly Change[];
+  /**
+   * subscribeResets registers a listener called when the view was replaced
+   * rather than changed (the shared state was lost or changes were missed):
+   * watchers then need a fresh snapshot, and the resume history is void.
+   */
+  subscribeResets?(listener: (reason: StoreResetReason) => void): () => void;
+  /** health reports whether writes can reach the store; reads always work. */
+  health?(): StoreHealth;
+}
+
+/** StoreResetReason says why a store replaced its view. */
+export type StoreResetReason = "REGISTRY_CHANGED" | "COMPACTED";
+
+/** StoreHealth is a store's health for /healthz: "degraded" serves reads from the mirror but cannot write. */
+export interface StoreHealth {
+  readonly status: "ok" | "degraded";
+  readonly detail: string;
+}
+
+/** LeaseClaim asks put to start or renew the instance's lease in a shared store (Register). */
+export interface LeaseClaim {
+  readonly ttlMs: number;
+}
+
+/**
+ * SharedLeases is how the registry tells a shared store about leases held
+ * on this replica. Calls never wait on the network: renewals are batched,
+ * and while the store is unreachable they are kept and re-asserted later.
+ */
+export interface SharedLeases {
+  /** renewed: a heartbeat on stream (this replica's stream id) renewed key's lease for ttlMs. */
+  renewed(key: string, ttlMs: number, stream: number): void;
+  /** released: stream ended; its instances go after graceMs unless another stream takes them first. */
+  released(keys: readonly string[], graceMs: number, stream: number): void;
 }

@@ -45,7 +45,7 @@ interface NamespaceWatchers {
  * bookmarks on idle streams.
  */
 export class WatchHub implements WatcherHost {
-  private readonly history: History;
+  private history: History;
   private readonly namespaces = new Map<string, NamespaceWatchers>();
   private readonly unsubscribe: () => void;
   private count = 0;
@@ -59,7 +59,13 @@ export class WatchHub implements WatcherHost {
     private readonly settings: WatchSettings,
   ) {
     this.history = new History(settings.historySize);
-    this.unsubscribe = store.subscribe((c) => this.dispatch(c));
+    for (const c of store.recentChanges?.() ?? []) this.history.append(c);
+    const unsubscribeChanges = store.subscribe((c) => this.dispatch(c));
+    const unsubscribeResets = store.subscribeResets?.((reason) => this.reset(reason));
+    this.unsubscribe = () => {
+      unsubscribeChanges();
+      unsubscribeResets?.();
+    };
     this.scheduleProgress();
   }
 
@@ -142,6 +148,24 @@ export class WatchHub implements WatcherHost {
       for (const w of [...ns.all]) w.end(err);
       for (const set of [...ns.byService.values()]) for (const w of [...set]) w.end(err);
     }
+  }
+
+  /**
+   * reset handles a store that replaced its view (shared state lost, or
+   * changes missed): the history no longer leads to the view, so it is
+   * dropped (then re-seeded from the store), and every watcher gets a
+   * fresh snapshot flagged reset with reason.
+   */
+  private reset(reason: ResetReason): void {
+    this.history = new History(this.settings.historySize);
+    for (const c of this.store.recentChanges?.() ?? []) this.history.append(c);
+    const now = this.clock.now();
+    for (const ns of this.namespaces.values()) {
+      const each = (w: Watcher): void => w.resetTo(this.snapshot(w.scope, reason), now);
+      ns.all.forEach(each);
+      for (const set of ns.byService.values()) set.forEach(each);
+    }
+    this.log.warn({ reason, watchers: this.count }, "watchers reset to a fresh snapshot");
   }
 
   private start(req: WatchRequest, scope: WatchScope): WatchItem[] {

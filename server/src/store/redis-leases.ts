@@ -1,0 +1,144 @@
+import type { Clock } from "../registry/clock.js";
+import type { Logger } from "../registry/logger.js";
+import type { SharedLeases } from "./store.js";
+
+/** HeldLease is what a replica knows of one lease it holds (renewed by its streams or its Register calls). */
+export interface HeldLease {
+  ttlMs: number;
+  /** owner is "<replica>:<stream>" of the stream holding the lease here, "" for Register-only leases. */
+  owner: string;
+  /** until is when the lease lapses by this replica's own knowledge. */
+  until: number;
+  /** written is the deadline last written to Redis (estimated on this replica's clock). */
+  written: number;
+  writtenOwner: string;
+}
+
+/** HeldLeasesHost is what HeldLeases needs from the Redis store. */
+export interface HeldLeasesHost {
+  readonly replicaId: string;
+  readonly renewIntervalMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** writable is false while Redis is unreachable or the mirror re-syncs: renewals then wait. */
+  writable(): boolean;
+  registryId(): string;
+  script(name: "maxineRenew" | "maxineRelease", args: ReadonlyArray<string | number>): Promise<unknown>;
+  /** failed hears of a Redis call that failed. */
+  failed(err: unknown): void;
+}
+
+const RENEW_CHUNK = 2000;
+
+/**
+ * HeldLeases is one replica's side of the leases it holds: heartbeats are
+ * answered locally and only noted here; flush writes, in one script call
+ * per 2,000 leases, those whose Redis deadline would come within half a TTL
+ * (plus a flush interval). Beats at a third of the TTL thus cost one write
+ * every other beat, batched with every other lease's. What it holds is also
+ * what the store re-asserts after an outage.
+ */
+export class HeldLeases implements SharedLeases {
+  private readonly held = new Map<string, HeldLease>();
+  private readonly pending = new Set<string>();
+
+  constructor(private readonly host: HeldLeasesHost) {}
+
+  renewed(key: string, ttlMs: number, stream: number): void {
+    const owner = `${this.host.replicaId}:${stream}`;
+    const now = this.host.clock.now();
+    let h = this.held.get(key);
+    if (h === undefined) this.held.set(key, (h = { ttlMs, owner, until: 0, written: 0, writtenOwner: "" }));
+    h.ttlMs = ttlMs;
+    h.owner = owner;
+    h.until = now + ttlMs;
+    if (h.writtenOwner !== owner || h.written - now < ttlMs / 2 + this.host.renewIntervalMs) this.pending.add(key);
+  }
+
+  released(keys: readonly string[], graceMs: number, stream: number): void {
+    const owner = `${this.host.replicaId}:${stream}`;
+    const now = this.host.clock.now();
+    const mine: string[] = [];
+    for (const k of keys) {
+      const h = this.held.get(k);
+      if (h === undefined || h.owner !== owner) continue;
+      h.owner = "";
+      h.until = Math.min(h.until, now + graceMs);
+      this.pending.delete(k);
+      mine.push(k);
+    }
+    if (mine.length === 0 || !this.host.writable()) return;
+    this.host.script("maxineRelease", [this.host.registryId(), graceMs, owner, ...mine]).catch((err: unknown) => {
+      this.host.failed(err);
+      this.host.logger.debug({ err: (err as Error).message }, "lease release not stored; the TTL applies");
+    });
+  }
+
+  /** registered notes a lease that a Register call just wrote to Redis. */
+  registered(key: string, ttlMs: number): void {
+    const now = this.host.clock.now();
+    let h = this.held.get(key);
+    if (h === undefined) this.held.set(key, (h = { ttlMs, owner: "", until: 0, written: 0, writtenOwner: "" }));
+    h.ttlMs = ttlMs;
+    h.until = Math.max(h.until, now + ttlMs);
+    h.written = now + ttlMs;
+  }
+
+  /** forget drops a lease whose instance is gone. */
+  forget(key: string): void {
+    this.held.delete(key);
+    this.pending.delete(key);
+  }
+
+  /** keep drops every lease whose key fails keep (instances no longer in the mirror). */
+  keep(keep: (key: string) => boolean): void {
+    for (const k of this.held.keys()) if (!keep(k)) this.forget(k);
+  }
+
+  /** live returns the leases still live at now (dropping the rest), for re-assertion. */
+  live(now: number): Array<[string, HeldLease]> {
+    const out: Array<[string, HeldLease]> = [];
+    for (const [k, h] of this.held) {
+      if (h.until <= now) this.forget(k);
+      else out.push([k, h]);
+    }
+    return out;
+  }
+
+  /** asserted notes that key's lease was just written whole (re-assertion). */
+  asserted(key: string, h: HeldLease, now: number): void {
+    h.written = now + h.ttlMs;
+    h.writtenOwner = h.owner;
+    this.pending.delete(key);
+  }
+
+  /** flush writes the batched renewals; on failure they stay pending for the next flush. */
+  async flush(): Promise<void> {
+    if (this.pending.size === 0 || !this.host.writable()) return;
+    const batch = [...this.pending];
+    this.pending.clear();
+    try {
+      for (let i = 0; i < batch.length; i += RENEW_CHUNK) {
+        const args: Array<string | number> = [this.host.registryId()];
+        const sent: Array<[HeldLease, string]> = [];
+        for (const k of batch.slice(i, i + RENEW_CHUNK)) {
+          const h = this.held.get(k);
+          if (h === undefined || h.owner === "") continue;
+          args.push(k, h.ttlMs, h.writtenOwner === h.owner ? "" : h.owner);
+          sent.push([h, h.owner]);
+        }
+        if (sent.length === 0) continue;
+        const now = this.host.clock.now();
+        await this.host.script("maxineRenew", args);
+        for (const [h, owner] of sent) {
+          h.written = now + h.ttlMs;
+          h.writtenOwner = owner;
+        }
+      }
+    } catch (err) {
+      for (const k of batch) if (this.held.has(k)) this.pending.add(k);
+      this.host.failed(err);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,263 @@
+// Lua scripts of the Redis store. Every script receives the same nine keys
+// (all under one hash tag, so they run on Redis Cluster too) and works out
+// lease deadlines with Redis's own clock (TIME), so replicas' clocks never
+// decide an expiry. docs/redis.md describes the key layout.
+
+/** RedisKeys are the keys of one registry in Redis, all in the hash tag `{maxine:<registry>}`. */
+export interface RedisKeys {
+  /** id holds the registryId; it vanishes when Redis loses its data, and a new one names the new state. */
+  readonly id: string;
+  readonly rev: string;
+  /** inst is a hash: "namespace/service/instanceId" -> record JSON. */
+  readonly inst: string;
+  /** leases is a sorted set: instance key -> lease deadline (ms, Redis clock). */
+  readonly leases: string;
+  /** owner is a hash: instance key -> "<replica>:<stream>" holding it, "~<...>" once released into grace. */
+  readonly owner: string;
+  /** log is the change stream; entry id "<revision>-0". */
+  readonly log: string;
+  readonly lock: string;
+  readonly fence: string;
+  readonly hold: string;
+}
+
+/** redisKeys names the keys of registry (the MAXINE_REDIS_REGISTRY setting). */
+export function redisKeys(registry: string): RedisKeys {
+  const p = `{maxine:${registry}}:`;
+  return {
+    id: `${p}id`,
+    rev: `${p}rev`,
+    inst: `${p}inst`,
+    leases: `${p}leases`,
+    owner: `${p}owner`,
+    log: `${p}log`,
+    lock: `${p}sweeper`,
+    fence: `${p}fence`,
+    hold: `${p}hold`,
+  };
+}
+
+/** keyList is the KEYS array every script takes, in this order. */
+export function keyList(k: RedisKeys): string[] {
+  return [k.id, k.rev, k.inst, k.leases, k.owner, k.log, k.lock, k.fence, k.hold];
+}
+
+const PRELUDE = `
+local K_ID, K_REV, K_INST, K_LEASES, K_OWNER, K_LOG, K_LOCK, K_FENCE, K_HOLD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function changed(expected)
+  local id = redis.call('GET', K_ID)
+  if id ~= expected then return redis.error_reply('MAXINE_REGISTRY_CHANGED registry is now ' .. tostring(id)) end
+  return nil
+end
+local function append(rev, maxlen, fields)
+  redis.call('XADD', K_LOG, 'MAXLEN', '~', maxlen, rev .. '-0', unpack(fields))
+end
+local HEAD = '^{"createRevision":(%d+),"registeredAt":(%d+),"updatedAt":%d+,"modRevision":(%d+),"spec":(.*)}$'
+`;
+
+/**
+ * PUT adds or replaces an instance. ARGV: expected registryId, key, spec
+ * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
+ * lease; then an absent instance is not created), owner ("" keeps it), log
+ * MAXLEN. Returns {0} (unchanged), {-1} (absent) or {revision, fields}.
+ */
+export const PUT = `${PRELUDE}
+local err = changed(ARGV[1]); if err then return err end
+local key, spec, now, ttl, owner = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local prev = redis.call('HGET', K_INST, key)
+local function lease()
+  if ttl ~= '' then redis.call('ZADD', K_LEASES, now_ms() + tonumber(ttl), key) end
+  if owner ~= '' then redis.call('HSET', K_OWNER, key, owner) end
+end
+local created, registered
+if prev then
+  local c, r, m, s = string.match(prev, HEAD)
+  if s == spec then lease(); return {0} end
+  created, registered = c, r
+elseif ttl == '' then
+  return {-1}
+end
+local rev = redis.call('INCR', K_REV)
+if not prev then created, registered = rev, now end
+local rec = '{"createRevision":' .. created .. ',"registeredAt":' .. registered .. ',"updatedAt":' .. now .. ',"modRevision":' .. rev .. ',"spec":' .. spec .. '}'
+redis.call('HSET', K_INST, key, rec)
+lease()
+local fields
+if prev then fields = {'t', 'U', 'k', key, 'v', rec, 'p', prev} else fields = {'t', 'A', 'k', key, 'v', rec} end
+append(rev, ARGV[7], fields)
+return {rev, fields}
+`;
+
+/**
+ * REMOVE deletes an instance and its lease. ARGV: expected registryId, key,
+ * reason, ifModRevision ("" for any), log MAXLEN. Returns {0} or {revision, fields}.
+ */
+export const REMOVE = `${PRELUDE}
+local err = changed(ARGV[1]); if err then return err end
+local key = ARGV[2]
+local prev = redis.call('HGET', K_INST, key)
+if not prev then return {0} end
+if ARGV[4] ~= '' then
+  local c, r, m = string.match(prev, HEAD)
+  if m ~= ARGV[4] then return {0} end
+end
+local rev = redis.call('INCR', K_REV)
+redis.call('HDEL', K_INST, key)
+redis.call('ZREM', K_LEASES, key)
+redis.call('HDEL', K_OWNER, key)
+local fields = {'t', 'R', 'k', key, 'v', prev, 'why', ARGV[3]}
+append(rev, ARGV[5], fields)
+return {rev, fields}
+`;
+
+/**
+ * RENEW extends leases in one batch. ARGV: expected registryId, then
+ * triples (key, TTL ms, owner; "" when the owner is already stored).
+ * Returns the keys that are not registered.
+ */
+export const RENEW = `${PRELUDE}
+local err = changed(ARGV[1]); if err then return err end
+local now = now_ms()
+local unknown = {}
+for i = 2, #ARGV, 3 do
+  local key = ARGV[i]
+  -- Every instance has a lease member, so XX updates exactly the registered ones.
+  if redis.call('ZADD', K_LEASES, 'XX', 'CH', now + tonumber(ARGV[i + 1]), key) == 1 then
+    if ARGV[i + 2] ~= '' then redis.call('HSET', K_OWNER, key, ARGV[i + 2]) end
+  elseif redis.call('ZSCORE', K_LEASES, key) == false then
+    unknown[#unknown + 1] = key
+  end
+end
+return unknown
+`;
+
+/**
+ * RELEASE starts the grace of instances whose stream ended, but only those
+ * the ending stream still owns (a session that moved to another replica
+ * keeps its lease). ARGV: expected registryId, grace ms, owner, keys...
+ */
+export const RELEASE = `${PRELUDE}
+local err = changed(ARGV[1]); if err then return err end
+local graceUntil = now_ms() + tonumber(ARGV[2])
+for i = 4, #ARGV do
+  local key = ARGV[i]
+  if redis.call('HGET', K_OWNER, key) == ARGV[3] then
+    local d = redis.call('ZSCORE', K_LEASES, key)
+    if d and graceUntil < tonumber(d) then
+      redis.call('ZADD', K_LEASES, graceUntil, key)
+      redis.call('HSET', K_OWNER, key, '~' .. ARGV[3])
+    else
+      redis.call('HDEL', K_OWNER, key)
+    end
+  end
+end
+return 0
+`;
+
+/**
+ * LOCK takes or keeps the sweeper lock. A new holder gets the next fencing
+ * token (INCR fence). ARGV: replica id, lock TTL ms, token held ("" none).
+ * Returns the token held now, or 0 when another replica holds the lock.
+ */
+export const LOCK = `${PRELUDE}
+local cur = redis.call('GET', K_LOCK)
+if not cur then
+  local token = redis.call('INCR', K_FENCE)
+  redis.call('SET', K_LOCK, ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+  return token
+end
+if ARGV[3] ~= '' and cur == ARGV[1] .. ':' .. ARGV[3] then
+  redis.call('PEXPIRE', K_LOCK, ARGV[2])
+  return tonumber(ARGV[3])
+end
+return 0
+`;
+
+/** UNLOCK gives the sweeper lock up if this replica (ARGV: replica id, token) holds it. */
+export const UNLOCK = `${PRELUDE}
+if redis.call('GET', K_LOCK) == ARGV[1] .. ':' .. ARGV[2] then redis.call('DEL', K_LOCK) end
+return 0
+`;
+
+/**
+ * SWEEP removes instances whose lease deadline has passed by Redis's clock.
+ * It is fenced: it does nothing unless the caller holds the lock with the
+ * latest token, so a sweeper that paused past its lock can never sweep.
+ * Nothing is swept while the hold key exists (right after an outage, until
+ * replicas have re-asserted their leases). ARGV: expected registryId,
+ * replica id, token, batch limit, log MAXLEN, least lock PTTL ms left (a
+ * sweep that arrives later than that after its lock renewal is refused).
+ * Returns {-1} (not the holder, or stale),
+ * {-2} (held) or {revision, fields, revision, fields, ...}.
+ */
+export const SWEEP = `${PRELUDE}
+local err = changed(ARGV[1]); if err then return err end
+if redis.call('GET', K_LOCK) ~= ARGV[2] .. ':' .. ARGV[3] or redis.call('GET', K_FENCE) ~= ARGV[3] then return {-1} end
+-- The lock was renewed just before this call: a lock this close to expiry
+-- means the call waited (Redis paused, a network stall) and is stale.
+if redis.call('PTTL', K_LOCK) < tonumber(ARGV[6]) then return {-1} end
+if redis.call('EXISTS', K_HOLD) == 1 then return {-2} end
+local due = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, key in ipairs(due) do
+  redis.call('ZREM', K_LEASES, key)
+  local prev = redis.call('HGET', K_INST, key)
+  local owner = redis.call('HGET', K_OWNER, key)
+  redis.call('HDEL', K_OWNER, key)
+  if prev then
+    local reason = 'LEASE_EXPIRED'
+    if owner and string.sub(owner, 1, 1) == '~' then reason = 'STREAM_CLOSED' end
+    redis.call('HDEL', K_INST, key)
+    local rev = redis.call('INCR', K_REV)
+    local fields = {'t', 'R', 'k', key, 'v', prev, 'why', reason, 'f', ARGV[3]}
+    append(rev, ARGV[5], fields)
+    out[#out + 1] = rev
+    out[#out + 1] = fields
+  end
+end
+return out
+`;
+
+/**
+ * INIT returns the registryId, creating it (ARGV[1]) when Redis has none,
+ * and with ARGV[2] > 0 sets the hold key that pauses sweeping for that many
+ * ms (after an outage). Returns {registryId, 1 if created}.
+ */
+export const INIT = `${PRELUDE}
+local id = redis.call('GET', K_ID)
+local created = 0
+if not id then
+  redis.call('SET', K_ID, ARGV[1])
+  id = ARGV[1]
+  created = 1
+end
+if tonumber(ARGV[2]) > 0 then redis.call('SET', K_HOLD, '1', 'PX', ARGV[2]) end
+return {id, created}
+`;
+
+/**
+ * LOAD reads the whole state at one revision: {registryId, revision,
+ * [key, record, ...], newest ARGV[1] log entries (newest first)}.
+ */
+export const LOAD = `${PRELUDE}
+local log = {}
+if tonumber(ARGV[1]) > 0 then log = redis.call('XREVRANGE', K_LOG, '+', '-', 'COUNT', ARGV[1]) end
+return {redis.call('GET', K_ID) or '', redis.call('GET', K_REV) or '0', redis.call('HGETALL', K_INST), log}
+`;
+
+/** SCRIPTS are the scripts by the command name they are defined under. */
+export const SCRIPTS = {
+  maxinePut: PUT,
+  maxineRemove: REMOVE,
+  maxineRenew: RENEW,
+  maxineRelease: RELEASE,
+  maxineLock: LOCK,
+  maxineUnlock: UNLOCK,
+  maxineSweep: SWEEP,
+  maxineInit: INIT,
+  maxineLoad: LOAD,
+} as const;

@@ -1,0 +1,547 @@
+import { randomUUID } from "node:crypto";
+import { Redis, type RedisOptions } from "ioredis";
+import type { Clock, Timer } from "../registry/clock.js";
+import { Reason, RegistryError } from "../registry/errors.js";
+import { keyString, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../registry/instance.js";
+import type { Logger } from "../registry/logger.js";
+import { keyList, redisKeys, SCRIPTS, type RedisKeys } from "./redis-scripts.js";
+import { HeldLeases } from "./redis-leases.js";
+import { Sweeper } from "./redis-sweeper.js";
+import type { Change, LeaseClaim, ServiceView, Store, StoreHealth, StoreResetReason } from "./store.js";
+import { View } from "./view.js";
+
+/** RedisStoreOptions configure a RedisStore; each field is a server setting (README, docs/redis.md). */
+export interface RedisStoreOptions {
+  /** url is redis://[:password@]host:port[/db]; with sentinels set, only its password and db are used. */
+  readonly url: string;
+  /** sentinels are "host:port" addresses of Redis Sentinels; empty: connect to url directly. */
+  readonly sentinels: readonly string[];
+  /** sentinelName is the monitored master's name. */
+  readonly sentinelName: string;
+  /** registry names the registry: its keys share the hash tag {maxine:<registry>}. */
+  readonly registry: string;
+  /** logMax is the approximate length the change stream is trimmed to. */
+  readonly logMax: number;
+  /** historySize is how many logged changes seed the watch history at start. */
+  readonly historySize: number;
+  readonly renewIntervalMs: number;
+  readonly sweepIntervalMs: number;
+  readonly lockTtlMs: number;
+  /** recoveryWindowMs pauses sweeping after an outage while replicas re-assert their leases. */
+  readonly recoveryWindowMs: number;
+  readonly commandTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** sweep: false leaves expiry to the other replicas (tests); default true. */
+  readonly sweep?: boolean;
+}
+
+type Runner = Record<string, (...args: Array<string | number>) => Promise<unknown>>;
+
+const BLOCK_MS = 2000;
+const RETRY_MS = 200;
+const APPLIED_KEPT = 4096;
+
+/**
+ * RedisStore shares one registry between replicas through Redis. Every
+ * write is one Lua script that advances the registry-wide revision and
+ * appends the change to a stream; each replica mirrors that stream into a
+ * local View (XREAD BLOCK on its own connection) and serves every read from
+ * it, so all replicas emit the same changes with the same revisions. A write
+ * resolves once the mirror holds it (read your writes). Leases live in
+ * Redis: renewals are batched, one sweeper at a time expires them (see
+ * Sweeper). When Redis is unreachable reads go on from the mirror, writes
+ * fail with UNAVAILABLE, renewals wait; when it is back the mirror re-syncs
+ * and every lease held here is re-asserted, even if Redis lost its data.
+ */
+export class RedisStore implements Store {
+  /** replicaId names this replica in lease owners and the sweeper lock. */
+  readonly replicaId = randomUUID();
+  readonly leases: HeldLeases;
+  private readonly keys: RedisKeys;
+  private readonly keyArgs: string[];
+  private readonly cmd: Redis;
+  private readonly reader: Redis;
+  private readonly view = new View();
+  private readonly listeners = new Set<(change: Change) => void>();
+  private readonly resetListeners = new Set<(reason: StoreResetReason) => void>();
+  private readonly applied = new Map<number, Change>();
+  private readonly waiters: Array<{ rev: number; done: (ok: boolean) => void }> = [];
+  private readonly sweeper: Sweeper | undefined;
+  private id = "";
+  private rev = 0;
+  private recent: Change[] = [];
+  private needSync = true;
+  private forceLoad = false;
+  private down: string | undefined = "connecting";
+  private lastError = "";
+  private closed = false;
+  private loop: Promise<void> | undefined;
+  private flushTimer: Timer | undefined;
+  private sleepTimer: { timer: Timer; wake: () => void } | undefined;
+
+  private constructor(private readonly opts: RedisStoreOptions) {
+    this.keys = redisKeys(opts.registry);
+    this.keyArgs = keyList(this.keys);
+    const base: RedisOptions = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (n) => Math.min(100 * n, 1000),
+      commandTimeout: opts.commandTimeoutMs,
+      connectionName: `maxine-${this.replicaId}`,
+      lazyConnect: true,
+    };
+    const config = connectionOptions(opts, base);
+    this.cmd = new Redis(config);
+    this.reader = new Redis({ ...config, commandTimeout: BLOCK_MS + opts.commandTimeoutMs });
+    for (const [name, lua] of Object.entries(SCRIPTS)) {
+      this.cmd.defineCommand(name, { numberOfKeys: this.keyArgs.length, lua });
+      this.reader.defineCommand(name, { numberOfKeys: this.keyArgs.length, lua });
+    }
+    this.cmd.on("error", (err: Error) => (this.lastError = err.message));
+    this.reader.on("error", (err: Error) => (this.lastError = err.message));
+    this.cmd.on("close", () => this.markDown(this.lastError || "connection closed"));
+    this.leases = new HeldLeases({
+      replicaId: this.replicaId,
+      renewIntervalMs: opts.renewIntervalMs,
+      clock: opts.clock,
+      logger: opts.logger,
+      writable: () => this.down === undefined && !this.needSync,
+      registryId: () => this.id,
+      script: (name, args) => this.script(name, args),
+      failed: (err) => this.failed(err),
+    });
+    if (opts.sweep !== false) {
+      this.sweeper = new Sweeper((name, args) => this.script(name, args), {
+        replicaId: this.replicaId,
+        lockTtlMs: opts.lockTtlMs,
+        intervalMs: opts.sweepIntervalMs,
+        batch: 500,
+        logMax: opts.logMax,
+        registryId: () => this.id,
+        clock: opts.clock,
+        logger: opts.logger,
+        active: () => this.down === undefined && !this.needSync,
+        onError: (err) => this.failed(err),
+      });
+    }
+  }
+
+  /**
+   * connect opens the connections, loads the registry (creating it in an
+   * empty Redis), and starts mirroring, renewing and sweeping. It fails with
+   * a message naming the address when Redis is not reachable in time.
+   */
+  static async connect(opts: RedisStoreOptions): Promise<RedisStore> {
+    const store = new RedisStore(opts);
+    try {
+      await store.start();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  get registryId(): string {
+    return this.id;
+  }
+
+  revision(): number {
+    return this.rev;
+  }
+
+  get(key: InstanceKey): InstanceRecord | undefined {
+    return this.view.get(key);
+  }
+
+  service(namespace: string, service: string): ServiceView | undefined {
+    return this.view.service(namespace, service);
+  }
+
+  services(namespace: string): ReadonlyArray<readonly [string, ServiceView]> {
+    return this.view.services(namespace);
+  }
+
+  namespaces(): readonly string[] {
+    return this.view.namespaceNames();
+  }
+
+  recentChanges(): readonly Change[] {
+    return this.recent;
+  }
+
+  health(): StoreHealth {
+    return this.down === undefined
+      ? { status: "ok", detail: "redis reachable" }
+      : { status: "degraded", detail: `redis unreachable (${this.down}): reads from this replica's mirror, writes fail` };
+  }
+
+  async put(spec: InstanceSpec, now: number, lease?: LeaseClaim): Promise<Change | undefined> {
+    const key = keyString(spec);
+    const reply = (await this.write("maxinePut", [this.id, key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax])) as unknown[];
+    if (lease !== undefined) this.leases.registered(key, lease.ttlMs);
+    if (typeof reply[0] !== "number" || reply[0] <= 0) return undefined;
+    return this.settle(reply[0], reply[1] as string[]);
+  }
+
+  async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number): Promise<Change | undefined> {
+    const reply = (await this.write("maxineRemove", [this.id, keyString(key), reason, ifModRevision ?? "", this.opts.logMax])) as unknown[];
+    if (typeof reply[0] !== "number" || reply[0] <= 0) return undefined;
+    return this.settle(reply[0], reply[1] as string[]);
+  }
+
+  subscribe(listener: (change: Change) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  subscribeResets(listener: (reason: StoreResetReason) => void): () => void {
+    this.resetListeners.add(listener);
+    return () => this.resetListeners.delete(listener);
+  }
+
+  /** sweepNow runs one sweeper round at once (tests and benchmarks); -1 when another replica holds the lock. */
+  sweepNow(): Promise<number> {
+    return this.sweeper?.tick() ?? Promise.resolve(-1);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.flushTimer?.cancel();
+    await this.sweeper?.stop();
+    if (this.down === undefined) await this.leases.flush().catch(() => undefined);
+    this.sleepTimer?.wake();
+    this.reader.disconnect();
+    this.cmd.disconnect();
+    await this.loop;
+    for (const w of this.waiters.splice(0)) w.done(false);
+    this.listeners.clear();
+    this.resetListeners.clear();
+  }
+
+  private async start(): Promise<void> {
+    await Promise.all([this.ready(this.cmd), this.ready(this.reader)]);
+    await this.sync();
+    this.loop = this.readLoop();
+    this.scheduleFlush();
+    this.sweeper?.start();
+  }
+
+  private async ready(r: Redis): Promise<void> {
+    const timeoutMs = this.opts.connectTimeoutMs;
+    let timer: Timer | undefined;
+    r.connect().catch(() => undefined); // retried by ioredis until ready; the timeout below bounds the wait
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => (r.status === "ready" ? resolve() : r.once("ready", () => resolve()))),
+        new Promise<never>((_, reject) => {
+          timer = this.opts.clock.setTimer(
+            () => reject(new Error(`store: could not connect to Redis at ${describe(this.opts)} within ${timeoutMs} ms (${this.lastError || "no answer"})`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } catch (err) {
+      const message = (err as Error).message;
+      throw new Error(message.startsWith("store:") ? message : `store: could not connect to Redis at ${describe(this.opts)}: ${message}`);
+    } finally {
+      timer?.cancel();
+    }
+  }
+
+  private script(name: string, args: ReadonlyArray<string | number>): Promise<unknown> {
+    return (this.cmd as unknown as Runner)[name]!(...this.keyArgs, ...args);
+  }
+
+  private async write(name: string, args: ReadonlyArray<string | number>): Promise<unknown> {
+    if (this.closed) throw new RegistryError(Reason.SHUTTING_DOWN, "server: shutting down, retry on another server");
+    if (this.down !== undefined) {
+      throw new RegistryError(
+        Reason.UNAVAILABLE,
+        `store: Redis is unreachable (${this.down}); writes fail until it is back, retry shortly (reads are served from this replica's copy)`,
+      );
+    }
+    try {
+      return await this.script(name, args);
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      if (message.includes("MAXINE_REGISTRY_CHANGED")) {
+        this.needSync = true;
+        throw new RegistryError(Reason.UNAVAILABLE, "store: the shared registry was replaced (Redis lost its data); this replica is re-syncing, retry");
+      }
+      if ((err as Error).name === "ReplyError") {
+        throw new RegistryError(Reason.UNAVAILABLE, `store: Redis refused the write (${message}), retry shortly`);
+      }
+      this.failed(err);
+      throw new RegistryError(
+        Reason.UNAVAILABLE,
+        `store: Redis is unreachable (${message}); writes fail until it is back, retry shortly (reads are served from this replica's copy)`,
+      );
+    }
+  }
+
+  /** settle returns the change a write committed once the mirror has applied it (read your writes). */
+  private async settle(rev: number, fields: string[]): Promise<Change> {
+    if (rev === this.rev + 1) this.apply(rev, fields);
+    else if (rev > this.rev) {
+      let timer: Timer | undefined;
+      const ok = await new Promise<boolean>((done) => {
+        const waiter = { rev, done };
+        this.waiters.push(waiter);
+        timer = this.opts.clock.setTimer(() => {
+          const i = this.waiters.indexOf(waiter);
+          if (i >= 0) this.waiters.splice(i, 1);
+          done(false);
+        }, 2 * this.opts.commandTimeoutMs);
+      });
+      timer?.cancel();
+      if (!ok) throw new RegistryError(Reason.UNAVAILABLE, "store: the change was committed but has not reached this replica's copy yet; retry");
+    }
+    return this.applied.get(rev) ?? this.changeOf(rev, fields);
+  }
+
+  /** apply applies one logged change to the mirror; a gap means changes were missed and forces a reload. */
+  private apply(rev: number, fields: string[]): void {
+    if (rev <= this.rev) return;
+    if (rev !== this.rev + 1) {
+      this.needSync = true;
+      this.forceLoad = true;
+      throw new Error(`change log gap: mirror at ${this.rev}, next logged change is ${rev}`);
+    }
+    const change = this.changeOf(rev, fields);
+    if (change.type === "REMOVED") {
+      this.view.delete(change.instance);
+      this.leases.forget(keyString(change.instance));
+    } else {
+      this.view.set(change.instance);
+    }
+    this.rev = rev;
+    this.applied.set(rev, change);
+    if (this.applied.size > APPLIED_KEPT) this.applied.delete(this.applied.keys().next().value!);
+    for (const l of this.listeners) l(change);
+    this.wake();
+  }
+
+  private wake(): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i]!;
+      if (w.rev <= this.rev) {
+        this.waiters.splice(i, 1);
+        w.done(true);
+      }
+    }
+  }
+
+  private changeOf(rev: number, fields: readonly string[]): Change {
+    const f = fieldMap(fields);
+    const instance = decodeRecord(f.v!);
+    switch (f.t) {
+      case "A":
+        return { type: "ADDED", revision: rev, instance };
+      case "U":
+        return { type: "UPDATED", revision: rev, instance, previous: decodeRecord(f.p!) };
+      default:
+        return { type: "REMOVED", revision: rev, instance, reason: f.why as RemovalReason };
+    }
+  }
+
+  private async readLoop(): Promise<void> {
+    while (!this.closed) {
+      try {
+        if (this.needSync) await this.sync();
+        const res = (await this.reader.xread("BLOCK", BLOCK_MS, "STREAMS", this.keys.log, `${this.rev}-0`)) as
+          | Array<[string, Array<[string, string[]]>]>
+          | null;
+        if (res === null) {
+          // Idle: make sure the registry was not replaced under us (FLUSHALL without a restart).
+          if ((await this.reader.get(this.keys.id)) !== this.id) this.needSync = true;
+          continue;
+        }
+        for (const [, entries] of res) for (const [id, fields] of entries) this.apply(Number.parseInt(id, 10), fields);
+      } catch (err) {
+        if (this.closed) break;
+        this.needSync = true;
+        const message = (err as Error).message;
+        if (this.forceLoad) this.opts.logger.warn({ err: message }, "redis mirror: re-syncing");
+        else this.failed(err);
+        await this.sleep(RETRY_MS);
+      }
+    }
+  }
+
+  /**
+   * sync (re)establishes the mirror: it reads the registryId (creating one
+   * in an empty Redis); when it changed, re-asserts every lease held here
+   * into the new registry and loads its state, resetting watchers; after
+   * an outage it pauses sweeping for the recovery window and re-asserts the
+   * leases held here, so no live instance is lost or expired meanwhile.
+   */
+  private async sync(): Promise<void> {
+    const first = this.id === "";
+    const wasDown = this.down !== undefined && !first;
+    const [id] = (await this.script("maxineInit", [randomUUID(), wasDown || this.forceLoad ? this.opts.recoveryWindowMs : 0])) as [string, number];
+    let reasserted = 0;
+    if (id !== this.id) {
+      if (!first) reasserted = await this.reassert(id);
+      await this.load(first ? undefined : "REGISTRY_CHANGED");
+    } else if (this.forceLoad) {
+      await this.load("COMPACTED");
+    }
+    if (!first && reasserted === 0) reasserted = await this.reassert(id);
+    this.needSync = false;
+    this.forceLoad = false;
+    this.lastError = "";
+    if (this.down !== undefined) {
+      this.down = undefined;
+      this.opts.logger.info({ registryId: this.id, revision: this.rev, reasserted }, "redis reachable: mirror in sync");
+    }
+  }
+
+  private async load(reason: StoreResetReason | undefined): Promise<void> {
+    const [id, rev, flat, log] = (await this.script("maxineLoad", [this.opts.historySize])) as [string, string, string[], Array<[string, string[]]>];
+    this.view.clear();
+    for (let i = 1; i < flat.length; i += 2) this.view.set(decodeRecord(flat[i]!));
+    if (id !== this.id) for (const w of this.waiters.splice(0)) w.done(false); // their revisions belong to the old registry
+    this.id = id;
+    this.rev = Number(rev);
+    this.applied.clear();
+    const recent: Change[] = [];
+    let expect = this.rev;
+    for (const [entryId, fields] of log) {
+      const r = Number.parseInt(entryId, 10);
+      if (r !== expect) break;
+      recent.push(this.changeOf(r, fields));
+      expect--;
+    }
+    this.recent = recent.reverse();
+    this.leases.keep((k) => this.view.get(parseKey(k)) !== undefined);
+    this.wake();
+    if (reason !== undefined) {
+      this.opts.logger.warn({ reason, registryId: id, revision: this.rev }, "redis mirror reloaded: watchers get a fresh snapshot");
+      for (const l of this.resetListeners) l(reason);
+    }
+  }
+
+  /** reassert writes every lease still live here (and its instance, from the mirror) into registry id. */
+  private async reassert(id: string): Promise<number> {
+    const now = this.opts.clock.now();
+    const pipe = this.cmd.pipeline();
+    let n = 0;
+    for (const [k, h] of this.leases.live(now)) {
+      const record = this.view.get(parseKey(k));
+      if (record === undefined) {
+        this.leases.forget(k);
+        continue;
+      }
+      (pipe as unknown as Runner).maxinePut!(...this.keyArgs, id, k, encodeSpec(record), now, h.ttlMs, h.owner, this.opts.logMax);
+      this.leases.asserted(k, h, now);
+      n++;
+    }
+    if (n === 0) return 0;
+    const results = (await pipe.exec()) ?? [];
+    const failed = results.find(([err]) => err !== null);
+    if (failed !== undefined) throw failed[0]!;
+    return n;
+  }
+
+  private scheduleFlush(): void {
+    if (this.closed) return;
+    this.flushTimer = this.opts.clock.setTimer(() => {
+      this.flushTimer = undefined;
+      void this.leases.flush()
+        .catch((err: unknown) => this.opts.logger.debug({ err: (err as Error).message }, "lease renewals kept for the next flush"))
+        .finally(() => this.scheduleFlush());
+    }, this.opts.renewIntervalMs);
+  }
+
+  /**
+   * failed notes a failed Redis call. Anything but an error reply from
+   * Redis (a timeout, a dropped or refused connection) counts as an outage:
+   * writes then fail fast, sweeping stops, and the next sync re-asserts.
+   */
+  private failed(err: unknown): void {
+    if ((err as Error)?.name === "ReplyError") return;
+    this.markDown((err as Error)?.message || this.lastError || String(err));
+  }
+
+  private markDown(reason: string): void {
+    if (this.closed || this.down !== undefined) return;
+    this.down = reason;
+    this.needSync = true;
+    this.opts.logger.warn({ err: reason }, "redis unreachable: serving reads from the mirror, writes fail with UNAVAILABLE");
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        this.sleepTimer?.timer.cancel();
+        this.sleepTimer = undefined;
+        resolve();
+      };
+      this.sleepTimer = { timer: this.opts.clock.setTimer(wake, ms), wake };
+    });
+  }
+}
+
+function connectionOptions(opts: RedisStoreOptions, base: RedisOptions): RedisOptions {
+  const url = new URL(opts.url);
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new Error(`MAXINE_REDIS_URL: must be redis://host:port or rediss://..., got ${opts.url}`);
+  const auth = {
+    ...(url.username !== "" ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password !== "" ? { password: decodeURIComponent(url.password) } : {}),
+    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+    ...(url.protocol === "rediss:" ? { tls: {} } : {}),
+  };
+  if (opts.sentinels.length > 0) {
+    const sentinels = opts.sentinels.map((s) => {
+      const i = s.lastIndexOf(":");
+      return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+    });
+    return { ...base, ...auth, sentinels, name: opts.sentinelName };
+  }
+  return { ...base, ...auth, host: url.hostname, port: url.port === "" ? 6379 : Number(url.port) };
+}
+
+function describe(opts: RedisStoreOptions): string {
+  if (opts.sentinels.length > 0) return `sentinels ${opts.sentinels.join(",")} (master ${opts.sentinelName})`;
+  const url = new URL(opts.url);
+  return `${url.hostname}:${url.port || 6379}`;
+}
+
+/** encodeSpec is the canonical JSON of what a client sets (the scripts compare it byte for byte). */
+export function encodeSpec(s: InstanceSpec): string {
+  const metadata: Record<string, string> = {};
+  for (const k of Object.keys(s.metadata).sort()) metadata[k] = s.metadata[k]!;
+  return JSON.stringify({
+    namespace: s.namespace,
+    service: s.service,
+    instanceId: s.instanceId,
+    host: s.host,
+    port: s.port,
+    version: s.version,
+    zone: s.zone,
+    tags: s.tags,
+    metadata,
+    weight: s.weight,
+    status: s.status,
+  });
+}
+
+function decodeRecord(json: string): InstanceRecord {
+  const r = JSON.parse(json) as { createRevision: number; registeredAt: number; updatedAt: number; modRevision: number; spec: InstanceSpec };
+  return { ...r.spec, registeredAt: r.registeredAt, updatedAt: r.updatedAt, createRevision: r.createRevision, modRevision: r.modRevision };
+}
+
+function fieldMap(fields: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]!] = fields[i + 1]!;
+  return out;
+}
+
+function parseKey(k: string): InstanceKey {
+  const [namespace = "", service = "", instanceId = ""] = k.split("/");
+  return { namespace, service, instanceId };
+}

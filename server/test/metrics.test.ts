@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { Maxine } from "../src/app.js";
+import { postJson, startInProcess, watchJson } from "./support/in-process.js";
+
+// GET /metrics: Prometheus text with the process metrics and the registry's
+// gauges, read at scrape time.
+
+let server: Maxine & { url: string };
+beforeAll(async () => {
+  server = await startInProcess();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+async function scrape(): Promise<Map<string, number>> {
+  const res = await fetch(`${server.url}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
+  const values = new Map<string, number>();
+  for (const line of (await res.text()).split("\n")) {
+    const m = /^(maxine_[a-z_]+)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+    if (m !== null) values.set(m[1]!, Number(m[2]));
+  }
+  return values;
+}
+
+it("serves the registry's gauges and Node.js process metrics", async () => {
+  const before = await scrape();
+  expect(before.get("maxine_instances")).toBe(0);
+  expect(before.get("maxine_nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+  for (const id of ["m1", "m2"]) {
+    await postJson(server.url, "Register", { instance: { service: "metrics", instanceId: id, host: "10.4.0.1", port: 80 } });
+  }
+  const watch = await watchJson(server.url, { services: ["metrics"] });
+  for (let m = await watch.next(); m?.snapshotEnd === undefined; m = await watch.next()) {
+    if (m === undefined) throw new Error("the watch ended before its snapshot");
+  }
+  const after = await scrape();
+  expect(after.get("maxine_instances")).toBe(2);
+  expect(after.get("maxine_revision")).toBe(2);
+  expect(after.get("maxine_watchers")).toBe(1);
+  expect(after.get("maxine_heartbeat_streams")).toBe(0);
+  await watch.cancel();
+});

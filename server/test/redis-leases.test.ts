@@ -1,0 +1,198 @@
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { systemClock } from "../src/registry/clock.js";
+import type { InstanceSpec } from "../src/registry/instance.js";
+import { silentLogger } from "../src/registry/logger.js";
+import { keyList, redisKeys, SCRIPTS } from "../src/store/redis-scripts.js";
+import type { RedisStore } from "../src/store/redis-store.js";
+import { Sweeper, type ScriptRunner } from "../src/store/redis-sweeper.js";
+import type { Change } from "../src/store/store.js";
+import { startRedis, type RedisProcess } from "./support/redis-server.js";
+import { redisStore } from "./support/redis-store.js";
+
+// Leases in Redis: renewals from the replica holding the stream, grace after
+// a stream ends (ignored when another replica took the instance over), and
+// the sweeper lock with its fencing token.
+
+let redis: RedisProcess;
+let raw: Redis;
+beforeAll(async () => {
+  redis = await startRedis();
+  raw = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  await raw.connect();
+  for (const [name, lua] of Object.entries(SCRIPTS)) raw.defineCommand(name, { numberOfKeys: 9, lua });
+});
+afterAll(async () => {
+  raw?.disconnect();
+  await redis?.close();
+});
+
+function spec(id: string): InstanceSpec {
+  return { namespace: "default", service: "svc", instanceId: id, host: "h", port: 1, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: "SERVING" };
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("leases shared through Redis", () => {
+  it("a stream's end starts the grace, unless another replica's stream took the instance first", async () => {
+    const registry = `leases-${randomUUID().slice(0, 8)}`;
+    const r1 = await redisStore(redis.url, { registry });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: Change[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(c));
+    try {
+      await r1.put(spec("moved"), Date.now(), { ttlMs: 5000 });
+      await r1.put(spec("gone"), Date.now(), { ttlMs: 5000 });
+      r1.leases.renewed("default/svc/moved", 5000, 1);
+      r1.leases.renewed("default/svc/gone", 5000, 1);
+      await sleep(150); // flushed: both owned by r1's stream 1
+      r2.leases.renewed("default/svc/moved", 5000, 9); // the session moved to r2
+      await sleep(150);
+      r1.leases.released(["default/svc/moved", "default/svc/gone"], 200, 1);
+      await waitFor(() => removed.length > 0, "the released instance to be swept");
+      await sleep(500);
+      expect(removed.map((c) => [c.instance.instanceId, c.type === "REMOVED" && c.reason])).toEqual([["gone", "STREAM_CLOSED"]]);
+      expect(r1.get(spec("moved"))).toBeDefined();
+      expect(r2.get(spec("moved"))).toBeDefined();
+    } finally {
+      await r1.close();
+      await r2.close();
+    }
+  });
+
+  it("batches renewals: a lease renewed by heartbeats outlives its TTL, then expires once they stop", async () => {
+    const registry = `renew-${randomUUID().slice(0, 8)}`;
+    const r1 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r1.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    try {
+      await r1.put(spec("beating"), Date.now(), { ttlMs: 300 });
+      const until = Date.now() + 1000;
+      while (Date.now() < until) {
+        r1.leases.renewed("default/svc/beating", 300, 1);
+        await sleep(100);
+      }
+      expect(removed).toEqual([]);
+      await waitFor(() => removed.length > 0, "expiry after the beats stopped");
+      expect(removed).toEqual(["beating:LEASE_EXPIRED"]);
+    } finally {
+      await r1.close();
+    }
+  });
+});
+
+describe("self-preservation after an outage", () => {
+  it("sweeps nothing while the hold set by a replica coming back exists, then expires what is really due", async () => {
+    const registry = `hold-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const store = await redisStore(redis.url, { registry });
+    const removed: string[] = [];
+    store.subscribe((c) => c.type === "REMOVED" && removed.push(c.instance.instanceId));
+    const run = raw as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>;
+    const sweeper = new Sweeper((name, args) => run[name]!(...keyList(keys), ...args), {
+      replicaId: "only",
+      lockTtlMs: 2000,
+      intervalMs: 1000,
+      batch: 100,
+      logMax: 10_000,
+      registryId: () => store.registryId,
+      clock: systemClock,
+      logger: silentLogger,
+    });
+    try {
+      await store.put(spec("overdue"), Date.now(), { ttlMs: 100 });
+      // What a replica does first when Redis answers again after an outage.
+      await run.maxineInit!(...keyList(keys), "unused", 500);
+      await sleep(150); // the lease is overdue now
+      const rounds: number[] = [];
+      for (let r = -2; r === -2; rounds.push(r)) {
+        r = await sweeper.tick();
+        if (r === -2) expect(await raw.zscore(keys.leases, "default/svc/overdue")).not.toBeNull();
+        await sleep(20);
+      }
+      expect(rounds.filter((r) => r === -2).length).toBeGreaterThan(0); // held back while the hold existed
+      expect(rounds.at(-1)).toBe(1); // then the first round without it expired the overdue lease
+      await waitFor(() => removed.length > 0, "the removal to reach the mirror");
+      expect(removed).toEqual(["overdue"]);
+    } finally {
+      await sweeper.stop();
+      await store.close();
+    }
+  });
+});
+
+describe("the sweeper lock", () => {
+  it("never lets two sweepers sweep: a paused holder's stale token is fenced off", async () => {
+    const registry = `fence-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const store: RedisStore = await redisStore(redis.url, { registry });
+    const run: ScriptRunner = (name, args) =>
+      (raw as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name]!(...keyList(keys), ...args);
+    const make = (replicaId: string) =>
+      new Sweeper(run, { replicaId, lockTtlMs: 150, intervalMs: 1000, batch: 100, logMax: 10_000, registryId: () => store.registryId, clock: systemClock, logger: silentLogger });
+    const sweepers = [make("x"), make("y")];
+    const fenced: Array<{ who: number; token: number }> = [];
+    const tokens = new Set<number>();
+    let registered = 0;
+    try {
+      const stopAt = Date.now() + 2500;
+      const writer = (async () => {
+        while (Date.now() < stopAt) {
+          await store.put(spec(`i-${registered++}`), Date.now(), { ttlMs: 30 });
+          await sleep(5);
+        }
+      })();
+      const race = sweepers.map(async (s, who) => {
+        let round = 0;
+        while (Date.now() < stopAt) {
+          await s.tick();
+          if (s.token !== undefined) tokens.add(s.token);
+          round++;
+          if (s.token !== undefined && round % 7 === who * 3) {
+            // A pause longer than the lock's TTL (a GC pause, a stalled
+            // event loop): the other sweeper takes the lock meanwhile.
+            const held = s.token;
+            await sleep(300);
+            const r = await s.sweep(held);
+            if (r === -1) fenced.push({ who, token: held });
+            else expect(Number(await raw.get(keys.fence))).toBe(held); // no newer holder: still the latest token
+          }
+          await sleep(10);
+        }
+      });
+      await Promise.all([writer, ...race]);
+      for (const s of sweepers) await s.stop();
+      // Let the last leases lapse and sweep them with a third holder.
+      const last = make("z");
+      await waitFor(async () => (await last.tick(), (await raw.zcard(keys.leases)) === 0), "every lease swept");
+      await last.stop();
+
+      const log = (await raw.xrange(keys.log, "-", "+")) as Array<[string, string[]]>;
+      const removals = log
+        .map(([, f]) => Object.fromEntries(f.flatMap((v, i) => (i % 2 === 0 ? [[v, f[i + 1]]] : []))) as Record<string, string>)
+        .filter((f) => f.t === "R");
+      const removalTokens = removals.map((f) => Number(f.f));
+      // Fencing: removals happen under ever newer tokens, never an older one after a newer one.
+      expect(removalTokens).toEqual([...removalTokens].sort((p, q) => p - q));
+      // Every instance removed exactly once, each by the lease sweeper.
+      expect(new Set(removals.map((f) => f.k)).size).toBe(removals.length);
+      expect(removals.length).toBe(registered);
+      expect(removals.every((f) => f.why === "LEASE_EXPIRED")).toBe(true);
+      // The race really happened: the lock changed hands and stale holders were refused.
+      expect(tokens.size).toBeGreaterThanOrEqual(2);
+      expect(fenced.length).toBeGreaterThan(0);
+    } finally {
+      for (const s of sweepers) await s.stop();
+      await store.close();
+    }
+  });
+});

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { InstanceSpec } from "../src/registry/instance.js";
+import { MemoryStore } from "../src/store/memory-store.js";
+import type { Change, Store } from "../src/store/store.js";
+import { startRedis, type RedisProcess } from "./support/redis-server.js";
+import { redisStore } from "./support/redis-store.js";
+
+// One contract, every store backend: the memory store and the Redis store
+// (against a private redis-server) must behave the same to the registry.
+
+let redis: RedisProcess;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.close();
+});
+
+function spec(id: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
+  return {
+    namespace: "default",
+    service: "payments",
+    instanceId: id,
+    host: "10.0.0.1",
+    port: 8080,
+    version: "1.0.0",
+    zone: "eu-1a",
+    tags: ["a", "b"],
+    metadata: { k: "v", "x-y": "z" },
+    weight: 100,
+    status: "SERVING",
+    ...over,
+  };
+}
+
+const backends: Array<[string, () => Promise<Store>]> = [
+  ["memory", async () => new MemoryStore()],
+  ["redis", () => redisStore(redis.url)],
+];
+
+describe.each(backends)("store contract: %s", (_name, make) => {
+  async function withStore(fn: (s: Store, seen: Change[]) => Promise<void>): Promise<void> {
+    const s = await make();
+    const seen: Change[] = [];
+    s.subscribe((c) => seen.push(c));
+    try {
+      await fn(s, seen);
+    } finally {
+      await s.close();
+    }
+  }
+
+  it("adds an instance with revision 1 and shows it before put resolves", () =>
+    withStore(async (s, seen) => {
+      expect(s.revision()).toBe(0);
+      expect(s.registryId).not.toBe("");
+      const c = await s.put(spec("p-1"), 1000, { ttlMs: 10_000 });
+      expect(c?.type).toBe("ADDED");
+      expect(c?.revision).toBe(1);
+      expect(c?.instance).toMatchObject({ ...spec("p-1"), registeredAt: 1000, updatedAt: 1000, createRevision: 1, modRevision: 1 });
+      expect(s.revision()).toBe(1);
+      expect(s.get(spec("p-1"))).toEqual(c?.instance);
+      expect(seen.map((x) => x.revision)).toEqual([1]);
+    }));
+
+  it("puts an unchanged instance as a no-op, with metadata in any order", () =>
+    withStore(async (s, seen) => {
+      await s.put(spec("p-1"), 1000, { ttlMs: 10_000 });
+      expect(await s.put(spec("p-1", { metadata: { "x-y": "z", k: "v" } }), 2000, { ttlMs: 10_000 })).toBeUndefined();
+      expect(s.revision()).toBe(1);
+      expect(seen).toHaveLength(1);
+    }));
+
+  it("updates with the previous record, keeping creation data", () =>
+    withStore(async (s) => {
+      await s.put(spec("p-1"), 1000, { ttlMs: 10_000 });
+      const c = await s.put(spec("p-1", { status: "DRAINING" }), 2000);
+      expect(c?.type).toBe("UPDATED");
+      if (c?.type !== "UPDATED") return;
+      expect(c.revision).toBe(2);
+      expect(c.previous.status).toBe("SERVING");
+      expect(c.instance).toMatchObject({ status: "DRAINING", registeredAt: 1000, updatedAt: 2000, createRevision: 1, modRevision: 2 });
+      expect(s.service("default", "payments")?.servingCount).toBe(0);
+    }));
+
+  it("removes with a reason, conditionally on the mod revision", () =>
+    withStore(async (s) => {
+      await s.put(spec("p-1"), 1000, { ttlMs: 10_000 });
+      expect(await s.remove(spec("p-1"), "LEASE_EXPIRED", 7)).toBeUndefined();
+      const c = await s.remove(spec("p-1"), "DEREGISTERED", 1);
+      expect(c).toMatchObject({ type: "REMOVED", revision: 2, reason: "DEREGISTERED" });
+      expect(c?.instance.instanceId).toBe("p-1");
+      expect(s.get(spec("p-1"))).toBeUndefined();
+      expect(await s.remove(spec("p-1"), "DEREGISTERED")).toBeUndefined();
+      expect(s.namespaces()).toEqual([]);
+    }));
+
+  it("lists namespaces and services in name order with counts", () =>
+    withStore(async (s) => {
+      await s.put(spec("b-1", { service: "beta" }), 1, { ttlMs: 10_000 });
+      await s.put(spec("a-2", { service: "alpha", status: "NOT_SERVING" }), 1, { ttlMs: 10_000 });
+      await s.put(spec("a-1", { service: "alpha" }), 1, { ttlMs: 10_000 });
+      await s.put(spec("o-1", { namespace: "other" }), 1, { ttlMs: 10_000 });
+      expect(s.namespaces()).toEqual(["default", "other"]);
+      const services = s.services("default").map(([name, v]) => [name, v.size, v.servingCount]);
+      expect(services).toEqual([
+        ["alpha", 2, 1],
+        ["beta", 1, 1],
+      ]);
+      expect(s.service("default", "alpha")?.sorted().map((r) => r.instanceId)).toEqual(["a-1", "a-2"]);
+    }));
+
+  it("gives concurrent writes gapless revisions, seen once each in order", () =>
+    withStore(async (s, seen) => {
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => s.put(spec(`p-${i}`), 1, { ttlMs: 10_000 })));
+      expect(results.map((c) => c!.revision).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      expect(seen.map((c) => c.revision)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      for (const c of results) expect(s.get(c!.instance)).toEqual(c!.instance);
+      expect(s.revision()).toBe(40);
+    }));
+});
