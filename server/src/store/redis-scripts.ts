@@ -48,6 +48,16 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- late refuses a write that reaches Redis after the deadline its replica
+-- gave it (ms, Redis clock; '' for none): the replica has already told its
+-- caller UNAVAILABLE, so applying it now, as a frozen Redis that resumes
+-- would, must not happen.
+local function late(deadline)
+  if deadline ~= nil and deadline ~= '' and now_ms() > tonumber(deadline) then
+    return redis.error_reply('MAXINE_LATE the write reached Redis after its deadline and was not applied')
+  end
+  return nil
+end
 local function changed(expected)
   local id = redis.call('GET', K_ID)
   if id ~= expected then return redis.error_reply('MAXINE_REGISTRY_CHANGED registry is now ' .. tostring(id)) end
@@ -63,10 +73,11 @@ local HEAD = '^{"createRevision":(%d+),"registeredAt":(%d+),"updatedAt":%d+,"mod
  * PUT adds or replaces an instance. ARGV: expected registryId, key, spec
  * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
  * lease; then an absent instance is not created), owner ("" keeps it), log
- * MAXLEN. Returns {0} (unchanged), {-1} (absent) or {revision, fields}.
+ * MAXLEN, deadline (ms, Redis clock; "" for none). Returns {0} (unchanged),
+ * {-1} (absent) or {revision, fields}.
  */
 export const PUT = `${PRELUDE}
-local err = changed(ARGV[1]); if err then return err end
+local err = changed(ARGV[1]) or late(ARGV[8]); if err then return err end
 local key, spec, now, ttl, owner = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local prev = redis.call('HGET', K_INST, key)
 local function lease()
@@ -94,10 +105,11 @@ return {rev, fields}
 
 /**
  * REMOVE deletes an instance and its lease. ARGV: expected registryId, key,
- * reason, ifModRevision ("" for any), log MAXLEN. Returns {0} or {revision, fields}.
+ * reason, ifModRevision ("" for any), log MAXLEN, deadline (ms, Redis clock;
+ * "" for none). Returns {0} or {revision, fields}.
  */
 export const REMOVE = `${PRELUDE}
-local err = changed(ARGV[1]); if err then return err end
+local err = changed(ARGV[1]) or late(ARGV[6]); if err then return err end
 local key = ARGV[2]
 local prev = redis.call('HGET', K_INST, key)
 if not prev then return {0} end

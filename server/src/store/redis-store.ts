@@ -76,6 +76,7 @@ export class RedisStore implements Store {
   private forceLoad = false;
   private down: string | undefined = "connecting";
   private lastError = "";
+  private clockOffsetMs = 0;
   private closed = false;
   private loop: Promise<void> | undefined;
   private flushTimer: Timer | undefined;
@@ -180,14 +181,14 @@ export class RedisStore implements Store {
 
   async put(spec: InstanceSpec, now: number, lease?: LeaseClaim): Promise<Change | undefined> {
     const key = keyString(spec);
-    const reply = (await this.write("maxinePut", [this.id, key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax])) as unknown[];
+    const reply = (await this.write("maxinePut", [this.id, key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax, this.deadline()])) as unknown[];
     if (lease !== undefined) this.leases.registered(key, lease.ttlMs);
     if (typeof reply[0] !== "number" || reply[0] <= 0) return undefined;
     return this.settle(reply[0], reply[1] as string[]);
   }
 
   async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number): Promise<Change | undefined> {
-    const reply = (await this.write("maxineRemove", [this.id, keyString(key), reason, ifModRevision ?? "", this.opts.logMax])) as unknown[];
+    const reply = (await this.write("maxineRemove", [this.id, keyString(key), reason, ifModRevision ?? "", this.opts.logMax, this.deadline()])) as unknown[];
     if (typeof reply[0] !== "number" || reply[0] <= 0) return undefined;
     return this.settle(reply[0], reply[1] as string[]);
   }
@@ -271,6 +272,9 @@ export class RedisStore implements Store {
       if (message.includes("MAXINE_REGISTRY_CHANGED")) {
         this.needSync = true;
         throw new RegistryError(Reason.UNAVAILABLE, "store: the shared registry was replaced (Redis lost its data); this replica is re-syncing, retry");
+      }
+      if (message.includes("MAXINE_LATE")) {
+        throw new RegistryError(Reason.UNAVAILABLE, "store: Redis answered after the write's deadline, so it was not applied; retry shortly");
       }
       if ((err as Error).name === "ReplyError") {
         throw new RegistryError(Reason.UNAVAILABLE, `store: Redis refused the write (${message}), retry shortly`);
@@ -379,7 +383,25 @@ export class RedisStore implements Store {
    * an outage it pauses sweeping for the recovery window and re-asserts the
    * leases held here, so no live instance is lost or expired meanwhile.
    */
+  /**
+   * deadline is when a write sent now must have reached Redis, in Redis's
+   * clock: after it the caller has been told UNAVAILABLE, so the script
+   * refuses it (a frozen Redis that resumes must not apply stale writes).
+   */
+  private deadline(): number {
+    return Math.floor(Date.now() + this.clockOffsetMs + this.opts.commandTimeoutMs);
+  }
+
+  /** measureClock estimates Redis's clock minus this host's (wall clocks; the round trip is split evenly). */
+  private async measureClock(): Promise<void> {
+    const before = Date.now();
+    const [s, us] = await this.cmd.time();
+    const after = Date.now();
+    this.clockOffsetMs = Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + after) / 2;
+  }
+
   private async sync(): Promise<void> {
+    await this.measureClock();
     const first = this.id === "";
     const wasDown = this.down !== undefined && !first;
     const [id] = (await this.script("maxineInit", [randomUUID(), wasDown || this.forceLoad ? this.opts.recoveryWindowMs : 0])) as [string, number];
