@@ -16,7 +16,10 @@ import { join } from "node:path";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { createMaxineClient, Session } from "@maxine/sdk";
 import { Redis } from "ioredis";
-import { fmt, startServer, stats } from "./support.mjs";
+import { fmt, startServer, stats, writeResult } from "./support.mjs";
+
+/** result collects the figures for docs/benchmarks/redis-replicas.json. */
+const result = { scenario: "Redis mode, 3 replicas" };
 
 const N = Number(process.argv[2] ?? 1000);
 const K = Number(process.argv[3] ?? 10_000);
@@ -92,6 +95,7 @@ try {
   ac.abort();
   const s1 = stats(samples);
   console.log(`register on A -> watcher on B: p50 ${fmt(s1.median)}, p99 ${fmt(s1.p99)}, min ${fmt(s1.min)}, max ${fmt(s1.max)} over ${s1.n}`);
+  result.crossReplica = { p50: s1.median, p99: s1.p99, min: s1.min, max: s1.max, n: s1.n };
 
   // 2. Registrations per second, 3 replicas, 64 in flight per replica.
   const TOTAL = 30_000;
@@ -108,6 +112,7 @@ try {
   );
   const secs = (performance.now() - t0) / 1000;
   console.log(`registrations through Redis, 3 replicas: ${Math.round(TOTAL / secs)}/s (${TOTAL} in ${secs.toFixed(1)} s, 192 in flight)`);
+  result.registrationsPerSecond = TOTAL / secs;
   {
     // For scale on this machine: the same load on ONE server with the memory store.
     const mem = await startServer({ MAXINE_LOG_LEVEL: "info" });
@@ -125,6 +130,7 @@ try {
     );
     const ms = (performance.now() - tm) / 1000;
     console.log(`  (baseline, one memory-store server, same client: ${Math.round(M / ms)}/s)`);
+    result.memoryBaselinePerSecond = M / ms;
     conn.abort();
     await mem.stop();
   }
@@ -177,6 +183,7 @@ try {
         .map(([k, v]) => `${k} ${v.toFixed(1)}`)
         .join(", ")}`,
   );
+  result.keepAlive = { instances: K, commandsPerSecond: total, scriptCallsPerSecond: scripts, perCommand: per };
   phase = "close";
   info.disconnect();
   if (sessionErrors.size > 0) console.log(`session errors (retried by the SDK): ${[...sessionErrors].map(([k, n]) => `${k} x${n}`).join("; ")}`);
@@ -186,3 +193,4 @@ try {
   await Promise.all(replicas.map((r) => r.stop()));
   await redis.stop();
 }
+writeResult("redis-replicas", result);

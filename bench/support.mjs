@@ -11,9 +11,9 @@ export const MAIN = fileURLToPath(new URL("../server/dist/main.js", import.meta.
  * resolves {port, child, stop} once it logs "maxine listening" (info level:
  * at info the server logs only its start, stop and instance removals).
  */
-export function startServer(env = {}) {
+export function startServer(env = {}, extraNodeArgs = []) {
   // BENCH_SERVER_NODE_ARGS passes flags to the server's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const nodeArgs = [...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean), ...extraNodeArgs];
   const child = spawn(process.execPath, [...nodeArgs, MAIN], {
     env: { ...process.env, MAXINE_HOST: "127.0.0.1", MAXINE_PORT: "0", MAXINE_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "inherit"],
@@ -58,11 +58,12 @@ export function buildLoadgen() {
 
 /**
  * loadgen runs one scenario of the Go load client and resolves with its JSON
- * result; onLine receives its stderr lines (progress markers such as READY).
+ * result; onLine receives its stderr lines (progress markers such as READY)
+ * and the child, whose stdin takes commands (the storm's "GO").
  */
 export function loadgen(scenario, args, onLine = (line) => process.stderr.write(`${line}\n`)) {
   return new Promise((resolve, reject) => {
-    const child = spawn(LOADGEN, [scenario, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(LOADGEN, [scenario, ...args], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
@@ -70,7 +71,7 @@ export function loadgen(scenario, args, onLine = (line) => process.stderr.write(
       err += d;
       const lines = err.split("\n");
       err = lines.pop();
-      for (const l of lines) onLine(l);
+      for (const l of lines) onLine(l, child);
     });
     child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`loadgen ${scenario} exited with ${code}`))));
   });

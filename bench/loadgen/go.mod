@@ -3,9 +3,11 @@ module github.com/maxine-registry/maxine/bench/loadgen
 go 1.26.0
 
 require (
+	connectrpc.com/connect v1.21.1
 	github.com/maxine-registry/maxine/sdks/go v0.0.0
 	go.etcd.io/etcd/client/v3 v3.5.17
 	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -23,7 +25,6 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/maxine-registry/maxine/sdks/go => ../../sdks/go

@@ -8,6 +8,7 @@
 //	loadgen heartbeat -addr 127.0.0.1:7400 -streams 10000 -ttl 10s -hold 15s
 //	loadgen discover -addr 127.0.0.1:7400 -protocol json -c 50 -duration 10s
 //	loadgen snapshot -addr 127.0.0.1:7400 -instances 10000 -trials 10
+//	loadgen storm -addr 127.0.0.1:7400 -sessions 10000 -watchers 100   (then "GO" on stdin)
 package main
 
 import (
@@ -25,7 +26,7 @@ var stderr = os.Stderr
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen fanout|heartbeat|discover|snapshot [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen fanout|heartbeat|discover|snapshot|storm [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,8 +44,10 @@ func main() {
 		out, err = discoverCommand(ctx, os.Args[2:])
 	case "snapshot":
 		out, err = snapshotCommand(ctx, os.Args[2:])
+	case "storm":
+		out, err = stormCommand(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown scenario %q (want fanout, heartbeat, discover or snapshot)", os.Args[1])
+		err = fmt.Errorf("unknown scenario %q (want fanout, heartbeat, discover, snapshot or storm)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
+	"github.com/maxine-registry/maxine/sdks/go/maxine"
+)
+
+// stormResult is what one reconnect-storm run measured, in milliseconds
+// from the moment the caller stopped the server.
+type stormResult struct {
+	Sessions       int     `json:"sessions"`
+	Watchers       int     `json:"watchers"`
+	Client         string  `json:"client"`
+	SetupSec       float64 `json:"setup_s"`
+	BackMs         float64 `json:"back_ms"`         // the restarted server answered a call
+	ReregisteredMs float64 `json:"reregistered_ms"` // every session re-registered its instance
+	ConvergedMs    float64 `json:"converged_ms"`    // every watcher holds every instance, under the new registry id
+	Reregistered   int64   `json:"reregistered"`
+	LostSessions   int64   `json:"lost_sessions"` // sessions that gave up (Done) — must be 0
+}
+
+// stormCommand opens n SDK Sessions (one instance each, like n service
+// processes) and w namespace-wide SDK Watchers, prints READY, and waits for
+// a line "GO" on stdin, which the caller writes just before it stops the
+// server and starts a new one on the same port. It then times the
+// recovery: the new server answering, every instance re-registered by its
+// session, every watcher's view complete again under the new registry.
+func stormCommand(ctx context.Context, args []string) (any, error) {
+	fs := flag.NewFlagSet("storm", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:7400", "server address (loopback only)")
+	n := fs.Int("sessions", 10000, "SDK sessions, one instance each")
+	w := fs.Int("watchers", 100, "namespace-wide SDK watchers")
+	perClient := fs.Int("per-client", 500, "sessions sharing one Client (one HTTP/2 connection pool)")
+	services := fs.Int("services", 100, "services the instances are spread over")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up on convergence after this long")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	url := "http://" + *addr
+	res := &stormResult{Sessions: *n, Watchers: *w, Client: "Go SDK (maxine.Session, maxine.Watcher), gRPC protocol"}
+	setup := time.Now()
+
+	clients := make([]*maxine.Client, (*n+*perClient-1) / *perClient + 1)
+	for i := range clients {
+		c, err := maxine.NewClient(url)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	var reregistered, lost atomic.Int64
+	allBack := make(chan struct{})
+	sessions := make([]*maxine.Session, *n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var setupErr atomic.Value
+	for i := 0; i < *n; i++ {
+		s, err := maxine.NewSession(clients[i / *perClient], maxine.WithSessionEvents(func(ev maxine.SessionEvent) {
+			if ev.Kind == maxine.SessionReregistered && reregistered.Add(1) == int64(*n) {
+				close(allBack)
+			}
+		}))
+		if err != nil {
+			return nil, err
+		}
+		sessions[i] = s
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			_, err := s.Register(ctx, &registryv1.Instance{
+				Service: fmt.Sprintf("storm-%d", i%*services), InstanceId: fmt.Sprintf("i%d", i), Host: "10.9.0.1", Port: uint32(1000 + i%60000),
+			}, maxine.WithTTL(10*time.Second))
+			if err != nil {
+				setupErr.Store(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if err, _ := setupErr.Load().(error); err != nil {
+		return nil, fmt.Errorf("register: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for _, s := range sessions {
+			_ = s.Close(cctx)
+		}
+	}()
+	for _, s := range sessions {
+		go func(s *maxine.Session) {
+			<-s.Done()
+			if s.Err() != nil {
+				lost.Add(1)
+			}
+		}(s)
+	}
+	watchers := make([]*maxine.Watcher, *w)
+	for i := range watchers {
+		wt, err := clients[len(clients)-1].Watch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer wt.Close()
+		if err := wt.Ready(ctx); err != nil {
+			return nil, err
+		}
+		watchers[i] = wt
+	}
+	complete := func(registryID string) bool {
+		for _, wt := range watchers {
+			if wt.RegistryID() != registryID || len(wt.Instances("")) != *n {
+				return false
+			}
+		}
+		return true
+	}
+	before, err := clients[0].RPC.ListServices(ctx, connect.NewRequest(&registryv1.ListServicesRequest{}))
+	if err != nil {
+		return nil, err
+	}
+	oldID := before.Msg.GetRegistryId()
+	for !complete(oldID) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	res.SetupSec = time.Since(setup).Seconds()
+
+	fmt.Fprintln(stderr, "READY")
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil || line != "GO\n" {
+		return nil, fmt.Errorf("expected GO on stdin, got %q (%v)", line, err)
+	}
+	start := time.Now()
+	since := func() float64 { return float64(time.Since(start).Microseconds()) / 1000 }
+	deadline := time.After(*timeout)
+
+	// The new server answers (a new registry id: it kept nothing).
+	var newID string
+	for newID == "" {
+		r, err := clients[0].RPC.ListServices(ctx, connect.NewRequest(&registryv1.ListServicesRequest{}))
+		if err == nil && r.Msg.GetRegistryId() != oldID {
+			newID = r.Msg.GetRegistryId()
+			res.BackMs = since()
+			break
+		}
+		select {
+		case <-deadline:
+			return nil, fmt.Errorf("the restarted server did not answer within %v", *timeout)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	select {
+	case <-allBack:
+		res.ReregisteredMs = since()
+	case <-deadline:
+		return nil, fmt.Errorf("%d of %d sessions re-registered within %v", reregistered.Load(), *n, *timeout)
+	}
+	for !complete(newID) {
+		select {
+		case <-deadline:
+			return nil, fmt.Errorf("watchers did not converge within %v", *timeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	res.ConvergedMs = since()
+	res.Reregistered = reregistered.Load()
+	res.LostSessions = lost.Load()
+	return res, nil
+}
