@@ -93,17 +93,25 @@ func runFanout(ctx context.Context, t fanoutTarget, name string, n, conns, trial
 }
 
 // maxineFanout watches with WatchServices streams, spread over conns
-// HTTP/2 connections, and changes with Register.
+// HTTP/2 connections, and changes with Register on a connection of its own
+// (the writer is another process; a watcher connection may be full: the
+// server allows MAXINE_MAX_STREAMS_PER_CONNECTION concurrent streams).
 type maxineFanout struct {
 	addr    string
 	conns   int
 	service string
 	cc      []*grpc.ClientConn
+	writer  *grpc.ClientConn
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
 
 func (m *maxineFanout) open(ctx context.Context, n int, onEvent func(int, string)) error {
+	writer, err := grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	m.writer = writer
 	for i := 0; i < m.conns; i++ {
 		cc, err := grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -143,16 +151,29 @@ func (m *maxineFanout) open(ctx context.Context, n int, onEvent func(int, string
 			}
 		}(w)
 	}
+	return waitReady(ctx, "maxine", ready, n)
+}
+
+// waitReady waits for n watchers to report ready (nil) or an error, for at most a minute.
+func waitReady(ctx context.Context, name string, ready <-chan error, n int) error {
+	timeout := time.After(time.Minute)
 	for i := 0; i < n; i++ {
-		if err := <-ready; err != nil {
-			return err
+		select {
+		case err := <-ready:
+			if err != nil {
+				return err
+			}
+		case <-timeout:
+			return fmt.Errorf("%s: only %d of %d watchers were live after a minute", name, i, n)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return nil
 }
 
 func (m *maxineFanout) change(ctx context.Context, id string) error {
-	client := registryv1.NewRegistryServiceClient(m.cc[0])
+	client := registryv1.NewRegistryServiceClient(m.writer)
 	_, err := client.Register(ctx, &registryv1.RegisterRequest{Instance: &registryv1.Instance{
 		Service: m.service, InstanceId: id, Host: "10.9.0.1", Port: 80,
 	}})
@@ -167,21 +188,30 @@ func (m *maxineFanout) close() {
 	for _, cc := range m.cc {
 		_ = cc.Close()
 	}
+	if m.writer != nil {
+		_ = m.writer.Close()
+	}
 }
 
 // etcdFanout watches one key prefix with clientv3 watchers, spread over
 // conns clients (clientv3 multiplexes a client's watchers on its gRPC
-// streams), and changes with Put.
+// streams), and changes with Put on a client of its own.
 type etcdFanout struct {
 	endpoint string
 	conns    int
 	prefix   string
 	clients  []*clientv3.Client
+	writer   *clientv3.Client
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
 
 func (e *etcdFanout) open(ctx context.Context, n int, onEvent func(int, string)) error {
+	writer, err := clientv3.New(clientv3.Config{Endpoints: []string{e.endpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	e.writer = writer
 	for i := 0; i < e.conns; i++ {
 		c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.endpoint}, DialTimeout: 5 * time.Second})
 		if err != nil {
@@ -218,16 +248,11 @@ func (e *etcdFanout) open(ctx context.Context, n int, onEvent func(int, string))
 			}
 		}(w)
 	}
-	for i := 0; i < n; i++ {
-		if err := <-ready; err != nil {
-			return err
-		}
-	}
-	return nil
+	return waitReady(ctx, "etcd", ready, n)
 }
 
 func (e *etcdFanout) change(ctx context.Context, id string) error {
-	_, err := e.clients[0].Put(ctx, e.prefix+id, "10.9.0.1:80")
+	_, err := e.writer.Put(ctx, e.prefix+id, "10.9.0.1:80")
 	return err
 }
 
@@ -238,5 +263,8 @@ func (e *etcdFanout) close() {
 	e.wg.Wait()
 	for _, c := range e.clients {
 		_ = c.Close()
+	}
+	if e.writer != nil {
+		_ = e.writer.Close()
 	}
 }
