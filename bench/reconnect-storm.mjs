@@ -24,6 +24,8 @@ const nodeArgs = [`--max-old-space-size=${HEAP_MB}`];
 const rss = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) * 1024;
 
 let server = await startServer(env, nodeArgs);
+/** timing: when the old server had exited and the new one listened, from the stop. */
+const timing = { stoppedMs: 0, listeningMs: 0 };
 let peak = 0;
 let sampler;
 let result;
@@ -34,8 +36,11 @@ try {
     console.log(`  ${N} sessions and ${W} watchers up; server RSS ${(peak / 2 ** 20).toFixed(0)} MB; restarting the server on port ${port}`);
     child.stdin.write("GO\n");
     void (async () => {
+      const t0 = performance.now();
       await server.stop();
+      timing.stoppedMs = performance.now() - t0;
       server = await startServer(env, nodeArgs);
+      timing.listeningMs = performance.now() - t0;
       peak = 0;
       sampler = setInterval(() => {
         try {
@@ -53,5 +58,6 @@ try {
 
 console.log(`reconnect storm: ${N} Go SDK sessions, ${W} watchers, server restarted on the same port (heap limit ${HEAP_MB} MB)`);
 console.log(`  new server answering ${fmt(result.back_ms)}, all re-registered ${fmt(result.reregistered_ms)}, all watchers converged ${fmt(result.converged_ms)} (from the stop)`);
+console.log(`  the old server took ${fmt(timing.stoppedMs)} to drain and exit; the new one listened at ${fmt(timing.listeningMs)}`);
 console.log(`  sessions lost: ${result.lost_sessions}; peak RSS of the new server during recovery ${(peak / 2 ** 20).toFixed(0)} MB`);
-writeResult("reconnect-storm", { scenario: "reconnect storm", heapLimitMB: HEAP_MB, peakRssMB: peak / 2 ** 20, ...result });
+writeResult("reconnect-storm", { scenario: "reconnect storm", heapLimitMB: HEAP_MB, peakRssMB: peak / 2 ** 20, ...timing, ...result });
