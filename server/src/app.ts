@@ -10,6 +10,7 @@ import { RedisStore } from "./store/redis-store.js";
 import type { Store } from "./store/store.js";
 import { Connections, connectionValues } from "./transport/connections.js";
 import { withGrpcFastPath } from "./transport/grpc-fast-path.js";
+import { encodeStoredRecords } from "./transport/grpc-watch.js";
 import { Metrics } from "./transport/metrics.js";
 import { errorInterceptor } from "./transport/interceptors.js";
 import { Listener } from "./transport/listener.js";
@@ -117,6 +118,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     },
   });
   const fastPath = { registry, hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log, shutdown: shutdown.signal };
+  const stopEncoding = encodeStoredRecords(store);
   const listener = new Listener(withGrpcFastPath(handler, fastPath), {
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     maxHeaderBytes: config.maxHeaderBytes,
@@ -132,6 +134,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
         registry.close();
         shutdown.abort(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
         hub.close();
+        stopEncoding();
         await listener.close(config.shutdownGraceMs);
         await store.close();
       })();
