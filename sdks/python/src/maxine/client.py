@@ -77,6 +77,36 @@ def instance_key(of: Instance | InstanceKey) -> InstanceKey:
     return InstanceKey(namespace=of.namespace, service=of.service, instance_id=of.instance_id)
 
 
+
+def register_request(instance: Instance, ttl: float | None) -> RegisterRequest:
+    """register_request builds a RegisterRequest (Client and SyncClient share it); ttl in seconds, None for the server's default."""
+    req = RegisterRequest(instance=instance)
+    if ttl is not None:
+        req.lease_ttl.CopyFrom(duration_from_seconds(ttl, "ttl"))
+    return req
+
+
+def discover_request(
+    service: str,
+    *,
+    namespace: str,
+    filter: Filter | None,
+    strategy: Strategy,
+    hash_key: str,
+    preferred_zone: str,
+    include_all: bool,
+) -> DiscoverRequest:
+    """discover_request builds a DiscoverRequest (Client and SyncClient share it)."""
+    return DiscoverRequest(
+        namespace=namespace,
+        service=service,
+        filter=filter,
+        strategy=strategy,
+        hash_key=hash_key,
+        preferred_zone=preferred_zone,
+        include_all=include_all,
+    )
+
 class Client:
     """Client calls Maxine over one HTTP/2 connection (a grpc.aio channel) that Session and Watcher reuse.
 
@@ -124,11 +154,8 @@ class Client:
         Registering the same instance again renews its lease; keep it alive with
         a Session instead of calling this in a loop.
         """
-        req = RegisterRequest(instance=instance)
-        if ttl is not None:
-            req.lease_ttl.CopyFrom(duration_from_seconds(ttl, "ttl"))
         try:
-            return await self.stub.Register(req, timeout=self.timeout)
+            return await self.stub.Register(register_request(instance, ttl), timeout=self.timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
@@ -151,9 +178,9 @@ class Client:
         include_all: bool = False,
     ) -> DiscoverResponse:
         """discover asks the server to choose one SERVING instance of service; NotFoundError if none matches."""
-        req = DiscoverRequest(
+        req = discover_request(
+            service,
             namespace=namespace,
-            service=service,
             filter=filter,
             strategy=strategy,
             hash_key=hash_key,

@@ -7,7 +7,7 @@ from typing import Protocol, cast
 
 import grpc
 
-from .client import DEFAULT_CHANNEL_OPTIONS, ChannelOptions, instance_key, parse_target
+from .client import DEFAULT_CHANNEL_OPTIONS, ChannelOptions, discover_request, instance_key, parse_target, register_request
 from .errors import from_rpc_error
 from .gen.maxine.registry.v1 import registry_pb2_grpc
 from .messages import (
@@ -24,7 +24,6 @@ from .messages import (
     RegisterResponse,
     Strategy,
 )
-from .ttl import duration_from_seconds
 
 
 class _SyncStub(Protocol):
@@ -65,11 +64,8 @@ class SyncClient:
 
     def register(self, instance: Instance, *, ttl: float | None = None) -> RegisterResponse:
         """register stores instance under a lease of ttl seconds (None: the server's default, 10 s)."""
-        req = RegisterRequest(instance=instance)
-        if ttl is not None:
-            req.lease_ttl.CopyFrom(duration_from_seconds(ttl, "ttl"))
         try:
-            return self._stub.Register(req, timeout=self.timeout)
+            return self._stub.Register(register_request(instance, ttl), timeout=self.timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
@@ -92,9 +88,9 @@ class SyncClient:
         include_all: bool = False,
     ) -> DiscoverResponse:
         """discover asks the server to choose one SERVING instance of service; NotFoundError if none matches."""
-        req = DiscoverRequest(
+        req = discover_request(
+            service,
             namespace=namespace,
-            service=service,
             filter=filter,
             strategy=strategy,
             hash_key=hash_key,
