@@ -1,20 +1,40 @@
 #!/usr/bin/env node
 // Discover throughput: 50 concurrent callers for 10 s (after 2 s of warm-up)
 // against a service of 10 instances, over Connect JSON on HTTP/1.1 (what
-// curl-style callers use) and over gRPC on HTTP/2. Client: bench/loadgen
-// (Go net/http and grpc-go) in its own process. Writes
-// docs/benchmarks/discover.{json,svg}.
+// curl-style callers use) and over gRPC on HTTP/2, RUNS times each; the
+// table gives the median run and the range. The reference row is a plain
+// node:http server that parses the JSON body and answers a fixed JSON of the
+// same size (bench/plain-http-server.mjs): what one Node.js process with
+// HTTP/1.1 reaches here with no registry work at all.
 //
-// Usage: node bench/discover-throughput.mjs [seconds=10] [concurrency=50]
+// Client: bench/loadgen (Go net/http and grpc-go) in its own process, with
+// GOMAXPROCS=1: on this 2-core machine the client gets one core and the
+// server (one event loop) the other. With GOMAXPROCS=2 the client's threads
+// preempt the server's event loop and both servers measure lower and
+// noisier. Writes docs/benchmarks/discover.{json,svg}.
+//
+// Usage: node bench/discover-throughput.mjs [seconds=10] [concurrency=50] [runs=3]
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { barChart } from "./chart.mjs";
 import { buildLoadgen, loadgen, startServer, writeResult } from "./support.mjs";
 
 const SECONDS = Number(process.argv[2] ?? 10);
 const C = Number(process.argv[3] ?? 50);
+const RUNS = Number(process.argv[4] ?? 3);
+const CLIENT_ENV = { GOMAXPROCS: "1" };
 buildLoadgen();
 
+const runs = async (target, protocol) => {
+  const out = [];
+  for (let i = 0; i < RUNS; i++) {
+    out.push(await loadgen("discover", ["-addr", target, "-protocol", protocol, "-c", String(C), "-duration", `${SECONDS}s`], undefined, CLIENT_ENV));
+  }
+  return out;
+};
+
+const results = [];
 const server = await startServer();
-const rows = [];
 try {
   const base = `http://127.0.0.1:${server.port}/maxine.registry.v1.RegistryService/Register`;
   for (let i = 0; i < 10; i++) {
@@ -25,26 +45,51 @@ try {
     });
     if (!res.ok) throw new Error(`register: HTTP ${res.status}: ${await res.text()}`);
   }
-  for (const protocol of ["json", "grpc"]) {
-    rows.push(await loadgen("discover", ["-addr", `127.0.0.1:${server.port}`, "-protocol", protocol, "-c", String(C), "-duration", `${SECONDS}s`]));
-  }
+  for (const protocol of ["json", "grpc"]) results.push({ server: "maxine", protocol, runs: await runs(`127.0.0.1:${server.port}`, protocol) });
 } finally {
   await server.stop();
 }
 
-console.log(`Discover throughput, ${C} concurrent callers, ${SECONDS} s after 2 s warm-up; client: Go loadgen`);
-console.log("protocol                        |   req/s | p50 ms | p99 ms | errors");
+const plain = spawn(process.execPath, [fileURLToPath(new URL("./plain-http-server.mjs", import.meta.url))], { stdio: ["ignore", "pipe", "inherit"] });
+try {
+  const port = await new Promise((resolve, reject) => {
+    plain.stdout.once("data", (d) => resolve(Number(String(d).trim())));
+    plain.once("exit", (code) => reject(new Error(`plain-http-server exited with ${code}`)));
+  });
+  results.push({ server: "plain node:http (reference)", protocol: "json", runs: await runs(`127.0.0.1:${port}`, "json") });
+} finally {
+  await new Promise((resolve) => (plain.exitCode !== null ? resolve() : (plain.once("exit", resolve), plain.kill("SIGTERM"))));
+}
+
+// Each row is the run with the median throughput, with the range of all runs.
+const rows = results.map(({ server, protocol, runs }) => {
+  const sorted = [...runs].sort((a, b) => a.per_second - b.per_second);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  return {
+    ...median,
+    server,
+    runs: runs.length,
+    min_per_second: sorted[0].per_second,
+    max_per_second: sorted.at(-1).per_second,
+    max_p99_ms: Math.max(...runs.map((r) => r.p99_ms)),
+    all: runs,
+  };
+});
+
+const label = (r) => `${r.server === "maxine" ? "Maxine" : "plain node:http"}, ${r.protocol === "json" ? "Connect JSON, HTTP/1.1" : "gRPC, HTTP/2"}`;
+console.log(`Discover throughput, ${C} concurrent callers, ${SECONDS} s after 2 s warm-up, median of ${RUNS} runs; client: Go loadgen, GOMAXPROCS=1`);
+console.log("server, protocol                         |   req/s (range)         | p50 ms | p99 ms | errors");
 for (const r of rows) {
-  const name = r.protocol === "json" ? "Connect JSON over HTTP/1.1" : "gRPC over HTTP/2";
-  console.log(`${name.padEnd(31)} | ${r.per_second.toFixed(0).padStart(7)} | ${r.p50_ms.toFixed(2).padStart(6)} | ${r.p99_ms.toFixed(2).padStart(6)} | ${r.errors}`);
+  const range = `${r.min_per_second.toFixed(0)}–${r.max_per_second.toFixed(0)}`;
+  console.log(`${label(r).padEnd(40)} | ${r.per_second.toFixed(0).padStart(7)} (${range.padEnd(13)}) | ${r.p50_ms.toFixed(2).padStart(6)} | ${r.p99_ms.toFixed(2).padStart(6)} | ${r.errors}`);
 }
 writeResult(
   "discover",
-  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, rows },
+  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1", rows },
   barChart({
-    title: `Discover throughput, ${C} concurrent callers`,
+    title: `Discover throughput, ${C} concurrent callers (median of ${RUNS})`,
     unit: "requests/s",
-    groups: rows.map((r) => (r.protocol === "json" ? "Connect JSON, HTTP/1.1" : "gRPC, HTTP/2")),
+    groups: rows.map(label),
     series: [{ name: "requests/s", values: rows.map((r) => r.per_second) }],
   }),
 );

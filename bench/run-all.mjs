@@ -18,7 +18,7 @@ if (!process.argv.includes("--report-only")) {
   run("crash-detection.mjs", "20");
   run("fanout-vs-etcd.mjs", "100,1000,10000", "10");
   run("heartbeat-capacity.mjs", "1000,10000,50000", "15");
-  run("discover-throughput.mjs", "10", "50");
+  run("discover-throughput.mjs", "10", "50", "3");
   run("sdk-pick.mjs");
   run("snapshot.mjs", "10000", "10");
   run("redis-replicas.mjs", "1000", "10000", "20");
@@ -35,8 +35,10 @@ const redis = read("redis-replicas");
 const storm = read("reconnect-storm");
 const ms = (x) => `${x.toFixed(1)} ms`;
 const met = (ok) => (ok ? "met" : "**not met**");
-const json = disc.rows.find((r) => r.protocol === "json");
-const grpc = disc.rows.find((r) => r.protocol === "grpc");
+const json = disc.rows.find((r) => r.server === "maxine" && r.protocol === "json");
+const grpc = disc.rows.find((r) => r.server === "maxine" && r.protocol === "grpc");
+const plainHttp = disc.rows.find((r) => r.server !== "maxine");
+const range = (r) => `${r.min_per_second.toFixed(0)}–${r.max_per_second.toFixed(0)}`;
 const pickMin = Math.min(...pick.rows.filter((r) => r.strategy !== "RENDEZVOUS").map((r) => r.perSecond));
 const rows = [
   ["Crash detection, p99 of 20 (SIGKILL → watcher REMOVED)", "≤ 1.5 s", `${ms(crash.p99)} (median ${ms(crash.median)})`, met(crash.p99 <= 1500)],
@@ -52,8 +54,8 @@ const rows = [
     `${r.opened} held, ack p99 ${ms(r.ackP99)}, ${r.kbPerStream.toFixed(1)} KB/stream (RSS)`,
     met(r.opened === r.n && r.ackP99 <= 50 && (r.n !== 50000 || r.kbPerStream <= 20)),
   ]),
-  ["Discover, Connect JSON over HTTP/1.1, 50 concurrent", "≥ 16,000 req/s, p99 ≤ 10 ms", `${json.per_second.toFixed(0)} req/s, p99 ${ms(json.p99_ms)}`, met(json.per_second >= 16000 && json.p99_ms <= 10)],
-  ["Discover, gRPC, 50 concurrent", "p99 ≤ 10 ms", `${grpc.per_second.toFixed(0)} req/s, p99 ${ms(grpc.p99_ms)}`, met(grpc.p99_ms <= 10)],
+  ["Discover, Connect JSON over HTTP/1.1, 50 concurrent", "≥ 16,000 req/s, p99 ≤ 10 ms", `${json.per_second.toFixed(0)} req/s (median of ${disc.runs}, range ${range(json)}), p99 ${ms(json.p99_ms)}; plain node:http reference ${plainHttp.per_second.toFixed(0)} req/s`, met(json.per_second >= 16000 && json.p99_ms <= 10)],
+  ["Discover, gRPC, 50 concurrent", "p99 ≤ 10 ms", `${grpc.per_second.toFixed(0)} req/s (median of ${disc.runs}, range ${range(grpc)}), p99 ${ms(grpc.p99_ms)}`, met(grpc.p99_ms <= 10)],
   ["TypeScript SDK local pick (RR, random, weighted, consistent hash)", "≥ 1,000,000/s", `≥ ${(pickMin / 1e6).toFixed(2)} M/s (RENDEZVOUS: ${(pick.rows.find((r) => r.strategy === "RENDEZVOUS").perSecond / 1e6).toFixed(2)} M/s)`, met(pickMin >= 1e6)],
   ["Snapshot of 10,000 instances to a new watcher, p99", "≤ 200 ms", `${ms(snap.p99)} (median ${ms(snap.median)})`, met(snap.p99 <= 200)],
   ["Redis mode: Register on replica A → watcher on replica B, p99 of 1,000", "≤ 20 ms", `${ms(redis.crossReplica.p99)} (p50 ${ms(redis.crossReplica.p50)}); ${redis.registrationsPerSecond.toFixed(0)} registrations/s; ${redis.keepAlive.commandsPerSecond.toFixed(0)} Redis commands/s keep 10,000 alive`, met(redis.crossReplica.p99 <= 20)],

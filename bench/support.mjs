@@ -59,11 +59,12 @@ export function buildLoadgen() {
 /**
  * loadgen runs one scenario of the Go load client and resolves with its JSON
  * result; onLine receives its stderr lines (progress markers such as READY)
- * and the child, whose stdin takes commands (the storm's "GO").
+ * and the child, whose stdin takes commands (the storm's "GO"); env is
+ * added to its environment (e.g. GOMAXPROCS).
  */
-export function loadgen(scenario, args, onLine = (line) => process.stderr.write(`${line}\n`)) {
+export function loadgen(scenario, args, onLine = (line) => process.stderr.write(`${line}\n`), env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(LOADGEN, [scenario, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(LOADGEN, [scenario, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));

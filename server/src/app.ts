@@ -10,7 +10,7 @@ import { RedisStore } from "./store/redis-store.js";
 import type { Store } from "./store/store.js";
 import { Connections, connectionValues } from "./transport/connections.js";
 import { withGrpcFastPath } from "./transport/grpc-fast-path.js";
-import { encodeStoredRecords } from "./transport/grpc-watch.js";
+import { encodeStoredRecords } from "./transport/encoded.js";
 import { Metrics } from "./transport/metrics.js";
 import { errorInterceptor } from "./transport/interceptors.js";
 import { Listener } from "./transport/listener.js";

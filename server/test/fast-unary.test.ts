@@ -1,3 +1,4 @@
+import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { DiscoverRequestSchema, DiscoverResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
@@ -109,5 +110,74 @@ describe("unary fast path (Connect unary)", () => {
     const answer = fromBinary(DiscoverResponseSchema, new Uint8Array(await res.arrayBuffer()));
     expect(answer.instances.map((i) => i.instanceId)).toEqual(["a", "b", "c"]);
     expect(answer.registryId).not.toBe("");
+  });
+
+  it("answers repeated identical requests from the current state (decoded requests are shared, answers are not)", async () => {
+    const body = JSON.stringify({ service: "fd", filter: { zone: "z1" } });
+    const ask = async () => {
+      const res = await fetch(url(), { method: "POST", headers: { "content-type": "application/json" }, body });
+      return { status: res.status, json: (await res.json()) as { instance?: { instanceId: string }; revision?: string; code?: string } };
+    };
+    // round robin over a and b: the same body gets both
+    const picks = new Set<string>();
+    for (let i = 0; i < 4; i++) picks.add((await ask()).json.instance!.instanceId);
+    expect([...picks].sort()).toEqual(["a", "b"]);
+    // a change is seen at once by the next identical request
+    const before = await ask();
+    expect((await postJson(server.url, "Register", { instance: { service: "fd", instanceId: "a", host: "10.3.0.1", port: 80, zone: "z1", status: "SERVING_STATUS_NOT_SERVING" } })).status).toBe(200);
+    const after: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await ask();
+      expect(BigInt(r.json.revision!)).toBeGreaterThan(BigInt(before.json.revision!));
+      after.push(r.json.instance!.instanceId);
+    }
+    expect(after).toEqual(["b", "b", "b"]);
+    expect((await postJson(server.url, "Deregister", { key: { service: "fd", instanceId: "b" } })).status).toBe(200);
+    const none = await ask();
+    expect(none.status).toBe(404);
+    expect(none.json.code).toBe("not_found");
+    // put the fixture back for the other cases
+    for (const id of ["a", "b"]) {
+      expect((await postJson(server.url, "Register", { instance: { service: "fd", instanceId: id, host: "10.3.0.1", port: 80, zone: "z1" } })).status).toBe(200);
+    }
+  });
+
+  it("answers a body far over the limit (many chunks) with resource_exhausted, then closes the connection", async () => {
+    const res = await fetch(url(), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ service: "fd", hashKey: "x".repeat(300_000) }),
+    });
+    expect(res.status).toBe(429);
+    expect(res.headers.get("connection")).toBe("close");
+    expect(await res.json()).toMatchObject({ code: "resource_exhausted", message: expect.stringContaining("MAXINE_MAX_MESSAGE_BYTES") });
+    expect((await postJson(server.url, "Discover", { service: "fd" })).status).toBe(200);
+  });
+
+  it("answers a gRPC message far over the limit with RESOURCE_EXHAUSTED and keeps the HTTP/2 connection", async () => {
+    const session = http2.connect(server.url);
+    try {
+      const call = (message: Uint8Array) =>
+        new Promise<{ status: string | undefined; message: string | undefined }>((resolve, reject) => {
+          const frame = Buffer.alloc(5 + message.length);
+          frame.writeUInt32BE(message.length, 1);
+          frame.set(message, 5);
+          const stream = session.request({ ":method": "POST", ":path": "/maxine.registry.v1.RegistryService/Discover", "content-type": "application/grpc", te: "trailers" });
+          let headers: http2.IncomingHttpHeaders = {};
+          stream.on("response", (h) => (headers = h));
+          stream.on("trailers", (t) => (headers = { ...headers, ...t }));
+          stream.on("data", () => {});
+          stream.on("error", reject);
+          stream.on("close", () => resolve({ status: headers["grpc-status"] as string | undefined, message: headers["grpc-message"] as string | undefined }));
+          stream.end(frame);
+        });
+      const big = await call(toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "fd", hashKey: "x".repeat(300_000) })));
+      expect(big.status).toBe("8");
+      expect(decodeURIComponent(big.message!)).toContain("exceeds the limit of 2048 bytes");
+      const ok = await call(toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "fd" })));
+      expect(ok.status).toBe("0");
+    } finally {
+      await new Promise<void>((resolve) => session.close(() => resolve()));
+    }
   });
 });

@@ -19,8 +19,9 @@ import {
   type RegisterResponse,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { invalid } from "../registry/errors.js";
-import type { Registry } from "../registry/registry.js";
+import type { Discovered, Registry } from "../registry/registry.js";
 import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, knownStatus, strategyOf, ttlOf } from "./convert.js";
+import { discoverBinary, discoverJson } from "./encoded.js";
 
 // The unary RPCs, each as one function from request to response: validate
 // what only the wire can get wrong (unknown enum values), call the core,
@@ -50,9 +51,25 @@ export async function answerDeregister(registry: Registry, req: DeregisterReques
 
 /** answerDiscover chooses an instance of a service. */
 export function answerDiscover(registry: Registry, req: DiscoverRequest): DiscoverResponse {
+  const d = discover(registry, req);
+  return create(DiscoverResponseSchema, {
+    instance: instanceToPb(d.chosen),
+    instances: d.all.map(instanceToPb),
+    revision: BigInt(d.revision),
+    registryId: registry.store.registryId,
+  });
+}
+
+/** encodeDiscover is answerDiscover, encoded: the same answer written from each record's cached encoding. */
+export function encodeDiscover(registry: Registry, req: DiscoverRequest, format: "binary" | "json"): Uint8Array | string {
+  const d = discover(registry, req);
+  return format === "json" ? discoverJson(d, registry.store.registryId) : discoverBinary(d, registry.store.registryId);
+}
+
+function discover(registry: Registry, req: DiscoverRequest): Discovered {
   const strategy = strategyOf(req.strategy);
   if (strategy === undefined) throw invalid("strategy", `unknown value ${req.strategy}`);
-  const d = registry.discover({
+  return registry.discover({
     namespace: req.namespace,
     service: req.service,
     filter: filterOfPb(req.filter),
@@ -60,12 +77,6 @@ export function answerDiscover(registry: Registry, req: DiscoverRequest): Discov
     hashKey: req.hashKey,
     preferredZone: req.preferredZone,
     includeAll: req.includeAll,
-  });
-  return create(DiscoverResponseSchema, {
-    instance: instanceToPb(d.chosen),
-    instances: d.all.map(instanceToPb),
-    revision: BigInt(d.revision),
-    registryId: registry.store.registryId,
   });
 }
 
@@ -81,6 +92,14 @@ export interface UnaryMethod<I extends DescMessage = DescMessage, O extends Desc
   readonly input: I;
   readonly output: O;
   answer(registry: Registry, req: MessageShape<I>): MessageShape<O> | Promise<MessageShape<O>>;
+  /**
+   * encode, when set, is answer already encoded (protobuf bytes or JSON
+   * text), for the hot reads: the answer is assembled from cached encodings
+   * instead of building and serialising a response message.
+   */
+  encode?(registry: Registry, req: MessageShape<I>, format: "binary" | "json"): Uint8Array | string;
+  /** cacheRequests: requests are only read, never kept or changed, so one decoded request may serve identical bodies. */
+  readonly cacheRequests?: boolean;
 }
 
 function method<I extends DescMessage, O extends DescMessage>(m: UnaryMethod<I, O>): UnaryMethod {
@@ -92,7 +111,7 @@ export const unaryMethods: ReadonlyMap<string, UnaryMethod> = new Map(
   [
     method({ name: "Register", input: RegisterRequestSchema, output: RegisterResponseSchema, answer: answerRegister }),
     method({ name: "Deregister", input: DeregisterRequestSchema, output: DeregisterResponseSchema, answer: answerDeregister }),
-    method({ name: "Discover", input: DiscoverRequestSchema, output: DiscoverResponseSchema, answer: answerDiscover }),
-    method({ name: "ListServices", input: ListServicesRequestSchema, output: ListServicesResponseSchema, answer: answerListServices }),
+    method({ name: "Discover", input: DiscoverRequestSchema, output: DiscoverResponseSchema, answer: answerDiscover, encode: encodeDiscover, cacheRequests: true }),
+    method({ name: "ListServices", input: ListServicesRequestSchema, output: ListServicesResponseSchema, answer: answerListServices, cacheRequests: true }),
   ].map((m) => [m.name, m]),
 );

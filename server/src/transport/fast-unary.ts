@@ -1,5 +1,5 @@
 import type http from "node:http";
-import type http2 from "node:http2";
+import http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { fromBinary, fromJsonString, toBinary, toJsonString, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -37,24 +37,25 @@ export async function serveConnectUnary(deps: FastPathDeps, m: UnaryMethod, req:
   const json = req.headers["content-type"] !== "application/proto";
   try {
     const body = await readBody(req, deps.maxMessageBytes, req.headers["content-encoding"] === "gzip");
-    let request: Message;
-    try {
-      request = json
-        ? fromJsonString(m.input, body.length === 0 ? "{}" : body.toString("utf8"), { ignoreUnknownFields: true })
-        : fromBinary(m.input, body);
-    } catch (err) {
-      throw new ConnectError(`cannot decode message ${m.input.typeName} from ${json ? "JSON" : "binary"}: ${(err as Error).message}`, Code.InvalidArgument);
-    }
-    const answer = await m.answer(deps.registry, request);
-    const out = json ? Buffer.from(toJsonString(m.output, answer)) : Buffer.from(toBinary(m.output, answer));
+    const request = decode(m, json ? "json" : "binary", body, (err) => {
+      throw new ConnectError(`cannot decode message ${m.input.typeName} from ${json ? "JSON" : "binary"}: ${err.message}`, Code.InvalidArgument);
+    });
+    const out = Buffer.from(await answer(deps, m, request, json ? "json" : "binary"));
     (res as http.ServerResponse).writeHead(200, { "content-type": json ? "application/json" : "application/proto", "content-length": out.length });
     res.end(out);
   } catch (err) {
     if (!(err instanceof RegistryError) && !(err instanceof ConnectError)) deps.log.error({ err, procedure: m.name }, "unexpected error");
     const ce = toConnectError(err);
     const out = Buffer.from(JSON.stringify(errorToJson(ce, undefined)));
-    (res as http.ServerResponse).writeHead(codeToHttpStatus(ce.code), { "content-type": "application/json", "content-length": out.length });
+    // A body not read to its end (too large) is cut off once the answer is out.
+    const unread = !req.complete && !("stream" in req);
+    (res as http.ServerResponse).writeHead(codeToHttpStatus(ce.code), {
+      "content-type": "application/json",
+      "content-length": out.length,
+      ...(unread ? { connection: "close" } : {}),
+    });
     res.end(out);
+    if (!req.complete && "stream" in req) closeUnread(req.stream);
   }
 }
 
@@ -64,40 +65,120 @@ export async function serveGrpcUnary(deps: FastPathDeps, m: UnaryMethod, req: ht
   try {
     const reader = new FrameReader(requestEncoding(req), deps.maxMessageBytes);
     const messages: Uint8Array[] = [];
-    for await (const chunk of req as AsyncIterable<Buffer>) messages.push(...reader.push(chunk));
+    await eachChunk(req, (chunk) => messages.push(...reader.push(chunk)));
     if (messages.length !== 1 || reader.pending) {
       throw new ConnectError(`request: expected one complete ${m.input.name} message, got ${messages.length}`, Code.InvalidArgument);
     }
-    let request: Message;
-    try {
-      request = fromBinary(m.input, messages[0]!);
-    } catch (err) {
-      throw new ConnectError(`request: not a valid ${m.input.name}: ${(err as Error).message}`, Code.InvalidArgument);
-    }
-    const out = envelope(toBinary(m.output, await m.answer(deps.registry, request)));
+    const request = decode(m, "binary", messages[0]!, (err) => {
+      throw new ConnectError(`request: not a valid ${m.input.name}: ${err.message}`, Code.InvalidArgument);
+    });
+    const out = envelope((await answer(deps, m, request, "binary")) as Uint8Array);
     respond(res, contentType);
     res.stream.write(out);
     finish(res);
   } catch (err) {
     fail(deps.log, m.name, res, contentType, err);
+    if (!req.complete) closeUnread(req.stream);
   }
 }
 
+/**
+ * closeUnread ends an HTTP/2 stream whose request body was not read to its
+ * end, after the answer: RST_STREAM with NO_ERROR, which tells the client to
+ * stop sending (RFC 9113, 8.1); Node sends the answer's frames first.
+ */
+function closeUnread(stream: http2.ServerHttp2Stream): void {
+  if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
+
+/** answer answers request, encoded as format: from cached encodings when m can, else by serialising m's response. */
+async function answer(deps: FastPathDeps, m: UnaryMethod, request: Message, format: "binary" | "json"): Promise<Uint8Array | string> {
+  if (m.encode !== undefined) return m.encode(deps.registry, request, format);
+  const response = await m.answer(deps.registry, request);
+  return format === "json" ? toJsonString(m.output, response) : toBinary(m.output, response);
+}
+
+// Decoded requests. Callers of the read RPCs repeat the same request (one
+// service, one filter), so up to MAX_CACHED small bodies per method keep
+// their decoded message; a read RPC only reads its request, so sharing it is
+// safe. The oldest entry makes room for a new one.
+const MAX_CACHED = 512;
+const MAX_CACHED_BODY = 1024;
+const decoded = new Map<UnaryMethod, Map<string, Message>>();
+
+/** decode parses body as m's request; onError turns a parse failure into the call's error. */
+function decode(m: UnaryMethod, format: "binary" | "json", body: Uint8Array, onError: (err: Error) => never): Message {
+  const text = format === "json" ? Buffer.from(body.buffer, body.byteOffset, body.length).toString("utf8") : undefined;
+  const key = m.cacheRequests === true && body.length <= MAX_CACHED_BODY ? (text ?? Buffer.from(body.buffer, body.byteOffset, body.length).toString("latin1")) : undefined;
+  let cache = decoded.get(m);
+  const hit = key === undefined ? undefined : cache?.get(key);
+  if (hit !== undefined) return hit;
+  let request: Message;
+  try {
+    request = text !== undefined ? fromJsonString(m.input, text.length === 0 ? "{}" : text, { ignoreUnknownFields: true }) : fromBinary(m.input, body);
+  } catch (err) {
+    return onError(err as Error);
+  }
+  if (key !== undefined) {
+    if (cache === undefined) decoded.set(m, (cache = new Map()));
+    if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
+    cache.set(key, request);
+  }
+  return request;
+}
+
+/** readBody collects a request body of at most maxBytes, gunzipped when gzip. */
 async function readBody(req: Req, maxBytes: number, gzip: boolean): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  await eachChunk(req, (chunk) => {
     size += chunk.length;
     if (size > maxBytes) {
       throw new ConnectError(`message size is larger than configured readMaxBytes ${maxBytes} (MAXINE_MAX_MESSAGE_BYTES)`, Code.ResourceExhausted);
     }
     chunks.push(chunk);
-  }
-  const body = Buffer.concat(chunks, size);
+  });
+  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
   if (!gzip) return body;
   try {
     return gunzipSync(body, { maxOutputLength: maxBytes });
   } catch {
     throw new ConnectError(`request: gzip body invalid or larger than ${maxBytes} bytes (MAXINE_MAX_MESSAGE_BYTES)`, Code.ResourceExhausted);
   }
+}
+
+/**
+ * eachChunk hands each chunk of req's body to onChunk and resolves at its
+ * end. When onChunk throws, eachChunk rejects with that error and the rest
+ * of the body is discarded as it comes, so the error can still be answered
+ * (the callers then cut the body off: connection: close on HTTP/1.1,
+ * closeUnread on HTTP/2). Plain listeners: an async iterator costs more than
+ * the small bodies of unary calls.
+ */
+function eachChunk(req: Req, onChunk: (chunk: Buffer) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        onChunk(chunk);
+      } catch (err) {
+        settle(err as Error);
+        req.resume();
+      }
+    };
+    const onEnd = (): void => settle();
+    const onError = (err: Error): void => settle(err);
+    const onClose = (): void => settle(new ConnectError("request: the client closed the request before its body ended", Code.Canceled));
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
 }

@@ -2,17 +2,16 @@ import type http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  InstanceSchema,
   WatchEventSchema,
   WatchServicesRequestSchema,
   WatchServicesResponseSchema,
   type WatchServicesRequest,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceRecord } from "../registry/instance.js";
-import type { Store } from "../store/store.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
-import { instanceToPb, watchEventFieldsOf, watchItemToPb } from "./convert.js";
+import { watchEventFieldsOf, watchItemToPb } from "./convert.js";
+import { instanceBytes, lengthDelimited } from "./encoded.js";
 import type { FastPathDeps } from "./grpc-fast-path.js";
 import { envelope, fail, finish, FrameReader, requestEncoding, respond, timeoutMs, whenWritable } from "./grpc-wire.js";
 import { openWatch } from "./open-watch.js";
@@ -81,15 +80,13 @@ async function readOne(req: http2.Http2ServerRequest, maxBytes: number): Promise
   }
 }
 
-// Encoding. Instance records are immutable (a change makes a new one), so
-// each record's Instance bytes are built once and reused by every snapshot
-// and event that carries it; a snapshot chunk is then mostly a copy of
-// cached bytes. Each event's whole message is also kept, per record, for the
-// fan-out: every watcher that sees a change gets the same bytes. Fields are
-// written by hand only around the cached Instance bytes (length-delimited
-// fields: the snapshot's and the event's instance, the response's oneof).
+// Encoding. Each event's whole message is kept, per record, for the
+// fan-out: every watcher that sees a change gets the same bytes, and a
+// snapshot chunk is mostly a copy of cached Instance bytes (encoded.ts).
+// Fields are written by hand only around the cached Instance bytes
+// (length-delimited fields: the snapshot's and the event's instance, the
+// response's oneof).
 
-const instanceBytes = new WeakMap<InstanceRecord, Uint8Array>();
 const encodedEvents = new WeakMap<InstanceRecord, { item: WatchEventItem; bytes: Buffer }>();
 
 const SNAPSHOT_FIELD = 1; // WatchServicesResponse.snapshot
@@ -100,7 +97,7 @@ const EVENT_INSTANCE_FIELD = 2; // WatchEvent.instance
 function encode(item: WatchItem): Buffer {
   switch (item.kind) {
     case "snapshot": {
-      const parts = item.instances.map((r) => lengthDelimited(INSTANCES_FIELD, bytesOf(r)));
+      const parts = item.instances.map((r) => lengthDelimited(INSTANCES_FIELD, instanceBytes(r)));
       return envelope(lengthDelimited(SNAPSHOT_FIELD, Buffer.concat(parts)));
     }
     case "event": {
@@ -108,7 +105,7 @@ function encode(item: WatchItem): Buffer {
       if (cached !== undefined && sameEvent(cached.item, item)) return cached.bytes;
       // the event without its instance, then the cached instance as field 2
       const head = toBinary(WatchEventSchema, create(WatchEventSchema, watchEventFieldsOf(item)));
-      const body = Buffer.concat([head, lengthDelimited(EVENT_INSTANCE_FIELD, bytesOf(item.instance))]);
+      const body = Buffer.concat([head, lengthDelimited(EVENT_INSTANCE_FIELD, instanceBytes(item.instance))]);
       const bytes = envelope(lengthDelimited(EVENT_FIELD, body));
       encodedEvents.set(item.instance, { item, bytes });
       return bytes;
@@ -116,43 +113,6 @@ function encode(item: WatchItem): Buffer {
     default:
       return envelope(toBinary(WatchServicesResponseSchema, watchItemToPb(item)));
   }
-}
-
-/**
- * encodeStoredRecords encodes each record as the store commits it, so that
- * the first watcher after a bulk registration does not pay for encoding a
- * whole service in its snapshot (about 10 µs per write, off the read path).
- * It returns the unsubscribe.
- */
-export function encodeStoredRecords(store: Store): () => void {
-  return store.subscribe((c) => {
-    if (c.type !== "REMOVED") bytesOf(c.instance);
-  });
-}
-
-function bytesOf(r: InstanceRecord): Uint8Array {
-  let b = instanceBytes.get(r);
-  if (b === undefined) instanceBytes.set(r, (b = toBinary(InstanceSchema, instanceToPb(r))));
-  return b;
-}
-
-/** lengthDelimited writes one length-delimited field: tag, length, bytes. */
-function lengthDelimited(field: number, bytes: Uint8Array): Buffer {
-  const head: number[] = [];
-  varint(head, (field << 3) | 2);
-  varint(head, bytes.length);
-  const out = Buffer.allocUnsafe(head.length + bytes.length);
-  out.set(head, 0);
-  out.set(bytes, head.length);
-  return out;
-}
-
-function varint(out: number[], n: number): void {
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
 }
 
 function sameEvent(a: WatchEventItem, b: WatchEventItem): boolean {

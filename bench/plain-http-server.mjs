@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// The reference for the Discover throughput target: a plain node:http server
+// that reads a JSON body, parses it and answers a fixed JSON of the size of
+// a Discover answer. It does no registry work at all, so it is the ceiling
+// one Node.js process with HTTP/1.1 reaches on this machine.
+//
+// Usage: node bench/plain-http-server.mjs; prints its port on stdout.
+import http from "node:http";
+
+const answer = Buffer.from(
+  JSON.stringify({
+    instance: {
+      namespace: "default",
+      service: "discover-bench",
+      instanceId: "d1",
+      host: "10.7.0.1",
+      port: 8001,
+      weight: 100,
+      status: "SERVING_STATUS_SERVING",
+      registeredAt: "2026-11-23T10:00:00.000Z",
+      updatedAt: "2026-11-23T10:00:00.000Z",
+      createRevision: "1",
+      modRevision: "1",
+    },
+    revision: "10",
+    registryId: "0123456789abcdef",
+  }),
+);
+const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    res.writeHead(200, { "content-type": "application/json", "content-length": answer.length });
+    res.end(answer);
+  });
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+process.on("SIGTERM", () => server.close(() => process.exit(0)));

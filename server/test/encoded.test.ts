@@ -1,0 +1,64 @@
+import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { DiscoverResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { describe, expect, it } from "vitest";
+import type { InstanceRecord } from "../src/registry/instance.js";
+import type { Discovered } from "../src/registry/registry.js";
+import { instanceToPb } from "../src/transport/convert.js";
+import { discoverBinary, discoverJson } from "../src/transport/encoded.js";
+
+// The hand-written Discover encoders must produce exactly protobuf-es's
+// bytes and text: callers decode them with any protobuf library.
+
+function record(id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord {
+  return {
+    namespace: "default",
+    service: "enc",
+    instanceId: id,
+    host: "10.0.0.1",
+    port: 8080,
+    version: "",
+    zone: "",
+    tags: [],
+    metadata: {},
+    weight: 100,
+    status: "SERVING",
+    registeredAt: 1_700_000_000_123,
+    updatedAt: 1_700_000_000_456,
+    createRevision: 1,
+    modRevision: 2,
+    ...extra,
+  };
+}
+
+function expected(d: Discovered, registryId: string) {
+  const msg = create(DiscoverResponseSchema, {
+    instance: instanceToPb(d.chosen),
+    instances: d.all.map(instanceToPb),
+    revision: BigInt(d.revision),
+    registryId,
+  });
+  return { binary: Buffer.from(toBinary(DiscoverResponseSchema, msg)), json: toJsonString(DiscoverResponseSchema, msg) };
+}
+
+describe("encoded Discover answers", () => {
+  const rich = record("rich", {
+    version: "1.2.3",
+    zone: "eu-1a",
+    tags: ["a", "ü-tag"],
+    metadata: { "k\"quote": "v\\slash", emoji: "😀", long: "x".repeat(300) },
+    status: "DRAINING",
+    weight: 7,
+    modRevision: 2 ** 40,
+  });
+  it.each<[string, Discovered, string]>([
+    ["a chosen instance", { chosen: record("a"), all: [], revision: 5 }, "0123456789abcdef"],
+    ["revision 0 and no registry id (both left out)", { chosen: record("a"), all: [], revision: 0 }, ""],
+    ["a revision above 2^32 and 2^49", { chosen: record("a"), all: [], revision: 2 ** 49 + 3 }, "r"],
+    ["every instance, unicode and escapes", { chosen: rich, all: [record("a"), rich, record("z", { status: "NOT_SERVING" })], revision: 300 }, "id-ü"],
+    ["a 128-byte length (two-byte varint)", { chosen: record("a", { metadata: { m: "y".repeat(100) } }), all: [], revision: 127 }, "x"],
+  ])("%s: byte for byte what protobuf-es writes", (_what, d, id) => {
+    const want = expected(d, id);
+    expect(discoverBinary(d, id).equals(want.binary)).toBe(true);
+    expect(discoverJson(d, id)).toBe(want.json);
+  });
+});
