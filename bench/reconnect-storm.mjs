@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Reconnect storm: 10,000 Go SDK sessions (one instance each) and 100
-// namespace-wide Go SDK watchers on one server; the server is stopped
+// Reconnect storm: 10,000 Go SDK sessions (one instance each, over 100
+// services) and 100 Go SDK watchers, each on one service (scope "service",
+// how SDK watchers are used: a live copy of the instances to pick from) or
+// each on the whole namespace (scope "namespace": 100 copies of all 10,000
+// instances, a million events to deliver after the restart) on one server;
+// the server is stopped
 // (SIGTERM) and a fresh one started on the same port, with nothing kept.
 // Times, from the stop: the new server answering, every instance
 // re-registered by its session, and every watcher's view complete again.
@@ -8,7 +12,7 @@
 // 1024 MB); its peak RSS during the recovery is reported against it.
 // Client: bench/loadgen storm (Go SDK) in its own process.
 //
-// Usage: node bench/reconnect-storm.mjs [sessions=10000] [watchers=100] [heap MB=1024]
+// Usage: node bench/reconnect-storm.mjs [sessions=10000] [watchers=100] [heap MB=1024] [scope=service|namespace]
 import { readFileSync } from "node:fs";
 import { freePort } from "./etcd.mjs";
 import { buildLoadgen, fmt, loadgen, startServer, writeResult } from "./support.mjs";
@@ -16,6 +20,7 @@ import { buildLoadgen, fmt, loadgen, startServer, writeResult } from "./support.
 const N = Number(process.argv[2] ?? 10000);
 const W = Number(process.argv[3] ?? 100);
 const HEAP_MB = Number(process.argv[4] ?? 1024);
+const SCOPE = process.argv[5] ?? "service";
 buildLoadgen();
 
 const port = await freePort();
@@ -28,9 +33,12 @@ let server = await startServer(env, nodeArgs);
 const timing = { stoppedMs: 0, listeningMs: 0 };
 let peak = 0;
 let sampler;
+let scraper;
+/** counters: the new server's /metrics counters, sampled every 500 ms from its start. */
+const counters = [];
 let result;
 try {
-  result = await loadgen("storm", ["-addr", `127.0.0.1:${port}`, "-sessions", String(N), "-watchers", String(W)], (line, child) => {
+  result = await loadgen("storm", ["-addr", `127.0.0.1:${port}`, "-sessions", String(N), "-watchers", String(W), "-watch-scope", SCOPE], (line, child) => {
     if (line !== "READY") return void process.stderr.write(`${line}\n`);
     peak = rss(server.child.pid);
     console.log(`  ${N} sessions and ${W} watchers up; server RSS ${(peak / 2 ** 20).toFixed(0)} MB; restarting the server on port ${port}`);
@@ -49,15 +57,36 @@ try {
           // exited
         }
       }, 50);
+      // The new server's call counters every 500 ms: what the recovery cost it.
+      const scrape = async () => {
+        const at = performance.now() - t0;
+        try {
+          const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+          const row = { atMs: Math.round(at) };
+          for (const m of text.matchAll(/^maxine_(register_total|heartbeat_streams_opened_total|heartbeat_messages_total|beats_unknown_total|watchers_opened_total|heartbeat_streams|instances) ([0-9.e+]+)$/gm)) {
+            row[m[1]] = Number(m[2]);
+          }
+          counters.push(row);
+        } catch {
+          counters.push({ atMs: Math.round(at), error: "no answer within 2 s" });
+        }
+      };
+      scraper = setInterval(() => void scrape(), 500);
     })();
-  });
+  }, { GOMAXPROCS: "1" });
 } finally {
   clearInterval(sampler);
+  clearInterval(scraper);
   await server.stop();
 }
 
-console.log(`reconnect storm: ${N} Go SDK sessions, ${W} watchers, server restarted on the same port (heap limit ${HEAP_MB} MB)`);
+console.log(`reconnect storm: ${N} Go SDK sessions, ${W} watchers (scope: ${SCOPE}), server restarted on the same port (heap limit ${HEAP_MB} MB)`);
 console.log(`  new server answering ${fmt(result.back_ms)}, all re-registered ${fmt(result.reregistered_ms)}, all watchers converged ${fmt(result.converged_ms)} (from the stop)`);
 console.log(`  the old server took ${fmt(timing.stoppedMs)} to drain and exit; the new one listened at ${fmt(timing.listeningMs)}`);
 console.log(`  sessions lost: ${result.lost_sessions}; peak RSS of the new server during recovery ${(peak / 2 ** 20).toFixed(0)} MB`);
-writeResult("reconnect-storm", { scenario: "reconnect storm", heapLimitMB: HEAP_MB, peakRssMB: peak / 2 ** 20, ...timing, ...result });
+console.log("  new server, from the stop: ms | instances | heartbeat streams open | streams opened | heartbeat messages | unknown beats | registers | watchers opened");
+for (const c of counters) {
+  if (c.error !== undefined) console.log(`  ${String(c.atMs).padStart(6)} | ${c.error}`);
+  else console.log(`  ${String(c.atMs).padStart(6)} | ${[c.instances, c.heartbeat_streams, c.heartbeat_streams_opened_total, c.heartbeat_messages_total, c.beats_unknown_total, c.register_total, c.watchers_opened_total].join(" | ")}`);
+}
+writeResult(SCOPE === "service" ? "reconnect-storm" : `reconnect-storm-${SCOPE}`, { scenario: "reconnect storm", heapLimitMB: HEAP_MB, peakRssMB: peak / 2 ** 20, ...timing, ...result, counters });

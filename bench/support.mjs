@@ -12,6 +12,7 @@ export const MAIN = fileURLToPath(new URL("../server/dist/main.js", import.meta.
  * at info the server logs only its start, stop and instance removals).
  */
 export function startServer(env = {}, extraNodeArgs = []) {
+  // BENCH_SERVER_LOG=1 copies the server's log to stderr.
   // BENCH_SERVER_NODE_ARGS passes flags to the server's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const nodeArgs = [...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean), ...extraNodeArgs];
   const child = spawn(process.execPath, [...nodeArgs, MAIN], {
@@ -22,6 +23,7 @@ export function startServer(env = {}, extraNodeArgs = []) {
     let buf = "";
     child.stdout.on("data", (d) => {
       buf += d;
+      if (process.env.BENCH_SERVER_LOG === "1") process.stderr.write(String(d));
       const m = /"port":(\d+).*"maxine listening"/.exec(buf);
       if (m && child.exitCode === null) {
         buf = "";

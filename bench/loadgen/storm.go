@@ -20,17 +20,19 @@ import (
 type stormResult struct {
 	Sessions       int     `json:"sessions"`
 	Watchers       int     `json:"watchers"`
+	WatchScope     string  `json:"watch_scope"`
 	Client         string  `json:"client"`
 	SetupSec       float64 `json:"setup_s"`
 	BackMs         float64 `json:"back_ms"`         // the restarted server answered a call
 	ReregisteredMs float64 `json:"reregistered_ms"` // every session re-registered its instance
-	ConvergedMs    float64 `json:"converged_ms"`    // every watcher holds every instance, under the new registry id
+	ConvergedMs    float64 `json:"converged_ms"`    // every watcher holds every instance it watches, under the new registry id
 	Reregistered   int64   `json:"reregistered"`
 	LostSessions   int64   `json:"lost_sessions"` // sessions that gave up (Done) — must be 0
 }
 
 // stormCommand opens n SDK Sessions (one instance each, like n service
-// processes) and w namespace-wide SDK Watchers, prints READY, and waits for
+// processes, spread over the services) and w SDK Watchers (each on one
+// service, or namespace-wide with -watch-scope namespace), prints READY, and waits for
 // a line "GO" on stdin, which the caller writes just before it stops the
 // server and starts a new one on the same port. It then times the
 // recovery: the new server answering, every instance re-registered by its
@@ -43,6 +45,7 @@ func stormCommand(ctx context.Context, args []string) (any, error) {
 	perClient := fs.Int("per-client", 500, "sessions sharing one Client (one HTTP/2 connection pool)")
 	services := fs.Int("services", 100, "services the instances are spread over")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up on convergence after this long")
+	scope := fs.String("watch-scope", "service", "service: watcher i watches service i % services (how SDK watchers are used: one service's instances to pick from); namespace: every watcher watches every instance")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -106,9 +109,28 @@ func stormCommand(ctx context.Context, args []string) (any, error) {
 			}
 		}(s)
 	}
+	if *scope != "service" && *scope != "namespace" {
+		return nil, fmt.Errorf("-watch-scope must be service or namespace, got %q", *scope)
+	}
+	res.WatchScope = *scope
+	// want is how many instances watcher i sees when converged.
+	want := func(i int) int {
+		if *scope == "namespace" {
+			return *n
+		}
+		count := 0
+		for j := i % *services; j < *n; j += *services {
+			count++
+		}
+		return count
+	}
 	watchers := make([]*maxine.Watcher, *w)
 	for i := range watchers {
-		wt, err := clients[len(clients)-1].Watch(ctx)
+		var opts []maxine.WatchOption
+		if *scope == "service" {
+			opts = append(opts, maxine.WithServices(fmt.Sprintf("storm-%d", i%*services)))
+		}
+		wt, err := clients[len(clients)-1].Watch(ctx, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -119,8 +141,8 @@ func stormCommand(ctx context.Context, args []string) (any, error) {
 		watchers[i] = wt
 	}
 	complete := func(registryID string) bool {
-		for _, wt := range watchers {
-			if wt.RegistryID() != registryID || len(wt.Instances("")) != *n {
+		for i, wt := range watchers {
+			if wt.RegistryID() != registryID || len(wt.Instances("")) != want(i) {
 				return false
 			}
 		}

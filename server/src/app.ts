@@ -14,6 +14,7 @@ import { encodeStoredRecords } from "./transport/encoded.js";
 import { Metrics } from "./transport/metrics.js";
 import { errorInterceptor } from "./transport/interceptors.js";
 import { Listener } from "./transport/listener.js";
+import { Shutdown } from "./transport/shutdown.js";
 import { registryRoutes } from "./transport/service.js";
 import { WatchHub } from "./watch/hub.js";
 
@@ -117,7 +118,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       res.end("not found: Maxine serves maxine.registry.v1.RegistryService (see README)\n");
     },
   });
-  const fastPath = { registry, hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log, shutdown: shutdown.signal };
+  const fastPath = { registry, hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log, shutdown: new Shutdown(shutdown.signal) };
   const stopEncoding = encodeStoredRecords(store);
   const listener = new Listener(withGrpcFastPath(handler, fastPath), {
     maxStreamsPerConnection: config.maxStreamsPerConnection,
@@ -131,12 +132,20 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     hub,
     close() {
       closing ??= (async () => {
+        const t0 = performance.now();
+        const open = listener.connections;
         registry.close();
         shutdown.abort(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
         hub.close();
         stopEncoding();
+        const ended = performance.now();
         await listener.close(config.shutdownGraceMs);
+        const closed = performance.now();
         await store.close();
+        log.info(
+          { connections: open, streamsEndedMs: Math.round(ended - t0), connectionsClosedMs: Math.round(closed - ended), storeClosedMs: Math.round(performance.now() - closed) },
+          "drained",
+        );
       })();
       return closing;
     },

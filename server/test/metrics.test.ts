@@ -43,3 +43,29 @@ it("serves the registry's gauges and Node.js process metrics", async () => {
   expect(after.get("maxine_heartbeat_streams")).toBe(0);
   await watch.cancel();
 });
+
+it("counts calls: registers, discovers, deregisters, heartbeat streams and beats, watchers", async () => {
+  const before = await scrape();
+  const delta = async (name: string) => (await scrape()).get(name)! - (before.get(name) ?? 0);
+  await postJson(server.url, "Register", { instance: { service: "counted", instanceId: "c1", host: "10.4.0.1", port: 80 } });
+  await postJson(server.url, "Discover", { service: "counted" });
+  await postJson(server.url, "Discover", { service: "counted" });
+  const stream = server.registry.openStream();
+  await server.registry.heartbeat(stream, [
+    { key: { namespace: "", service: "counted", instanceId: "c1" }, status: undefined, load: undefined },
+    { key: { namespace: "", service: "counted", instanceId: "gone" }, status: undefined, load: undefined },
+  ]);
+  server.registry.closeStream(stream);
+  await postJson(server.url, "Deregister", { key: { service: "counted", instanceId: "c1" } });
+  const watch = await watchJson(server.url, { services: ["counted"] });
+  await watch.next();
+  await watch.cancel();
+  expect(await delta("maxine_register_total")).toBe(1);
+  expect(await delta("maxine_discover_total")).toBe(2);
+  expect(await delta("maxine_deregister_total")).toBe(1);
+  expect(await delta("maxine_heartbeat_streams_opened_total")).toBe(1);
+  expect(await delta("maxine_heartbeat_messages_total")).toBe(1);
+  expect(await delta("maxine_beats_renewed_total")).toBe(1);
+  expect(await delta("maxine_beats_unknown_total")).toBe(1);
+  expect(await delta("maxine_watchers_opened_total")).toBe(1);
+});

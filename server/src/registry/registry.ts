@@ -72,6 +72,17 @@ export interface Discovered {
   readonly revision: number;
 }
 
+/** Counts are running totals of the core's calls, for /metrics (plain integers: the hot paths pay an increment). */
+export interface Counts {
+  registers: number;
+  deregisters: number;
+  discovers: number;
+  heartbeatStreamsOpened: number;
+  heartbeatMessages: number;
+  beatsRenewed: number;
+  beatsUnknown: number;
+}
+
 /** ServiceCount summarises one service for ListServices. */
 export interface ServiceCount {
   readonly service: string;
@@ -95,6 +106,16 @@ export class Registry {
   private readonly selector: Selector;
   private readonly newId: () => string;
   private readonly streams = new Set<HeartbeatStream>();
+  /** counts are running totals of calls, read by /metrics. */
+  readonly counts: Counts = {
+    registers: 0,
+    deregisters: 0,
+    discovers: 0,
+    heartbeatStreamsOpened: 0,
+    heartbeatMessages: 0,
+    beatsRenewed: 0,
+    beatsUnknown: 0,
+  };
   private nextStreamId = 1;
   private timer: Timer | undefined;
   private timerAt = Infinity;
@@ -126,6 +147,7 @@ export class Registry {
    */
   async register(input: InstanceInput | undefined, ttlMs: number | undefined): Promise<Registered> {
     this.assertOpen();
+    this.counts.registers++;
     let spec = specOf(input, this.limits);
     const ttl = this.ttlOf(ttlMs);
     if (spec.instanceId === "") spec = { ...spec, instanceId: this.newId() };
@@ -150,6 +172,7 @@ export class Registry {
   /** deregister removes an instance at once. */
   async deregister(k: InstanceKey | undefined): Promise<number> {
     this.assertOpen();
+    this.counts.deregisters++;
     const key = keyOf("key", k);
     const change = await this.store.remove(key, "DEREGISTERED");
     this.leases.delete(key);
@@ -173,6 +196,7 @@ export class Registry {
     }
     const stream = new HeartbeatStream(this.nextStreamId++);
     this.streams.add(stream);
+    this.counts.heartbeatStreamsOpened++;
     return stream;
   }
 
@@ -194,6 +218,7 @@ export class Registry {
   /** heartbeat renews the leases of beats, binds them to stream, and applies status changes. */
   async heartbeat(stream: HeartbeatStream, beats: readonly BeatInput[]): Promise<BeatOutcome[]> {
     this.assertOpen();
+    this.counts.heartbeatMessages++;
     const out: BeatOutcome[] = [];
     for (const [i, beat] of beats.entries()) {
       let key: InstanceKey;
@@ -217,6 +242,7 @@ export class Registry {
     let record = this.store.get(key);
     if (record === undefined) {
       this.leases.delete(key);
+      this.counts.beatsUnknown++;
       return { key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered` };
     }
     if (beat.status !== undefined && beat.status !== record.status) {
@@ -236,11 +262,13 @@ export class Registry {
       this.leases.bind(lease, stream);
       this.store.leases?.renewed(keyString(key), lease.ttlMs, stream.id);
     }
+    this.counts.beatsRenewed++;
     return { key, result: "RENEWED", expiresAt: lease.deadline };
   }
 
   /** discover chooses one SERVING instance of a service. */
   discover(q: DiscoverQuery): Discovered {
+    this.counts.discovers++;
     const namespace = namespaceOf("namespace", q.namespace);
     const service = serviceOf("service", q.service);
     const filter = filterOf("filter", q.filter, this.limits);

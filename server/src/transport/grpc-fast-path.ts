@@ -4,6 +4,7 @@ import type { Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { Connections } from "./connections.js";
+import type { Shutdown } from "./shutdown.js";
 import { unaryMethods } from "./answers.js";
 import { isConnectUnary, serveConnectUnary, serveGrpcUnary } from "./fast-unary.js";
 import { serveGrpcHeartbeat } from "./grpc-heartbeat.js";
@@ -19,8 +20,8 @@ export interface FastPathDeps {
   readonly connections: Connections;
   readonly maxMessageBytes: number;
   readonly log: Logger;
-  /** shutdown aborts when the server drains: open heartbeat streams end with its reason (UNAVAILABLE). */
-  readonly shutdown: AbortSignal;
+  /** shutdown fires when the server drains: open heartbeat streams end with its reason (UNAVAILABLE). */
+  readonly shutdown: Shutdown;
 }
 
 const SERVICE = "/maxine.registry.v1.RegistryService/";

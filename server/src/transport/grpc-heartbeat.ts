@@ -35,23 +35,29 @@ export async function serveGrpcHeartbeat(deps: FastPathDeps, req: http2.Http2Ser
     fail(deps.log, "Heartbeat", res, contentType, err);
     return;
   }
-  respond(res, contentType);
   const stream = res.stream;
+  if (stream.destroyed || stream.closed) {
+    // The client gave up on the call before it was served (a server under load): nothing to answer.
+    deps.registry.closeStream(hb);
+    conn.release("heartbeats");
+    return;
+  }
+  respond(res, contentType);
   let ended = false;
   let answering: Promise<void> = Promise.resolve();
 
+  let offShutdown = (): void => {};
   const end = (err?: unknown): void => {
     if (ended) return;
     ended = true;
     clearTimeout(timer);
-    deps.shutdown.removeEventListener("abort", onShutdown);
+    offShutdown();
     req.off("data", onData);
     deps.registry.closeStream(hb);
     conn.release("heartbeats");
     if (err === undefined) finish(res);
     else fail(deps.log, "Heartbeat", res, contentType, err);
   };
-  const onShutdown = (): void => end(deps.shutdown.reason);
   const onData = (chunk: Buffer): void => {
     let requests: HeartbeatRequest[];
     try {
@@ -80,7 +86,7 @@ export async function serveGrpcHeartbeat(deps: FastPathDeps, req: http2.Http2Ser
   const timeout = timeoutMs(req);
   const timer = timeout === undefined ? undefined : setTimeout(() => end(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout);
   if (deps.shutdown.aborted) return end(deps.shutdown.reason);
-  deps.shutdown.addEventListener("abort", onShutdown, { once: true });
+  offShutdown = deps.shutdown.onShutdown(end);
   req.on("data", onData);
   req.once("end", () => {
     if (reader.pending) end(new ConnectError("request: the stream ended inside a message", Code.InvalidArgument));

@@ -35,34 +35,85 @@ export async function serveGrpcWatch(deps: FastPathDeps, req: http2.Http2ServerR
   }
   const w = watcher;
   const stream = res.stream;
+  if (stream.destroyed || stream.closed) {
+    // The client gave up on the call before it was served: nothing to answer.
+    w.end();
+    return;
+  }
   stream.once("close", () => w.end());
   const timeout = timeoutMs(req);
   const timer =
     timeout === undefined ? undefined : setTimeout(() => w.end(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout);
   respond(res, contentType);
-  try {
-    await pump(stream, w);
-    finish(res);
-  } catch (err) {
-    fail(deps.log, "WatchServices", res, contentType, err);
-  } finally {
-    clearTimeout(timer);
-    w.end();
-  }
+  await new Promise<void>((resolve) => {
+    const done = (err?: unknown): void => {
+      clearTimeout(timer);
+      w.end();
+      if (err === undefined) finish(res);
+      else fail(deps.log, "WatchServices", res, contentType, err);
+      resolve();
+    };
+    drain(stream, w, done);
+  });
 }
 
-/** pump writes the watcher's items to the stream until the watcher ends (or throws its error), waiting whenever the stream is full. */
-async function pump(stream: http2.ServerHttp2Stream, w: Watcher): Promise<void> {
-  for (;;) {
-    let item = w.take();
-    if (item === undefined) {
-      const r = await w.next();
-      if (r.done) return;
-      item = r.value;
+/** BATCH_BYTES bounds one write: items queued together go out in one write up to this size. */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * drain writes the watcher's items to the stream until the watcher ends,
+ * then calls done (with the watcher's error, if any). It writes once per
+ * event-loop turn at most: a watcher woken by a change is flushed after
+ * the turn (flushSoon), so every change of a burst (a fleet registering,
+ * a snapshot in chunks) goes out in one stream write instead of one each,
+ * and one fan-out costs no promise per watcher. A full stream is resumed
+ * on drain.
+ */
+function drain(stream: http2.ServerHttp2Stream, w: Watcher, done: (err?: unknown) => void): void {
+  const flush = (): void => {
+    try {
+      write();
+    } catch (err) {
+      done(err);
     }
-    if (stream.closed) return;
-    if (!stream.write(encode(item))) await whenWritable(stream);
-  }
+  };
+  const write = (): void => {
+    if (stream.closed) return done();
+    const first = w.take();
+    if (first === undefined) {
+      const ended = w.endedWith;
+      if (ended !== undefined) return done(ended.error);
+      return w.whenQueued(() => flushSoon(flush));
+    }
+    const head = encode(first);
+    const parts = [head];
+    let size = head.length;
+    while (size < BATCH_BYTES) {
+      const next = w.take();
+      if (next === undefined) break;
+      const bytes = encode(next);
+      parts.push(bytes);
+      size += bytes.length;
+    }
+    if (!stream.write(parts.length === 1 ? head : Buffer.concat(parts, size))) void whenWritable(stream).then(flush);
+    else if (w.pending > 0) flushSoon(flush);
+    else w.whenQueued(() => flushSoon(flush));
+  };
+  flush();
+}
+
+// One setImmediate runs every flush due this turn.
+let due: Array<() => void> = [];
+
+function flushSoon(f: () => void): void {
+  due.push(f);
+  if (due.length === 1) setImmediate(runDue);
+}
+
+function runDue(): void {
+  const now = due;
+  due = [];
+  for (const f of now) f();
 }
 
 /** readOne reads the call's one request message. */

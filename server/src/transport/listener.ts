@@ -16,7 +16,9 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
-const PREFACE = "PRI"; // the start of HTTP/2's connection preface, "PRI * HTTP/2.0"
+const PREFACE = "PRI";
+/** LINGER_MS is how long a draining HTTP/2 connection whose streams all ended on the server's side is kept for the client to read them. */
+const LINGER_MS = 200; // the start of HTTP/2's connection preface, "PRI * HTTP/2.0"
 
 /**
  * Listener serves HTTP/2 cleartext (gRPC, gRPC-Web, Connect) and HTTP/1.1
@@ -31,6 +33,10 @@ export class Listener {
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.Http2Session>();
+  private readonly streams = new WeakMap<http2.Http2Session, Set<http2.ServerHttp2Stream>>();
+  /** rawSockets maps each HTTP/2 session to its socket (the session only exposes a proxy). */
+  private readonly rawSockets = new WeakMap<http2.Http2Session, net.Socket>();
+  private connecting: net.Socket | undefined;
 
   constructor(handler: RequestHandler, opts: ListenerOptions) {
     this.h2 = http2.createServer(
@@ -43,7 +49,15 @@ export class Listener {
     );
     this.h2.on("session", (s) => {
       this.sessions.add(s);
+      this.streams.set(s, new Set());
+      if (this.connecting !== undefined) this.rawSockets.set(s, this.connecting);
       s.once("close", () => this.sessions.delete(s));
+    });
+    this.h2.on("stream", (stream: http2.ServerHttp2Stream) => {
+      const open = this.streams.get(stream.session!);
+      if (open === undefined) return;
+      open.add(stream);
+      stream.once("close", () => open.delete(stream));
     });
     this.h1 = http.createServer({ maxHeaderSize: opts.maxHeaderBytes, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
     this.tcp = net.createServer((socket) => this.route(socket));
@@ -67,7 +81,8 @@ export class Listener {
 
   /**
    * close stops accepting, sends HTTP/2 GOAWAY, closes idle HTTP/1.1
-   * connections, and after graceMs destroys whatever is still open.
+   * connections, closes HTTP/2 connections whose streams have all been
+   * answered, and after graceMs destroys whatever is still open.
    */
   async close(graceMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
@@ -76,8 +91,29 @@ export class Listener {
     const deadline = setTimeout(() => {
       for (const s of this.sockets) s.destroy();
     }, graceMs);
+    // An HTTP/2 connection closes after GOAWAY once the client has closed
+    // its side of every stream. A client busy reconnecting thousands of
+    // sessions can take seconds for that; a connection whose every stream
+    // the server has ended (answers and trailers written) is closed after
+    // LINGER_MS instead, which is enough to flush the last frames.
+    const endedSince = new Map<http2.Http2Session, number>();
     const drained = new Promise<void>((resolve) => {
       const check = (): void => {
+        const now = performance.now();
+        for (const s of this.sessions) {
+          const open = this.streams.get(s);
+          if (open === undefined || ![...open].every((st) => st.writableEnded)) {
+            endedSince.delete(s);
+            continue;
+          }
+          const since = endedSince.get(s) ?? now;
+          endedSince.set(s, since);
+          if (now - since >= LINGER_MS) {
+            // destroy alone would wait for the client's FIN (the session is closing): cut the socket too
+            s.destroy();
+            this.rawSockets.get(s)?.destroy();
+          }
+        }
         if (this.sockets.size === 0) resolve();
         else setTimeout(check, 10).unref();
       };
@@ -101,7 +137,9 @@ export class Listener {
       if (head.toString("latin1", 0, PREFACE.length) === PREFACE) {
         // The HTTP/2 session reads the unshifted bytes itself on the next tick;
         // resuming here would hand them to no one.
+        this.connecting = socket; // the session is made, and "session" emitted, within emit
         this.h2.emit("connection", socket);
+        this.connecting = undefined;
       } else {
         this.h1.emit("connection", socket);
         socket.resume();

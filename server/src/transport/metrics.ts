@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Gauge, Registry as MetricsRegistry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry as MetricsRegistry } from "prom-client";
 import type { Registry } from "../registry/registry.js";
 import type { WatchHub } from "../watch/hub.js";
 
@@ -23,6 +23,28 @@ export class Metrics {
         },
       });
     };
+    const counter = (name: string, help: string, read: () => number): void => {
+      let reported = 0;
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const now = read();
+          this.inc(now - reported);
+          reported = now;
+        },
+      });
+    };
+    const c = core.counts;
+    counter("maxine_register_total", "Register calls.", () => c.registers);
+    counter("maxine_deregister_total", "Deregister calls.", () => c.deregisters);
+    counter("maxine_discover_total", "Discover calls.", () => c.discovers);
+    counter("maxine_heartbeat_streams_opened_total", "Heartbeat streams opened.", () => c.heartbeatStreamsOpened);
+    counter("maxine_heartbeat_messages_total", "Heartbeat request messages answered.", () => c.heartbeatMessages);
+    counter("maxine_beats_renewed_total", "Beats that renewed a lease.", () => c.beatsRenewed);
+    counter("maxine_beats_unknown_total", "Beats for an instance the registry does not hold (the client registers it again).", () => c.beatsUnknown);
+    counter("maxine_watchers_opened_total", "WatchServices streams opened.", () => hub.opened);
     gauge("maxine_revision", "The registry's current revision.", () => core.store.revision());
     gauge("maxine_heartbeat_streams", "Open Heartbeat streams.", () => core.openStreams);
     gauge("maxine_watchers", "Open WatchServices streams.", () => hub.watchers);

@@ -49,6 +49,8 @@ export class WatchHub implements WatcherHost {
   private readonly namespaces = new Map<string, NamespaceWatchers>();
   private readonly unsubscribe: () => void;
   private count = 0;
+  /** opened counts watchers opened since start, for /metrics. */
+  opened = 0;
   private progressTimer: Timer | undefined;
   private closed = false;
 
@@ -94,6 +96,7 @@ export class WatchHub implements WatcherHost {
     };
     const now = this.clock.now();
     const w = new Watcher(scope, this, this.settings.maxQueue, this.settings.overflow, now);
+    this.opened++;
     w.pushAll(this.start(req, scope), now);
     this.add(w);
     return w;

@@ -34,6 +34,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   private failWake: ((err: unknown) => void) | undefined;
   private ended: { error: unknown } | undefined;
   private onEnded: Array<() => void> = [];
+  private onQueued: (() => void) | undefined;
   /** lastActivity is when the last item was queued, for progress bookmarks. */
   lastActivity: number;
   /** resets counts overflow resets. */
@@ -70,11 +71,32 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
       wake({ value: item, done: false });
       return;
     }
-    if (this.pending >= this.maxQueue) {
-      this.overflow();
-      return;
-    }
-    this.queue.push(item);
+    if (this.pending >= this.maxQueue) this.overflow();
+    else this.queue.push(item);
+    this.notifyQueued();
+  }
+
+  /**
+   * whenQueued calls f once, as soon as an item is queued or the watcher
+   * ends (at once if either is already so): the callback-style alternative
+   * to next(), for a reader that drains the queue with take() (the gRPC
+   * fast path, which writes a whole batch per event-loop turn).
+   */
+  whenQueued(f: () => void): void {
+    if (this.pending > 0 || this.ended !== undefined) f();
+    else this.onQueued = f;
+  }
+
+  /** endedWith is undefined while the watcher runs, then {error} (error undefined for a clean end). */
+  get endedWith(): { readonly error: unknown } | undefined {
+    return this.ended;
+  }
+
+  private notifyQueued(): void {
+    const f = this.onQueued;
+    if (f === undefined) return;
+    this.onQueued = undefined;
+    f();
   }
 
   /** pushAll queues items in order. */
@@ -88,6 +110,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     this.queue = [];
     this.head = 0;
     this.pushAll(items, now);
+    this.notifyQueued();
   }
 
   /** end finishes the stream: cleanly with no error, or with error. */
@@ -96,6 +119,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     this.ended = { error };
     this.host.remove(this);
     for (const f of this.onEnded.splice(0)) f();
+    this.notifyQueued();
     if (this.wake !== undefined) {
       const { wake, failWake } = this;
       this.wake = this.failWake = undefined;
