@@ -62,12 +62,11 @@ const BATCH_BYTES = 64 * 1024;
 
 /**
  * drain writes the watcher's items to the stream until the watcher ends,
- * then calls done (with the watcher's error, if any). It writes once per
- * event-loop turn at most: a watcher woken by a change is flushed after
- * the turn (flushSoon), so every change of a burst (a fleet registering,
- * a snapshot in chunks) goes out in one stream write instead of one each,
- * and one fan-out costs no promise per watcher. A full stream is resumed
- * on drain.
+ * then calls done (with the watcher's error, if any). A watcher woken by
+ * a change is flushed once the dispatch is over (flushSoon: one microtask
+ * for all watchers, no promise per watcher), and everything queued by then
+ * goes out in one stream write: a burst of changes, or all that piled up
+ * while the stream was full (it is resumed on drain).
  */
 function drain(stream: http2.ServerHttp2Stream, w: Watcher, done: (err?: unknown) => void): void {
   const flush = (): void => {
@@ -102,12 +101,13 @@ function drain(stream: http2.ServerHttp2Stream, w: Watcher, done: (err?: unknown
   flush();
 }
 
-// One setImmediate runs every flush due this turn.
+// One microtask runs every flush due: after the change's dispatch to all
+// watchers (and the writer's own answer) is done, before any other I/O.
 let due: Array<() => void> = [];
 
 function flushSoon(f: () => void): void {
   due.push(f);
-  if (due.length === 1) setImmediate(runDue);
+  if (due.length === 1) queueMicrotask(runDue);
 }
 
 function runDue(): void {
