@@ -2,19 +2,13 @@ import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { HeartbeatRequestSchema, WatchServicesRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { expect, it } from "vitest";
+import { grpcFrame } from "./support/grpc-frame.js";
 import { startInProcess } from "./support/in-process.js";
 
 // Draining: on close the server ends every stream with UNAVAILABLE and then
 // closes connections whose streams it has all ended, without waiting for
 // the client to close its side (a client busy reconnecting thousands of
 // sessions can take seconds for that).
-
-function frame(body: Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + body.length);
-  out.writeUInt32BE(body.length, 1);
-  out.set(body, 5);
-  return out;
-}
 
 it("ends open streams with UNAVAILABLE and closes the connection although the client does not close its streams", async () => {
   const server = await startInProcess({ MAXINE_SHUTDOWN_GRACE: "10s" });
@@ -29,8 +23,8 @@ it("ends open streams with UNAVAILABLE and closes the connection although the cl
     });
     stream.on("data", () => {});
     stream.on("error", () => {});
-    if (endRequest) stream.end(frame(body));
-    else stream.write(frame(body)); // the request side stays open: the client never ends it
+    if (endRequest) stream.end(grpcFrame(body));
+    else stream.write(grpcFrame(body)); // the request side stays open: the client never ends it
     return stream;
   };
   const watch = open("WatchServices", toBinary(WatchServicesRequestSchema, create(WatchServicesRequestSchema, {})), true);

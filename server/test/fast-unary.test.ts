@@ -4,6 +4,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { DiscoverRequestSchema, DiscoverResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Maxine } from "../src/app.js";
+import { grpcFrame } from "./support/grpc-frame.js";
 import { postJson, startInProcess } from "./support/in-process.js";
 
 // The unary fast path (transport/fast-unary.ts) must answer exactly like the
@@ -159,9 +160,6 @@ describe("unary fast path (Connect unary)", () => {
     try {
       const call = (message: Uint8Array) =>
         new Promise<{ status: string | undefined; message: string | undefined }>((resolve, reject) => {
-          const frame = Buffer.alloc(5 + message.length);
-          frame.writeUInt32BE(message.length, 1);
-          frame.set(message, 5);
           const stream = session.request({ ":method": "POST", ":path": "/maxine.registry.v1.RegistryService/Discover", "content-type": "application/grpc", te: "trailers" });
           let headers: http2.IncomingHttpHeaders = {};
           stream.on("response", (h) => (headers = h));
@@ -169,7 +167,7 @@ describe("unary fast path (Connect unary)", () => {
           stream.on("data", () => {});
           stream.on("error", reject);
           stream.on("close", () => resolve({ status: headers["grpc-status"] as string | undefined, message: headers["grpc-message"] as string | undefined }));
-          stream.end(frame);
+          stream.end(grpcFrame(message));
         });
       const big = await call(toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "fd", hashKey: "x".repeat(300_000) })));
       expect(big.status).toBe("8");

@@ -16,6 +16,7 @@ import {
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Maxine } from "../src/app.js";
+import { grpcFrame } from "./support/grpc-frame.js";
 import { postJson, startInProcess } from "./support/in-process.js";
 
 // The gRPC fast paths for WatchServices and Heartbeat (transport/grpc-*.ts), spoken to
@@ -32,14 +33,6 @@ interface RawCall {
   readonly stream: http2.ClientHttp2Stream;
 }
 
-/** frame wraps a message in a gRPC envelope. */
-function frame(body: Uint8Array, compressed = false): Buffer {
-  const out = Buffer.alloc(5 + body.length);
-  out[0] = compressed ? 1 : 0;
-  out.writeUInt32BE(body.length, 1);
-  out.set(body, 5);
-  return out;
-}
 
 /** parse splits gRPC envelopes off buf, returning the messages and what is left. */
 function parse(buf: Buffer): { messages: WatchServicesResponse[]; rest: Buffer } {
@@ -104,7 +97,7 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
     postJson(server.url, "Register", { instance: { service: "fast", instanceId: id, host: "10.1.0.1", port: 80, zone } });
 
   it("streams a snapshot, then events, with the request's content type and OK trailers on cancel-free end", async () => {
-    const c = call(frame(request({ services: ["fast"] })));
+    const c = call(grpcFrame(request({ services: ["fast"] })));
     await c.until((m) => m.some((x) => x.message.case === "snapshotEnd"));
     expect(c.headers[":status"]).toBe(200);
     expect(c.headers["content-type"]).toBe("application/grpc");
@@ -119,9 +112,9 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
 
   it("gives each watcher its own view of one change: UPDATED for one, REMOVED (FILTERED) for another", async () => {
     await register("f2", "a");
-    const all = call(frame(request({ services: ["fast"] })));
-    const zoneA = call(frame(request({ services: ["fast"], filter: { zone: "a" } })));
-    const zoneB = call(frame(request({ services: ["fast"], filter: { zone: "b" } })));
+    const all = call(grpcFrame(request({ services: ["fast"] })));
+    const zoneA = call(grpcFrame(request({ services: ["fast"], filter: { zone: "a" } })));
+    const zoneB = call(grpcFrame(request({ services: ["fast"], filter: { zone: "b" } })));
     for (const c of [all, zoneA, zoneB]) await c.until((m) => m.some((x) => x.message.case === "snapshotEnd"));
     await register("f2", "b"); // moves f2 from zone a to zone b
     const eventOf = async (c: typeof all) => {
@@ -139,18 +132,18 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
   });
 
   it("accepts a gzip-compressed request", async () => {
-    const c = call(frame(gzipSync(request({ services: ["fast"] })), true), { "grpc-encoding": "gzip" });
+    const c = call(grpcFrame(gzipSync(request({ services: ["fast"] })), true), { "grpc-encoding": "gzip" });
     await c.until((m) => m.some((x) => x.message.case === "snapshotEnd"));
     c.stream.close(http2.constants.NGHTTP2_CANCEL);
     await c.ended;
   });
 
   it.each([
-    ["an unsupported grpc-encoding", frame(request({})), { "grpc-encoding": "snappy" }, "12", /grpc-encoding "snappy" is not supported/],
-    ["a request over MAXINE_MAX_MESSAGE_BYTES", frame(request({ services: ["x".repeat(5000)] })), {}, "8", /limit of 4096 bytes/],
-    ["a malformed message", frame(Buffer.from([0x0a, 0xff, 0xff])), {}, "3", /not a valid WatchServicesRequest/],
+    ["an unsupported grpc-encoding", grpcFrame(request({})), { "grpc-encoding": "snappy" }, "12", /grpc-encoding "snappy" is not supported/],
+    ["a request over MAXINE_MAX_MESSAGE_BYTES", grpcFrame(request({ services: ["x".repeat(5000)] })), {}, "8", /limit of 4096 bytes/],
+    ["a malformed message", grpcFrame(Buffer.from([0x0a, 0xff, 0xff])), {}, "3", /not a valid WatchServicesRequest/],
     ["no message at all", Buffer.alloc(0), {}, "3", /got 0/],
-    ["an invalid service name", frame(request({ services: ["Bad Name"] })), {}, "3", /services\[0\]/],
+    ["an invalid service name", grpcFrame(request({ services: ["Bad Name"] })), {}, "3", /services\[0\]/],
   ])("answers %s with a trailers-only status naming the problem", async (_what, body, headers, code, message) => {
     const c = call(body, headers);
     await c.ended;
@@ -160,14 +153,14 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
   });
 
   it("ends a watch at its grpc-timeout with DEADLINE_EXCEEDED", async () => {
-    const c = call(frame(request({ services: ["fast"] })), { "grpc-timeout": "200m" });
+    const c = call(grpcFrame(request({ services: ["fast"] })), { "grpc-timeout": "200m" });
     await c.ended;
     expect(c.messages.some((x) => x.message.case === "snapshotEnd")).toBe(true);
     expect(c.trailers?.["grpc-status"]).toBe("4");
   });
 
   it("resets a reader that stopped reading once its queue overflows, without blocking anyone else", async () => {
-    const slow = call(frame(request({ services: ["flood"] })));
+    const slow = call(grpcFrame(request({ services: ["flood"] })));
     await slow.until((m) => m.some((x) => x.message.case === "snapshotEnd"));
     slow.stream.pause(); // stop reading: HTTP/2 flow control fills, then the server-side queue (MAXINE_WATCH_QUEUE=8)
     const meta = "m".repeat(3000);
@@ -201,7 +194,7 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
       }
     });
     const closed = new Promise<void>((resolve) => stream.on("close", resolve));
-    for (const r of requests) stream.write(frame(r));
+    for (const r of requests) stream.write(grpcFrame(r));
     if (!keepOpen) stream.end();
     return { stream, closed, responses, get trailers() { return trailers; } };
   }

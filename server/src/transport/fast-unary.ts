@@ -48,11 +48,11 @@ export async function serveConnectUnary(deps: FastPathDeps, m: UnaryMethod, req:
     const ce = toConnectError(err);
     const out = Buffer.from(JSON.stringify(errorToJson(ce, undefined)));
     // A body not read to its end (too large) is cut off once the answer is out.
-    const unread = !req.complete && !("stream" in req);
+    const unreadH1 = !req.complete && !("stream" in req);
     (res as http.ServerResponse).writeHead(codeToHttpStatus(ce.code), {
       "content-type": "application/json",
       "content-length": out.length,
-      ...(unread ? { connection: "close" } : {}),
+      ...(unreadH1 ? { connection: "close" } : {}),
     });
     res.end(out);
     if (!req.complete && "stream" in req) closeUnread(req.stream);

@@ -95,7 +95,6 @@ function drain(stream: http2.ServerHttp2Stream, w: Watcher, done: (err?: unknown
       size += bytes.length;
     }
     if (!stream.write(parts.length === 1 ? head : Buffer.concat(parts, size))) void whenWritable(stream).then(flush);
-    else if (w.pending > 0) flushSoon(flush);
     else w.whenQueued(() => flushSoon(flush));
   };
   flush();

@@ -16,9 +16,9 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
-const PREFACE = "PRI";
+const PREFACE = "PRI"; // the start of HTTP/2's connection preface, "PRI * HTTP/2.0"
 /** LINGER_MS is how long a draining HTTP/2 connection whose streams all ended on the server's side is kept for the client to read them. */
-const LINGER_MS = 200; // the start of HTTP/2's connection preface, "PRI * HTTP/2.0"
+const LINGER_MS = 200;
 
 /**
  * Listener serves HTTP/2 cleartext (gRPC, gRPC-Web, Connect) and HTTP/1.1

@@ -30,8 +30,6 @@ export interface WatcherHost {
 export class Watcher implements AsyncIterableIterator<WatchItem> {
   private queue: WatchItem[] = [];
   private head = 0;
-  private wake: ((r: IteratorResult<WatchItem>) => void) | undefined;
-  private failWake: ((err: unknown) => void) | undefined;
   private ended: { error: unknown } | undefined;
   private onEnded: Array<() => void> = [];
   private onQueued: (() => void) | undefined;
@@ -65,12 +63,6 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   push(item: WatchItem, now: number): void {
     if (this.ended !== undefined) return;
     this.lastActivity = now;
-    if (this.wake !== undefined) {
-      const wake = this.wake;
-      this.wake = this.failWake = undefined;
-      wake({ value: item, done: false });
-      return;
-    }
     if (this.pending >= this.maxQueue) this.overflow();
     else this.queue.push(item);
     this.notifyQueued();
@@ -78,9 +70,9 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
 
   /**
    * whenQueued calls f once, as soon as an item is queued or the watcher
-   * ends (at once if either is already so): the callback-style alternative
-   * to next(), for a reader that drains the queue with take() (the gRPC
-   * fast path, which writes a whole batch per event-loop turn).
+   * ends (at once if either is already so), for one reader that drains the
+   * queue with take(): the gRPC fast path (a whole batch per write) and
+   * next(). A later call replaces an earlier one still waiting.
    */
   whenQueued(f: () => void): void {
     if (this.pending > 0 || this.ended !== undefined) f();
@@ -110,7 +102,6 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     this.queue = [];
     this.head = 0;
     this.pushAll(items, now);
-    this.notifyQueued();
   }
 
   /** end finishes the stream: cleanly with no error, or with error. */
@@ -120,12 +111,6 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     this.host.remove(this);
     for (const f of this.onEnded.splice(0)) f();
     this.notifyQueued();
-    if (this.wake !== undefined) {
-      const { wake, failWake } = this;
-      this.wake = this.failWake = undefined;
-      if (error === undefined) wake({ value: undefined, done: true });
-      else failWake!(error);
-    }
   }
 
   /** onEnd runs f once when the watcher ends (at once if it already has): its stream's resources go with it. */
@@ -154,10 +139,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
         ? Promise.resolve({ value: undefined, done: true })
         : Promise.reject(this.ended.error);
     }
-    return new Promise((resolve, reject) => {
-      this.wake = resolve;
-      this.failWake = reject;
-    });
+    return new Promise((resolve) => this.whenQueued(() => resolve(this.next())));
   }
 
   return(): Promise<IteratorResult<WatchItem>> {
