@@ -9,7 +9,7 @@ import { MemoryStore } from "./store/memory-store.js";
 import { RedisStore } from "./store/redis-store.js";
 import type { Store } from "./store/store.js";
 import { Connections, connectionValues } from "./transport/connections.js";
-import { withGrpcFastPath } from "./transport/grpc-fast-path.js";
+import { fastPath } from "./transport/grpc-fast-path.js";
 import { encodeStoredRecords } from "./transport/encoded.js";
 import { Metrics } from "./transport/metrics.js";
 import { errorInterceptor } from "./transport/interceptors.js";
@@ -118,11 +118,13 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       res.end("not found: Maxine serves maxine.registry.v1.RegistryService (see README)\n");
     },
   });
-  const fastPath = { registry, hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log, shutdown: new Shutdown(shutdown.signal) };
+  const fastPathDeps = { registry, hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log, shutdown: new Shutdown(shutdown.signal) };
   const stopEncoding = encodeStoredRecords(store);
-  const listener = new Listener(withGrpcFastPath(handler, fastPath), {
+  const fast = fastPath(handler, fastPathDeps);
+  const listener = new Listener(fast.requests, {
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     maxHeaderBytes: config.maxHeaderBytes,
+    streams: fast.streams,
   });
   const port = await listener.listen(config.port, config.host);
   let closing: Promise<void> | undefined;

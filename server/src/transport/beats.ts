@@ -2,20 +2,26 @@ import { create } from "@bufbuild/protobuf";
 import { HeartbeatResponseSchema, type HeartbeatRequest, type HeartbeatResponse } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { invalid } from "../registry/errors.js";
 import type { HeartbeatStream } from "../registry/leases.js";
-import type { Registry } from "../registry/registry.js";
+import type { BeatOutcome, Registry } from "../registry/registry.js";
 import { beatAckOf, keyOfPb, knownStatus, statusOf } from "./convert.js";
 
 /**
  * answerBeats applies one HeartbeatRequest on stream and builds its answer.
  * An unknown status ends the stream with INVALID_ARGUMENT (thrown); a bad
  * key or load is answered per beat (BEAT_RESULT_INVALID). Both ways a
- * heartbeat stream is served (connect-es, grpc-heartbeat.ts) call it.
+ * heartbeat stream is served (connect-es, grpc-heartbeat.ts) apply beats
+ * the same way (applyBeats).
  */
 export async function answerBeats(registry: Registry, stream: HeartbeatStream, req: HeartbeatRequest): Promise<HeartbeatResponse> {
+  const outcomes = await applyBeats(registry, stream, req);
+  return create(HeartbeatResponseSchema, { sequence: req.sequence, acks: outcomes.map(beatAckOf) });
+}
+
+/** applyBeats applies one HeartbeatRequest on stream and returns each beat's outcome, for answerBeats or an encoder (beat-acks.ts). */
+export function applyBeats(registry: Registry, stream: HeartbeatStream, req: HeartbeatRequest): Promise<BeatOutcome[]> {
   const beats = req.beats.map((b, i) => {
     if (!knownStatus(b.status)) throw invalid(`beats[${i}].status`, `unknown value ${b.status}`);
     return { key: keyOfPb(b.key), status: statusOf(b.status), load: b.load };
   });
-  const outcomes = await registry.heartbeat(stream, beats);
-  return create(HeartbeatResponseSchema, { sequence: req.sequence, acks: outcomes.map(beatAckOf) });
+  return registry.heartbeat(stream, beats);
 }

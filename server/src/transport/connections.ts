@@ -1,3 +1,4 @@
+import type http2 from "node:http2";
 import { createContextKey, createContextValues } from "@connectrpc/connect";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { Reason, RegistryError } from "../registry/errors.js";
@@ -48,7 +49,15 @@ export class Connections {
 
   /** of returns req's Connection, creating it on the connection's first request. */
   of(req: RequestLike): Connection {
-    const owner: object = "stream" in req ? req.stream.session ?? req.socket : req.socket;
+    return this.ofOwner("stream" in req ? req.stream.session ?? req.socket : req.socket);
+  }
+
+  /** ofStream returns the Connection of an HTTP/2 stream served directly (grpc-fast-path.ts). */
+  ofStream(stream: http2.ServerHttp2Stream): Connection {
+    return this.ofOwner(stream.session ?? stream);
+  }
+
+  private ofOwner(owner: object): Connection {
     let conn = this.byTransport.get(owner);
     if (conn === undefined) this.byTransport.set(owner, (conn = new Connection(this.limits)));
     return conn;

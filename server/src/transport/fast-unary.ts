@@ -7,6 +7,7 @@ import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-conn
 import { RegistryError } from "../registry/errors.js";
 import type { UnaryMethod } from "./answers.js";
 import { toConnectError } from "./errors.js";
+import { eachChunk } from "./body.js";
 import type { FastPathDeps } from "./grpc-fast-path.js";
 import { envelope, fail, finish, FrameReader, requestEncoding, respond } from "./grpc-wire.js";
 
@@ -59,13 +60,13 @@ export async function serveConnectUnary(deps: FastPathDeps, m: UnaryMethod, req:
   }
 }
 
-/** serveGrpcUnary answers one gRPC unary call of m. */
-export async function serveGrpcUnary(deps: FastPathDeps, m: UnaryMethod, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): Promise<void> {
-  const contentType = req.headers["content-type"]!;
+/** serveGrpcUnary answers one gRPC unary call of m, served from its HTTP/2 stream. */
+export async function serveGrpcUnary(deps: FastPathDeps, m: UnaryMethod, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
+  const contentType = headers["content-type"]!;
   try {
-    const reader = new FrameReader(requestEncoding(req), deps.maxMessageBytes);
+    const reader = new FrameReader(requestEncoding(headers), deps.maxMessageBytes);
     const messages: Uint8Array[] = [];
-    await eachChunk(req, (chunk) => messages.push(...reader.push(chunk)));
+    await eachChunk(stream, (chunk) => messages.push(...reader.push(chunk)));
     if (messages.length !== 1 || reader.pending) {
       throw new ConnectError(`request: expected one complete ${m.input.name} message, got ${messages.length}`, Code.InvalidArgument);
     }
@@ -73,12 +74,12 @@ export async function serveGrpcUnary(deps: FastPathDeps, m: UnaryMethod, req: ht
       throw new ConnectError(`request: not a valid ${m.input.name}: ${err.message}`, Code.InvalidArgument);
     });
     const out = envelope((await answer(deps, m, request, "binary")) as Uint8Array);
-    respond(res, contentType);
-    res.stream.write(out);
-    finish(res);
+    if (stream.closed) return; // the client gave up on the call
+    respond(stream, contentType);
+    finish(stream, undefined, out);
   } catch (err) {
-    fail(deps.log, m.name, res, contentType, err);
-    if (!req.complete) closeUnread(req.stream);
+    fail(deps.log, m.name, stream, contentType, err);
+    if (!stream.readableEnded) closeUnread(stream);
   }
 }
 
@@ -145,40 +146,4 @@ async function readBody(req: Req, maxBytes: number, gzip: boolean): Promise<Buff
   } catch {
     throw new ConnectError(`request: gzip body invalid or larger than ${maxBytes} bytes (MAXINE_MAX_MESSAGE_BYTES)`, Code.ResourceExhausted);
   }
-}
-
-/**
- * eachChunk hands each chunk of req's body to onChunk and resolves at its
- * end. When onChunk throws, eachChunk rejects with that error and the rest
- * of the body is discarded as it comes, so the error can still be answered
- * (the callers then cut the body off: connection: close on HTTP/1.1,
- * closeUnread on HTTP/2). Plain listeners: an async iterator costs more than
- * the small bodies of unary calls.
- */
-function eachChunk(req: Req, onChunk: (chunk: Buffer) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const settle = (err?: Error): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("close", onClose);
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const onData = (chunk: Buffer): void => {
-      try {
-        onChunk(chunk);
-      } catch (err) {
-        settle(err as Error);
-        req.resume();
-      }
-    };
-    const onEnd = (): void => settle();
-    const onError = (err: Error): void => settle(err);
-    const onClose = (): void => settle(new ConnectError("request: the client closed the request before its body ended", Code.Canceled));
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-    req.on("close", onClose);
-  });
 }

@@ -10,7 +10,7 @@ import { isConnectUnary, serveConnectUnary, serveGrpcUnary } from "./fast-unary.
 import { serveGrpcHeartbeat } from "./grpc-heartbeat.js";
 import { serveGrpcWatch } from "./grpc-watch.js";
 import { isGrpcProto } from "./grpc-wire.js";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler, StreamHandler } from "./listener.js";
 
 /** FastPathDeps are what the fast paths serve with: the same parts and limits as the connect-es routes. */
 export interface FastPathDeps {
@@ -25,19 +25,27 @@ export interface FastPathDeps {
 }
 
 const SERVICE = "/maxine.registry.v1.RegistryService/";
-type Route = (deps: FastPathDeps, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => Promise<void>;
+type Route = (deps: FastPathDeps, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => Promise<void>;
 const grpcRoutes = new Map<string, Route>([
   [`${SERVICE}WatchServices`, serveGrpcWatch],
   [`${SERVICE}Heartbeat`, serveGrpcHeartbeat],
-  ...[...unaryMethods.values()].map((m): [string, Route] => [`${SERVICE}${m.name}`, (deps, req, res) => serveGrpcUnary(deps, m, req, res)]),
+  ...[...unaryMethods.values()].map((m): [string, Route] => [`${SERVICE}${m.name}`, (deps, stream, headers) => serveGrpcUnary(deps, m, stream, headers)]),
 ]);
 const connectUnary = new Map([...unaryMethods.values()].map((m) => [`${SERVICE}${m.name}`, m]));
 
+/** FastPath is the two entry points of the fast paths: HTTP/2 streams (gRPC) and requests (Connect unary). */
+export interface FastPath {
+  /** streams serves gRPC calls of the registry's methods from their HTTP/2 streams, and declines the rest. */
+  readonly streams: StreamHandler;
+  /** requests serves Connect unary calls of the registry's methods, and hands the rest to connect-es. */
+  readonly requests: RequestHandler;
+}
+
 /**
- * withGrpcFastPath serves the registry's hot calls itself: the two
- * long-lived streams, WatchServices and Heartbeat, when they come as gRPC
- * with protobuf over HTTP/2 (what the SDKs and grpc clients send), and the
- * unary calls as gRPC or as Connect unary (JSON or protobuf, what curl-style
+ * fastPath serves the registry's hot calls itself: every RPC when it comes
+ * as gRPC with protobuf over HTTP/2 (what the SDKs and grpc clients send),
+ * served from the HTTP/2 stream with no compat request or response objects,
+ * and the unary calls as Connect unary (JSON or protobuf, what curl-style
  * callers send). Every other request goes to handler (connect-es). The fast
  * paths exist for scale: connect-es's generic machinery costs tens of
  * microseconds and kilobytes per call, stream and message, which a registry
@@ -45,26 +53,29 @@ const connectUnary = new Map([...unaryMethods.values()].map((m) => [`${SERVICE}$
  * cannot afford (bench/). Their requests, limits, errors and semantics are
  * those of the connect-es routes, whose validation and core calls they share.
  */
-export function withGrpcFastPath(handler: RequestHandler, deps: FastPathDeps): RequestHandler {
-  return (req, res) => {
-    if (req.method !== "POST" || req.url === undefined) return handler(req, res);
-    const unary = connectUnary.get(req.url);
-    if (unary !== undefined && isConnectUnary(req)) {
+export function fastPath(handler: RequestHandler, deps: FastPathDeps): FastPath {
+  const noop = (): void => {};
+  return {
+    streams(stream, headers) {
+      const path = headers[":path"];
+      if (headers[":method"] !== "POST" || path === undefined || !isGrpcProto(headers)) return false;
+      const route = grpcRoutes.get(path);
+      if (route === undefined) return false;
+      // A stream reset by the client emits "error"; the call's own close handling covers it.
+      stream.on("error", noop);
+      void route(deps, stream, headers).catch((err: unknown) => {
+        deps.log.error({ err, procedure: path }, "unexpected error");
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      });
+      return true;
+    },
+    requests(req, res) {
+      const unary = req.method === "POST" && req.url !== undefined ? connectUnary.get(req.url) : undefined;
+      if (unary === undefined || !isConnectUnary(req)) return handler(req, res);
       void serveConnectUnary(deps, unary, req, res).catch((err: unknown) => {
         deps.log.error({ err, procedure: req.url }, "unexpected error");
         res.destroy();
       });
-      return;
-    }
-    const route = grpcRoutes.get(req.url);
-    if (route !== undefined && isGrpcProto(req)) {
-      const h2req = req as http2.Http2ServerRequest;
-      void route(deps, h2req, res as http2.Http2ServerResponse).catch((err: unknown) => {
-        deps.log.error({ err, procedure: req.url }, "unexpected error");
-        h2req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      });
-      return;
-    }
-    handler(req, res);
+    },
   };
 }

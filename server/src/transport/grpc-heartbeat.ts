@@ -1,12 +1,13 @@
 import type http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { HeartbeatRequestSchema, HeartbeatResponseSchema, type HeartbeatRequest } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { HeartbeatRequestSchema, type HeartbeatRequest } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { HeartbeatStream } from "../registry/leases.js";
-import { answerBeats } from "./beats.js";
+import { heartbeatFrame } from "./beat-acks.js";
+import { applyBeats } from "./beats.js";
 import type { Connection } from "./connections.js";
 import type { FastPathDeps } from "./grpc-fast-path.js";
-import { envelope, fail, finish, FrameReader, requestEncoding, respond, timeoutMs } from "./grpc-wire.js";
+import { fail, finish, FrameReader, requestEncoding, respond, timeoutMs } from "./grpc-wire.js";
 
 /**
  * serveGrpcHeartbeat serves one gRPC Heartbeat call (bidirectional): each
@@ -16,14 +17,14 @@ import { envelope, fail, finish, FrameReader, requestEncoding, respond, timeoutM
  * the call ends without the instances being deregistered (client gone,
  * connection lost, error), closeStream starts their grace.
  */
-export async function serveGrpcHeartbeat(deps: FastPathDeps, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): Promise<void> {
-  const contentType = req.headers["content-type"]!;
+export async function serveGrpcHeartbeat(deps: FastPathDeps, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
+  const contentType = headers["content-type"]!;
   let reader: FrameReader;
   let conn: Connection;
   let hb: HeartbeatStream;
   try {
-    reader = new FrameReader(requestEncoding(req), deps.maxMessageBytes);
-    conn = deps.connections.of(req);
+    reader = new FrameReader(requestEncoding(headers), deps.maxMessageBytes);
+    conn = deps.connections.ofStream(stream);
     conn.acquire("heartbeats");
     try {
       hb = deps.registry.openStream();
@@ -32,17 +33,16 @@ export async function serveGrpcHeartbeat(deps: FastPathDeps, req: http2.Http2Ser
       throw err;
     }
   } catch (err) {
-    fail(deps.log, "Heartbeat", res, contentType, err);
+    fail(deps.log, "Heartbeat", stream, contentType, err);
     return;
   }
-  const stream = res.stream;
   if (stream.destroyed || stream.closed) {
     // The client gave up on the call before it was served (a server under load): nothing to answer.
     deps.registry.closeStream(hb);
     conn.release("heartbeats");
     return;
   }
-  respond(res, contentType);
+  respond(stream, contentType);
   let ended = false;
   let answering: Promise<void> = Promise.resolve();
 
@@ -52,11 +52,11 @@ export async function serveGrpcHeartbeat(deps: FastPathDeps, req: http2.Http2Ser
     ended = true;
     clearTimeout(timer);
     offShutdown();
-    req.off("data", onData);
+    stream.off("data", onData);
     deps.registry.closeStream(hb);
     conn.release("heartbeats");
-    if (err === undefined) finish(res);
-    else fail(deps.log, "Heartbeat", res, contentType, err);
+    if (err === undefined) finish(stream);
+    else fail(deps.log, "Heartbeat", stream, contentType, err);
   };
   const onData = (chunk: Buffer): void => {
     let requests: HeartbeatRequest[];
@@ -71,24 +71,24 @@ export async function serveGrpcHeartbeat(deps: FastPathDeps, req: http2.Http2Ser
   const answer = async (r: HeartbeatRequest): Promise<void> => {
     if (ended) return;
     try {
-      const response = await answerBeats(deps.registry, hb, r);
+      const outcomes = await applyBeats(deps.registry, hb, r);
       if (ended || stream.closed) return;
-      if (!stream.write(envelope(toBinary(HeartbeatResponseSchema, response)))) {
+      if (!stream.write(heartbeatFrame(r.sequence, outcomes))) {
         // A client that does not read its answers is not read either.
-        req.pause();
-        stream.once("drain", () => req.resume());
+        stream.pause();
+        stream.once("drain", () => stream.resume());
       }
     } catch (err) {
       end(err);
     }
   };
 
-  const timeout = timeoutMs(req);
+  const timeout = timeoutMs(headers);
   const timer = timeout === undefined ? undefined : setTimeout(() => end(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout);
   if (deps.shutdown.aborted) return end(deps.shutdown.reason);
   offShutdown = deps.shutdown.onShutdown(end);
-  req.on("data", onData);
-  req.once("end", () => {
+  stream.on("data", onData);
+  stream.once("end", () => {
     if (reader.pending) end(new ConnectError("request: the stream ended inside a message", Code.InvalidArgument));
     else void answering.then(() => end());
   });

@@ -11,6 +11,7 @@ import type { InstanceRecord } from "../registry/instance.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
 import { watchEventFieldsOf, watchItemToPb } from "./convert.js";
+import { eachChunk } from "./body.js";
 import { instanceBytes, lengthDelimited } from "./encoded.js";
 import type { FastPathDeps } from "./grpc-fast-path.js";
 import { envelope, fail, finish, FrameReader, requestEncoding, respond, timeoutMs, whenWritable } from "./grpc-wire.js";
@@ -23,34 +24,33 @@ import { openWatch } from "./open-watch.js";
  * async-generator pipeline in between. Requests, limits and errors are
  * those of the connect-es route (openWatch is shared).
  */
-export async function serveGrpcWatch(deps: FastPathDeps, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): Promise<void> {
-  const contentType = req.headers["content-type"]!;
+export async function serveGrpcWatch(deps: FastPathDeps, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
+  const contentType = headers["content-type"]!;
   let watcher: Watcher;
   try {
-    const request = await readOne(req, deps.maxMessageBytes);
-    watcher = openWatch(deps.hub, deps.limits, request, deps.connections.of(req));
+    const request = await readOne(stream, headers, deps.maxMessageBytes);
+    watcher = openWatch(deps.hub, deps.limits, request, deps.connections.ofStream(stream));
   } catch (err) {
-    fail(deps.log, "WatchServices", res, contentType, err);
+    fail(deps.log, "WatchServices", stream, contentType, err);
     return;
   }
   const w = watcher;
-  const stream = res.stream;
   if (stream.destroyed || stream.closed) {
     // The client gave up on the call before it was served: nothing to answer.
     w.end();
     return;
   }
   stream.once("close", () => w.end());
-  const timeout = timeoutMs(req);
+  const timeout = timeoutMs(headers);
   const timer =
     timeout === undefined ? undefined : setTimeout(() => w.end(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout);
-  respond(res, contentType);
+  respond(stream, contentType);
   await new Promise<void>((resolve) => {
     const done = (err?: unknown): void => {
       clearTimeout(timer);
       w.end();
-      if (err === undefined) finish(res);
-      else fail(deps.log, "WatchServices", res, contentType, err);
+      if (err === undefined) finish(stream);
+      else fail(deps.log, "WatchServices", stream, contentType, err);
       resolve();
     };
     drain(stream, w, done);
@@ -116,10 +116,11 @@ function runDue(): void {
 }
 
 /** readOne reads the call's one request message. */
-async function readOne(req: http2.Http2ServerRequest, maxBytes: number): Promise<WatchServicesRequest> {
-  const reader = new FrameReader(requestEncoding(req), maxBytes);
+async function readOne(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, maxBytes: number): Promise<WatchServicesRequest> {
+  const reader = new FrameReader(requestEncoding(headers), maxBytes);
   const messages: Uint8Array[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) messages.push(...reader.push(chunk));
+  // Not for-await: its iterator destroys the stream (here the whole call) when the request ends.
+  await eachChunk(stream, (chunk) => messages.push(...reader.push(chunk)));
   if (messages.length !== 1 || reader.pending) {
     throw new ConnectError(`request: expected one complete WatchServicesRequest message, got ${messages.length}`, Code.InvalidArgument);
   }

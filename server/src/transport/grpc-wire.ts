@@ -5,22 +5,22 @@ import { RegistryError } from "../registry/errors.js";
 import type { Logger } from "../registry/logger.js";
 import { toConnectError } from "./errors.js";
 
-// The gRPC wire protocol over HTTP/2, for the fast paths of the two
-// long-lived streams (grpc-watch.ts, grpc-heartbeat.ts): length-prefixed
-// messages, request decompression, deadlines and status trailers. Everything
-// else is served by connect-es.
+// The gRPC wire protocol over HTTP/2, for the fast paths (grpc-watch.ts,
+// grpc-heartbeat.ts, fast-unary.ts), which serve Node's HTTP/2 streams
+// directly: length-prefixed messages, request decompression, deadlines and
+// status trailers. Everything else is served by connect-es.
 
 const GRPC_PROTO = new Set(["application/grpc", "application/grpc+proto"]);
 const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
-/** isGrpcProto reports whether req is a gRPC call with protobuf messages over HTTP/2. */
-export function isGrpcProto(req: { headers: Record<string, string | string[] | undefined> }): boolean {
-  return "stream" in req && GRPC_PROTO.has((req.headers["content-type"] as string | undefined) ?? "");
+/** isGrpcProto reports whether a request with these headers is a gRPC call with protobuf messages. */
+export function isGrpcProto(headers: http2.IncomingHttpHeaders): boolean {
+  return GRPC_PROTO.has(headers["content-type"] ?? "");
 }
 
 /** requestEncoding returns the request's grpc-encoding, or throws UNIMPLEMENTED for one this server cannot read. */
-export function requestEncoding(req: http2.Http2ServerRequest): "identity" | "gzip" {
-  const encoding = (req.headers["grpc-encoding"] as string | undefined) ?? "identity";
+export function requestEncoding(headers: http2.IncomingHttpHeaders): "identity" | "gzip" {
+  const encoding = (headers["grpc-encoding"] as string | undefined) ?? "identity";
   if (encoding !== "identity" && encoding !== "gzip") {
     throw new ConnectError(`grpc-encoding "${encoding}" is not supported (supported: gzip, identity)`, Code.Unimplemented);
   }
@@ -28,8 +28,8 @@ export function requestEncoding(req: http2.Http2ServerRequest): "identity" | "gz
 }
 
 /** timeoutMs parses a grpc-timeout header; undefined when absent or malformed. */
-export function timeoutMs(req: http2.Http2ServerRequest): number | undefined {
-  const header = req.headers["grpc-timeout"] as string | undefined;
+export function timeoutMs(headers: http2.IncomingHttpHeaders): number | undefined {
+  const header = headers["grpc-timeout"] as string | undefined;
   if (header === undefined) return undefined;
   const m = /^(\d{1,8})([HMSmun])$/.exec(header);
   return m === null ? undefined : Math.max(1, Number(m[1]) * TIMEOUT_UNITS[m[2]!]!);
@@ -90,19 +90,24 @@ export function envelope(message: Uint8Array): Buffer {
 }
 
 /** respond sends the response headers of a call whose status will follow in trailers. */
-export function respond(res: http2.Http2ServerResponse, contentType: string): void {
-  res.stream.respond({ ":status": 200, "content-type": contentType, "grpc-accept-encoding": "gzip" }, { waitForTrailers: true });
+export function respond(stream: http2.ServerHttp2Stream, contentType: string): void {
+  stream.respond({ ":status": 200, "content-type": contentType, "grpc-accept-encoding": "gzip" }, { waitForTrailers: true });
 }
 
+const OK: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
+
 /**
- * finish ends a call that has responded with status OK. The compat response
- * (Http2ServerResponse) answers the stream's wantTrailers event with its own
- * trailers, so trailers are handed to it.
+ * finish ends a call that has responded (respond), with last as its final
+ * data when given and trailers as its status (OK by default). HTTP/2 asks
+ * for the trailers once the last data frame is queued (wantTrailers).
  */
-export function finish(res: http2.Http2ServerResponse, trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" }): void {
-  if (res.stream.closed) return;
-  res.addTrailers(trailers);
-  res.stream.end();
+export function finish(stream: http2.ServerHttp2Stream, trailers: http2.OutgoingHttpHeaders = OK, last?: Uint8Array): void {
+  if (stream.closed || stream.writableEnded) return;
+  stream.once("wantTrailers", () => {
+    if (!stream.closed) stream.sendTrailers(trailers);
+  });
+  if (last === undefined) stream.end();
+  else stream.end(last);
 }
 
 /**
@@ -111,13 +116,13 @@ export function finish(res: http2.Http2ServerResponse, trailers: http2.OutgoingH
  * responded yet, else in the trailers. Unexpected errors are logged, and
  * reach the client as a retryable UNAVAILABLE with no detail.
  */
-export function fail(log: Logger, procedure: string, res: http2.Http2ServerResponse, contentType: string, err: unknown): void {
+export function fail(log: Logger, procedure: string, stream: http2.ServerHttp2Stream, contentType: string, err: unknown): void {
   if (!(err instanceof RegistryError) && !(err instanceof ConnectError)) log.error({ err, procedure }, "unexpected error");
-  if (res.stream.closed) return;
+  if (stream.closed || stream.writableEnded) return;
   const ce = toConnectError(err);
   const status = { "grpc-status": String(ce.code), "grpc-message": encodeURIComponent(ce.rawMessage) };
-  if (res.stream.headersSent) finish(res, status);
-  else res.stream.respond({ ":status": 200, "content-type": contentType, ...status }, { endStream: true });
+  if (stream.headersSent) finish(stream, status);
+  else stream.respond({ ":status": 200, "content-type": contentType, ...status }, { endStream: true });
 }
 
 /** whenWritable resolves once stream can take more data (drain) or is gone (close). */

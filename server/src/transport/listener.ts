@@ -8,7 +8,17 @@ export interface ListenerOptions {
   readonly maxStreamsPerConnection: number;
   /** maxHeaderBytes bounds request headers (HTTP/1.1 and HTTP/2). */
   readonly maxHeaderBytes: number;
+  /** streams, when set, is offered every HTTP/2 stream before it is served as a request. */
+  readonly streams?: StreamHandler;
 }
+
+/**
+ * StreamHandler may serve an HTTP/2 stream itself, from its headers, and
+ * returns true when it does; a stream it declines is served as a request.
+ * Serving the stream directly spares the compat request and response
+ * objects (http2.Http2ServerRequest/Response) that each request costs.
+ */
+export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 
 /** RequestHandler serves HTTP/1.1 and HTTP/2 requests alike, as connectNodeAdapter returns. */
 export type RequestHandler = (
@@ -25,7 +35,8 @@ const LINGER_MS = 200;
  * (Connect, gRPC-Web, plain curl) on one port. Node's cleartext HTTP/2
  * server cannot fall back to HTTP/1.1, so the listener reads the first bytes
  * of each connection and hands the socket, data included, to the matching
- * server. Both servers run the same handler.
+ * server. Both servers run the same handler; on HTTP/2, opts.streams may
+ * serve a stream before it becomes a request.
  */
 export class Listener {
   private readonly tcp: net.Server;
@@ -39,25 +50,28 @@ export class Listener {
   private connecting: net.Socket | undefined;
 
   constructor(handler: RequestHandler, opts: ListenerOptions) {
-    this.h2 = http2.createServer(
-      {
-        settings: { maxConcurrentStreams: opts.maxStreamsPerConnection },
-        maxHeaderListPairs: 256,
-        maxSessionMemory: 64,
-      },
-      handler,
-    );
+    // No request listener: Node would then make compat objects for every
+    // stream; the "stream" listener below makes them only for the streams
+    // that opts.streams declines.
+    this.h2 = http2.createServer({
+      settings: { maxConcurrentStreams: opts.maxStreamsPerConnection },
+      maxHeaderListPairs: 256,
+      maxSessionMemory: 64,
+    });
     this.h2.on("session", (s) => {
       this.sessions.add(s);
       this.streams.set(s, new Set());
       if (this.connecting !== undefined) this.rawSockets.set(s, this.connecting);
       s.once("close", () => this.sessions.delete(s));
     });
-    this.h2.on("stream", (stream: http2.ServerHttp2Stream) => {
+    this.h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       const open = this.streams.get(stream.session!);
-      if (open === undefined) return;
-      open.add(stream);
-      stream.once("close", () => open.delete(stream));
+      if (open !== undefined) {
+        open.add(stream);
+        stream.once("close", () => open.delete(stream));
+      }
+      if (opts.streams?.(stream, headers) === true) return;
+      serveAsRequest(handler, stream, headers, rawHeaders);
     });
     this.h1 = http.createServer({ maxHeaderSize: opts.maxHeaderBytes, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
     this.tcp = net.createServer((socket) => this.route(socket));
@@ -147,4 +161,30 @@ export class Listener {
     };
     socket.on("data", onData);
   }
+}
+
+/**
+ * serveAsRequest hands an HTTP/2 stream to handler as a compat request and
+ * response, as Node's HTTP/2 server does for a request listener
+ * (lib/internal/http2/compat.js, onServerStream): CONNECT is refused with
+ * 405, "expect: 100-continue" is answered with 100 first, and any other
+ * expectation fails with 417.
+ */
+function serveAsRequest(handler: RequestHandler, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): void {
+  const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+  const res = new http2.Http2ServerResponse(stream);
+  if (headers[":method"] === "CONNECT") {
+    res.statusCode = 405;
+    res.end();
+    return;
+  }
+  if (headers.expect !== undefined) {
+    if (headers.expect !== "100-continue") {
+      res.statusCode = 417;
+      res.end();
+      return;
+    }
+    res.writeContinue();
+  }
+  handler(req, res);
 }

@@ -1,0 +1,40 @@
+import type { Readable } from "node:stream";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * eachChunk hands each chunk of a request body (an HTTP/1.1 or compat
+ * request, or an HTTP/2 stream served directly) to onChunk and resolves at
+ * its end. When onChunk throws, eachChunk rejects with that error and the rest
+ * of the body is discarded as it comes, so the error can still be answered
+ * (the callers then cut the body off: connection: close on HTTP/1.1,
+ * closeUnread on HTTP/2). Plain listeners, not an async iterator: it costs
+ * more than the small bodies of unary calls, and on an HTTP/2 stream it
+ * destroys the stream (the whole call, answer included) once the body ends.
+ */
+export function eachChunk(req: Readable, onChunk: (chunk: Buffer) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        onChunk(chunk);
+      } catch (err) {
+        settle(err as Error);
+        req.resume();
+      }
+    };
+    const onEnd = (): void => settle();
+    const onError = (err: Error): void => settle(err);
+    const onClose = (): void => settle(new ConnectError("request: the client closed the request before its body ended", Code.Canceled));
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
