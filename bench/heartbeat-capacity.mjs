@@ -7,7 +7,11 @@
 // server's resident memory per stream (RSS with the streams open minus RSS
 // with the same instances registered and no stream: an upper bound of the
 // heap a stream costs; RSS is sampled mid-hold). Client: bench/loadgen (Go, grpc-go) in its own
-// process. Writes docs/benchmarks/heartbeat.{json,svg}.
+// process, with GOMAXPROCS=1 (one core for the client, one for the server).
+// Instances are registered with a 10-minute lease (loadgen -register-ttl) so
+// that none runs out while tens of thousands of streams open; an UNKNOWN ack
+// means the run measured the wrong path, and is reported as a failure.
+// Writes docs/benchmarks/heartbeat.{json,svg}.
 //
 // Usage: node bench/heartbeat-capacity.mjs [N list=1000,10000,50000] [hold seconds=15]
 import { readFileSync } from "node:fs";
@@ -39,7 +43,7 @@ for (const n of SIZES) {
       if (line === "REGISTERED") registered = rssBytes(server.child.pid);
       else if (line === "READY") setTimeout(() => (held = rssBytes(server.child.pid)), (HOLD * 1000) / 2); // mid-hold
       else process.stderr.write(`${line}\n`);
-    });
+    }, { GOMAXPROCS: "1" });
     rows.push({
       n,
       opened: result.opened,
@@ -62,12 +66,16 @@ for (const n of SIZES) {
   }
 }
 
-console.log(`heartbeat capacity, held ${HOLD} s per size, TTL 10 s (beats every 3.3 s); client: Go loadgen (grpc-go), 1000 streams per connection`);
+console.log(`heartbeat capacity, held ${HOLD} s per size, beats every 3.3 s (TTL/3 of the default 10-s TTL); client: Go loadgen (grpc-go, GOMAXPROCS=1), 1000 streams per connection`);
 console.log("       N   opened failed | ack p50 ms  p99 ms  max ms |   beats | RSS MB idle registered  held | KB per stream");
 for (const r of rows) {
   console.log(
     `${String(r.n).padStart(8)} ${String(r.opened).padStart(8)} ${String(r.failed).padStart(6)} | ${r.ackP50.toFixed(2).padStart(10)} ${r.ackP99.toFixed(2).padStart(7)} ${r.ackMax.toFixed(1).padStart(7)} | ${String(r.beats).padStart(7)} | ${r.rssIdleMB.toFixed(0).padStart(11)} ${r.rssRegisteredMB.toFixed(0).padStart(10)} ${r.rssHeldMB.toFixed(0).padStart(5)} | ${r.kbPerStream.toFixed(1).padStart(9)}`,
   );
+}
+for (const r of rows.filter((r) => r.unknownAcks > 0 || r.failed > 0)) {
+  console.error(`N = ${r.n}: ${r.unknownAcks} UNKNOWN acks and ${r.failed} failed streams: this run did not measure a healthy registry`);
+  process.exitCode = 1;
 }
 writeResult(
   "heartbeat",

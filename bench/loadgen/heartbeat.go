@@ -48,7 +48,14 @@ func heartbeatCommand(ctx context.Context, args []string) (any, error) {
 	addr := fs.String("addr", "127.0.0.1:7400", "server address (loopback only)")
 	n := fs.Int("streams", 1000, "heartbeat streams (one instance each)")
 	perConn := fs.Int("per-conn", 1000, "streams per HTTP/2 connection")
-	ttl := fs.Duration("ttl", 10*time.Second, "lease TTL; beats go every TTL/3")
+	ttl := fs.Duration("ttl", 10*time.Second, "the lease TTL the beats are paced for: every TTL/3")
+	// A real service opens its stream right after registering. Here all
+	// instances are registered first (to read the server's memory without
+	// streams), which at 50,000 takes longer than a 10-s lease: a lease that
+	// ran out before its stream opened would make every later beat UNKNOWN
+	// and measure the wrong path. The longer registration lease keeps every
+	// instance; the beat rate, the load measured, is paced by -ttl.
+	registerTTL := fs.Duration("register-ttl", 10*time.Minute, "lease TTL of the Registers")
 	hold := fs.Duration("hold", 15*time.Second, "how long all streams are held and timed")
 	settle := fs.Duration("settle", 0, "untimed wait once all streams are open (default TTL/3: one round of beats after the opening burst)")
 	if err := fs.Parse(args); err != nil {
@@ -81,7 +88,7 @@ func heartbeatCommand(ctx context.Context, args []string) (any, error) {
 			defer func() { <-sem; wg.Done() }()
 			_, err := client(i).Register(ctx, &registryv1.RegisterRequest{
 				Instance: &registryv1.Instance{Service: fmt.Sprintf("hb-%d", i%100), InstanceId: fmt.Sprintf("i%d", i), Host: "10.8.0.1", Port: uint32(1000 + i%60000)},
-				LeaseTtl: durationpb.New(*ttl),
+				LeaseTtl: durationpb.New(*registerTTL),
 			})
 			if err != nil {
 				regErr.Store(err)

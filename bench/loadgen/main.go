@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -31,6 +32,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// LOADGEN_CPUPROFILE=file writes the client's CPU profile (go tool pprof), to tell whether the client is the bottleneck.
+	if path := os.Getenv("LOADGEN_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	var (
 		out any
 		err error
@@ -50,6 +58,7 @@ func main() {
 		err = fmt.Errorf("unknown scenario %q (want fanout, heartbeat, discover, snapshot or storm)", os.Args[1])
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}

@@ -215,12 +215,23 @@ export class Registry {
     this.arm();
   }
 
-  /** heartbeat renews the leases of beats, binds them to stream, and applies status changes. */
-  async heartbeat(stream: HeartbeatStream, beats: readonly BeatInput[]): Promise<BeatOutcome[]> {
+  /**
+   * heartbeat renews the leases of beats, binds them to stream, and applies
+   * status changes. It answers synchronously unless a beat changes its
+   * instance's status (a store write): beats are the registry's most
+   * frequent call, and an answer written in the same turn as its request
+   * leaves with the same network write.
+   */
+  heartbeat(stream: HeartbeatStream, beats: readonly BeatInput[]): BeatOutcome[] | Promise<BeatOutcome[]> {
     this.assertOpen();
     this.counts.heartbeatMessages++;
-    const out: BeatOutcome[] = [];
-    for (const [i, beat] of beats.entries()) {
+    return this.beatsFrom(stream, beats, 0, []);
+  }
+
+  /** beatsFrom applies beats[i..] in order, synchronously up to the first status change. */
+  private beatsFrom(stream: HeartbeatStream, beats: readonly BeatInput[], i: number, out: BeatOutcome[]): BeatOutcome[] | Promise<BeatOutcome[]> {
+    for (; i < beats.length; i++) {
+      const beat = beats[i]!;
       let key: InstanceKey;
       try {
         key = keyOf(`beats[${i}].key`, beat.key);
@@ -232,30 +243,38 @@ export class Registry {
         out.push({ key: beat.key, result: "INVALID", message: err.message });
         continue;
       }
-      out.push(await this.beat(stream, key, beat));
+      const record = this.store.get(key);
+      if (record === undefined) {
+        this.leases.delete(key);
+        this.counts.beatsUnknown++;
+        out.push({ key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered` });
+        continue;
+      }
+      if (beat.status !== undefined && beat.status !== record.status) {
+        const next = i + 1;
+        return this.changeStatus(record, beat.status).then(() => {
+          out.push(this.renew(stream, key, beat));
+          return this.beatsFrom(stream, beats, next, out);
+        });
+      }
+      out.push(this.renew(stream, key, beat));
     }
     this.arm();
     return out;
   }
 
-  private async beat(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput): Promise<BeatOutcome> {
-    let record = this.store.get(key);
-    if (record === undefined) {
-      this.leases.delete(key);
-      this.counts.beatsUnknown++;
-      return { key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered` };
+  /** changeStatus stores a status a beat reported; with the store unreachable, a later beat (clients send it on each) applies it. */
+  private async changeStatus(record: InstanceRecord, status: Status): Promise<void> {
+    try {
+      await this.store.put({ ...record, status }, this.clock.now());
+    } catch (err) {
+      if (!(err instanceof RegistryError && err.reason === Reason.UNAVAILABLE)) throw err;
+      this.log.warn({ instance: keyString(record), err: err.message }, "status change not stored, retried on the next beat");
     }
-    if (beat.status !== undefined && beat.status !== record.status) {
-      try {
-        const change = await this.store.put({ ...record, status: beat.status }, this.clock.now());
-        record = change?.instance ?? record;
-      } catch (err) {
-        // The store is unreachable: the beat still renews locally; the
-        // status change is applied by a later beat (clients send it on each).
-        if (!(err instanceof RegistryError && err.reason === Reason.UNAVAILABLE)) throw err;
-        this.log.warn({ instance: keyString(key), err: err.message }, "status change not stored, retried on the next beat");
-      }
-    }
+  }
+
+  /** renew extends the lease of a registered instance's beat and binds it to stream. */
+  private renew(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput): BeatOutcome {
     const lease = this.leases.renew(key, this.leases.get(keyString(key))?.ttlMs ?? this.lease.defaultTtlMs, this.clock.now());
     if (beat.load !== undefined) lease.load = beat.load;
     if (!stream.closed) {

@@ -3,6 +3,7 @@ import { HeartbeatResponseSchema, type HeartbeatRequest, type HeartbeatResponse 
 import { invalid } from "../registry/errors.js";
 import type { HeartbeatStream } from "../registry/leases.js";
 import type { BeatOutcome, Registry } from "../registry/registry.js";
+import type { BeatsRequest } from "./heartbeat-wire.js";
 import { beatAckOf, keyOfPb, knownStatus, statusOf } from "./convert.js";
 
 /**
@@ -17,8 +18,12 @@ export async function answerBeats(registry: Registry, stream: HeartbeatStream, r
   return create(HeartbeatResponseSchema, { sequence: req.sequence, acks: outcomes.map(beatAckOf) });
 }
 
-/** applyBeats applies one HeartbeatRequest on stream and returns each beat's outcome, for answerBeats or an encoder (beat-acks.ts). */
-export function applyBeats(registry: Registry, stream: HeartbeatStream, req: HeartbeatRequest): Promise<BeatOutcome[]> {
+/**
+ * applyBeats applies one HeartbeatRequest on stream and returns each beat's
+ * outcome, for answerBeats or an encoder (heartbeat-wire.ts): synchronously
+ * unless a beat changes a status (Registry.heartbeat).
+ */
+export function applyBeats(registry: Registry, stream: HeartbeatStream, req: BeatsRequest): BeatOutcome[] | Promise<BeatOutcome[]> {
   const beats = req.beats.map((b, i) => {
     if (!knownStatus(b.status)) throw invalid(`beats[${i}].status`, `unknown value ${b.status}`);
     return { key: keyOfPb(b.key), status: statusOf(b.status), load: b.load };

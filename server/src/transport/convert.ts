@@ -85,7 +85,7 @@ export function instanceInputOf(i: Instance | undefined): InstanceInput | undefi
 }
 
 /** keyOfPb converts a wire key. */
-export function keyOfPb(k: InstanceKeyPb | undefined): InstanceKey | undefined {
+export function keyOfPb(k: Pick<InstanceKeyPb, "namespace" | "service" | "instanceId"> | undefined): InstanceKey | undefined {
   return k === undefined ? undefined : { namespace: k.namespace, service: k.service, instanceId: k.instanceId };
 }
 

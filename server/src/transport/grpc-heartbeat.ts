@@ -1,9 +1,8 @@
 import type http2 from "node:http2";
-import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { HeartbeatRequestSchema, type HeartbeatRequest } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { HeartbeatStream } from "../registry/leases.js";
-import { heartbeatFrame } from "./beat-acks.js";
+import type { BeatOutcome } from "../registry/registry.js";
+import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "./heartbeat-wire.js";
 import { applyBeats } from "./beats.js";
 import type { Connection } from "./connections.js";
 import type { FastPathDeps } from "./grpc-fast-path.js";
@@ -44,6 +43,10 @@ export async function serveGrpcHeartbeat(deps: FastPathDeps, stream: http2.Serve
   }
   respond(stream, contentType);
   let ended = false;
+  // Requests are answered in order: at once while none is waiting for the
+  // store (the usual case: the answer leaves in the same network write as
+  // the turn's other answers), else after the ones before it.
+  let waiting = 0;
   let answering: Promise<void> = Promise.resolve();
 
   let offShutdown = (): void => {};
@@ -59,27 +62,44 @@ export async function serveGrpcHeartbeat(deps: FastPathDeps, stream: http2.Serve
     else fail(deps.log, "Heartbeat", stream, contentType, err);
   };
   const onData = (chunk: Buffer): void => {
-    let requests: HeartbeatRequest[];
+    let requests: BeatsRequest[];
     try {
       requests = reader.push(chunk).map(decode);
     } catch (err) {
       end(err);
       return;
     }
-    for (const r of requests) answering = answering.then(() => answer(r));
-  };
-  const answer = async (r: HeartbeatRequest): Promise<void> => {
-    if (ended) return;
-    try {
-      const outcomes = await applyBeats(deps.registry, hb, r);
-      if (ended || stream.closed) return;
-      if (!stream.write(heartbeatFrame(r.sequence, outcomes))) {
-        // A client that does not read its answers is not read either.
-        stream.pause();
-        stream.once("drain", () => stream.resume());
+    for (const r of requests) {
+      if (waiting === 0) {
+        const later = answer(r);
+        if (later === undefined) continue;
+        answering = later;
+      } else {
+        answering = answering.then(() => answer(r));
       }
+      waiting++;
+      answering = answering.finally(() => waiting--);
+    }
+  };
+  /** answer answers r, or returns the promise of its answer when the store must be written first. */
+  const answer = (r: BeatsRequest): Promise<void> | undefined => {
+    if (ended) return;
+    let outcomes: ReturnType<typeof applyBeats>;
+    try {
+      outcomes = applyBeats(deps.registry, hb, r);
     } catch (err) {
       end(err);
+      return;
+    }
+    if (!(outcomes instanceof Promise)) return write(r, outcomes);
+    return outcomes.then((o) => write(r, o), end);
+  };
+  const write = (r: BeatsRequest, outcomes: BeatOutcome[]): undefined => {
+    if (ended || stream.closed) return;
+    if (!stream.write(heartbeatFrame(r.sequence, outcomes))) {
+      // A client that does not read its answers is not read either.
+      stream.pause();
+      stream.once("drain", () => stream.resume());
     }
   };
 
@@ -95,9 +115,9 @@ export async function serveGrpcHeartbeat(deps: FastPathDeps, stream: http2.Serve
   stream.once("close", () => end());
 }
 
-function decode(bytes: Uint8Array): HeartbeatRequest {
+function decode(bytes: Uint8Array): BeatsRequest {
   try {
-    return fromBinary(HeartbeatRequestSchema, bytes);
+    return decodeHeartbeatRequest(bytes);
   } catch (err) {
     throw new ConnectError(`request: not a valid HeartbeatRequest: ${(err as Error).message}`, Code.InvalidArgument);
   }

@@ -74,7 +74,8 @@ export class Listener {
       serveAsRequest(handler, stream, headers, rawHeaders);
     });
     this.h1 = http.createServer({ maxHeaderSize: opts.maxHeaderBytes, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
-    this.tcp = net.createServer((socket) => this.route(socket));
+    // noDelay: answers go out as written, not held back by Nagle for the ACK of the previous one.
+    this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket));
   }
 
   /** listen binds host:port (port 0 picks a free port) and resolves with the bound port. */
