@@ -1,10 +1,11 @@
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
-import { DiscoverResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { DiscoverResponseSchema, InstanceSchema, RegisterResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import type { InstanceRecord } from "../src/registry/instance.js";
-import type { Discovered } from "../src/registry/registry.js";
+import type { Discovered, Registered } from "../src/registry/registry.js";
 import { instanceToPb } from "../src/transport/convert.js";
-import { discoverBinary, discoverJson } from "../src/transport/encoded.js";
+import { discoverBinary, discoverJson, encodeInstance, registerBinary } from "../src/transport/encoded.js";
 
 // The hand-written Discover encoders must produce exactly protobuf-es's
 // bytes and text: callers decode them with any protobuf library.
@@ -60,5 +61,48 @@ describe("encoded Discover answers", () => {
     const want = expected(d, id);
     expect(discoverBinary(d, id).equals(want.binary)).toBe(true);
     expect(discoverJson(d, id)).toBe(want.json);
+  });
+});
+
+describe("encoded instances", () => {
+  it.each<[string, InstanceRecord]>([
+    ["a minimal record", record("a")],
+    [
+      "every field, unicode, escapes, empty tag and metadata value",
+      record("rich", {
+        namespace: "ns-ü",
+        version: "1.2.3",
+        zone: "eu-1a",
+        tags: ["a", "", "ü-tag", "😀"],
+        metadata: { "k\"quote": "v\\slash", empty: "", "": "no key", emoji: "😀", long: "x".repeat(300) },
+        status: "DRAINING",
+        weight: 7,
+        port: 65535,
+      }),
+    ],
+    ["integer-like metadata keys (JavaScript orders them first)", record("n", { metadata: { b: "1", "10": "x", "2": "y", a: "z" } })],
+    ["zero weight, port and timestamps, NOT_SERVING", record("z", { weight: 0, port: 0, registeredAt: 0, updatedAt: 1000, status: "NOT_SERVING" })],
+    ["revisions above 2^32 and 2^49", record("r", { createRevision: 2 ** 33, modRevision: 2 ** 49 + 1 })],
+    ["a record over 128 bytes long in one field", record("l", { host: "h".repeat(200) })],
+  ])("%s: byte for byte what protobuf-es writes", (_what, r) => {
+    const want = Buffer.from(toBinary(InstanceSchema, instanceToPb(r)));
+    expect(encodeInstance(r).toString("hex")).toBe(want.toString("hex"));
+  });
+});
+
+describe("encoded Register answers", () => {
+  it.each<[string, Registered, string]>([
+    ["a 10-s lease", { instance: record("a"), ttlMs: 10_000, expiresAt: 1_700_000_010_123, revision: 42 }, "0123456789abcdef"],
+    ["a 1.5-s lease, revision 0 and no registry id (left out)", { instance: record("b"), ttlMs: 1500, expiresAt: 1_700_000_001_500, revision: 0 }, ""],
+    ["an hour's lease and a revision above 2^32", { instance: record("c", { tags: ["x"] }), ttlMs: 3_600_000, expiresAt: 1_700_003_600_000, revision: 2 ** 40 }, "id-ü"],
+  ])("%s: byte for byte what protobuf-es writes", (_what, r, id) => {
+    const msg = create(RegisterResponseSchema, {
+      instance: instanceToPb(r.instance),
+      leaseTtl: durationFromMs(r.ttlMs),
+      leaseExpiresAt: timestampFromMs(r.expiresAt),
+      revision: BigInt(r.revision),
+      registryId: id,
+    });
+    expect(registerBinary(r, id).toString("hex")).toBe(Buffer.from(toBinary(RegisterResponseSchema, msg)).toString("hex"));
   });
 });

@@ -1,4 +1,4 @@
-import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   DeregisterRequestSchema,
@@ -21,7 +21,7 @@ import {
 import { invalid } from "../registry/errors.js";
 import type { Discovered, Registry } from "../registry/registry.js";
 import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, knownStatus, strategyOf, ttlOf } from "./convert.js";
-import { discoverBinary, discoverJson } from "./encoded.js";
+import { discoverBinary, discoverJson, registerBinary } from "./encoded.js";
 
 // The unary RPCs, each as one function from request to response: validate
 // what only the wire can get wrong (unknown enum values), call the core,
@@ -41,6 +41,16 @@ export async function answerRegister(registry: Registry, req: RegisterRequest): 
     revision: BigInt(r.revision),
     registryId: registry.store.registryId,
   });
+}
+
+/** encodeRegister is answerRegister, encoded: protobuf written around the record's cached Instance bytes (encoded.ts). */
+export async function encodeRegister(registry: Registry, req: RegisterRequest, format: "binary" | "json"): Promise<Uint8Array | string> {
+  if (format === "json") return toJsonString(RegisterResponseSchema, await answerRegister(registry, req));
+  if (req.instance !== undefined && !knownStatus(req.instance.status)) {
+    throw invalid("instance.status", `unknown value ${req.instance.status}`);
+  }
+  const r = await registry.register(instanceInputOf(req.instance), ttlOf(req.leaseTtl));
+  return registerBinary(r, registry.store.registryId);
 }
 
 /** answerDeregister removes an instance at once. */
@@ -97,7 +107,7 @@ export interface UnaryMethod<I extends DescMessage = DescMessage, O extends Desc
    * text), for the hot reads: the answer is assembled from cached encodings
    * instead of building and serialising a response message.
    */
-  encode?(registry: Registry, req: MessageShape<I>, format: "binary" | "json"): Uint8Array | string;
+  encode?(registry: Registry, req: MessageShape<I>, format: "binary" | "json"): Uint8Array | string | Promise<Uint8Array | string>;
   /** cacheRequests: requests are only read, never kept or changed, so one decoded request may serve identical bodies. */
   readonly cacheRequests?: boolean;
 }
@@ -109,7 +119,7 @@ function method<I extends DescMessage, O extends DescMessage>(m: UnaryMethod<I, 
 /** unaryMethods are every unary RPC of RegistryService, by name. */
 export const unaryMethods: ReadonlyMap<string, UnaryMethod> = new Map(
   [
-    method({ name: "Register", input: RegisterRequestSchema, output: RegisterResponseSchema, answer: answerRegister }),
+    method({ name: "Register", input: RegisterRequestSchema, output: RegisterResponseSchema, answer: answerRegister, encode: encodeRegister }),
     method({ name: "Deregister", input: DeregisterRequestSchema, output: DeregisterResponseSchema, answer: answerDeregister }),
     method({ name: "Discover", input: DiscoverRequestSchema, output: DiscoverResponseSchema, answer: answerDiscover, encode: encodeDiscover, cacheRequests: true }),
     method({ name: "ListServices", input: ListServicesRequestSchema, output: ListServicesResponseSchema, answer: answerListServices, cacheRequests: true }),

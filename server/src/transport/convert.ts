@@ -30,7 +30,8 @@ const statusFromPb: Record<ServingStatus, Status | undefined> = {
   [ServingStatus.DRAINING]: "DRAINING",
 };
 
-const statusToPb: Record<Status, ServingStatus> = {
+/** statusToPb maps the core's statuses to the wire enum. */
+export const statusToPb: Record<Status, ServingStatus> = {
   SERVING: ServingStatus.SERVING,
   NOT_SERVING: ServingStatus.NOT_SERVING,
   DRAINING: ServingStatus.DRAINING,

@@ -1,9 +1,10 @@
-import { toBinary, toJsonString } from "@bufbuild/protobuf";
+import { toJsonString } from "@bufbuild/protobuf";
 import { InstanceSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceRecord } from "../registry/instance.js";
-import type { Discovered } from "../registry/registry.js";
+import type { Discovered, Registered } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
-import { instanceToPb } from "./convert.js";
+import { instanceToPb, statusToPb } from "./convert.js";
+import { stringSize, timestampSize, varintSize, writeString, writeTimestamp, writeVarint } from "./proto-write.js";
 
 // Encoded instances. Records are immutable (a change makes a new one), so a
 // record's Instance is encoded once, as protobuf and as JSON, and every
@@ -18,8 +19,100 @@ const jsonOf = new WeakMap<InstanceRecord, string>();
 /** instanceBytes returns r's Instance as protobuf, encoded once per record. */
 export function instanceBytes(r: InstanceRecord): Uint8Array {
   let b = binaryOf.get(r);
-  if (b === undefined) binaryOf.set(r, (b = toBinary(InstanceSchema, instanceToPb(r))));
+  if (b === undefined) binaryOf.set(r, (b = encodeInstance(r)));
   return b;
+}
+
+// Instance field numbers (registry.proto).
+const I_NAMESPACE = 1;
+const I_SERVICE = 2;
+const I_INSTANCE_ID = 3;
+const I_HOST = 4;
+const I_PORT = 5;
+const I_VERSION = 6;
+const I_ZONE = 7;
+const I_TAGS = 8;
+const I_METADATA = 9;
+const I_WEIGHT = 10;
+const I_STATUS = 11;
+const I_REGISTERED_AT = 12;
+const I_UPDATED_AT = 13;
+const I_CREATE_REVISION = 14;
+const I_MOD_REVISION = 15;
+
+/**
+ * encodeInstance writes r as protobuf-es writes instanceToPb(r): fields in
+ * number order, zero values left out, map entries in the record's key order
+ * with key and value always written.
+ */
+export function encodeInstance(r: InstanceRecord): Buffer {
+  const entries = Object.entries(r.metadata);
+  let size = stringSize(r.namespace) + stringSize(r.service) + stringSize(r.instanceId) + stringSize(r.host);
+  size += uintSize(r.port) + stringSize(r.version) + stringSize(r.zone);
+  for (const t of r.tags) size += 1 + lengthSize(Buffer.byteLength(t, "utf8"));
+  for (const [k, v] of entries) size += 1 + lengthSize(entrySize(k, v));
+  const status = statusToPb[r.status];
+  size += uintSize(r.weight) + uintSize(status);
+  size += 1 + lengthSize(timestampSize(r.registeredAt)) + 1 + lengthSize(timestampSize(r.updatedAt));
+  size += uintSize(r.createRevision) + uintSize(r.modRevision);
+  const out = Buffer.allocUnsafe(size);
+  let at = writeString(out, 0, I_NAMESPACE, r.namespace);
+  at = writeString(out, at, I_SERVICE, r.service);
+  at = writeString(out, at, I_INSTANCE_ID, r.instanceId);
+  at = writeString(out, at, I_HOST, r.host);
+  at = writeUint(out, at, I_PORT, r.port);
+  at = writeString(out, at, I_VERSION, r.version);
+  at = writeString(out, at, I_ZONE, r.zone);
+  for (const t of r.tags) {
+    out[at++] = (I_TAGS << 3) | 2;
+    at = writeVarint(out, at, Buffer.byteLength(t, "utf8"));
+    at += out.write(t, at, "utf8");
+  }
+  for (const [k, v] of entries) {
+    out[at++] = (I_METADATA << 3) | 2;
+    at = writeVarint(out, at, entrySize(k, v));
+    at = writeEntryPart(out, at, 1, k);
+    at = writeEntryPart(out, at, 2, v);
+  }
+  at = writeUint(out, at, I_WEIGHT, r.weight);
+  at = writeUint(out, at, I_STATUS, status);
+  out[at++] = (I_REGISTERED_AT << 3) | 2;
+  at = writeVarint(out, at, timestampSize(r.registeredAt));
+  at = writeTimestamp(out, at, r.registeredAt);
+  out[at++] = (I_UPDATED_AT << 3) | 2;
+  at = writeVarint(out, at, timestampSize(r.updatedAt));
+  at = writeTimestamp(out, at, r.updatedAt);
+  at = writeUint(out, at, I_CREATE_REVISION, r.createRevision);
+  at = writeUint(out, at, I_MOD_REVISION, r.modRevision);
+  if (at !== size) throw new Error(`encodeInstance: wrote ${at} bytes, expected ${size}`);
+  return out;
+}
+
+/** lengthSize is the size of a length-delimited payload of n bytes with its length prefix. */
+function lengthSize(n: number): number {
+  return varintSize(n) + n;
+}
+
+function entrySize(k: string, v: string): number {
+  return 1 + lengthSize(Buffer.byteLength(k, "utf8")) + 1 + lengthSize(Buffer.byteLength(v, "utf8"));
+}
+
+/** writeEntryPart writes a map entry's key (1) or value (2): written even when empty. */
+function writeEntryPart(out: Buffer, at: number, field: number, s: string): number {
+  out[at++] = (field << 3) | 2;
+  at = writeVarint(out, at, Buffer.byteLength(s, "utf8"));
+  return at + out.write(s, at, "utf8");
+}
+
+/** uintSize is the size of a varint field (numbers below 16), 0 for 0 (left out). */
+function uintSize(n: number): number {
+  return n === 0 ? 0 : 1 + varintSize(n);
+}
+
+function writeUint(out: Buffer, at: number, field: number, n: number): number {
+  if (n === 0) return at;
+  out[at++] = field << 3;
+  return writeVarint(out, at, n);
 }
 
 /** instanceJson returns r's Instance in the JSON mapping, encoded once per record. */
@@ -59,6 +152,36 @@ export function discoverBinary(d: Discovered, registryId: string): Buffer {
   }
   if (registryId !== "") parts.push(lengthDelimited(DISCOVER_REGISTRY_ID, Buffer.from(registryId, "utf8")));
   return Buffer.concat(parts);
+}
+
+// RegisterResponse field numbers (registry.proto).
+const REGISTER_INSTANCE = 1;
+const REGISTER_LEASE_TTL = 2;
+const REGISTER_LEASE_EXPIRES_AT = 3;
+const REGISTER_REVISION = 4;
+const REGISTER_REGISTRY_ID = 5;
+
+/** registerBinary encodes a RegisterResponse as protobuf-es's toBinary would. */
+export function registerBinary(r: Registered, registryId: string): Buffer {
+  const instance = instanceBytes(r.instance);
+  const ttl = timestampSize(r.ttlMs); // a Duration of positive milliseconds has a Timestamp's layout
+  const expires = timestampSize(r.expiresAt);
+  const size =
+    1 + lengthSize(instance.length) + 1 + lengthSize(ttl) + 1 + lengthSize(expires) + uintSize(r.revision) + stringSize(registryId);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = (REGISTER_INSTANCE << 3) | 2;
+  let at = writeVarint(out, 1, instance.length);
+  out.set(instance, at);
+  at += instance.length;
+  out[at++] = (REGISTER_LEASE_TTL << 3) | 2;
+  at = writeVarint(out, at, ttl);
+  at = writeTimestamp(out, at, r.ttlMs);
+  out[at++] = (REGISTER_LEASE_EXPIRES_AT << 3) | 2;
+  at = writeVarint(out, at, expires);
+  at = writeTimestamp(out, at, r.expiresAt);
+  at = writeUint(out, at, REGISTER_REVISION, r.revision);
+  writeString(out, at, REGISTER_REGISTRY_ID, registryId);
+  return out;
 }
 
 /** discoverJson encodes a DiscoverResponse as protobuf-es's toJsonString would (fields in number order, zero values left out). */

@@ -3,6 +3,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { HeartbeatRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceKey } from "../registry/instance.js";
 import type { BeatOutcome } from "../registry/registry.js";
+import { bigVarintSize, stringSize, timestampSize, varintSize, writeBigVarint, writeString, writeTimestamp, writeVarint } from "./proto-write.js";
 
 // Heartbeat messages on the wire, by hand. HeartbeatRequest and
 // HeartbeatResponse are what a server holding tens of thousands of heartbeat
@@ -24,8 +25,6 @@ const ACK_MESSAGE = 4;
 const KEY_NAMESPACE = 1;
 const KEY_SERVICE = 2;
 const KEY_INSTANCE_ID = 3;
-const TIMESTAMP_SECONDS = 1;
-const TIMESTAMP_NANOS = 2;
 
 const RESULT = { RENEWED: 1, UNKNOWN: 2, INVALID: 3 } as const; // BeatResult
 
@@ -78,15 +77,7 @@ function writeAck(out: Buffer, at: number, o: BeatOutcome): number {
   if (o.result === "RENEWED") {
     out[at++] = (ACK_LEASE_EXPIRES_AT << 3) | 2;
     at = writeVarint(out, at, timestampSize(o.expiresAt));
-    const { seconds, nanos } = timestampOf(o.expiresAt);
-    if (seconds !== 0) {
-      out[at++] = (TIMESTAMP_SECONDS << 3) | 0;
-      at = writeVarint(out, at, seconds);
-    }
-    if (nanos !== 0) {
-      out[at++] = (TIMESTAMP_NANOS << 3) | 0;
-      at = writeVarint(out, at, nanos);
-    }
+    at = writeTimestamp(out, at, o.expiresAt);
   } else {
     at = writeString(out, at, ACK_MESSAGE, o.message);
   }
@@ -95,65 +86,6 @@ function writeAck(out: Buffer, at: number, o: BeatOutcome): number {
 
 function keySize(k: InstanceKey): number {
   return stringSize(k.namespace) + stringSize(k.service) + stringSize(k.instanceId);
-}
-
-/** timestampOf splits epoch milliseconds as timestampFromMs does. */
-function timestampOf(ms: number): { seconds: number; nanos: number } {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
-}
-
-function timestampSize(ms: number): number {
-  const { seconds, nanos } = timestampOf(ms);
-  return (seconds === 0 ? 0 : 1 + varintSize(seconds)) + (nanos === 0 ? 0 : 1 + varintSize(nanos));
-}
-
-/** stringSize is the encoded size of a string field (numbers below 16), 0 for "" (left out). */
-function stringSize(s: string): number {
-  if (s.length === 0) return 0;
-  const n = Buffer.byteLength(s, "utf8");
-  return 1 + varintSize(n) + n;
-}
-
-function writeString(out: Buffer, at: number, field: number, s: string): number {
-  if (s.length === 0) return at;
-  out[at++] = (field << 3) | 2;
-  at = writeVarint(out, at, Buffer.byteLength(s, "utf8"));
-  return at + out.write(s, at, "utf8");
-}
-
-/** varintSize is the size of n (a non-negative safe integer) as a varint. */
-function varintSize(n: number): number {
-  let size = 1;
-  while (n > 0x7f) {
-    n = Math.floor(n / 0x80);
-    size++;
-  }
-  return size;
-}
-
-function writeVarint(out: Buffer, at: number, n: number): number {
-  while (n > 0x7f) {
-    out[at++] = (n % 0x80) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  out[at++] = n;
-  return at;
-}
-
-function bigVarintSize(n: bigint): number {
-  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? varintSize(Number(n)) : Math.ceil(BigInt.asUintN(64, n).toString(2).length / 7);
-}
-
-function writeBigVarint(out: Buffer, at: number, n: bigint): number {
-  if (n <= BigInt(Number.MAX_SAFE_INTEGER)) return writeVarint(out, at, Number(n));
-  let v = BigInt.asUintN(64, n);
-  while (v > 0x7fn) {
-    out[at++] = Number(v & 0x7fn) | 0x80;
-    v >>= 7n;
-  }
-  out[at++] = Number(v);
-  return at;
 }
 
 /** BeatsRequest is what answering a HeartbeatRequest reads: a decoded message, or decodeHeartbeatRequest's plain object. */
