@@ -84,6 +84,9 @@ console.log(`reconnect storm: ${N} Go SDK sessions, ${W} watchers (scope: ${SCOP
 console.log(`  new server answering ${fmt(result.back_ms)}, all re-registered ${fmt(result.reregistered_ms)}, all watchers converged ${fmt(result.converged_ms)} (from the stop)`);
 console.log(`  the old server took ${fmt(timing.stoppedMs)} to drain and exit; the new one listened at ${fmt(timing.listeningMs)}`);
 console.log(`  sessions lost: ${result.lost_sessions}; peak RSS of the new server during recovery ${(peak / 2 ** 20).toFixed(0)} MB`);
+console.log(
+  `  sessions' downtime p50 ${fmt(result.downtime_p50_ms)}, p99 ${fmt(result.downtime_p99_ms)}, max ${fmt(result.downtime_max_ms)}; failed attempts before reconnecting: ${JSON.stringify(result.reconnect_attempts)}; failures: ${JSON.stringify(result.errors)}`,
+);
 console.log("  new server, from the stop: ms | instances | heartbeat streams open | streams opened | heartbeat messages | unknown beats | registers | watchers opened");
 for (const c of counters) {
   if (c.error !== undefined) console.log(`  ${String(c.atMs).padStart(6)} | ${c.error}`);

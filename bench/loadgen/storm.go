@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,14 @@ type stormResult struct {
 	ConvergedMs    float64 `json:"converged_ms"`    // every watcher holds every instance it watches, under the new registry id
 	Reregistered   int64   `json:"reregistered"`
 	LostSessions   int64   `json:"lost_sessions"` // sessions that gave up (Done) — must be 0
+	// After GO: how the sessions came back. Attempts counts sessions by the
+	// failed attempts before their reconnect; Errors counts failures by kind
+	// (disconnects and handled errors, by RPC code).
+	Attempts      map[int]int    `json:"reconnect_attempts"`
+	Errors        map[string]int `json:"errors"`
+	DowntimeP50Ms float64        `json:"downtime_p50_ms"` // a session's time without a working stream
+	DowntimeP99Ms float64        `json:"downtime_p99_ms"`
+	DowntimeMaxMs float64        `json:"downtime_max_ms"`
 }
 
 // stormCommand opens n SDK Sessions (one instance each, like n service
@@ -63,6 +72,13 @@ func stormCommand(ctx context.Context, args []string) (any, error) {
 		clients[i] = c
 	}
 	var reregistered, lost atomic.Int64
+	var (
+		going     atomic.Bool // GO was received: events are counted
+		evMu      sync.Mutex
+		attempts  = map[int]int{}
+		errCounts = map[string]int{}
+		downtimes []float64
+	)
 	allBack := make(chan struct{})
 	sessions := make([]*maxine.Session, *n)
 	var wg sync.WaitGroup
@@ -72,6 +88,18 @@ func stormCommand(ctx context.Context, args []string) (any, error) {
 		s, err := maxine.NewSession(clients[i / *perClient], maxine.WithSessionEvents(func(ev maxine.SessionEvent) {
 			if ev.Kind == maxine.SessionReregistered && reregistered.Add(1) == int64(*n) {
 				close(allBack)
+			}
+			if !going.Load() {
+				return
+			}
+			evMu.Lock()
+			defer evMu.Unlock()
+			switch ev.Kind {
+			case maxine.SessionReconnected:
+				attempts[ev.Attempts]++
+				downtimes = append(downtimes, float64(ev.Downtime.Microseconds())/1000)
+			case maxine.SessionDisconnected, maxine.SessionError:
+				errCounts[ev.Kind.String()+": "+connect.CodeOf(ev.Err).String()]++
 			}
 		}))
 		if err != nil {
@@ -163,6 +191,7 @@ func stormCommand(ctx context.Context, args []string) (any, error) {
 	if err != nil || line != "GO\n" {
 		return nil, fmt.Errorf("expected GO on stdin, got %q (%v)", line, err)
 	}
+	going.Store(true)
 	start := time.Now()
 	since := func() float64 { return float64(time.Since(start).Microseconds()) / 1000 }
 	deadline := time.After(*timeout)
@@ -198,5 +227,14 @@ func stormCommand(ctx context.Context, args []string) (any, error) {
 	res.ConvergedMs = since()
 	res.Reregistered = reregistered.Load()
 	res.LostSessions = lost.Load()
+	evMu.Lock()
+	res.Attempts, res.Errors = attempts, errCounts
+	if len(downtimes) > 0 {
+		sort.Float64s(downtimes)
+		res.DowntimeP50Ms = downtimes[len(downtimes)/2]
+		res.DowntimeP99Ms = downtimes[len(downtimes)*99/100]
+		res.DowntimeMaxMs = downtimes[len(downtimes)-1]
+	}
+	evMu.Unlock()
 	return res, nil
 }
