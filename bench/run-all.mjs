@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // Runs every benchmark scenario in turn (each starts and stops its own
 // servers on loopback) and writes docs/benchmarks/README.md: each figure
-// next to its target. Not part of `npm test`. Takes about 12 minutes.
+// next to its target. Not part of `npm test`. Takes about 17 minutes.
+//
+// The reconnect storm, whose figure varies most from run to run on this
+// machine (7–12 s), runs three times per scope; the report gives the median
+// run and the range.
 //
 // Usage: node bench/run-all.mjs   (or: npm run bench)
 import { execFileSync } from "node:child_process";
@@ -13,6 +17,19 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const run = (script, ...args) => execFileSync(process.execPath, [`${ROOT}bench/${script}`, ...args], { stdio: "inherit" });
 const read = (name) => JSON.parse(readFileSync(`${OUT_DIR}/${name}.json`, "utf8"));
 
+/** stormRuns runs the reconnect storm three times and keeps the median run (by convergence) with every run's figures. */
+function stormRuns(scope) {
+  const name = scope === "service" ? "reconnect-storm" : `reconnect-storm-${scope}`;
+  const runs = [];
+  for (let i = 0; i < 3; i++) {
+    run("reconnect-storm.mjs", "10000", "100", "1024", scope);
+    runs.push(read(name));
+  }
+  const sorted = [...runs].sort((a, b) => a.converged_ms - b.converged_ms);
+  const summary = runs.map((r) => ({ converged_ms: r.converged_ms, reregistered_ms: r.reregistered_ms, peakRssMB: r.peakRssMB, lost_sessions: r.lost_sessions }));
+  writeFileSync(`${OUT_DIR}/${name}.json`, `${JSON.stringify({ ...sorted[1], runs: summary }, null, 2)}\n`);
+}
+
 // --report-only rewrites docs/benchmarks/README.md from the JSON already there.
 if (!process.argv.includes("--report-only")) {
   run("crash-detection.mjs", "20");
@@ -22,8 +39,8 @@ if (!process.argv.includes("--report-only")) {
   run("sdk-pick.mjs");
   run("snapshot.mjs", "10000", "10");
   run("redis-replicas.mjs", "1000", "10000", "20");
-  run("reconnect-storm.mjs", "10000", "100", "1024", "service");
-  run("reconnect-storm.mjs", "10000", "100", "1024", "namespace");
+  stormRuns("service");
+  stormRuns("namespace");
 }
 
 const crash = read("crash-detection");
@@ -61,12 +78,18 @@ const rows = [
   ["TypeScript SDK local pick (RR, random, weighted, consistent hash)", "≥ 1,000,000/s", `≥ ${(pickMin / 1e6).toFixed(2)} M/s (RENDEZVOUS: ${(pick.rows.find((r) => r.strategy === "RENDEZVOUS").perSecond / 1e6).toFixed(2)} M/s)`, met(pickMin >= 1e6)],
   ["Snapshot of 10,000 instances to a new watcher, p99", "≤ 200 ms", `${ms(snap.p99)} (median ${ms(snap.median)})`, met(snap.p99 <= 200)],
   ["Redis mode: Register on replica A → watcher on replica B, p99 of 1,000", "≤ 20 ms", `${ms(redis.crossReplica.p99)} (p50 ${ms(redis.crossReplica.p50)}); ${redis.registrationsPerSecond.toFixed(0)} registrations/s; ${redis.keepAlive.commandsPerSecond.toFixed(0)} Redis commands/s keep 10,000 alive`, met(redis.crossReplica.p99 <= 20)],
-  ...[storm, stormNs].map((st) => [
-    `Reconnect storm: restart under ${st.sessions} SDK sessions, ${st.watchers} watchers (${st.watch_scope === "namespace" ? "each on all instances" : "each on one service"})`,
-    "all re-registered and converged ≤ 10 s, memory under the limit",
-    `converged ${ms(st.converged_ms)} after the stop (old server exited ${ms(st.stoppedMs)}, new one listening ${ms(st.listeningMs)}, answering ${ms(st.back_ms)}, all re-registered ${ms(st.reregistered_ms)}); peak RSS ${st.peakRssMB.toFixed(0)} MB, heap limit ${st.heapLimitMB} MB; ${st.lost_sessions} sessions lost`,
-    met(st.converged_ms <= 10000 && st.lost_sessions === 0),
-  ]),
+  ...[storm, stormNs].map((st) => {
+    const runs = st.runs ?? [st];
+    const converged = runs.map((r) => r.converged_ms);
+    const lost = runs.reduce((n, r) => n + r.lost_sessions, 0);
+    const peak = Math.max(...runs.map((r) => r.peakRssMB));
+    return [
+      `Reconnect storm: restart under ${st.sessions} SDK sessions, ${st.watchers} watchers (${st.watch_scope === "namespace" ? "each on all instances" : "each on one service"})`,
+      "all re-registered and converged ≤ 10 s, memory under the limit",
+      `converged ${ms(st.converged_ms)} after the stop (median of ${runs.length}, range ${ms(Math.min(...converged))}–${ms(Math.max(...converged))}; median run: old server exited ${ms(st.stoppedMs)}, new one listening ${ms(st.listeningMs)}, all re-registered ${ms(st.reregistered_ms)}, sessions' downtime p99 ${ms(st.downtime_p99_ms ?? NaN)}); peak RSS ${peak.toFixed(0)} MB, heap limit ${st.heapLimitMB} MB; ${lost} sessions lost`,
+      met(st.converged_ms <= 10000 && lost === 0 && peak < st.heapLimitMB),
+    ];
+  }),
 ];
 const md = `# Benchmark results
 
