@@ -43,7 +43,7 @@ for (const n of SIZES) {
       if (line === "REGISTERED") registered = rssBytes(server.child.pid);
       else if (line === "READY") setTimeout(() => (held = rssBytes(server.child.pid)), (HOLD * 1000) / 2); // mid-hold
       else process.stderr.write(`${line}\n`);
-    }, { GOMAXPROCS: "1" });
+    }, { GOMAXPROCS: "1", GOGC: "off", GOMEMLIMIT: "6GiB", GODEBUG: process.env.LOADGEN_GODEBUG ?? "" });
     rows.push({
       n,
       opened: result.opened,

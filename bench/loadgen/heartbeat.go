@@ -161,7 +161,10 @@ func heartbeatCommand(ctx context.Context, args []string) (any, error) {
 					if seq == 1 {
 						timer.Reset(time.Duration(rand.Int64N(int64(interval))))
 					} else {
-						timer.Reset(interval)
+						// ±10% per beat, as independent processes drift: one
+						// client process would otherwise keep every beat that
+						// a stall delayed in step with the others.
+						timer.Reset(interval*9/10 + time.Duration(rand.Int64N(int64(interval/5))))
 					}
 				}
 			}()
