@@ -210,6 +210,18 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
     expect(decodeURIComponent(String(hb.trailers?.["grpc-message"]))).toMatch(/beats\[0\]\.status: unknown value 42/);
   });
 
+  it("Heartbeat answers in order when status changes wait for the store between beats answered at once", async () => {
+    await register("f1", "a");
+    const statuses = [ServingStatus.SERVING, ServingStatus.DRAINING, ServingStatus.DRAINING, ServingStatus.SERVING, ServingStatus.UNSPECIFIED, ServingStatus.NOT_SERVING];
+    const hb = await heartbeat(session, statuses.map((st, i) => beatRequest(BigInt(i + 1), st)));
+    await hb.closed;
+    expect(hb.trailers?.["grpc-status"]).toBe("0");
+    expect(hb.responses.map((r) => [r.sequence, r.acks[0]?.result])).toEqual(statuses.map((_, i) => [BigInt(i + 1), BeatResult.RENEWED]));
+    const found = await postJson(server.url, "Discover", { service: "fast", includeAll: true });
+    const f1 = (found.json.instances as Array<{ instanceId: string; status: string }>).find((x) => x.instanceId === "f1");
+    expect(f1?.status).toBe("SERVING_STATUS_NOT_SERVING");
+  });
+
   it("Heartbeat holds MAXINE_MAX_HEARTBEATS_PER_CONNECTION streams per connection and frees a slot when one ends", async () => {
     const conn = http2.connect(`http://127.0.0.1:${server.port}`);
     try {
