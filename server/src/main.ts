@@ -14,7 +14,12 @@ try {
   process.exit(2);
 }
 
-const log = pino({ level: config.logLevel, base: { service: "maxine" } });
+// Logs are written to stdout synchronously. pino's default destination is
+// asynchronous and flushes synchronously at exit, and that flush retries
+// forever when stdout's reader is gone (EPIPE; sonic-boom 4): SIGTERM would
+// then never end the process. A synchronous destination has nothing to
+// flush at exit, and on EPIPE pino stops logging.
+const log = pino({ level: config.logLevel, base: { service: "maxine" } }, pino.destination({ dest: 1, sync: true }));
 let server;
 try {
   server = await startMaxine(config, { logger: log });

@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { HeartbeatRequestSchema, HeartbeatResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { HeartbeatRequestSchema, HeartbeatResponseSchema, type ServingStatus } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { describe, expect, it } from "vitest";
 import type { BeatOutcome } from "../src/registry/registry.js";
 import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/transport/heartbeat-wire.js";
@@ -65,8 +65,8 @@ describe("decoded heartbeat requests", () => {
     ["a beat without a key, a key with empty fields", encode({ beats: [{}, { key: { namespace: "", service: "s", instanceId: "" } }] })],
     ["unicode strings", encode({ beats: [{ key: { namespace: "nß", service: "süd-😀", instanceId: "ü".repeat(100) } }] })],
     ["a sequence above 2^49 (read by fromBinary)", encode({ sequence: 2n ** 60n + 5n, beats: [{ key }] })],
-    ["an unknown enum value", encode({ beats: [{ key, status: 99 }] })],
-    ["a negative enum value (ten-byte varint, read by fromBinary)", encode({ beats: [{ key, status: -1 }] })],
+    ["an unknown enum value", encode({ beats: [{ key, status: 99 as ServingStatus }] })],
+    ["a negative enum value (ten-byte varint, read by fromBinary)", encode({ beats: [{ key, status: -1 as ServingStatus }] })],
     [
       "an unknown field (read by fromBinary)",
       new BinaryWriter().uint32((1 << 3) | WireType.Varint).uint64(4n).uint32((9 << 3) | WireType.LengthDelimited).string("future").finish(),
