@@ -11,6 +11,7 @@ export function timestampOf(ms: number): { seconds: number; nanos: number } {
   return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
 }
 
+/** timestampSize is the size of a Timestamp's fields for epoch milliseconds ms (its message body, without tag or length). */
 export function timestampSize(ms: number): number {
   const { seconds, nanos } = timestampOf(ms);
   return (seconds === 0 ? 0 : 1 + varintSize(seconds)) + (nanos === 0 ? 0 : 1 + varintSize(nanos));
@@ -23,6 +24,7 @@ export function stringSize(s: string): number {
   return 1 + varintSize(n) + n;
 }
 
+/** writeString writes a string field at at and returns the offset after it; "" is left out. */
 export function writeString(out: Buffer, at: number, field: number, s: string): number {
   if (s.length === 0) return at;
   out[at++] = (field << 3) | 2;
@@ -40,6 +42,7 @@ export function varintSize(n: number): number {
   return size;
 }
 
+/** writeVarint writes n (a non-negative safe integer) as a varint at at and returns the offset after it. */
 export function writeVarint(out: Buffer, at: number, n: number): number {
   while (n > 0x7f) {
     out[at++] = (n % 0x80) | 0x80;
@@ -49,10 +52,12 @@ export function writeVarint(out: Buffer, at: number, n: number): number {
   return at;
 }
 
+/** bigVarintSize is the size of a uint64 as a varint. */
 export function bigVarintSize(n: bigint): number {
   return n <= BigInt(Number.MAX_SAFE_INTEGER) ? varintSize(Number(n)) : Math.ceil(BigInt.asUintN(64, n).toString(2).length / 7);
 }
 
+/** writeBigVarint writes a uint64 as a varint at at and returns the offset after it. */
 export function writeBigVarint(out: Buffer, at: number, n: bigint): number {
   if (n <= BigInt(Number.MAX_SAFE_INTEGER)) return writeVarint(out, at, Number(n));
   let v = BigInt.asUintN(64, n);
