@@ -37,7 +37,7 @@ type fanoutResult struct {
 	Extra    interface{} `json:"extra,omitempty"`
 }
 
-func runFanout(ctx context.Context, t fanoutTarget, name string, n, conns, trials int) (*fanoutResult, error) {
+func runFanout(ctx context.Context, t fanoutTarget, name string, n, conns, trials int, gap time.Duration) (*fanoutResult, error) {
 	res := &fanoutResult{Target: name, Watchers: n, Conns: conns, Client: "Go grpc-go (" + name + ")"}
 	var (
 		mu       sync.Mutex
@@ -87,7 +87,7 @@ func runFanout(ctx context.Context, t fanoutTarget, name string, n, conns, trial
 		res.All = append(res.All, receipts[len(receipts)-1])
 		res.Receipts = append(res.Receipts, receipts...)
 		mu.Unlock()
-		time.Sleep(300 * time.Millisecond) // let both sides settle between trials
+		time.Sleep(gap) // let both sides settle between trials
 	}
 	return res, nil
 }

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 )
 
 // stderr carries progress lines ("READY") for the orchestrating script; results go to stdout as JSON.
@@ -72,6 +73,7 @@ func fanoutCommand(ctx context.Context, args []string) (any, error) {
 	n := fs.Int("n", 1000, "watchers")
 	conns := fs.Int("conns", 4, "client connections the watchers are spread over")
 	trials := fs.Int("trials", 5, "changes to time")
+	gap := fs.Duration("gap", 300*time.Millisecond, "pause between trials (both sides idle in between)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -85,5 +87,5 @@ func fanoutCommand(ctx context.Context, args []string) (any, error) {
 		return nil, fmt.Errorf("-target must be maxine or etcd, got %q", *target)
 	}
 	defer t.close()
-	return runFanout(ctx, t, *target, *n, *conns, *trials)
+	return runFanout(ctx, t, *target, *n, *conns, *trials, *gap)
 }
