@@ -28,7 +28,6 @@ try {
   log.fatal({ err: (err as Error).message }, "maxine could not start");
   process.exit(1);
 }
-log.info({ host: config.host, port: server.port, registryId: server.registry.store.registryId }, "maxine listening");
 
 let stopping = false;
 const stop = (signal: string): void => {
@@ -46,5 +45,8 @@ const stop = (signal: string): void => {
     },
   );
 };
+// The handlers are in place before the server says it listens: a SIGTERM
+// right after that line drains instead of killing the process outright.
 process.on("SIGTERM", () => stop("SIGTERM"));
 process.on("SIGINT", () => stop("SIGINT"));
+log.info({ host: config.host, port: server.port, registryId: server.registry.store.registryId }, "maxine listening");
