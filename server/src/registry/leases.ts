@@ -15,6 +15,8 @@ export class HeartbeatStream {
 /** Lease is the liveness state of one instance. Not revisioned: renewals make no events. */
 export interface Lease {
   readonly key: InstanceKey;
+  /** id is keyString(key), kept so that a renewal computes it once. */
+  readonly id: string;
   ttlMs: number;
   /** deadline is when the TTL runs out unless renewed. */
   deadline: number;
@@ -53,21 +55,31 @@ export class LeaseTable {
 
   /** renew starts or extends the lease of key to now + ttlMs. */
   renew(key: InstanceKey, ttlMs: number, now: number): Lease {
+    return this.extend(key, ttlMs, now, true);
+  }
+
+  /**
+   * extend extends the lease of key by its own TTL (a heartbeat), or starts
+   * it with ttlMs when there is none; with replaceTtl, ttlMs replaces the
+   * lease's TTL (a Register).
+   */
+  extend(key: InstanceKey, ttlMs: number, now: number, replaceTtl = false): Lease {
     const k = keyString(key);
     let lease = this.leases.get(k);
     if (lease === undefined) {
-      lease = { key, ttlMs, deadline: 0, graceUntil: Infinity, stream: undefined, load: 0, scheduled: Infinity };
+      lease = { key, id: k, ttlMs, deadline: 0, graceUntil: Infinity, stream: undefined, load: 0, scheduled: Infinity };
       this.leases.set(k, lease);
+    } else if (replaceTtl) {
+      lease.ttlMs = ttlMs;
     }
-    lease.ttlMs = ttlMs;
-    lease.deadline = now + ttlMs;
+    lease.deadline = now + lease.ttlMs;
     this.schedule(k, lease, lease.deadline);
     return lease;
   }
 
   /** bind ties a lease to a stream, taking it from any stream that held it. */
   bind(lease: Lease, stream: HeartbeatStream): void {
-    const k = keyString(lease.key);
+    const k = lease.id;
     if (lease.stream !== stream) {
       lease.stream?.keys.delete(k);
       lease.stream = stream;

@@ -275,11 +275,11 @@ export class Registry {
 
   /** renew extends the lease of a registered instance's beat and binds it to stream. */
   private renew(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput): BeatOutcome {
-    const lease = this.leases.renew(key, this.leases.get(keyString(key))?.ttlMs ?? this.lease.defaultTtlMs, this.clock.now());
+    const lease = this.leases.extend(key, this.lease.defaultTtlMs, this.clock.now());
     if (beat.load !== undefined) lease.load = beat.load;
     if (!stream.closed) {
       this.leases.bind(lease, stream);
-      this.store.leases?.renewed(keyString(key), lease.ttlMs, stream.id);
+      this.store.leases?.renewed(lease.id, lease.ttlMs, stream.id);
     }
     this.counts.beatsRenewed++;
     return { key, result: "RENEWED", expiresAt: lease.deadline };
