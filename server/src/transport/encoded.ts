@@ -4,7 +4,7 @@ import type { InstanceRecord } from "../registry/instance.js";
 import type { Discovered, Registered } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
 import { instanceToPb, statusToPb } from "./convert.js";
-import { stringSize, timestampSize, varintSize, writeString, writeTimestamp, writeVarint } from "./proto-write.js";
+import { lengthSize, stringSize, timestampSize, uintSize, writeBytes, writeString, writeTimestamp, writeUint, writeVarint } from "./proto-write.js";
 
 // Encoded instances. Records are immutable (a change makes a new one), so a
 // record's Instance is encoded once, as protobuf and as JSON, and every
@@ -88,11 +88,6 @@ export function encodeInstance(r: InstanceRecord): Buffer {
   return out;
 }
 
-/** lengthSize is the size of a length-delimited payload of n bytes with its length prefix. */
-function lengthSize(n: number): number {
-  return varintSize(n) + n;
-}
-
 function entrySize(k: string, v: string): number {
   return 1 + lengthSize(Buffer.byteLength(k, "utf8")) + 1 + lengthSize(Buffer.byteLength(v, "utf8"));
 }
@@ -102,17 +97,6 @@ function writeEntryPart(out: Buffer, at: number, field: number, s: string): numb
   out[at++] = (field << 3) | 2;
   at = writeVarint(out, at, Buffer.byteLength(s, "utf8"));
   return at + out.write(s, at, "utf8");
-}
-
-/** uintSize is the size of a varint field (numbers below 16), 0 for 0 (left out). */
-function uintSize(n: number): number {
-  return n === 0 ? 0 : 1 + varintSize(n);
-}
-
-function writeUint(out: Buffer, at: number, field: number, n: number): number {
-  if (n === 0) return at;
-  out[at++] = field << 3;
-  return writeVarint(out, at, n);
 }
 
 /** instanceJson returns r's Instance in the JSON mapping, encoded once per record. */
@@ -142,16 +126,16 @@ const DISCOVER_REGISTRY_ID = 4;
 
 /** discoverBinary encodes a DiscoverResponse as protobuf-es's toBinary would. */
 export function discoverBinary(d: Discovered, registryId: string): Buffer {
-  const parts: Uint8Array[] = [lengthDelimited(DISCOVER_INSTANCE, instanceBytes(d.chosen))];
-  for (const r of d.all) parts.push(lengthDelimited(DISCOVER_INSTANCES, instanceBytes(r)));
-  if (d.revision !== 0) {
-    const head: number[] = [];
-    varint(head, (DISCOVER_REVISION << 3) | 0);
-    varint(head, d.revision);
-    parts.push(Uint8Array.from(head));
-  }
-  if (registryId !== "") parts.push(lengthDelimited(DISCOVER_REGISTRY_ID, Buffer.from(registryId, "utf8")));
-  return Buffer.concat(parts);
+  const chosen = instanceBytes(d.chosen);
+  const all = d.all.map(instanceBytes);
+  let size = 1 + lengthSize(chosen.length) + uintSize(d.revision) + stringSize(registryId);
+  for (const b of all) size += 1 + lengthSize(b.length);
+  const out = Buffer.allocUnsafe(size);
+  let at = writeBytes(out, 0, DISCOVER_INSTANCE, chosen);
+  for (const b of all) at = writeBytes(out, at, DISCOVER_INSTANCES, b);
+  at = writeUint(out, at, DISCOVER_REVISION, d.revision);
+  writeString(out, at, DISCOVER_REGISTRY_ID, registryId);
+  return out;
 }
 
 // RegisterResponse field numbers (registry.proto).
@@ -169,10 +153,7 @@ export function registerBinary(r: Registered, registryId: string): Buffer {
   const size =
     1 + lengthSize(instance.length) + 1 + lengthSize(ttl) + 1 + lengthSize(expires) + uintSize(r.revision) + stringSize(registryId);
   const out = Buffer.allocUnsafe(size);
-  out[0] = (REGISTER_INSTANCE << 3) | 2;
-  let at = writeVarint(out, 1, instance.length);
-  out.set(instance, at);
-  at += instance.length;
+  let at = writeBytes(out, 0, REGISTER_INSTANCE, instance);
   out[at++] = (REGISTER_LEASE_TTL << 3) | 2;
   at = writeVarint(out, at, ttl);
   at = writeTimestamp(out, at, r.ttlMs);
@@ -193,22 +174,9 @@ export function discoverJson(d: Discovered, registryId: string): string {
   return `${out}}`;
 }
 
-/** lengthDelimited writes one length-delimited field: tag, length, bytes. */
+/** lengthDelimited encodes one length-delimited field (numbers below 16): tag, length, bytes. */
 export function lengthDelimited(field: number, bytes: Uint8Array): Buffer {
-  const head: number[] = [];
-  varint(head, (field << 3) | 2);
-  varint(head, bytes.length);
-  const out = Buffer.allocUnsafe(head.length + bytes.length);
-  out.set(head, 0);
-  out.set(bytes, head.length);
+  const out = Buffer.allocUnsafe(1 + lengthSize(bytes.length));
+  writeBytes(out, 0, field, bytes);
   return out;
-}
-
-/** varint appends n (a non-negative safe integer) as a protobuf varint. */
-function varint(out: number[], n: number): void {
-  while (n > 0x7f) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
 }

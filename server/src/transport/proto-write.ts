@@ -69,6 +69,31 @@ export function writeBigVarint(out: Buffer, at: number, n: bigint): number {
   return at;
 }
 
+/** lengthSize is the size of a length-delimited payload of n bytes with its length prefix. */
+export function lengthSize(n: number): number {
+  return varintSize(n) + n;
+}
+
+/** writeBytes writes a length-delimited field (bytes, or an encoded message) at at and returns the offset after it. */
+export function writeBytes(out: Buffer, at: number, field: number, bytes: Uint8Array): number {
+  out[at++] = (field << 3) | 2;
+  at = writeVarint(out, at, bytes.length);
+  out.set(bytes, at);
+  return at + bytes.length;
+}
+
+/** uintSize is the size of a varint field, 0 for 0 (left out). */
+export function uintSize(n: number): number {
+  return n === 0 ? 0 : 1 + varintSize(n);
+}
+
+/** writeUint writes a varint field at at and returns the offset after it; 0 is left out. */
+export function writeUint(out: Buffer, at: number, field: number, n: number): number {
+  if (n === 0) return at;
+  out[at++] = field << 3;
+  return writeVarint(out, at, n);
+}
+
 /** writeTimestamp writes a google.protobuf.Timestamp's fields (epoch milliseconds), zero fields left out. */
 export function writeTimestamp(out: Buffer, at: number, ms: number): number {
   const { seconds, nanos } = timestampOf(ms);
