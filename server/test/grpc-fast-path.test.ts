@@ -178,6 +178,30 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
     await slow.ended;
   });
 
+  it("delivers a burst of changes to more watchers than one write turn holds, each once and in revision order", async () => {
+    // 300 watchers take three turns of writes (WRITES_PER_TURN = 128 in grpc-watch.ts); a watcher
+    // left to a later turn must still get every change, once, in order, while new changes arrive.
+    const watchers = Array.from({ length: 300 }, () => call(grpcFrame(request({ services: ["burst"] }))));
+    await Promise.all(watchers.map((c) => c.until((m) => m.some((x) => x.message.case === "snapshotEnd"))));
+    const ids = ["b0", "b1", "b2", "b3", "b4", "b5"];
+    const answers = await Promise.all(
+      ids.map((id) => postJson(server.url, "Register", { instance: { service: "burst", instanceId: id, host: "10.1.0.1", port: 80 } })),
+    );
+    expect(answers.map((r) => r.status)).toEqual(ids.map(() => 200));
+    const events = (c: RawCall) =>
+      c.messages.flatMap((x) => (x.message.case === "event" ? [x.message.value as { revision: bigint; instance: { instanceId: string } }] : []));
+    await Promise.all(watchers.map((c) => c.until(() => events(c).length >= ids.length)));
+    const expected = events(watchers[0]!);
+    expect(expected.map((e) => e.instance.instanceId).sort()).toEqual(ids);
+    for (let i = 1; i < expected.length; i++) expect(expected[i]!.revision).toBeGreaterThan(expected[i - 1]!.revision);
+    for (const c of watchers) {
+      expect(events(c).map((e) => [e.revision, e.instance.instanceId])).toEqual(expected.map((e) => [e.revision, e.instance.instanceId]));
+      expect(c.messages.some((x) => x.message.case === "snapshotEnd" && x.message.value.reset)).toBe(false);
+      c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    await Promise.all(watchers.map((c) => c.ended));
+  });
+
   /** beat opens a raw Heartbeat call on conn and sends requests; it resolves with the responses and the trailers. */
   async function heartbeat(conn: http2.ClientHttp2Session, requests: Uint8Array[], keepOpen = false) {
     const stream = conn.request({ ":method": "POST", ":path": "/maxine.registry.v1.RegistryService/Heartbeat", "content-type": "application/grpc", te: "trailers" });
