@@ -63,8 +63,8 @@ const BATCH_BYTES = 64 * 1024;
 /**
  * drain writes the watcher's items to the stream until the watcher ends,
  * then calls done (with the watcher's error, if any). A watcher woken by
- * a change is flushed once the dispatch is over (flushSoon: one microtask
- * for all watchers, no promise per watcher), and everything queued by then
+ * a change is flushed once the dispatch is over (flushSoon: in turns of
+ * WRITES_PER_TURN, no promise per watcher), and everything queued by then
  * goes out in one stream write: a burst of changes, or all that piled up
  * while the stream was full (it is resumed on drain).
  */
