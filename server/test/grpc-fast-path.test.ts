@@ -246,6 +246,30 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
     expect(f1?.status).toBe("SERVING_STATUS_NOT_SERVING");
   });
 
+  it("Heartbeat registers an unknown instance from a first beat that carries it (REGISTERED), then renews it", async () => {
+    const whole = { service: "fast", instanceId: "from-beat", host: "10.1.0.9", port: 81, zone: "c" };
+    const first = toBinary(
+      HeartbeatRequestSchema,
+      create(HeartbeatRequestSchema, { sequence: 1n, beats: [{ key: { service: "fast", instanceId: "from-beat" }, instance: whole, leaseTtl: { seconds: 20n } }] }),
+    );
+    const next = toBinary(HeartbeatRequestSchema, create(HeartbeatRequestSchema, { sequence: 2n, beats: [{ key: { service: "fast", instanceId: "from-beat" } }] }));
+    const hb = await heartbeat(session, [first, next], true);
+    const deadline = Date.now() + 5000;
+    while (hb.responses.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(hb.responses.map((r) => [r.sequence, r.acks[0]?.result])).toEqual([
+      [1n, BeatResult.REGISTERED],
+      [2n, BeatResult.RENEWED],
+    ]);
+    const expires = hb.responses[0]!.acks[0]!.leaseExpiresAt!;
+    expect(Number(expires.seconds) * 1000 - Date.now()).toBeGreaterThan(15_000); // the beat's 20-s TTL, not the 10-s default
+    const found = await postJson(server.url, "Discover", { service: "fast", includeAll: true });
+    expect((found.json.instances as Array<{ instanceId: string; zone: string }>).find((x) => x.instanceId === "from-beat")).toMatchObject({ zone: "c" });
+    hb.stream.end();
+    await hb.closed;
+    expect(hb.trailers?.["grpc-status"]).toBe("0");
+    await postJson(server.url, "Deregister", { key: { service: "fast", instanceId: "from-beat" } });
+  });
+
   it("Heartbeat holds MAXINE_MAX_HEARTBEATS_PER_CONNECTION streams per connection and frees a slot when one ends", async () => {
     const conn = http2.connect(`http://127.0.0.1:${server.port}`);
     try {

@@ -28,6 +28,10 @@ describe("encoded heartbeat answers", () => {
     ]],
     ["a sequence above 2^53 and at 2^64-1", 2n ** 64n - 1n, [{ key, result: "RENEWED", expiresAt: 1_700_000_000_999 }]],
     ["a sequence of 2^56 (eight-byte varint)", 2n ** 56n - 1n, []],
+    ["a beat that registered its instance, beside a renewed one", 4n, [
+      { key, result: "REGISTERED", expiresAt: 1_700_000_000_456 },
+      { key: { ...key, instanceId: "i-2" }, result: "RENEWED", expiresAt: 1_700_000_000_457 },
+    ]],
   ])("%s: byte for byte what protobuf-es writes", (_what, sequence, outcomes) => {
     const want = toBinary(HeartbeatResponseSchema, create(HeartbeatResponseSchema, { sequence, acks: outcomes.map(beatAckOf) }));
     const frame = heartbeatFrame(sequence, outcomes);
@@ -92,6 +96,13 @@ describe("decoded heartbeat requests", () => {
     ],
   ])("%s: what fromBinary reads", (_what, bytes) => {
     expect(plain(decodeHeartbeatRequest(bytes))).toEqual(plain(fromBinary(HeartbeatRequestSchema, bytes)));
+  });
+
+  it("reads a stream's first beat, carrying its instance and lease TTL, with fromBinary", () => {
+    const instance = { namespace: "default", service: "payments", instanceId: "i-1", host: "10.0.0.1", port: 8080, metadata: { a: "b" } };
+    const decoded = decodeHeartbeatRequest(encode({ sequence: 1n, beats: [{ key, status: 1, instance, leaseTtl: { seconds: 30n } }] }));
+    expect(decoded.beats[0]?.instance).toMatchObject(instance);
+    expect(decoded.beats[0]?.leaseTtl?.seconds).toBe(30n);
   });
 
   it("reads what the SDKs send without protobuf-es (the fast path is taken)", () => {

@@ -192,6 +192,68 @@ describe("Registry: leases, streams and grace", () => {
     registry.closeStream(s);
   });
 
+  it("registers an unknown instance from the whole instance a beat carries, bound to the stream (REGISTERED)", async () => {
+    const { registry, store, clock, hub } = makeCore();
+    const w = hub.watch({ namespace: "default", services: [], filter: { tags: [], version: "", zone: "", metadata: {} }, resumeRevision: 0, registryId: "" });
+    await w.next(); // snapshot end
+    const s = registry.openStream();
+    const acks = await registry.heartbeat(s, [
+      { key: key("a"), status: "DRAINING", load: undefined, register: { instance: instance("a", { status: "DRAINING", zone: "z1" }), ttlMs: 4_000 } },
+      { key: key("b"), status: undefined, load: undefined },
+    ]);
+    expect(acks).toEqual([
+      { key: { namespace: "default", service: "payments", instanceId: "a" }, result: "REGISTERED", expiresAt: clock.now() + 4_000 },
+      expect.objectContaining({ result: "UNKNOWN" }),
+    ]);
+    expect(store.get({ namespace: "default", service: "payments", instanceId: "a" })).toMatchObject({ status: "DRAINING", zone: "z1" });
+    expect((await w.next()).value).toMatchObject({ kind: "event", type: "ADDED", revision: 1 });
+    expect(registry.counts).toMatchObject({ registers: 0, beatsRegistered: 1, beatsUnknown: 1 });
+    // Bound to the stream: it goes a grace after the stream ends, not at its TTL.
+    registry.closeStream(s);
+    await clock.advance(999);
+    expect(store.service("default", "payments")?.size).toBe(1);
+    await clock.advance(1);
+    expect(store.service("default", "payments")).toBeUndefined();
+    expect((await w.next()).value).toMatchObject({ type: "REMOVED", removalReason: "STREAM_CLOSED" });
+    w.end();
+  });
+
+  it("renews a known instance on a beat carrying it, without applying it", async () => {
+    const { registry, store } = makeCore();
+    await registry.register(instance("a"), undefined);
+    const s = registry.openStream();
+    const [ack] = await registry.heartbeat(s, [
+      { key: key("a"), status: undefined, load: undefined, register: { instance: instance("a", { port: 9999 }), ttlMs: undefined } },
+    ]);
+    expect(ack).toMatchObject({ result: "RENEWED" });
+    expect(store.get({ namespace: "default", service: "payments", instanceId: "a" })?.port).toBe(8080);
+    expect(store.revision()).toBe(1);
+    registry.closeStream(s);
+  });
+
+  it("answers UNKNOWN with the reason when a beat's instance cannot be registered", async () => {
+    const { registry, store } = makeCore({ limits: { maxInstancesPerService: 1 } });
+    await registry.register(instance("full"), undefined);
+    const s = registry.openStream();
+    const acks = await registry.heartbeat(s, [
+      { key: key("a"), status: undefined, load: undefined, register: { instance: instance("other"), ttlMs: undefined } },
+      { key: key("b"), status: undefined, load: undefined, register: { instance: instance("b", { port: 0 }), ttlMs: undefined } },
+      { key: key("c"), status: undefined, load: undefined, register: { instance: instance("c"), ttlMs: 10 } },
+      { key: key("d"), status: undefined, load: undefined, register: { instance: instance("d"), ttlMs: undefined } },
+    ]);
+    expect(acks.map((a) => a.result)).toEqual(["UNKNOWN", "UNKNOWN", "UNKNOWN", "UNKNOWN"]);
+    const messages = acks.map((a) => (a as { message: string }).message);
+    expect(messages[0]).toBe(
+      "instance a of service default/payments is not registered; beats[0].instance must name the same instance as the beat's key, got default/payments/other",
+    );
+    expect(messages[1]).toContain("registering it from beats[1].instance failed: instance.port: must be 1..65535, got 0");
+    expect(messages[2]).toContain("registering it from beats[2].instance failed: lease_ttl: must be 1s..3600s, got 0.01s");
+    expect(messages[3]).toContain("registering it from beats[3].instance failed: instance: service default/payments already holds the maximum of 1 instances");
+    expect(store.service("default", "payments")?.size).toBe(1);
+    expect(registry.counts).toMatchObject({ beatsRegistered: 0, beatsUnknown: 4 });
+    registry.closeStream(s);
+  });
+
   it("applies a status change from a heartbeat as one UPDATED revision", async () => {
     const { registry, store } = makeCore();
     await registry.register(instance("a"), undefined);

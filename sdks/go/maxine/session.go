@@ -72,8 +72,10 @@ const (
 	SessionDisconnected SessionEventKind = iota + 1
 	// SessionReconnected: a new stream answered after a failure (Attempts, Downtime).
 	SessionReconnected
-	// SessionReregistered: the server did not know Instance (a beat came back
-	// UNKNOWN, as after a server restart) and it was registered again.
+	// SessionReregistered: the server did not know Instance (as after a
+	// server restart) and it was registered again: by the stream's first
+	// beat, which carries the whole instance (BEAT_RESULT_REGISTERED), or
+	// by a Register call after a beat came back UNKNOWN.
 	SessionReregistered
 	// SessionError: a failure the session handles itself (a failed
 	// re-registration, a rejected beat, a failed deregistration on Close).
@@ -125,8 +127,9 @@ type entry struct {
 // beats every instance at a third of the smallest lease TTL, reopens the
 // stream with jittered backoff when it fails and beats everything at once on
 // the new stream (within the server's grace this causes no watch event),
-// registers again any instance the server forgot (an UNKNOWN ack, as after a
-// server restart), and on Close deregisters its instances before ending the
+// registers again any instance the server forgot (as after a server
+// restart: the new stream's first beat carries each instance whole, and an
+// UNKNOWN ack leads to a Register), and on Close deregisters its instances before ending the
 // stream. Its methods are safe for concurrent use.
 type Session struct {
 	client *Client

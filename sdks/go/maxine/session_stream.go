@@ -12,6 +12,8 @@ import (
 	"connectrpc.com/connect"
 
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // errIdle ends a stream because the session holds no instance any more.
@@ -156,8 +158,12 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 		cancel()
 		_ = st.CloseRequest()
 	}
+	first := true
 	send := func(all bool) error {
-		req := s.nextRequest(all)
+		// A stream's first request carries each instance whole, so that a
+		// server that lost it (a restart) registers it from the beat.
+		req := s.nextRequest(all, first)
+		first = false
 		if req == nil {
 			return nil
 		}
@@ -233,7 +239,9 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 
 // nextRequest builds the next HeartbeatRequest: every instance (all) or
 // those with a pending beat, and assigns its sequence to their waiters.
-func (s *Session) nextRequest(all bool) *registryv1.HeartbeatRequest {
+// With whole, each beat carries its instance and lease TTL (a stream's
+// first request: the server registers an instance it does not know).
+func (s *Session) nextRequest(all, whole bool) *registryv1.HeartbeatRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var beats []*registryv1.Beat
@@ -253,6 +261,13 @@ func (s *Session) nextRequest(all bool) *registryv1.HeartbeatRequest {
 			l := *e.h.load
 			b.Load = &l
 		}
+		if whole && e.h.stored != nil {
+			b.Instance = proto.Clone(e.h.stored).(*registryv1.Instance)
+			b.Instance.Status = e.h.status
+			if e.h.requestedTTL > 0 {
+				b.LeaseTtl = durationpb.New(e.h.requestedTTL)
+			}
+		}
 		beats = append(beats, b)
 	}
 	if len(beats) == 0 {
@@ -266,7 +281,7 @@ func (s *Session) nextRequest(all bool) *registryv1.HeartbeatRequest {
 func (s *Session) onResponse(res *registryv1.HeartbeatResponse) {
 	seq := res.GetSequence()
 	var unknown []*entry
-	var rejected []SessionEvent
+	var events []SessionEvent
 	s.mu.Lock()
 	for _, ack := range res.GetAcks() {
 		e := s.entries[keyString(ack.GetKey())]
@@ -274,24 +289,27 @@ func (s *Session) onResponse(res *registryv1.HeartbeatResponse) {
 			continue // deregistered since
 		}
 		switch ack.GetResult() {
-		case registryv1.BeatResult_BEAT_RESULT_RENEWED:
+		case registryv1.BeatResult_BEAT_RESULT_RENEWED, registryv1.BeatResult_BEAT_RESULT_REGISTERED:
 			if t := ack.GetLeaseExpiresAt(); t != nil {
 				e.h.expiresAt = t.AsTime()
 			}
 			settle(e, seq, nil)
+			if ack.GetResult() == registryv1.BeatResult_BEAT_RESULT_REGISTERED {
+				events = append(events, SessionEvent{Kind: SessionReregistered, Instance: e.h})
+			}
 		case registryv1.BeatResult_BEAT_RESULT_UNKNOWN:
 			unknown = append(unknown, e)
 		default:
 			err := fmt.Errorf("maxine: heartbeat: instance %s: %s", keyString(e.h.key), cmpString(ack.GetMessage(), ack.GetResult().String()))
 			settle(e, seq, err)
-			rejected = append(rejected, SessionEvent{Kind: SessionError, Err: err, Instance: e.h})
+			events = append(events, SessionEvent{Kind: SessionError, Err: err, Instance: e.h})
 		}
 	}
 	s.mu.Unlock()
 	for _, e := range unknown {
 		s.reregister(e)
 	}
-	for _, ev := range rejected {
+	for _, ev := range events {
 		s.emit(ev)
 	}
 }

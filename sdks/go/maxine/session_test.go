@@ -119,8 +119,9 @@ func TestSessionValidatesArguments(t *testing.T) {
 }
 
 // TestSessionSurvivesServerRestart restarts the server (losing its memory
-// store) on the same port: the session reconnects, its beats come back
-// UNKNOWN, and it registers its instances again.
+// store) on the same port: the session reconnects, and the new stream's
+// first beat, which carries each instance whole, registers them again (no
+// Register call).
 func TestSessionSurvivesServerRestart(t *testing.T) {
 	t.Parallel()
 	port, err := freePort()
@@ -177,6 +178,12 @@ func TestSessionSurvivesServerRestart(t *testing.T) {
 	}
 	c2 := newClient(t, srv2.URL)
 	eventually(t, 5*time.Second, "both instances on the restarted server", func() bool { return len(discoverAll(t, c2, "", "payments")) == 2 })
+	if n := metric(t, srv2.URL, "maxine_beats_registered_total"); n != 2 {
+		t.Errorf("maxine_beats_registered_total = %v on the new server, want 2 (both registered from the first beat)", n)
+	}
+	if n := metric(t, srv2.URL, "maxine_register_total"); n != 0 {
+		t.Errorf("maxine_register_total = %v on the new server, want 0", n)
+	}
 	if first := <-syncs; first.Reset {
 		t.Fatalf("first snapshot flagged reset: %+v", first)
 	}

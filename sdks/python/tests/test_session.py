@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,10 @@ async def test_after_a_server_restart_the_session_registers_its_instance_again()
                 assert srv.port == port
                 again = await asyncio.wait_for(reregistered.get(), 15)
                 assert again is handle and handle.registered
+                # Registered again by the new stream's first beat, which carries the instance whole: no Register call.
+                metrics = await asyncio.to_thread(_metrics, f"http://{srv.target}")
+                assert metrics["maxine_beats_registered_total"] == 1
+                assert metrics["maxine_register_total"] == 0
                 new = await client.discover("restart", include_all=True)
                 assert new.instance.instance_id == "r1" and new.registry_id != old.registry_id
                 # The watcher resumed against a registry that lost its state: a reset snapshot.
@@ -138,3 +143,15 @@ async def test_cancelling_the_task_that_holds_a_session_deregisters_and_leaves_n
         await task
     with pytest.raises(NotFoundError):
         await client.discover("cancel")  # deregistered at once, not after the grace
+
+
+def _metrics(url: str) -> dict[str, float]:
+    """_metrics reads the server's unlabelled counters and gauges from /metrics."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as res:
+        text = res.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and "{" not in name:
+            out[name] = float(value)
+    return out

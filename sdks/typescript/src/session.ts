@@ -53,7 +53,7 @@ export interface SessionEvents {
   disconnect: [error: unknown];
   /** reconnect: a new stream answered after a failure; every instance was heartbeated on it. */
   reconnect: [info: ReconnectInfo];
-  /** reregister: the server did not know an instance (beat UNKNOWN) and it was registered again. */
+  /** reregister: the server did not know an instance (as after a restart) and it was registered again: by the stream's first beat (REGISTERED), or by Register after an UNKNOWN beat. */
   reregister: [handle: InstanceHandle];
   /** error: a failure the session handles itself (stream failure, failed re-registration, rejected beat). */
   error: [error: unknown];
@@ -72,8 +72,9 @@ interface Entry {
  * beats every instance at a third of the smallest lease TTL, reopens the
  * stream with jittered backoff when it fails and beats everything at once on
  * the new stream (within the server's grace this causes no watch event),
- * registers again any instance the server forgot (an UNKNOWN ack, as after a
- * server restart), and on close deregisters its instances before ending the
+ * registers again any instance the server forgot (as after a server
+ * restart: the new stream's first beat carries each instance whole, and an
+ * UNKNOWN ack leads to a Register), and on close deregisters its instances before ending the
  * stream. It needs an HTTP/2 client (createMaxineClient's default).
  */
 export class Session extends Emitter<SessionEvents> implements HandleOwner {
@@ -186,7 +187,8 @@ export class Session extends Emitter<SessionEvents> implements HandleOwner {
     this.setState("connecting");
     const stream = new HeartbeatStream(this.client, { onResponse: (res, first) => this.onResponse(stream, res, first) });
     this.stream = stream;
-    this.send([...this.entries.values()]);
+    // The first request carries each instance whole: a server that lost it (a restart) registers it from the beat.
+    this.send([...this.entries.values()], true);
     this.scheduleTick();
     void stream.done.then((error) => this.onStreamEnd(stream, error));
   }
@@ -225,9 +227,10 @@ export class Session extends Emitter<SessionEvents> implements HandleOwner {
     for (const ack of res.acks) {
       const entry = ack.key === undefined ? undefined : this.entries.get(keyString(ack.key));
       if (entry === undefined) continue; // deregistered since
-      if (ack.result === BeatResult.RENEWED) {
+      if (ack.result === BeatResult.RENEWED || ack.result === BeatResult.REGISTERED) {
         entry.handle.renewed(ack.leaseExpiresAt);
         this.settle(entry, res.sequence);
+        if (ack.result === BeatResult.REGISTERED) this.emit("reregister", entry.handle);
       } else if (ack.result === BeatResult.UNKNOWN) {
         this.reregister(entry);
       } else {
@@ -242,11 +245,9 @@ export class Session extends Emitter<SessionEvents> implements HandleOwner {
     if (entry.reregistering || this.closing !== undefined) return;
     entry.reregistering = true;
     const { handle } = entry;
-    const instance = create(InstanceSchema, { ...handle.instance, status: handle.status });
-    const ttl = handle.requestedTtlMs;
     const p = (async () => {
       try {
-        const res = await this.client.register({ instance, leaseTtl: ttl !== undefined ? durationFromMs(ttl) : undefined });
+        const res = await this.client.register(wholeInstance(handle));
         if (this.entries.get(keyString(handle.key)) !== entry) {
           await this.client.deregister({ key: handle.key }).catch(() => undefined);
           return;
@@ -264,9 +265,15 @@ export class Session extends Emitter<SessionEvents> implements HandleOwner {
     void p.finally(() => this.inflight.delete(p));
   }
 
-  private send(entries: readonly Entry[]): void {
+  /** send beats entries; with whole, each beat carries its instance and lease TTL (a stream's first request). */
+  private send(entries: readonly Entry[], whole = false): void {
     if (this.stream === undefined || this.stream.ended || entries.length === 0) return;
-    const beats = entries.map(({ handle }) => ({ key: handle.key, status: handle.status, load: handle.load }));
+    const beats = entries.map(({ handle }) => ({
+      key: handle.key,
+      status: handle.status,
+      load: handle.load,
+      ...(whole ? wholeInstance(handle) : {}),
+    }));
     this.stream.send(++this.sequence, beats, this.timers.now());
   }
 
@@ -367,4 +374,13 @@ export class Session extends Emitter<SessionEvents> implements HandleOwner {
   private assertOpen(): void {
     if (this.closing !== undefined) throw new Error("session: closed");
   }
+}
+
+/** wholeInstance is what registers handle again: its instance with its current status, and the lease TTL it asked for. */
+function wholeInstance(handle: InstanceHandle) {
+  const ttl = handle.requestedTtlMs;
+  return {
+    instance: create(InstanceSchema, { ...handle.instance, status: handle.status }),
+    leaseTtl: ttl !== undefined ? durationFromMs(ttl) : undefined,
+  };
 }

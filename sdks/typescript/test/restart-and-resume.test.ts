@@ -56,6 +56,10 @@ describe("end to end", () => {
 
     const [again] = await reregistered;
     expect(again).toBe(handle);
+    // Registered again by the new stream's first beat, which carries the instance whole: no Register call.
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^maxine_beats_registered_total 1$/m);
+    expect(metrics).toMatch(/^maxine_register_total 0$/m);
     const [sync] = await reset;
     expect(sync.reason).toBe(ResetReason.REGISTRY_CHANGED);
     expect(sync.registryId).not.toBe(oldRegistry);

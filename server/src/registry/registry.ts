@@ -45,11 +45,13 @@ export interface BeatInput {
   readonly key: InstanceKey | undefined;
   readonly status: Status | undefined;
   readonly load: number | undefined;
+  /** register, when set, is the whole instance (and its lease TTL) to register if the registry does not hold key. */
+  readonly register?: { readonly instance: InstanceInput | undefined; readonly ttlMs: number | undefined } | undefined;
 }
 
 /** BeatOutcome answers one BeatInput. */
 export type BeatOutcome =
-  | { readonly key: InstanceKey; readonly result: "RENEWED"; readonly expiresAt: number }
+  | { readonly key: InstanceKey; readonly result: "RENEWED" | "REGISTERED"; readonly expiresAt: number }
   | { readonly key: InstanceKey; readonly result: "UNKNOWN"; readonly message: string }
   | { readonly key: InstanceKey | undefined; readonly result: "INVALID"; readonly message: string };
 
@@ -81,6 +83,7 @@ export interface Counts {
   heartbeatMessages: number;
   beatsRenewed: number;
   beatsUnknown: number;
+  beatsRegistered: number;
 }
 
 /** ServiceCount summarises one service for ListServices. */
@@ -115,6 +118,7 @@ export class Registry {
     heartbeatMessages: 0,
     beatsRenewed: 0,
     beatsUnknown: 0,
+    beatsRegistered: 0,
   };
   private nextStreamId = 1;
   private timer: Timer | undefined;
@@ -148,6 +152,11 @@ export class Registry {
   async register(input: InstanceInput | undefined, ttlMs: number | undefined): Promise<Registered> {
     this.assertOpen();
     this.counts.registers++;
+    return this.registerInstance(input, ttlMs);
+  }
+
+  /** registerInstance is register's work, also done for a beat that carries its instance (not counted as a Register call). */
+  private async registerInstance(input: InstanceInput | undefined, ttlMs: number | undefined): Promise<Registered> {
     let spec = specOf(input, this.limits);
     const ttl = this.ttlOf(ttlMs);
     if (spec.instanceId === "") spec = { ...spec, instanceId: this.newId() };
@@ -244,6 +253,13 @@ export class Registry {
         continue;
       }
       const record = this.store.get(key);
+      if (record === undefined && beat.register !== undefined) {
+        const next = i + 1;
+        return this.registerFromBeat(stream, key, beat, `beats[${i}].instance`).then((outcome) => {
+          out.push(outcome);
+          return this.beatsFrom(stream, beats, next, out);
+        });
+      }
       if (record === undefined) {
         this.leases.delete(key);
         this.counts.beatsUnknown++;
@@ -263,6 +279,32 @@ export class Registry {
     return out;
   }
 
+  /**
+   * registerFromBeat registers the instance a beat carries for a key the
+   * registry does not hold (as Register would, limits included) and binds
+   * it to stream. When that fails the beat is answered UNKNOWN with the
+   * reason: the client then calls Register, which reports the error.
+   */
+  private async registerFromBeat(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput, field: string): Promise<BeatOutcome> {
+    const { instance, ttlMs } = beat.register!;
+    const unknown = (why: string): BeatOutcome => {
+      this.counts.beatsUnknown++;
+      return { key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered; ${why}` };
+    };
+    try {
+      const spec = specOf(instance, this.limits);
+      if (spec.namespace !== key.namespace || spec.service !== key.service || spec.instanceId !== key.instanceId) {
+        return unknown(`${field} must name the same instance as the beat's key, got ${spec.namespace}/${spec.service}/${spec.instanceId}`);
+      }
+      await this.registerInstance(instance, ttlMs);
+    } catch (err) {
+      if (!(err instanceof RegistryError)) throw err;
+      return unknown(`registering it from ${field} failed: ${err.message}`);
+    }
+    this.counts.beatsRegistered++;
+    return { key, result: "REGISTERED", expiresAt: this.renew(stream, key, beat).expiresAt };
+  }
+
   /** changeStatus stores a status a beat reported; with the store unreachable, a later beat (clients send it on each) applies it. */
   private async changeStatus(record: InstanceRecord, status: Status): Promise<void> {
     try {
@@ -274,7 +316,7 @@ export class Registry {
   }
 
   /** renew extends the lease of a registered instance's beat and binds it to stream. */
-  private renew(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput): BeatOutcome {
+  private renew(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput): { key: InstanceKey; result: "RENEWED"; expiresAt: number } {
     const lease = this.leases.extend(key, this.lease.defaultTtlMs, this.clock.now());
     if (beat.load !== undefined) lease.load = beat.load;
     if (!stream.closed) {

@@ -178,14 +178,19 @@ export function watchItemToPb(item: WatchItem): WatchServicesResponse {
   }
 }
 
-const beatResultToPb = { RENEWED: BeatResult.RENEWED, UNKNOWN: BeatResult.UNKNOWN, INVALID: BeatResult.INVALID } as const;
+const beatResultToPb = {
+  RENEWED: BeatResult.RENEWED,
+  UNKNOWN: BeatResult.UNKNOWN,
+  INVALID: BeatResult.INVALID,
+  REGISTERED: BeatResult.REGISTERED,
+} as const;
 
 /** beatAckOf converts one heartbeat outcome. */
 export function beatAckOf(o: BeatOutcome) {
   return {
     key: o.key,
     result: beatResultToPb[o.result],
-    leaseExpiresAt: o.result === "RENEWED" ? timestampFromMs(o.expiresAt) : undefined,
-    message: o.result === "RENEWED" ? "" : o.message,
+    leaseExpiresAt: "expiresAt" in o ? timestampFromMs(o.expiresAt) : undefined,
+    message: "expiresAt" in o ? "" : o.message,
   };
 }

@@ -1,6 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import { fromBinary } from "@bufbuild/protobuf";
-import { HeartbeatRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { HeartbeatRequestSchema, type Instance } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceKey } from "../registry/instance.js";
 import type { BeatOutcome } from "../registry/registry.js";
 import { bigVarintSize, stringSize, timestampSize, varintSize, writeBigVarint, writeString, writeTimestamp, writeVarint } from "./proto-write.js";
@@ -26,7 +27,7 @@ const KEY_NAMESPACE = 1;
 const KEY_SERVICE = 2;
 const KEY_INSTANCE_ID = 3;
 
-const RESULT = { RENEWED: 1, UNKNOWN: 2, INVALID: 3 } as const; // BeatResult
+const RESULT = { RENEWED: 1, UNKNOWN: 2, INVALID: 3, REGISTERED: 4 } as const; // BeatResult
 
 /** heartbeatFrame encodes a HeartbeatResponse (sequence, one ack per outcome) as one gRPC message frame. */
 export function heartbeatFrame(sequence: bigint, outcomes: readonly BeatOutcome[]): Buffer {
@@ -55,7 +56,7 @@ function ackSize(o: BeatOutcome): number {
     const k = keySize(o.key);
     size += 1 + varintSize(k) + k;
   }
-  if (o.result === "RENEWED") {
+  if ("expiresAt" in o) {
     const t = timestampSize(o.expiresAt);
     size += 1 + varintSize(t) + t;
   } else {
@@ -74,7 +75,7 @@ function writeAck(out: Buffer, at: number, o: BeatOutcome): number {
   }
   out[at++] = (ACK_RESULT << 3) | 0;
   out[at++] = RESULT[o.result];
-  if (o.result === "RENEWED") {
+  if ("expiresAt" in o) {
     out[at++] = (ACK_LEASE_EXPIRES_AT << 3) | 2;
     at = writeVarint(out, at, timestampSize(o.expiresAt));
     at = writeTimestamp(out, at, o.expiresAt);
@@ -95,6 +96,9 @@ export interface BeatsRequest {
     readonly key?: { readonly namespace: string; readonly service: string; readonly instanceId: string } | undefined;
     readonly status: number;
     readonly load?: number | undefined;
+    /** instance and leaseTtl (a stream's first beat) come only from fromBinary: the fast reader declines them. */
+    readonly instance?: Instance | undefined;
+    readonly leaseTtl?: Duration | undefined;
   }>;
 }
 

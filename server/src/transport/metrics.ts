@@ -44,6 +44,7 @@ export class Metrics {
     counter("maxine_heartbeat_messages_total", "Heartbeat request messages answered.", () => c.heartbeatMessages);
     counter("maxine_beats_renewed_total", "Beats that renewed a lease.", () => c.beatsRenewed);
     counter("maxine_beats_unknown_total", "Beats for an instance the registry does not hold (the client registers it again).", () => c.beatsUnknown);
+    counter("maxine_beats_registered_total", "Beats that registered their instance again from the instance they carried (a stream's first beat after a restart).", () => c.beatsRegistered);
     counter("maxine_watchers_opened_total", "WatchServices streams opened.", () => hub.opened);
     gauge("maxine_revision", "The registry's current revision.", () => core.store.revision());
     gauge("maxine_heartbeat_streams", "Open Heartbeat streams.", () => core.openStreams);

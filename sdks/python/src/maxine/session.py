@@ -18,7 +18,7 @@ from .errors import DeadlineExceededError, MaxineError, NotFoundError
 from .heartbeat_stream import HeartbeatStream
 from .instance_handle import InstanceHandle, key_of
 from .messages import Beat, BeatResult, HeartbeatResponse, Instance
-from .ttl import seconds_of
+from .ttl import duration_from_seconds, seconds_of
 
 SessionState = Literal["idle", "connecting", "connected", "backoff", "closing", "closed"]
 """SessionState is where a Session's heartbeat stream stands."""
@@ -44,7 +44,8 @@ class Session:
     stream with full-jitter backoff (0.1 s doubling to 5 s) when it fails and
     beats everything at once on the new stream (within the server's grace
     this causes no watch event), registers again any instance the server
-    forgot (a BEAT_RESULT_UNKNOWN ack, as after a server restart), and on
+    forgot (as after a server restart: the new stream's first beat carries
+    each instance whole, and a BEAT_RESULT_UNKNOWN ack leads to a Register), and on
     close deregisters its instances before ending the stream.
     ``async with Session(client) as s:`` closes it on exit, also when the
     block is cancelled. If the process dies instead, the server removes the
@@ -189,7 +190,8 @@ class Session:
         self._set_state("connecting")
         stream = HeartbeatStream(self._client, lambda res, first: self._on_response(stream, res, first))
         self._stream = stream
-        self._send(list(self._entries.values()))
+        # The first request carries each instance whole: a server that lost it (a restart) registers it from the beat.
+        self._send(list(self._entries.values()), whole=True)
         self._schedule_tick()
         stream.done.add_done_callback(lambda t: self._on_stream_end(stream, t))
 
@@ -229,8 +231,10 @@ class Session:
             entry = self._entries.get(key_of(ack.key))
             if entry is None:
                 continue  # deregistered since
-            if ack.result == BeatResult.BEAT_RESULT_RENEWED:
+            if ack.result in (BeatResult.BEAT_RESULT_RENEWED, BeatResult.BEAT_RESULT_REGISTERED):
                 self._settle(entry, res.sequence)
+                if ack.result == BeatResult.BEAT_RESULT_REGISTERED and self._on_reregister is not None:
+                    self._on_reregister(entry.handle)
             elif ack.result == BeatResult.BEAT_RESULT_UNKNOWN:
                 self._reregister(entry)
             else:
@@ -248,11 +252,8 @@ class Session:
 
     async def _register_again(self, entry: _Entry) -> None:
         handle = entry.handle
-        instance = Instance()
-        instance.CopyFrom(handle.instance)
-        instance.status = handle.status
         try:
-            res = await self._client.register(instance, ttl=handle.requested_ttl)
+            res = await self._client.register(_whole_instance(handle), ttl=handle.requested_ttl)
             if self._entries.get(key_of(handle.key)) is not entry:
                 try:
                     await self._client.deregister(handle.key)  # released while we registered it
@@ -268,7 +269,8 @@ class Session:
         finally:
             entry.reregistering = False
 
-    def _send(self, entries: list[_Entry]) -> None:
+    def _send(self, entries: list[_Entry], whole: bool = False) -> None:
+        """_send beats entries; with whole, each beat carries its instance and lease TTL (a stream's first request)."""
         stream = self._stream
         if stream is None or stream.ended or not entries:
             return
@@ -277,6 +279,10 @@ class Session:
             beat = Beat(key=e.handle.key, status=e.handle.status)
             if e.handle.load is not None:
                 beat.load = e.handle.load
+            if whole:
+                beat.instance.CopyFrom(_whole_instance(e.handle))
+                if e.handle.requested_ttl is not None:
+                    beat.lease_ttl.CopyFrom(duration_from_seconds(e.handle.requested_ttl, "ttl"))
             beats.append(beat)
         self._sequence += 1
         stream.send(self._sequence, beats, time.monotonic())
@@ -395,3 +401,11 @@ class Session:
 def _name(handle: InstanceHandle) -> str:
     k = handle.key
     return f"{k.namespace}/{k.service}/{k.instance_id}"
+
+
+def _whole_instance(handle: InstanceHandle) -> Instance:
+    """_whole_instance is what registers handle again: its instance with its current status."""
+    instance = Instance()
+    instance.CopyFrom(handle.instance)
+    instance.status = handle.status
+    return instance

@@ -109,6 +109,10 @@ const (
 	// BEAT_RESULT_INVALID: the beat broke a rule (see message); the stream
 	// stays open.
 	BeatResult_BEAT_RESULT_INVALID BeatResult = 3
+	// BEAT_RESULT_REGISTERED: the server did not know the instance and
+	// registered it from the beat's instance field; its lease is renewed and
+	// it is bound to this stream, as with RENEWED.
+	BeatResult_BEAT_RESULT_REGISTERED BeatResult = 4
 )
 
 // Enum value maps for BeatResult.
@@ -118,12 +122,14 @@ var (
 		1: "BEAT_RESULT_RENEWED",
 		2: "BEAT_RESULT_UNKNOWN",
 		3: "BEAT_RESULT_INVALID",
+		4: "BEAT_RESULT_REGISTERED",
 	}
 	BeatResult_value = map[string]int32{
 		"BEAT_RESULT_UNSPECIFIED": 0,
 		"BEAT_RESULT_RENEWED":     1,
 		"BEAT_RESULT_UNKNOWN":     2,
 		"BEAT_RESULT_INVALID":     3,
+		"BEAT_RESULT_REGISTERED":  4,
 	}
 )
 
@@ -859,7 +865,20 @@ type Beat struct {
 	Status ServingStatus `protobuf:"varint,2,opt,name=status,proto3,enum=maxine.registry.v1.ServingStatus" json:"status,omitempty"`
 	// load, when set, is the instance's current load (any non-negative scale,
 	// lower is less loaded) used by LEAST_LOADED. Not revisioned.
-	Load          *float64 `protobuf:"fixed64,3,opt,name=load,proto3,oneof" json:"load,omitempty"`
+	Load *float64 `protobuf:"fixed64,3,opt,name=load,proto3,oneof" json:"load,omitempty"`
+	// instance, when set, is the whole instance as a RegisterRequest carries
+	// it, for the server to register again if it does not know key (after a
+	// restart, or a lease that ran out): the beat then registers it, binds it
+	// to this stream and is answered BEAT_RESULT_REGISTERED, with no Register
+	// call. It must name the instance key names. A known instance is renewed
+	// as by any beat, and instance is not applied to it (use Register to
+	// change an instance). Clients send it on a stream's first beat. When the
+	// registration fails (a limit, a rule, the store), the beat is answered
+	// BEAT_RESULT_UNKNOWN with the reason, and a Register call reports it.
+	Instance *Instance `protobuf:"bytes,4,opt,name=instance,proto3" json:"instance,omitempty"`
+	// lease_ttl is the lease TTL of an instance registered by this beat, as
+	// RegisterRequest.lease_ttl (unset: the server's default).
+	LeaseTtl      *durationpb.Duration `protobuf:"bytes,5,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -913,6 +932,20 @@ func (x *Beat) GetLoad() float64 {
 		return *x.Load
 	}
 	return 0
+}
+
+func (x *Beat) GetInstance() *Instance {
+	if x != nil {
+		return x.Instance
+	}
+	return nil
+}
+
+func (x *Beat) GetLeaseTtl() *durationpb.Duration {
+	if x != nil {
+		return x.LeaseTtl
+	}
+	return nil
 }
 
 // HeartbeatResponse answers one HeartbeatRequest.
@@ -2075,11 +2108,13 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"registryId\"^\n" +
 	"\x10HeartbeatRequest\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
-	"\x05beats\x18\x02 \x03(\v2\x18.maxine.registry.v1.BeatR\x05beats\"\x96\x01\n" +
+	"\x05beats\x18\x02 \x03(\v2\x18.maxine.registry.v1.BeatR\x05beats\"\x88\x02\n" +
 	"\x04Beat\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.maxine.registry.v1.InstanceKeyR\x03key\x129\n" +
 	"\x06status\x18\x02 \x01(\x0e2!.maxine.registry.v1.ServingStatusR\x06status\x12\x17\n" +
-	"\x04load\x18\x03 \x01(\x01H\x00R\x04load\x88\x01\x01B\a\n" +
+	"\x04load\x18\x03 \x01(\x01H\x00R\x04load\x88\x01\x01\x128\n" +
+	"\binstance\x18\x04 \x01(\v2\x1c.maxine.registry.v1.InstanceR\binstance\x126\n" +
+	"\tlease_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtlB\a\n" +
 	"\x05_load\"`\n" +
 	"\x11HeartbeatResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12/\n" +
@@ -2164,13 +2199,14 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n" +
 	"\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x12\x1b\n" +
-	"\x17SERVING_STATUS_DRAINING\x10\x03*t\n" +
+	"\x17SERVING_STATUS_DRAINING\x10\x03*\x90\x01\n" +
 	"\n" +
 	"BeatResult\x12\x1b\n" +
 	"\x17BEAT_RESULT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13BEAT_RESULT_RENEWED\x10\x01\x12\x17\n" +
 	"\x13BEAT_RESULT_UNKNOWN\x10\x02\x12\x17\n" +
-	"\x13BEAT_RESULT_INVALID\x10\x03*\xbc\x01\n" +
+	"\x13BEAT_RESULT_INVALID\x10\x03\x12\x1a\n" +
+	"\x16BEAT_RESULT_REGISTERED\x10\x04*\xbc\x01\n" +
 	"\bStrategy\x12\x18\n" +
 	"\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14STRATEGY_ROUND_ROBIN\x10\x01\x12\x13\n" +
@@ -2265,44 +2301,46 @@ var file_maxine_registry_v1_registry_proto_depIdxs = []int32{
 	11, // 9: maxine.registry.v1.HeartbeatRequest.beats:type_name -> maxine.registry.v1.Beat
 	7,  // 10: maxine.registry.v1.Beat.key:type_name -> maxine.registry.v1.InstanceKey
 	0,  // 11: maxine.registry.v1.Beat.status:type_name -> maxine.registry.v1.ServingStatus
-	13, // 12: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
-	7,  // 13: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
-	1,  // 14: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
-	30, // 15: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
-	7,  // 16: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
-	29, // 17: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
-	16, // 18: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
-	2,  // 19: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
-	6,  // 20: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
-	6,  // 21: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
-	21, // 22: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
-	16, // 23: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
-	24, // 24: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
-	25, // 25: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
-	26, // 26: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
-	27, // 27: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
-	6,  // 28: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
-	3,  // 29: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
-	4,  // 30: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
-	6,  // 31: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
-	5,  // 32: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
-	8,  // 33: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
-	10, // 34: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
-	14, // 35: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
-	17, // 36: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
-	19, // 37: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
-	22, // 38: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
-	9,  // 39: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
-	12, // 40: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
-	15, // 41: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
-	18, // 42: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
-	20, // 43: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
-	23, // 44: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
-	39, // [39:45] is the sub-list for method output_type
-	33, // [33:39] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	6,  // 12: maxine.registry.v1.Beat.instance:type_name -> maxine.registry.v1.Instance
+	31, // 13: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
+	13, // 14: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
+	7,  // 15: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
+	1,  // 16: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
+	30, // 17: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 18: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
+	29, // 19: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
+	16, // 20: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
+	2,  // 21: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
+	6,  // 22: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
+	6,  // 23: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
+	21, // 24: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
+	16, // 25: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
+	24, // 26: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
+	25, // 27: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
+	26, // 28: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
+	27, // 29: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
+	6,  // 30: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
+	3,  // 31: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
+	4,  // 32: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
+	6,  // 33: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
+	5,  // 34: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
+	8,  // 35: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
+	10, // 36: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
+	14, // 37: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
+	17, // 38: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
+	19, // 39: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
+	22, // 40: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
+	9,  // 41: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
+	12, // 42: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
+	15, // 43: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
+	18, // 44: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
+	20, // 45: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
+	23, // 46: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
+	41, // [41:47] is the sub-list for method output_type
+	35, // [35:41] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_maxine_registry_v1_registry_proto_init() }

@@ -24,6 +24,7 @@ class BeatResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BEAT_RESULT_RENEWED: _ClassVar[BeatResult]
     BEAT_RESULT_UNKNOWN: _ClassVar[BeatResult]
     BEAT_RESULT_INVALID: _ClassVar[BeatResult]
+    BEAT_RESULT_REGISTERED: _ClassVar[BeatResult]
 
 class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -64,6 +65,7 @@ BEAT_RESULT_UNSPECIFIED: BeatResult
 BEAT_RESULT_RENEWED: BeatResult
 BEAT_RESULT_UNKNOWN: BeatResult
 BEAT_RESULT_INVALID: BeatResult
+BEAT_RESULT_REGISTERED: BeatResult
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_ROUND_ROBIN: Strategy
 STRATEGY_RANDOM: Strategy
@@ -167,14 +169,18 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., beats: _Optional[_Iterable[_Union[Beat, _Mapping]]] = ...) -> None: ...
 
 class Beat(_message.Message):
-    __slots__ = ("key", "status", "load")
+    __slots__ = ("key", "status", "load", "instance", "lease_ttl")
     KEY_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LOAD_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TTL_FIELD_NUMBER: _ClassVar[int]
     key: InstanceKey
     status: ServingStatus
     load: float
-    def __init__(self, key: _Optional[_Union[InstanceKey, _Mapping]] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., load: _Optional[float] = ...) -> None: ...
+    instance: Instance
+    lease_ttl: _duration_pb2.Duration
+    def __init__(self, key: _Optional[_Union[InstanceKey, _Mapping]] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., load: _Optional[float] = ..., instance: _Optional[_Union[Instance, _Mapping]] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("sequence", "acks")
