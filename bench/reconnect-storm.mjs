@@ -63,7 +63,7 @@ try {
         try {
           const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
           const row = { atMs: Math.round(at) };
-          for (const m of text.matchAll(/^maxine_(register_total|heartbeat_streams_opened_total|heartbeat_messages_total|beats_unknown_total|beats_registered_total|watchers_opened_total|heartbeat_streams|instances) ([0-9.e+]+)$/gm)) {
+          for (const m of text.matchAll(/^maxine_(register_total|heartbeat_streams_opened_total|heartbeat_messages_total|beats_unknown_total|beats_registered_total|watchers_opened_total|watch_overflows_total|heartbeat_streams|instances) ([0-9.e+]+)$/gm)) {
             row[m[1]] = Number(m[2]);
           }
           counters.push(row);
@@ -87,9 +87,9 @@ console.log(`  sessions lost: ${result.lost_sessions}; peak RSS of the new serve
 console.log(
   `  sessions' downtime p50 ${fmt(result.downtime_p50_ms)}, p99 ${fmt(result.downtime_p99_ms)}, max ${fmt(result.downtime_max_ms)}; failed attempts before reconnecting: ${JSON.stringify(result.reconnect_attempts)}; failures: ${JSON.stringify(result.errors)}`,
 );
-console.log("  new server, from the stop: ms | instances | heartbeat streams open | streams opened | heartbeat messages | unknown beats | registered by a beat | registers | watchers opened");
+console.log("  new server, from the stop: ms | instances | heartbeat streams open | streams opened | heartbeat messages | unknown beats | registered by a beat | registers | watchers opened | watch overflows");
 for (const c of counters) {
   if (c.error !== undefined) console.log(`  ${String(c.atMs).padStart(6)} | ${c.error}`);
-  else console.log(`  ${String(c.atMs).padStart(6)} | ${[c.instances, c.heartbeat_streams, c.heartbeat_streams_opened_total, c.heartbeat_messages_total, c.beats_unknown_total, c.beats_registered_total, c.register_total, c.watchers_opened_total].join(" | ")}`);
+  else console.log(`  ${String(c.atMs).padStart(6)} | ${[c.instances, c.heartbeat_streams, c.heartbeat_streams_opened_total, c.heartbeat_messages_total, c.beats_unknown_total, c.beats_registered_total, c.register_total, c.watchers_opened_total, c.watch_overflows_total].join(" | ")}`);
 }
 writeResult(SCOPE === "service" ? "reconnect-storm" : `reconnect-storm-${SCOPE}`, { scenario: "reconnect storm", heapLimitMB: HEAP_MB, peakRssMB: peak / 2 ** 20, ...timing, ...result, counters });

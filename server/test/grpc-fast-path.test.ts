@@ -174,6 +174,8 @@ describe("gRPC WatchServices fast path (raw HTTP/2)", () => {
     await slow.until((m) => m.some((x) => x.message.case === "snapshotEnd" && x.message.value.reset));
     const reset = slow.messages.find((x) => x.message.case === "snapshotEnd" && x.message.value.reset)!.message.value as { reason: ResetReason };
     expect(reset.reason).toBe(ResetReason.OVERFLOW);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(Number(/^maxine_watch_overflows_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     slow.stream.close(http2.constants.NGHTTP2_CANCEL);
     await slow.ended;
   });

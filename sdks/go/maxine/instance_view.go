@@ -161,7 +161,9 @@ func (v *instanceView) replace(next []*registryv1.Instance, revision uint64) []C
 	for _, inst := range next {
 		seen[key{inst.GetService(), inst.GetInstanceId()}] = true
 		previous := v.services[inst.GetService()][inst.GetInstanceId()]
-		if previous != nil && proto.Equal(previous, inst) {
+		// Revisions first: a different mod_revision is a different message
+		// (proto.Equal, by reflection, is most of a reset snapshot's cost).
+		if previous != nil && previous.GetModRevision() == inst.GetModRevision() && proto.Equal(previous, inst) {
 			continue
 		}
 		v.set(inst)

@@ -51,6 +51,8 @@ export class WatchHub implements WatcherHost {
   private count = 0;
   /** opened counts watchers opened since start, for /metrics. */
   opened = 0;
+  /** overflows counts watchers that fell too far behind (reset or closed by the overflow policy), for /metrics. */
+  overflows = 0;
   private progressTimer: Timer | undefined;
   private closed = false;
 
@@ -124,6 +126,10 @@ export class WatchHub implements WatcherHost {
     if (chunk.length > 0) items.push({ kind: "snapshot", instances: chunk });
     items.push({ kind: "snapshot_end", revision: this.store.revision(), registryId: this.store.registryId, reason });
     return items;
+  }
+
+  overflowed(): void {
+    this.overflows++;
   }
 
   remove(w: Watcher): void {

@@ -19,6 +19,8 @@ export interface WatchScope {
 export interface WatcherHost {
   snapshot(scope: WatchScope, reason: ResetReason | undefined): WatchItem[];
   remove(w: Watcher): void;
+  /** overflowed counts a watcher that fell maxQueue messages behind (reset or closed, by policy). */
+  overflowed(): void;
 }
 
 /**
@@ -152,6 +154,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   }
 
   private overflow(): void {
+    this.host.overflowed();
     if (this.policy === "close") {
       this.queue = [];
       this.head = 0;
