@@ -1,11 +1,12 @@
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
-import { DiscoverResponseSchema, InstanceSchema, RegisterResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { DiscoverResponseSchema, InstanceSchema, RegisterResponseSchema, WatchServicesResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import type { InstanceRecord } from "../src/registry/instance.js";
 import type { Discovered, Registered } from "../src/registry/registry.js";
-import { instanceToPb } from "../src/transport/convert.js";
-import { discoverBinary, discoverJson, encodeInstance, registerBinary } from "../src/transport/encoded.js";
+import type { WatchEventItem } from "../src/watch/items.js";
+import { instanceToPb, watchItemToPb } from "../src/transport/convert.js";
+import { discoverBinary, discoverJson, encodeInstance, registerBinary, watchEventFrame } from "../src/transport/encoded.js";
 
 // The hand-written Discover encoders must produce exactly protobuf-es's
 // bytes and text: callers decode them with any protobuf library.
@@ -104,5 +105,22 @@ describe("encoded Register answers", () => {
       registryId: id,
     });
     expect(registerBinary(r, id).toString("hex")).toBe(Buffer.from(toBinary(RegisterResponseSchema, msg)).toString("hex"));
+  });
+});
+
+describe("encoded watch events", () => {
+  const event = (over: Partial<WatchEventItem>): WatchEventItem => ({ kind: "event", type: "ADDED", instance: record("w"), revision: 7, removalReason: undefined, ...over });
+  it.each<[string, WatchEventItem]>([
+    ["ADDED", event({})],
+    ["UPDATED at a revision above 2^32", event({ type: "UPDATED", revision: 2 ** 40 + 3 })],
+    ["REMOVED, lease expired", event({ type: "REMOVED", removalReason: "LEASE_EXPIRED" })],
+    ["REMOVED, filtered", event({ type: "REMOVED", removalReason: "FILTERED", revision: 1 })],
+    ["an instance over 128 bytes (two-byte lengths)", event({ instance: record("x", { host: "h".repeat(300) }) })],
+  ])("%s: one gRPC frame, byte for byte what protobuf-es writes", (_what, item) => {
+    const want = Buffer.from(toBinary(WatchServicesResponseSchema, watchItemToPb(item)));
+    const frame = watchEventFrame(item);
+    expect(frame[0]).toBe(0);
+    expect(frame.readUInt32BE(1)).toBe(want.length);
+    expect(frame.subarray(5).toString("hex")).toBe(want.toString("hex"));
   });
 });

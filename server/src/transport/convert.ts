@@ -126,8 +126,9 @@ export function instanceToPb(r: InstanceRecord): Instance {
   return pb;
 }
 
-const eventTypeToPb = { ADDED: EventType.ADDED, UPDATED: EventType.UPDATED, REMOVED: EventType.REMOVED } as const;
-const removalToPb = {
+/** eventTypeToPb and removalToPb map a watch event's type and removal reason to their wire values. */
+export const eventTypeToPb = { ADDED: EventType.ADDED, UPDATED: EventType.UPDATED, REMOVED: EventType.REMOVED } as const;
+export const removalToPb = {
   DEREGISTERED: RemovalReasonPb.DEREGISTERED,
   LEASE_EXPIRED: RemovalReasonPb.LEASE_EXPIRED,
   STREAM_CLOSED: RemovalReasonPb.STREAM_CLOSED,
@@ -139,7 +140,7 @@ const resetToPb = {
   OVERFLOW: ResetReasonPb.OVERFLOW,
 } as const;
 
-/** watchEventFieldsOf converts an event's fields other than its instance (which the gRPC fast path encodes once per record). */
+/** watchEventFieldsOf converts an event's fields other than its instance. */
 export function watchEventFieldsOf(item: WatchEventItem) {
   return {
     type: eventTypeToPb[item.type],

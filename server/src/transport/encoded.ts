@@ -3,7 +3,8 @@ import { InstanceSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceRecord } from "../registry/instance.js";
 import type { Discovered, Registered } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
-import { instanceToPb, statusToPb } from "./convert.js";
+import type { WatchEventItem } from "../watch/items.js";
+import { eventTypeToPb, instanceToPb, removalToPb, statusToPb } from "./convert.js";
 import { lengthSize, stringSize, timestampSize, uintSize, writeBytes, writeString, writeTimestamp, writeUint, writeVarint } from "./proto-write.js";
 
 // Encoded instances. Records are immutable (a change makes a new one), so a
@@ -172,6 +173,37 @@ export function discoverJson(d: Discovered, registryId: string): string {
   if (d.revision !== 0) out += `,"revision":"${d.revision}"`;
   if (registryId !== "") out += `,"registryId":${JSON.stringify(registryId)}`;
   return `${out}}`;
+}
+
+// WatchServicesResponse.event and WatchEvent field numbers (registry.proto).
+const R_EVENT = 3;
+const E_TYPE = 1;
+const E_INSTANCE = 2;
+const E_REVISION = 3;
+const E_REMOVAL_REASON = 4;
+
+/**
+ * watchEventFrame writes a WatchServicesResponse holding one event as one
+ * gRPC message frame, as protobuf-es writes watchItemToPb(item): the event's
+ * fields in number order around the record's cached Instance bytes. A change
+ * is encoded once and the frame written to every watcher that sees it.
+ */
+export function watchEventFrame(item: WatchEventItem): Buffer {
+  const instance = instanceBytes(item.instance);
+  const type = eventTypeToPb[item.type];
+  const reason = item.removalReason === undefined ? 0 : removalToPb[item.removalReason];
+  const event = uintSize(type) + 1 + lengthSize(instance.length) + uintSize(item.revision) + uintSize(reason);
+  const size = 1 + lengthSize(event);
+  const out = Buffer.allocUnsafe(5 + size);
+  out[0] = 0; // not compressed
+  out.writeUInt32BE(size, 1);
+  out[5] = (R_EVENT << 3) | 2;
+  let at = writeVarint(out, 6, event);
+  at = writeUint(out, at, E_TYPE, type);
+  at = writeBytes(out, at, E_INSTANCE, instance);
+  at = writeUint(out, at, E_REVISION, item.revision);
+  writeUint(out, at, E_REMOVAL_REASON, reason);
+  return out;
 }
 
 /** lengthDelimited encodes one length-delimited field (numbers below 16): tag, length, bytes. */

@@ -1,8 +1,7 @@
 import type http2 from "node:http2";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  WatchEventSchema,
   WatchServicesRequestSchema,
   WatchServicesResponseSchema,
   type WatchServicesRequest,
@@ -10,9 +9,9 @@ import {
 import type { InstanceRecord } from "../registry/instance.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
-import { watchEventFieldsOf, watchItemToPb } from "./convert.js";
+import { watchItemToPb } from "./convert.js";
 import { eachChunk } from "./body.js";
-import { instanceBytes, lengthDelimited } from "./encoded.js";
+import { instanceBytes, lengthDelimited, watchEventFrame } from "./encoded.js";
 import type { FastPathDeps } from "./grpc-fast-path.js";
 import { envelope, fail, finish, FrameReader, requestEncoding, respond, timeoutMs, whenWritable } from "./grpc-wire.js";
 import { openWatch } from "./open-watch.js";
@@ -157,16 +156,13 @@ async function readOne(stream: http2.ServerHttp2Stream, headers: http2.IncomingH
 // Encoding. Each event's whole message is kept, per record, for the
 // fan-out: every watcher that sees a change gets the same bytes, and a
 // snapshot chunk is mostly a copy of cached Instance bytes (encoded.ts).
-// Fields are written by hand only around the cached Instance bytes
-// (length-delimited fields: the snapshot's and the event's instance, the
-// response's oneof).
+// Fields are written by hand only around the cached Instance bytes: the
+// snapshot's (here) and the event's (watchEventFrame).
 
 const encodedEvents = new WeakMap<InstanceRecord, { item: WatchEventItem; bytes: Buffer }>();
 
 const SNAPSHOT_FIELD = 1; // WatchServicesResponse.snapshot
-const EVENT_FIELD = 3; // WatchServicesResponse.event
 const INSTANCES_FIELD = 1; // SnapshotChunk.instances
-const EVENT_INSTANCE_FIELD = 2; // WatchEvent.instance
 
 function encode(item: WatchItem): Buffer {
   switch (item.kind) {
@@ -177,10 +173,7 @@ function encode(item: WatchItem): Buffer {
     case "event": {
       const cached = encodedEvents.get(item.instance);
       if (cached !== undefined && sameEvent(cached.item, item)) return cached.bytes;
-      // the event without its instance, then the cached instance as field 2
-      const head = toBinary(WatchEventSchema, create(WatchEventSchema, watchEventFieldsOf(item)));
-      const body = Buffer.concat([head, lengthDelimited(EVENT_INSTANCE_FIELD, instanceBytes(item.instance))]);
-      const bytes = envelope(lengthDelimited(EVENT_FIELD, body));
+      const bytes = watchEventFrame(item);
       encodedEvents.set(item.instance, { item, bytes });
       return bytes;
     }
