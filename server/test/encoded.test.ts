@@ -6,7 +6,7 @@ import type { InstanceRecord } from "../src/registry/instance.js";
 import type { Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
 import { instanceToPb, watchItemToPb } from "../src/transport/convert.js";
-import { discoverBinary, discoverJson, encodeInstance, registerBinary, watchEventFrame } from "../src/transport/encoded.js";
+import { discoverAnswer, discoverBinary, discoverJson, encodeInstance, registerBinary, watchEventFrame } from "../src/transport/encoded.js";
 
 // The hand-written Discover encoders must produce exactly protobuf-es's
 // bytes and text: callers decode them with any protobuf library.
@@ -62,6 +62,22 @@ describe("encoded Discover answers", () => {
     const want = expected(d, id);
     expect(discoverBinary(d, id).equals(want.binary)).toBe(true);
     expect(discoverJson(d, id)).toBe(want.json);
+  });
+
+  it("keeps a one-instance answer per chosen record only while the revision and registry id hold", () => {
+    const chosen = record("kept");
+    for (const format of ["json", "binary"] as const) {
+      const bytesOf = (d: Discovered, id: string) => (format === "json" ? Buffer.from(expected(d, id).json) : expected(d, id).binary);
+      const first = discoverAnswer({ chosen, all: [], revision: 5 }, "id-1", format);
+      expect(first.equals(bytesOf({ chosen, all: [], revision: 5 }, "id-1"))).toBe(true);
+      expect(discoverAnswer({ chosen, all: [], revision: 5 }, "id-1", format)).toBe(first); // kept
+      const moved = discoverAnswer({ chosen, all: [], revision: 6 }, "id-1", format);
+      expect(moved.equals(bytesOf({ chosen, all: [], revision: 6 }, "id-1"))).toBe(true);
+      const otherRegistry = discoverAnswer({ chosen, all: [], revision: 6 }, "id-2", format);
+      expect(otherRegistry.equals(bytesOf({ chosen, all: [], revision: 6 }, "id-2"))).toBe(true);
+      const all = discoverAnswer({ chosen, all: [chosen], revision: 6 }, "id-2", format);
+      expect(all.equals(bytesOf({ chosen, all: [chosen], revision: 6 }, "id-2"))).toBe(true);
+    }
   });
 });
 

@@ -21,7 +21,7 @@ import {
 import { invalid } from "../registry/errors.js";
 import type { Discovered, Registry } from "../registry/registry.js";
 import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, knownStatus, strategyOf, ttlOf } from "./convert.js";
-import { discoverBinary, discoverJson, registerBinary } from "./encoded.js";
+import { discoverAnswer, registerBinary } from "./encoded.js";
 
 // The unary RPCs, each as one function from request to response: validate
 // what only the wire can get wrong (unknown enum values), call the core,
@@ -73,7 +73,7 @@ export function answerDiscover(registry: Registry, req: DiscoverRequest): Discov
 /** encodeDiscover is answerDiscover, encoded: the same answer written from each record's cached encoding. */
 export function encodeDiscover(registry: Registry, req: DiscoverRequest, format: "binary" | "json"): Uint8Array | string {
   const d = discover(registry, req);
-  return format === "json" ? discoverJson(d, registry.store.registryId) : discoverBinary(d, registry.store.registryId);
+  return discoverAnswer(d, registry.store.registryId, format);
 }
 
 function discover(registry: Registry, req: DiscoverRequest): Discovered {

@@ -166,6 +166,26 @@ export function registerBinary(r: Registered, registryId: string): Buffer {
   return out;
 }
 
+/**
+ * discoverAnswer is a Discover answer in format (discoverBinary, or
+ * discoverJson as UTF-8). An answer of one chosen instance (no
+ * include_all) is kept on the chosen record while the registry's revision
+ * and id hold: callers repeat the same lookup, and a strategy rotates over
+ * a few records, so most answers are written from a kept buffer.
+ */
+export function discoverAnswer(d: Discovered, registryId: string, format: "binary" | "json"): Buffer {
+  const encode = (): Buffer => (format === "json" ? Buffer.from(discoverJson(d, registryId)) : discoverBinary(d, registryId));
+  if (d.all.length > 0) return encode();
+  const kept = (format === "json" ? keptJson : keptBinary).get(d.chosen);
+  if (kept !== undefined && kept.revision === d.revision && kept.registryId === registryId) return kept.bytes;
+  const bytes = encode();
+  (format === "json" ? keptJson : keptBinary).set(d.chosen, { revision: d.revision, registryId, bytes });
+  return bytes;
+}
+
+const keptJson = new WeakMap<InstanceRecord, { revision: number; registryId: string; bytes: Buffer }>();
+const keptBinary = new WeakMap<InstanceRecord, { revision: number; registryId: string; bytes: Buffer }>();
+
 /** discoverJson encodes a DiscoverResponse as protobuf-es's toJsonString would (fields in number order, zero values left out). */
 export function discoverJson(d: Discovered, registryId: string): string {
   let out = `{"instance":${instanceJson(d.chosen)}`;

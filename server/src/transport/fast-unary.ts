@@ -41,7 +41,8 @@ export async function serveConnectUnary(deps: FastPathDeps, m: UnaryMethod, req:
     const request = decode(m, json ? "json" : "binary", body, (err) => {
       throw new ConnectError(`cannot decode message ${m.input.typeName} from ${json ? "JSON" : "binary"}: ${err.message}`, Code.InvalidArgument);
     });
-    const out = Buffer.from(await answer(deps, m, request, json ? "json" : "binary"));
+    const answered = await answer(deps, m, request, json ? "json" : "binary");
+    const out = typeof answered === "string" ? Buffer.from(answered) : answered;
     (res as http.ServerResponse).writeHead(200, { "content-type": json ? "application/json" : "application/proto", "content-length": out.length });
     res.end(out);
   } catch (err) {
