@@ -11,30 +11,42 @@
 // GOMAXPROCS=1: on this 2-core machine the client gets one core and the
 // server (one event loop) the other. With GOMAXPROCS=2 the client's threads
 // preempt the server's event loop and both servers measure lower and
-// noisier. Writes docs/benchmarks/discover.{json,svg}.
+// noisier. Where taskset is available (util-linux), the client runs on CPU 1
+// and each server's main thread (Maxine's and the reference's alike) on CPU
+// 0, its helper threads (GC, libuv) unpinned: unpinned, the scheduler at
+// times put the client and the event loop on one core, and Maxine over
+// Connect JSON measured 12,900–17,100 req/s in four runs in a row (pinned:
+// 17,200–21,100). With the whole server process on CPU 0, its GC threads
+// took the event loop's core and gRPC's p99 rose to 15 ms. Writes
+// docs/benchmarks/discover.{json,svg}.
 //
 // Usage: node bench/discover-throughput.mjs [seconds=10] [concurrency=50] [runs=3]
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { barChart } from "./chart.mjs";
-import { buildLoadgen, loadgen, startServer, writeResult } from "./support.mjs";
+import { buildLoadgen, CAN_PIN, loadgen, pinMainThread, startServer, writeResult } from "./support.mjs";
 
 const SECONDS = Number(process.argv[2] ?? 10);
 const C = Number(process.argv[3] ?? 50);
 const RUNS = Number(process.argv[4] ?? 3);
 const CLIENT_ENV = { GOMAXPROCS: "1" };
+const SERVER_CPUS = "0";
+const CLIENT_CPUS = "1";
+const PINNING = CAN_PIN ? `servers' main threads on CPU ${SERVER_CPUS}, client on CPU ${CLIENT_CPUS}` : "not pinned (no taskset)";
 buildLoadgen();
 
 const runs = async (target, protocol) => {
   const out = [];
   for (let i = 0; i < RUNS; i++) {
-    out.push(await loadgen("discover", ["-addr", target, "-protocol", protocol, "-c", String(C), "-duration", `${SECONDS}s`], undefined, CLIENT_ENV));
+    out.push(
+      await loadgen("discover", ["-addr", target, "-protocol", protocol, "-c", String(C), "-duration", `${SECONDS}s`], undefined, CLIENT_ENV, { cpus: CLIENT_CPUS }),
+    );
   }
   return out;
 };
 
 const results = [];
-const server = await startServer();
+const server = await startServer({}, [], { mainThreadCpus: SERVER_CPUS });
 try {
   const base = `http://127.0.0.1:${server.port}/maxine.registry.v1.RegistryService/Register`;
   for (let i = 0; i < 10; i++) {
@@ -53,7 +65,10 @@ try {
 const plain = spawn(process.execPath, [fileURLToPath(new URL("./plain-http-server.mjs", import.meta.url))], { stdio: ["ignore", "pipe", "inherit"] });
 try {
   const port = await new Promise((resolve, reject) => {
-    plain.stdout.once("data", (d) => resolve(Number(String(d).trim())));
+    plain.stdout.once("data", (d) => {
+      pinMainThread(SERVER_CPUS, plain.pid);
+      resolve(Number(String(d).trim()));
+    });
     plain.once("exit", (code) => reject(new Error(`plain-http-server exited with ${code}`)));
   });
   results.push({ server: "plain node:http (reference)", protocol: "json", runs: await runs(`127.0.0.1:${port}`, "json") });
@@ -77,7 +92,7 @@ const rows = results.map(({ server, protocol, runs }) => {
 });
 
 const label = (r) => `${r.server === "maxine" ? "Maxine" : "plain node:http"}, ${r.protocol === "json" ? "Connect JSON, HTTP/1.1" : "gRPC, HTTP/2"}`;
-console.log(`Discover throughput, ${C} concurrent callers, ${SECONDS} s after 2 s warm-up, median of ${RUNS} runs; client: Go loadgen, GOMAXPROCS=1`);
+console.log(`Discover throughput, ${C} concurrent callers, ${SECONDS} s after 2 s warm-up, median of ${RUNS} runs; client: Go loadgen, GOMAXPROCS=1; ${PINNING}`);
 console.log("server, protocol                         |   req/s (range)         | p50 ms | p99 ms | errors");
 for (const r of rows) {
   const range = `${r.min_per_second.toFixed(0)}–${r.max_per_second.toFixed(0)}`;
@@ -85,7 +100,7 @@ for (const r of rows) {
 }
 writeResult(
   "discover",
-  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1", rows },
+  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1", pinning: PINNING, rows },
   barChart({
     title: `Discover throughput, ${C} concurrent callers (median of ${RUNS})`,
     unit: "requests/s",

@@ -1,17 +1,35 @@
 // Shared helpers for the benchmarks: start the built server as a child
 // process on loopback, and summarise samples.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const MAIN = fileURLToPath(new URL("../server/dist/main.js", import.meta.url));
 
 /**
+ * CAN_PIN reports whether processes can be pinned to CPUs here (taskset,
+ * util-linux). pinned(cpus, cmd, args) returns the command and arguments
+ * that run cmd, every thread of it, on those CPUs only (or cmd unchanged);
+ * pinMainThread(cpus, pid) pins only a running process's main thread, so
+ * that a Node.js server's event loop has its CPU and its helper threads
+ * (GC, libuv) run wherever the scheduler puts them.
+ */
+export const CAN_PIN = spawnSync("taskset", ["-c", "0", "true"]).status === 0;
+export function pinned(cpus, cmd, args) {
+  return cpus === undefined || !CAN_PIN ? [cmd, args] : ["taskset", ["-c", cpus, cmd, ...args]];
+}
+export function pinMainThread(cpus, pid) {
+  if (cpus !== undefined && CAN_PIN && spawnSync("taskset", ["-pc", cpus, String(pid)], { stdio: "ignore" }).status !== 0) {
+    throw new Error(`taskset -pc ${cpus} ${pid} failed`);
+  }
+}
+
+/**
  * startServer runs server/dist/main.js on 127.0.0.1 and a free port and
  * resolves {port, child, stop} once it logs "maxine listening" (info level:
  * at info the server logs only its start, stop and instance removals).
  */
-export function startServer(env = {}, extraNodeArgs = []) {
+export function startServer(env = {}, extraNodeArgs = [], { mainThreadCpus } = {}) {
   // BENCH_SERVER_LOG=1 copies the server's log to stderr.
   // BENCH_SERVER_NODE_ARGS passes flags to the server's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const nodeArgs = [...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean), ...extraNodeArgs];
@@ -27,6 +45,7 @@ export function startServer(env = {}, extraNodeArgs = []) {
       const m = /"port":(\d+).*"maxine listening"/.exec(buf);
       if (m && child.exitCode === null) {
         buf = "";
+        pinMainThread(mainThreadCpus, child.pid);
         resolve({
           port: Number(m[1]),
           child,
@@ -62,11 +81,11 @@ export function buildLoadgen() {
  * loadgen runs one scenario of the Go load client and resolves with its JSON
  * result; onLine receives its stderr lines (progress markers such as READY)
  * and the child, whose stdin takes commands (the storm's "GO"); env is
- * added to its environment (e.g. GOMAXPROCS).
+ * added to its environment (e.g. GOMAXPROCS); cpus pins it (pinned).
  */
-export function loadgen(scenario, args, onLine = (line) => process.stderr.write(`${line}\n`), env = {}) {
+export function loadgen(scenario, args, onLine = (line) => process.stderr.write(`${line}\n`), env = {}, { cpus } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(LOADGEN, [scenario, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const child = spawn(...pinned(cpus, LOADGEN, [scenario, ...args]), { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
