@@ -7,25 +7,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureCommand } from "./support.mjs";
 
 /** ensureEtcd returns the etcd binary's path, installing etcd-server with apt when it is missing. */
 export function ensureEtcd() {
-  const found = which("etcd");
-  if (found) return found;
-  console.error("etcd not found: installing Debian's etcd-server (apt-get)");
-  execFileSync("apt-get", ["update"], { stdio: "inherit" });
-  execFileSync("apt-get", ["install", "-y", "etcd-server"], { stdio: "inherit" });
-  const installed = which("etcd");
-  if (!installed) throw new Error("etcd-server was installed but no etcd binary is on PATH");
-  return installed;
-}
-
-function which(cmd) {
-  try {
-    return execFileSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
+  return ensureCommand("etcd", "etcd-server");
 }
 
 /** freePort asks the OS for a free loopback port. */

@@ -56,6 +56,7 @@ const ms = (x) => `${x.toFixed(1)} ms`;
 const met = (ok) => (ok ? "met" : "**not met**");
 const json = disc.rows.find((r) => r.server === "maxine" && r.protocol === "json");
 const grpc = disc.rows.find((r) => r.server === "maxine" && r.protocol === "grpc");
+const grpcH2load = disc.rows.find((r) => r.server === "maxine" && r.protocol === "grpc-h2load");
 const plainHttp = disc.rows.find((r) => r.server !== "maxine");
 const range = (r) => `${r.min_per_second.toFixed(0)}–${r.max_per_second.toFixed(0)}`;
 const pickMin = Math.min(...pick.rows.filter((r) => r.strategy !== "RENDEZVOUS").map((r) => r.perSecond));
@@ -75,6 +76,9 @@ const rows = [
   ]),
   ["Discover, Connect JSON over HTTP/1.1, 50 concurrent", "≥ 16,000 req/s, p99 ≤ 10 ms", `${json.per_second.toFixed(0)} req/s (median of ${disc.runs}, range ${range(json)}), p99 ${ms(json.p99_ms)}; plain node:http reference ${plainHttp.per_second.toFixed(0)} req/s`, met(json.per_second >= 16000 && json.p99_ms <= 10)],
   ["Discover, gRPC, 50 concurrent", "p99 ≤ 10 ms", `${grpc.per_second.toFixed(0)} req/s (median of ${disc.runs}, range ${range(grpc)}), p99 ${ms(grpc.p99_ms)}`, met(grpc.p99_ms <= 10)],
+  ...(grpcH2load === undefined
+    ? []
+    : [["Discover, gRPC, 50 concurrent, h2load (C) client: cross-check of the server without the Go client", "p99 ≤ 10 ms", `${grpcH2load.per_second.toFixed(0)} req/s (median of ${disc.runs}, range ${range(grpcH2load)}), p99 ${ms(grpcH2load.p99_ms)}`, met(grpcH2load.p99_ms <= 10)]]),
   ["TypeScript SDK local pick (RR, random, weighted, consistent hash)", "≥ 1,000,000/s", `≥ ${(pickMin / 1e6).toFixed(2)} M/s (RENDEZVOUS: ${(pick.rows.find((r) => r.strategy === "RENDEZVOUS").perSecond / 1e6).toFixed(2)} M/s)`, met(pickMin >= 1e6)],
   ["Snapshot of 10,000 instances to a new watcher, p99", "≤ 200 ms", `${ms(snap.p99)} (median ${ms(snap.median)})`, met(snap.p99 <= 200)],
   ["Redis mode: Register on replica A → watcher on replica B, p99 of 1,000", "≤ 20 ms", `${ms(redis.crossReplica.p99)} (p50 ${ms(redis.crossReplica.p50)}); ${redis.registrationsPerSecond.toFixed(0)} registrations/s; ${redis.keepAlive.commandsPerSecond.toFixed(0)} Redis commands/s keep 10,000 alive`, met(redis.crossReplica.p99 <= 20)],

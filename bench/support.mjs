@@ -6,6 +6,26 @@ import { fileURLToPath } from "node:url";
 
 export const MAIN = fileURLToPath(new URL("../server/dist/main.js", import.meta.url));
 
+/** ensureCommand returns cmd's path, installing Debian's pkg with apt-get when it is missing. */
+export function ensureCommand(cmd, pkg) {
+  const found = which(cmd);
+  if (found) return found;
+  console.error(`${cmd} not found: installing Debian's ${pkg} (apt-get)`);
+  execFileSync("apt-get", ["update"], { stdio: "inherit" });
+  execFileSync("apt-get", ["install", "-y", pkg], { stdio: "inherit" });
+  const installed = which(cmd);
+  if (!installed) throw new Error(`${pkg} was installed but no ${cmd} is on PATH`);
+  return installed;
+}
+
+function which(cmd) {
+  try {
+    return execFileSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * CAN_PIN reports whether processes can be pinned to CPUs here (taskset,
  * util-linux). pinned(cpus, cmd, args) returns the command and arguments
