@@ -155,11 +155,16 @@ func (v *instanceView) event(e *registryv1.WatchEvent) []Change {
 }
 
 func (v *instanceView) replace(next []*registryv1.Instance, revision uint64) []Change {
-	var changes []Change
+	changes := make([]Change, 0, len(next))
 	type key struct{ service, id string }
 	seen := make(map[key]bool, len(next))
+	seenIn := map[string]int{} // per service: instances of the snapshot, each counted once
 	for _, inst := range next {
-		seen[key{inst.GetService(), inst.GetInstanceId()}] = true
+		k := key{inst.GetService(), inst.GetInstanceId()}
+		if !seen[k] {
+			seen[k] = true
+			seenIn[k.service]++
+		}
 		previous := v.services[inst.GetService()][inst.GetInstanceId()]
 		// Revisions first: a different mod_revision is a different message
 		// (proto.Equal, by reflection, is most of a reset snapshot's cost).
@@ -174,6 +179,9 @@ func (v *instanceView) replace(next []*registryv1.Instance, revision uint64) []C
 		changes = append(changes, Change{Type: t, Instance: inst, Previous: previous, Revision: revision})
 	}
 	for _, service := range v.serviceNames() {
+		if len(v.services[service]) == seenIn[service] {
+			continue // every instance held is in the snapshot: nothing to remove
+		}
 		for _, previous := range v.sorted(service) {
 			if seen[key{service, previous.GetInstanceId()}] {
 				continue

@@ -71,6 +71,17 @@ func TestInstanceView(t *testing.T) {
 	if v.revision != 9 {
 		t.Fatalf("progress: revision %d, want 9", v.revision)
 	}
+	// Two services: a reset that removes from one only, with an instance
+	// listed twice, removes exactly what it lacks.
+	other := func(id string) *registryv1.Instance {
+		return &registryv1.Instance{Service: "t", InstanceId: id, Host: "h", Port: 1}
+	}
+	v.apply(snapshot(inst("a", "z"), other("x"), other("y")))
+	v.apply(snapshotEnd(10, "r2", true))
+	v.apply(snapshot(inst("a", "z"), inst("a", "z"), other("y")))
+	if ch, _ := v.apply(snapshotEnd(11, "r2", true)); kinds(ch) != "rx " || len(v.sorted("s")) != 1 || len(v.sorted("t")) != 1 {
+		t.Fatalf("reset over two services: %q", kinds(ch))
+	}
 }
 
 func TestBackoffDelay(t *testing.T) {
