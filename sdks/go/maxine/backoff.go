@@ -39,3 +39,19 @@ func (b Backoff) Delay(attempt int, r *rand.Rand) time.Duration {
 	}
 	return time.Duration(r.Int64N(int64(limit)))
 }
+
+// beatDelay is the wait before a session's next beat: interval within
+// ±10 %, drawn anew each time, so that sessions started together (a fleet
+// deploy, a reconnect storm) drift apart instead of beating in step.
+func beatDelay(interval time.Duration, r *rand.Rand) time.Duration {
+	spread := int64(interval) / 5
+	var draw int64
+	if spread > 0 {
+		if r == nil {
+			draw = rand.Int64N(spread)
+		} else {
+			draw = r.Int64N(spread)
+		}
+	}
+	return interval - interval/10 + time.Duration(draw)
+}

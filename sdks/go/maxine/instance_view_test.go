@@ -98,3 +98,21 @@ func TestBackoffDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestBeatDelay(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	lo, hi := interval, time.Duration(0)
+	for range 1000 {
+		d := beatDelay(interval, nil)
+		if d < 270*time.Millisecond || d >= 330*time.Millisecond {
+			t.Fatalf("beat delay %v outside [270ms, 330ms)", d)
+		}
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo > 280*time.Millisecond || hi < 320*time.Millisecond {
+		t.Fatalf("1000 beat delays spread only over [%v, %v]: not jittered", lo, hi)
+	}
+	if d := beatDelay(0, nil); d != 0 {
+		t.Fatalf("beatDelay(0) = %v", d)
+	}
+}

@@ -198,7 +198,7 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 	if err := send(true); err != nil {
 		return fail()
 	}
-	tick := time.NewTimer(interval)
+	tick := time.NewTimer(beatDelay(interval, nil))
 	defer tick.Stop()
 	for {
 		select {
@@ -211,7 +211,7 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 			}
 			if next := s.interval(); next < interval { // a shorter TTL joined
 				interval = next
-				tick.Reset(interval)
+				tick.Reset(beatDelay(interval, nil))
 			}
 		case <-tick.C:
 			ackTimeout := s.ackTimeout(interval)
@@ -225,7 +225,7 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 				return fail()
 			}
 			interval = s.interval()
-			tick.Reset(interval)
+			tick.Reset(beatDelay(interval, nil))
 		case err := <-recvDone:
 			_ = st.CloseResponse()
 			return gotAnswer.Load(), err

@@ -14,7 +14,7 @@ from maxine import (
     RpcCancelledError,
     UnavailableError,
 )
-from maxine.backoff import Backoff, backoff_delay
+from maxine.backoff import Backoff, backoff_delay, beat_delay
 from maxine.client import parse_target
 from maxine.errors import error_for
 from maxine.instance_view import InstanceView
@@ -70,6 +70,15 @@ def test_backoff_is_full_jitter_doubling_to_the_cap() -> None:
     assert b.next() == pytest.approx(0.05)
     with pytest.raises(ValueError, match="base"):
         BackoffOptions(base=0, max=1)
+
+
+def test_beat_delay_is_the_interval_within_ten_percent() -> None:
+    assert beat_delay(3.0, lambda: 0.0) == pytest.approx(2.7)
+    assert beat_delay(3.0, lambda: 0.5) == pytest.approx(3.0)
+    assert beat_delay(3.0, lambda: 0.999999) == pytest.approx(3.3, rel=1e-5)
+    draws = [beat_delay(3.0) for _ in range(1000)]
+    assert 2.7 <= min(draws) and max(draws) < 3.3
+    assert max(draws) - min(draws) > 0.4  # spread, not one value
 
 
 def test_view_applies_snapshots_events_and_resets_as_changes() -> None:

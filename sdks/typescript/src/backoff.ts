@@ -28,6 +28,15 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
 }
 
 /**
+ * beatDelay is the wait before a session's next beat: interval within
+ * ±10 %, drawn anew each time, so that sessions started together (a fleet
+ * deploy, a reconnect storm) drift apart instead of beating in step.
+ */
+export function beatDelay(intervalMs: number, random: Random = Math.random): number {
+  return intervalMs * (0.9 + 0.2 * random());
+}
+
+/**
  * Backoff counts consecutive failures and hands out the next delay. Call
  * reset once a connection proved healthy (it delivered a message), so that
  * the next failure starts again from baseMs.

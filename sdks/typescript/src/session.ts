@@ -1,7 +1,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Backoff, type BackoffOptions } from "./backoff.js";
+import { Backoff, beatDelay, type BackoffOptions } from "./backoff.js";
 import type { MaxineClient } from "./client.js";
 import { Emitter } from "./emitter.js";
 import { BeatResult, InstanceSchema, type HeartbeatResponse } from "./gen/maxine/registry/v1/registry_pb.js";
@@ -294,11 +294,12 @@ export class Session extends Emitter<SessionEvents> implements HandleOwner {
   private scheduleTick(): void {
     const interval = this.heartbeatIntervalMs;
     if (this.stream === undefined || interval === undefined) return;
-    const at = this.timers.now() + interval;
+    const delay = beatDelay(interval, this.opts.backoff?.random);
+    const at = this.timers.now() + delay;
     if (at >= this.tickAt) return;
     this.clearTick();
     this.tickAt = at;
-    this.tickTimer = this.timers.setTimeout(() => this.tick(), interval);
+    this.tickTimer = this.timers.setTimeout(() => this.tick(), delay);
   }
 
   private tick(): void {

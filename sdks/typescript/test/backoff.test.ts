@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Backoff, backoffDelay, DEFAULT_BACKOFF } from "../src/backoff.js";
+import { Backoff, backoffDelay, beatDelay, DEFAULT_BACKOFF } from "../src/backoff.js";
 import { sleep, within } from "../src/timers.js";
 import { TrackingTimers } from "./support/tracking-timers.js";
 
@@ -13,6 +13,18 @@ describe("backoffDelay", () => {
     expect(backoffDelay(1000, 100, 5000, almostOne)).toBe(4999); // no overflow to Infinity/NaN
     expect(backoffDelay(5, 100, 5000, () => 0)).toBe(0);
     expect(backoffDelay(2, 100, 5000, () => 0.5)).toBe(200);
+  });
+});
+
+describe("beatDelay", () => {
+  it("draws a session's next beat from the interval ±10 %", () => {
+    expect(beatDelay(300, () => 0)).toBeCloseTo(270);
+    expect(beatDelay(300, () => 0.5)).toBeCloseTo(300);
+    expect(beatDelay(300, () => 0.999999)).toBeCloseTo(330, 3);
+    const draws = Array.from({ length: 1000 }, () => beatDelay(300));
+    expect(Math.min(...draws)).toBeGreaterThanOrEqual(270);
+    expect(Math.max(...draws)).toBeLessThan(330);
+    expect(Math.max(...draws) - Math.min(...draws)).toBeGreaterThan(40); // spread, not one value
   });
 });
 

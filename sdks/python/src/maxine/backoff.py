@@ -32,6 +32,15 @@ def backoff_delay(attempt: int, base: float, max_delay: float, random: Random = 
     return random() * cap
 
 
+def beat_delay(interval: float, random: Random = _random.random) -> float:
+    """beat_delay is the wait before a session's next beat: interval within ±10 %, drawn anew each time.
+
+    Sessions started together (a fleet deploy, a reconnect storm) then drift
+    apart instead of beating in step.
+    """
+    return interval * (0.9 + 0.2 * random())
+
+
 @dataclass(frozen=True)
 class ReconnectInfo:
     """ReconnectInfo describes a stream (heartbeat or watch) that came back after a failure."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
-from .backoff import Backoff, BackoffOptions, ReconnectInfo
+from .backoff import Backoff, BackoffOptions, ReconnectInfo, beat_delay
 from .balancer import Random
 from .client import Client
 from .errors import DeadlineExceededError, MaxineError, NotFoundError
@@ -83,6 +83,7 @@ class Session:
         self._interval_override = heartbeat_interval
         self._ack_timeout = ack_timeout
         self._backoff = Backoff(backoff, random)
+        self._random = random
         self._close_timeout = close_timeout
         self._on_error = on_error
         self._on_reregister = on_reregister
@@ -311,7 +312,7 @@ class Session:
         if self._stream is None or interval is None:
             return
         loop = asyncio.get_running_loop()
-        at = loop.time() + interval
+        at = loop.time() + beat_delay(interval, self._random)
         if at >= self._tick_at:
             return
         self._clear_tick()
