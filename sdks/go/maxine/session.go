@@ -451,12 +451,8 @@ func (s *Session) reregister(e *entry) {
 	}
 	e.reregistering = true
 	h := e.h
-	inst := proto.Clone(h.stored).(*registryv1.Instance)
-	inst.Status = h.status
-	req := &registryv1.RegisterRequest{Instance: inst}
-	if h.requestedTTL > 0 {
-		req.LeaseTtl = durationpb.New(h.requestedTTL)
-	}
+	inst, ttl := h.whole()
+	req := &registryv1.RegisterRequest{Instance: inst, LeaseTtl: ttl}
 	s.inflight.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -504,4 +500,17 @@ func waitWithin(ctx context.Context, d time.Duration, fn func()) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// whole is what registers h again (a Register, or a stream's first beat):
+// its stored instance with its current status, and the lease TTL it asked
+// for (nil: the server's default). Callers hold s.mu.
+func (h *Instance) whole() (*registryv1.Instance, *durationpb.Duration) {
+	inst := proto.Clone(h.stored).(*registryv1.Instance)
+	inst.Status = h.status
+	var ttl *durationpb.Duration
+	if h.requestedTTL > 0 {
+		ttl = durationpb.New(h.requestedTTL)
+	}
+	return inst, ttl
 }

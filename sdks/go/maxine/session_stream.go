@@ -12,8 +12,6 @@ import (
 	"connectrpc.com/connect"
 
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // errIdle ends a stream because the session holds no instance any more.
@@ -262,11 +260,7 @@ func (s *Session) nextRequest(all, whole bool) *registryv1.HeartbeatRequest {
 			b.Load = &l
 		}
 		if whole && e.h.stored != nil {
-			b.Instance = proto.Clone(e.h.stored).(*registryv1.Instance)
-			b.Instance.Status = e.h.status
-			if e.h.requestedTTL > 0 {
-				b.LeaseTtl = durationpb.New(e.h.requestedTTL)
-			}
+			b.Instance, b.LeaseTtl = e.h.whole()
 		}
 		beats = append(beats, b)
 	}
