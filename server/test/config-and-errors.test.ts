@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ConfigError, SETTINGS, loadConfig } from "../src/config.js";
-import { Reason, RegistryError } from "../src/registry/errors.js";
+import { Reason, RegistryError } from "../src/domain/errors.js";
 import { reasonCodes, toConnectError } from "../src/transport/errors.js";
 
 describe("error mapping", () => {

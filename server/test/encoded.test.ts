@@ -2,7 +2,7 @@ import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { DiscoverResponseSchema, InstanceSchema, RegisterResponseSchema, WatchServicesResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import type { InstanceRecord } from "../src/registry/instance.js";
+import type { InstanceRecord } from "../src/domain/instance.js";
 import type { Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
 import { instanceToPb, watchItemToPb } from "../src/transport/convert.js";

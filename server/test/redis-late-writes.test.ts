@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { RegistryError, Reason } from "../src/registry/errors.js";
-import type { InstanceSpec } from "../src/registry/instance.js";
+import { RegistryError, Reason } from "../src/domain/errors.js";
+import type { InstanceSpec } from "../src/domain/instance.js";
 import type { RedisStore } from "../src/store/redis-store.js";
 import { startRedis, type RedisProcess } from "./support/redis-server.js";
 import { redisStore } from "./support/redis-store.js";

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { systemClock } from "../src/registry/clock.js";
-import type { InstanceSpec } from "../src/registry/instance.js";
-import { silentLogger } from "../src/registry/logger.js";
+import { systemClock } from "../src/domain/clock.js";
+import type { InstanceSpec } from "../src/domain/instance.js";
+import { silentLogger } from "../src/domain/logger.js";
 import { keyList, redisKeys, SCRIPTS } from "../src/store/redis-scripts.js";
 import type { RedisStore } from "../src/store/redis-store.js";
 import { Sweeper, type ScriptRunner } from "../src/store/redis-sweeper.js";

@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { InstanceSpec } from "../src/registry/instance.js";
+import type { InstanceSpec } from "../src/domain/instance.js";
 import { startRedis, startSentinel, type RedisProcess, type SentinelProcess } from "./support/redis-server.js";
 import { redisStore } from "./support/redis-store.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RegistryError } from "../src/registry/errors.js";
+import { RegistryError } from "../src/domain/errors.js";
 import { instance, makeCore } from "./support/core.js";
 
 const key = (id: string) => ({ namespace: "", service: "payments", instanceId: id });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { InstanceSpec } from "../src/registry/instance.js";
+import type { InstanceSpec } from "../src/domain/instance.js";
 import { MemoryStore } from "../src/store/memory-store.js";
 import type { Change, Store } from "../src/store/store.js";
 import { startRedis, type RedisProcess } from "./support/redis-server.js";

@@ -1,4 +1,4 @@
-import { keyString, type InstanceKey, type RemovalReason } from "./instance.js";
+import { keyString, type InstanceKey, type RemovalReason } from "../domain/instance.js";
 
 /**
  * HeartbeatStream is one open Heartbeat stream: the instances bound to it

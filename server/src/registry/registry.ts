@@ -1,14 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { Random } from "@maxine/sdk/balancer";
 import type { Store } from "../store/store.js";
-import type { Clock, Timer } from "./clock.js";
-import { Reason, RegistryError, invalid } from "./errors.js";
-import { isEmptyFilter, matches } from "./filter.js";
-import { keyString, type InstanceKey, type InstanceRecord, type Status } from "./instance.js";
+import type { Clock, Timer } from "../domain/clock.js";
+import { Reason, RegistryError, invalid } from "../domain/errors.js";
+import { isEmptyFilter, matches } from "../domain/filter.js";
+import { keyString, type InstanceKey, type InstanceRecord, type Status } from "../domain/instance.js";
 import { HeartbeatStream, LeaseTable } from "./leases.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../domain/logger.js";
 import { Selector, type Strategy } from "./select.js";
-import { filterOf, keyOf, namespaceOf, serviceOf, specOf, type FilterSpec, type InstanceInput, type Limits } from "./validate.js";
+import type { FilterSpec } from "../domain/filter.js";
+import { filterOf, keyOf, namespaceOf, serviceOf, specOf, type InstanceInput, type Limits } from "./validate.js";
 
 /** LeaseSettings bound lease TTLs and set the grace after a heartbeat stream ends. */
 export interface LeaseSettings {

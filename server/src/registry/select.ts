@@ -1,6 +1,6 @@
 import { HashRing, pickLeastLoaded, pickWeighted, rendezvous, type Random } from "@maxine/sdk/balancer";
-import { invalid } from "./errors.js";
-import type { InstanceRecord } from "./instance.js";
+import { invalid } from "../domain/errors.js";
+import type { InstanceRecord } from "../domain/instance.js";
 
 /** Strategy is how Discover chooses among candidates. */
 export type Strategy = "ROUND_ROBIN" | "RANDOM" | "WEIGHTED" | "LEAST_LOADED" | "CONSISTENT_HASH" | "RENDEZVOUS";

@@ -1,5 +1,6 @@
-import { invalid } from "./errors.js";
-import { DEFAULT_NAMESPACE, DEFAULT_WEIGHT, type InstanceKey, type InstanceSpec, type Status } from "./instance.js";
+import { invalid } from "../domain/errors.js";
+import { DEFAULT_NAMESPACE, DEFAULT_WEIGHT, type InstanceKey, type InstanceSpec, type Status } from "../domain/instance.js";
+import type { FilterSpec } from "../domain/filter.js";
 
 /** Limits bounds what one client may store; every field is a server setting. */
 export interface Limits {
@@ -41,14 +42,6 @@ export interface InstanceInput {
   readonly weight: number;
   /** status; undefined means SERVING. */
   readonly status: Status | undefined;
-}
-
-/** FilterSpec narrows a service's instances; empty fields match everything. */
-export interface FilterSpec {
-  readonly tags: readonly string[];
-  readonly version: string;
-  readonly zone: string;
-  readonly metadata: Readonly<Record<string, string>>;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;

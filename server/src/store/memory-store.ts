@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../registry/instance.js";
+import { sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import type { Change, ServiceView, Store } from "./store.js";
 import { View } from "./view.js";
 

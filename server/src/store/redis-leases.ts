@@ -1,5 +1,5 @@
-import type { Clock } from "../registry/clock.js";
-import type { Logger } from "../registry/logger.js";
+import type { Clock } from "../domain/clock.js";
+import type { Logger } from "../domain/logger.js";
 import type { SharedLeases } from "./store.js";
 
 /** HeldLease is what a replica knows of one lease it holds (renewed by its streams or its Register calls). */

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
-import type { Clock, Timer } from "../registry/clock.js";
-import { Reason, RegistryError } from "../registry/errors.js";
-import { keyString, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../registry/instance.js";
-import type { Logger } from "../registry/logger.js";
+import type { Clock, Timer } from "../domain/clock.js";
+import { Reason, RegistryError } from "../domain/errors.js";
+import { keyString, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
+import type { Logger } from "../domain/logger.js";
 import { keyList, redisKeys, SCRIPTS, type RedisKeys } from "./redis-scripts.js";
 import { HeldLeases } from "./redis-leases.js";
 import { Sweeper } from "./redis-sweeper.js";

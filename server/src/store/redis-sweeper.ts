@@ -1,5 +1,5 @@
-import type { Clock, Timer } from "../registry/clock.js";
-import type { Logger } from "../registry/logger.js";
+import type { Clock, Timer } from "../domain/clock.js";
+import type { Logger } from "../domain/logger.js";
 
 /** ScriptRunner runs one of the Redis store's scripts (redis-scripts.ts) with its ARGV. */
 export type ScriptRunner = (name: "maxineLock" | "maxineUnlock" | "maxineSweep", args: ReadonlyArray<string | number>) => Promise<unknown>;

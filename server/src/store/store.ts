@@ -1,4 +1,4 @@
-import type { InstanceKey, InstanceRecord, InstanceSpec, RemovalReason } from "../registry/instance.js";
+import type { InstanceKey, InstanceRecord, InstanceSpec, RemovalReason } from "../domain/instance.js";
 
 /**
  * Change is one committed mutation. Every change has its own revision, one

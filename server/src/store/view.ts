@@ -1,4 +1,4 @@
-import type { InstanceKey, InstanceRecord } from "../registry/instance.js";
+import type { InstanceKey, InstanceRecord } from "../domain/instance.js";
 import type { ServiceView } from "./store.js";
 
 class ServiceEntry implements ServiceView {

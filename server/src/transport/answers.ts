@@ -18,7 +18,7 @@ import {
   type RegisterRequest,
   type RegisterResponse,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import { invalid } from "../registry/errors.js";
+import { invalid } from "../domain/errors.js";
 import type { Discovered, Registry } from "../registry/registry.js";
 import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, knownStatus, strategyOf, ttlOf } from "./convert.js";
 import { discoverAnswer, registerBinary } from "./encoded.js";

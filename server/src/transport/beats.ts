@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { HeartbeatResponseSchema, type HeartbeatRequest, type HeartbeatResponse } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import { invalid } from "../registry/errors.js";
+import { invalid } from "../domain/errors.js";
 import type { HeartbeatStream } from "../registry/leases.js";
 import type { BeatOutcome, Registry } from "../registry/registry.js";
 import type { BeatsRequest } from "./heartbeat-wire.js";

@@ -1,7 +1,7 @@
 import type http2 from "node:http2";
 import { createContextKey, createContextValues } from "@connectrpc/connect";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
-import { Reason, RegistryError } from "../registry/errors.js";
+import { Reason, RegistryError } from "../domain/errors.js";
 
 /** ConnectionLimits bound the long-lived streams one client connection may hold. */
 export interface ConnectionLimits {

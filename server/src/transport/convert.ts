@@ -14,10 +14,11 @@ import {
   type InstanceKey as InstanceKeyPb,
   type WatchServicesResponse,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceKey, InstanceRecord, Status } from "../registry/instance.js";
+import type { InstanceKey, InstanceRecord, Status } from "../domain/instance.js";
 import type { BeatOutcome } from "../registry/registry.js";
 import type { Strategy } from "../registry/select.js";
-import type { FilterSpec, InstanceInput } from "../registry/validate.js";
+import type { FilterSpec } from "../domain/filter.js";
+import type { InstanceInput } from "../registry/validate.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 
 // Conversions between the wire types (generated from proto/) and the core's

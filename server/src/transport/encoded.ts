@@ -1,6 +1,6 @@
 import { toJsonString } from "@bufbuild/protobuf";
 import { InstanceSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceRecord } from "../registry/instance.js";
+import type { InstanceRecord } from "../domain/instance.js";
 import type { Discovered, Registered } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
 import type { WatchEventItem } from "../watch/items.js";

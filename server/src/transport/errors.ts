@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Reason, RegistryError } from "../registry/errors.js";
+import { Reason, RegistryError } from "../domain/errors.js";
 
 /**
  * reasonCodes maps every core error reason to one RPC code. Store and

@@ -4,7 +4,7 @@ import { gunzipSync } from "node:zlib";
 import { fromBinary, fromJsonString, toBinary, toJsonString, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
-import { RegistryError } from "../registry/errors.js";
+import { RegistryError } from "../domain/errors.js";
 import type { UnaryMethod } from "./answers.js";
 import { toConnectError } from "./errors.js";
 import { eachChunk } from "./body.js";

@@ -1,5 +1,5 @@
 import http2 from "node:http2";
-import type { Logger } from "../registry/logger.js";
+import type { Logger } from "../domain/logger.js";
 import type { Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";

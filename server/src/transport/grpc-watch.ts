@@ -6,7 +6,7 @@ import {
   WatchServicesResponseSchema,
   type WatchServicesRequest,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceRecord } from "../registry/instance.js";
+import type { InstanceRecord } from "../domain/instance.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
 import { watchItemToPb } from "./convert.js";

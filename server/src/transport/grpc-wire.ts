@@ -1,8 +1,8 @@
 import type http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { RegistryError } from "../registry/errors.js";
-import type { Logger } from "../registry/logger.js";
+import { RegistryError } from "../domain/errors.js";
+import type { Logger } from "../domain/logger.js";
 import { toConnectError } from "./errors.js";
 
 // The gRPC wire protocol over HTTP/2, for the fast paths (grpc-watch.ts,

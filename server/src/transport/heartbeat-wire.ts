@@ -2,7 +2,7 @@ import { isUtf8 } from "node:buffer";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { HeartbeatRequestSchema, type Instance } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceKey } from "../registry/instance.js";
+import type { InstanceKey } from "../domain/instance.js";
 import type { BeatOutcome } from "../registry/registry.js";
 import { bigVarintSize, stringSize, timestampSize, varintSize, writeBigVarint, writeString, writeTimestamp, writeVarint } from "./proto-write.js";
 

@@ -1,6 +1,6 @@
 import type { Interceptor, StreamResponse } from "@connectrpc/connect";
-import { RegistryError } from "../registry/errors.js";
-import type { Logger } from "../registry/logger.js";
+import { RegistryError } from "../domain/errors.js";
+import type { Logger } from "../domain/logger.js";
 import { toConnectError } from "./errors.js";
 
 /**

@@ -1,5 +1,5 @@
 import type { WatchServicesRequest } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import { invalid } from "../registry/errors.js";
+import { invalid } from "../domain/errors.js";
 import { filterOf, namespaceOf, serviceOf, type Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { Watcher } from "../watch/watcher.js";

@@ -1,9 +1,9 @@
-import type { Clock, Timer } from "../registry/clock.js";
-import { Reason, RegistryError } from "../registry/errors.js";
-import { isEmptyFilter, matches } from "../registry/filter.js";
-import type { InstanceRecord } from "../registry/instance.js";
-import type { Logger } from "../registry/logger.js";
-import type { FilterSpec } from "../registry/validate.js";
+import type { Clock, Timer } from "../domain/clock.js";
+import { Reason, RegistryError } from "../domain/errors.js";
+import { isEmptyFilter, matches } from "../domain/filter.js";
+import type { InstanceRecord } from "../domain/instance.js";
+import type { Logger } from "../domain/logger.js";
+import type { FilterSpec } from "../domain/filter.js";
 import type { Change, Store } from "../store/store.js";
 import { History } from "./history.js";
 import { eventFor, type ResetReason, type WatchItem } from "./items.js";

@@ -1,6 +1,6 @@
-import { matches } from "../registry/filter.js";
-import type { InstanceRecord, RemovalReason } from "../registry/instance.js";
-import type { FilterSpec } from "../registry/validate.js";
+import { matches } from "../domain/filter.js";
+import type { InstanceRecord, RemovalReason } from "../domain/instance.js";
+import type { FilterSpec } from "../domain/filter.js";
 import type { Change } from "../store/store.js";
 
 /** ResetReason says why a watcher got a fresh snapshot. */

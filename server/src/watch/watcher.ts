@@ -1,5 +1,5 @@
-import { Reason, RegistryError } from "../registry/errors.js";
-import type { FilterSpec } from "../registry/validate.js";
+import { Reason, RegistryError } from "../domain/errors.js";
+import type { FilterSpec } from "../domain/filter.js";
 import type { Change } from "../store/store.js";
 import { eventFor, type ResetReason, type WatchItem } from "./items.js";
 

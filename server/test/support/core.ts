@@ -1,5 +1,5 @@
 import { Registry, type LeaseSettings } from "../../src/registry/registry.js";
-import { silentLogger } from "../../src/registry/logger.js";
+import { silentLogger } from "../../src/domain/logger.js";
 import { DEFAULT_LIMITS, type InstanceInput, type Limits } from "../../src/registry/validate.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { WatchHub, type WatchSettings } from "../../src/watch/hub.js";

@@ -1,4 +1,4 @@
-import type { Clock, Timer } from "../../src/registry/clock.js";
+import type { Clock, Timer } from "../../src/domain/clock.js";
 
 /** FakeClock is a Clock whose time moves only when a test advances it. */
 export class FakeClock implements Clock {

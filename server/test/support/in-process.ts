@@ -1,6 +1,6 @@
 import { startMaxine, type Maxine } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
-import { silentLogger } from "../../src/registry/logger.js";
+import { silentLogger } from "../../src/domain/logger.js";
 
 /** startInProcess runs a real server (real sockets, port 0 on loopback) inside the test process. */
 export async function startInProcess(env: Record<string, string> = {}): Promise<Maxine & { url: string }> {

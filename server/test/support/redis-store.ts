@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { systemClock } from "../../src/registry/clock.js";
-import { silentLogger } from "../../src/registry/logger.js";
+import { systemClock } from "../../src/domain/clock.js";
+import { silentLogger } from "../../src/domain/logger.js";
 import { RedisStore, type RedisStoreOptions } from "../../src/store/redis-store.js";
 
 /** redisStore connects a RedisStore for tests: a fresh registry name unless given, short intervals, no sweeper unless asked. */

@@ -1,5 +1,12 @@
 import type { InstanceSpec } from "./instance.js";
-import type { FilterSpec } from "./validate.js";
+
+/** FilterSpec narrows a service's instances; empty fields match everything. */
+export interface FilterSpec {
+  readonly tags: readonly string[];
+  readonly version: string;
+  readonly zone: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
 
 /** isEmptyFilter reports whether f matches every instance. */
 export function isEmptyFilter(f: FilterSpec): boolean {
