@@ -5,17 +5,23 @@ import type { Config } from "./config.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import type { Logger } from "./domain/logger.js";
 import { Registry } from "./registry/registry.js";
+import type { Interceptor } from "./rpc/context.js";
+import { accessLogInterceptor, authenticationInterceptor, deadlineInterceptor, errorInterceptor } from "./rpc/interceptors.js";
+import { Pipeline } from "./rpc/pipeline.js";
+import { registryService } from "./rpc/registry-service.js";
+import type { Service } from "./rpc/service.js";
+import { FlushScheduler } from "./rpc/stream-output.js";
 import { MemoryStore } from "./store/memory-store.js";
 import { RedisStore } from "./store/redis-store.js";
 import type { Store } from "./store/store.js";
-import { Connections, connectionValues } from "./transport/connections.js";
-import { fastPath } from "./transport/grpc-fast-path.js";
+import { connectRoutes, peerValues } from "./transport/connect-routes.js";
+import { Connections } from "./transport/connections.js";
 import { encodeStoredRecords } from "./transport/encoded.js";
-import { Metrics } from "./transport/metrics.js";
-import { errorInterceptor } from "./transport/interceptors.js";
 import { Listener } from "./transport/listener.js";
+import { Metrics } from "./transport/metrics.js";
+import { RequestCache } from "./transport/request-cache.js";
+import { createRouter } from "./transport/router.js";
 import { Shutdown } from "./transport/shutdown.js";
-import { registryRoutes } from "./transport/service.js";
 import { WatchHub } from "./watch/hub.js";
 
 /** Maxine is a running server. */
@@ -32,6 +38,12 @@ export interface StartOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly store?: Store;
+  /** interceptors run inside the server's own (after authentication), around every call: for tests and embedding. */
+  readonly interceptors?: readonly Interceptor[];
+  /** services are mounted beside the registry on the same pipeline (tests). */
+  readonly services?: readonly Service[];
+  /** debugEnabled reports whether debug logs are written (access logs are built only then); pino's isLevelEnabled. */
+  readonly debugEnabled?: () => boolean;
 }
 
 /** startMaxine builds the parts from config, wires them, and listens. */
@@ -73,17 +85,32 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   // open call, so thousands of watch streams are expected, not a leak.
   setMaxListeners(0, shutdown.signal);
   const metrics = new Metrics(registry, hub);
-  const connections = new Connections({
-    maxWatchersPerConnection: config.maxWatchersPerConnection,
-    maxHeartbeatsPerConnection: config.maxHeartbeatsPerConnection,
-  });
+  const connections = new Connections(
+    {
+      maxWatchersPerConnection: config.maxWatchersPerConnection,
+      maxHeartbeatsPerConnection: config.maxHeartbeatsPerConnection,
+      maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
+    },
+    config.maxBufferedBytes,
+  );
+  const services: Service[] = [registryService({ registry, hub, limits, flushes: new FlushScheduler() }), ...(opts.services ?? [])];
+  // One chain around every call of every protocol: errors mapped (outermost,
+  // so every other interceptor's refusals are mapped too), metrics and the
+  // access log see every call, then the deadline and authentication.
+  const pipeline = new Pipeline(services, [
+    errorInterceptor(log),
+    metrics.interceptor(),
+    accessLogInterceptor(log, opts.debugEnabled ?? (() => false)),
+    deadlineInterceptor(),
+    authenticationInterceptor(),
+    ...(opts.interceptors ?? []),
+  ]);
   const handler = connectNodeAdapter({
-    routes: registryRoutes({ registry, hub, limits }),
-    interceptors: [errorInterceptor(log)],
+    routes: connectRoutes(pipeline, services),
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes,
     shutdownSignal: shutdown.signal,
-    contextValues: connectionValues(connections),
+    contextValues: peerValues(connections),
     fallback(req, res) {
       if (req.method === "GET" && req.url === "/metrics") {
         metrics.render().then(
@@ -118,13 +145,30 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       res.end("not found: Maxine serves maxine.registry.v1.RegistryService (see README)\n");
     },
   });
-  const fastPathDeps = { registry, hub, limits, connections, maxMessageBytes: config.maxMessageBytes, log, shutdown: new Shutdown(shutdown.signal) };
   const stopEncoding = encodeStoredRecords(store);
-  const fast = fastPath(handler, fastPathDeps);
-  const listener = new Listener(fast.requests, {
+  const router = createRouter(
+    {
+      pipeline,
+      connections,
+      maxMessageBytes: config.maxMessageBytes,
+      shutdown: new Shutdown(shutdown.signal),
+      requests: new RequestCache(),
+      log,
+    },
+    handler,
+    config.fastPath,
+  );
+  const listener = new Listener(router.requests, {
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     maxHeaderBytes: config.maxHeaderBytes,
-    streams: fast.streams,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    maxUnsentBytesPerConnection: config.maxUnsentBytesPerConnection,
+    log,
+    streams: router.streams,
   });
   const port = await listener.listen(config.port, config.host);
   let closing: Promise<void> | undefined;

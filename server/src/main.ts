@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { pino } from "pino";
 import { startMaxine } from "./app.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, loadConfig, secretsOf } from "./config.js";
 
 // Composition root: read config, start, drain on SIGTERM/SIGINT.
 
@@ -22,10 +22,13 @@ try {
 const log = pino({ level: config.logLevel, base: { service: "maxine" } }, pino.destination({ dest: 1, sync: true }));
 let server;
 try {
-  server = await startMaxine(config, { logger: log });
+  server = await startMaxine(config, { logger: log, debugEnabled: () => log.isLevelEnabled("debug") });
 } catch (err) {
   // A store that cannot be reached at start (Redis down) or a port in use: say which, exit 1.
-  log.fatal({ err: (err as Error).message }, "maxine could not start");
+  // ioredis's messages name host and port only, but a message is scrubbed of the Redis password all the same.
+  let message = (err as Error).message;
+  for (const secret of secretsOf(config)) message = message.replaceAll(secret, "***");
+  log.fatal({ err: message }, "maxine could not start");
   process.exit(1);
 }
 

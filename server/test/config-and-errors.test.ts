@@ -1,9 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, SETTINGS, loadConfig } from "../src/config.js";
+import { ConfigError, SETTINGS, loadConfig, redactUrl, secretsOf } from "../src/config.js";
 import { Reason, RegistryError } from "../src/domain/errors.js";
-import { reasonCodes, toConnectError } from "../src/transport/errors.js";
+import { reasonCodes, toConnectError } from "../src/rpc/errors.js";
+import { freePortForTest } from "./support/free-port.js";
+import { MAIN } from "./support/server-process.js";
 
 describe("error mapping", () => {
   it("maps every core reason to an RPC code", () => {
@@ -69,5 +73,66 @@ describe("configuration", () => {
       expect(row).toContain(`\`${s.flag}\``);
       expect(row).toContain(`\`${s.default}\``);
     }
+  });
+});
+
+describe("secrets in settings", () => {
+  const PASSWORD = "hunter2-S3cr3t";
+
+  it.each([
+    ["redis://user:pw@host:6379/0", "redis://user:***@host:6379/0"],
+    ["redis://:pw@host", "redis://:***@host"],
+    ["rediss://only-user@host", "rediss://***@host"],
+    ["redis://u:p@ss/w@rd@host:1", "redis://u:***@host:1"],
+    ["u:pw@host", "u:***@host"],
+    ["redis://host:6379", "redis://host:6379"],
+  ])("redactUrl(%j) is %j", (raw, redacted) => {
+    expect(redactUrl(raw)).toBe(redacted);
+  });
+
+  it("secretsOf lists the Redis password as written and decoded, and nothing without one", () => {
+    expect(secretsOf({ redisUrl: "redis://u:p%40ss@host" })).toEqual(["p%40ss", "p@ss"]);
+    expect(secretsOf({ redisUrl: "redis://default@host" })).toEqual([]);
+    expect(secretsOf({ redisUrl: "redis://host:6379" })).toEqual([]);
+  });
+
+  it.each([
+    [`http://user:${PASSWORD}@x:1`, 'MAXINE_REDIS_URL: must start with redis:// or rediss://, got "http://user:***@x:1"'],
+    [`redis://user:${PASSWORD}@x:port`, 'MAXINE_REDIS_URL: must be a URL like redis://127.0.0.1:6379, got "redis://user:***@x:port"'],
+    [`redis://user:${PASSWORD}@x:1/db`, 'MAXINE_REDIS_URL: the path must be a database number, got "/db"'],
+  ])("a bad MAXINE_REDIS_URL %j is refused without its password", (url, message) => {
+    expect(() => loadConfig([], { MAXINE_REDIS_URL: url })).toThrow(message);
+    expect(() => loadConfig([], { MAXINE_REDIS_URL: url })).not.toThrow(PASSWORD);
+  });
+
+  async function run(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+    const child = spawn(process.execPath, [MAIN], {
+      env: { ...process.env, MAXINE_HOST: "127.0.0.1", MAXINE_PORT: "0", MAXINE_LOG_LEVEL: "trace", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const [code] = (await once(child, "exit")) as [number | null];
+    return { code, out };
+  }
+
+  it("a server given a bad URL with a password exits 2 without printing it", async () => {
+    const { code, out } = await run({ MAXINE_STORE: "redis", MAXINE_REDIS_URL: `redis://admin:${PASSWORD}@127.0.0.1:notaport` });
+    expect(code).toBe(2);
+    expect(out).toContain('MAXINE_REDIS_URL: must be a URL like redis://127.0.0.1:6379, got "redis://admin:***@127.0.0.1:notaport"');
+    expect(out).not.toContain(PASSWORD);
+  });
+
+  it("a server that cannot reach Redis exits 1 naming the address, not the password", async () => {
+    const port = await freePortForTest(); // nothing listens there
+    const { code, out } = await run({
+      MAXINE_STORE: "redis",
+      MAXINE_REDIS_URL: `redis://admin:${encodeURIComponent(PASSWORD)}@127.0.0.1:${port}/0`,
+      MAXINE_REDIS_CONNECT_TIMEOUT: "500ms",
+    });
+    expect(code).toBe(1);
+    expect(out).toContain(`could not connect to Redis at 127.0.0.1:${port} within 500 ms`);
+    expect(out).not.toContain(PASSWORD);
   });
 });

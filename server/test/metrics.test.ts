@@ -19,8 +19,8 @@ async function scrape(): Promise<Map<string, number>> {
   expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
   const values = new Map<string, number>();
   for (const line of (await res.text()).split("\n")) {
-    const m = /^(maxine_[a-z_]+)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
-    if (m !== null) values.set(m[1]!, Number(m[2]));
+    const m = /^(maxine_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+    if (m !== null) values.set(m[1]! + (m[2] ?? ""), Number(m[3]));
   }
   return values;
 }
@@ -44,12 +44,13 @@ it("serves the registry's gauges and Node.js process metrics", async () => {
   await watch.cancel();
 });
 
-it("counts calls: registers, discovers, deregisters, heartbeat streams and beats, watchers", async () => {
+it("counts calls by method, protocol and code, and times them; counts heartbeat streams and beats, watchers", async () => {
   const before = await scrape();
   const delta = async (name: string) => (await scrape()).get(name)! - (before.get(name) ?? 0);
   await postJson(server.url, "Register", { instance: { service: "counted", instanceId: "c1", host: "10.4.0.1", port: 80 } });
   await postJson(server.url, "Discover", { service: "counted" });
   await postJson(server.url, "Discover", { service: "counted" });
+  await postJson(server.url, "Discover", { service: "nowhere" });
   const stream = server.registry.openStream();
   await server.registry.heartbeat(stream, [
     { key: { namespace: "", service: "counted", instanceId: "c1" }, status: undefined, load: undefined },
@@ -60,9 +61,13 @@ it("counts calls: registers, discovers, deregisters, heartbeat streams and beats
   const watch = await watchJson(server.url, { services: ["counted"] });
   await watch.next();
   await watch.cancel();
-  expect(await delta("maxine_register_total")).toBe(1);
-  expect(await delta("maxine_discover_total")).toBe(2);
-  expect(await delta("maxine_deregister_total")).toBe(1);
+  const calls = (method: string, code: string) => `maxine_rpc_requests_total{method="${method}",protocol="connect",code="${code}"}`;
+  expect(await delta(calls("Register", "ok"))).toBe(1);
+  expect(await delta(calls("Discover", "ok"))).toBe(2);
+  expect(await delta(calls("Discover", "not_found"))).toBe(1);
+  expect(await delta(calls("Deregister", "ok"))).toBe(1);
+  expect(await delta(calls("WatchServices", "canceled"))).toBe(1);
+  expect(await delta('maxine_rpc_duration_seconds_count{method="Discover",protocol="connect"}')).toBe(3);
   expect(await delta("maxine_heartbeat_streams_opened_total")).toBe(1);
   expect(await delta("maxine_heartbeat_messages_total")).toBe(1);
   expect(await delta("maxine_beats_renewed_total")).toBe(1);

@@ -1,4 +1,6 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry as MetricsRegistry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as MetricsRegistry } from "prom-client";
+import type { Interceptor } from "../rpc/context.js";
+import { CODE_NAMES, codeOf } from "../rpc/interceptors.js";
 import type { Registry } from "../registry/registry.js";
 import type { WatchHub } from "../watch/hub.js";
 
@@ -37,9 +39,6 @@ export class Metrics {
       });
     };
     const c = core.counts;
-    counter("maxine_register_total", "Register calls.", () => c.registers);
-    counter("maxine_deregister_total", "Deregister calls.", () => c.deregisters);
-    counter("maxine_discover_total", "Discover calls.", () => c.discovers);
     counter("maxine_heartbeat_streams_opened_total", "Heartbeat streams opened.", () => c.heartbeatStreamsOpened);
     counter("maxine_heartbeat_messages_total", "Heartbeat request messages answered.", () => c.heartbeatMessages);
     counter("maxine_beats_renewed_total", "Beats that renewed a lease.", () => c.beatsRenewed);
@@ -55,6 +54,55 @@ export class Metrics {
       for (const ns of core.store.namespaces()) for (const [, view] of core.store.services(ns)) n += view.size;
       return n;
     });
+  }
+
+  private readonly requests = new Counter({
+    name: "maxine_rpc_requests_total",
+    help: "Calls ended, by method, protocol (grpc, grpc-web, connect) and code (ok, invalid_argument, ...).",
+    labelNames: ["method", "protocol", "code"] as const,
+    registers: [this.registry],
+  });
+
+  private readonly durations = new Histogram({
+    name: "maxine_rpc_duration_seconds",
+    help: "How long calls took, by method and protocol: a unary call until its answer, a stream until it ended.",
+    labelNames: ["method", "protocol"] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600],
+    registers: [this.registry],
+  });
+
+  /**
+   * interceptor counts and times every call by method, protocol and code.
+   * Label children are looked up once per combination, so a call pays two
+   * map lookups, an increment and an observation.
+   */
+  interceptor(): Interceptor {
+    const counters = new Map<string, ReturnType<Counter<"method" | "protocol" | "code">["labels"]>>();
+    const timers = new Map<string, ReturnType<Histogram<"method" | "protocol">["labels"]>>();
+    const done = (method: string, protocol: string, t0: number, err: unknown): void => {
+      const code = CODE_NAMES[codeOf(err)] ?? "unknown";
+      const key = `${method} ${protocol} ${code}`;
+      let c = counters.get(key);
+      if (c === undefined) counters.set(key, (c = this.requests.labels(method, protocol, code)));
+      c.inc();
+      const tkey = `${method} ${protocol}`;
+      let h = timers.get(tkey);
+      if (h === undefined) timers.set(tkey, (h = this.durations.labels(method, protocol)));
+      h.observe((performance.now() - t0) / 1000);
+    };
+    return (next) => (ctx) => {
+      const t0 = performance.now();
+      return next(ctx).then(
+        (v) => {
+          done(ctx.method.name, ctx.protocol, t0, undefined);
+          return v;
+        },
+        (err: unknown) => {
+          done(ctx.method.name, ctx.protocol, t0, err);
+          throw err;
+        },
+      );
+    };
   }
 
   /** render returns the exposition text and its content type. */

@@ -1,0 +1,125 @@
+import type { DescMessage, Message } from "@bufbuild/protobuf";
+import type { Connection } from "../transport/connections.js";
+
+/** Protocol is the RPC protocol a call arrived with; framing only, never behaviour. */
+export type Protocol = "grpc" | "grpc-web" | "connect";
+
+/** MethodKind is how many messages flow each way. */
+export type MethodKind = "unary" | "server_streaming" | "bidi_streaming";
+
+/** MethodInfo names one RPC, for interceptors (metrics labels, logs, authorization). */
+export interface MethodInfo {
+  /** service is the fully-qualified protobuf service name, e.g. maxine.registry.v1.RegistryService. */
+  readonly service: string;
+  /** name is the method's name, e.g. Register. */
+  readonly name: string;
+  /** path is the HTTP path the method is served at: /service/name. */
+  readonly path: string;
+  readonly kind: MethodKind;
+  readonly input: DescMessage;
+  readonly output: DescMessage;
+}
+
+/** Principal is who a call acts for, set by the authentication interceptor. */
+export interface Principal {
+  /** name identifies the caller in logs and audit trails; "anonymous" while authentication is off. */
+  readonly name: string;
+}
+
+/** ANONYMOUS is the principal of every call while authentication is off. */
+export const ANONYMOUS: Principal = { name: "anonymous" };
+
+/**
+ * CallSignal tells a call that it must end: the client cancelled, its
+ * deadline passed, or the server drains. Unlike AbortSignal, adding and
+ * removing a handler is O(1) with no event objects, which matters with tens
+ * of thousands of open streams.
+ */
+export class CallSignal {
+  private handlers: Set<(reason: unknown) => void> | undefined;
+  private ended: { reason: unknown } | undefined;
+
+  /** aborted reports whether the call must end. */
+  get aborted(): boolean {
+    return this.ended !== undefined;
+  }
+
+  /** reason is the error the call ends with (DEADLINE_EXCEEDED, CANCELED, UNAVAILABLE). */
+  get reason(): unknown {
+    return this.ended?.reason;
+  }
+
+  /** onAbort calls fn once when the call must end (at once if it already must); the returned function removes it. */
+  onAbort(fn: (reason: unknown) => void): () => void {
+    if (this.ended !== undefined) {
+      fn(this.ended.reason);
+      return () => {};
+    }
+    (this.handlers ??= new Set()).add(fn);
+    return () => this.handlers?.delete(fn);
+  }
+
+  /** abort ends the call with reason; later calls are ignored. */
+  abort(reason: unknown): void {
+    if (this.ended !== undefined) return;
+    this.ended = { reason };
+    const handlers = this.handlers;
+    this.handlers = undefined;
+    if (handlers !== undefined) for (const h of handlers) h(reason);
+  }
+}
+
+/**
+ * CallContext is one call as every interceptor and handler sees it, whatever
+ * the protocol: the method, the request headers, the peer and its
+ * connection, the deadline, the principal, and the signal that ends it.
+ */
+export interface CallContext {
+  readonly method: MethodInfo;
+  readonly protocol: Protocol;
+  /** header reads a request header (lower-case name). */
+  header(name: string): string | undefined;
+  /** peer is the client's address as the socket reports it. */
+  readonly peer: string;
+  /** connection holds the per-connection counters and budgets of the caller's connection. */
+  readonly connection: Connection;
+  /** timeoutMs is the deadline the client set (grpc-timeout, connect-timeout-ms), if any. */
+  readonly timeoutMs: number | undefined;
+  /** timeoutError is set when the client's timeout header was malformed; the deadline interceptor refuses the call. */
+  readonly timeoutError?: Error | undefined;
+  /** principal is who the call acts for; the authentication interceptor sets it before any handler runs. */
+  principal: Principal;
+  readonly signal: CallSignal;
+}
+
+/** Handler runs a call once every interceptor let it through: it resolves with a unary call's answer, or when a stream ends. */
+export type CallHandler = (ctx: CallContext) => Promise<unknown>;
+
+/**
+ * Interceptor wraps every call of every method on every protocol, as
+ * connect-go's and grpc-go's interceptors do: it may refuse the call
+ * (throw), time it, log it, or decorate its context, then calls next.
+ */
+export type Interceptor = (next: CallHandler) => CallHandler;
+
+/**
+ * Outgoing is an answer ready to write, in whatever form is cheapest for
+ * the protocol: encoded bytes (a prepared message, as grpc-go's
+ * PreparedMsg), a whole 5-byte enveloped frame, JSON text, or the message.
+ * Framing picks the first form its codec can use.
+ */
+export interface Outgoing {
+  /** message builds the answer as a protobuf-es message (the reference form). */
+  message(): Message;
+  /** bytes, when set, is the answer in the protobuf binary format. */
+  bytes?(): Uint8Array;
+  /** frame, when set, is bytes() already enveloped (flags 0, big-endian length): gRPC, gRPC-Web and Connect streams share it. */
+  frame?(): Uint8Array;
+  /** json, when set, is the answer in the protobuf JSON mapping (text, or its UTF-8 bytes). */
+  json?(): string | Uint8Array;
+}
+
+/** outgoing wraps a plain message as an Outgoing. */
+export function outgoing(m: Message): Outgoing {
+  return { message: () => m };
+}

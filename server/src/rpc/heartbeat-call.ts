@@ -1,0 +1,134 @@
+import { create } from "@bufbuild/protobuf";
+import { HeartbeatResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { invalid } from "../domain/errors.js";
+import type { HeartbeatStream } from "../registry/leases.js";
+import type { BeatOutcome, Registry } from "../registry/registry.js";
+import { beatAckOf, instanceInputOf, keyOfPb, knownStatus, statusOf, ttlOf } from "../transport/convert.js";
+import { heartbeatFrame, type BeatsRequest } from "../transport/heartbeat-wire.js";
+import type { CallContext, Outgoing } from "./context.js";
+import type { StreamOutput } from "./stream-output.js";
+
+/**
+ * HeartbeatCall is one Heartbeat stream, whatever its protocol: the framing
+ * feeds it the client's requests (receive, inputEnded, fail) and it answers
+ * through a StreamOutput. It owns what the RPC does: the stream's slot on
+ * its connection and in the registry, answers in request order (at once
+ * when no status change waits for the store, so a turn's answers leave in
+ * one network write), backpressure (a client that does not read its answers
+ * is not read either), and the stream's end however it comes (client
+ * half-close, cancel, deadline, shutdown, a bad message): the instances
+ * bound to it then start their grace.
+ */
+export class HeartbeatCall {
+  private readonly hb: HeartbeatStream;
+  private ended = false;
+  private waiting = 0;
+  private answering: Promise<void> = Promise.resolve();
+  private resolve!: () => void;
+  private reject!: (err: unknown) => void;
+  private readonly offAbort: () => void;
+  /** done settles when the call ends: resolved for a clean end, rejected with the error it ended with. */
+  readonly done: Promise<void>;
+
+  /** The constructor takes the call's slots (RESOURCE_EXHAUSTED when none is left) and throws before anything is held. */
+  constructor(
+    private readonly registry: Registry,
+    private readonly ctx: CallContext,
+    private readonly out: StreamOutput,
+  ) {
+    ctx.connection.acquire("heartbeats");
+    try {
+      this.hb = registry.openStream();
+    } catch (err) {
+      ctx.connection.release("heartbeats");
+      throw err;
+    }
+    this.done = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.offAbort = ctx.signal.onAbort((reason) => this.end(reason));
+  }
+
+  /** receive answers one request, after every earlier one. */
+  receive(r: BeatsRequest): void {
+    if (this.ended) return;
+    if (this.waiting === 0) {
+      const later = this.answer(r);
+      if (later === undefined) return;
+      this.answering = later;
+    } else {
+      this.answering = this.answering.then(() => this.answer(r));
+    }
+    this.waiting++;
+    this.answering = this.answering.finally(() => this.waiting--);
+  }
+
+  /** inputEnded ends the call cleanly once every request received is answered (the client half-closed). */
+  inputEnded(): void {
+    void this.answering.then(() => this.end());
+  }
+
+  /** fail ends the call with err (a frame or message the framing could not read). */
+  fail(err: unknown): void {
+    this.end(err);
+  }
+
+  private answer(r: BeatsRequest): Promise<void> | undefined {
+    if (this.ended) return;
+    let outcomes: BeatOutcome[] | Promise<BeatOutcome[]>;
+    try {
+      outcomes = applyBeats(this.registry, this.hb, r);
+    } catch (err) {
+      this.end(err);
+      return;
+    }
+    if (!(outcomes instanceof Promise)) return this.write(r.sequence, outcomes);
+    return outcomes.then(
+      (o) => this.write(r.sequence, o),
+      (err: unknown) => this.end(err),
+    );
+  }
+
+  private write(sequence: bigint, outcomes: BeatOutcome[]): undefined {
+    if (this.ended) return;
+    const answer: Outgoing = {
+      frame: () => heartbeatFrame(sequence, outcomes),
+      message: () => create(HeartbeatResponseSchema, { sequence, acks: outcomes.map(beatAckOf) }),
+    };
+    this.out.push(answer);
+    if (!this.out.flush()) {
+      // A client that does not read its answers is not read either.
+      this.out.pauseInput();
+      this.out.whenWritable(() => this.out.resumeInput());
+    }
+  }
+
+  private end(err?: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.offAbort();
+    this.registry.closeStream(this.hb);
+    this.ctx.connection.release("heartbeats");
+    if (err === undefined) this.resolve();
+    else this.reject(err);
+  }
+}
+
+/**
+ * applyBeats applies one HeartbeatRequest on stream and returns each beat's
+ * outcome: synchronously unless a beat changes a status (Registry.heartbeat).
+ * An unknown status ends the stream with INVALID_ARGUMENT (thrown); a bad
+ * key or load is answered per beat (BEAT_RESULT_INVALID).
+ */
+export function applyBeats(registry: Registry, stream: HeartbeatStream, req: BeatsRequest): BeatOutcome[] | Promise<BeatOutcome[]> {
+  const beats = req.beats.map((b, i) => {
+    if (!knownStatus(b.status)) throw invalid(`beats[${i}].status`, `unknown value ${b.status}`);
+    if (b.instance !== undefined && !knownStatus(b.instance.status)) {
+      throw invalid(`beats[${i}].instance.status`, `unknown value ${b.instance.status}`);
+    }
+    const register = b.instance === undefined ? undefined : { instance: instanceInputOf(b.instance), ttlMs: ttlOf(b.leaseTtl) };
+    return { key: keyOfPb(b.key), status: statusOf(b.status), load: b.load, register };
+  });
+  return registry.heartbeat(stream, beats);
+}

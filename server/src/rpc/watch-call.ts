@@ -1,0 +1,119 @@
+import type { WatchServicesRequest } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { invalid } from "../domain/errors.js";
+import type { InstanceRecord } from "../domain/instance.js";
+import { filterOf, namespaceOf, serviceOf, type Limits } from "../registry/validate.js";
+import type { WatchHub } from "../watch/hub.js";
+import type { WatchEventItem, WatchItem } from "../watch/items.js";
+import type { Watcher } from "../watch/watcher.js";
+import { filterOfPb, watchItemToPb } from "../transport/convert.js";
+import { snapshotFrame, watchEventFrame } from "../transport/encoded.js";
+import type { CallContext, Outgoing } from "./context.js";
+import type { FlushScheduler, StreamOutput } from "./stream-output.js";
+
+/** WatchDeps are what a watch is served with. */
+export interface WatchDeps {
+  readonly hub: WatchHub;
+  readonly limits: Limits;
+  readonly flushes: FlushScheduler;
+}
+
+/**
+ * runWatch serves one WatchServices call, whatever its protocol: it
+ * validates the request, takes one of the connection's watcher slots, opens
+ * a hub watcher, and writes its items to out until the watcher ends (cleanly
+ * or with its error, e.g. an overflow under the close policy) or the call
+ * must end (client cancel, deadline, shutdown). The slot and the watcher
+ * are released however it ends. It resolves or rejects when the call ends.
+ */
+export async function runWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest, out: StreamOutput): Promise<void> {
+  const w = openWatch(deps, ctx, req);
+  const offAbort = ctx.signal.onAbort((reason) => w.end(reason));
+  try {
+    await new Promise<void>((resolve, reject) => drain(deps.flushes, w, out, (err) => (err === undefined ? resolve() : reject(err))));
+  } finally {
+    offAbort();
+    w.end();
+  }
+}
+
+function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest): Watcher {
+  const namespace = namespaceOf("namespace", req.namespace);
+  const services = [...new Set(req.services)];
+  if (services.length > deps.limits.maxWatchServices) {
+    throw invalid("services", `must name at most ${deps.limits.maxWatchServices} services, got ${services.length}`);
+  }
+  services.forEach((s, i) => serviceOf(`services[${i}]`, s));
+  const filter = filterOf("filter", filterOfPb(req.filter), deps.limits);
+  const conn = ctx.connection;
+  conn.acquire("watchers");
+  let watcher: Watcher;
+  try {
+    watcher = deps.hub.watch({ namespace, services, filter, resumeRevision: Number(req.resumeRevision), registryId: req.registryId });
+  } catch (err) {
+    conn.release("watchers");
+    throw err;
+  }
+  watcher.onEnd(() => conn.release("watchers"));
+  return watcher;
+}
+
+/**
+ * drain writes the watcher's items until the watcher ends, then calls done
+ * (with the watcher's error, if any). A watcher woken by a change is flushed
+ * once the dispatch is over (FlushScheduler: in turns, no promise per
+ * watcher), and everything queued by then goes out in one flush: a burst of
+ * changes, or all that piled up while the client was not reading.
+ */
+function drain(flushes: FlushScheduler, w: Watcher, out: StreamOutput, done: (err?: unknown) => void): void {
+  let finished = false;
+  const finish = (err?: unknown): void => {
+    if (finished) return;
+    finished = true;
+    done(err);
+  };
+  const write = (): void => {
+    if (finished) return;
+    try {
+      let item = w.take();
+      if (item === undefined) {
+        const ended = w.endedWith;
+        if (ended !== undefined) return finish(ended.error);
+        return w.whenQueued(() => flushes.soon(write));
+      }
+      while (item !== undefined && out.push(outgoingOf(item))) item = w.take();
+      if (!out.flush()) out.whenWritable(write);
+      else w.whenQueued(() => flushes.soon(write));
+    } catch (err) {
+      finish(err);
+    }
+  };
+  write();
+}
+
+// Each event's answer is kept per record for the fan-out: every watcher
+// that sees a change gets the same bytes, and a snapshot chunk is mostly a
+// copy of cached Instance bytes. Records are immutable, so the cache is a
+// memo of a pure function of the record, not state.
+const events = new WeakMap<InstanceRecord, { item: WatchEventItem; answer: Outgoing }>();
+
+/** outgoingOf is a watch item as an answer: protobuf frames from cached encodings, the message for other codecs. */
+export function outgoingOf(item: WatchItem): Outgoing {
+  switch (item.kind) {
+    case "snapshot":
+      return { frame: () => snapshotFrame(item.instances), message: () => watchItemToPb(item) };
+    case "event": {
+      const kept = events.get(item.instance);
+      if (kept !== undefined && sameEvent(kept.item, item)) return kept.answer;
+      let frame: Uint8Array | undefined;
+      const answer: Outgoing = { frame: () => (frame ??= watchEventFrame(item)), message: () => watchItemToPb(item) };
+      events.set(item.instance, { item, answer });
+      return answer;
+    }
+    default:
+      return { message: () => watchItemToPb(item) };
+  }
+}
+
+function sameEvent(a: WatchEventItem, b: WatchEventItem): boolean {
+  return a.revision === b.revision && a.type === b.type && a.removalReason === b.removalReason;
+}

@@ -1,0 +1,191 @@
+import type { Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { Outgoing, Protocol } from "../rpc/context.js";
+import type { CallInit, Pipeline } from "../rpc/pipeline.js";
+import type { MethodHandler, Service } from "../rpc/service.js";
+import type { StreamOutput } from "../rpc/stream-output.js";
+import type { Connection, Connections } from "./connections.js";
+
+// connect-es as a framing: its routes serve what the fast framing leaves
+// (GET requests, gRPC-Web text) and, with MAXINE_FAST_PATH off, every call,
+// as the reference the fast framing is tested against. Each route hands its
+// call to the same pipeline and handlers; connect-es only frames.
+
+interface Peer {
+  readonly connection: Connection;
+  readonly peer: string;
+}
+
+const peerKey = createContextKey<Peer | undefined>(undefined, { description: "maxine peer" });
+
+/** peerValues builds the adapter's contextValues: each request's connection and peer address. */
+export function peerValues(connections: Connections): NonNullable<ConnectNodeAdapterOptions["contextValues"]> {
+  return (req) => {
+    const owner = "stream" in req ? (req.stream.session ?? req.socket) : req.socket;
+    return createContextValues().set(peerKey, { connection: connections.ofOwner(owner), peer: req.socket?.remoteAddress ?? "" });
+  };
+}
+
+const PROTOCOLS: Record<string, Protocol> = { connect: "connect", grpc: "grpc", grpcweb: "grpc-web" };
+
+function initOf(handler: MethodHandler, hctx: HandlerContext): CallInit {
+  const peer = hctx.values.get(peerKey);
+  if (peer === undefined) throw new Error("peer context missing: mount routes with peerValues");
+  return {
+    method: handler.info,
+    protocol: PROTOCOLS[hctx.protocolName] ?? "connect",
+    header: (name) => hctx.requestHeader.get(name) ?? undefined,
+    peer: peer.peer,
+    connection: peer.connection,
+    timeoutMs: hctx.timeoutMs(),
+  };
+}
+
+/** connectRoutes mounts every service of the pipeline on connect-es, each method calling its handler through the pipeline. */
+export function connectRoutes(pipeline: Pipeline, services: readonly Service[]): (router: ConnectRouter) => void {
+  return (router) => {
+    for (const s of services) {
+      const impl: Record<string, unknown> = {};
+      for (const h of s.methods) impl[h.info.name.charAt(0).toLowerCase() + h.info.name.slice(1)] = routeOf(pipeline, h);
+      router.service(s.desc as never, impl as never);
+    }
+  };
+}
+
+function routeOf(pipeline: Pipeline, handler: MethodHandler): unknown {
+  switch (handler.kind) {
+    case "unary":
+      return async (req: Message, hctx: HandlerContext) => {
+        const { ctx, done } = pipeline.start(initOf(handler, hctx), async (c) => handler.handle(c, req));
+        const off = link(hctx, ctx.signal);
+        try {
+          return ((await done) as Outgoing).message();
+        } finally {
+          off();
+        }
+      };
+    case "server_streaming":
+      return async function* (req: Message, hctx: HandlerContext) {
+        const out = new QueueOutput();
+        const { ctx, done } = pipeline.start(initOf(handler, hctx), (c) => handler.run(c, req, out));
+        const off = link(hctx, ctx.signal);
+        try {
+          yield* out.drain(done);
+        } finally {
+          off();
+          ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+        }
+      };
+    case "bidi_streaming":
+      return async function* (requests: AsyncIterable<Message>, hctx: HandlerContext) {
+        const out = new QueueOutput();
+        const { ctx, done } = pipeline.start(initOf(handler, hctx), (c) => {
+          const call = handler.open(c, out);
+          void (async () => {
+            try {
+              for await (const r of requests) {
+                if (c.signal.aborted) return;
+                await out.inputAllowed();
+                call.receive(r);
+              }
+              call.inputEnded();
+            } catch (err) {
+              call.fail(err);
+            }
+          })();
+          return call.done;
+        });
+        const off = link(hctx, ctx.signal);
+        try {
+          yield* out.drain(done);
+        } finally {
+          off();
+          ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+        }
+      };
+  }
+}
+
+function link(hctx: HandlerContext, signal: { abort(reason: unknown): void }): () => void {
+  const onAbort = (): void => signal.abort(hctx.signal.reason);
+  if (hctx.signal.aborted) onAbort();
+  else hctx.signal.addEventListener("abort", onAbort, { once: true });
+  return () => hctx.signal.removeEventListener("abort", onAbort);
+}
+
+/** MAX_QUEUED bounds the answers a connect-es stream holds before its call waits for the client (backpressure). */
+const MAX_QUEUED = 256;
+
+/**
+ * QueueOutput is a StreamOutput read by an async generator: connect-es pulls
+ * the next answer when the client can take it, so answers queued past
+ * MAX_QUEUED make the call wait (flush answers false) until it drains.
+ */
+class QueueOutput implements StreamOutput {
+  private readonly queued: Message[] = [];
+  private wake: (() => void) | undefined;
+  private writable: Array<() => void> = [];
+  private paused: Promise<void> | undefined;
+  private resume: (() => void) | undefined;
+
+  push(answer: Outgoing): boolean {
+    this.queued.push(answer.message());
+    return this.queued.length < MAX_QUEUED;
+  }
+
+  flush(): boolean {
+    this.notify();
+    return this.queued.length < MAX_QUEUED;
+  }
+
+  whenWritable(fn: () => void): void {
+    this.writable.push(fn);
+  }
+
+  pauseInput(): void {
+    this.paused ??= new Promise((resolve) => (this.resume = resolve));
+  }
+
+  resumeInput(): void {
+    this.resume?.();
+    this.paused = undefined;
+    this.resume = undefined;
+  }
+
+  /** inputAllowed resolves when the call reads input again. */
+  inputAllowed(): Promise<void> {
+    return this.paused ?? Promise.resolve();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  /** drain yields every answer until the call ends, then returns or throws as it ended. */
+  async *drain(done: Promise<unknown>): AsyncGenerator<Message> {
+    let ended: { err?: unknown } | undefined;
+    done.then(
+      () => {
+        ended = {};
+        this.notify();
+      },
+      (err: unknown) => {
+        ended = { err };
+        this.notify();
+      },
+    );
+    for (;;) {
+      while (this.queued.length > 0) yield this.queued.shift()!;
+      for (const fn of this.writable.splice(0)) fn();
+      if (this.queued.length > 0) continue;
+      if (ended !== undefined) {
+        if (ended.err !== undefined) throw ended.err;
+        return;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+}

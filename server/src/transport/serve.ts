@@ -1,0 +1,277 @@
+import type { DescMessage, Message } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "../domain/logger.js";
+import type { CallContext, Outgoing } from "../rpc/context.js";
+import { toConnectError } from "../rpc/errors.js";
+import type { Pipeline } from "../rpc/pipeline.js";
+import type { BidiHandler, MethodHandler, UnaryHandler } from "../rpc/service.js";
+import type { StreamOutput } from "../rpc/stream-output.js";
+import { eachChunk } from "./body.js";
+import type { ByteBudget } from "./byte-budget.js";
+import type { Codec } from "./codec.js";
+import type { Connections } from "./connections.js";
+import { EnvelopeReader, FLAG_COMPRESSED, gunzip } from "./envelope.js";
+import type { Exchange } from "./exchange.js";
+import type { Framing } from "./protocols.js";
+import type { RequestCache } from "./request-cache.js";
+import type { Shutdown } from "./shutdown.js";
+
+/** ServeDeps are what the framing serves calls with. */
+export interface ServeDeps {
+  readonly pipeline: Pipeline;
+  readonly connections: Connections;
+  readonly maxMessageBytes: number;
+  readonly shutdown: Shutdown;
+  readonly requests: RequestCache;
+  readonly log: Logger;
+}
+
+/** BATCH_BYTES bounds one stream write: answers queued together go out in one write up to this size. */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * serve runs one call of handler, framed by framing, over ex: it reads the
+ * request (enveloped or whole, decompressed, within the message and
+ * buffering limits), runs the call through the pipeline's interceptor chain,
+ * and writes its answers and status. Protocols differ only in framing;
+ * everything a call does happens in the handler, the same for all.
+ */
+export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: MethodHandler): void {
+  const timeout = framing.timeout(ex);
+  const connection = deps.connections.ofOwner(ex.owner);
+  const init = {
+    method: handler.info,
+    protocol: framing.protocol,
+    header: ex.header,
+    peer: ex.peer,
+    connection,
+    timeoutMs: timeout.ms,
+    timeoutError: timeout.error,
+  };
+  const body = (ctx: CallContext): BodyReader => new BodyReader(ex, framing, deps.maxMessageBytes, ctx.connection.buffered);
+  let run: (ctx: CallContext) => Promise<unknown>;
+  switch (handler.kind) {
+    case "unary":
+      run = async (ctx) => handler.handle(ctx, await readRequest(deps, handler, framing.codec, body(ctx)));
+      break;
+    case "server_streaming":
+      run = async (ctx) => {
+        const req = framing.codec.decode(handler.info.input, await body(ctx).one(handler.info.input));
+        return handler.run(ctx, req, new ExchangeOutput(ex, framing, handler.info.output));
+      };
+      break;
+    case "bidi_streaming":
+      run = (ctx) => runBidi(handler, ctx, ex, framing, body(ctx));
+      break;
+  }
+  const { ctx, done } = deps.pipeline.start(init, run);
+  ex.onGone(() => ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
+  const offShutdown = handler.kind === "unary" ? undefined : deps.shutdown.onShutdown((reason) => ctx.signal.abort(reason));
+  done.then(
+    (answer) => {
+      offShutdown?.();
+      if (ex.gone) return;
+      if (handler.kind === "unary") writeAnswer(ex, framing, handler.info.output, answer as Outgoing);
+      else framing.finish(ex, undefined);
+    },
+    (err: unknown) => {
+      offShutdown?.();
+      if (!ex.gone) framing.finish(ex, toConnectError(err));
+    },
+  );
+}
+
+/** failCall answers a call that cannot be served (an unknown method) with err's status, without running any handler. */
+export function failCall(ex: Exchange, framing: Framing, err: ConnectError): void {
+  framing.finish(ex, err);
+}
+
+function writeAnswer(ex: Exchange, framing: Framing, output: DescMessage, answer: Outgoing): void {
+  if (!framing.streamed) {
+    const bytes = framing.codec.encode(output, answer);
+    ex.respond(200, { "content-type": framing.contentType, "content-length": bytes.length }, "body");
+    ex.end(bytes);
+    return;
+  }
+  framing.start(ex);
+  ex.write(framing.codec.frame(output, answer));
+  framing.finish(ex, undefined);
+}
+
+async function readRequest(deps: ServeDeps, handler: UnaryHandler, codec: Codec, body: BodyReader): Promise<Message> {
+  const bytes = await body.one(handler.info.input);
+  if (handler.cacheRequests !== true) return codec.decode(handler.info.input, bytes);
+  return deps.requests.decode(handler, codec, bytes);
+}
+
+/**
+ * runBidi opens a bidirectional call and feeds it the client's messages as
+ * they arrive; the call answers through an ExchangeOutput and ends however
+ * it ends (half-close, cancel, deadline, shutdown, a bad message).
+ */
+function runBidi(handler: BidiHandler, ctx: CallContext, ex: Exchange, framing: Framing, body: BodyReader): Promise<void> {
+  const call = handler.open(ctx, new ExchangeOutput(ex, framing, handler.info.output));
+  framing.start(ex);
+  const decode =
+    framing.codec.name === "proto" && handler.decodeBinary !== undefined
+      ? (bytes: Uint8Array): unknown => {
+          try {
+            return handler.decodeBinary!(bytes);
+          } catch (err) {
+            throw new ConnectError(`request: not a valid ${handler.info.input.typeName}: ${(err as Error).message}`, Code.InvalidArgument);
+          }
+        }
+      : (bytes: Uint8Array): unknown => framing.codec.decode(handler.info.input, bytes);
+  const stop = body.each(
+    (bytes) => call.receive(decode(bytes)),
+    (err) => (err === undefined ? call.inputEnded() : call.fail(err)),
+  );
+  return call.done.finally(stop);
+}
+
+/**
+ * BodyReader reads a request body: enveloped messages (streamed
+ * protocols) or one whole body (Connect unary), within
+ * MAXINE_MAX_MESSAGE_BYTES and the connection's buffering budget.
+ */
+class BodyReader {
+  constructor(
+    private readonly ex: Exchange,
+    private readonly framing: Framing,
+    private readonly maxBytes: number,
+    private readonly budget: ByteBudget,
+  ) {}
+
+  /** one reads the body's one message. */
+  async one(input: DescMessage): Promise<Uint8Array> {
+    const encoding = this.framing.requestEncoding(this.ex);
+    if (!this.framing.streamed) return this.whole(encoding);
+    const reader = new EnvelopeReader(this.maxBytes, this.budget, encoding);
+    const messages: Uint8Array[] = [];
+    try {
+      await eachChunk(this.ex.body, (chunk) => {
+        for (const e of reader.push(chunk)) messages.push(checked(e.flags, e.data));
+      });
+      if (reader.pending) throw new ConnectError("protocol error: the request ended inside a message", Code.InvalidArgument);
+    } finally {
+      reader.close();
+    }
+    if (messages.length !== 1) {
+      throw new ConnectError(`protocol error: expected one ${input.typeName} message, got ${messages.length}`, Code.Unimplemented);
+    }
+    return messages[0]!;
+  }
+
+  /** each hands every message to onMessage as it arrives, then calls onEnd (with an error for a bad body); the returned function stops reading. */
+  each(onMessage: (bytes: Uint8Array) => void, onEnd: (err?: unknown) => void): () => void {
+    const body = this.ex.body;
+    let reader: EnvelopeReader;
+    try {
+      reader = new EnvelopeReader(this.maxBytes, this.budget, this.framing.requestEncoding(this.ex));
+    } catch (err) {
+      onEnd(err);
+      return () => {};
+    }
+    let stopped = false;
+    const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
+      body.off("data", onData);
+      body.off("end", onBodyEnd);
+      reader.close();
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        for (const e of reader.push(chunk)) {
+          if (stopped) return;
+          onMessage(checked(e.flags, e.data));
+        }
+      } catch (err) {
+        stop();
+        onEnd(err);
+      }
+    };
+    const onBodyEnd = (): void => {
+      const pending = reader.pending;
+      stop();
+      onEnd(pending ? new ConnectError("protocol error: the request ended inside a message", Code.InvalidArgument) : undefined);
+    };
+    body.on("data", onData);
+    body.once("end", onBodyEnd);
+    return stop;
+  }
+
+  private async whole(encoding: "identity" | "gzip"): Promise<Uint8Array> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      await eachChunk(this.ex.body, (chunk) => {
+        size += chunk.length;
+        if (size > this.maxBytes) {
+          throw new ConnectError(
+            `request: the message exceeds the limit of ${this.maxBytes} bytes (MAXINE_MAX_MESSAGE_BYTES)`,
+            Code.ResourceExhausted,
+          );
+        }
+        this.budget.reserve(chunk.length);
+        chunks.push(chunk);
+      });
+    } finally {
+      for (const c of chunks) this.budget.release(c.length);
+    }
+    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    return encoding === "gzip" ? gunzip(bytes, this.maxBytes) : bytes;
+  }
+}
+
+/** checked refuses a client message with flags other than compression (trailer or end-of-stream frames are the server's). */
+function checked(flags: number, data: Uint8Array): Uint8Array {
+  if ((flags & ~FLAG_COMPRESSED) !== 0) {
+    throw new ConnectError(`protocol error: a request message with flags 0x${flags.toString(16)}`, Code.InvalidArgument);
+  }
+  return data;
+}
+
+/**
+ * ExchangeOutput writes a streaming call's answers, enveloped in the
+ * framing's codec; the response headers go with the first flush.
+ */
+class ExchangeOutput implements StreamOutput {
+  private parts: Uint8Array[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly ex: Exchange,
+    private readonly framing: Framing,
+    private readonly output: DescMessage,
+  ) {}
+
+  push(answer: Outgoing): boolean {
+    const frame = this.framing.codec.frame(this.output, answer);
+    this.parts.push(frame);
+    this.size += frame.length;
+    return this.size < BATCH_BYTES;
+  }
+
+  flush(): boolean {
+    if (this.parts.length === 0) return true;
+    const out = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
+    this.parts = [];
+    this.size = 0;
+    if (this.ex.gone) return true;
+    if (!this.ex.headersSent) this.framing.start(this.ex);
+    return this.ex.write(out);
+  }
+
+  whenWritable(fn: () => void): void {
+    this.ex.whenWritable(fn);
+  }
+
+  pauseInput(): void {
+    this.ex.body.pause();
+  }
+
+  resumeInput(): void {
+    this.ex.body.resume();
+  }
+}
