@@ -108,15 +108,53 @@ function redisUrl(raw: string, name: string): string {
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`${name}: must be a URL like redis://127.0.0.1:6379, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(`${name}: must be a URL like redis://127.0.0.1:6379, got ${JSON.stringify(redactUrl(raw))}`);
   }
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    throw new ConfigError(`${name}: must start with redis:// or rediss://, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(`${name}: must start with redis:// or rediss://, got ${JSON.stringify(redactUrl(raw))}`);
   }
   if (url.pathname.length > 1 && !/^\/\d+$/.test(url.pathname)) {
     throw new ConfigError(`${name}: the path must be a database number, got ${JSON.stringify(url.pathname)}`);
   }
   return raw;
+}
+
+/**
+ * redactUrl hides the password of a URL (`redis://user:***@host:6379`), or
+ * the whole user part when it has no ':', so that a setting can be quoted in
+ * an error or a log line. It works on text that is not a valid URL too: the
+ * user part is whatever precedes the last '@'.
+ */
+export function redactUrl(raw: string): string {
+  const at = raw.lastIndexOf("@");
+  if (at < 0) return raw;
+  const scheme = raw.indexOf("://");
+  const start = scheme >= 0 && scheme < at ? scheme + 3 : 0;
+  const userinfo = raw.slice(start, at);
+  const colon = userinfo.indexOf(":");
+  const shown = colon < 0 ? "***" : `${userinfo.slice(0, colon)}:***`;
+  return `${raw.slice(0, start)}${shown}${raw.slice(at)}`;
+}
+
+/**
+ * secretsOf lists the secrets in a configuration (the Redis password, as
+ * written and decoded), for scrubbing text that could quote them.
+ */
+export function secretsOf(config: Pick<Config, "redisUrl">): string[] {
+  const at = config.redisUrl.lastIndexOf("@");
+  if (at < 0) return [];
+  const scheme = config.redisUrl.indexOf("://");
+  const userinfo = config.redisUrl.slice(scheme >= 0 && scheme < at ? scheme + 3 : 0, at);
+  const colon = userinfo.indexOf(":");
+  const password = colon < 0 ? "" : userinfo.slice(colon + 1);
+  if (password === "") return [];
+  let decoded = password;
+  try {
+    decoded = decodeURIComponent(password);
+  } catch {
+    // not percent-encoded: the raw form is the only one
+  }
+  return [...new Set([password, decoded])];
 }
 
 function registryName(raw: string, name: string): string {

@@ -38,8 +38,8 @@ describe("Registry: register and revisions", () => {
     [{ instanceId: "id with space" }, "instance.instance_id: must be 1..128 characters of [A-Za-z0-9._:-]"],
     [{ weight: 10_001 }, "instance.weight: must be 0..10000"],
     [{ tags: [""] }, "instance.tags[0]: must not be empty"],
-    [{ tags: Array.from({ length: 33 }, (_, i) => `t${i}`) }, "instance.tags: must hold at most 32 tags, got 33"],
-    [{ metadata: { k: "x".repeat(5000) } }, "instance.metadata: must total at most 4096 bytes"],
+    [{ tags: Array.from({ length: 33 }, (_, i) => `t${i}`) }, "instance.tags: at most 32 tags (MAXINE_MAX_TAGS), got 33"],
+    [{ metadata: { k: "x".repeat(5000) } }, "instance.metadata: at most 4096 bytes of keys and values (MAXINE_MAX_METADATA_BYTES), got 5001"],
     [{ version: "v".repeat(129) }, "instance.version: must be at most 128 characters"],
   ])("rejects %j with a message naming the field and rule", async (over, message) => {
     const { registry } = makeCore();
@@ -51,8 +51,8 @@ describe("Registry: register and revisions", () => {
 
   it("bounds the lease TTL", async () => {
     const { registry } = makeCore();
-    await expect(registry.register(instance("a"), 500)).rejects.toThrow("lease_ttl: must be 1s..3600s, got 0.5s");
-    await expect(registry.register(instance("a"), 3_600_001)).rejects.toThrow("lease_ttl: must be 1s..3600s");
+    await expect(registry.register(instance("a"), 500)).rejects.toThrow("lease_ttl: must be 1s..3600s (MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX), got 0.5s");
+    await expect(registry.register(instance("a"), 3_600_001)).rejects.toThrow("lease_ttl: must be 1s..3600s (MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX), got 3600.001s");
     expect((await registry.register(instance("a"), 2_000)).ttlMs).toBe(2_000);
   });
 
@@ -60,7 +60,10 @@ describe("Registry: register and revisions", () => {
     const { registry } = makeCore({ limits: { maxInstancesPerService: 2 } });
     await registry.register(instance("a"), undefined);
     await registry.register(instance("b"), undefined);
-    await expect(registry.register(instance("c"), undefined)).rejects.toMatchObject({ reason: "RESOURCE_EXHAUSTED" });
+    await expect(registry.register(instance("c"), undefined)).rejects.toMatchObject({
+      reason: "RESOURCE_EXHAUSTED",
+      message: "instance: service default/payments already holds the maximum of 2 instances (MAXINE_MAX_INSTANCES_PER_SERVICE)",
+    });
     await expect(registry.register(instance("b", { port: 1 }), undefined)).resolves.toBeDefined();
     await registry.register(instance("c", { service: "other" }), undefined);
   });
@@ -247,8 +250,8 @@ describe("Registry: leases, streams and grace", () => {
       "instance a of service default/payments is not registered; beats[0].instance must name the same instance as the beat's key, got default/payments/other",
     );
     expect(messages[1]).toContain("registering it from beats[1].instance failed: instance.port: must be 1..65535, got 0");
-    expect(messages[2]).toContain("registering it from beats[2].instance failed: lease_ttl: must be 1s..3600s, got 0.01s");
-    expect(messages[3]).toContain("registering it from beats[3].instance failed: instance: service default/payments already holds the maximum of 1 instances");
+    expect(messages[2]).toContain("registering it from beats[2].instance failed: lease_ttl: must be 1s..3600s (MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX), got 0.01s");
+    expect(messages[3]).toContain("registering it from beats[3].instance failed: instance: service default/payments already holds the maximum of 1 instances (MAXINE_MAX_INSTANCES_PER_SERVICE)");
     expect(store.service("default", "payments")?.size).toBe(1);
     expect(registry.counts).toMatchObject({ beatsRegistered: 0, beatsUnknown: 4 });
     registry.closeStream(s);
@@ -269,7 +272,7 @@ describe("Registry: leases, streams and grace", () => {
     const { registry } = makeCore({ lease: { maxHeartbeatStreams: 2 } });
     const a = registry.openStream();
     const b = registry.openStream();
-    expect(() => registry.openStream()).toThrow("heartbeat: the server holds the maximum of 2 heartbeat streams");
+    expect(() => registry.openStream()).toThrow("heartbeat: the server holds the maximum of 2 heartbeat streams (MAXINE_MAX_HEARTBEAT_STREAMS)");
     registry.closeStream(a);
     registry.closeStream(registry.openStream());
     registry.closeStream(b);

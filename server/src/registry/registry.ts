@@ -9,7 +9,7 @@ import { HeartbeatStream, LeaseTable } from "./leases.js";
 import type { Logger } from "../domain/logger.js";
 import { Selector, type Strategy } from "./select.js";
 import type { FilterSpec } from "../domain/filter.js";
-import { filterOf, keyOf, namespaceOf, serviceOf, specOf, type InstanceInput, type Limits } from "./validate.js";
+import { filterOf, hashKeyOf, keyOf, namespaceOf, serviceOf, specOf, textOf, type InstanceInput, type Limits } from "./validate.js";
 
 /** LeaseSettings bound lease TTLs and set the grace after a heartbeat stream ends. */
 export interface LeaseSettings {
@@ -165,7 +165,7 @@ export class Registry {
     if (view !== undefined && view.get(spec.instanceId) === undefined && view.size >= this.limits.maxInstancesPerService) {
       throw new RegistryError(
         Reason.RESOURCE_EXHAUSTED,
-        `instance: service ${spec.namespace}/${spec.service} already holds the maximum of ${this.limits.maxInstancesPerService} instances`,
+        `instance: service ${spec.namespace}/${spec.service} already holds the maximum of ${this.limits.maxInstancesPerService} instances (MAXINE_MAX_INSTANCES_PER_SERVICE)`,
       );
     }
     const now = this.clock.now();
@@ -201,7 +201,7 @@ export class Registry {
     if (this.streams.size >= this.lease.maxHeartbeatStreams) {
       throw new RegistryError(
         Reason.RESOURCE_EXHAUSTED,
-        `heartbeat: the server holds the maximum of ${this.lease.maxHeartbeatStreams} heartbeat streams`,
+        `heartbeat: the server holds the maximum of ${this.lease.maxHeartbeatStreams} heartbeat streams (MAXINE_MAX_HEARTBEAT_STREAMS)`,
       );
     }
     const stream = new HeartbeatStream(this.nextStreamId++);
@@ -334,6 +334,8 @@ export class Registry {
     const namespace = namespaceOf("namespace", q.namespace);
     const service = serviceOf("service", q.service);
     const filter = filterOf("filter", q.filter, this.limits);
+    hashKeyOf(q.strategy, q.hashKey);
+    textOf("preferred_zone", q.preferredZone);
     const view = this.store.service(namespace, service);
     if (view === undefined) {
       throw new RegistryError(Reason.NOT_FOUND, `service ${namespace}/${service} has no instances`);
@@ -380,7 +382,7 @@ export class Registry {
     if (ttlMs === undefined) return this.lease.defaultTtlMs;
     const { minTtlMs, maxTtlMs } = this.lease;
     if (!(ttlMs >= minTtlMs && ttlMs <= maxTtlMs)) {
-      throw invalid("lease_ttl", `must be ${minTtlMs / 1000}s..${maxTtlMs / 1000}s, got ${ttlMs / 1000}s`);
+      throw invalid("lease_ttl", `must be ${minTtlMs / 1000}s..${maxTtlMs / 1000}s (MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX), got ${ttlMs / 1000}s`);
     }
     return ttlMs;
   }

@@ -47,8 +47,13 @@ export interface InstanceInput {
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const HOST = /^[^\s/]{1,253}$/;
+const HOST_MAX = 253;
 const LABEL_MAX = 128;
 const MAX_WEIGHT = 10_000;
+/** CONTROL matches C0 controls, DEL and C1 controls: never part of a name, tag or value a person reads. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** LONE_SURROGATE matches half a UTF-16 pair: it has no UTF-8 form, so it cannot be stored or sent back as sent. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 function checkName(field: string, value: string): string {
   if (!NAME.test(value)) {
@@ -87,40 +92,98 @@ export function keyOf(prefix: string, k: InstanceKey | undefined): InstanceKey {
   };
 }
 
-function label(field: string, value: string): string {
-  if (value.length > LABEL_MAX) throw invalid(field, `must be at most ${LABEL_MAX} characters, got ${value.length}`);
-  return value;
-}
-
-function tagsOf(field: string, tags: readonly string[], limits: Limits): string[] {
-  const unique = [...new Set(tags)].sort();
-  if (unique.length > limits.maxTags) {
-    throw invalid(field, `must hold at most ${limits.maxTags} tags, got ${unique.length}`);
+/**
+ * watchServicesOf validates the services a watch names (none: every service
+ * of the namespace) and drops repeats. The count is checked before any name,
+ * so a request naming a million services costs one pass.
+ */
+export function watchServicesOf(field: string, services: readonly string[], limits: Limits): string[] {
+  const unique = [...new Set(services)];
+  if (unique.length > limits.maxWatchServices) {
+    throw invalid(field, `at most ${limits.maxWatchServices} services (MAXINE_MAX_WATCH_SERVICES), got ${unique.length}`);
   }
-  unique.forEach((t, i) => {
-    if (t === "") throw invalid(`${field}[${i}]`, "must not be empty");
-    if (t.length > limits.maxTagLength) {
-      throw invalid(`${field}[${i}]`, `must be at most ${limits.maxTagLength} characters, got ${t.length}`);
-    }
-  });
+  unique.forEach((s, i) => serviceOf(`${field}[${i}]`, s));
   return unique;
 }
 
-function metadataOf(field: string, metadata: Readonly<Record<string, string>>, limits: Limits): Record<string, string> {
-  const keys = Object.keys(metadata).sort();
-  if (keys.length > limits.maxMetadataEntries) {
-    throw invalid(field, `must hold at most ${limits.maxMetadataEntries} entries, got ${keys.length}`);
+/**
+ * hashKeyOf checks that a hash strategy has its key. Discover calls it
+ * before any lookup, so the answer does not depend on the service existing.
+ */
+export function hashKeyOf(strategy: string, hashKey: string): string {
+  if (hashKey === "" && (strategy === "CONSISTENT_HASH" || strategy === "RENDEZVOUS")) {
+    throw invalid("hash_key", `is required for STRATEGY_${strategy}`);
   }
+  return hashKey;
+}
+
+/**
+ * textOf rejects what a string field must never carry: control characters
+ * (U+0000..U+001F, U+007F..U+009F), which would corrupt logs, terminals and
+ * line-based tools, and lone surrogates, which have no UTF-8 form.
+ */
+export function textOf(field: string, value: string): string {
+  const rule = textRule(value);
+  if (rule !== undefined) throw invalid(field, rule);
+  return value;
+}
+
+function textRule(value: string): string | undefined {
+  const control = CONTROL.exec(value);
+  if (control !== null) return `must not contain control characters (${codePoint(control[0])} at ${control.index})`;
+  const lone = LONE_SURROGATE.exec(value);
+  if (lone !== null) return `must be well-formed Unicode (lone surrogate ${codePoint(lone[0])} at ${lone.index})`;
+  return undefined;
+}
+
+function codePoint(ch: string): string {
+  return `U+${ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+function label(field: string, value: string): string {
+  if (value.length > LABEL_MAX) throw invalid(field, `must be at most ${LABEL_MAX} characters, got ${value.length}`);
+  return textOf(field, value);
+}
+
+function tagsOf(field: string, tags: readonly string[], limits: Limits): string[] {
+  // Count before checking or sorting: a client sending a million tags pays
+  // for one pass, not a sort. Errors name a tag by its index in the request.
+  const first = new Map<string, number>();
+  tags.forEach((t, i) => {
+    if (!first.has(t)) first.set(t, i);
+  });
+  if (first.size > limits.maxTags) {
+    throw invalid(field, `at most ${limits.maxTags} tags (MAXINE_MAX_TAGS), got ${first.size}`);
+  }
+  for (const [t, i] of first) {
+    if (t === "") throw invalid(`${field}[${i}]`, "must not be empty");
+    if (t.length > limits.maxTagLength) {
+      throw invalid(`${field}[${i}]`, `at most ${limits.maxTagLength} characters (MAXINE_MAX_TAG_LENGTH), got ${t.length}`);
+    }
+    textOf(`${field}[${i}]`, t);
+  }
+  return [...first.keys()].sort();
+}
+
+function metadataOf(field: string, metadata: Readonly<Record<string, string>>, limits: Limits): Record<string, string> {
+  const unsorted = Object.keys(metadata);
+  if (unsorted.length > limits.maxMetadataEntries) {
+    throw invalid(field, `at most ${limits.maxMetadataEntries} entries (MAXINE_MAX_METADATA_ENTRIES), got ${unsorted.length}`);
+  }
+  const keys = unsorted.sort();
   let bytes = 0;
   const out: Record<string, string> = {};
   for (const k of keys) {
     if (k === "") throw invalid(field, "keys must not be empty");
+    const keyRule = textRule(k);
+    if (keyRule !== undefined) throw invalid(field, `keys ${keyRule}, got ${quote(k)}`);
     const v = metadata[k]!;
+    textOf(`${field}[${quote(k)}]`, v);
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
     out[k] = v;
   }
   if (bytes > limits.maxMetadataBytes) {
-    throw invalid(field, `must total at most ${limits.maxMetadataBytes} bytes of keys and values, got ${bytes}`);
+    throw invalid(field, `at most ${limits.maxMetadataBytes} bytes of keys and values (MAXINE_MAX_METADATA_BYTES), got ${bytes}`);
   }
   return out;
 }
@@ -137,10 +200,12 @@ export function specOf(input: InstanceInput | undefined, limits: Limits): Instan
     throw invalid("instance.port", `must be 1..65535, got ${port}`);
   }
   if (input.host === "") throw invalid("instance.host", "is required");
+  if (input.host.length > HOST_MAX) throw invalid("instance.host", `must be at most ${HOST_MAX} characters, got ${input.host.length}`);
+  textOf("instance.host", input.host);
   if (!HOST.test(input.host)) {
     throw invalid("instance.host", `must be 1..253 characters with no whitespace or '/', got ${quote(input.host)}`);
   }
-  if (input.weight < 0 || input.weight > MAX_WEIGHT) {
+  if (!(Number.isInteger(input.weight) && input.weight >= 0 && input.weight <= MAX_WEIGHT)) {
     throw invalid("instance.weight", `must be 0..${MAX_WEIGHT} (0 means ${DEFAULT_WEIGHT}), got ${input.weight}`);
   }
   return {

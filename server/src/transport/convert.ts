@@ -14,6 +14,7 @@ import {
   type InstanceKey as InstanceKeyPb,
   type WatchServicesResponse,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { invalid } from "../domain/errors.js";
 import type { InstanceKey, InstanceRecord, Status } from "../domain/instance.js";
 import type { BeatOutcome } from "../registry/registry.js";
 import type { Strategy } from "../registry/select.js";
@@ -63,9 +64,22 @@ export function strategyOf(s: StrategyPb): Strategy | undefined {
   return strategyFromPb[s];
 }
 
-/** ttlOf converts a lease TTL; undefined means the server's default. */
-export function ttlOf(d: Duration | undefined): number | undefined {
-  return d === undefined ? undefined : durationMs(d);
+/**
+ * ttlOf converts a lease TTL to milliseconds; undefined means the server's
+ * default. A Duration whose nanos exceed a second or disagree in sign with
+ * its seconds is malformed (protobuf's rule, not a rounding matter:
+ * {1s, 2000000000ns} must not become 3 s), and a negative one is no TTL;
+ * both throw INVALID_ARGUMENT naming field (a beat passes
+ * "beats[i].lease_ttl"). The registry checks the range.
+ */
+export function ttlOf(d: Duration | undefined, field = "lease_ttl"): number | undefined {
+  if (d === undefined) return undefined;
+  const { seconds, nanos } = d;
+  if (!(Number.isInteger(nanos) && nanos >= -999_999_999 && nanos <= 999_999_999) || (seconds > 0n && nanos < 0) || (seconds < 0n && nanos > 0)) {
+    throw invalid(field, `nanos must be within ±999,999,999 and have the sign of seconds, got {${seconds}s, ${nanos}ns}`);
+  }
+  if (seconds < 0n || nanos < 0) throw invalid(field, `must not be negative, got {${seconds}s, ${nanos}ns}`);
+  return durationMs(d);
 }
 
 /** instanceInputOf converts a wire instance to the core's input. */

@@ -87,7 +87,7 @@ export class WatchHub implements WatcherHost {
     if (this.count >= this.settings.maxWatchers) {
       throw new RegistryError(
         Reason.RESOURCE_EXHAUSTED,
-        `watch: the server holds the maximum of ${this.settings.maxWatchers} watch streams`,
+        `watch: the server holds the maximum of ${this.settings.maxWatchers} watch streams (MAXINE_MAX_WATCHERS)`,
       );
     }
     const scope: WatchScope = {
