@@ -96,7 +96,12 @@ export class HeartbeatCall {
       frame: () => heartbeatFrame(sequence, outcomes),
       message: () => create(HeartbeatResponseSchema, { sequence, acks: outcomes.map(beatAckOf) }),
     };
-    this.out.push(answer);
+    try {
+      this.out.push(answer);
+    } catch (err) {
+      this.end(err); // an answer the protocol cannot carry (larger than MAXINE_MAX_MESSAGE_BYTES)
+      return;
+    }
     if (!this.out.flush()) {
       // A client that does not read its answers is not read either.
       this.out.pauseInput();

@@ -27,7 +27,7 @@ export function peerValues(connections: Connections): NonNullable<ConnectNodeAda
   };
 }
 
-const PROTOCOLS: Record<string, Protocol> = { connect: "connect", grpc: "grpc", grpcweb: "grpc-web" };
+const PROTOCOLS: Record<string, Protocol> = { connect: "connect", grpc: "grpc", "grpc-web": "grpc-web" };
 
 function initOf(handler: MethodHandler, hctx: HandlerContext): CallInit {
   const peer = hctx.values.get(peerKey);
@@ -108,7 +108,9 @@ function routeOf(pipeline: Pipeline, handler: MethodHandler): unknown {
 }
 
 function link(hctx: HandlerContext, signal: { abort(reason: unknown): void }): () => void {
-  const onAbort = (): void => signal.abort(hctx.signal.reason);
+  // connect-es aborts with a ConnectError (deadline, shutdown) or, when the
+  // client goes away, a plain AbortError: that is a cancel, not a fault.
+  const onAbort = (): void => signal.abort(ConnectError.from(hctx.signal.reason, Code.Canceled));
   if (hctx.signal.aborted) onAbort();
   else hctx.signal.addEventListener("abort", onAbort, { once: true });
   return () => hctx.signal.removeEventListener("abort", onAbort);

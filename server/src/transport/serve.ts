@@ -52,16 +52,21 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
   let run: (ctx: CallContext) => Promise<unknown>;
   switch (handler.kind) {
     case "unary":
-      run = async (ctx) => handler.handle(ctx, await readRequest(deps, handler, framing.codec, body(ctx)));
+      run = async (ctx) => {
+        const answer = await handler.handle(ctx, await readRequest(deps, handler, framing.codec, body(ctx)));
+        const out = handler.info.output;
+        const bytes = framing.streamed ? framing.codec.frame(out, answer) : framing.codec.encode(out, answer);
+        return checkSize(bytes, framing.streamed ? 5 : 0, deps.maxMessageBytes);
+      };
       break;
     case "server_streaming":
       run = async (ctx) => {
         const req = framing.codec.decode(handler.info.input, await body(ctx).one(handler.info.input));
-        return handler.run(ctx, req, new ExchangeOutput(ex, framing, handler.info.output));
+        return handler.run(ctx, req, new ExchangeOutput(ex, framing, handler.info.output, deps.maxMessageBytes));
       };
       break;
     case "bidi_streaming":
-      run = (ctx) => runBidi(handler, ctx, ex, framing, body(ctx));
+      run = (ctx) => runBidi(handler, ctx, ex, framing, body(ctx), deps.maxMessageBytes);
       break;
   }
   const { ctx, done } = deps.pipeline.start(init, run);
@@ -71,7 +76,7 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
     (answer) => {
       offShutdown?.();
       if (ex.gone) return;
-      if (handler.kind === "unary") writeAnswer(ex, framing, handler.info.output, answer as Outgoing);
+      if (handler.kind === "unary") writeAnswer(ex, framing, answer as Uint8Array);
       else framing.finish(ex, undefined);
     },
     (err: unknown) => {
@@ -86,16 +91,27 @@ export function failCall(ex: Exchange, framing: Framing, err: ConnectError): voi
   framing.finish(ex, err);
 }
 
-function writeAnswer(ex: Exchange, framing: Framing, output: DescMessage, answer: Outgoing): void {
+/** writeAnswer writes a unary call's answer: a plain body (Connect unary), or one enveloped message then the OK status. */
+function writeAnswer(ex: Exchange, framing: Framing, bytes: Uint8Array): void {
   if (!framing.streamed) {
-    const bytes = framing.codec.encode(output, answer);
     ex.respond(200, { "content-type": framing.contentType, "content-length": bytes.length }, "body");
     ex.end(bytes);
     return;
   }
   framing.start(ex);
-  ex.write(framing.codec.frame(output, answer));
+  ex.write(bytes);
   framing.finish(ex, undefined);
+}
+
+/** checkSize refuses an answer larger than MAXINE_MAX_MESSAGE_BYTES (its envelope of prefix bytes aside), on every protocol. */
+function checkSize(bytes: Uint8Array, prefix: number, maxBytes: number): Uint8Array {
+  if (bytes.length - prefix > maxBytes) {
+    throw new ConnectError(
+      `response: a message of ${bytes.length - prefix} bytes exceeds the limit of ${maxBytes} bytes (MAXINE_MAX_MESSAGE_BYTES)`,
+      Code.ResourceExhausted,
+    );
+  }
+  return bytes;
 }
 
 async function readRequest(deps: ServeDeps, handler: UnaryHandler, codec: Codec, body: BodyReader): Promise<Message> {
@@ -109,8 +125,8 @@ async function readRequest(deps: ServeDeps, handler: UnaryHandler, codec: Codec,
  * they arrive; the call answers through an ExchangeOutput and ends however
  * it ends (half-close, cancel, deadline, shutdown, a bad message).
  */
-function runBidi(handler: BidiHandler, ctx: CallContext, ex: Exchange, framing: Framing, body: BodyReader): Promise<void> {
-  const call = handler.open(ctx, new ExchangeOutput(ex, framing, handler.info.output));
+function runBidi(handler: BidiHandler, ctx: CallContext, ex: Exchange, framing: Framing, body: BodyReader, maxBytes: number): Promise<void> {
+  const call = handler.open(ctx, new ExchangeOutput(ex, framing, handler.info.output, maxBytes));
   framing.start(ex);
   const decode =
     framing.codec.name === "proto" && handler.decodeBinary !== undefined
@@ -244,10 +260,11 @@ class ExchangeOutput implements StreamOutput {
     private readonly ex: Exchange,
     private readonly framing: Framing,
     private readonly output: DescMessage,
+    private readonly maxBytes: number,
   ) {}
 
   push(answer: Outgoing): boolean {
-    const frame = this.framing.codec.frame(this.output, answer);
+    const frame = checkSize(this.framing.codec.frame(this.output, answer), 5, this.maxBytes);
     this.parts.push(frame);
     this.size += frame.length;
     return this.size < BATCH_BYTES;

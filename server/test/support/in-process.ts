@@ -1,11 +1,11 @@
-import { startMaxine, type Maxine } from "../../src/app.js";
+import { startMaxine, type Maxine, type StartOptions } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/domain/logger.js";
 
 /** startInProcess runs a real server (real sockets, port 0 on loopback) inside the test process. */
-export async function startInProcess(env: Record<string, string> = {}): Promise<Maxine & { url: string }> {
+export async function startInProcess(env: Record<string, string> = {}, opts: Partial<StartOptions> = {}): Promise<Maxine & { url: string }> {
   const config = loadConfig([], { MAXINE_HOST: "127.0.0.1", MAXINE_PORT: "0", MAXINE_SHUTDOWN_GRACE: "1s", ...env });
-  const m = await startMaxine(config, { logger: silentLogger });
+  const m = await startMaxine(config, { logger: silentLogger, ...opts });
   return Object.assign(m, { url: `http://127.0.0.1:${m.port}` });
 }
 
