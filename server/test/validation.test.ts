@@ -1,11 +1,12 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { RegisterRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RegistryError } from "../src/domain/errors.js";
 import type { FilterSpec } from "../src/domain/filter.js";
 import type { DiscoverQuery } from "../src/registry/registry.js";
-import { DEFAULT_LIMITS, watchServicesOf } from "../src/registry/validate.js";
-import { Connection } from "../src/transport/connections.js";
+import { DEFAULT_LIMITS, textOf, watchServicesOf } from "../src/registry/validate.js";
+import { Connections } from "../src/transport/connections.js";
 import { ttlOf } from "../src/transport/convert.js";
 import { instance, makeCore } from "./support/core.js";
 import { postJson, startInProcess } from "./support/in-process.js";
@@ -89,6 +90,47 @@ describe("control characters", () => {
 
   it("checks the length of a host before its characters", async () => {
     expect((await registerError({ host: "h".repeat(254) })).message).toBe("instance.host: must be at most 253 characters, got 254");
+  });
+});
+
+describe("properties", () => {
+  it("textOf accepts exactly the strings with no control character and no lone surrogate, and names the first offender", () => {
+    const control = (c: number) => c <= 0x1f || (c >= 0x7f && c <= 0x9f);
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 40 }), (s) => {
+        const bad = [...s].findIndex((ch) => control(ch.charCodeAt(0)));
+        const lone = [...s].some((ch) => ch.length === 1 && ch >= "\ud800" && ch <= "\udfff");
+        let message: string | undefined;
+        try {
+          expect(textOf("f", s)).toBe(s);
+        } catch (e) {
+          message = (e as RegistryError).message;
+        }
+        if (bad < 0 && !lone) return message === undefined;
+        if (bad >= 0) {
+          const at = s.search(/[\u0000-\u001f\u007f-\u009f]/);
+          return message === `f: must not contain control characters (${codeOf(s[at]!)} at ${at})`;
+        }
+        return message?.startsWith("f: must be well-formed Unicode (lone surrogate U+D") === true;
+      }),
+    );
+  });
+
+  it("ttlOf accepts exactly the well-formed non-negative Durations, with protobuf-es's value", () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 12n), max: 10n ** 12n }), fc.integer({ min: -3_000_000_000, max: 3_000_000_000 }), (seconds, nanos) => {
+        const d = { $typeName: "google.protobuf.Duration" as const, seconds, nanos };
+        const ok = seconds >= 0n && nanos >= 0 && nanos <= 999_999_999;
+        let got: number | undefined;
+        let err: unknown;
+        try {
+          got = ttlOf(d);
+        } catch (e) {
+          err = e;
+        }
+        return ok ? got === Number(seconds) * 1000 + Math.round(nanos / 1e6) : err instanceof RegistryError && err.message.startsWith("lease_ttl: ");
+      }),
+    );
   });
 });
 
@@ -191,7 +233,7 @@ describe("limits name their setting", () => {
   });
 
   it("names MAXINE_MAX_WATCHERS_PER_CONNECTION and MAXINE_MAX_HEARTBEATS_PER_CONNECTION", () => {
-    const conn = new Connection({ maxWatchersPerConnection: 1, maxHeartbeatsPerConnection: 2 });
+    const conn = new Connections({ maxWatchersPerConnection: 1, maxHeartbeatsPerConnection: 2, maxBufferedBytesPerConnection: 1 << 20 }, 1 << 20).ofOwner({});
     conn.acquire("watchers");
     expect(() => conn.acquire("watchers")).toThrow("watch: this connection already holds the maximum of 1 watch streams (MAXINE_MAX_WATCHERS_PER_CONNECTION)");
     conn.acquire("heartbeats");
