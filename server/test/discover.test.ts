@@ -111,7 +111,7 @@ describe("Discover: strategies", () => {
 
   it.each<Strategy>(["CONSISTENT_HASH", "RENDEZVOUS"])("%s requires a hash key", async (strategy) => {
     const { registry } = await withInstances(2);
-    expect(() => registry.discover(q({ strategy }))).toThrow(`hash_key: is required by STRATEGY_${strategy}`);
+    expect(() => registry.discover(q({ strategy }))).toThrow(`hash_key: is required for STRATEGY_${strategy}`);
   });
 
   it.each<Strategy>(["CONSISTENT_HASH", "RENDEZVOUS"])(

@@ -66,7 +66,7 @@ describe("gRPC with @grpc/grpc-js and proto-loader over HTTP/2", () => {
     const fourth = new Collector(client.WatchServices({}));
     await fourth.closed();
     expect(fourth.error?.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
-    expect(details(fourth.error)).toBe("watch: this connection already holds the maximum of 3 watch streams");
+    expect(details(fourth.error)).toBe("watch: this connection already holds the maximum of 3 watch streams (MAXINE_MAX_WATCHERS_PER_CONNECTION)");
     for (const s of streams) s.call.cancel();
     await expect.poll(() => server.hub.watchers).toBe(0);
   });

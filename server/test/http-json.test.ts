@@ -67,7 +67,7 @@ describe("Connect JSON over HTTP/1.1 with plain fetch", () => {
     const none = await postJson(server.url, "Discover", { service: "nothing-here" });
     expect(none.json).toEqual({ code: "not_found", message: "service default/nothing-here has no instances" });
     const noKey = await postJson(server.url, "Discover", { service: "json-svc", strategy: "STRATEGY_RENDEZVOUS" });
-    expect(noKey.json).toEqual({ code: "invalid_argument", message: "hash_key: is required by STRATEGY_RENDEZVOUS" });
+    expect(noKey.json).toEqual({ code: "invalid_argument", message: "hash_key: is required for STRATEGY_RENDEZVOUS" });
   });
 
   it("rejects malformed JSON and wrong types without harming the server", async () => {

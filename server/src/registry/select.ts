@@ -63,5 +63,5 @@ export class Selector {
 }
 
 function requireKey(strategy: Strategy, hashKey: string): void {
-  if (hashKey === "") throw invalid("hash_key", `is required by STRATEGY_${strategy}`);
+  if (hashKey === "") throw invalid("hash_key", `is required for STRATEGY_${strategy}`);
 }

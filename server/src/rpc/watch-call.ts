@@ -1,7 +1,6 @@
 import type { WatchServicesRequest } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import { invalid } from "../domain/errors.js";
 import type { InstanceRecord } from "../domain/instance.js";
-import { filterOf, namespaceOf, serviceOf, type Limits } from "../registry/validate.js";
+import { filterOf, namespaceOf, watchServicesOf, type Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
@@ -38,11 +37,7 @@ export async function runWatch(deps: WatchDeps, ctx: CallContext, req: WatchServ
 
 function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest): Watcher {
   const namespace = namespaceOf("namespace", req.namespace);
-  const services = [...new Set(req.services)];
-  if (services.length > deps.limits.maxWatchServices) {
-    throw invalid("services", `must name at most ${deps.limits.maxWatchServices} services, got ${services.length}`);
-  }
-  services.forEach((s, i) => serviceOf(`services[${i}]`, s));
+  const services = watchServicesOf("services", req.services, deps.limits);
   const filter = filterOf("filter", filterOfPb(req.filter), deps.limits);
   const conn = ctx.connection;
   conn.acquire("watchers");

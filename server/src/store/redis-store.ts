@@ -4,6 +4,7 @@ import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { keyString, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
+import { redactUrl } from "../domain/redact.js";
 import { keyList, redisKeys, SCRIPTS, type RedisKeys } from "./redis-scripts.js";
 import { HeldLeases } from "./redis-leases.js";
 import { Sweeper } from "./redis-sweeper.js";
@@ -510,7 +511,7 @@ export class RedisStore implements Store {
 
 function connectionOptions(opts: RedisStoreOptions, base: RedisOptions): RedisOptions {
   const url = new URL(opts.url);
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new Error(`MAXINE_REDIS_URL: must be redis://host:port or rediss://..., got ${opts.url}`);
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new Error(`MAXINE_REDIS_URL: must be redis://host:port or rediss://..., got ${redactUrl(opts.url)}`);
   const auth = {
     ...(url.username !== "" ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password !== "" ? { password: decodeURIComponent(url.password) } : {}),
