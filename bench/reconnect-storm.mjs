@@ -63,7 +63,9 @@ try {
         try {
           const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
           const row = { atMs: Math.round(at) };
-          for (const m of text.matchAll(/^maxine_(register_total|heartbeat_streams_opened_total|heartbeat_messages_total|beats_unknown_total|beats_registered_total|watchers_opened_total|watch_overflows_total|heartbeat_streams|instances) ([0-9.e+]+)$/gm)) {
+          row.register_total = 0; // Register calls, over protocols and codes
+          for (const m of text.matchAll(/^maxine_rpc_requests_total\{method="Register",[^}]*\} ([0-9.e+]+)$/gm)) row.register_total += Number(m[1]);
+          for (const m of text.matchAll(/^maxine_(heartbeat_streams_opened_total|heartbeat_messages_total|beats_unknown_total|beats_registered_total|watchers_opened_total|watch_overflows_total|heartbeat_streams|instances) ([0-9.e+]+)$/gm)) {
             row[m[1]] = Number(m[2]);
           }
           counters.push(row);

@@ -99,7 +99,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   // access log see every call, then the deadline and authentication.
   const pipeline = new Pipeline(services, [
     errorInterceptor(log),
-    metrics.interceptor(),
+    metrics.interceptor(services.flatMap((s) => s.methods)),
     accessLogInterceptor(log, opts.debugEnabled ?? (() => false)),
     deadlineInterceptor(),
     authenticationInterceptor(),

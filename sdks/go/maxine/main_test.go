@@ -130,6 +130,34 @@ func metric(t testing.TB, url, name string) float64 {
 	return 0
 }
 
+// metricSum sums the /metrics lines that start with prefix (a metric name and
+// the start of its labels), failing when there is none.
+func metricSum(t testing.TB, url, prefix string) float64 {
+	t.Helper()
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sum, found := 0.0, false
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("/metrics %s: %v", line, err)
+		}
+		sum, found = sum+f, true
+	}
+	if !found {
+		t.Fatalf("/metrics has no %s", prefix)
+	}
+	return sum
+}
+
 func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

@@ -181,8 +181,8 @@ func TestSessionSurvivesServerRestart(t *testing.T) {
 	if n := metric(t, srv2.URL, "maxine_beats_registered_total"); n != 2 {
 		t.Errorf("maxine_beats_registered_total = %v on the new server, want 2 (both registered from the first beat)", n)
 	}
-	if n := metric(t, srv2.URL, "maxine_register_total"); n != 0 {
-		t.Errorf("maxine_register_total = %v on the new server, want 0", n)
+	if n := metricSum(t, srv2.URL, `maxine_rpc_requests_total{method="Register",`); n != 0 {
+		t.Errorf("Register calls = %v on the new server, want 0", n)
 	}
 	if first := <-syncs; first.Reset {
 		t.Fatalf("first snapshot flagged reset: %+v", first)

@@ -77,9 +77,6 @@ export interface Discovered {
 
 /** Counts are running totals of the core's calls, for /metrics (plain integers: the hot paths pay an increment). */
 export interface Counts {
-  registers: number;
-  deregisters: number;
-  discovers: number;
   heartbeatStreamsOpened: number;
   heartbeatMessages: number;
   beatsRenewed: number;
@@ -112,9 +109,6 @@ export class Registry {
   private readonly streams = new Set<HeartbeatStream>();
   /** counts are running totals of calls, read by /metrics. */
   readonly counts: Counts = {
-    registers: 0,
-    deregisters: 0,
-    discovers: 0,
     heartbeatStreamsOpened: 0,
     heartbeatMessages: 0,
     beatsRenewed: 0,
@@ -152,7 +146,6 @@ export class Registry {
    */
   async register(input: InstanceInput | undefined, ttlMs: number | undefined): Promise<Registered> {
     this.assertOpen();
-    this.counts.registers++;
     return this.registerInstance(input, ttlMs);
   }
 
@@ -182,7 +175,6 @@ export class Registry {
   /** deregister removes an instance at once. */
   async deregister(k: InstanceKey | undefined): Promise<number> {
     this.assertOpen();
-    this.counts.deregisters++;
     const key = keyOf("key", k);
     const change = await this.store.remove(key, "DEREGISTERED");
     this.leases.delete(key);
@@ -330,7 +322,6 @@ export class Registry {
 
   /** discover chooses one SERVING instance of a service. */
   discover(q: DiscoverQuery): Discovered {
-    this.counts.discovers++;
     const namespace = namespaceOf("namespace", q.namespace);
     const service = serviceOf("service", q.service);
     const filter = filterOf("filter", q.filter, this.limits);

@@ -76,9 +76,12 @@ export class Metrics {
    * Label children are looked up once per combination, so a call pays two
    * map lookups, an increment and an observation.
    */
-  interceptor(): Interceptor {
+  interceptor(methods: Iterable<{ readonly info: { readonly name: string } }> = []): Interceptor {
     const counters = new Map<string, ReturnType<Counter<"method" | "protocol" | "code">["labels"]>>();
     const timers = new Map<string, ReturnType<Histogram<"method" | "protocol">["labels"]>>();
+    // Every method's ok counters exist from the start (at 0), so a scrape
+    // tells "no call" from "no such metric".
+    for (const m of methods) for (const protocol of ["grpc", "grpc-web", "connect"]) this.requests.labels(m.info.name, protocol, "ok").inc(0);
     const done = (method: string, protocol: string, t0: number, err: unknown): void => {
       const code = CODE_NAMES[codeOf(err)] ?? "unknown";
       const key = `${method} ${protocol} ${code}`;
