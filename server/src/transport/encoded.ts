@@ -1,18 +1,36 @@
-import { toJsonString } from "@bufbuild/protobuf";
-import { InstanceSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { create, toJsonString } from "@bufbuild/protobuf";
+import {
+  DiscoverResponseSchema,
+  EventTypeSchema,
+  InstanceSchema,
+  RegisterResponseSchema,
+  RemovalReasonSchema,
+  SnapshotChunkSchema,
+  WatchEventSchema,
+  WatchServicesResponseSchema,
+  type DiscoverResponse,
+  type RegisterResponse,
+  type SnapshotChunk,
+  type WatchEvent,
+} from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceRecord } from "../domain/instance.js";
 import type { Discovered, Registered } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
 import type { WatchEventItem } from "../watch/items.js";
-import { eventTypeToPb, instanceToPb, removalToPb, statusToPb } from "./convert.js";
-import { lengthSize, stringSize, timestampSize, uintSize, writeBytes, writeString, writeTimestamp, writeUint, writeVarint } from "./proto-write.js";
+import { eventTypeToPb, removalToPb } from "./convert.js";
+import { instanceWriter } from "./instance-fields.js";
+import { durationMs, encoded, encodedList, enumOf, string, timestampMs, uint64 } from "./schema-columns.js";
+import { fieldNamed, MessageWriter, oneofFrame } from "./schema-writer.js";
 
 // Encoded instances. Records are immutable (a change makes a new one), so a
 // record's Instance is encoded once, as protobuf and as JSON, and every
-// answer, snapshot and event that carries it reuses the bytes. Messages
-// around them are written by hand: only the fields that wrap cached
-// instances, and each writer is checked byte for byte against protobuf-es
-// (test/encoded.test.ts).
+// answer, snapshot and event that carries it reuses the bytes. The messages
+// around them are written by MessageWriters compiled from the generated
+// schema (schema-writer.ts): tags, wire types and field order come from the
+// descriptors, each table names every field of its message, and the cached
+// Instance bytes are spliced in. test/encoded.test.ts and
+// test/wire-properties.test.ts check every writer byte for byte against
+// protobuf-es; docs/decisions/0001-fast-encoding.md says why they exist.
 
 const binaryOf = new WeakMap<InstanceRecord, Uint8Array>();
 const jsonOf = new WeakMap<InstanceRecord, string>();
@@ -24,86 +42,19 @@ export function instanceBytes(r: InstanceRecord): Uint8Array {
   return b;
 }
 
-// Instance field numbers (registry.proto).
-const I_NAMESPACE = 1;
-const I_SERVICE = 2;
-const I_INSTANCE_ID = 3;
-const I_HOST = 4;
-const I_PORT = 5;
-const I_VERSION = 6;
-const I_ZONE = 7;
-const I_TAGS = 8;
-const I_METADATA = 9;
-const I_WEIGHT = 10;
-const I_STATUS = 11;
-const I_REGISTERED_AT = 12;
-const I_UPDATED_AT = 13;
-const I_CREATE_REVISION = 14;
-const I_MOD_REVISION = 15;
-
 /**
- * encodeInstance writes r as protobuf-es writes instanceToPb(r): fields in
- * number order, zero values left out, map entries in the record's key order
- * with key and value always written.
+ * encodeInstance writes r as protobuf-es writes its Instance (instanceFields
+ * in instance-fields.ts): fields in number order, zero values left out, map
+ * entries in the record's key order with key and value always written.
  */
 export function encodeInstance(r: InstanceRecord): Buffer {
-  const entries = Object.entries(r.metadata);
-  let size = stringSize(r.namespace) + stringSize(r.service) + stringSize(r.instanceId) + stringSize(r.host);
-  size += uintSize(r.port) + stringSize(r.version) + stringSize(r.zone);
-  for (const t of r.tags) size += 1 + lengthSize(Buffer.byteLength(t, "utf8"));
-  for (const [k, v] of entries) size += 1 + lengthSize(entrySize(k, v));
-  const status = statusToPb[r.status];
-  size += uintSize(r.weight) + uintSize(status);
-  size += 1 + lengthSize(timestampSize(r.registeredAt)) + 1 + lengthSize(timestampSize(r.updatedAt));
-  size += uintSize(r.createRevision) + uintSize(r.modRevision);
-  const out = Buffer.allocUnsafe(size);
-  let at = writeString(out, 0, I_NAMESPACE, r.namespace);
-  at = writeString(out, at, I_SERVICE, r.service);
-  at = writeString(out, at, I_INSTANCE_ID, r.instanceId);
-  at = writeString(out, at, I_HOST, r.host);
-  at = writeUint(out, at, I_PORT, r.port);
-  at = writeString(out, at, I_VERSION, r.version);
-  at = writeString(out, at, I_ZONE, r.zone);
-  for (const t of r.tags) {
-    out[at++] = (I_TAGS << 3) | 2;
-    at = writeVarint(out, at, Buffer.byteLength(t, "utf8"));
-    at += out.write(t, at, "utf8");
-  }
-  for (const [k, v] of entries) {
-    out[at++] = (I_METADATA << 3) | 2;
-    at = writeVarint(out, at, entrySize(k, v));
-    at = writeEntryPart(out, at, 1, k);
-    at = writeEntryPart(out, at, 2, v);
-  }
-  at = writeUint(out, at, I_WEIGHT, r.weight);
-  at = writeUint(out, at, I_STATUS, status);
-  out[at++] = (I_REGISTERED_AT << 3) | 2;
-  at = writeVarint(out, at, timestampSize(r.registeredAt));
-  at = writeTimestamp(out, at, r.registeredAt);
-  out[at++] = (I_UPDATED_AT << 3) | 2;
-  at = writeVarint(out, at, timestampSize(r.updatedAt));
-  at = writeTimestamp(out, at, r.updatedAt);
-  at = writeUint(out, at, I_CREATE_REVISION, r.createRevision);
-  at = writeUint(out, at, I_MOD_REVISION, r.modRevision);
-  if (at !== size) throw new Error(`encodeInstance: wrote ${at} bytes, expected ${size}`);
-  return out;
-}
-
-function entrySize(k: string, v: string): number {
-  return 1 + lengthSize(Buffer.byteLength(k, "utf8")) + 1 + lengthSize(Buffer.byteLength(v, "utf8"));
-}
-
-/** writeEntryPart writes a map entry's key (1) or value (2): written even when empty. */
-function writeEntryPart(out: Buffer, at: number, field: number, s: string): number {
-  out[at++] = (field << 3) | 2;
-  at = writeVarint(out, at, Buffer.byteLength(s, "utf8"));
-  return at + out.write(s, at, "utf8");
+  return instanceWriter.encode(r);
 }
 
 /** instanceJson returns r's Instance in the JSON mapping, encoded once per record. */
 export function instanceJson(r: InstanceRecord): string {
   let j = jsonOf.get(r);
-  if (j === undefined) jsonOf.set(r, (j = toJsonString(InstanceSchema, instanceToPb(r))));
+  if (j === undefined) jsonOf.set(r, (j = toJsonString(InstanceSchema, create(InstanceSchema, instanceWriter.init(r)))));
   return j;
 }
 
@@ -119,51 +70,37 @@ export function encodeStoredRecords(store: Store): () => void {
   });
 }
 
-// DiscoverResponse field numbers (registry.proto).
-const DISCOVER_INSTANCE = 1;
-const DISCOVER_INSTANCES = 2;
-const DISCOVER_REVISION = 3;
-const DISCOVER_REGISTRY_ID = 4;
+/** DiscoverSource is a DiscoverResponse with its instances already encoded. */
+interface DiscoverSource {
+  readonly chosen: Uint8Array;
+  readonly all: readonly Uint8Array[];
+  readonly revision: number;
+  readonly registryId: string;
+}
+
+const discoverWriter = new MessageWriter<DiscoverResponse, DiscoverSource>(DiscoverResponseSchema, {
+  instance: encoded(InstanceSchema, (d) => d.chosen),
+  instances: encodedList(InstanceSchema, (d) => d.all),
+  revision: uint64((d) => d.revision),
+  registryId: string((d) => d.registryId),
+});
 
 /** discoverBinary encodes a DiscoverResponse as protobuf-es's toBinary would. */
 export function discoverBinary(d: Discovered, registryId: string): Buffer {
-  const chosen = instanceBytes(d.chosen);
-  const all = d.all.map(instanceBytes);
-  let size = 1 + lengthSize(chosen.length) + uintSize(d.revision) + stringSize(registryId);
-  for (const b of all) size += 1 + lengthSize(b.length);
-  const out = Buffer.allocUnsafe(size);
-  let at = writeBytes(out, 0, DISCOVER_INSTANCE, chosen);
-  for (const b of all) at = writeBytes(out, at, DISCOVER_INSTANCES, b);
-  at = writeUint(out, at, DISCOVER_REVISION, d.revision);
-  writeString(out, at, DISCOVER_REGISTRY_ID, registryId);
-  return out;
+  return discoverWriter.encode({ chosen: instanceBytes(d.chosen), all: d.all.map(instanceBytes), revision: d.revision, registryId });
 }
 
-// RegisterResponse field numbers (registry.proto).
-const REGISTER_INSTANCE = 1;
-const REGISTER_LEASE_TTL = 2;
-const REGISTER_LEASE_EXPIRES_AT = 3;
-const REGISTER_REVISION = 4;
-const REGISTER_REGISTRY_ID = 5;
+const registerWriter = new MessageWriter<RegisterResponse, { readonly r: Registered; readonly registryId: string }>(RegisterResponseSchema, {
+  instance: encoded(InstanceSchema, (s) => instanceBytes(s.r.instance)),
+  leaseTtl: durationMs((s) => s.r.ttlMs),
+  leaseExpiresAt: timestampMs((s) => s.r.expiresAt),
+  revision: uint64((s) => s.r.revision),
+  registryId: string((s) => s.registryId),
+});
 
 /** registerBinary encodes a RegisterResponse as protobuf-es's toBinary would. */
 export function registerBinary(r: Registered, registryId: string): Buffer {
-  const instance = instanceBytes(r.instance);
-  const ttl = timestampSize(r.ttlMs); // a Duration of positive milliseconds has a Timestamp's layout
-  const expires = timestampSize(r.expiresAt);
-  const size =
-    1 + lengthSize(instance.length) + 1 + lengthSize(ttl) + 1 + lengthSize(expires) + uintSize(r.revision) + stringSize(registryId);
-  const out = Buffer.allocUnsafe(size);
-  let at = writeBytes(out, 0, REGISTER_INSTANCE, instance);
-  out[at++] = (REGISTER_LEASE_TTL << 3) | 2;
-  at = writeVarint(out, at, ttl);
-  at = writeTimestamp(out, at, r.ttlMs);
-  out[at++] = (REGISTER_LEASE_EXPIRES_AT << 3) | 2;
-  at = writeVarint(out, at, expires);
-  at = writeTimestamp(out, at, r.expiresAt);
-  at = writeUint(out, at, REGISTER_REVISION, r.revision);
-  writeString(out, at, REGISTER_REGISTRY_ID, registryId);
-  return out;
+  return registerWriter.encode({ r, registryId });
 }
 
 /**
@@ -186,21 +123,30 @@ export function discoverAnswer(d: Discovered, registryId: string, format: "binar
 const keptJson = new WeakMap<InstanceRecord, { revision: number; registryId: string; bytes: Buffer }>();
 const keptBinary = new WeakMap<InstanceRecord, { revision: number; registryId: string; bytes: Buffer }>();
 
+// DiscoverResponse's JSON names, from the schema.
+const DISCOVER_JSON = {
+  instance: JSON.stringify(fieldNamed(DiscoverResponseSchema, "instance").jsonName),
+  instances: JSON.stringify(fieldNamed(DiscoverResponseSchema, "instances").jsonName),
+  revision: JSON.stringify(fieldNamed(DiscoverResponseSchema, "revision").jsonName),
+  registryId: JSON.stringify(fieldNamed(DiscoverResponseSchema, "registryId").jsonName),
+} satisfies Record<keyof typeof discoverWriter.schema.field, string>;
+
 /** discoverJson encodes a DiscoverResponse as protobuf-es's toJsonString would (fields in number order, zero values left out). */
 export function discoverJson(d: Discovered, registryId: string): string {
-  let out = `{"instance":${instanceJson(d.chosen)}`;
-  if (d.all.length > 0) out += `,"instances":[${d.all.map(instanceJson).join(",")}]`;
-  if (d.revision !== 0) out += `,"revision":"${d.revision}"`;
-  if (registryId !== "") out += `,"registryId":${JSON.stringify(registryId)}`;
+  let out = `{${DISCOVER_JSON.instance}:${instanceJson(d.chosen)}`;
+  if (d.all.length > 0) out += `,${DISCOVER_JSON.instances}:[${d.all.map(instanceJson).join(",")}]`;
+  if (d.revision !== 0) out += `,${DISCOVER_JSON.revision}:"${d.revision}"`;
+  if (registryId !== "") out += `,${DISCOVER_JSON.registryId}:${JSON.stringify(registryId)}`;
   return `${out}}`;
 }
 
-// WatchServicesResponse.event and WatchEvent field numbers (registry.proto).
-const R_EVENT = 3;
-const E_TYPE = 1;
-const E_INSTANCE = 2;
-const E_REVISION = 3;
-const E_REMOVAL_REASON = 4;
+const watchEventWriter = new MessageWriter<WatchEvent, { readonly item: WatchEventItem; readonly instance: Uint8Array }>(WatchEventSchema, {
+  type: enumOf(EventTypeSchema, (e) => eventTypeToPb[e.item.type]),
+  instance: encoded(InstanceSchema, (e) => e.instance),
+  revision: uint64((e) => e.item.revision),
+  removalReason: enumOf(RemovalReasonSchema, (e) => (e.item.removalReason === undefined ? 0 : removalToPb[e.item.removalReason])),
+});
+const eventFrame = oneofFrame(WatchServicesResponseSchema, "event", watchEventWriter);
 
 /**
  * watchEventFrame writes a WatchServicesResponse holding one event as one
@@ -209,26 +155,19 @@ const E_REMOVAL_REASON = 4;
  * is encoded once and the frame written to every watcher that sees it.
  */
 export function watchEventFrame(item: WatchEventItem): Buffer {
-  const instance = instanceBytes(item.instance);
-  const type = eventTypeToPb[item.type];
-  const reason = item.removalReason === undefined ? 0 : removalToPb[item.removalReason];
-  const event = uintSize(type) + 1 + lengthSize(instance.length) + uintSize(item.revision) + uintSize(reason);
-  const size = 1 + lengthSize(event);
-  const out = Buffer.allocUnsafe(5 + size);
-  out[0] = 0; // not compressed
-  out.writeUInt32BE(size, 1);
-  out[5] = (R_EVENT << 3) | 2;
-  let at = writeVarint(out, 6, event);
-  at = writeUint(out, at, E_TYPE, type);
-  at = writeBytes(out, at, E_INSTANCE, instance);
-  at = writeUint(out, at, E_REVISION, item.revision);
-  writeUint(out, at, E_REMOVAL_REASON, reason);
-  return out;
+  return eventFrame({ item, instance: instanceBytes(item.instance) });
 }
 
-/** lengthDelimited encodes one length-delimited field (numbers below 16): tag, length, bytes. */
-export function lengthDelimited(field: number, bytes: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(1 + lengthSize(bytes.length));
-  writeBytes(out, 0, field, bytes);
-  return out;
+const snapshotWriter = new MessageWriter<SnapshotChunk, readonly Uint8Array[]>(SnapshotChunkSchema, {
+  instances: encodedList(InstanceSchema, (instances) => instances),
+});
+const chunkFrame = oneofFrame(WatchServicesResponseSchema, "snapshot", snapshotWriter);
+
+/**
+ * snapshotFrame writes a WatchServicesResponse holding one snapshot chunk of
+ * records as one gRPC message frame, as protobuf-es writes watchItemToPb of
+ * the chunk, from the records' cached Instance bytes.
+ */
+export function snapshotFrame(records: readonly InstanceRecord[]): Buffer {
+  return chunkFrame(records.map(instanceBytes));
 }

@@ -1,92 +1,66 @@
 import { isUtf8 } from "node:buffer";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { HeartbeatRequestSchema, type Instance } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import {
+  BeatAckSchema,
+  BeatResultSchema,
+  BeatSchema,
+  HeartbeatRequestSchema,
+  HeartbeatResponseSchema,
+  InstanceKeySchema,
+  BeatResult,
+  type BeatAck,
+  type HeartbeatResponse,
+  type Instance,
+  type InstanceKey as InstanceKeyPb,
+} from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceKey } from "../domain/instance.js";
 import type { BeatOutcome } from "../registry/registry.js";
-import { bigVarintSize, stringSize, timestampSize, varintSize, writeBigVarint, writeString, writeTimestamp, writeVarint } from "./proto-write.js";
+import { tagValue, WIRE_BIT64, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from "./proto-write.js";
+import { enumOf, message, messages, string, timestampMs, uint64 } from "./schema-columns.js";
+import { fieldNamed, MessageWriter } from "./schema-writer.js";
 
-// Heartbeat messages on the wire, by hand. HeartbeatRequest and
-// HeartbeatResponse are what a server holding tens of thousands of heartbeat
-// streams reads and writes most often (one each per beat), and protobuf-es
-// (reflection, a message object per field, a TextEncoder per string) cost
-// more than the rest of the beat. heartbeatFrame writes the answer's gRPC
-// frame in one buffer, exactly as toBinary writes the message;
-// decodeHeartbeatRequest reads the request as clients write it and hands
-// anything else (unknown or repeated fields, invalid UTF-8) to fromBinary.
-// test/heartbeat-wire.test.ts checks both against protobuf-es.
+// Heartbeat messages on the wire, without protobuf-es's reflection.
+// HeartbeatRequest and HeartbeatResponse are what a server holding tens of
+// thousands of heartbeat streams reads and writes most often (one each per
+// beat), and protobuf-es (reflection, a message object per field, a
+// TextEncoder per string) cost more than the rest of the beat.
+// heartbeatFrame writes the answer's gRPC frame in one buffer with writers
+// compiled from the schema (schema-writer.ts), exactly as toBinary writes
+// the message; decodeHeartbeatRequest reads the request as clients write it,
+// with tags taken from the schema, and hands anything else (unknown or
+// repeated fields, invalid UTF-8) to fromBinary.
+// test/heartbeat-wire.test.ts and test/wire-properties.test.ts check both
+// against protobuf-es.
 
-// Field numbers (registry.proto).
-const RESPONSE_SEQUENCE = 1;
-const RESPONSE_ACKS = 2;
-const ACK_KEY = 1;
-const ACK_RESULT = 2;
-const ACK_LEASE_EXPIRES_AT = 3;
-const ACK_MESSAGE = 4;
-const KEY_NAMESPACE = 1;
-const KEY_SERVICE = 2;
-const KEY_INSTANCE_ID = 3;
+const resultToPb: Record<BeatOutcome["result"], BeatResult> = {
+  RENEWED: BeatResult.RENEWED,
+  UNKNOWN: BeatResult.UNKNOWN,
+  INVALID: BeatResult.INVALID,
+  REGISTERED: BeatResult.REGISTERED,
+};
 
-const RESULT = { RENEWED: 1, UNKNOWN: 2, INVALID: 3, REGISTERED: 4 } as const; // BeatResult
+const keyWriter = new MessageWriter<InstanceKeyPb, InstanceKey>(InstanceKeySchema, {
+  namespace: string((k) => k.namespace),
+  service: string((k) => k.service),
+  instanceId: string((k) => k.instanceId),
+});
+
+const ackWriter = new MessageWriter<BeatAck, BeatOutcome>(BeatAckSchema, {
+  key: message(keyWriter, (o) => o.key),
+  result: enumOf(BeatResultSchema, (o) => resultToPb[o.result]),
+  leaseExpiresAt: timestampMs((o) => ("expiresAt" in o ? o.expiresAt : undefined)),
+  message: string((o) => ("expiresAt" in o ? "" : o.message)),
+});
+
+const responseWriter = new MessageWriter<HeartbeatResponse, { readonly sequence: bigint; readonly outcomes: readonly BeatOutcome[] }>(HeartbeatResponseSchema, {
+  sequence: uint64((r) => r.sequence),
+  acks: messages(ackWriter, (r) => r.outcomes),
+});
 
 /** heartbeatFrame encodes a HeartbeatResponse (sequence, one ack per outcome) as one gRPC message frame. */
 export function heartbeatFrame(sequence: bigint, outcomes: readonly BeatOutcome[]): Buffer {
-  const ackSizes = outcomes.map(ackSize);
-  let size = sequence === 0n ? 0 : 1 + bigVarintSize(sequence);
-  for (const s of ackSizes) size += 1 + varintSize(s) + s;
-  const out = Buffer.allocUnsafe(5 + size);
-  out[0] = 0;
-  out.writeUInt32BE(size, 1);
-  let at = 5;
-  if (sequence !== 0n) {
-    out[at++] = (RESPONSE_SEQUENCE << 3) | 0;
-    at = writeBigVarint(out, at, sequence);
-  }
-  outcomes.forEach((o, i) => {
-    out[at++] = (RESPONSE_ACKS << 3) | 2;
-    at = writeVarint(out, at, ackSizes[i]!);
-    at = writeAck(out, at, o);
-  });
-  return out;
-}
-
-function ackSize(o: BeatOutcome): number {
-  let size = 2; // result: never 0
-  if (o.key !== undefined) {
-    const k = keySize(o.key);
-    size += 1 + varintSize(k) + k;
-  }
-  if ("expiresAt" in o) {
-    const t = timestampSize(o.expiresAt);
-    size += 1 + varintSize(t) + t;
-  } else {
-    size += stringSize(o.message);
-  }
-  return size;
-}
-
-function writeAck(out: Buffer, at: number, o: BeatOutcome): number {
-  if (o.key !== undefined) {
-    out[at++] = (ACK_KEY << 3) | 2;
-    at = writeVarint(out, at, keySize(o.key));
-    at = writeString(out, at, KEY_NAMESPACE, o.key.namespace);
-    at = writeString(out, at, KEY_SERVICE, o.key.service);
-    at = writeString(out, at, KEY_INSTANCE_ID, o.key.instanceId);
-  }
-  out[at++] = (ACK_RESULT << 3) | 0;
-  out[at++] = RESULT[o.result];
-  if ("expiresAt" in o) {
-    out[at++] = (ACK_LEASE_EXPIRES_AT << 3) | 2;
-    at = writeVarint(out, at, timestampSize(o.expiresAt));
-    at = writeTimestamp(out, at, o.expiresAt);
-  } else {
-    at = writeString(out, at, ACK_MESSAGE, o.message);
-  }
-  return at;
-}
-
-function keySize(k: InstanceKey): number {
-  return stringSize(k.namespace) + stringSize(k.service) + stringSize(k.instanceId);
+  return responseWriter.frame({ sequence, outcomes });
 }
 
 /** BeatsRequest is what answering a HeartbeatRequest reads: a decoded message, or decodeHeartbeatRequest's plain object. */
@@ -116,6 +90,26 @@ export function decodeHeartbeatRequest(bytes: Uint8Array): BeatsRequest {
 type Beat = BeatsRequest["beats"][number];
 type Key = NonNullable<Beat["key"]>;
 
+// The fast reader's tags, from the schema: each field is checked to have
+// the kind the reader expects, so a changed field fails at load rather than
+// being misread; a field added to any of these messages is not known to
+// the fast reader, which then hands the request to fromBinary.
+const REQUEST_SEQUENCE = readTag(HeartbeatRequestSchema, "sequence", WIRE_VARINT, (f) => f.fieldKind === "scalar" && f.scalar === ScalarType.UINT64);
+const REQUEST_BEATS = readTag(HeartbeatRequestSchema, "beats", WIRE_LENGTH_DELIMITED, (f) => f.fieldKind === "list" && f.listKind === "message" && f.message.typeName === BeatSchema.typeName);
+const BEAT_KEY = readTag(BeatSchema, "key", WIRE_LENGTH_DELIMITED, (f) => f.fieldKind === "message" && f.message.typeName === InstanceKeySchema.typeName);
+const BEAT_STATUS = readTag(BeatSchema, "status", WIRE_VARINT, (f) => f.fieldKind === "enum");
+const BEAT_LOAD = readTag(BeatSchema, "load", WIRE_BIT64, (f) => f.fieldKind === "scalar" && f.scalar === ScalarType.DOUBLE);
+const isString = (f: DescField): boolean => f.fieldKind === "scalar" && f.scalar === ScalarType.STRING;
+const KEY_NAMESPACE = readTag(InstanceKeySchema, "namespace", WIRE_LENGTH_DELIMITED, isString);
+const KEY_SERVICE = readTag(InstanceKeySchema, "service", WIRE_LENGTH_DELIMITED, isString);
+const KEY_INSTANCE_ID = readTag(InstanceKeySchema, "instanceId", WIRE_LENGTH_DELIMITED, isString);
+
+function readTag(schema: DescMessage, name: string, wireType: number, fits: (f: DescField) => boolean): number {
+  const field = fieldNamed(schema, name);
+  if (field.oneof !== undefined || !fits(field)) throw new Error(`${schema.typeName}.${field.name}: not what the fast heartbeat reader reads`);
+  return tagValue(field.number, wireType);
+}
+
 /** Reader reads varints and lengths from buf; every method returns undefined (or -1) for input the fast path does not take. */
 class Reader {
   at = 0;
@@ -132,6 +126,16 @@ class Reader {
       scale *= 0x80;
     }
     return -1;
+  }
+
+  /** tag reads a tag: one byte for fields below 16, as a varint above. */
+  tag(end: number): number {
+    const b = this.buf[this.at]!;
+    if (b < 0x80) {
+      this.at++;
+      return b;
+    }
+    return this.varint(end);
   }
 
   /** length reads a length prefix and returns the end of the field, or -1 when it does not fit before end. */
@@ -155,12 +159,12 @@ function readRequest(buf: Buffer): BeatsRequest | undefined {
   let sequence: bigint | undefined;
   const beats: Beat[] = [];
   while (r.at < end) {
-    const tag = buf[r.at++]!;
-    if (tag === ((REQUEST_SEQUENCE << 3) | 0) && sequence === undefined) {
+    const tag = r.tag(end);
+    if (tag === REQUEST_SEQUENCE && sequence === undefined) {
       const n = r.varint(end);
       if (n < 0) return undefined;
       sequence = BigInt(n);
-    } else if (tag === ((REQUEST_BEATS << 3) | 2)) {
+    } else if (tag === REQUEST_BEATS) {
       const stop = r.length(end);
       const beat = stop < 0 ? undefined : readBeat(r, stop);
       if (beat === undefined) return undefined;
@@ -172,27 +176,20 @@ function readRequest(buf: Buffer): BeatsRequest | undefined {
   return { sequence: sequence ?? 0n, beats };
 }
 
-// HeartbeatRequest and Beat field numbers (registry.proto).
-const REQUEST_SEQUENCE = 1;
-const REQUEST_BEATS = 2;
-const BEAT_KEY = 1;
-const BEAT_STATUS = 2;
-const BEAT_LOAD = 3;
-
 function readBeat(r: Reader, end: number): Beat | undefined {
   let key: Key | undefined;
   let status: number | undefined;
   let load: number | undefined;
   while (r.at < end) {
-    const tag = r.buf[r.at++]!;
-    if (tag === ((BEAT_KEY << 3) | 2) && key === undefined) {
+    const tag = r.tag(end);
+    if (tag === BEAT_KEY && key === undefined) {
       const stop = r.length(end);
       key = stop < 0 ? undefined : readKey(r, stop);
       if (key === undefined) return undefined;
-    } else if (tag === ((BEAT_STATUS << 3) | 0) && status === undefined) {
+    } else if (tag === BEAT_STATUS && status === undefined) {
       status = r.varint(end);
       if (status < 0 || status > 0x7fffffff) return undefined; // negative enum values are ten-byte varints
-    } else if (tag === ((BEAT_LOAD << 3) | 1) && load === undefined) {
+    } else if (tag === BEAT_LOAD && load === undefined) {
       if (r.at + 8 > end) return undefined;
       load = r.buf.readDoubleLE(r.at);
       r.at += 8;
@@ -208,16 +205,19 @@ function readKey(r: Reader, end: number): Key | undefined {
   let service: string | undefined;
   let instanceId: string | undefined;
   while (r.at < end) {
-    const tag = r.buf[r.at++]!;
-    const field = tag >> 3;
-    if ((tag & 7) !== 2) return undefined;
-    const taken = field === KEY_NAMESPACE ? namespace : field === KEY_SERVICE ? service : field === KEY_INSTANCE_ID ? instanceId : "";
-    if (taken !== undefined) return undefined; // an unknown field, or a field twice
-    const s = r.string(end);
-    if (s === undefined) return undefined;
-    if (field === KEY_NAMESPACE) namespace = s;
-    else if (field === KEY_SERVICE) service = s;
-    else instanceId = s;
+    const tag = r.tag(end);
+    if (tag === KEY_NAMESPACE && namespace === undefined) {
+      namespace = r.string(end);
+      if (namespace === undefined) return undefined;
+    } else if (tag === KEY_SERVICE && service === undefined) {
+      service = r.string(end);
+      if (service === undefined) return undefined;
+    } else if (tag === KEY_INSTANCE_ID && instanceId === undefined) {
+      instanceId = r.string(end);
+      if (instanceId === undefined) return undefined;
+    } else {
+      return undefined; // an unknown field, or a field twice
+    }
   }
   return { namespace: namespace ?? "", service: service ?? "", instanceId: instanceId ?? "" };
 }

@@ -1,35 +1,30 @@
-// Protobuf encoding by hand, for the messages the server writes most
-// (heartbeat answers, instances): sizes are computed first, then fields are
-// written straight into one buffer. Each writer built on these is checked
-// byte for byte against protobuf-es (test/heartbeat-wire.test.ts,
-// test/encoded.test.ts). Field numbers passed here are below 16 (one-byte
-// tags).
+// Protobuf wire primitives: varints and tags, written straight into a
+// buffer whose size was computed first. Field numbers and wire types come
+// from the generated schema (schema-writer.ts builds every field's tag with
+// tagBytes); nothing here knows a message.
 
-/** timestampOf splits epoch milliseconds as timestampFromMs does. */
-export function timestampOf(ms: number): { seconds: number; nanos: number } {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
+/** WIRE_VARINT, WIRE_BIT64 and WIRE_LENGTH_DELIMITED are the protobuf wire types the server writes and reads. */
+export const WIRE_VARINT = 0;
+export const WIRE_BIT64 = 1;
+export const WIRE_LENGTH_DELIMITED = 2;
+
+/** tagValue is a field's tag as a varint value: number and wire type (any field number up to 2^29-1). */
+export function tagValue(fieldNumber: number, wireType: number): number {
+  return fieldNumber * 8 + wireType; // not <<: numbers from 2^28 up would overflow 32 bits
 }
 
-/** timestampSize is the size of a Timestamp's fields for epoch milliseconds ms (its message body, without tag or length). */
-export function timestampSize(ms: number): number {
-  const { seconds, nanos } = timestampOf(ms);
-  return (seconds === 0 ? 0 : 1 + varintSize(seconds)) + (nanos === 0 ? 0 : 1 + varintSize(nanos));
+/** tagBytes is a field's tag as written on the wire: one byte below field 16, up to five above. */
+export function tagBytes(fieldNumber: number, wireType: number): Uint8Array {
+  const tag = tagValue(fieldNumber, wireType);
+  const out = Buffer.alloc(varintSize(tag));
+  writeVarint(out, 0, tag);
+  return new Uint8Array(out);
 }
 
-/** stringSize is the encoded size of a string field (numbers below 16), 0 for "" (left out). */
-export function stringSize(s: string): number {
-  if (s.length === 0) return 0;
-  const n = Buffer.byteLength(s, "utf8");
-  return 1 + varintSize(n) + n;
-}
-
-/** writeString writes a string field at at and returns the offset after it; "" is left out. */
-export function writeString(out: Buffer, at: number, field: number, s: string): number {
-  if (s.length === 0) return at;
-  out[at++] = (field << 3) | 2;
-  at = writeVarint(out, at, Buffer.byteLength(s, "utf8"));
-  return at + out.write(s, at, "utf8");
+/** writeTag copies a tag from tagBytes at at and returns the offset after it. */
+export function writeTag(out: Buffer, at: number, tag: Uint8Array): number {
+  for (let i = 0; i < tag.length; i++) out[at++] = tag[i]!;
+  return at;
 }
 
 /** varintSize is the size of n (a non-negative safe integer) as a varint. */
@@ -52,14 +47,16 @@ export function writeVarint(out: Buffer, at: number, n: number): number {
   return at;
 }
 
-/** bigVarintSize is the size of a uint64 as a varint. */
+/** bigVarintSize is the size of a 64-bit integer as a varint (a negative one is ten bytes, two's complement). */
 export function bigVarintSize(n: bigint): number {
-  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? varintSize(Number(n)) : Math.ceil(BigInt.asUintN(64, n).toString(2).length / 7);
+  if (n >= 0n && n <= BigInt(Number.MAX_SAFE_INTEGER)) return varintSize(Number(n));
+  const v = BigInt.asUintN(64, n);
+  return v === 0n ? 1 : Math.ceil(v.toString(2).length / 7);
 }
 
-/** writeBigVarint writes a uint64 as a varint at at and returns the offset after it. */
+/** writeBigVarint writes a 64-bit integer as a varint at at and returns the offset after it. */
 export function writeBigVarint(out: Buffer, at: number, n: bigint): number {
-  if (n <= BigInt(Number.MAX_SAFE_INTEGER)) return writeVarint(out, at, Number(n));
+  if (n >= 0n && n <= BigInt(Number.MAX_SAFE_INTEGER)) return writeVarint(out, at, Number(n));
   let v = BigInt.asUintN(64, n);
   while (v > 0x7fn) {
     out[at++] = Number(v & 0x7fn) | 0x80;
@@ -69,41 +66,12 @@ export function writeBigVarint(out: Buffer, at: number, n: bigint): number {
   return at;
 }
 
-/** lengthSize is the size of a length-delimited payload of n bytes with its length prefix. */
-export function lengthSize(n: number): number {
-  return varintSize(n) + n;
+/** intSize is the size of an integer field's value: safe integers below 0 (int32, int64) take ten bytes. */
+export function intSize(n: number): number {
+  return n < 0 ? 10 : varintSize(n);
 }
 
-/** writeBytes writes a length-delimited field (bytes, or an encoded message) at at and returns the offset after it. */
-export function writeBytes(out: Buffer, at: number, field: number, bytes: Uint8Array): number {
-  out[at++] = (field << 3) | 2;
-  at = writeVarint(out, at, bytes.length);
-  out.set(bytes, at);
-  return at + bytes.length;
-}
-
-/** uintSize is the size of a varint field, 0 for 0 (left out). */
-export function uintSize(n: number): number {
-  return n === 0 ? 0 : 1 + varintSize(n);
-}
-
-/** writeUint writes a varint field at at and returns the offset after it; 0 is left out. */
-export function writeUint(out: Buffer, at: number, field: number, n: number): number {
-  if (n === 0) return at;
-  out[at++] = field << 3;
-  return writeVarint(out, at, n);
-}
-
-/** writeTimestamp writes a google.protobuf.Timestamp's fields (epoch milliseconds), zero fields left out. */
-export function writeTimestamp(out: Buffer, at: number, ms: number): number {
-  const { seconds, nanos } = timestampOf(ms);
-  if (seconds !== 0) {
-    out[at++] = (1 << 3) | 0;
-    at = writeVarint(out, at, seconds);
-  }
-  if (nanos !== 0) {
-    out[at++] = (2 << 3) | 0;
-    at = writeVarint(out, at, nanos);
-  }
-  return at;
+/** writeInt writes an integer (negative ones sign-extended to 64 bits) as a varint and returns the offset after it. */
+export function writeInt(out: Buffer, at: number, n: number): number {
+  return n < 0 ? writeBigVarint(out, at, BigInt(n)) : writeVarint(out, at, n);
 }

@@ -1,0 +1,34 @@
+import { InstanceSchema, ServingStatusSchema, type Instance } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import type { InstanceRecord } from "../domain/instance.js";
+import { statusToPb } from "./convert.js";
+import { enumOf, string, stringMap, strings, timestampMs, uint32, uint64 } from "./schema-columns.js";
+import { MessageWriter, type Table } from "./schema-writer.js";
+
+/**
+ * instanceFields is the one place that says how a stored record becomes an
+ * Instance on the wire: a column per field of the generated Instance type.
+ * A field added to Instance in proto/ and regenerated (npm run generate)
+ * makes this table fail to compile until it says where the field comes
+ * from; the binary encoder (instanceWriter) and the JSON mapping
+ * (instanceJson in encoded.ts) both read it.
+ */
+export const instanceFields: Table<Instance, InstanceRecord> = {
+  namespace: string((r) => r.namespace),
+  service: string((r) => r.service),
+  instanceId: string((r) => r.instanceId),
+  host: string((r) => r.host),
+  port: uint32((r) => r.port),
+  version: string((r) => r.version),
+  zone: string((r) => r.zone),
+  tags: strings((r) => r.tags),
+  metadata: stringMap((r) => r.metadata),
+  weight: uint32((r) => r.weight),
+  status: enumOf(ServingStatusSchema, (r) => statusToPb[r.status]),
+  registeredAt: timestampMs((r) => r.registeredAt),
+  updatedAt: timestampMs((r) => r.updatedAt),
+  createRevision: uint64((r) => r.createRevision),
+  modRevision: uint64((r) => r.modRevision),
+};
+
+/** instanceWriter encodes records as Instance messages, compiled from instanceFields and InstanceSchema at load. */
+export const instanceWriter = new MessageWriter(InstanceSchema, instanceFields);

@@ -1,0 +1,353 @@
+import { fromBinary, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import type { GenEnum, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { DurationSchema, FeatureSet_FieldPresence, TimestampSchema, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { bigVarintSize, intSize, tagBytes, varintSize, WIRE_LENGTH_DELIMITED, WIRE_VARINT, writeBigVarint, writeInt, writeTag, writeVarint } from "./proto-write.js";
+import { MessageWriter, misfit, type Column, type Sizes, type Step } from "./schema-writer.js";
+
+// The kinds of column a MessageWriter's table is made of, one per kind of
+// field the server writes. Each checks at load that its field has that kind
+// (scalar type, enum or message type, implicit presence) and precomputes the
+// field's tag; a field of a kind not here (bytes, double, optional, a
+// oneof member) fails at load with its name until a column is added.
+
+function implicitScalar(field: DescField, scalar: ScalarType, writes: string): Uint8Array {
+  if (field.fieldKind !== "scalar" || field.scalar !== scalar || field.presence !== FeatureSet_FieldPresence.IMPLICIT) throw misfit(field, writes);
+  return tagBytes(field.number, scalar === ScalarType.STRING ? WIRE_LENGTH_DELIMITED : WIRE_VARINT);
+}
+
+// Short ASCII strings (names, hosts, ids: most of what the server writes)
+// are measured and copied in JavaScript; a call into Buffer's UTF-8 code
+// costs more than the loop. Anything else goes to Buffer, which encodes as
+// protobuf-es's TextEncoder does (a lone surrogate becomes U+FFFD).
+const SHORT = 64;
+
+function utf8Length(v: string): number {
+  if (v.length > SHORT) return Buffer.byteLength(v, "utf8");
+  for (let i = 0; i < v.length; i++) if (v.charCodeAt(i) > 0x7f) return Buffer.byteLength(v, "utf8");
+  return v.length;
+}
+
+function stringLength(v: string): number {
+  const n = utf8Length(v);
+  return varintSize(n) + n;
+}
+
+function putString(out: Buffer, at: number, v: string): number {
+  const n = utf8Length(v);
+  at = writeVarint(out, at, n);
+  if (n !== v.length || n > SHORT) return at + out.write(v, at, "utf8"); // the same length in bytes as in UTF-16 units only for ASCII
+  for (let i = 0; i < n; i++) out[at++] = v.charCodeAt(i);
+  return at;
+}
+
+/** string is a proto3 string field ("" left out). */
+export function string<S>(get: (s: S) => string): Column<S, string> {
+  return {
+    compile(field) {
+      const tag = implicitScalar(field, ScalarType.STRING, "a string");
+      return {
+        size: (s) => {
+          const v = get(s);
+          return v.length === 0 ? 0 : tag.length + stringLength(v);
+        },
+        write: (out, at, s) => {
+          const v = get(s);
+          return v.length === 0 ? at : putString(out, writeTag(out, at, tag), v);
+        },
+        init: get,
+      };
+    },
+  };
+}
+
+/** varint is a proto3 varint field of a non-negative or (int32, int64, enum) negative safe integer (0 left out). */
+function varint<S, T>(scalar: ScalarType, writes: string, get: (s: S) => number, init: (n: number) => unknown): Column<S, T> {
+  return {
+    compile(field) {
+      const tag = implicitScalar(field, scalar, writes);
+      return intStep(tag, get, init);
+    },
+  };
+}
+
+function intStep<S>(tag: Uint8Array, get: (s: S) => number, init: (n: number) => unknown): Step<S> {
+  return {
+    size: (s) => {
+      const v = get(s);
+      return v === 0 ? 0 : tag.length + intSize(v);
+    },
+    write: (out, at, s) => {
+      const v = get(s);
+      return v === 0 ? at : writeInt(out, writeTag(out, at, tag), v);
+    },
+    init: (s) => init(get(s)),
+  };
+}
+
+const same = (n: number): number => n;
+
+/** uint32 is a proto3 uint32 field. */
+export function uint32<S>(get: (s: S) => number): Column<S, number> {
+  return varint(ScalarType.UINT32, "a uint32", get, same);
+}
+
+/** int32 is a proto3 int32 field (negative values take ten bytes, as protobuf-es writes them). */
+export function int32<S>(get: (s: S) => number): Column<S, number> {
+  return varint(ScalarType.INT32, "an int32", get, same);
+}
+
+/** int64 is a proto3 int64 field from a safe integer. */
+export function int64<S>(get: (s: S) => number): Column<S, bigint> {
+  return varint(ScalarType.INT64, "an int64", get, BigInt);
+}
+
+/** uint64 is a proto3 uint64 field from a safe integer or a bigint (up to 2^64-1). */
+export function uint64<S>(get: (s: S) => number | bigint): Column<S, bigint> {
+  return {
+    compile(field) {
+      const tag = implicitScalar(field, ScalarType.UINT64, "a uint64");
+      return {
+        size: (s) => {
+          const v = get(s);
+          if (typeof v === "number") return v === 0 ? 0 : tag.length + varintSize(v);
+          return v === 0n ? 0 : tag.length + bigVarintSize(v);
+        },
+        write: (out, at, s) => {
+          const v = get(s);
+          if (typeof v === "number") return v === 0 ? at : writeVarint(out, writeTag(out, at, tag), v);
+          return v === 0n ? at : writeBigVarint(out, writeTag(out, at, tag), v);
+        },
+        init: (s) => BigInt(get(s)),
+      };
+    },
+  };
+}
+
+/** bool is a proto3 bool field (false left out). */
+export function bool<S>(get: (s: S) => boolean): Column<S, boolean> {
+  return varint(ScalarType.BOOL, "a bool", (s) => (get(s) ? 1 : 0), (n) => n === 1);
+}
+
+/** enumOf is a proto3 enum field of schema's enum (its zero value left out). */
+export function enumOf<S, E extends number>(schema: GenEnum<E>, get: (s: S) => E): Column<S, E> {
+  return {
+    compile(field) {
+      if (field.fieldKind !== "enum" || field.enum.typeName !== schema.typeName || field.presence !== FeatureSet_FieldPresence.IMPLICIT) {
+        throw misfit(field, `enum ${schema.typeName}`);
+      }
+      return intStep(tagBytes(field.number, WIRE_VARINT), get, same);
+    },
+  };
+}
+
+/** strings is a repeated string field: every element written, "" too. */
+export function strings<S>(get: (s: S) => readonly string[]): Column<S, string[]> {
+  return {
+    compile(field) {
+      if (field.fieldKind !== "list" || field.listKind !== "scalar" || field.scalar !== ScalarType.STRING) throw misfit(field, "repeated string");
+      const tag = tagBytes(field.number, WIRE_LENGTH_DELIMITED);
+      return {
+        size: (s) => {
+          const list = get(s);
+          let n = list.length * tag.length;
+          for (let i = 0; i < list.length; i++) n += stringLength(list[i]!);
+          return n;
+        },
+        write: (out, at, s) => {
+          const list = get(s);
+          for (let i = 0; i < list.length; i++) at = putString(out, writeTag(out, at, tag), list[i]!);
+          return at;
+        },
+        init: (s) => [...get(s)],
+      };
+    },
+  };
+}
+
+// A map entry's key and value are its fields 1 and 2 (the protobuf spec; protobuf-es writes them so).
+const ENTRY_KEY = tagBytes(1, WIRE_LENGTH_DELIMITED);
+const ENTRY_VALUE = tagBytes(2, WIRE_LENGTH_DELIMITED);
+
+function entrySize(k: string, v: string): number {
+  return ENTRY_KEY.length + stringLength(k) + ENTRY_VALUE.length + stringLength(v);
+}
+
+/** stringMap is a map<string, string> field, entries in the object's key order (as protobuf-es iterates it). */
+export function stringMap<S>(get: (s: S) => Readonly<Record<string, string>>): Column<S, { [key: string]: string }> {
+  return {
+    compile(field) {
+      if (field.fieldKind !== "map" || field.mapKey !== ScalarType.STRING || field.mapKind !== "scalar" || field.scalar !== ScalarType.STRING) {
+        throw misfit(field, "map<string, string>");
+      }
+      const tag = tagBytes(field.number, WIRE_LENGTH_DELIMITED);
+      return {
+        size: (s) => {
+          const m = get(s);
+          let n = 0;
+          for (const k of Object.keys(m)) {
+            const e = entrySize(k, m[k]!);
+            n += tag.length + varintSize(e) + e;
+          }
+          return n;
+        },
+        write: (out, at, s) => {
+          const m = get(s);
+          for (const k of Object.keys(m)) {
+            const v = m[k]!;
+            at = writeVarint(out, writeTag(out, at, tag), entrySize(k, v));
+            at = putString(out, writeTag(out, at, ENTRY_KEY), k);
+            at = putString(out, writeTag(out, at, ENTRY_VALUE), v);
+          }
+          return at;
+        },
+        init: (s) => ({ ...get(s) }),
+      };
+    },
+  };
+}
+
+function messageTag(field: DescField, schema: DescMessage, list: boolean): Uint8Array {
+  const ok = list
+    ? field.fieldKind === "list" && field.listKind === "message" && field.message.typeName === schema.typeName && !field.delimitedEncoding
+    : field.fieldKind === "message" && field.message.typeName === schema.typeName && !field.delimitedEncoding && field.oneof === undefined;
+  if (!ok) throw misfit(field, `${list ? "repeated " : ""}${schema.typeName}`);
+  return tagBytes(field.number, WIRE_LENGTH_DELIMITED);
+}
+
+/** message is a message field written by body from the source get returns (undefined: left out). */
+export function message<S, M extends Message, B>(body: MessageWriter<M, B>, get: (s: S) => B | undefined): Column<S, M | undefined> {
+  return {
+    compile(field) {
+      const tag = messageTag(field, body.schema, false);
+      return {
+        size: (s, sizes) => {
+          const v = get(s);
+          return v === undefined ? 0 : tag.length + nestedSize(body, v, sizes);
+        },
+        write: (out, at, s, sizes) => {
+          const v = get(s);
+          return v === undefined ? at : nestedWrite(body, out, writeTag(out, at, tag), v, sizes);
+        },
+        init: (s) => {
+          const v = get(s);
+          return v === undefined ? undefined : body.init(v);
+        },
+        nests: true,
+      };
+    },
+  };
+}
+
+/** messages is a repeated message field, each element written by body. */
+export function messages<S, M extends Message, B>(body: MessageWriter<M, B>, get: (s: S) => readonly B[]): Column<S, M[]> {
+  return {
+    compile(field) {
+      const tag = messageTag(field, body.schema, true);
+      return {
+        size: (s, sizes) => {
+          const list = get(s);
+          let n = list.length * tag.length;
+          for (let i = 0; i < list.length; i++) n += nestedSize(body, list[i]!, sizes);
+          return n;
+        },
+        write: (out, at, s, sizes) => {
+          const list = get(s);
+          for (let i = 0; i < list.length; i++) at = nestedWrite(body, out, writeTag(out, at, tag), list[i]!, sizes);
+          return at;
+        },
+        init: (s) => get(s).map((v) => body.init(v)),
+        nests: true,
+      };
+    },
+  };
+}
+
+function nestedSize<M extends Message, B>(body: MessageWriter<M, B>, v: B, sizes: Sizes): number {
+  const slot = sizes.list.length;
+  sizes.list.push(0);
+  const n = body.size(v, sizes);
+  sizes.list[slot] = n;
+  return varintSize(n) + n;
+}
+
+function nestedWrite<M extends Message, B>(body: MessageWriter<M, B>, out: Buffer, at: number, v: B, sizes: Sizes): number {
+  return body.write(out, writeVarint(out, at, sizes.list[sizes.next++]!), v, sizes);
+}
+
+/** encoded is a message field whose message is already encoded (a cached Instance): the bytes are spliced in. */
+export function encoded<S, M extends Message>(schema: GenMessage<M>, get: (s: S) => Uint8Array | undefined): Column<S, M | undefined> {
+  return {
+    compile(field) {
+      const tag = messageTag(field, schema, false);
+      return {
+        size: (s) => {
+          const b = get(s);
+          return b === undefined ? 0 : tag.length + varintSize(b.length) + b.length;
+        },
+        write: (out, at, s) => {
+          const b = get(s);
+          if (b === undefined) return at;
+          at = writeVarint(out, writeTag(out, at, tag), b.length);
+          out.set(b, at);
+          return at + b.length;
+        },
+        init: (s) => {
+          const b = get(s);
+          return b === undefined ? undefined : fromBinary(schema, b);
+        },
+      };
+    },
+  };
+}
+
+/** encodedList is a repeated message field of already encoded messages. */
+export function encodedList<S, M extends Message>(schema: GenMessage<M>, get: (s: S) => readonly Uint8Array[]): Column<S, M[]> {
+  return {
+    compile(field) {
+      const tag = messageTag(field, schema, true);
+      return {
+        size: (s) => {
+          const list = get(s);
+          let n = list.length * tag.length;
+          for (let i = 0; i < list.length; i++) n += varintSize(list[i]!.length) + list[i]!.length;
+          return n;
+        },
+        write: (out, at, s) => {
+          const list = get(s);
+          for (let i = 0; i < list.length; i++) {
+            const b = list[i]!;
+            at = writeVarint(out, writeTag(out, at, tag), b.length);
+            out.set(b, at);
+            at += b.length;
+          }
+          return at;
+        },
+        init: (s) => get(s).map((b) => fromBinary(schema, b)),
+      };
+    },
+  };
+}
+
+// google.protobuf.Timestamp and Duration from milliseconds, as timestampFromMs and durationFromMs build them.
+const timestampWriter = new MessageWriter<Timestamp, number>(TimestampSchema, {
+  seconds: int64((ms) => Math.floor(ms / 1000)),
+  nanos: int32((ms) => (ms - Math.floor(ms / 1000) * 1000) * 1_000_000),
+});
+const durationWriter = new MessageWriter<Duration, number>(DurationSchema, {
+  seconds: int64((ms) => (ms < 0 ? -Math.floor(-ms / 1000) : Math.floor(ms / 1000))),
+  nanos: int32((ms) => {
+    const abs = Math.abs(ms);
+    const nanos = (abs - Math.floor(abs / 1000) * 1000) * 1_000_000;
+    return ms < 0 && nanos !== 0 ? -nanos : nanos;
+  }),
+});
+
+/** timestampMs is a google.protobuf.Timestamp field from epoch milliseconds (undefined: left out; 0 is an empty message). */
+export function timestampMs<S>(get: (s: S) => number | undefined): Column<S, Timestamp | undefined> {
+  return message(timestampWriter, get);
+}
+
+/** durationMs is a google.protobuf.Duration field from milliseconds (undefined: left out). */
+export function durationMs<S>(get: (s: S) => number | undefined): Column<S, Duration | undefined> {
+  return message(durationWriter, get);
+}

@@ -1,0 +1,170 @@
+import { ScalarType, type DescField, type DescMessage, type Message, type MessageInitShape } from "@bufbuild/protobuf";
+import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { tagBytes, varintSize, WIRE_LENGTH_DELIMITED, writeTag, writeVarint } from "./proto-write.js";
+
+// Protobuf writers compiled from the generated schema. A MessageWriter is
+// built once per message at module load from a table that says, for every
+// field of the generated message type, where its value comes from in a
+// server-side source object (a record, an outcome). The table's type
+// requires a column for each field of the message and the column's value
+// type must be the field's generated type; at load, each column is checked
+// against the field's descriptor (kind, scalar type, message type) and
+// compiled into a step with its tag bytes precomputed. Encoding then makes
+// two passes with no reflection: sizes, then bytes into one buffer, exactly
+// as protobuf-es's toBinary writes (fields in number order, implicit-presence
+// zero values left out, map entries with key and value always written).
+// The column kinds (string, uint64, a nested message, ...) are in
+// schema-columns.ts.
+
+/** FieldName is the name of a generated message's field as its TypeScript property (localName). */
+export type FieldName<M extends Message> = Exclude<keyof M, "$typeName" | "$unknown">;
+
+/** Table says where each field of M comes from in a source S: one column per field, typed against M's generated type. */
+export type Table<M extends Message, S> = { readonly [K in FieldName<M>]-?: Column<S, M[K]> };
+
+/**
+ * Sizes carries nested messages' sizes from the sizing pass to the writing
+ * pass; both visit the nested messages in the same (pre-)order.
+ */
+export class Sizes {
+  readonly list: number[] = [];
+  next = 0;
+}
+
+/** NO_SIZES stands in for Sizes where a message nests none: nothing reads or writes it. */
+const NO_SIZES: Sizes = Object.freeze(new Sizes());
+
+/** Step is one field compiled against its descriptor (schema-columns.ts builds them). */
+export interface Step<S> {
+  size(s: S, sizes: Sizes): number;
+  write(out: Buffer, at: number, s: S, sizes: Sizes): number;
+  /** init is the field's value as protobuf-es's create() takes it. */
+  init(s: S): unknown;
+  /** nests is true for steps that keep nested messages' sizes in Sizes. */
+  readonly nests?: boolean;
+}
+
+/** Column reads a field whose generated type is T from a source S; build one with the functions below. */
+export interface Column<S, T> {
+  /** compile checks the column against field (it throws when they do not fit) and returns the field's step. */
+  readonly compile: (field: DescField) => Step<S>;
+  /** valueType only carries T, so that a table's column must match its field's generated type. */
+  readonly valueType?: (t: T) => T;
+}
+
+/** MessageWriter writes messages of M from sources S; see the file comment. */
+export class MessageWriter<M extends Message, S> {
+  private readonly steps: Step<S>[];
+  private readonly names: string[];
+  /** nests is true when the message has message fields written from tables (whose sizes Sizes carries). */
+  readonly nests: boolean;
+
+  constructor(readonly schema: GenMessage<M>, table: Table<M, S>) {
+    const columns = table as unknown as Record<string, Column<S, unknown> | undefined>;
+    const fields = [...schema.fields].sort((a, b) => a.number - b.number); // toBinary's order
+    for (const name of Object.keys(columns)) {
+      if ((schema as DescMessage).field[name] === undefined) throw new Error(`${schema.typeName}: the table has ${name}, the schema has no such field`);
+    }
+    this.names = fields.map((f) => f.localName);
+    this.steps = fields.map((f) => {
+      const column = columns[f.localName];
+      if (column === undefined) throw new Error(`${schema.typeName}.${f.name}: no column in the table (regenerated code and an old table?)`);
+      if (f.oneof !== undefined) throw new Error(`${schema.typeName}.${f.name}: oneof members are written with oneofFrame, not a table`);
+      return column.compile(f);
+    });
+    this.nests = this.steps.some((step) => step.nests === true);
+    ({ size: this.size, write: this.write } = unrolled(this.steps));
+  }
+
+  /** size is the size of s's message body (no tag or length). */
+  readonly size: (s: S, sizes: Sizes) => number;
+
+  /** write writes s's message body at at (after size filled sizes) and returns the offset after it. */
+  readonly write: (out: Buffer, at: number, s: S, sizes: Sizes) => number;
+
+  /** encode returns s's message as protobuf-es's toBinary writes it. */
+  encode(s: S): Buffer {
+    const sizes = this.nests ? new Sizes() : NO_SIZES;
+    const n = this.size(s, sizes);
+    const out = Buffer.allocUnsafe(n);
+    finished(this.schema, this.write(out, 0, s, sizes), n);
+    return out;
+  }
+
+  /** frame returns s's message as one gRPC message frame (5-byte envelope, uncompressed). */
+  frame(s: S): Buffer {
+    const sizes = this.nests ? new Sizes() : NO_SIZES;
+    const n = this.size(s, sizes);
+    const out = Buffer.allocUnsafe(5 + n);
+    out[0] = 0; // not compressed
+    out.writeUInt32BE(n, 1);
+    finished(this.schema, this.write(out, 5, s, sizes), 5 + n);
+    return out;
+  }
+
+  /** init is s as protobuf-es's create() takes it, for the JSON mapping (toJsonString) and for tests. */
+  init(s: S): MessageInitShape<GenMessage<M>> {
+    const o: Record<string, unknown> = {};
+    for (let i = 0; i < this.steps.length; i++) o[this.names[i]!] = this.steps[i]!.init(s);
+    return o as MessageInitShape<GenMessage<M>>;
+  }
+}
+
+/**
+ * unrolled calls each step from a call site of its own, built for this
+ * message: a loop over the steps would be one call site seeing every
+ * step (megamorphic), and V8 could inline none of them. The source is
+ * fixed text; only the step count varies.
+ */
+function unrolled<S>(steps: readonly Step<S>[]): Pick<MessageWriter<Message, S>, "size" | "write"> {
+  const names = steps.map((_, i) => `s${i}`);
+  const source = `const [${names.join(", ")}] = steps;
+return {
+  size: (s, sizes) => 0${names.map((n) => ` + ${n}.size(s, sizes)`).join("")},
+  write: (out, at, s, sizes) => {${names.map((n) => ` at = ${n}.write(out, at, s, sizes);`).join("")} return at; },
+};`;
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  return new Function("steps", source)(steps) as Pick<MessageWriter<Message, S>, "size" | "write">;
+}
+
+/**
+ * oneofFrame returns a writer of whole gRPC message frames (5-byte envelope,
+ * uncompressed) of schema's message holding only its oneof member named
+ * member, whose body writer writes: the answer to streams whose every
+ * message is a oneof.
+ */
+export function oneofFrame<M extends Message, C extends Message, S>(schema: GenMessage<M>, member: string, body: MessageWriter<C, S>): (s: S) => Buffer {
+  const field = fieldNamed(schema, member);
+  if (field.oneof === undefined || field.fieldKind !== "message" || field.message.typeName !== body.schema.typeName || field.delimitedEncoding) {
+    throw misfit(field, `a oneof member of type ${body.schema.typeName}`);
+  }
+  const tag = tagBytes(field.number, WIRE_LENGTH_DELIMITED);
+  return (s) => {
+    const sizes = body.nests ? new Sizes() : NO_SIZES;
+    const inner = body.size(s, sizes);
+    const size = tag.length + varintSize(inner) + inner;
+    const out = Buffer.allocUnsafe(5 + size);
+    out[0] = 0; // not compressed
+    out.writeUInt32BE(size, 1);
+    const at = writeVarint(out, writeTag(out, 5, tag), inner);
+    finished(schema, body.write(out, at, s, sizes), 5 + size);
+    return out;
+  };
+}
+
+/** fieldNamed returns schema's field whose TypeScript name is localName; it throws when there is none, so a renamed field fails at load. */
+export function fieldNamed(schema: DescMessage, localName: string): DescField {
+  const field = schema.field[localName];
+  if (field === undefined) throw new Error(`${schema.typeName}: no field ${localName}`);
+  return field;
+}
+
+function finished(schema: DescMessage, at: number, size: number): void {
+  if (at !== size) throw new Error(`${schema.typeName}: wrote ${at} bytes, sized ${size}`);
+}
+
+/** misfit is the load-time error for a column that does not fit its field. */
+export function misfit(field: DescField, writes: string): Error {
+  const kind = field.fieldKind === "scalar" ? `scalar ${ScalarType[field.scalar]}` : field.fieldKind;
+  return new Error(`${field.parent.typeName}.${field.name}: the column writes ${writes}, the schema says ${kind} (field ${field.number})`);
+}
