@@ -11,6 +11,12 @@ export interface Config {
   graceMs: number;
   maxMessageBytes: number;
   maxHeaderBytes: number;
+  handshakeTimeoutMs: number;
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  maxUnsentBytesPerConnection: number;
   maxTags: number;
   maxTagLength: number;
   maxMetadataEntries: number;
@@ -179,7 +185,13 @@ export const SETTINGS: readonly Setting[] = [
   setting("leaseTtlMaxMs", "MAXINE_LEASE_TTL_MAX", "1h", "Longest lease TTL a client may ask for.", duration(1)),
   setting("graceMs", "MAXINE_GRACE", "1s", "How long an instance outlives its ended heartbeat stream; a reconnect within it causes no events.", duration(0)),
   setting("maxMessageBytes", "MAXINE_MAX_MESSAGE_BYTES", "4194304", "Largest request or response message, in bytes.", int(1024, 2 ** 32 - 1)),
-  setting("maxHeaderBytes", "MAXINE_MAX_HEADER_BYTES", "16384", "Largest HTTP/1.1 request header block, in bytes.", int(1024, 1 << 20)),
+  setting("maxHeaderBytes", "MAXINE_MAX_HEADER_BYTES", "16384", "Largest request header block, HTTP/1.1 and HTTP/2, in bytes (HTTP/1.1 gets 431, an HTTP/2 stream RST_STREAM ENHANCE_YOUR_CALM).", int(1024, 1 << 20)),
+  setting("handshakeTimeoutMs", "MAXINE_HANDSHAKE_TIMEOUT", "10s", "How long a new connection may take to send its first bytes (which say HTTP/1.1 or HTTP/2) before it is closed.", duration(1)),
+  setting("headersTimeoutMs", "MAXINE_HEADERS_TIMEOUT", "10s", "How long an HTTP/1.1 request may take to send its header block before it gets 408 and the connection closes.", duration(1)),
+  setting("idleTimeoutMs", "MAXINE_IDLE_TIMEOUT", "65s", "How long a connection with no open request or stream is kept (HTTP/1.1 keep-alive; HTTP/2 gets GOAWAY); open heartbeat and watch streams keep it.", duration(1)),
+  setting("maxConnections", "MAXINE_MAX_CONNECTIONS", "10000", "Most open client connections; a new one beyond it is closed at once (keep it under the file-descriptor limit).", int(1, MAX)),
+  setting("maxConnectionsPerAddress", "MAXINE_MAX_CONNECTIONS_PER_ADDRESS", "1000", "Most open connections from one client address; a new one beyond it is closed at once.", int(1, MAX)),
+  setting("maxUnsentBytesPerConnection", "MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION", "8388608", "Most answer bytes an HTTP/2 connection may leave unread; beyond it the streams holding the most get RST_STREAM ENHANCE_YOUR_CALM.", int(1024, 2 ** 32 - 1)),
   setting("maxTags", "MAXINE_MAX_TAGS", "32", "Most tags on an instance or in a filter.", int(0, 10_000)),
   setting("maxTagLength", "MAXINE_MAX_TAG_LENGTH", "128", "Longest tag, in characters.", int(1, 65_536)),
   setting("maxMetadataEntries", "MAXINE_MAX_METADATA_ENTRIES", "64", "Most metadata entries on an instance.", int(0, 100_000)),

@@ -1,13 +1,28 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import type { Logger } from "../domain/logger.js";
 
 /** ListenerOptions configure the HTTP servers behind the one port. */
 export interface ListenerOptions {
   /** maxStreamsPerConnection is HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS. */
   readonly maxStreamsPerConnection: number;
-  /** maxHeaderBytes bounds request headers (HTTP/1.1 and HTTP/2). */
+  /** maxHeaderBytes bounds request headers (HTTP/1.1 and HTTP/2; MAXINE_MAX_HEADER_BYTES). */
   readonly maxHeaderBytes: number;
+  /** handshakeTimeoutMs closes a connection that has not sent the first bytes that name its protocol in time (MAXINE_HANDSHAKE_TIMEOUT). */
+  readonly handshakeTimeoutMs: number;
+  /** headersTimeoutMs answers 408 to an HTTP/1.1 request whose header block takes longer (MAXINE_HEADERS_TIMEOUT). */
+  readonly headersTimeoutMs: number;
+  /** idleTimeoutMs closes a connection with no open request or stream for this long (MAXINE_IDLE_TIMEOUT). */
+  readonly idleTimeoutMs: number;
+  /** maxConnections closes new connections at once while this many are open (MAXINE_MAX_CONNECTIONS). */
+  readonly maxConnections: number;
+  /** maxConnectionsPerAddress does the same per client address (MAXINE_MAX_CONNECTIONS_PER_ADDRESS). */
+  readonly maxConnectionsPerAddress: number;
+  /** maxUnsentBytesPerConnection bounds the answer bytes an HTTP/2 connection may leave unread (MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION). */
+  readonly maxUnsentBytesPerConnection: number;
+  /** log hears of refused connections and of clients that break the protocol (warn or debug, never error). */
+  readonly log: Logger;
   /** streams, when set, is offered every HTTP/2 stream before it is served as a request. */
   readonly streams?: StreamHandler;
 }
@@ -29,6 +44,10 @@ export type RequestHandler = (
 const PREFACE = "PRI"; // the start of HTTP/2's connection preface, "PRI * HTTP/2.0"
 /** LINGER_MS is how long a draining HTTP/2 connection whose streams all ended on the server's side is kept for the client to read them. */
 const LINGER_MS = 200;
+/** SWEEP_MS is how often every HTTP/2 connection's unsent answer bytes are summed (besides after each new stream). */
+const SWEEP_MS = 1000;
+/** WARN_EVERY_MS spaces out the warnings about refused connections: a flood of them is one line a second. */
+const WARN_EVERY_MS = 1000;
 
 /**
  * Listener serves HTTP/2 cleartext (gRPC, gRPC-Web, Connect) and HTTP/1.1
@@ -37,47 +56,83 @@ const LINGER_MS = 200;
  * of each connection and hands the socket, data included, to the matching
  * server. Both servers run the same handler; on HTTP/2, opts.streams may
  * serve a stream before it becomes a request.
+ *
+ * It also keeps hostile or broken clients from holding what others need:
+ * connections are capped in total and per address, each must say its
+ * protocol, send its HTTP/1.1 headers and keep a request or stream open
+ * within the timeouts, and an HTTP/2 connection may leave only so many
+ * answer bytes unread.
  */
 export class Listener {
   private readonly tcp: net.Server;
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly sessions = new Set<http2.Http2Session>();
-  private readonly streams = new WeakMap<http2.Http2Session, Set<http2.ServerHttp2Stream>>();
-  /** rawSockets maps each HTTP/2 session to its socket (the session only exposes a proxy). */
-  private readonly rawSockets = new WeakMap<http2.Http2Session, net.Socket>();
+  private readonly perAddress = new Map<string, number>();
+  private readonly sessions = new Map<http2.Http2Session, SessionState>();
+  private readonly sweep: NodeJS.Timeout;
   private connecting: net.Socket | undefined;
+  private refused = 0;
+  private lastRefusalWarn = -Infinity;
+  /** streamsReset counts the HTTP/2 streams reset because their connection held too many unsent bytes. */
+  streamsReset = 0;
 
-  constructor(handler: RequestHandler, opts: ListenerOptions) {
+  constructor(
+    handler: RequestHandler,
+    private readonly opts: ListenerOptions,
+  ) {
     // No request listener: Node would then make compat objects for every
     // stream; the "stream" listener below makes them only for the streams
     // that opts.streams declines.
     this.h2 = http2.createServer({
-      settings: { maxConcurrentStreams: opts.maxStreamsPerConnection },
+      // Node enforces SETTINGS_MAX_HEADER_LIST_SIZE on what it receives
+      // (each field counts its name, value and 32 bytes, RFC 9113 6.5.2): a
+      // stream whose header block is larger is reset with ENHANCE_YOUR_CALM
+      // and the connection keeps serving. The default, 64 KiB, let a 60 KB
+      // header through whatever MAXINE_MAX_HEADER_BYTES said.
+      settings: { maxConcurrentStreams: opts.maxStreamsPerConnection, maxHeaderListSize: opts.maxHeaderBytes },
       maxHeaderListPairs: 256,
       maxSessionMemory: 64,
     });
-    this.h2.on("session", (s) => {
-      this.sessions.add(s);
-      this.streams.set(s, new Set());
-      if (this.connecting !== undefined) this.rawSockets.set(s, this.connecting);
-      s.once("close", () => this.sessions.delete(s));
-    });
+    this.h2.on("session", (s) => this.track(s));
     this.h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
-      const open = this.streams.get(stream.session!);
-      if (open !== undefined) {
-        open.add(stream);
-        stream.once("close", () => open.delete(stream));
+      const state = this.sessions.get(stream.session!);
+      if (state !== undefined) {
+        state.open.add(stream);
+        stream.once("close", () => {
+          state.open.delete(stream);
+          if (state.open.size === 0) state.idleSince = performance.now();
+        });
+        this.checkUnsentSoon(stream.session!, state);
       }
       if (opts.streams?.(stream, headers) === true) return;
       serveAsRequest(handler, stream, headers, rawHeaders);
     });
-    this.h1 = http.createServer({ maxHeaderSize: opts.maxHeaderBytes, requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
+    this.h1 = http.createServer(
+      {
+        maxHeaderSize: opts.maxHeaderBytes,
+        // requestTimeout stays off: a Connect stream over HTTP/1.1 is one request that lasts as long as the watch.
+        requestTimeout: 0,
+        headersTimeout: opts.headersTimeoutMs,
+        keepAliveTimeout: opts.idleTimeoutMs,
+        connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
+      },
+      handler,
+    );
+    // Node tracks HTTP/1.1 connections (for headersTimeout and
+    // closeIdleConnections) from the server's "listening" event on; this
+    // server never listens itself (sockets come from route), so without
+    // this neither the header timeout nor closing idle connections on
+    // drain did anything.
+    this.h1.emit("listening");
+    this.h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => this.refuseRequest(err, socket));
     // Nagle stays on (Node's default for net servers): with TCP_NODELAY,
     // Connect JSON over HTTP/1.1 measured 13,000 instead of 17,500 req/s
     // (bench/discover-throughput.mjs), and heartbeat acks were no faster.
     this.tcp = net.createServer((socket) => this.route(socket));
+    this.sweep = setInterval(() => {
+      for (const [s, state] of this.sessions) this.checkUnsent(s, state);
+    }, SWEEP_MS).unref();
   }
 
   /** listen binds host:port (port 0 picks a free port) and resolves with the bound port. */
@@ -102,9 +157,13 @@ export class Listener {
    * answered, and after graceMs destroys whatever is still open.
    */
   async close(graceMs: number): Promise<void> {
+    clearInterval(this.sweep);
     const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
-    for (const s of this.sessions) s.close();
-    this.h1.closeIdleConnections();
+    for (const s of this.sessions.keys()) s.close();
+    // http.Server.close closes the idle connections and stops the header
+    // timeout checks; a connection whose request is still open is closed
+    // once its answer is written (Node answers "connection: close").
+    this.h1.close();
     const deadline = setTimeout(() => {
       for (const s of this.sockets) s.destroy();
     }, graceMs);
@@ -117,9 +176,8 @@ export class Listener {
     const drained = new Promise<void>((resolve) => {
       const check = (): void => {
         const now = performance.now();
-        for (const s of this.sessions) {
-          const open = this.streams.get(s);
-          if (open === undefined || ![...open].every((st) => st.writableEnded)) {
+        for (const [s, { open, socket }] of this.sessions) {
+          if (![...open].every((st) => st.writableEnded)) {
             endedSince.delete(s);
             continue;
           }
@@ -128,9 +186,11 @@ export class Listener {
           if (now - since >= LINGER_MS) {
             // destroy alone would wait for the client's FIN (the session is closing): cut the socket too
             s.destroy();
-            this.rawSockets.get(s)?.destroy();
+            socket?.destroy();
           }
         }
+        // HTTP/1.1 connections whose last request was answered since are idle now
+        this.h1.closeIdleConnections();
         if (this.sockets.size === 0) resolve();
         else setTimeout(check, 10).unref();
       };
@@ -141,14 +201,35 @@ export class Listener {
   }
 
   private route(socket: net.Socket): void {
+    const address = socket.remoteAddress ?? "";
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (this.sockets.size >= this.opts.maxConnections) return this.refuseConnection(socket, address, "MAXINE_MAX_CONNECTIONS", this.opts.maxConnections);
+    if (fromAddress >= this.opts.maxConnectionsPerAddress) {
+      return this.refuseConnection(socket, address, "MAXINE_MAX_CONNECTIONS_PER_ADDRESS", this.opts.maxConnectionsPerAddress);
+    }
     this.sockets.add(socket);
-    socket.once("close", () => this.sockets.delete(socket));
+    this.perAddress.set(address, fromAddress + 1);
+    socket.once("close", () => {
+      this.sockets.delete(socket);
+      const n = this.perAddress.get(address)! - 1;
+      if (n === 0) this.perAddress.delete(address);
+      else this.perAddress.set(address, n);
+    });
     socket.on("error", () => socket.destroy());
+    // A connection that never says which protocol it speaks would hold its
+    // socket forever: nothing else times it out before the handover.
+    const silent = (): void => {
+      this.opts.log.debug({ address, limit: "MAXINE_HANDSHAKE_TIMEOUT" }, "connection closed: no protocol preface in time");
+      socket.destroy();
+    };
+    socket.setTimeout(this.opts.handshakeTimeoutMs, silent);
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       if (head.length < PREFACE.length) return;
       socket.off("data", onData);
+      socket.setTimeout(0);
+      socket.off("timeout", silent);
       socket.pause();
       socket.unshift(head);
       if (head.toString("latin1", 0, PREFACE.length) === PREFACE) {
@@ -164,6 +245,123 @@ export class Listener {
     };
     socket.on("data", onData);
   }
+
+  /** refuseConnection closes a connection over a cap at once, before it costs a parser, and warns at most once a second. */
+  private refuseConnection(socket: net.Socket, address: string, limit: string, max: number): void {
+    socket.on("error", () => {});
+    socket.destroy();
+    this.refused++;
+    const now = performance.now();
+    if (now - this.lastRefusalWarn < WARN_EVERY_MS) return;
+    this.opts.log.warn({ address, limit, max, refused: this.refused }, `connections refused: ${limit} (${max}) reached`);
+    this.lastRefusalWarn = now;
+    this.refused = 0;
+  }
+
+  /**
+   * refuseRequest answers an HTTP/1.1 request the parser gave up on, as
+   * Node would (431, 408, 400) but naming the setting that refused it, and
+   * closes the connection. Node writes nothing when a "clientError" listener
+   * exists.
+   */
+  private refuseRequest(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    const [status, reason, text] =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", "request headers exceed MAXINE_MAX_HEADER_BYTES"]
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [408, "Request Timeout", "request headers not received within MAXINE_HEADERS_TIMEOUT"]
+          : [400, "Bad Request", "malformed HTTP/1.1 request"];
+    if (err.code === "ECONNRESET") return void socket.destroy();
+    this.opts.log.debug({ err: err.message, code: err.code, address: socket.remoteAddress }, `HTTP/1.1 request refused: ${text}`);
+    const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && answering?.headersSent !== true) {
+      const body = `${text}\n`;
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    }
+    socket.destroySoon();
+  }
+
+  /**
+   * track follows an HTTP/2 session: its streams (for draining and the
+   * unsent-bytes bound), its socket, its errors (the client's doing: debug,
+   * never error), and its idle time. An idle session, one with no open
+   * stream for idleTimeoutMs, gets GOAWAY; a session holding a heartbeat or
+   * watch stream is never idle, however quiet the stream.
+   */
+  private track(s: http2.Http2Session): void {
+    const state: SessionState = { open: new Set(), socket: this.connecting, idleSince: performance.now(), checking: false };
+    this.sessions.set(s, state);
+    s.on("error", (err: Error & { code?: string }) => this.opts.log.debug({ err: err.message, code: err.code }, "HTTP/2 connection error (client)"));
+    s.on("frameError", (type: number, code: number, id: number) => this.opts.log.debug({ type, code, stream: id }, "HTTP/2 frame not sent"));
+    const check = (): void => {
+      if (state.open.size > 0) state.idleSince = performance.now();
+      const left = this.opts.idleTimeoutMs - (performance.now() - state.idleSince);
+      if (left > 0) {
+        idle = setTimeout(check, left).unref();
+        return;
+      }
+      this.opts.log.debug({ limit: "MAXINE_IDLE_TIMEOUT" }, "HTTP/2 connection idle: GOAWAY");
+      s.close();
+    };
+    let idle = setTimeout(check, this.opts.idleTimeoutMs).unref();
+    s.once("close", () => {
+      clearTimeout(idle);
+      this.sessions.delete(s);
+    });
+  }
+
+  /** checkUnsentSoon checks s once the streams that arrived in this read have been answered. */
+  private checkUnsentSoon(s: http2.Http2Session, state: SessionState): void {
+    if (state.checking) return;
+    state.checking = true;
+    setImmediate(() => {
+      state.checking = false;
+      this.checkUnsent(s, state);
+    });
+  }
+
+  /**
+   * checkUnsent bounds the answer bytes a connection holds unsent. A client
+   * that never reads (a stream or connection flow-control window of 0)
+   * would otherwise make the server keep every answer it asks for: 2
+   * connections with 1,000 Discover streams each held 157 MB. The bytes
+   * that wait are each stream's writableLength (Node completes a write
+   * only once HTTP/2 has framed it, so queued and window-blocked bytes both
+   * count). Over the bound, the streams holding the most are reset with
+   * RST_STREAM ENHANCE_YOUR_CALM until the rest fits: the calls that cost
+   * the most fail, the connection and its other streams (a heartbeat, a
+   * watch) live on, and a client that reads never loses a call while its
+   * answers in flight stay under the bound. It runs after each read that
+   * opened streams (most answers are written by then) and every SWEEP_MS
+   * for streams that grow later (watches).
+   */
+  private checkUnsent(s: http2.Http2Session, { open }: SessionState): void {
+    if (open.size === 0 || s.destroyed) return;
+    let total = 0;
+    for (const st of open) total += st.writableLength;
+    if (total <= this.opts.maxUnsentBytesPerConnection) return;
+    const heaviest = [...open].sort((a, b) => b.writableLength - a.writableLength);
+    let reset = 0;
+    for (const st of heaviest) {
+      if (total <= this.opts.maxUnsentBytesPerConnection) break;
+      total -= st.writableLength;
+      st.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      reset++;
+    }
+    this.streamsReset += reset;
+    this.opts.log.debug({ reset, limit: "MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION", max: this.opts.maxUnsentBytesPerConnection }, "HTTP/2 streams reset: answers not read");
+  }
+}
+
+/** SessionState is what the listener keeps of an HTTP/2 session. */
+interface SessionState {
+  readonly open: Set<http2.ServerHttp2Stream>;
+  /** socket is the session's own socket (the session only exposes a proxy). */
+  readonly socket: net.Socket | undefined;
+  /** idleSince is when the last stream closed (or the session began). */
+  idleSince: number;
+  /** checking is set while a checkUnsent is scheduled. */
+  checking: boolean;
 }
 
 /**
