@@ -15,8 +15,8 @@ import { MemoryStore } from "./store/memory-store.js";
 import { RedisStore } from "./store/redis-store.js";
 import type { Store } from "./store/store.js";
 import { connectRoutes, peerValues } from "./transport/connect-routes.js";
-import { Connections } from "./transport/connections.js";
-import { encodeStoredRecords } from "./transport/encoded.js";
+import { Connections } from "./rpc/connections.js";
+import { encodeStoredRecords, instanceBytes } from "./wire/encoded.js";
 import { Listener } from "./transport/listener.js";
 import { Metrics } from "./transport/metrics.js";
 import { RequestCache } from "./transport/request-cache.js";
@@ -78,6 +78,9 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     overflow: config.watchOverflow,
     maxWatchers: config.maxWatchers,
     snapshotChunk: config.watchSnapshotChunk,
+    // a snapshot message fits MAXINE_MAX_MESSAGE_BYTES (less the few bytes around its instances)
+    snapshotChunkBytes: config.maxMessageBytes - 16,
+    sizeOf: (r) => instanceBytes(r).length,
     progressIntervalMs: config.watchProgressIntervalMs,
   });
   const shutdown = new AbortController();

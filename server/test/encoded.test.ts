@@ -5,8 +5,8 @@ import { describe, expect, it } from "vitest";
 import type { InstanceRecord } from "../src/domain/instance.js";
 import type { Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
-import { instanceToPb, watchItemToPb } from "../src/transport/convert.js";
-import { discoverAnswer, discoverBinary, discoverJson, encodeInstance, registerBinary, watchEventFrame } from "../src/transport/encoded.js";
+import { instanceToPb, watchItemToPb } from "../src/wire/convert.js";
+import { discoverAnswer, discoverBinary, discoverJson, encodeInstance, registerBinary, watchEventFrame } from "../src/wire/encoded.js";
 
 // The hand-written Discover encoders must produce exactly protobuf-es's
 // bytes and text: callers decode them with any protobuf library.

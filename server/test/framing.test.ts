@@ -8,7 +8,7 @@ import { pino } from "pino";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Maxine } from "../src/app.js";
-import { ByteBudget } from "../src/transport/byte-budget.js";
+import { ByteBudget } from "../src/rpc/byte-budget.js";
 import { EnvelopeReader } from "../src/transport/envelope.js";
 import { grpcMessage } from "../src/transport/protocols.js";
 import { details, grpcClient, unary } from "./support/grpc-client.js";

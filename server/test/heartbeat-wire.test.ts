@@ -3,8 +3,8 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { HeartbeatRequestSchema, HeartbeatResponseSchema, type ServingStatus } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { describe, expect, it } from "vitest";
 import type { BeatOutcome } from "../src/registry/registry.js";
-import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/transport/heartbeat-wire.js";
-import { beatAckOf } from "../src/transport/convert.js";
+import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/wire/heartbeat-wire.js";
+import { beatAckOf } from "../src/wire/convert.js";
 
 // The hand-written HeartbeatResponse encoder must produce exactly
 // protobuf-es's bytes (clients decode them with any protobuf library), and

@@ -6,8 +6,8 @@ import { RegistryError } from "../src/domain/errors.js";
 import type { FilterSpec } from "../src/domain/filter.js";
 import type { DiscoverQuery } from "../src/registry/registry.js";
 import { DEFAULT_LIMITS, textOf, watchServicesOf } from "../src/registry/validate.js";
-import { Connections } from "../src/transport/connections.js";
-import { ttlOf } from "../src/transport/convert.js";
+import { Connections } from "../src/rpc/connections.js";
+import { ttlOf } from "../src/wire/convert.js";
 import { instance, makeCore } from "./support/core.js";
 import { postJson, startInProcess } from "./support/in-process.js";
 

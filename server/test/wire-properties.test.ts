@@ -23,11 +23,11 @@ import { describe, expect, it } from "vitest";
 import type { InstanceRecord, Status } from "../src/domain/instance.js";
 import type { BeatOutcome, Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
-import { beatAckOf, instanceInputOf, instanceToPb, watchItemToPb } from "../src/transport/convert.js";
-import { discoverBinary, discoverJson, encodeInstance, instanceJson, registerBinary, snapshotFrame, watchEventFrame } from "../src/transport/encoded.js";
-import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/transport/heartbeat-wire.js";
-import { string, strings, uint64 } from "../src/transport/schema-columns.js";
-import { MessageWriter, type Table } from "../src/transport/schema-writer.js";
+import { beatAckOf, instanceInputOf, instanceToPb, watchItemToPb } from "../src/wire/convert.js";
+import { discoverBinary, discoverJson, encodeInstance, instanceJson, registerBinary, snapshotFrame, watchEventFrame } from "../src/wire/encoded.js";
+import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/wire/heartbeat-wire.js";
+import { string, strings, uint64 } from "../src/wire/schema-columns.js";
+import { MessageWriter, type Table } from "../src/wire/schema-writer.js";
 
 // Every message the server writes without protobuf-es, for random values,
 // must be byte for byte what protobuf-es writes for the same message built

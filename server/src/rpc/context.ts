@@ -1,5 +1,5 @@
 import type { DescMessage, Message } from "@bufbuild/protobuf";
-import type { Connection } from "../transport/connections.js";
+import type { Connection } from "./connections.js";
 
 /** Protocol is the RPC protocol a call arrived with; framing only, never behaviour. */
 export type Protocol = "grpc" | "grpc-web" | "connect";

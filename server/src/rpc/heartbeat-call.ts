@@ -3,8 +3,8 @@ import { HeartbeatResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/regi
 import { invalid } from "../domain/errors.js";
 import type { HeartbeatStream } from "../registry/leases.js";
 import type { BeatOutcome, Registry } from "../registry/registry.js";
-import { beatAckOf, instanceInputOf, keyOfPb, knownStatus, statusOf, ttlOf } from "../transport/convert.js";
-import { heartbeatFrame, type BeatsRequest } from "../transport/heartbeat-wire.js";
+import { beatAckOf, instanceInputOf, keyOfPb, knownStatus, statusOf, ttlOf } from "../wire/convert.js";
+import { heartbeatFrame, type BeatsRequest } from "../wire/heartbeat-wire.js";
 import type { CallContext, Outgoing } from "./context.js";
 import type { StreamOutput } from "./stream-output.js";
 

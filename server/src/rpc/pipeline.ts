@@ -1,4 +1,4 @@
-import type { Connection } from "../transport/connections.js";
+import type { Connection } from "./connections.js";
 import { ANONYMOUS, CallSignal, type CallContext, type CallHandler, type Interceptor, type MethodInfo, type Principal, type Protocol } from "./context.js";
 import type { MethodHandler, Service } from "./service.js";
 

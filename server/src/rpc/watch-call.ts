@@ -4,8 +4,8 @@ import { filterOf, namespaceOf, watchServicesOf, type Limits } from "../registry
 import type { WatchHub } from "../watch/hub.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
-import { filterOfPb, watchItemToPb } from "../transport/convert.js";
-import { snapshotFrame, watchEventFrame } from "../transport/encoded.js";
+import { filterOfPb, watchItemToPb } from "../wire/convert.js";
+import { snapshotFrame, watchEventFrame } from "../wire/encoded.js";
 import type { CallContext, Outgoing } from "./context.js";
 import type { FlushScheduler, StreamOutput } from "./stream-output.js";
 

@@ -5,7 +5,7 @@ import type { Outgoing, Protocol } from "../rpc/context.js";
 import type { CallInit, Pipeline } from "../rpc/pipeline.js";
 import type { MethodHandler, Service } from "../rpc/service.js";
 import type { StreamOutput } from "../rpc/stream-output.js";
-import type { Connection, Connections } from "./connections.js";
+import type { Connection, Connections } from "../rpc/connections.js";
 
 // connect-es as a framing: its routes serve what the fast framing leaves
 // (GET requests, gRPC-Web text) and, with MAXINE_FAST_PATH off, every call,

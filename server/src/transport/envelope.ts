@@ -1,6 +1,6 @@
 import { gunzipSync } from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ByteBudget } from "./byte-budget.js";
+import type { ByteBudget } from "../rpc/byte-budget.js";
 
 // Enveloped messages, as gRPC, gRPC-Web and Connect streams frame them: a
 // flags byte (1: compressed; gRPC-Web 0x80: trailers; Connect 0x02: end of

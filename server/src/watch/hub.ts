@@ -20,6 +20,13 @@ export interface WatchSettings {
   readonly maxWatchers: number;
   /** snapshotChunk is the most instances in one snapshot message. */
   readonly snapshotChunk: number;
+  /**
+   * snapshotChunkBytes, with sizeOf (an instance's encoded size), bounds a
+   * snapshot message's size too, so that a chunk of large instances fits
+   * the message size limit (MAXINE_MAX_MESSAGE_BYTES) of every protocol.
+   */
+  readonly snapshotChunkBytes?: number;
+  readonly sizeOf?: (r: InstanceRecord) => number;
   /** progressIntervalMs is how long a stream may stay silent before a progress bookmark. */
   readonly progressIntervalMs: number;
 }
@@ -108,13 +115,24 @@ export class WatchHub implements WatcherHost {
   snapshot(scope: WatchScope, reason: ResetReason | undefined): WatchItem[] {
     const items: WatchItem[] = [];
     let chunk: InstanceRecord[] = [];
+    let bytes = 0;
+    const { snapshotChunkBytes = Infinity, sizeOf } = this.settings;
     const take = (records: readonly InstanceRecord[]): void => {
       for (const r of records) {
         if (!scope.matchAll && !matches(scope.filter, r)) continue;
+        // each instance costs its bytes plus a tag and a length prefix (at most 6 bytes)
+        const size = sizeOf === undefined ? 0 : sizeOf(r) + 6;
+        if (chunk.length > 0 && bytes + size > snapshotChunkBytes) {
+          items.push({ kind: "snapshot", instances: chunk });
+          chunk = [];
+          bytes = 0;
+        }
         chunk.push(r);
+        bytes += size;
         if (chunk.length >= this.settings.snapshotChunk) {
           items.push({ kind: "snapshot", instances: chunk });
           chunk = [];
+          bytes = 0;
         }
       }
     };

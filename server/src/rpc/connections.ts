@@ -1,6 +1,3 @@
-import type http2 from "node:http2";
-import { createContextKey, createContextValues } from "@connectrpc/connect";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { ByteBudget } from "./byte-budget.js";
 
@@ -41,16 +38,10 @@ export class Connection {
   }
 }
 
-/** connectionKey carries the caller's Connection in a handler context. */
-export const connectionKey = createContextKey<Connection | undefined>(undefined, { description: "maxine connection" });
-
-/** RequestLike is what identifies a request's connection: its HTTP/2 stream's session, or its socket. */
-export type RequestLike = Parameters<NonNullable<ConnectNodeAdapterOptions["contextValues"]>>[0];
-
 /**
- * Connections finds the Connection of a request: one per HTTP/2 session or
- * HTTP/1.1 socket, forgotten with it. The connect-es routes and the gRPC
- * watch fast path share one, so their streams count against the same limits.
+ * Connections finds the Connection of a call: one per HTTP/2 session or
+ * HTTP/1.1 socket, forgotten with it. Both framings (Maxine's and
+ * connect-es's) share one, so their calls count against the same limits.
  */
 export class Connections {
   private readonly byTransport = new WeakMap<object, Connection>();
@@ -64,25 +55,10 @@ export class Connections {
     this.buffered = new ByteBudget(maxBufferedBytes, "MAXINE_MAX_BUFFERED_BYTES");
   }
 
-  /** of returns req's Connection, creating it on the connection's first request. */
-  of(req: RequestLike): Connection {
-    return this.ofOwner("stream" in req ? req.stream.session ?? req.socket : req.socket);
-  }
-
-  /** ofStream returns the Connection of an HTTP/2 stream served directly (grpc-fast-path.ts). */
-  ofStream(stream: http2.ServerHttp2Stream): Connection {
-    return this.ofOwner(stream.session ?? stream);
-  }
-
-  /** ofOwner returns the Connection of a transport object (an HTTP/2 session or a socket). */
+  /** ofOwner returns the Connection of a transport object (an HTTP/2 session or a socket), made on its first call and forgotten with it. */
   ofOwner(owner: object): Connection {
     let conn = this.byTransport.get(owner);
     if (conn === undefined) this.byTransport.set(owner, (conn = new Connection(this.limits, this.buffered)));
     return conn;
   }
-}
-
-/** connectionValues builds the adapter's contextValues function, which puts each request's Connection in its context. */
-export function connectionValues(connections: Connections): NonNullable<ConnectNodeAdapterOptions["contextValues"]> {
-  return (req) => createContextValues().set(connectionKey, connections.of(req));
 }
