@@ -111,23 +111,7 @@ func discoverAll(t testing.TB, c *maxine.Client, ns, service string) []*registry
 // metric reads one unlabelled counter or gauge from the server's /metrics.
 func metric(t testing.TB, url, name string) float64 {
 	t.Helper()
-	res, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("/metrics %s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("/metrics has no %s", name)
-	return 0
+	return metricSum(t, url, name+" ")
 }
 
 // metricSum sums the /metrics lines that start with prefix (a metric name and
