@@ -230,6 +230,12 @@ describe("HTTP/2 limits", () => {
     // the same connection and others still get answers
     expect((await get({})).status).toBe(200);
     expect(await healthz(server.url)).toBe(200);
+    // HTTP/1.1 says which setting refused it
+    const h1 = await rawSocket(server.port);
+    h1.socket.write(`GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(60_000)}\r\n\r\n`);
+    await until(() => h1.closed, 5000, "the server to close the connection");
+    expect(h1.received).toMatch(/^HTTP\/1\.1 431 /);
+    expect(h1.received).toContain("MAXINE_MAX_HEADER_BYTES");
   });
 
   it("resets the streams of a connection that never reads its answers (MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION)", async () => {

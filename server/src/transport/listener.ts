@@ -114,6 +114,7 @@ export class Listener {
         // requestTimeout stays off: a Connect stream over HTTP/1.1 is one request that lasts as long as the watch.
         requestTimeout: 0,
         headersTimeout: opts.headersTimeoutMs,
+        // Node closes an idle keep-alive connection 1 s after the timeout it announces, so that the client closes first
         keepAliveTimeout: opts.idleTimeoutMs,
         connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
       },
