@@ -1,4 +1,7 @@
+import { redactUrl } from "./domain/redact.js";
 import type { OverflowPolicy } from "./watch/watcher.js";
+
+export { redactUrl };
 
 /** Config is every server setting, read from flags and environment variables. */
 export interface Config {
@@ -17,6 +20,8 @@ export interface Config {
   maxConnections: number;
   maxConnectionsPerAddress: number;
   maxUnsentBytesPerConnection: number;
+  maxBufferedBytesPerConnection: number;
+  maxBufferedBytes: number;
   maxTags: number;
   maxTagLength: number;
   maxMetadataEntries: number;
@@ -34,6 +39,7 @@ export interface Config {
   watchSnapshotChunk: number;
   watchProgressIntervalMs: number;
   shutdownGraceMs: number;
+  fastPath: boolean;
   store: "memory" | "redis";
   redisUrl: string;
   redisSentinels: string;
@@ -99,6 +105,11 @@ function oneOf<T extends string>(...values: T[]) {
 
 const MAX = 2 ** 31 - 1;
 
+function onOff(raw: string, name: string): boolean {
+  if (raw !== "on" && raw !== "off") throw new ConfigError(`${name}: must be on or off, got ${JSON.stringify(raw)}`);
+  return raw === "on";
+}
+
 function hostPorts(raw: string, name: string): string {
   const list = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
   for (const hp of list) {
@@ -125,22 +136,6 @@ function redisUrl(raw: string, name: string): string {
   return raw;
 }
 
-/**
- * redactUrl hides the password of a URL (`redis://user:***@host:6379`), or
- * the whole user part when it has no ':', so that a setting can be quoted in
- * an error or a log line. It works on text that is not a valid URL too: the
- * user part is whatever precedes the last '@'.
- */
-export function redactUrl(raw: string): string {
-  const at = raw.lastIndexOf("@");
-  if (at < 0) return raw;
-  const scheme = raw.indexOf("://");
-  const start = scheme >= 0 && scheme < at ? scheme + 3 : 0;
-  const userinfo = raw.slice(start, at);
-  const colon = userinfo.indexOf(":");
-  const shown = colon < 0 ? "***" : `${userinfo.slice(0, colon)}:***`;
-  return `${raw.slice(0, start)}${shown}${raw.slice(at)}`;
-}
 
 /**
  * secretsOf lists the secrets in a configuration (the Redis password, as
@@ -192,6 +187,8 @@ export const SETTINGS: readonly Setting[] = [
   setting("maxConnections", "MAXINE_MAX_CONNECTIONS", "10000", "Most open client connections; a new one beyond it is closed at once (keep it under the file-descriptor limit).", int(1, MAX)),
   setting("maxConnectionsPerAddress", "MAXINE_MAX_CONNECTIONS_PER_ADDRESS", "1000", "Most open connections from one client address; a new one beyond it is closed at once.", int(1, MAX)),
   setting("maxUnsentBytesPerConnection", "MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION", "8388608", "Most answer bytes an HTTP/2 connection may leave unread; beyond it the streams holding the most get RST_STREAM ENHANCE_YOUR_CALM.", int(1024, 2 ** 32 - 1)),
+  setting("maxBufferedBytesPerConnection", "MAXINE_MAX_BUFFERED_BYTES_PER_CONNECTION", "16777216", "Most bytes of unfinished request messages one connection may make the server hold; a message announced beyond it gets RESOURCE_EXHAUSTED before it is read.", int(1024, 2 ** 40)),
+  setting("maxBufferedBytes", "MAXINE_MAX_BUFFERED_BYTES", "268435456", "Most bytes of unfinished request messages all connections together may make the server hold.", int(1024, 2 ** 40)),
   setting("maxTags", "MAXINE_MAX_TAGS", "32", "Most tags on an instance or in a filter.", int(0, 10_000)),
   setting("maxTagLength", "MAXINE_MAX_TAG_LENGTH", "128", "Longest tag, in characters.", int(1, 65_536)),
   setting("maxMetadataEntries", "MAXINE_MAX_METADATA_ENTRIES", "64", "Most metadata entries on an instance.", int(0, 100_000)),
@@ -209,6 +206,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("watchSnapshotChunk", "MAXINE_WATCH_SNAPSHOT_CHUNK", "100", "Most instances in one snapshot message.", int(1, MAX)),
   setting("watchProgressIntervalMs", "MAXINE_WATCH_PROGRESS_INTERVAL", "10s", "Idle time after which a watch stream gets a progress bookmark (0ms: never).", duration(0)),
   setting("shutdownGraceMs", "MAXINE_SHUTDOWN_GRACE", "5s", "On SIGTERM/SIGINT, how long connections may take to close before they are cut.", duration(0)),
+  setting("fastPath", "MAXINE_FAST_PATH", "on", "on: gRPC, gRPC-Web and Connect POSTs are framed by Maxine's own transport (transport/serve.ts); off: every call is framed by connect-es, the reference (the same handlers and interceptors either way).", onOff),
   setting("store", "MAXINE_STORE", "memory", "Where state lives: memory (this process only) or redis (shared by every replica on one Redis; docs/redis.md).", oneOf("memory", "redis")),
   setting("redisUrl", "MAXINE_REDIS_URL", "redis://127.0.0.1:6379", "Redis address, redis://[user:password@]host:port[/db] (rediss:// for TLS); with Sentinels, only its credentials and db are used.", redisUrl),
   setting("redisSentinels", "MAXINE_REDIS_SENTINELS", "", "Comma-separated host:port of Redis Sentinels; when set, Maxine connects to the master they name and follows its failovers (empty: MAXINE_REDIS_URL directly).", hostPorts),
