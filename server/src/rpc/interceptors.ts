@@ -46,9 +46,21 @@ export type Authenticator = (ctx: CallContext) => Principal | Promise<Principal>
  * protocol passes through.
  */
 export function authenticationInterceptor(authenticate: Authenticator = () => ANONYMOUS): Interceptor {
-  return (next) => async (ctx) => {
-    ctx.principal = await authenticate(ctx);
-    return next(ctx);
+  return (next) => (ctx) => {
+    let found: Principal | Promise<Principal>;
+    try {
+      found = authenticate(ctx);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!(found instanceof Promise)) {
+      ctx.principal = found;
+      return next(ctx);
+    }
+    return found.then((p) => {
+      ctx.principal = p;
+      return next(ctx);
+    });
   };
 }
 
