@@ -1,10 +1,10 @@
 import type { DescMessage, Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../domain/logger.js";
-import type { CallContext, Outgoing } from "../rpc/context.js";
+import type { CallContext, Outgoing, ResponseMetadata } from "../rpc/context.js";
 import { toConnectError } from "../rpc/errors.js";
 import type { Pipeline } from "../rpc/pipeline.js";
-import type { BidiHandler, MethodHandler, UnaryHandler } from "../rpc/service.js";
+import type { BidiHandler, ClientStreamHandler, MethodHandler, UnaryHandler } from "../rpc/service.js";
 import type { StreamOutput } from "../rpc/stream-output.js";
 import { eachChunk } from "./body.js";
 import type { ByteBudget } from "../rpc/byte-budget.js";
@@ -14,6 +14,7 @@ import { EnvelopeReader, FLAG_COMPRESSED, gunzip } from "./envelope.js";
 import type { Exchange } from "./exchange.js";
 import type { Framing } from "./protocols.js";
 import type { RequestCache } from "./request-cache.js";
+import { RequestStream } from "./request-stream.js";
 import type { Shutdown } from "./shutdown.js";
 
 /** ServeDeps are what the framing serves calls with. */
@@ -43,6 +44,7 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
     method: handler.info,
     protocol: framing.protocol,
     header: ex.header,
+    headers: ex.headers,
     peer: ex.peer,
     connection,
     timeoutMs: timeout.ms,
@@ -52,17 +54,15 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
   let run: (ctx: CallContext) => Promise<unknown>;
   switch (handler.kind) {
     case "unary":
-      run = async (ctx) => {
-        const answer = await handler.handle(ctx, await readRequest(deps, handler, framing.codec, body(ctx)));
-        const out = handler.info.output;
-        const bytes = framing.streamed ? framing.codec.frame(out, answer) : framing.codec.encode(out, answer);
-        return checkSize(bytes, framing.streamed ? 5 : 0, deps.maxMessageBytes);
-      };
+      run = async (ctx) => encodeAnswer(deps, framing, handler, await handler.handle(ctx, await readRequest(deps, handler, framing.codec, body(ctx))));
+      break;
+    case "client_streaming":
+      run = async (ctx) => encodeAnswer(deps, framing, handler, await handler.handle(ctx, readStream(handler, framing, body(ctx))));
       break;
     case "server_streaming":
       run = async (ctx) => {
-        const req = framing.codec.decode(handler.info.input, await body(ctx).one(handler.info.input));
-        return handler.run(ctx, req, new ExchangeOutput(ex, framing, handler.info.output, deps.maxMessageBytes));
+        const req = framing.codec.decode(handler.info.input, await body(ctx).one("server-streaming"));
+        return handler.run(ctx, req, new ExchangeOutput(ex, framing, handler.info.output, deps.maxMessageBytes, ctx as CallContext & ResponseMetadata));
       };
       break;
     case "bidi_streaming":
@@ -71,17 +71,17 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
   }
   const { ctx, done } = deps.pipeline.start(init, run);
   ex.onGone(() => ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
-  const offShutdown = handler.kind === "unary" ? undefined : deps.shutdown.onShutdown((reason) => ctx.signal.abort(reason));
+  const offShutdown = handler.kind === "unary" || handler.kind === "client_streaming" ? undefined : deps.shutdown.onShutdown((reason) => ctx.signal.abort(reason));
   done.then(
     (answer) => {
       offShutdown?.();
       if (ex.gone) return;
-      if (handler.kind === "unary") writeAnswer(ex, framing, answer as Uint8Array);
-      else framing.finish(ex, undefined);
+      if (handler.kind === "unary" || handler.kind === "client_streaming") framing.answer(ex, answer as Uint8Array, ctx);
+      else framing.finish(ex, undefined, ctx);
     },
     (err: unknown) => {
       offShutdown?.();
-      if (!ex.gone) framing.finish(ex, toConnectError(err));
+      if (!ex.gone) framing.finish(ex, toConnectError(err), ctx);
     },
   );
 }
@@ -91,16 +91,11 @@ export function failCall(ex: Exchange, framing: Framing, err: ConnectError): voi
   framing.finish(ex, err);
 }
 
-/** writeAnswer writes a unary call's answer: a plain body (Connect unary), or one enveloped message then the OK status. */
-function writeAnswer(ex: Exchange, framing: Framing, bytes: Uint8Array): void {
-  if (!framing.streamed) {
-    ex.respond(200, { "content-type": framing.contentType, "content-length": bytes.length }, "body");
-    ex.end(bytes);
-    return;
-  }
-  framing.start(ex);
-  ex.write(bytes);
-  framing.finish(ex, undefined);
+/** encodeAnswer encodes a call's one answer in the framing's codec (enveloped when streamed), within MAXINE_MAX_MESSAGE_BYTES. */
+function encodeAnswer(deps: ServeDeps, framing: Framing, handler: UnaryHandler | ClientStreamHandler, answer: Outgoing): Uint8Array {
+  const out = handler.info.output;
+  const bytes = framing.streamed ? framing.codec.frame(out, answer) : framing.codec.encode(out, answer);
+  return checkSize(bytes, framing.streamed ? 5 : 0, deps.maxMessageBytes);
 }
 
 /** checkSize refuses an answer larger than MAXINE_MAX_MESSAGE_BYTES (its envelope of prefix bytes aside), on every protocol. */
@@ -115,9 +110,22 @@ function checkSize(bytes: Uint8Array, prefix: number, maxBytes: number): Uint8Ar
 }
 
 async function readRequest(deps: ServeDeps, handler: UnaryHandler, codec: Codec, body: BodyReader): Promise<Message> {
-  const bytes = await body.one(handler.info.input);
+  const bytes = await body.one("unary");
   if (handler.cacheRequests !== true) return codec.decode(handler.info.input, bytes);
   return deps.requests.decode(handler, codec, bytes);
+}
+
+/** readStream hands a client stream's messages, decoded, to a client-streaming handler as they arrive. */
+function readStream(handler: ClientStreamHandler, framing: Framing, body: BodyReader): RequestStream {
+  const requests = new RequestStream(
+    () => body.pause(),
+    () => body.resume(),
+  );
+  body.each(
+    (bytes) => requests.push(framing.codec.decode(handler.info.input, bytes)),
+    (err) => requests.end(err),
+  );
+  return requests;
 }
 
 /**
@@ -126,8 +134,8 @@ async function readRequest(deps: ServeDeps, handler: UnaryHandler, codec: Codec,
  * it ends (half-close, cancel, deadline, shutdown, a bad message).
  */
 function runBidi(handler: BidiHandler, ctx: CallContext, ex: Exchange, framing: Framing, body: BodyReader, maxBytes: number): Promise<void> {
-  const call = handler.open(ctx, new ExchangeOutput(ex, framing, handler.info.output, maxBytes));
-  framing.start(ex);
+  const call = handler.open(ctx, new ExchangeOutput(ex, framing, handler.info.output, maxBytes, ctx as CallContext & ResponseMetadata));
+  if (handler.deferHeaders !== true) framing.start(ex, ctx as CallContext & ResponseMetadata);
   const decode =
     framing.codec.name === "proto" && handler.decodeBinary !== undefined
       ? (bytes: Uint8Array): unknown => {
@@ -158,8 +166,16 @@ class BodyReader {
     private readonly budget: ByteBudget,
   ) {}
 
-  /** one reads the body's one message. */
-  async one(input: DescMessage): Promise<Uint8Array> {
+  pause(): void {
+    this.ex.body.pause();
+  }
+
+  resume(): void {
+    this.ex.body.resume();
+  }
+
+  /** one reads the body's one message (of a unary or server-streaming method); missing or extra messages are answered as connect-es answers them. */
+  async one(kind: "unary" | "server-streaming"): Promise<Uint8Array> {
     const encoding = this.framing.requestEncoding(this.ex);
     if (!this.framing.streamed) return this.whole(encoding);
     const reader = new EnvelopeReader(this.maxBytes, this.budget, encoding);
@@ -168,13 +184,12 @@ class BodyReader {
       await eachChunk(this.ex.body, (chunk) => {
         for (const e of reader.push(chunk)) messages.push(checked(e.flags, e.data));
       });
-      if (reader.pending) throw new ConnectError("protocol error: the request ended inside a message", Code.InvalidArgument);
+      if (reader.pending) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
     } finally {
       reader.close();
     }
-    if (messages.length !== 1) {
-      throw new ConnectError(`protocol error: expected one ${input.typeName} message, got ${messages.length}`, Code.Unimplemented);
-    }
+    if (messages.length === 0) throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
+    if (messages.length > 1) throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
     return messages[0]!;
   }
 
@@ -210,7 +225,7 @@ class BodyReader {
     const onBodyEnd = (): void => {
       const pending = reader.pending;
       stop();
-      onEnd(pending ? new ConnectError("protocol error: the request ended inside a message", Code.InvalidArgument) : undefined);
+      onEnd(pending ? new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument) : undefined);
     };
     body.on("data", onData);
     body.once("end", onBodyEnd);
@@ -261,7 +276,12 @@ class ExchangeOutput implements StreamOutput {
     private readonly framing: Framing,
     private readonly output: DescMessage,
     private readonly maxBytes: number,
+    private readonly meta: ResponseMetadata,
   ) {}
+
+  sendHeader(): void {
+    if (!this.ex.gone && !this.ex.headersSent) this.framing.start(this.ex, this.meta);
+  }
 
   push(answer: Outgoing): boolean {
     const frame = checkSize(this.framing.codec.frame(this.output, answer), 5, this.maxBytes);
@@ -276,7 +296,7 @@ class ExchangeOutput implements StreamOutput {
     this.parts = [];
     this.size = 0;
     if (this.ex.gone) return true;
-    if (!this.ex.headersSent) this.framing.start(this.ex);
+    if (!this.ex.headersSent) this.framing.start(this.ex, this.meta);
     return this.ex.write(out);
   }
 

@@ -16,6 +16,7 @@ import {
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { invalid } from "../domain/errors.js";
 import type { InstanceKey, InstanceRecord, Status } from "../domain/instance.js";
+import { instanceWriter } from "./instance-fields.js";
 import type { BeatOutcome } from "../registry/registry.js";
 import type { Strategy } from "../registry/select.js";
 import type { FilterSpec } from "../domain/filter.js";
@@ -32,12 +33,6 @@ const statusFromPb: Record<ServingStatus, Status | undefined> = {
   [ServingStatus.DRAINING]: "DRAINING",
 };
 
-/** statusToPb maps the core's statuses to the wire enum. */
-export const statusToPb: Record<Status, ServingStatus> = {
-  SERVING: ServingStatus.SERVING,
-  NOT_SERVING: ServingStatus.NOT_SERVING,
-  DRAINING: ServingStatus.DRAINING,
-};
 
 const strategyFromPb: Record<StrategyPb, Strategy> = {
   [StrategyPb.UNSPECIFIED]: "ROUND_ROBIN",
@@ -113,29 +108,15 @@ export function filterOfPb(f: Filter | undefined): FilterSpec | undefined {
 const instanceCache = new WeakMap<InstanceRecord, Instance>();
 
 /**
- * instanceToPb converts a stored record. Records are immutable, so the wire
- * message is built once per record and shared by every response and watcher.
+ * instanceToPb converts a stored record, from the one table that maps a
+ * record to Instance (instance-fields.ts). Records are immutable, so the
+ * wire message is built once per record and shared by every response and
+ * watcher.
  */
 export function instanceToPb(r: InstanceRecord): Instance {
   let pb = instanceCache.get(r);
   if (pb === undefined) {
-    pb = create(InstanceSchema, {
-      namespace: r.namespace,
-      service: r.service,
-      instanceId: r.instanceId,
-      host: r.host,
-      port: r.port,
-      version: r.version,
-      zone: r.zone,
-      tags: [...r.tags],
-      metadata: { ...r.metadata },
-      weight: r.weight,
-      status: statusToPb[r.status],
-      registeredAt: timestampFromMs(r.registeredAt),
-      updatedAt: timestampFromMs(r.updatedAt),
-      createRevision: BigInt(r.createRevision),
-      modRevision: BigInt(r.modRevision),
-    });
+    pb = create(InstanceSchema, instanceWriter.init(r));
     instanceCache.set(r, pb);
   }
   return pb;

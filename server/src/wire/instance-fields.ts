@@ -1,8 +1,14 @@
-import { InstanceSchema, ServingStatusSchema, type Instance } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceRecord } from "../domain/instance.js";
-import { statusToPb } from "./convert.js";
+import { InstanceSchema, ServingStatus, ServingStatusSchema, type Instance } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import type { InstanceRecord, Status } from "../domain/instance.js";
 import { enumOf, string, stringMap, strings, timestampMs, uint32, uint64 } from "./schema-columns.js";
 import { MessageWriter, type Table } from "./schema-writer.js";
+
+/** statusToPb maps the core's statuses to the wire enum. */
+export const statusToPb: Record<Status, ServingStatus> = {
+  SERVING: ServingStatus.SERVING,
+  NOT_SERVING: ServingStatus.NOT_SERVING,
+  DRAINING: ServingStatus.DRAINING,
+};
 
 /**
  * instanceFields is the one place that says how a stored record becomes an
