@@ -5,7 +5,7 @@ import type { Connection } from "./connections.js";
 export type Protocol = "grpc" | "grpc-web" | "connect";
 
 /** MethodKind is how many messages flow each way. */
-export type MethodKind = "unary" | "server_streaming" | "bidi_streaming";
+export type MethodKind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
 
 /** MethodInfo names one RPC, for interceptors (metrics labels, logs, authorization). */
 export interface MethodInfo {
@@ -79,6 +79,18 @@ export interface CallContext {
   readonly protocol: Protocol;
   /** header reads a request header (lower-case name). */
   header(name: string): string | undefined;
+  /** headers lists every request header (lower-case names, HTTP/2 pseudo-headers left out), for the few handlers that need them all. */
+  headers(): Iterable<[string, string]>;
+  /** url is the request's URL (path and query) where the framing keeps it: Connect GET requests carry their message in the query. */
+  readonly url: string | undefined;
+  /**
+   * responseHeader holds response headers the handler adds; made on first
+   * use, so calls that set none cost nothing. Every framing sends them with
+   * the response's headers (set them before a stream's first answer).
+   */
+  readonly responseHeader: Headers;
+  /** responseTrailer holds response trailers the handler adds, sent with the status: gRPC trailers, gRPC-Web's trailer frame, Connect's `trailer-` headers or end-of-stream metadata. */
+  readonly responseTrailer: Headers;
   /** peer is the client's address as the socket reports it. */
   readonly peer: string;
   /** connection holds the per-connection counters and budgets of the caller's connection. */
@@ -90,6 +102,15 @@ export interface CallContext {
   /** principal is who the call acts for; the authentication interceptor sets it before any handler runs. */
   principal: Principal;
   readonly signal: CallSignal;
+}
+
+/**
+ * ResponseMetadata is the headers and trailers a call's handler set, as the
+ * framing reads them: undefined when the handler set none.
+ */
+export interface ResponseMetadata {
+  readonly headerIfSet: Headers | undefined;
+  readonly trailerIfSet: Headers | undefined;
 }
 
 /** Handler runs a call once every interceptor let it through: it resolves with a unary call's answer, or when a stream ends. */

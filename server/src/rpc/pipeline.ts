@@ -1,5 +1,15 @@
 import type { Connection } from "./connections.js";
-import { ANONYMOUS, CallSignal, type CallContext, type CallHandler, type Interceptor, type MethodInfo, type Principal, type Protocol } from "./context.js";
+import {
+  ANONYMOUS,
+  CallSignal,
+  type CallContext,
+  type CallHandler,
+  type Interceptor,
+  type MethodInfo,
+  type Principal,
+  type Protocol,
+  type ResponseMetadata,
+} from "./context.js";
 import type { MethodHandler, Service } from "./service.js";
 
 /** CallInit is what the framing knows of a call before it runs. */
@@ -7,6 +17,8 @@ export interface CallInit {
   readonly method: MethodInfo;
   readonly protocol: Protocol;
   readonly header: (name: string) => string | undefined;
+  readonly headers: () => Iterable<[string, string]>;
+  readonly url?: string | undefined;
   readonly peer: string;
   readonly connection: Connection;
   readonly timeoutMs: number | undefined;
@@ -14,16 +26,20 @@ export interface CallInit {
 }
 
 /** Call is a CallContext with the function that runs its handler once the interceptors let it through. */
-class Call implements CallContext {
+class Call implements CallContext, ResponseMetadata {
   readonly method: MethodInfo;
   readonly protocol: Protocol;
   readonly header: (name: string) => string | undefined;
+  readonly headers: () => Iterable<[string, string]>;
+  readonly url: string | undefined;
   readonly peer: string;
   readonly connection: Connection;
   readonly timeoutMs: number | undefined;
   readonly timeoutError: Error | undefined;
   principal: Principal = ANONYMOUS;
   readonly signal = new CallSignal();
+  headerIfSet: Headers | undefined;
+  trailerIfSet: Headers | undefined;
 
   constructor(
     init: CallInit,
@@ -32,10 +48,20 @@ class Call implements CallContext {
     this.method = init.method;
     this.protocol = init.protocol;
     this.header = init.header;
+    this.headers = init.headers;
+    this.url = init.url;
     this.peer = init.peer;
     this.connection = init.connection;
     this.timeoutMs = init.timeoutMs;
     this.timeoutError = init.timeoutError;
+  }
+
+  get responseHeader(): Headers {
+    return (this.headerIfSet ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.trailerIfSet ??= new Headers());
   }
 }
 
@@ -71,7 +97,7 @@ export class Pipeline {
    * context is available at once (signal, principal); the promise settles
    * when the call ends, rejected with a ConnectError.
    */
-  start(init: CallInit, run: (ctx: CallContext) => Promise<unknown>): { ctx: CallContext; done: Promise<unknown> } {
+  start(init: CallInit, run: (ctx: CallContext) => Promise<unknown>): { ctx: CallContext & ResponseMetadata; done: Promise<unknown> } {
     const ctx = new Call(init, run);
     return { ctx, done: this.chain(ctx) };
   }

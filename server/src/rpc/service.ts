@@ -18,6 +18,17 @@ export interface ServerStreamHandler {
   run(ctx: CallContext, req: Message, out: StreamOutput): Promise<void>;
 }
 
+/**
+ * ClientStreamHandler answers a stream of requests with one answer: requests
+ * yields the client's messages until it half-closes (and throws what ended
+ * the stream otherwise: a bad message, a cancel).
+ */
+export interface ClientStreamHandler {
+  readonly kind: "client_streaming";
+  readonly info: MethodInfo;
+  handle(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Outgoing>;
+}
+
 /** BidiCall is one open bidirectional call: the framing feeds it the client's messages. */
 export interface BidiCall {
   receive(req: unknown): void;
@@ -34,12 +45,19 @@ export interface BidiHandler {
   readonly kind: "bidi_streaming";
   readonly info: MethodInfo;
   open(ctx: CallContext, out: StreamOutput): BidiCall;
+  /**
+   * deferHeaders keeps the response headers until the first answer, an
+   * explicit out.sendHeader() or the end, so that the handler can set them
+   * from what the client sends (as connect-go does); by default they are
+   * sent as soon as the call opens.
+   */
+  readonly deferHeaders?: boolean;
   /** decodeBinary, when set, reads a protobuf request faster than fromBinary (what receive gets). */
   decodeBinary?(bytes: Uint8Array): unknown;
 }
 
 /** MethodHandler is one RPC's behaviour, independent of protocol and codec. */
-export type MethodHandler = UnaryHandler | ServerStreamHandler | BidiHandler;
+export type MethodHandler = UnaryHandler | ServerStreamHandler | ClientStreamHandler | BidiHandler;
 
 /**
  * Service is a table of handlers, mounted on the pipeline by path. The
@@ -55,7 +73,6 @@ export interface Service {
 export function methodInfo(desc: DescService, name: string): MethodInfo {
   const m = desc.methods.find((x) => x.name === name);
   if (m === undefined) throw new Error(`${desc.typeName} has no method ${name}`);
-  const kind: MethodKind =
-    m.methodKind === "unary" ? "unary" : m.methodKind === "server_streaming" ? "server_streaming" : "bidi_streaming";
+  const kind: MethodKind = m.methodKind;
   return { service: desc.typeName, name, path: `/${desc.typeName}/${name}`, kind, input: m.input as DescMessage, output: m.output as DescMessage };
 }

@@ -7,6 +7,8 @@ import type { Outgoing } from "./context.js";
  * burst goes out in one network write.
  */
 export interface StreamOutput {
+  /** sendHeader sends the response headers now, with any the handler set (ctx.responseHeader), before any answer; else they leave with the first flush. */
+  sendHeader(): void;
   /** push queues one answer for the next flush; false when the batch is full and should be flushed now. */
   push(answer: Outgoing): boolean;
   /** flush writes what push queued; false when the client is not reading (wait for whenWritable before writing more). */

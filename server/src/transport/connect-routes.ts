@@ -1,11 +1,12 @@
 import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
-import type { Outgoing, Protocol } from "../rpc/context.js";
+import type { Outgoing, Protocol, ResponseMetadata } from "../rpc/context.js";
 import type { CallInit, Pipeline } from "../rpc/pipeline.js";
 import type { MethodHandler, Service } from "../rpc/service.js";
 import type { StreamOutput } from "../rpc/stream-output.js";
 import type { Connection, Connections } from "../rpc/connections.js";
+import { fileRegistry } from "./codec.js";
 
 // connect-es as a framing: its routes serve what the fast framing leaves
 // (GET requests, gRPC-Web text) and, with MAXINE_FAST_PATH off, every call,
@@ -36,6 +37,8 @@ function initOf(handler: MethodHandler, hctx: HandlerContext): CallInit {
     method: handler.info,
     protocol: PROTOCOLS[hctx.protocolName] ?? "connect",
     header: (name) => hctx.requestHeader.get(name) ?? undefined,
+    headers: () => hctx.requestHeader.entries(),
+    url: hctx.url,
     peer: peer.peer,
     connection: peer.connection,
     timeoutMs: hctx.timeoutMs(),
@@ -48,7 +51,8 @@ export function connectRoutes(pipeline: Pipeline, services: readonly Service[]):
     for (const s of services) {
       const impl: Record<string, unknown> = {};
       for (const h of s.methods) impl[h.info.name.charAt(0).toLowerCase() + h.info.name.slice(1)] = routeOf(pipeline, h);
-      router.service(s.desc as never, impl as never);
+      // JSON's google.protobuf.Any needs the types of the service's file and its imports.
+      router.service(s.desc as never, impl as never, { jsonOptions: { registry: fileRegistry(s.desc.file) } });
     }
   };
 }
@@ -63,6 +67,20 @@ function routeOf(pipeline: Pipeline, handler: MethodHandler): unknown {
           return ((await done) as Outgoing).message();
         } finally {
           off();
+          copyHeader(ctx, hctx);
+          copyTrailer(ctx, hctx);
+        }
+      };
+    case "client_streaming":
+      return async (requests: AsyncIterable<Message>, hctx: HandlerContext) => {
+        const { ctx, done } = pipeline.start(initOf(handler, hctx), async (c) => handler.handle(c, requests));
+        const off = link(hctx, ctx.signal);
+        try {
+          return ((await done) as Outgoing).message();
+        } finally {
+          off();
+          copyHeader(ctx, hctx);
+          copyTrailer(ctx, hctx);
         }
       };
     case "server_streaming":
@@ -71,9 +89,10 @@ function routeOf(pipeline: Pipeline, handler: MethodHandler): unknown {
         const { ctx, done } = pipeline.start(initOf(handler, hctx), (c) => handler.run(c, req, out));
         const off = link(hctx, ctx.signal);
         try {
-          yield* out.drain(done);
+          yield* out.drain(done, () => copyHeader(ctx, hctx));
         } finally {
           off();
+          copyTrailer(ctx, hctx);
           ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled));
         }
       };
@@ -98,13 +117,24 @@ function routeOf(pipeline: Pipeline, handler: MethodHandler): unknown {
         });
         const off = link(hctx, ctx.signal);
         try {
-          yield* out.drain(done);
+          yield* out.drain(done, () => copyHeader(ctx, hctx));
         } finally {
           off();
+          copyTrailer(ctx, hctx);
           ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled));
         }
       };
   }
+}
+
+/** copyHeader hands the response headers the handler set to connect-es, which sends them with the first answer (or the status). */
+function copyHeader(meta: ResponseMetadata, hctx: HandlerContext): void {
+  meta.headerIfSet?.forEach((v, k) => hctx.responseHeader.append(k, v));
+}
+
+/** copyTrailer hands the response trailers the handler set to connect-es. */
+function copyTrailer(meta: ResponseMetadata, hctx: HandlerContext): void {
+  meta.trailerIfSet?.forEach((v, k) => hctx.responseTrailer.append(k, v));
 }
 
 function link(hctx: HandlerContext, signal: { abort(reason: unknown): void }): () => void {
@@ -130,6 +160,9 @@ class QueueOutput implements StreamOutput {
   private writable: Array<() => void> = [];
   private paused: Promise<void> | undefined;
   private resume: (() => void) | undefined;
+
+  /** sendHeader does nothing: connect-es sends the headers with the first answer or the status. */
+  sendHeader(): void {}
 
   push(answer: Outgoing): boolean {
     this.queued.push(answer.message());
@@ -166,8 +199,9 @@ class QueueOutput implements StreamOutput {
     w?.();
   }
 
-  /** drain yields every answer until the call ends, then returns or throws as it ended. */
-  async *drain(done: Promise<unknown>): AsyncGenerator<Message> {
+  /** drain yields every answer until the call ends, then returns or throws as it ended; beforeHeaders runs before the first answer or the end, when connect-es sends the headers. */
+  async *drain(done: Promise<unknown>, beforeHeaders: () => void): AsyncGenerator<Message> {
+    let headers = false;
     let ended: { err?: unknown } | undefined;
     done.then(
       () => {
@@ -180,10 +214,20 @@ class QueueOutput implements StreamOutput {
       },
     );
     for (;;) {
-      while (this.queued.length > 0) yield this.queued.shift()!;
+      while (this.queued.length > 0) {
+        if (!headers) {
+          headers = true;
+          beforeHeaders();
+        }
+        yield this.queued.shift()!;
+      }
       for (const fn of this.writable.splice(0)) fn();
       if (this.queued.length > 0) continue;
       if (ended !== undefined) {
+        if (!headers) {
+          headers = true;
+          beforeHeaders();
+        }
         if (ended.err !== undefined) throw ended.err;
         return;
       }

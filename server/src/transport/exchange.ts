@@ -11,6 +11,8 @@ import type { Readable } from "node:stream";
 export interface Exchange {
   /** header reads a request header (lower-case name). */
   header(name: string): string | undefined;
+  /** headers lists every request header but HTTP/2's pseudo-headers. */
+  headers(): Iterable<[string, string]>;
   readonly body: Readable;
   /** owner identifies the client connection: the HTTP/2 session or the socket. */
   readonly owner: object;
@@ -45,6 +47,7 @@ export function streamExchange(stream: http2.ServerHttp2Stream, headers: http2.I
   let trailersToSend: http2.OutgoingHttpHeaders | undefined;
   return {
     header: (name) => headerValue(headers[name]),
+    headers: () => entriesOf(headers),
     body: stream,
     owner: session ?? stream,
     peer: session?.socket?.remoteAddress ?? "",
@@ -105,6 +108,7 @@ export function requestExchange(req: Req, res: Res): Exchange {
   const r = res as http.ServerResponse;
   return {
     header: (name) => headerValue(req.headers[name]),
+    headers: () => entriesOf(req.headers),
     body: req,
     owner,
     peer: req.socket?.remoteAddress ?? "",
@@ -152,6 +156,15 @@ export function requestExchange(req: Req, res: Res): Exchange {
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(", ") : v;
+}
+
+/** entriesOf lists request headers, HTTP/2 pseudo-headers left out. */
+export function* entriesOf(headers: http2.IncomingHttpHeaders): Generator<[string, string]> {
+  for (const name in headers) {
+    if (name.startsWith(":")) continue;
+    const v = headerValue(headers[name]);
+    if (v !== undefined) yield [name, v];
+  }
 }
 
 function whenWritable(stream: http2.ServerHttp2Stream, fn: () => void): void {

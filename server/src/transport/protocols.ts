@@ -1,6 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
-import type { Protocol } from "../rpc/context.js";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type http2 from "node:http2";
+import type { Protocol, ResponseMetadata } from "../rpc/context.js";
 import { jsonCodec, protoCodec, type Codec } from "./codec.js";
 import { envelope } from "./envelope.js";
 import type { Exchange } from "./exchange.js";
@@ -21,10 +23,36 @@ export interface Framing {
   requestEncoding(ex: Exchange): "identity" | "gzip";
   /** timeout reads the client's deadline header. */
   timeout(ex: Exchange): { ms?: number; error?: Error };
-  /** start sends the response headers of a successful call. */
-  start(ex: Exchange): void;
-  /** finish ends a call: OK when err is undefined, else with err's status. */
-  finish(ex: Exchange, err: ConnectError | undefined): void;
+  /** start sends the response headers of a successful call, with those its handler set (meta). */
+  start(ex: Exchange, meta?: ResponseMetadata): void;
+  /** answer writes a unary call's answer (bytes encoded, and enveloped when streamed) and its OK status. */
+  answer(ex: Exchange, bytes: Uint8Array, meta?: ResponseMetadata): void;
+  /** finish ends a call: OK when err is undefined, else with err's status (its details and metadata too); the handler's trailers go with it. */
+  finish(ex: Exchange, err: ConnectError | undefined, meta?: ResponseMetadata): void;
+}
+
+type Head = http2.OutgoingHttpHeaders;
+
+/** isEmpty reports whether h holds no header (or was never made). */
+function isEmpty(h: Headers | undefined): boolean {
+  return h === undefined || h.keys().next().done === true;
+}
+
+/** withHeaders adds the entries of h to head, names prefixed with prefix (Connect unary's `trailer-`). */
+function withHeaders(head: Head, h: Headers | undefined, prefix = ""): Head {
+  h?.forEach((v, k) => {
+    const name = prefix + k;
+    const prev = head[name];
+    head[name] = prev === undefined ? v : `${String(prev)}, ${v}`;
+  });
+  return head;
+}
+
+/** answerStreamed writes one enveloped answer then the OK status (gRPC, gRPC-Web, Connect streams). */
+function answerStreamed(this: Framing, ex: Exchange, frame: Uint8Array, meta?: ResponseMetadata): void {
+  this.start(ex, meta);
+  ex.write(frame);
+  this.finish(ex, undefined, meta);
 }
 
 const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
@@ -67,8 +95,19 @@ export function grpcMessage(message: string): string {
   return out;
 }
 
-function statusHeaders(err: ConnectError | undefined): Record<string, string> {
-  return err === undefined ? { "grpc-status": "0" } : { "grpc-status": String(err.code), "grpc-message": grpcMessage(err.rawMessage) };
+/**
+ * statusHeaders are gRPC's trailers: the handler's trailers, the error's
+ * metadata, grpc-status and grpc-message, and the error's details as
+ * grpc-status-details-bin (a google.rpc.Status, as connect-es encodes it).
+ */
+function statusHeaders(err: ConnectError | undefined, meta: ResponseMetadata | undefined): Head {
+  const trailer = meta?.trailerIfSet;
+  if (err === undefined) return isEmpty(trailer) ? { "grpc-status": "0" } : { ...withHeaders({}, trailer), "grpc-status": "0" };
+  const head = withHeaders({}, trailer);
+  if (err.details.length > 0 || !isEmpty(err.metadata)) withHeaders(head, setTrailerStatus(new Headers(), err));
+  head["grpc-status"] = String(err.code);
+  head["grpc-message"] = grpcMessage(err.rawMessage);
+  return head;
 }
 
 function grpc(contentType: string, codec: Codec): Framing {
@@ -79,21 +118,27 @@ function grpc(contentType: string, codec: Codec): Framing {
     contentType,
     requestEncoding: (ex) => encodingOf(ex.header("grpc-encoding"), "grpc-encoding"),
     timeout: grpcTimeout,
-    start(ex) {
-      ex.respond(200, { "content-type": contentType, "grpc-accept-encoding": "gzip" }, "trailers");
+    start(ex, meta) {
+      const head: Head = { "content-type": contentType, "grpc-accept-encoding": "gzip" };
+      ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), "trailers");
     },
-    finish(ex, err) {
-      // Trailers-only when nothing was answered yet.
-      if (!ex.headersSent) ex.respond(200, { "content-type": contentType, ...statusHeaders(err) }, "end");
-      else ex.end(undefined, statusHeaders(err));
+    answer: answerStreamed,
+    finish(ex, err, meta) {
+      // Trailers-only when nothing was answered yet and the handler set no
+      // headers (a client reads a trailers-only response's headers as trailers).
+      if (!ex.headersSent && isEmpty(meta?.headerIfSet)) {
+        ex.respond(200, { "content-type": contentType, ...statusHeaders(err, meta) }, "end");
+        return;
+      }
+      if (!ex.headersSent) this.start(ex, meta);
+      ex.end(undefined, statusHeaders(err, meta));
     },
   };
 }
 
-function grpcWebTrailer(err: ConnectError | undefined): Buffer {
-  const text = Object.entries(statusHeaders(err))
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join("");
+function grpcWebTrailer(status: Head): Buffer {
+  let text = "";
+  for (const [k, v] of Object.entries(status)) text += `${k}: ${String(v)}\r\n`;
   return envelope(Buffer.from(text), 0x80);
 }
 
@@ -105,14 +150,42 @@ function grpcWeb(contentType: string, codec: Codec): Framing {
     contentType,
     requestEncoding: (ex) => encodingOf(ex.header("grpc-encoding"), "grpc-encoding"),
     timeout: grpcTimeout,
-    start(ex) {
-      ex.respond(200, { "content-type": contentType, "grpc-accept-encoding": "gzip" }, "body");
+    start(ex, meta) {
+      const head: Head = { "content-type": contentType, "grpc-accept-encoding": "gzip" };
+      ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), "body");
     },
-    finish(ex, err) {
-      if (!ex.headersSent) ex.respond(200, { "content-type": contentType, ...statusHeaders(err) }, "end");
-      else ex.end(grpcWebTrailer(err));
+    answer: answerStreamed,
+    finish(ex, err, meta) {
+      // Trailers-only (the status as HTTP headers) only while no header was
+      // sent or set, as connect-go does; else a trailer frame ends the body.
+      if (!ex.headersSent && isEmpty(meta?.headerIfSet)) {
+        ex.respond(200, { "content-type": contentType, ...statusHeaders(err, meta) }, "end");
+        return;
+      }
+      if (!ex.headersSent) this.start(ex, meta);
+      ex.end(grpcWebTrailer(statusHeaders(err, meta)));
     },
   };
+}
+
+const END_OK = Buffer.from("{}");
+
+/** endStream is Connect's end-of-stream message: the error, and the handler's trailers and the error's metadata as metadata. */
+function endStream(err: ConnectError | undefined, meta: ResponseMetadata | undefined): Buffer {
+  const trailer = meta?.trailerIfSet;
+  if (err === undefined && isEmpty(trailer)) return END_OK;
+  const end: { error?: unknown; metadata?: Record<string, string[]> } = {};
+  if (err !== undefined) end.error = errorToJson(err, undefined);
+  const metadata: Record<string, string[]> = {};
+  let any = false;
+  const add = (v: string, k: string): void => {
+    (metadata[k] ??= []).push(v);
+    any = true;
+  };
+  trailer?.forEach(add);
+  err?.metadata.forEach(add);
+  if (any) end.metadata = metadata;
+  return Buffer.from(JSON.stringify(end));
 }
 
 function connectStream(contentType: string, codec: Codec): Framing {
@@ -123,13 +196,14 @@ function connectStream(contentType: string, codec: Codec): Framing {
     contentType,
     requestEncoding: (ex) => encodingOf(ex.header("connect-content-encoding"), "connect-content-encoding"),
     timeout: connectTimeout,
-    start(ex) {
-      ex.respond(200, { "content-type": contentType, "connect-accept-encoding": "gzip" }, "body");
+    start(ex, meta) {
+      const head: Head = { "content-type": contentType, "connect-accept-encoding": "gzip" };
+      ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), "body");
     },
-    finish(ex, err) {
-      this.start(ex);
-      const end = err === undefined ? {} : { error: errorToJson(err, undefined) };
-      ex.end(envelope(Buffer.from(JSON.stringify(end)), 0x02));
+    answer: answerStreamed,
+    finish(ex, err, meta) {
+      if (!ex.headersSent) this.start(ex, meta);
+      ex.end(envelope(endStream(err, meta), 0x02));
     },
   };
 }
@@ -143,10 +217,23 @@ function connectUnary(contentType: string, codec: Codec): Framing {
     requestEncoding: (ex) => encodingOf(ex.header("content-encoding"), "content-encoding"),
     timeout: connectTimeout,
     start() {},
-    finish(ex, err) {
+    answer(ex, bytes, meta) {
+      const head: Head = { "content-type": contentType, "content-length": bytes.length };
+      if (meta !== undefined) withHeaders(withHeaders(head, meta.headerIfSet), meta.trailerIfSet, "trailer-");
+      ex.respond(200, head, "body");
+      ex.end(bytes);
+    },
+    finish(ex, err, meta) {
       if (err === undefined) return;
       const body = Buffer.from(JSON.stringify(errorToJson(err, undefined)));
-      ex.respond(codeToHttpStatus(err.code), { "content-type": "application/json", "content-length": body.length }, "body");
+      const head: Head = {};
+      // connect-es's order: the handler's headers, the error's metadata, the trailers prefixed.
+      if (meta !== undefined) withHeaders(head, meta.headerIfSet);
+      if (!isEmpty(err.metadata)) withHeaders(head, err.metadata);
+      if (meta !== undefined) withHeaders(head, meta.trailerIfSet, "trailer-");
+      head["content-type"] = "application/json";
+      head["content-length"] = body.length;
+      ex.respond(codeToHttpStatus(err.code), head, "body");
       ex.end(body);
     },
   };
