@@ -11,6 +11,7 @@ import {
   RegisterResponseSchema,
   WatchServicesRequestSchema,
   WatchServicesResponseSchema,
+  type ServingStatus,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Maxine } from "../src/app.js";
@@ -88,7 +89,7 @@ const CASES: Array<[string, string, Uint8Array, DescMessage]> = [
   ["register", "Register", grpcFrame(bin(RegisterRequestSchema, { instance: { service: "ref", instanceId: "a", host: "10.0.0.1", port: 80, tags: ["x"] } })), RegisterResponseSchema],
   ["register again (idempotent)", "Register", grpcFrame(bin(RegisterRequestSchema, { instance: { service: "ref", instanceId: "a", host: "10.0.0.1", port: 80, tags: ["x"] } })), RegisterResponseSchema],
   ["register, port 0", "Register", grpcFrame(bin(RegisterRequestSchema, { instance: { service: "ref", instanceId: "b", host: "10.0.0.1", port: 0 } })), RegisterResponseSchema],
-  ["register, unknown status", "Register", grpcFrame(bin(RegisterRequestSchema, { instance: { service: "ref", instanceId: "b", host: "10.0.0.1", port: 80, status: 9 } })), RegisterResponseSchema],
+  ["register, unknown status", "Register", grpcFrame(bin(RegisterRequestSchema, { instance: { service: "ref", instanceId: "b", host: "10.0.0.1", port: 80, status: 9 as ServingStatus } })), RegisterResponseSchema],
   ["register, a tag with NUL", "Register", grpcFrame(bin(RegisterRequestSchema, { instance: { service: "ref", instanceId: "b", host: "10.0.0.1", port: 80, tags: ["a\u0000"] } })), RegisterResponseSchema],
   ["discover with every instance", "Discover", grpcFrame(bin(DiscoverRequestSchema, { service: "ref", includeAll: true })), DiscoverResponseSchema],
   ["discover, a hash strategy without a key", "Discover", grpcFrame(bin(DiscoverRequestSchema, { service: "ref", strategy: 5 })), DiscoverResponseSchema],
