@@ -18,7 +18,9 @@ if [[ ! -x "$runner" || "$("$runner" --version 2>/dev/null)" != *"${CONFORMANCE_
   echo "installing connectconformance ${CONFORMANCE_VERSION} into .tmp/bin"
   GOBIN="$bin" go install "connectrpc.com/conformance/cmd/connectconformance@${CONFORMANCE_VERSION}"
 fi
-# The server under test, compiled with the server's sources (tsc, no loader).
+# The server under test, compiled with the server's sources (tsc, no loader);
+# the server imports the generated registry types from the built SDK.
+[[ -d sdks/typescript/dist ]] || npm run build --workspace sdks/typescript
 npx tsc -p "$dir/tsconfig.json"
 server=(node .tmp/conformance/test/conformance/server.js)
 
