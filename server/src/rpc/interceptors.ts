@@ -72,16 +72,13 @@ export function authenticationInterceptor(authenticate: Authenticator = () => AN
  * are not errors of the server and are not logged here.
  */
 export function errorInterceptor(log: Logger): Interceptor {
-  return (next) => async (ctx) => {
-    try {
-      return await next(ctx);
-    } catch (err) {
+  return (next) => (ctx) =>
+    next(ctx).catch((err: unknown) => {
       if (!(err instanceof RegistryError) && !(err instanceof ConnectError)) {
         log.error({ err, procedure: ctx.method.path, protocol: ctx.protocol }, "unexpected error");
       }
       throw toConnectError(err);
-    }
-  };
+    });
 }
 
 /** codeOf is the RPC code a call ended with: 0 (ok) when it did not throw. */

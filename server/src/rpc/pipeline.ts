@@ -12,12 +12,17 @@ import {
 } from "./context.js";
 import type { MethodHandler, Service } from "./service.js";
 
+/** RequestHeaders is where a call's request headers are read: the framing's request. */
+export interface RequestHeaders {
+  header(name: string): string | undefined;
+  headers(): Iterable<[string, string]>;
+}
+
 /** CallInit is what the framing knows of a call before it runs. */
 export interface CallInit {
   readonly method: MethodInfo;
   readonly protocol: Protocol;
-  readonly header: (name: string) => string | undefined;
-  readonly headers: () => Iterable<[string, string]>;
+  readonly request: RequestHeaders;
   readonly url?: string | undefined;
   readonly peer: string;
   readonly connection: Connection;
@@ -29,13 +34,12 @@ export interface CallInit {
 class Call implements CallContext, ResponseMetadata {
   readonly method: MethodInfo;
   readonly protocol: Protocol;
-  readonly header: (name: string) => string | undefined;
-  readonly headers: () => Iterable<[string, string]>;
   readonly url: string | undefined;
   readonly peer: string;
   readonly connection: Connection;
   readonly timeoutMs: number | undefined;
   readonly timeoutError: Error | undefined;
+  private readonly request: RequestHeaders;
   principal: Principal = ANONYMOUS;
   readonly signal = new CallSignal();
   headerIfSet: Headers | undefined;
@@ -47,13 +51,20 @@ class Call implements CallContext, ResponseMetadata {
   ) {
     this.method = init.method;
     this.protocol = init.protocol;
-    this.header = init.header;
-    this.headers = init.headers;
+    this.request = init.request;
     this.url = init.url;
     this.peer = init.peer;
     this.connection = init.connection;
     this.timeoutMs = init.timeoutMs;
     this.timeoutError = init.timeoutError;
+  }
+
+  header(name: string): string | undefined {
+    return this.request.header(name);
+  }
+
+  headers(): Iterable<[string, string]> {
+    return this.request.headers();
   }
 
   get responseHeader(): Headers {

@@ -36,8 +36,7 @@ function initOf(handler: MethodHandler, hctx: HandlerContext): CallInit {
   return {
     method: handler.info,
     protocol: PROTOCOLS[hctx.protocolName] ?? "connect",
-    header: (name) => hctx.requestHeader.get(name) ?? undefined,
-    headers: () => hctx.requestHeader.entries(),
+    request: { header: (name) => hctx.requestHeader.get(name) ?? undefined, headers: () => hctx.requestHeader.entries() },
     url: hctx.url,
     peer: peer.peer,
     connection: peer.connection,

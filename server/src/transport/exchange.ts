@@ -6,7 +6,8 @@ import type { Readable } from "node:stream";
  * Exchange is one HTTP request and its response as the protocols see it,
  * over an HTTP/2 stream served directly (no compat objects) or an HTTP/1.1
  * (or HTTP/2 compat) request and response. The protocol code (gRPC,
- * gRPC-Web, Connect) is written once against it.
+ * gRPC-Web, Connect) is written once against it. Both are classes: a call
+ * allocates one object, not a closure per method.
  */
 export interface Exchange {
   /** header reads a request header (lower-case name). */
@@ -39,57 +40,85 @@ export interface Exchange {
   onGone(fn: () => void): void;
 }
 
-/** streamExchange serves an HTTP/2 stream directly. */
-export function streamExchange(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Exchange {
-  // A stream reset by the client emits "error"; onGone covers it.
-  stream.on("error", noop);
-  const session = stream.session;
-  let trailersToSend: http2.OutgoingHttpHeaders | undefined;
-  return {
-    header: (name) => headerValue(headers[name]),
-    headers: () => entriesOf(headers),
-    body: stream,
-    owner: session ?? stream,
-    peer: session?.socket?.remoteAddress ?? "",
-    trailers: true,
-    get headersSent() {
-      return stream.headersSent;
-    },
-    get gone() {
-      return stream.closed || stream.destroyed;
-    },
-    respond(status, h, mode) {
-      if (stream.closed || stream.headersSent) return;
-      if (mode === "trailers") {
-        stream.respond({ ":status": status, ...h }, { waitForTrailers: true });
-        stream.once("wantTrailers", () => {
-          // Trailers are the call's status: the stream is not cut after them
-          // (an RST_STREAM right after could overtake them); a request body
-          // still coming is read and dropped until the client ends it.
-          if (stream.closed) return;
-          stream.sendTrailers(trailersToSend ?? {});
-          stream.resume();
-        });
-      } else {
-        stream.respond({ ":status": status, ...h }, { endStream: mode === "end" });
-        if (mode === "end") cutUnread(stream);
-      }
-    },
-    write: (chunk) => stream.closed || stream.write(chunk),
-    end(last, trailers) {
-      if (stream.closed || stream.writableEnded) return;
-      trailersToSend = trailers;
-      if (last === undefined) stream.end();
-      else stream.end(last);
-      if (trailers === undefined) cutUnread(stream);
-    },
-    whenWritable: (fn) => whenWritable(stream, fn),
-    onGone(fn) {
-      stream.once("close", () => {
-        if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) fn();
+/** StreamExchange serves an HTTP/2 stream directly. */
+export class StreamExchange implements Exchange {
+  readonly trailers = true;
+  private trailersToSend: http2.OutgoingHttpHeaders | undefined;
+
+  constructor(
+    readonly body: http2.ServerHttp2Stream,
+    private readonly requestHeaders: http2.IncomingHttpHeaders,
+  ) {
+    // A stream reset by the client emits "error"; onGone covers it.
+    body.on("error", noop);
+  }
+
+  header(name: string): string | undefined {
+    return headerValue(this.requestHeaders[name]);
+  }
+
+  headers(): Iterable<[string, string]> {
+    return entriesOf(this.requestHeaders);
+  }
+
+  get owner(): object {
+    return this.body.session ?? this.body;
+  }
+
+  get peer(): string {
+    return this.body.session?.socket?.remoteAddress ?? "";
+  }
+
+  get headersSent(): boolean {
+    return this.body.headersSent;
+  }
+
+  get gone(): boolean {
+    return this.body.closed || this.body.destroyed;
+  }
+
+  respond(status: number, h: http2.OutgoingHttpHeaders, mode: "end" | "body" | "trailers"): void {
+    const stream = this.body;
+    if (stream.closed || stream.headersSent) return;
+    if (mode === "trailers") {
+      stream.respond({ ":status": status, ...h }, { waitForTrailers: true });
+      stream.once("wantTrailers", () => {
+        // Trailers are the call's status: the stream is not cut after them
+        // (an RST_STREAM right after could overtake them); a request body
+        // still coming is read and dropped until the client ends it.
+        if (stream.closed) return;
+        stream.sendTrailers(this.trailersToSend ?? {});
+        stream.resume();
       });
-    },
-  };
+    } else {
+      stream.respond({ ":status": status, ...h }, { endStream: mode === "end" });
+      if (mode === "end") cutUnread(stream);
+    }
+  }
+
+  write(chunk: Uint8Array): boolean {
+    return this.body.closed || this.body.write(chunk);
+  }
+
+  end(last?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void {
+    const stream = this.body;
+    if (stream.closed || stream.writableEnded) return;
+    this.trailersToSend = trailers;
+    if (last === undefined) stream.end();
+    else stream.end(last);
+    if (trailers === undefined) cutUnread(stream);
+  }
+
+  whenWritable(fn: () => void): void {
+    whenWritable(this.body, fn);
+  }
+
+  onGone(fn: () => void): void {
+    const stream = this.body;
+    stream.once("close", () => {
+      if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) fn();
+    });
+  }
 }
 
 /** cutUnread ends an HTTP/2 stream whose request body was not read to its end, after the response: RST_STREAM NO_ERROR tells the client to stop sending (RFC 9113, 8.1); Node sends the response's frames first. */
@@ -100,58 +129,82 @@ function cutUnread(stream: http2.ServerHttp2Stream): void {
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
-/** requestExchange serves an HTTP/1.1 (or HTTP/2 compat) request. */
-export function requestExchange(req: Req, res: Res): Exchange {
-  const h2 = "stream" in req;
-  const owner: object = h2 ? (req.stream.session ?? req.stream) : req.socket;
-  let ended = false;
-  const r = res as http.ServerResponse;
-  return {
-    header: (name) => headerValue(req.headers[name]),
-    headers: () => entriesOf(req.headers),
-    body: req,
-    owner,
-    peer: req.socket?.remoteAddress ?? "",
-    trailers: false,
-    get headersSent() {
-      return res.headersSent;
-    },
-    get gone() {
-      return res.destroyed || (req.destroyed && !req.complete);
-    },
-    respond(status, h, mode) {
-      if (res.headersSent) return;
-      // A body not read to its end is cut off with the connection once the answer is out.
-      if (!req.complete && !h2) r.setHeader("connection", "close");
-      r.writeHead(status, h as http.OutgoingHttpHeaders);
-      if (mode === "end") {
-        ended = true;
-        res.end();
-      }
-    },
-    write: (chunk) => res.destroyed || r.write(chunk),
-    end(last) {
-      if (ended) return;
-      ended = true;
-      if (last === undefined) res.end();
-      else res.end(last);
-      if (h2) cutUnread((req as http2.Http2ServerRequest).stream);
-    },
-    whenWritable(fn) {
-      const done = (): void => {
-        res.off("drain", done);
-        res.off("close", done);
-        fn();
-      };
-      res.on("drain", done);
-      res.on("close", done);
-    },
-    onGone(fn) {
-      res.once("close", () => {
-        if (!res.writableFinished) fn();
-      });
-    },
-  };
+/** RequestExchange serves an HTTP/1.1 (or HTTP/2 compat) request. */
+export class RequestExchange implements Exchange {
+  readonly trailers = false;
+  private ended = false;
+
+  constructor(
+    readonly body: Req,
+    private readonly res: Res,
+  ) {}
+
+  header(name: string): string | undefined {
+    return headerValue(this.body.headers[name]);
+  }
+
+  headers(): Iterable<[string, string]> {
+    return entriesOf(this.body.headers);
+  }
+
+  get owner(): object {
+    const req = this.body;
+    return "stream" in req ? (req.stream.session ?? req.stream) : req.socket;
+  }
+
+  get peer(): string {
+    return this.body.socket?.remoteAddress ?? "";
+  }
+
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  get gone(): boolean {
+    return this.res.destroyed || (this.body.destroyed && !this.body.complete);
+  }
+
+  respond(status: number, h: http2.OutgoingHttpHeaders, mode: "end" | "body" | "trailers"): void {
+    const res = this.res as http.ServerResponse;
+    if (res.headersSent) return;
+    // A body not read to its end is cut off with the connection once the answer is out.
+    if (!this.body.complete && !("stream" in this.body)) res.setHeader("connection", "close");
+    res.writeHead(status, h as http.OutgoingHttpHeaders);
+    if (mode === "end") {
+      this.ended = true;
+      res.end();
+    }
+  }
+
+  write(chunk: Uint8Array): boolean {
+    return this.res.destroyed || (this.res as http.ServerResponse).write(chunk);
+  }
+
+  end(last?: Uint8Array): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (last === undefined) this.res.end();
+    else this.res.end(last);
+    if ("stream" in this.body) cutUnread(this.body.stream);
+  }
+
+  whenWritable(fn: () => void): void {
+    const res = this.res;
+    const done = (): void => {
+      res.off("drain", done);
+      res.off("close", done);
+      fn();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  }
+
+  onGone(fn: () => void): void {
+    const res = this.res;
+    res.once("close", () => {
+      if (!res.writableFinished) fn();
+    });
+  }
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

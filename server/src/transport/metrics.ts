@@ -1,5 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as MetricsRegistry } from "prom-client";
-import type { Interceptor } from "../rpc/context.js";
+import { collectDefaultMetrics, Counter, Gauge, Registry as MetricsRegistry } from "prom-client";
+import type { Interceptor, MethodInfo, Protocol } from "../rpc/context.js";
 import { CODE_NAMES, codeOf } from "../rpc/interceptors.js";
 import type { Registry } from "../registry/registry.js";
 import type { WatchHub } from "../watch/hub.js";
@@ -56,52 +56,30 @@ export class Metrics {
     });
   }
 
-  private readonly requests = new Counter({
-    name: "maxine_rpc_requests_total",
-    help: "Calls ended, by method, protocol (grpc, grpc-web, connect) and code (ok, invalid_argument, ...).",
-    labelNames: ["method", "protocol", "code"] as const,
-    registers: [this.registry],
-  });
-
-  private readonly durations = new Histogram({
-    name: "maxine_rpc_duration_seconds",
-    help: "How long calls took, by method and protocol: a unary call until its answer, a stream until it ended.",
-    labelNames: ["method", "protocol"] as const,
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600],
-    registers: [this.registry],
-  });
+  private readonly calls = new CallStats();
 
   /**
    * interceptor counts and times every call by method, protocol and code.
-   * Label children are looked up once per combination, so a call pays two
-   * map lookups, an increment and an observation.
+   * A call adds to plain numbers kept per method and protocol (no
+   * allocation, no label hashing); prom-client reads them when scraped
+   * (maxine_rpc_requests_total, maxine_rpc_duration_seconds). Every
+   * method's ok counters are shown from the start (at 0), so a scrape tells
+   * "no call" from "no such metric".
    */
-  interceptor(methods: Iterable<{ readonly info: { readonly name: string } }> = []): Interceptor {
-    const counters = new Map<string, ReturnType<Counter<"method" | "protocol" | "code">["labels"]>>();
-    const timers = new Map<string, ReturnType<Histogram<"method" | "protocol">["labels"]>>();
-    // Every method's ok counters exist from the start (at 0), so a scrape
-    // tells "no call" from "no such metric".
-    for (const m of methods) for (const protocol of ["grpc", "grpc-web", "connect"]) this.requests.labels(m.info.name, protocol, "ok").inc(0);
-    const done = (method: string, protocol: string, t0: number, err: unknown): void => {
-      const code = CODE_NAMES[codeOf(err)] ?? "unknown";
-      const key = `${method} ${protocol} ${code}`;
-      let c = counters.get(key);
-      if (c === undefined) counters.set(key, (c = this.requests.labels(method, protocol, code)));
-      c.inc();
-      const tkey = `${method} ${protocol}`;
-      let h = timers.get(tkey);
-      if (h === undefined) timers.set(tkey, (h = this.durations.labels(method, protocol)));
-      h.observe((performance.now() - t0) / 1000);
-    };
+  interceptor(methods: Iterable<{ readonly info: MethodInfo }> = []): Interceptor {
+    const calls = this.calls;
+    for (const m of methods) calls.of(m.info);
+    this.registry.registerMetric(calls.requestsMetric() as never);
+    this.registry.registerMetric(calls.durationsMetric() as never);
     return (next) => (ctx) => {
       const t0 = performance.now();
       return next(ctx).then(
         (v) => {
-          done(ctx.method.name, ctx.protocol, t0, undefined);
+          calls.record(ctx.method, ctx.protocol, 0, t0);
           return v;
         },
         (err: unknown) => {
-          done(ctx.method.name, ctx.protocol, t0, err);
+          calls.record(ctx.method, ctx.protocol, codeOf(err), t0);
           throw err;
         },
       );
@@ -111,5 +89,97 @@ export class Metrics {
   /** render returns the exposition text and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+const PROTOCOLS: readonly Protocol[] = ["grpc", "grpc-web", "connect"];
+/** BUCKETS are the upper bounds, in seconds, of maxine_rpc_duration_seconds. */
+const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600];
+
+/** MethodStats are one method's calls over one protocol. */
+class MethodStats {
+  /** codes counts calls by RPC code (0 is ok). */
+  readonly codes = new Float64Array(CODE_NAMES.length);
+  /** buckets counts calls by duration bucket; the last one is +Inf. */
+  readonly buckets = new Float64Array(BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+}
+
+/**
+ * CallStats keeps the per-method call counters and duration histogram as
+ * plain numbers, and shows them to prom-client as two metrics (a counter
+ * and a histogram, in the exposition format prom-client writes for its own).
+ */
+class CallStats {
+  private readonly byMethod = new Map<MethodInfo, MethodStats[]>();
+
+  /** of returns method's stats, one per protocol, made on first use. */
+  of(method: MethodInfo): MethodStats[] {
+    let stats = this.byMethod.get(method);
+    if (stats === undefined) this.byMethod.set(method, (stats = PROTOCOLS.map(() => new MethodStats())));
+    return stats;
+  }
+
+  record(method: MethodInfo, protocol: Protocol, code: number, t0: number): void {
+    const s = this.of(method)[protocol === "grpc" ? 0 : protocol === "grpc-web" ? 1 : 2]!;
+    s.codes[code]!++;
+    const seconds = (performance.now() - t0) / 1000;
+    let b = 0;
+    while (b < BUCKETS.length && seconds > BUCKETS[b]!) b++;
+    s.buckets[b]!++;
+    s.sum += seconds;
+    s.count++;
+  }
+
+  private each(f: (method: string, protocol: Protocol, s: MethodStats) => void): void {
+    for (const [m, stats] of this.byMethod) stats.forEach((s, i) => f(m.name, PROTOCOLS[i]!, s));
+  }
+
+  requestsMetric() {
+    const name = "maxine_rpc_requests_total";
+    const help = "Calls ended, by method, protocol (grpc, grpc-web, connect) and code (ok, invalid_argument, ...).";
+    return {
+      name,
+      help,
+      type: "counter",
+      aggregator: "sum",
+      get: async () => {
+        const values: Array<{ labels: Record<string, string>; value: number }> = [];
+        this.each((method, protocol, s) => {
+          s.codes.forEach((n, code) => {
+            if (n > 0 || code === 0) values.push({ labels: { method, protocol, code: CODE_NAMES[code]! }, value: n });
+          });
+        });
+        return { name, help, type: "counter", values, aggregator: "sum" };
+      },
+      reset: () => {},
+    };
+  }
+
+  durationsMetric() {
+    const name = "maxine_rpc_duration_seconds";
+    const help = "How long calls took, by method and protocol: a unary call until its answer, a stream until it ended.";
+    return {
+      name,
+      help,
+      type: "histogram",
+      aggregator: "sum",
+      get: async () => {
+        const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+        this.each((method, protocol, s) => {
+          if (s.count === 0) return;
+          let cumulative = 0;
+          s.buckets.forEach((n, b) => {
+            cumulative += n;
+            values.push({ metricName: `${name}_bucket`, labels: { method, protocol, le: b < BUCKETS.length ? BUCKETS[b]! : "+Inf" }, value: cumulative });
+          });
+          values.push({ metricName: `${name}_sum`, labels: { method, protocol }, value: s.sum });
+          values.push({ metricName: `${name}_count`, labels: { method, protocol }, value: s.count });
+        });
+        return { name, help, type: "histogram", values, aggregator: "sum" };
+      },
+      reset: () => {},
+    };
   }
 }

@@ -55,11 +55,14 @@ function answerStreamed(this: Framing, ex: Exchange, frame: Uint8Array, meta?: R
   this.finish(ex, undefined, meta);
 }
 
+/** NO_TIMEOUT is the deadline of a call that sets none (one object for all). */
+const NO_TIMEOUT: { ms?: number; error?: Error } = Object.freeze({});
+
 const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
 function grpcTimeout(ex: Exchange): { ms?: number; error?: Error } {
   const header = ex.header("grpc-timeout");
-  if (header === undefined) return {};
+  if (header === undefined) return NO_TIMEOUT;
   const m = /^(\d{1,8})([HMSmun])$/.exec(header);
   if (m === null) return { error: new ConnectError(`protocol error: invalid grpc timeout value: ${header}`, Code.InvalidArgument) };
   return { ms: Math.max(1, Number(m[1]) * TIMEOUT_UNITS[m[2]!]!) };
@@ -67,7 +70,7 @@ function grpcTimeout(ex: Exchange): { ms?: number; error?: Error } {
 
 function connectTimeout(ex: Exchange): { ms?: number; error?: Error } {
   const header = ex.header("connect-timeout-ms");
-  if (header === undefined) return {};
+  if (header === undefined) return NO_TIMEOUT;
   if (!/^\d{1,10}$/.test(header)) return { error: new ConnectError(`protocol error: invalid connect timeout value: ${header}`, Code.InvalidArgument) };
   return { ms: Math.max(1, Number(header)) };
 }
@@ -100,9 +103,12 @@ export function grpcMessage(message: string): string {
  * metadata, grpc-status and grpc-message, and the error's details as
  * grpc-status-details-bin (a google.rpc.Status, as connect-es encodes it).
  */
+/** OK_STATUS is the status of a call that ended well with no trailer of its handler's (one object for all calls). */
+const OK_STATUS: Head = Object.freeze({ "grpc-status": "0" });
+
 function statusHeaders(err: ConnectError | undefined, meta: ResponseMetadata | undefined): Head {
   const trailer = meta?.trailerIfSet;
-  if (err === undefined) return isEmpty(trailer) ? { "grpc-status": "0" } : { ...withHeaders({}, trailer), "grpc-status": "0" };
+  if (err === undefined) return isEmpty(trailer) ? OK_STATUS : { ...withHeaders({}, trailer), "grpc-status": "0" };
   const head = withHeaders({}, trailer);
   if (err.details.length > 0 || !isEmpty(err.metadata)) withHeaders(head, setTrailerStatus(new Headers(), err));
   head["grpc-status"] = String(err.code);
@@ -122,7 +128,11 @@ function grpc(contentType: string, codec: Codec): Framing {
       const head: Head = { "content-type": contentType, "grpc-accept-encoding": "gzip" };
       ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), "trailers");
     },
-    answer: answerStreamed,
+    answer(ex, frame, meta) {
+      // the answer and its status leave together: one DATA frame, then the trailers
+      this.start(ex, meta);
+      ex.end(frame, statusHeaders(undefined, meta));
+    },
     finish(ex, err, meta) {
       // Trailers-only when nothing was answered yet and the handler set no
       // headers (a client reads a trailers-only response's headers as trailers).
@@ -142,6 +152,8 @@ function grpcWebTrailer(status: Head): Buffer {
   return envelope(Buffer.from(text), 0x80);
 }
 
+const OK_WEB_TRAILER = grpcWebTrailer(OK_STATUS);
+
 function grpcWeb(contentType: string, codec: Codec): Framing {
   return {
     protocol: "grpc-web",
@@ -154,7 +166,11 @@ function grpcWeb(contentType: string, codec: Codec): Framing {
       const head: Head = { "content-type": contentType, "grpc-accept-encoding": "gzip" };
       ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), "body");
     },
-    answer: answerStreamed,
+    answer(ex, frame, meta) {
+      this.start(ex, meta);
+      const status = statusHeaders(undefined, meta);
+      ex.end(Buffer.concat([frame, status === OK_STATUS ? OK_WEB_TRAILER : grpcWebTrailer(status)]));
+    },
     finish(ex, err, meta) {
       // Trailers-only (the status as HTTP headers) only while no header was
       // sent or set, as connect-go does; else a trailer frame ends the body.

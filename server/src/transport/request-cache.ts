@@ -10,7 +10,7 @@ import type { Codec } from "./codec.js";
  * entry makes room for a new one. The composition root builds one per server.
  */
 export class RequestCache {
-  private readonly byMethod = new Map<UnaryHandler, Map<string, Message>>();
+  private readonly byMethod = new Map<UnaryHandler, Map<Codec, Map<string, Message>>>();
 
   constructor(
     private readonly maxEntries = 512,
@@ -20,12 +20,14 @@ export class RequestCache {
   /** decode returns the decoded request for bytes, from the cache when the same body was decoded before. */
   decode(handler: UnaryHandler, codec: Codec, bytes: Uint8Array): Message {
     if (bytes.length > this.maxBodyBytes) return codec.decode(handler.info.input, bytes);
-    const key = codec.name + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
-    let cache = this.byMethod.get(handler);
+    const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
+    let byCodec = this.byMethod.get(handler);
+    if (byCodec === undefined) this.byMethod.set(handler, (byCodec = new Map()));
+    let cache = byCodec.get(codec);
     const hit = cache?.get(key);
     if (hit !== undefined) return hit;
     const request = codec.decode(handler.info.input, bytes);
-    if (cache === undefined) this.byMethod.set(handler, (cache = new Map()));
+    if (cache === undefined) byCodec.set(codec, (cache = new Map()));
     if (cache.size >= this.maxEntries) cache.delete(cache.keys().next().value!);
     cache.set(key, request);
     return request;

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { requestExchange, streamExchange, type Exchange } from "./exchange.js";
+import type { MethodHandler } from "../rpc/service.js";
+import { RequestExchange, StreamExchange, type Exchange } from "./exchange.js";
 import type { RequestHandler, StreamHandler } from "./listener.js";
 import { framingOf, type Framing } from "./protocols.js";
 import { failCall, serve, type ServeDeps } from "./serve.js";
@@ -21,29 +22,41 @@ export interface Router {
  * status, on both ways.
  */
 export function createRouter(deps: ServeDeps, fallback: RequestHandler, fastPath: boolean): Router {
-  const route = (method: string | undefined, path: string | undefined, contentType: string | undefined, http2: boolean, ex: () => Exchange): boolean => {
-    if (method !== "POST" || path === undefined) return false;
+  /** match finds what serves a request: its framing and handler, UNIMPLEMENTED for an unknown gRPC method, or undefined for the fallback. */
+  const match = (method: string | undefined, path: string | undefined, contentType: string | undefined, http2: boolean): Match | undefined => {
+    if (method !== "POST" || path === undefined) return undefined;
     const framing = framingOf(contentType, http2);
-    if (framing === undefined) return false;
+    if (framing === undefined) return undefined;
     const handler = deps.pipeline.lookup(path);
     if (handler === undefined) {
-      if (framing.protocol === "connect") return false; // connect-es answers 404, as Connect specifies
-      unimplemented(ex(), framing, path);
-      return true;
+      // connect-es answers an unknown Connect procedure with 404, as Connect specifies
+      return framing.protocol === "connect" ? undefined : { framing, handler: undefined, path };
     }
-    if (!fastPath) return false;
-    serve(deps, ex(), framing, handler);
-    return true;
+    return fastPath ? { framing, handler, path } : undefined;
+  };
+  const dispatch = (m: Match, ex: Exchange): void => {
+    if (m.handler === undefined) unimplemented(ex, m.framing, m.path);
+    else serve(deps, ex, m.framing, m.handler);
   };
   return {
     streams(stream, headers) {
-      return route(headers[":method"], headers[":path"], headers["content-type"], true, () => streamExchange(stream, headers));
+      const m = match(headers[":method"], headers[":path"], headers["content-type"], true);
+      if (m === undefined) return false;
+      dispatch(m, new StreamExchange(stream, headers));
+      return true;
     },
     requests(req, res) {
-      const h2 = "stream" in req;
-      if (!route(req.method, req.url, req.headers["content-type"], h2, () => requestExchange(req, res))) fallback(req, res);
+      const m = match(req.method, req.url, req.headers["content-type"], "stream" in req);
+      if (m === undefined) fallback(req, res);
+      else dispatch(m, new RequestExchange(req, res));
     },
   };
+}
+
+interface Match {
+  readonly framing: Framing;
+  readonly handler: MethodHandler | undefined;
+  readonly path: string;
 }
 
 function unimplemented(ex: Exchange, framing: Framing, path: string): void {

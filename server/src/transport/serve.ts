@@ -43,8 +43,7 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
   const init = {
     method: handler.info,
     protocol: framing.protocol,
-    header: ex.header,
-    headers: ex.headers,
+    request: ex,
     peer: ex.peer,
     connection,
     timeoutMs: timeout.ms,
@@ -54,7 +53,14 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
   let run: (ctx: CallContext) => Promise<unknown>;
   switch (handler.kind) {
     case "unary":
-      run = async (ctx) => encodeAnswer(deps, framing, handler, await handler.handle(ctx, await readRequest(deps, handler, framing.codec, body(ctx))));
+      run = (ctx) =>
+        body(ctx)
+          .one("unary")
+          .then((bytes) => {
+            // Discover answers at once: encoded in the same turn, no promise more
+            const answer = handler.handle(ctx, decodeRequest(deps, handler, framing.codec, bytes));
+            return answer instanceof Promise ? answer.then((a) => encodeAnswer(deps, framing, handler, a)) : encodeAnswer(deps, framing, handler, answer);
+          });
       break;
     case "client_streaming":
       run = async (ctx) => encodeAnswer(deps, framing, handler, await handler.handle(ctx, readStream(handler, framing, body(ctx))));
@@ -70,7 +76,9 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
       break;
   }
   const { ctx, done } = deps.pipeline.start(init, run);
-  ex.onGone(() => ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
+  // A unary call's answer is computed whether or not its client waits for
+  // it (the answer is then dropped); streams end when their client goes.
+  if (handler.kind !== "unary") ex.onGone(() => ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
   const offShutdown = handler.kind === "unary" || handler.kind === "client_streaming" ? undefined : deps.shutdown.onShutdown((reason) => ctx.signal.abort(reason));
   done.then(
     (answer) => {
@@ -109,8 +117,8 @@ function checkSize(bytes: Uint8Array, prefix: number, maxBytes: number): Uint8Ar
   return bytes;
 }
 
-async function readRequest(deps: ServeDeps, handler: UnaryHandler, codec: Codec, body: BodyReader): Promise<Message> {
-  const bytes = await body.one("unary");
+/** decodeRequest decodes a unary request, from the decoded-request cache when its handler allows. */
+function decodeRequest(deps: ServeDeps, handler: UnaryHandler, codec: Codec, bytes: Uint8Array): Message {
   if (handler.cacheRequests !== true) return codec.decode(handler.info.input, bytes);
   return deps.requests.decode(handler, codec, bytes);
 }
@@ -175,22 +183,37 @@ class BodyReader {
   }
 
   /** one reads the body's one message (of a unary or server-streaming method); missing or extra messages are answered as connect-es answers them. */
-  async one(kind: "unary" | "server-streaming"): Promise<Uint8Array> {
-    const encoding = this.framing.requestEncoding(this.ex);
+  one(kind: "unary" | "server-streaming"): Promise<Uint8Array> {
+    // Plain promises, not async functions: this is every unary call's path,
+    // and each async layer costs a promise and a microtask.
+    let encoding: "identity" | "gzip";
+    try {
+      encoding = this.framing.requestEncoding(this.ex);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!this.framing.streamed) return this.whole(encoding);
     const reader = new EnvelopeReader(this.maxBytes, this.budget, encoding);
-    const messages: Uint8Array[] = [];
-    try {
-      await eachChunk(this.ex.body, (chunk) => {
-        for (const e of reader.push(chunk)) messages.push(checked(e.flags, e.data));
-      });
-      if (reader.pending) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-    } finally {
-      reader.close();
-    }
-    if (messages.length === 0) throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
-    if (messages.length > 1) throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
-    return messages[0]!;
+    let first: Uint8Array | undefined;
+    let count = 0;
+    return eachChunk(this.ex.body, (chunk) => {
+      for (const e of reader.push(chunk)) {
+        if (count++ === 0) first = checked(e.flags, e.data);
+      }
+    }).then(
+      () => {
+        const pending = reader.pending;
+        reader.close();
+        if (pending) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+        if (count === 0) throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
+        if (count > 1) throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
+        return first!;
+      },
+      (err: unknown) => {
+        reader.close();
+        throw err;
+      },
+    );
   }
 
   /** each hands every message to onMessage as it arrives, then calls onEnd (with an error for a bad body); the returned function stops reading. */
@@ -232,26 +255,30 @@ class BodyReader {
     return stop;
   }
 
-  private async whole(encoding: "identity" | "gzip"): Promise<Uint8Array> {
+  private whole(encoding: "identity" | "gzip"): Promise<Uint8Array> {
     const chunks: Buffer[] = [];
     let size = 0;
-    try {
-      await eachChunk(this.ex.body, (chunk) => {
-        size += chunk.length;
-        if (size > this.maxBytes) {
-          throw new ConnectError(
-            `request: the message exceeds the limit of ${this.maxBytes} bytes (MAXINE_MAX_MESSAGE_BYTES)`,
-            Code.ResourceExhausted,
-          );
-        }
-        this.budget.reserve(chunk.length);
-        chunks.push(chunk);
-      });
-    } finally {
+    const release = (): void => {
       for (const c of chunks) this.budget.release(c.length);
-    }
-    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-    return encoding === "gzip" ? gunzip(bytes, this.maxBytes) : bytes;
+    };
+    return eachChunk(this.ex.body, (chunk) => {
+      size += chunk.length;
+      if (size > this.maxBytes) {
+        throw new ConnectError(`request: the message exceeds the limit of ${this.maxBytes} bytes (MAXINE_MAX_MESSAGE_BYTES)`, Code.ResourceExhausted);
+      }
+      this.budget.reserve(chunk.length);
+      chunks.push(chunk);
+    }).then(
+      () => {
+        release();
+        const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+        return encoding === "gzip" ? gunzip(bytes, this.maxBytes) : bytes;
+      },
+      (err: unknown) => {
+        release();
+        throw err;
+      },
+    );
   }
 }
 
