@@ -1,7 +1,7 @@
 import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
-import type { Outgoing, Protocol, ResponseMetadata } from "../rpc/context.js";
+import type { CallContext, Outgoing, Protocol, ResponseMetadata } from "../rpc/context.js";
 import type { CallInit, Pipeline } from "../rpc/pipeline.js";
 import type { MethodHandler, Service } from "../rpc/service.js";
 import type { StreamOutput } from "../rpc/stream-output.js";
@@ -59,29 +59,10 @@ export function connectRoutes(pipeline: Pipeline, services: readonly Service[]):
 function routeOf(pipeline: Pipeline, handler: MethodHandler): unknown {
   switch (handler.kind) {
     case "unary":
-      return async (req: Message, hctx: HandlerContext) => {
-        const { ctx, done } = pipeline.start(initOf(handler, hctx), async (c) => handler.handle(c, req));
-        const off = link(hctx, ctx.signal);
-        try {
-          return ((await done) as Outgoing).message();
-        } finally {
-          off();
-          copyHeader(ctx, hctx);
-          copyTrailer(ctx, hctx);
-        }
-      };
+      return (req: Message, hctx: HandlerContext) => answerOnce(pipeline, hctx, initOf(handler, hctx), (c) => handler.handle(c, req));
     case "client_streaming":
-      return async (requests: AsyncIterable<Message>, hctx: HandlerContext) => {
-        const { ctx, done } = pipeline.start(initOf(handler, hctx), async (c) => handler.handle(c, requests));
-        const off = link(hctx, ctx.signal);
-        try {
-          return ((await done) as Outgoing).message();
-        } finally {
-          off();
-          copyHeader(ctx, hctx);
-          copyTrailer(ctx, hctx);
-        }
-      };
+      return (requests: AsyncIterable<Message>, hctx: HandlerContext) =>
+        answerOnce(pipeline, hctx, initOf(handler, hctx), (c) => handler.handle(c, requests));
     case "server_streaming":
       return async function* (req: Message, hctx: HandlerContext) {
         const out = new QueueOutput();
@@ -134,6 +115,19 @@ function copyHeader(meta: ResponseMetadata, hctx: HandlerContext): void {
 /** copyTrailer hands the response trailers the handler set to connect-es. */
 function copyTrailer(meta: ResponseMetadata, hctx: HandlerContext): void {
   meta.trailerIfSet?.forEach((v, k) => hctx.responseTrailer.append(k, v));
+}
+
+/** answerOnce runs a call with one answer (unary, client-streaming) through the pipeline and hands connect-es its message and metadata. */
+async function answerOnce(pipeline: Pipeline, hctx: HandlerContext, init: CallInit, handle: (c: CallContext) => Outgoing | Promise<Outgoing>): Promise<Message> {
+  const { ctx, done } = pipeline.start(init, async (c) => handle(c));
+  const off = link(hctx, ctx.signal);
+  try {
+    return ((await done) as Outgoing).message();
+  } finally {
+    off();
+    copyHeader(ctx, hctx);
+    copyTrailer(ctx, hctx);
+  }
 }
 
 function link(hctx: HandlerContext, signal: { abort(reason: unknown): void }): () => void {

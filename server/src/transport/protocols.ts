@@ -116,36 +116,6 @@ function statusHeaders(err: ConnectError | undefined, meta: ResponseMetadata | u
   return head;
 }
 
-function grpc(contentType: string, codec: Codec): Framing {
-  return {
-    protocol: "grpc",
-    codec,
-    streamed: true,
-    contentType,
-    requestEncoding: (ex) => encodingOf(ex.header("grpc-encoding"), "grpc-encoding"),
-    timeout: grpcTimeout,
-    start(ex, meta) {
-      const head: Head = { "content-type": contentType, "grpc-accept-encoding": "gzip" };
-      ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), "trailers");
-    },
-    answer(ex, frame, meta) {
-      // the answer and its status leave together: one DATA frame, then the trailers
-      this.start(ex, meta);
-      ex.end(frame, statusHeaders(undefined, meta));
-    },
-    finish(ex, err, meta) {
-      // Trailers-only when nothing was answered yet and the handler set no
-      // headers (a client reads a trailers-only response's headers as trailers).
-      if (!ex.headersSent && isEmpty(meta?.headerIfSet)) {
-        ex.respond(200, { "content-type": contentType, ...statusHeaders(err, meta) }, "end");
-        return;
-      }
-      if (!ex.headersSent) this.start(ex, meta);
-      ex.end(undefined, statusHeaders(err, meta));
-    },
-  };
-}
-
 function grpcWebTrailer(status: Head): Buffer {
   let text = "";
   for (const [k, v] of Object.entries(status)) text += `${k}: ${String(v)}\r\n`;
@@ -154,9 +124,21 @@ function grpcWebTrailer(status: Head): Buffer {
 
 const OK_WEB_TRAILER = grpcWebTrailer(OK_STATUS);
 
-function grpcWeb(contentType: string, codec: Codec): Framing {
+/**
+ * grpcLike is gRPC, or gRPC-Web (web): the same headers, statuses and
+ * trailers-only rule; gRPC-Web carries the trailers in a last body frame
+ * (flag 0x80) since browsers cannot read HTTP trailers.
+ */
+function grpcLike(protocol: "grpc" | "grpc-web", contentType: string, codec: Codec): Framing {
+  const web = protocol === "grpc-web";
+  /** endWith ends an answered call with status: HTTP/2 trailers, or gRPC-Web's trailer frame after last. */
+  const endWith = (ex: Exchange, status: Head, last?: Uint8Array): void => {
+    if (!web) return ex.end(last, status);
+    const trailer = status === OK_STATUS ? OK_WEB_TRAILER : grpcWebTrailer(status);
+    ex.end(last === undefined ? trailer : Buffer.concat([last, trailer]));
+  };
   return {
-    protocol: "grpc-web",
+    protocol,
     codec,
     streamed: true,
     contentType,
@@ -164,22 +146,23 @@ function grpcWeb(contentType: string, codec: Codec): Framing {
     timeout: grpcTimeout,
     start(ex, meta) {
       const head: Head = { "content-type": contentType, "grpc-accept-encoding": "gzip" };
-      ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), "body");
+      ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), web ? "body" : "trailers");
     },
     answer(ex, frame, meta) {
+      // the answer and its status leave together: one write
       this.start(ex, meta);
-      const status = statusHeaders(undefined, meta);
-      ex.end(Buffer.concat([frame, status === OK_STATUS ? OK_WEB_TRAILER : grpcWebTrailer(status)]));
+      endWith(ex, statusHeaders(undefined, meta), frame);
     },
     finish(ex, err, meta) {
-      // Trailers-only (the status as HTTP headers) only while no header was
-      // sent or set, as connect-go does; else a trailer frame ends the body.
+      // Trailers-only (the status as HTTP headers) while nothing was answered
+      // and the handler set no headers, as connect-go does (a client reads a
+      // trailers-only response's headers as trailers).
       if (!ex.headersSent && isEmpty(meta?.headerIfSet)) {
         ex.respond(200, { "content-type": contentType, ...statusHeaders(err, meta) }, "end");
         return;
       }
       if (!ex.headersSent) this.start(ex, meta);
-      ex.end(grpcWebTrailer(statusHeaders(err, meta)));
+      endWith(ex, statusHeaders(err, meta));
     },
   };
 }
@@ -256,12 +239,12 @@ function connectUnary(contentType: string, codec: Codec): Framing {
 }
 
 const FRAMINGS = new Map<string, Framing>([
-  ["application/grpc", grpc("application/grpc", protoCodec)],
-  ["application/grpc+proto", grpc("application/grpc+proto", protoCodec)],
-  ["application/grpc+json", grpc("application/grpc+json", jsonCodec)],
-  ["application/grpc-web", grpcWeb("application/grpc-web", protoCodec)],
-  ["application/grpc-web+proto", grpcWeb("application/grpc-web+proto", protoCodec)],
-  ["application/grpc-web+json", grpcWeb("application/grpc-web+json", jsonCodec)],
+  ["application/grpc", grpcLike("grpc", "application/grpc", protoCodec)],
+  ["application/grpc+proto", grpcLike("grpc", "application/grpc+proto", protoCodec)],
+  ["application/grpc+json", grpcLike("grpc", "application/grpc+json", jsonCodec)],
+  ["application/grpc-web", grpcLike("grpc-web", "application/grpc-web", protoCodec)],
+  ["application/grpc-web+proto", grpcLike("grpc-web", "application/grpc-web+proto", protoCodec)],
+  ["application/grpc-web+json", grpcLike("grpc-web", "application/grpc-web+json", jsonCodec)],
   ["application/connect+proto", connectStream("application/connect+proto", protoCodec)],
   ["application/connect+json", connectStream("application/connect+json", jsonCodec)],
   ["application/proto", connectUnary("application/proto", protoCodec)],
