@@ -336,6 +336,46 @@ async function streamFlood(port: number, n: number): Promise<RawSocket> {
   return raw;
 }
 
+describe("HTTP/1.1 bodies answered before their end", () => {
+  /** writeSlowly writes size bytes of body in 16 KiB pieces, a few ms apart, and reports a failed write. */
+  async function writeSlowly(socket: net.Socket, size: number): Promise<Error | undefined> {
+    const piece = Buffer.alloc(16 * 1024, 7);
+    let failure: Error | undefined;
+    socket.on("error", (err) => (failure ??= err));
+    for (let sent = 0; sent < size && failure === undefined && !socket.destroyed; sent += piece.length) {
+      socket.write(piece.subarray(0, Math.min(piece.length, size - sent)));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    return failure;
+  }
+
+  it("reads and drops the rest of an over-limit Connect body, so the client gets the answer and the connection serves the next request", async () => {
+    const server = await start({ MAXINE_MAX_MESSAGE_BYTES: "1024" });
+    const client = await rawSocket(server.port);
+    const size = 160 * 1024;
+    client.socket.write(`POST ${SERVICE}Discover HTTP/1.1\r\nhost: x\r\ncontent-type: application/proto\r\ncontent-length: ${size}\r\n\r\n`);
+    const failure = await writeSlowly(client.socket, size);
+    expect(failure).toBeUndefined();
+    await until(() => client.received.includes("resource_exhausted"), 5000, "the answer");
+    expect(client.received).toContain("MAXINE_MAX_MESSAGE_BYTES");
+    expect(client.received).not.toMatch(/connection: close/i);
+    client.received = "";
+    client.socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    await until(() => client.received.includes("serving"), 5000, "a second answer on the same connection");
+    expect(client.closed).toBe(false);
+  });
+
+  it("closes the connection once the dropped rest passes 256 KiB (or MAXINE_MAX_MESSAGE_BYTES), after the answer", async () => {
+    const server = await start({ MAXINE_MAX_MESSAGE_BYTES: "1024" });
+    const client = await rawSocket(server.port);
+    const size = 4 * 1024 * 1024;
+    client.socket.write(`POST ${SERVICE}Discover HTTP/1.1\r\nhost: x\r\ncontent-type: application/proto\r\ncontent-length: ${size}\r\n\r\n`);
+    await writeSlowly(client.socket, size);
+    await until(() => client.closed, 5000, "the server to close the connection");
+    expect(client.received).toContain("resource_exhausted");
+  });
+});
+
 describe("shutdown", () => {
   it("closes an idle HTTP/1.1 keep-alive connection at once on close, not after the grace", async () => {
     const server = await start({ MAXINE_SHUTDOWN_GRACE: "1s" });

@@ -28,7 +28,8 @@ export interface Exchange {
    * respond sends the response headers. mode "end": the response is headers
    * only; "body": a body follows; "trailers": a body and HTTP/2 trailers
    * follow (gRPC). A request body not read to its end is cut off once the
-   * response has ended (HTTP/2 RST_STREAM NO_ERROR, HTTP/1.1 connection: close).
+   * response has ended (HTTP/2 RST_STREAM NO_ERROR; on HTTP/1.1 it is read and
+   * dropped up to a bound, then the connection is closed: see drainUnread).
    */
   respond(status: number, headers: http2.OutgoingHttpHeaders, mode: "end" | "body" | "trailers"): void;
   /** write sends body bytes; false when the client does not read (see whenWritable). */
@@ -126,6 +127,32 @@ function cutUnread(stream: http2.ServerHttp2Stream): void {
   if (!stream.closed && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
+/**
+ * drainUnread handles an HTTP/1.1 request answered before its body ended (a
+ * message over the limit, a bad envelope). Closing the connection at once
+ * makes the client's next write fail (EPIPE, or a reset that overtakes the
+ * answer), and the client reports that instead of the answer. So once the
+ * answer is out the rest of the body is read and dropped, as Go's net/http
+ * does, up to limitBytes (the larger of 256 KiB and MAXINE_MAX_MESSAGE_BYTES):
+ * a body that ends within it leaves the connection reusable, one that goes
+ * on past it gets the connection closed.
+ */
+function drainUnread(req: http.IncomingMessage, res: http.ServerResponse, limitBytes: number): void {
+  res.once("finish", () => {
+    if (req.complete || req.destroyed) return;
+    let read = 0;
+    const onData = (chunk: Buffer): void => {
+      read += chunk.length;
+      if (read > limitBytes) {
+        req.off("data", onData);
+        req.socket.destroy();
+      }
+    };
+    req.on("data", onData);
+    req.resume();
+  });
+}
+
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
@@ -137,6 +164,7 @@ export class RequestExchange implements Exchange {
   constructor(
     readonly body: Req,
     private readonly res: Res,
+    private readonly drainBytes: number,
   ) {}
 
   header(name: string): string | undefined {
@@ -167,8 +195,7 @@ export class RequestExchange implements Exchange {
   respond(status: number, h: http2.OutgoingHttpHeaders, mode: "end" | "body" | "trailers"): void {
     const res = this.res as http.ServerResponse;
     if (res.headersSent) return;
-    // A body not read to its end is cut off with the connection once the answer is out.
-    if (!this.body.complete && !("stream" in this.body)) res.setHeader("connection", "close");
+    if (!this.body.complete && !("stream" in this.body)) drainUnread(this.body, res, this.drainBytes);
     res.writeHead(status, h as http.OutgoingHttpHeaders);
     if (mode === "end") {
       this.ended = true;

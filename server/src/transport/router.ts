@@ -22,6 +22,8 @@ export interface Router {
  * status, on both ways.
  */
 export function createRouter(deps: ServeDeps, fallback: RequestHandler, fastPath: boolean): Router {
+  // How much of an HTTP/1.1 request body answered early is read and dropped before the connection is closed (exchange.ts).
+  const drainBytes = Math.max(256 * 1024, deps.maxMessageBytes);
   /** match finds what serves a request: its framing and handler, UNIMPLEMENTED for an unknown gRPC method, or undefined for the fallback. */
   const match = (method: string | undefined, path: string | undefined, contentType: string | undefined, http2: boolean): Match | undefined => {
     if (method !== "POST" || path === undefined) return undefined;
@@ -48,7 +50,7 @@ export function createRouter(deps: ServeDeps, fallback: RequestHandler, fastPath
     requests(req, res) {
       const m = match(req.method, req.url, req.headers["content-type"], "stream" in req);
       if (m === undefined) fallback(req, res);
-      else dispatch(m, new RequestExchange(req, res));
+      else dispatch(m, new RequestExchange(req, res, drainBytes));
     },
   };
 }
