@@ -78,9 +78,10 @@ describe("framing against broken and hostile clients", () => {
         debugEnabled: () => true,
         interceptors: [
           // a slow method for deadline tests: ListServices of namespace "slow" waits 300 ms
-          (next) => async (ctx) => {
-            if (ctx.header("x-test-slow") !== undefined) await new Promise((r) => setTimeout(r, 300));
-            return next(ctx);
+          {
+            async onStart(ctx) {
+              if (ctx.header("x-test-slow") !== undefined) await new Promise((r) => setTimeout(r, 300));
+            },
           },
         ],
       },

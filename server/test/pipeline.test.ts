@@ -23,15 +23,11 @@ interface Seen {
 }
 
 function recorder(seen: Seen[]): Interceptor {
-  return (next) => async (ctx) => {
-    try {
-      const v = await next(ctx);
-      seen.push({ method: ctx.method.name, protocol: ctx.protocol, principal: ctx.principal.name, code: 0 });
-      return v;
-    } catch (err) {
-      seen.push({ method: ctx.method.name, protocol: ctx.protocol, principal: ctx.principal.name, code: toConnectError(err).code });
-      throw err;
-    }
+  return {
+    onEnd(ctx, err) {
+      seen.push({ method: ctx.method.name, protocol: ctx.protocol, principal: ctx.principal.name, code: err === undefined ? 0 : toConnectError(err).code });
+      return err;
+    },
   };
 }
 
@@ -122,8 +118,11 @@ for (const fastPath of ["on", "off"]) {
         { MAXINE_FAST_PATH: fastPath },
         {
           interceptors: [
-            (next) => (ctx) =>
-              ctx.method.name === "Register" ? Promise.reject(new ConnectError("no registering here", Code.PermissionDenied)) : next(ctx),
+            {
+              onStart(ctx) {
+                if (ctx.method.name === "Register") throw new ConnectError("no registering here", Code.PermissionDenied);
+              },
+            },
           ],
         },
       );

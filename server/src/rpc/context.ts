@@ -36,7 +36,10 @@ export const ANONYMOUS: Principal = { name: "anonymous" };
  * of thousands of open streams.
  */
 export class CallSignal {
-  private handlers: Set<(reason: unknown) => void> | undefined;
+  // Most calls have one handler (the stream's own end): it is kept in a
+  // field, and a Set is made only for a second one.
+  private first: ((reason: unknown) => void) | undefined;
+  private more: Set<(reason: unknown) => void> | undefined;
   private ended: { reason: unknown } | undefined;
 
   /** aborted reports whether the call must end. */
@@ -49,23 +52,28 @@ export class CallSignal {
     return this.ended?.reason;
   }
 
-  /** onAbort calls fn once when the call must end (at once if it already must); the returned function removes it. */
-  onAbort(fn: (reason: unknown) => void): () => void {
-    if (this.ended !== undefined) {
-      fn(this.ended.reason);
-      return () => {};
-    }
-    (this.handlers ??= new Set()).add(fn);
-    return () => this.handlers?.delete(fn);
+  /** onAbort calls fn once when the call must end (at once if it already must); offAbort(fn) removes it. */
+  onAbort(fn: (reason: unknown) => void): void {
+    if (this.ended !== undefined) fn(this.ended.reason);
+    else if (this.first === undefined) this.first = fn;
+    else (this.more ??= new Set()).add(fn);
+  }
+
+  offAbort(fn: (reason: unknown) => void): void {
+    if (this.first === fn) this.first = undefined;
+    else this.more?.delete(fn);
   }
 
   /** abort ends the call with reason; later calls are ignored. */
   abort(reason: unknown): void {
     if (this.ended !== undefined) return;
     this.ended = { reason };
-    const handlers = this.handlers;
-    this.handlers = undefined;
-    if (handlers !== undefined) for (const h of handlers) h(reason);
+    const first = this.first;
+    const more = this.more;
+    this.first = undefined;
+    this.more = undefined;
+    first?.(reason);
+    if (more !== undefined) for (const h of more) h(reason);
   }
 }
 
@@ -102,6 +110,10 @@ export interface CallContext {
   /** principal is who the call acts for; the authentication interceptor sets it before any handler runs. */
   principal: Principal;
   readonly signal: CallSignal;
+  /** startedAt is when the call started (performance.now()), for durations. */
+  readonly startedAt: number;
+  /** deadline is the deadline interceptor's timer, while one runs. */
+  deadline: ReturnType<typeof setTimeout> | undefined;
 }
 
 /**
@@ -113,15 +125,26 @@ export interface ResponseMetadata {
   readonly trailerIfSet: Headers | undefined;
 }
 
-/** Handler runs a call once every interceptor let it through: it resolves with a unary call's answer, or when a stream ends. */
-export type CallHandler = (ctx: CallContext) => Promise<unknown>;
-
 /**
- * Interceptor wraps every call of every method on every protocol, as
- * connect-go's and grpc-go's interceptors do: it may refuse the call
- * (throw), time it, log it, or decorate its context, then calls next.
+ * Interceptor is one link of the chain that every call of every method
+ * passes through, on every protocol. Its two hooks have fastify's shape
+ * (onRequest / onResponse) rather than connect-go's wrappers: onStart runs,
+ * in chain order, before the handler, and may refuse the call (throw, or
+ * reject the promise it returns: the next link waits for it) or prepare its
+ * context (principal, deadline); onEnd runs, in reverse order, once the
+ * call ended, for every link whose onStart let it through. onEnd gets the
+ * error the call ended with (undefined for success) and returns the one it
+ * ends with: the same, or a replacement (error mapping).
+ *
+ * A wrapper (next) => (ctx) => next(ctx).then(...) would hold a promise and
+ * closures per link for a call's whole life: with tens of thousands of
+ * heartbeat streams held for hours, that cost more memory than the streams
+ * themselves. Hooks cost nothing between the two ends.
  */
-export type Interceptor = (next: CallHandler) => CallHandler;
+export interface Interceptor {
+  onStart?(ctx: CallContext): void | Promise<void>;
+  onEnd?(ctx: CallContext, err: unknown): unknown;
+}
 
 /**
  * Outgoing is an answer ready to write, in whatever form is cheapest for

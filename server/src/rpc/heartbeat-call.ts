@@ -6,6 +6,7 @@ import type { BeatOutcome, Registry } from "../registry/registry.js";
 import { beatAckOf, instanceInputOf, keyOfPb, knownStatus, statusOf, ttlOf } from "../wire/convert.js";
 import { heartbeatFrame, type BeatsRequest } from "../wire/heartbeat-wire.js";
 import type { CallContext, Outgoing } from "./context.js";
+import type { BidiCall } from "./service.js";
 import type { StreamOutput } from "./stream-output.js";
 
 /**
@@ -19,14 +20,15 @@ import type { StreamOutput } from "./stream-output.js";
  * half-close, cancel, deadline, shutdown, a bad message): the instances
  * bound to it then start their grace.
  */
-export class HeartbeatCall {
+export class HeartbeatCall implements BidiCall {
   private readonly hb: HeartbeatStream;
   private ended = false;
   private waiting = 0;
-  private answering: Promise<void> = Promise.resolve();
+  /** answering settles once every request received so far is answered; undefined while none waits for the store. */
+  private answering: Promise<void> | undefined;
   private resolve!: () => void;
   private reject!: (err: unknown) => void;
-  private readonly offAbort: () => void;
+  private readonly onAbort = (reason: unknown): void => this.end(reason);
   /** done settles when the call ends: resolved for a clean end, rejected with the error it ended with. */
   readonly done: Promise<void>;
 
@@ -47,18 +49,19 @@ export class HeartbeatCall {
       this.resolve = resolve;
       this.reject = reject;
     });
-    this.offAbort = ctx.signal.onAbort((reason) => this.end(reason));
+    ctx.signal.onAbort(this.onAbort);
   }
 
-  /** receive answers one request, after every earlier one. */
-  receive(r: BeatsRequest): void {
+  /** receive answers one request (a BeatsRequest, as decoded by the handler), after every earlier one. */
+  receive(req: unknown): void {
+    const r = req as BeatsRequest;
     if (this.ended) return;
     if (this.waiting === 0) {
       const later = this.answer(r);
       if (later === undefined) return;
       this.answering = later;
     } else {
-      this.answering = this.answering.then(() => this.answer(r));
+      this.answering = this.answering!.then(() => this.answer(r));
     }
     this.waiting++;
     this.answering = this.answering.finally(() => this.waiting--);
@@ -66,7 +69,8 @@ export class HeartbeatCall {
 
   /** inputEnded ends the call cleanly once every request received is answered (the client half-closed). */
   inputEnded(): void {
-    void this.answering.then(() => this.end());
+    if (this.waiting === 0) this.end();
+    else void this.answering!.then(() => this.end());
   }
 
   /** fail ends the call with err (a frame or message the framing could not read). */
@@ -112,7 +116,7 @@ export class HeartbeatCall {
   private end(err?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.offAbort();
+    this.ctx.signal.offAbort(this.onAbort);
     this.registry.closeStream(this.hb);
     this.ctx.connection.release("heartbeats");
     if (err === undefined) this.resolve();

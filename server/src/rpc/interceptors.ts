@@ -12,28 +12,23 @@ import { toConnectError } from "./errors.js";
  * connect-es answers it.
  */
 export function deadlineInterceptor(): Interceptor {
-  return (next) => (ctx) => {
-    if (ctx.timeoutError !== undefined) return Promise.reject(ctx.timeoutError);
-    const ms = ctx.timeoutMs;
-    if (ms === undefined) return next(ctx);
-    return new Promise((resolve, reject) => {
-      const expired = new ConnectError("the operation timed out", Code.DeadlineExceeded);
-      const timer = setTimeout(() => {
-        ctx.signal.abort(expired);
-        reject(expired);
-      }, ms);
-      next(ctx).then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
+  return {
+    onStart(ctx) {
+      if (ctx.timeoutError !== undefined) throw ctx.timeoutError;
+      const ms = ctx.timeoutMs;
+      if (ms === undefined) return;
+      ctx.deadline = setTimeout(expire, ms, ctx);
+    },
+    onEnd(ctx, err) {
+      if (ctx.deadline !== undefined) clearTimeout(ctx.deadline);
+      return err;
+    },
   };
+}
+
+function expire(ctx: CallContext): void {
+  ctx.deadline = undefined;
+  ctx.signal.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
 }
 
 /** Authenticator finds who a call acts for, or throws UNAUTHENTICATED. */
@@ -46,21 +41,17 @@ export type Authenticator = (ctx: CallContext) => Principal | Promise<Principal>
  * protocol passes through.
  */
 export function authenticationInterceptor(authenticate: Authenticator = () => ANONYMOUS): Interceptor {
-  return (next) => (ctx) => {
-    let found: Principal | Promise<Principal>;
-    try {
-      found = authenticate(ctx);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (!(found instanceof Promise)) {
-      ctx.principal = found;
-      return next(ctx);
-    }
-    return found.then((p) => {
-      ctx.principal = p;
-      return next(ctx);
-    });
+  return {
+    onStart(ctx) {
+      const found = authenticate(ctx);
+      if (!(found instanceof Promise)) {
+        ctx.principal = found;
+        return;
+      }
+      return found.then((p) => {
+        ctx.principal = p;
+      });
+    },
   };
 }
 
@@ -72,13 +63,15 @@ export function authenticationInterceptor(authenticate: Authenticator = () => AN
  * are not errors of the server and are not logged here.
  */
 export function errorInterceptor(log: Logger): Interceptor {
-  return (next) => (ctx) =>
-    next(ctx).catch((err: unknown) => {
+  return {
+    onEnd(ctx, err) {
+      if (err === undefined) return undefined;
       if (!(err instanceof RegistryError) && !(err instanceof ConnectError)) {
         log.error({ err, procedure: ctx.method.path, protocol: ctx.protocol }, "unexpected error");
       }
-      throw toConnectError(err);
-    });
+      return toConnectError(err);
+    },
+  };
 }
 
 /** codeOf is the RPC code a call ended with: 0 (ok) when it did not throw. */
@@ -113,17 +106,10 @@ export const CODE_NAMES: readonly string[] = [
  * debug is on.
  */
 export function accessLogInterceptor(log: Logger, enabled: () => boolean): Interceptor {
-  return (next) => async (ctx) => {
-    if (!enabled()) return next(ctx);
-    const t0 = performance.now();
-    let failure: unknown;
-    try {
-      return await next(ctx);
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      const ce = failure === undefined ? undefined : toConnectError(failure);
+  return {
+    onEnd(ctx, err) {
+      if (!enabled()) return err;
+      const ce = err === undefined ? undefined : toConnectError(err);
       log.debug(
         {
           procedure: ctx.method.path,
@@ -132,10 +118,11 @@ export function accessLogInterceptor(log: Logger, enabled: () => boolean): Inter
           principal: ctx.principal.name,
           code: CODE_NAMES[ce?.code ?? 0],
           ...(ce !== undefined ? { message: ce.rawMessage } : {}),
-          ms: Math.round((performance.now() - t0) * 1000) / 1000,
+          ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
         },
         "call",
       );
-    }
+      return err;
+    },
   };
 }

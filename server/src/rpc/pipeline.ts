@@ -3,7 +3,6 @@ import {
   ANONYMOUS,
   CallSignal,
   type CallContext,
-  type CallHandler,
   type Interceptor,
   type MethodInfo,
   type Principal,
@@ -30,8 +29,26 @@ export interface CallInit {
   readonly timeoutError?: Error | undefined;
 }
 
-/** Call is a CallContext with the function that runs its handler once the interceptors let it through. */
-class Call implements CallContext, ResponseMetadata {
+/**
+ * CallRunner is what a framing gives the pipeline for one call: run does the
+ * call's work once every interceptor let it through (reads the request, runs
+ * the handler; a value or a promise of it: a unary call's answer, or the
+ * end of a stream), and end receives the outcome once every interceptor saw
+ * it (err undefined for success, else the mapped error), to write it.
+ */
+export interface CallRunner {
+  run(ctx: CallContext & ResponseMetadata): unknown;
+  end(ctx: CallContext & ResponseMetadata, value: unknown, err: unknown): void;
+}
+
+/**
+ * Call is a CallContext, and its own signal (one object, not two, for each
+ * of the many streams held open), and the state of its passage through the
+ * chain. When it must end (deadline, cancel, shutdown), it ends at once:
+ * a unary call waiting on the store is answered, and a stream's handler,
+ * which ends itself on the signal, finds it ended.
+ */
+class Call extends CallSignal implements CallContext, ResponseMetadata {
   readonly method: MethodInfo;
   readonly protocol: Protocol;
   readonly url: string | undefined;
@@ -39,16 +56,22 @@ class Call implements CallContext, ResponseMetadata {
   readonly connection: Connection;
   readonly timeoutMs: number | undefined;
   readonly timeoutError: Error | undefined;
+  readonly startedAt = performance.now();
   private readonly request: RequestHeaders;
   principal: Principal = ANONYMOUS;
-  readonly signal = new CallSignal();
   headerIfSet: Headers | undefined;
   trailerIfSet: Headers | undefined;
+  deadline: ReturnType<typeof setTimeout> | undefined;
+  /** reached counts the interceptors whose onStart let the call through (those whose onEnd run). */
+  reached = 0;
+  settled = false;
 
   constructor(
     init: CallInit,
-    readonly invoke: (ctx: CallContext) => Promise<unknown>,
+    readonly runner: CallRunner,
+    private readonly pipeline: Pipeline,
   ) {
+    super();
     this.method = init.method;
     this.protocol = init.protocol;
     this.request = init.request;
@@ -57,6 +80,16 @@ class Call implements CallContext, ResponseMetadata {
     this.connection = init.connection;
     this.timeoutMs = init.timeoutMs;
     this.timeoutError = init.timeoutError;
+  }
+
+  get signal(): CallSignal {
+    return this;
+  }
+
+  override abort(reason: unknown): void {
+    if (this.aborted) return;
+    super.abort(reason);
+    this.pipeline.settle(this, undefined, reason);
   }
 
   header(name: string): string | undefined {
@@ -78,18 +111,19 @@ class Call implements CallContext, ResponseMetadata {
 
 /**
  * Pipeline is the one way every call is served: the services' handlers by
- * path, and one interceptor chain (deadline, authentication, metrics,
- * logging, error mapping) around every call of every method, whichever
- * protocol framed it. Framing code builds a call with start and gives it the
- * function that runs the handler; the chain is composed once.
+ * path, and one interceptor chain (error mapping, metrics, logging,
+ * deadline, authentication) around every call of every method, whichever
+ * protocol framed it. A framing starts a call with run and a CallRunner;
+ * connect-es's routes, which await, use start.
  */
 export class Pipeline {
   private readonly byPath = new Map<string, MethodHandler>();
-  private readonly chain: CallHandler;
 
-  constructor(services: readonly Service[], interceptors: readonly Interceptor[]) {
+  constructor(
+    services: readonly Service[],
+    private readonly interceptors: readonly Interceptor[],
+  ) {
     for (const s of services) for (const m of s.methods) this.byPath.set(m.info.path, m);
-    this.chain = interceptors.reduceRight<CallHandler>((next, i) => i(next), (ctx) => (ctx as Call).invoke(ctx));
   }
 
   /** lookup finds the handler served at an HTTP path. */
@@ -103,13 +137,81 @@ export class Pipeline {
   }
 
   /**
-   * start makes a call's context and runs it through the chain: run receives
-   * the context once every interceptor let the call through. The returned
-   * context is available at once (signal, principal); the promise settles
-   * when the call ends, rejected with a ConnectError.
+   * run makes a call's context and passes it through the chain: runner.run
+   * once every interceptor let it through, runner.end once it ended (this
+   * may happen before run returns, for a call refused at once).
    */
-  start(init: CallInit, run: (ctx: CallContext) => Promise<unknown>): { ctx: CallContext & ResponseMetadata; done: Promise<unknown> } {
-    const ctx = new Call(init, run);
-    return { ctx, done: this.chain(ctx) };
+  run(init: CallInit, runner: CallRunner): CallContext & ResponseMetadata {
+    const call = new Call(init, runner, this);
+    this.proceed(call, 0);
+    return call;
+  }
+
+  /** start is run for a framing that awaits: done settles with the outcome, rejected with the mapped error. */
+  start(init: CallInit, run: (ctx: CallContext) => unknown): { ctx: CallContext & ResponseMetadata; done: Promise<unknown> } {
+    let resolve!: (v: unknown) => void;
+    let reject!: (err: unknown) => void;
+    const done = new Promise<unknown>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const ctx = this.run(init, { run, end: (_ctx, value, err) => (err === undefined ? resolve(value) : reject(err)) });
+    return { ctx, done };
+  }
+
+  /** proceed runs the onStart hooks from the one at index from, then the call. */
+  private proceed(call: Call, from: number): void {
+    const chain = this.interceptors;
+    for (let i = from; i < chain.length; i++) {
+      if (call.settled) return;
+      call.reached = i;
+      const ic = chain[i]!;
+      if (ic.onStart === undefined) continue;
+      let started: void | Promise<void>;
+      try {
+        started = ic.onStart(call);
+      } catch (err) {
+        return this.settle(call, undefined, err);
+      }
+      if (started instanceof Promise) {
+        started.then(
+          () => this.proceed(call, i + 1),
+          (err: unknown) => this.settle(call, undefined, err),
+        );
+        return;
+      }
+    }
+    if (call.settled) return;
+    call.reached = chain.length;
+    let out: unknown;
+    try {
+      out = call.runner.run(call);
+    } catch (err) {
+      return this.settle(call, undefined, err);
+    }
+    if (out instanceof Promise) {
+      out.then(
+        (v: unknown) => this.settle(call, v, undefined),
+        (err: unknown) => this.settle(call, undefined, err ?? new Error("the call failed with no reason")),
+      );
+    } else this.settle(call, out, undefined);
+  }
+
+  /** settle ends a call once: the onEnd hooks of the interceptors it passed, in reverse order, then the framing's end. */
+  settle(ctx: CallContext, value: unknown, err: unknown): void {
+    const call = ctx as Call;
+    if (call.settled) return;
+    call.settled = true;
+    const chain = this.interceptors;
+    for (let i = call.reached - 1; i >= 0; i--) {
+      const ic = chain[i]!;
+      if (ic.onEnd === undefined) continue;
+      try {
+        err = ic.onEnd(call, err);
+      } catch (thrown) {
+        err = thrown;
+      }
+    }
+    call.runner.end(call, value, err);
   }
 }

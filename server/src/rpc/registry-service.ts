@@ -99,15 +99,7 @@ export function registryService(deps: RegistryServiceDeps): Service {
       {
         kind: "bidi_streaming",
         info: info("Heartbeat"),
-        open(ctx, out): BidiCall {
-          const call = new HeartbeatCall(registry, ctx, out);
-          return {
-            receive: (req) => call.receive(req as BeatsRequest),
-            inputEnded: () => call.inputEnded(),
-            fail: (err) => call.fail(err),
-            done: call.done,
-          };
-        },
+        open: (ctx, out): BidiCall => new HeartbeatCall(registry, ctx, out),
         decodeBinary: decodeHeartbeatRequest,
       },
       {

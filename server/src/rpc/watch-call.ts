@@ -26,11 +26,12 @@ export interface WatchDeps {
  */
 export async function runWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest, out: StreamOutput): Promise<void> {
   const w = openWatch(deps, ctx, req);
-  const offAbort = ctx.signal.onAbort((reason) => w.end(reason));
+  const onAbort = (reason: unknown): void => w.end(reason);
+  ctx.signal.onAbort(onAbort);
   try {
     await new Promise<void>((resolve, reject) => drain(deps.flushes, w, out, (err) => (err === undefined ? resolve() : reject(err))));
   } finally {
-    offAbort();
+    ctx.signal.offAbort(onAbort);
     w.end();
   }
 }

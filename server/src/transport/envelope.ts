@@ -24,7 +24,8 @@ export interface Envelope {
  * message is complete or the body ends (close).
  */
 export class EnvelopeReader {
-  private chunks: Buffer[] = [];
+  /** chunks are the bytes received and not yet read: NO_CHUNKS (shared) when none, so an idle stream holds no array. */
+  private chunks: Buffer[] = NO_CHUNKS;
   private size = 0;
   private want = -1;
   private flags = 0;
@@ -39,7 +40,8 @@ export class EnvelopeReader {
   /** push adds a chunk and returns the messages it completed. */
   push(chunk: Buffer): Envelope[] {
     if (chunk.length > 0) {
-      this.chunks.push(chunk);
+      if (this.chunks === NO_CHUNKS) this.chunks = [chunk];
+      else this.chunks.push(chunk);
       this.size += chunk.length;
     }
     let out: Envelope[] | undefined;
@@ -67,6 +69,7 @@ export class EnvelopeReader {
       this.giveBack();
       (out ??= []).push({ flags: this.flags, data: (this.flags & FLAG_COMPRESSED) !== 0 ? this.inflate(data) : data });
     }
+    if (this.size === 0) this.chunks = NO_CHUNKS;
     return out ?? NONE;
   }
 
@@ -78,7 +81,7 @@ export class EnvelopeReader {
   /** close gives back what the reader reserved; the body is over, whether complete or not. */
   close(): void {
     this.giveBack();
-    this.chunks = [];
+    this.chunks = NO_CHUNKS;
     this.size = 0;
   }
 
@@ -125,6 +128,7 @@ export class EnvelopeReader {
 }
 
 const NONE: Envelope[] = [];
+const NO_CHUNKS: Buffer[] = [];
 const EMPTY = Buffer.alloc(0);
 
 /** gunzip decompresses a request body or message: corrupt input is INVALID_ARGUMENT, too large RESOURCE_EXHAUSTED. */

@@ -1,6 +1,8 @@
 import type http from "node:http";
 import http2 from "node:http2";
 import type { Readable } from "node:stream";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { CallSignal } from "../rpc/context.js";
 
 /**
  * Exchange is one HTTP request and its response as the protocols see it,
@@ -37,29 +39,41 @@ export interface Exchange {
   /** end ends the response, with last body bytes and (HTTP/2 only) trailers. */
   end(last?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void;
   whenWritable(fn: () => void): void;
-  /** onGone calls fn once when the client closes or resets the request before the response ended. */
-  onGone(fn: () => void): void;
+  /** cancelOnGone aborts the call's signal (CANCELED) once the client closes or resets the request before the response ended. */
+  cancelOnGone(signal: CallSignal): void;
 }
 
 /** StreamExchange serves an HTTP/2 stream directly. */
 export class StreamExchange implements Exchange {
   readonly trailers = true;
-  private trailersToSend: http2.OutgoingHttpHeaders | undefined;
+  private waitsForTrailers = false;
 
+  /**
+   * rawHeaders is the request's header block as Node read it ([name, value,
+   * ...], lower-case names): kept instead of Node's header object, a
+   * dictionary-mode object three times its size, since a stream may be
+   * held open for hours and a header is rarely read after the call starts.
+   */
   constructor(
     readonly body: http2.ServerHttp2Stream,
-    private readonly requestHeaders: http2.IncomingHttpHeaders,
+    private readonly rawHeaders: readonly string[],
   ) {
     // A stream reset by the client emits "error"; onGone covers it.
     body.on("error", noop);
   }
 
   header(name: string): string | undefined {
-    return headerValue(this.requestHeaders[name]);
+    const raw = this.rawHeaders;
+    let value: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i] === name) value = value === undefined ? raw[i + 1] : `${value}, ${raw[i + 1]}`;
+    }
+    return value;
   }
 
-  headers(): Iterable<[string, string]> {
-    return entriesOf(this.requestHeaders);
+  *headers(): Iterable<[string, string]> {
+    const raw = this.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) if (!raw[i]!.startsWith(":")) yield [raw[i]!, raw[i + 1]!];
   }
 
   get owner(): object {
@@ -82,15 +96,10 @@ export class StreamExchange implements Exchange {
     const stream = this.body;
     if (stream.closed || stream.headersSent) return;
     if (mode === "trailers") {
+      // The "wantTrailers" listener is added by end(): not one more closure
+      // for each of the many streams held open for hours.
       stream.respond({ ":status": status, ...h }, { waitForTrailers: true });
-      stream.once("wantTrailers", () => {
-        // Trailers are the call's status: the stream is not cut after them
-        // (an RST_STREAM right after could overtake them); a request body
-        // still coming is read and dropped until the client ends it.
-        if (stream.closed) return;
-        stream.sendTrailers(this.trailersToSend ?? {});
-        stream.resume();
-      });
+      this.waitsForTrailers = true;
     } else {
       stream.respond({ ":status": status, ...h }, { endStream: mode === "end" });
       if (mode === "end") cutUnread(stream);
@@ -104,7 +113,16 @@ export class StreamExchange implements Exchange {
   end(last?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void {
     const stream = this.body;
     if (stream.closed || stream.writableEnded) return;
-    this.trailersToSend = trailers;
+    if (this.waitsForTrailers) {
+      stream.once("wantTrailers", () => {
+        // Trailers are the call's status: the stream is not cut after them
+        // (an RST_STREAM right after could overtake them); a request body
+        // still coming is read and dropped until the client ends it.
+        if (stream.closed) return;
+        stream.sendTrailers(trailers ?? {});
+        stream.resume();
+      });
+    }
     if (last === undefined) stream.end();
     else stream.end(last);
     if (trailers === undefined) cutUnread(stream);
@@ -114,10 +132,10 @@ export class StreamExchange implements Exchange {
     whenWritable(this.body, fn);
   }
 
-  onGone(fn: () => void): void {
+  cancelOnGone(signal: CallSignal): void {
     const stream = this.body;
     stream.once("close", () => {
-      if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) fn();
+      if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) signal.abort(clientCancelled());
     });
   }
 }
@@ -226,12 +244,16 @@ export class RequestExchange implements Exchange {
     res.on("close", done);
   }
 
-  onGone(fn: () => void): void {
+  cancelOnGone(signal: CallSignal): void {
     const res = this.res;
     res.once("close", () => {
-      if (!res.writableFinished) fn();
+      if (!res.writableFinished) signal.abort(clientCancelled());
     });
   }
+}
+
+function clientCancelled(): ConnectError {
+  return new ConnectError("the client cancelled the call", Code.Canceled);
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

@@ -33,7 +33,7 @@ export interface ListenerOptions {
  * Serving the stream directly spares the compat request and response
  * objects (http2.Http2ServerRequest/Response) that each request costs.
  */
-export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]) => boolean;
 
 /** RequestHandler serves HTTP/1.1 and HTTP/2 requests alike, as connectNodeAdapter returns. */
 export type RequestHandler = (
@@ -105,7 +105,7 @@ export class Listener {
         });
         this.checkUnsentSoon(stream.session!, state);
       }
-      if (opts.streams?.(stream, headers) === true) return;
+      if (opts.streams?.(stream, headers, rawHeaders) === true) return;
       serveAsRequest(handler, stream, headers, rawHeaders);
     });
     this.h1 = http.createServer(

@@ -71,18 +71,11 @@ export class Metrics {
     for (const m of methods) calls.of(m.info);
     this.registry.registerMetric(calls.requestsMetric() as never);
     this.registry.registerMetric(calls.durationsMetric() as never);
-    return (next) => (ctx) => {
-      const t0 = performance.now();
-      return next(ctx).then(
-        (v) => {
-          calls.record(ctx.method, ctx.protocol, 0, t0);
-          return v;
-        },
-        (err: unknown) => {
-          calls.record(ctx.method, ctx.protocol, codeOf(err), t0);
-          throw err;
-        },
-      );
+    return {
+      onEnd(ctx, err) {
+        calls.record(ctx.method, ctx.protocol, codeOf(err), ctx.startedAt);
+        return err;
+      },
     };
   }
 

@@ -41,10 +41,10 @@ export function createRouter(deps: ServeDeps, fallback: RequestHandler, fastPath
     else serve(deps, ex, m.framing, m.handler);
   };
   return {
-    streams(stream, headers) {
+    streams(stream, headers, rawHeaders) {
       const m = match(headers[":method"], headers[":path"], headers["content-type"], true);
       if (m === undefined) return false;
-      dispatch(m, new StreamExchange(stream, headers));
+      dispatch(m, new StreamExchange(stream, rawHeaders));
       return true;
     },
     requests(req, res) {

@@ -1,10 +1,10 @@
-import type { DescMessage, Message } from "@bufbuild/protobuf";
+import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../domain/logger.js";
 import type { CallContext, Outgoing, ResponseMetadata } from "../rpc/context.js";
 import { toConnectError } from "../rpc/errors.js";
-import type { Pipeline } from "../rpc/pipeline.js";
-import type { BidiHandler, ClientStreamHandler, MethodHandler, UnaryHandler } from "../rpc/service.js";
+import type { CallRunner, Pipeline } from "../rpc/pipeline.js";
+import type { BidiCall, BidiHandler, ClientStreamHandler, MethodHandler, UnaryHandler } from "../rpc/service.js";
 import type { StreamOutput } from "../rpc/stream-output.js";
 import { eachChunk } from "./body.js";
 import type { ByteBudget } from "../rpc/byte-budget.js";
@@ -39,59 +39,181 @@ const BATCH_BYTES = 64 * 1024;
  */
 export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: MethodHandler): void {
   const timeout = framing.timeout(ex);
-  const connection = deps.connections.ofOwner(ex.owner);
-  const init = {
-    method: handler.info,
-    protocol: framing.protocol,
-    request: ex,
-    peer: ex.peer,
-    connection,
-    timeoutMs: timeout.ms,
-    timeoutError: timeout.error,
-  };
-  const body = (ctx: CallContext): BodyReader => new BodyReader(ex, framing, deps.maxMessageBytes, ctx.connection.buffered);
-  let run: (ctx: CallContext) => Promise<unknown>;
-  switch (handler.kind) {
-    case "unary":
-      run = (ctx) =>
-        body(ctx)
-          .one("unary")
-          .then((bytes) => {
-            // Discover answers at once: encoded in the same turn, no promise more
-            const answer = handler.handle(ctx, decodeRequest(deps, handler, framing.codec, bytes));
-            return answer instanceof Promise ? answer.then((a) => encodeAnswer(deps, framing, handler, a)) : encodeAnswer(deps, framing, handler, answer);
-          });
-      break;
-    case "client_streaming":
-      run = async (ctx) => encodeAnswer(deps, framing, handler, await handler.handle(ctx, readStream(handler, framing, body(ctx))));
-      break;
-    case "server_streaming":
-      run = async (ctx) => {
-        const req = framing.codec.decode(handler.info.input, await body(ctx).one("server-streaming"));
-        return handler.run(ctx, req, new ExchangeOutput(ex, framing, handler.info.output, deps.maxMessageBytes, ctx as CallContext & ResponseMetadata));
-      };
-      break;
-    case "bidi_streaming":
-      run = (ctx) => runBidi(handler, ctx, ex, framing, body(ctx), deps.maxMessageBytes);
-      break;
-  }
-  const { ctx, done } = deps.pipeline.start(init, run);
-  // A unary call's answer is computed whether or not its client waits for
-  // it (the answer is then dropped); streams end when their client goes.
-  if (handler.kind !== "unary") ex.onGone(() => ctx.signal.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
-  const offShutdown = handler.kind === "unary" || handler.kind === "client_streaming" ? undefined : deps.shutdown.onShutdown((reason) => ctx.signal.abort(reason));
-  done.then(
-    (answer) => {
-      offShutdown?.();
-      if (ex.gone) return;
-      if (handler.kind === "unary" || handler.kind === "client_streaming") framing.answer(ex, answer as Uint8Array, ctx);
-      else framing.finish(ex, undefined, ctx);
+  deps.pipeline.run(
+    {
+      method: handler.info,
+      protocol: framing.protocol,
+      request: ex,
+      peer: ex.peer,
+      connection: deps.connections.ofOwner(ex.owner),
+      timeoutMs: timeout.ms,
+      timeoutError: timeout.error,
     },
-    (err: unknown) => {
-      offShutdown?.();
-      if (!ex.gone) framing.finish(ex, toConnectError(err), ctx);
-    },
+    new ServedCall(deps, ex, framing, handler),
   );
+}
+
+/**
+ * ServedCall is one call as this framing serves it, run through the
+ * pipeline: run reads the request and runs the handler, end writes the
+ * answer or the status. For a streaming call it is also the call's output
+ * (StreamOutput: answers enveloped in the framing's codec, the response
+ * headers with the first flush) and, for a bidirectional one, the reader
+ * of its request messages. One object, not a closure or an object per
+ * role: a Heartbeat stream is held open for hours, tens of thousands at
+ * once, and this is most of what each one holds.
+ */
+class ServedCall implements CallRunner, StreamOutput {
+  private ctx!: CallContext & ResponseMetadata;
+  /** queued holds the answers push queued for the next flush: none, one, or several. */
+  private queued: Uint8Array | Uint8Array[] | undefined;
+  private queuedBytes = 0;
+  /** A bidirectional call, and the reader of its request messages while it reads them. */
+  private call: BidiCall | undefined;
+  private reader: EnvelopeReader | undefined;
+  private onData: ((chunk: Buffer) => void) | undefined;
+  private onEnd: (() => void) | undefined;
+
+  constructor(
+    private readonly deps: ServeDeps,
+    private readonly ex: Exchange,
+    private readonly framing: Framing,
+    private readonly handler: MethodHandler,
+  ) {}
+
+  run(ctx: CallContext & ResponseMetadata): unknown {
+    const { deps, ex, framing, handler } = this;
+    this.ctx = ctx;
+    const body = new BodyReader(ex, framing, deps.maxMessageBytes, ctx.connection.buffered);
+    switch (handler.kind) {
+      case "unary":
+        // A unary call's answer is computed whether or not its client waits
+        // for it (the answer is then dropped); streams end when their client goes.
+        return body.one("unary").then((bytes) => {
+          // Discover answers at once: encoded in the same turn, no promise more
+          const answer = handler.handle(ctx, decodeRequest(deps, handler, framing.codec, bytes));
+          return answer instanceof Promise ? answer.then((a) => encodeAnswer(deps, framing, handler, a)) : encodeAnswer(deps, framing, handler, answer);
+        });
+      case "client_streaming":
+        ex.cancelOnGone(ctx.signal);
+        return handler.handle(ctx, readStream(handler, framing, body)).then((a) => encodeAnswer(deps, framing, handler, a));
+      case "server_streaming":
+        ex.cancelOnGone(ctx.signal);
+        deps.shutdown.track(ctx.signal);
+        return body.one("server-streaming").then((bytes) => handler.run(ctx, framing.codec.decode(handler.info.input, bytes), this));
+      case "bidi_streaming": {
+        ex.cancelOnGone(ctx.signal);
+        deps.shutdown.track(ctx.signal);
+        const call = handler.open(ctx, this);
+        if (handler.deferHeaders !== true) framing.start(ex, ctx);
+        this.read(call, body);
+        return call.done;
+      }
+    }
+  }
+
+  end(ctx: CallContext & ResponseMetadata, value: unknown, err: unknown): void {
+    const { ex, framing, handler } = this;
+    if (handler.kind === "server_streaming" || handler.kind === "bidi_streaming") this.deps.shutdown.untrack(ctx.signal);
+    this.stopReading();
+    if (ex.gone) return;
+    if (err !== undefined) framing.finish(ex, toConnectError(err), ctx);
+    else if (handler.kind === "unary" || handler.kind === "client_streaming") framing.answer(ex, value as Uint8Array, ctx);
+    else framing.finish(ex, undefined, ctx);
+  }
+
+  /**
+   * read hands a bidirectional call its request messages as they arrive
+   * (enveloped, within MAXINE_MAX_MESSAGE_BYTES and the connection's
+   * buffering budget), decoded; a bad frame or message fails the call, the
+   * body's end half-closes it.
+   */
+  private read(call: BidiCall, body: BodyReader): void {
+    try {
+      this.reader = body.envelopes();
+    } catch (err) {
+      call.fail(err);
+      return;
+    }
+    this.call = call;
+    this.onData = (chunk) => {
+      try {
+        for (const e of this.reader!.push(chunk)) {
+          if (this.reader === undefined) return;
+          call.receive(this.decode(checked(e.flags, e.data)));
+        }
+      } catch (err) {
+        this.stopReading();
+        call.fail(err);
+      }
+    };
+    this.onEnd = () => {
+      const pending = this.reader?.pending === true;
+      this.stopReading();
+      if (pending) call.fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
+      else call.inputEnded();
+    };
+    this.ex.body.on("data", this.onData);
+    this.ex.body.once("end", this.onEnd);
+  }
+
+  private stopReading(): void {
+    const reader = this.reader;
+    if (reader === undefined) return;
+    this.reader = undefined;
+    this.ex.body.off("data", this.onData!);
+    this.ex.body.off("end", this.onEnd!);
+    reader.close();
+  }
+
+  private decode(bytes: Uint8Array): unknown {
+    const handler = this.handler as BidiHandler;
+    if (this.framing.codec.name !== "proto" || handler.decodeBinary === undefined) return this.framing.codec.decode(handler.info.input, bytes);
+    try {
+      return handler.decodeBinary(bytes);
+    } catch (err) {
+      throw new ConnectError(`request: not a valid ${handler.info.input.typeName}: ${(err as Error).message}`, Code.InvalidArgument);
+    }
+  }
+
+  // StreamOutput
+
+  sendHeader(): void {
+    if (!this.ex.gone && !this.ex.headersSent) this.framing.start(this.ex, this.ctx);
+  }
+
+  push(answer: Outgoing): boolean {
+    const frame = checkSize(this.framing.codec.frame(this.handler.info.output, answer), 5, this.deps.maxMessageBytes);
+    const q = this.queued;
+    if (q === undefined) this.queued = frame;
+    else if (Array.isArray(q)) q.push(frame);
+    else this.queued = [q, frame];
+    this.queuedBytes += frame.length;
+    return this.queuedBytes < BATCH_BYTES;
+  }
+
+  flush(): boolean {
+    const q = this.queued;
+    if (q === undefined) return true;
+    const out = Array.isArray(q) ? Buffer.concat(q, this.queuedBytes) : q;
+    this.queued = undefined;
+    this.queuedBytes = 0;
+    if (this.ex.gone) return true;
+    if (!this.ex.headersSent) this.framing.start(this.ex, this.ctx);
+    return this.ex.write(out);
+  }
+
+  whenWritable(fn: () => void): void {
+    this.ex.whenWritable(fn);
+  }
+
+  pauseInput(): void {
+    this.ex.body.pause();
+  }
+
+  resumeInput(): void {
+    this.ex.body.resume();
+  }
 }
 
 /** failCall answers a call that cannot be served (an unknown method) with err's status, without running any handler. */
@@ -134,31 +256,6 @@ function readStream(handler: ClientStreamHandler, framing: Framing, body: BodyRe
     (err) => requests.end(err),
   );
   return requests;
-}
-
-/**
- * runBidi opens a bidirectional call and feeds it the client's messages as
- * they arrive; the call answers through an ExchangeOutput and ends however
- * it ends (half-close, cancel, deadline, shutdown, a bad message).
- */
-function runBidi(handler: BidiHandler, ctx: CallContext, ex: Exchange, framing: Framing, body: BodyReader, maxBytes: number): Promise<void> {
-  const call = handler.open(ctx, new ExchangeOutput(ex, framing, handler.info.output, maxBytes, ctx as CallContext & ResponseMetadata));
-  if (handler.deferHeaders !== true) framing.start(ex, ctx as CallContext & ResponseMetadata);
-  const decode =
-    framing.codec.name === "proto" && handler.decodeBinary !== undefined
-      ? (bytes: Uint8Array): unknown => {
-          try {
-            return handler.decodeBinary!(bytes);
-          } catch (err) {
-            throw new ConnectError(`request: not a valid ${handler.info.input.typeName}: ${(err as Error).message}`, Code.InvalidArgument);
-          }
-        }
-      : (bytes: Uint8Array): unknown => framing.codec.decode(handler.info.input, bytes);
-  const stop = body.each(
-    (bytes) => call.receive(decode(bytes)),
-    (err) => (err === undefined ? call.inputEnded() : call.fail(err)),
-  );
-  return call.done.finally(stop);
 }
 
 /**
@@ -214,6 +311,11 @@ class BodyReader {
         throw err;
       },
     );
+  }
+
+  /** envelopes makes the reader of this body's enveloped messages (throws for an encoding the framing refuses). */
+  envelopes(): EnvelopeReader {
+    return new EnvelopeReader(this.maxBytes, this.budget, this.framing.requestEncoding(this.ex));
   }
 
   /** each hands every message to onMessage as it arrives, then calls onEnd (with an error for a bad body); the returned function stops reading. */
@@ -288,54 +390,4 @@ function checked(flags: number, data: Uint8Array): Uint8Array {
     throw new ConnectError(`protocol error: a request message with flags 0x${flags.toString(16)}`, Code.InvalidArgument);
   }
   return data;
-}
-
-/**
- * ExchangeOutput writes a streaming call's answers, enveloped in the
- * framing's codec; the response headers go with the first flush.
- */
-class ExchangeOutput implements StreamOutput {
-  private parts: Uint8Array[] = [];
-  private size = 0;
-
-  constructor(
-    private readonly ex: Exchange,
-    private readonly framing: Framing,
-    private readonly output: DescMessage,
-    private readonly maxBytes: number,
-    private readonly meta: ResponseMetadata,
-  ) {}
-
-  sendHeader(): void {
-    if (!this.ex.gone && !this.ex.headersSent) this.framing.start(this.ex, this.meta);
-  }
-
-  push(answer: Outgoing): boolean {
-    const frame = checkSize(this.framing.codec.frame(this.output, answer), 5, this.maxBytes);
-    this.parts.push(frame);
-    this.size += frame.length;
-    return this.size < BATCH_BYTES;
-  }
-
-  flush(): boolean {
-    if (this.parts.length === 0) return true;
-    const out = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
-    this.parts = [];
-    this.size = 0;
-    if (this.ex.gone) return true;
-    if (!this.ex.headersSent) this.framing.start(this.ex, this.meta);
-    return this.ex.write(out);
-  }
-
-  whenWritable(fn: () => void): void {
-    this.ex.whenWritable(fn);
-  }
-
-  pauseInput(): void {
-    this.ex.body.pause();
-  }
-
-  resumeInput(): void {
-    this.ex.body.resume();
-  }
 }

@@ -1,19 +1,22 @@
+import type { CallSignal } from "../rpc/context.js";
+
 /**
  * Shutdown tells open calls that the server drains. It wraps the server's
- * shutdown AbortSignal with a set of handlers: an AbortSignal scans its
+ * shutdown AbortSignal with a set of call signals: an AbortSignal scans its
  * listener list on every add and remove (Node's EventTarget checks for
  * duplicates), which made opening and ending tens of thousands of heartbeat
- * streams quadratic; adding and removing a handler here is O(1).
+ * streams quadratic; tracking and untracking a call here is O(1), and costs
+ * a set entry, not a closure.
  */
 export class Shutdown {
-  private readonly handlers = new Set<(reason: unknown) => void>();
+  private readonly calls = new Set<CallSignal>();
 
   constructor(readonly signal: AbortSignal) {
     signal.addEventListener(
       "abort",
       () => {
-        for (const h of [...this.handlers]) h(signal.reason);
-        this.handlers.clear();
+        for (const c of [...this.calls]) c.abort(signal.reason);
+        this.calls.clear();
       },
       { once: true },
     );
@@ -29,9 +32,13 @@ export class Shutdown {
     return this.signal.reason;
   }
 
-  /** onShutdown calls fn once when the server drains, unless the returned function removed it first. */
-  onShutdown(fn: (reason: unknown) => void): () => void {
-    this.handlers.add(fn);
-    return () => this.handlers.delete(fn);
+  /** track ends a call (its signal aborts with the reason) when the server drains, unless untrack came first. */
+  track(call: CallSignal): void {
+    if (this.signal.aborted) call.abort(this.signal.reason);
+    else this.calls.add(call);
+  }
+
+  untrack(call: CallSignal): void {
+    this.calls.delete(call);
   }
 }

@@ -190,14 +190,15 @@ async function send(ctx: CallContext, out: StreamOutput, m: Message): Promise<vo
 async function sleep(ctx: CallContext, ms: number): Promise<void> {
   if (ms > 0) {
     await new Promise<void>((resolve) => {
-      const off = ctx.signal.onAbort(() => {
+      const onAbort = (): void => {
         clearTimeout(timer);
         resolve();
-      });
+      };
       const timer = setTimeout(() => {
-        off();
+        ctx.signal.offAbort(onAbort);
         resolve();
       }, ms);
+      ctx.signal.onAbort(onAbort);
     });
   }
   if (ctx.signal.aborted) throw ctx.signal.reason;
