@@ -16,6 +16,7 @@ function record(id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord
     namespace: "default",
     service: "enc",
     instanceId: id,
+    owner: "anonymous",
     host: "10.0.0.1",
     port: 8080,
     version: "",

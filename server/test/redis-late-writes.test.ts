@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 function spec(id: string): InstanceSpec {
-  return { namespace: "default", service: "late", instanceId: id, host: "10.0.0.1", port: 80, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: "SERVING" };
+  return { namespace: "default", service: "late", instanceId: id, host: "10.0.0.1", port: 80, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: "SERVING", owner: "anonymous" };
 }
 
 async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {

@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 function spec(id: string): InstanceSpec {
-  return { namespace: "default", service: "svc", instanceId: id, host: "h", port: 1, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: "SERVING" };
+  return { namespace: "default", service: "svc", instanceId: id, host: "h", port: 1, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: "SERVING", owner: "anonymous" };
 }
 
 async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {

@@ -21,7 +21,7 @@ afterAll(async () => {
   await redis?.close();
 });
 
-const spec: InstanceSpec = { namespace: "default", service: "s", instanceId: "i", host: "h", port: 1, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: "SERVING" };
+const spec: InstanceSpec = { namespace: "default", service: "s", instanceId: "i", host: "h", port: 1, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: "SERVING", owner: "anonymous" };
 
 describe("Redis through Sentinel", () => {
   it("finds the master through the Sentinel and shares the registry with a direct connection", async () => {

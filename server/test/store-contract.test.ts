@@ -21,6 +21,7 @@ function spec(id: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
     namespace: "default",
     service: "payments",
     instanceId: id,
+    owner: "anonymous",
     host: "10.0.0.1",
     port: 8080,
     version: "1.0.0",

@@ -49,6 +49,7 @@ const ms = fc.oneof(fc.integer({ min: 0, max: 2 ** 42 }), fc.integer({ min: -(2 
 const status = fc.constantFrom<Status>("SERVING", "NOT_SERVING", "DRAINING");
 
 const record: fc.Arbitrary<InstanceRecord> = fc.record({
+  owner: text,
   namespace: text,
   service: text,
   instanceId: text,
@@ -287,6 +288,7 @@ function recordOf(i: Instance): InstanceRecord {
     status: spec.status!,
     tags: [...spec.tags],
     metadata: { ...spec.metadata },
+    owner: i.owner,
     registeredAt: ms(i.registeredAt),
     updatedAt: ms(i.updatedAt),
     createRevision: Number(i.createRevision),

@@ -9,6 +9,8 @@ export const Reason = {
   UNAVAILABLE: "UNAVAILABLE",
   SHUTTING_DOWN: "SHUTTING_DOWN",
   WATCH_OVERFLOW: "WATCH_OVERFLOW",
+  PERMISSION_DENIED: "PERMISSION_DENIED",
+  UNAUTHENTICATED: "UNAUTHENTICATED",
 } as const;
 
 /** Reason is one of the values of the Reason table. */

@@ -24,6 +24,8 @@ export interface InstanceSpec {
   readonly metadata: Readonly<Record<string, string>>;
   readonly weight: number;
   readonly status: Status;
+  /** owner is the principal that registered the instance: set by the server, never by the client. */
+  readonly owner: string;
 }
 
 /**
@@ -58,6 +60,7 @@ export function sameSpec(a: InstanceSpec, b: InstanceSpec): boolean {
     a.zone !== b.zone ||
     a.weight !== b.weight ||
     a.status !== b.status ||
+    a.owner !== b.owner ||
     a.tags.length !== b.tags.length
   ) {
     return false;

@@ -1,3 +1,4 @@
+import { OPEN, type Access } from "../domain/access.js";
 import { keyString, type InstanceKey, type RemovalReason } from "../domain/instance.js";
 
 /**
@@ -9,7 +10,11 @@ export class HeartbeatStream {
   readonly keys = new Set<string>();
   closed = false;
 
-  constructor(readonly id: number) {}
+  /** access is what the stream's caller may do: its beats renew and change only what it may. */
+  constructor(
+    readonly id: number,
+    readonly access: Access = OPEN,
+  ) {}
 }
 
 /** Lease is the liveness state of one instance. Not revisioned: renewals make no events. */
@@ -23,6 +28,8 @@ export interface Lease {
   /** graceUntil is when the instance goes because its stream ended; Infinity while bound or never bound. */
   graceUntil: number;
   stream: HeartbeatStream | undefined;
+  /** others are other open streams that beat this instance while stream held it (a reconnecting session, or an intruder): one of them takes it when stream ends. */
+  others: HeartbeatStream[] | undefined;
   /** load is the last load reported by a heartbeat (0 if none), for LEAST_LOADED. */
   load: number;
   /** scheduled is the time of this lease's live entry in the expiry heap. */
@@ -67,7 +74,7 @@ export class LeaseTable {
     const k = keyString(key);
     let lease = this.leases.get(k);
     if (lease === undefined) {
-      lease = { key, id: k, ttlMs, deadline: 0, graceUntil: Infinity, stream: undefined, load: 0, scheduled: Infinity };
+      lease = { key, id: k, ttlMs, deadline: 0, graceUntil: Infinity, stream: undefined, others: undefined, load: 0, scheduled: Infinity };
       this.leases.set(k, lease);
     } else if (replaceTtl) {
       lease.ttlMs = ttlMs;
@@ -77,27 +84,65 @@ export class LeaseTable {
     return lease;
   }
 
-  /** bind ties a lease to a stream, taking it from any stream that held it. */
+  /**
+   * bind ties a lease to a stream. The stream that holds it keeps it while
+   * it is open: another stream that beats the same instance is only noted
+   * (others), and takes the lease when the holder ends. So a second stream
+   * that beats once and goes away (by mistake, or to have the instance
+   * removed) cannot end an instance whose own stream still beats; and a
+   * session that reconnects while its old stream lingers keeps its
+   * instance when the old stream finally closes.
+   */
   bind(lease: Lease, stream: HeartbeatStream): void {
     const k = lease.id;
-    if (lease.stream !== stream) {
-      lease.stream?.keys.delete(k);
+    const holder = lease.stream;
+    if (holder === undefined || holder.closed) {
+      holder?.keys.delete(k);
       lease.stream = stream;
+      stream.keys.add(k);
+    } else if (holder !== stream && !stream.keys.has(k)) {
+      (lease.others ??= []).push(stream);
       stream.keys.add(k);
     }
     lease.graceUntil = Infinity;
   }
 
-  /** release starts the grace period of every lease still bound to a closed stream. */
-  release(stream: HeartbeatStream, now: number, graceMs: number): void {
+  /**
+   * release ends a closed stream's hold: each lease it held passes to
+   * another open stream that beat it (returned in moved, to tell a shared
+   * store) or, when there is none, starts its grace period (returned in
+   * released).
+   */
+  release(stream: HeartbeatStream, now: number, graceMs: number): { released: string[]; moved: Lease[] } {
+    const released: string[] = [];
+    const moved: Lease[] = [];
     for (const k of stream.keys) {
       const lease = this.leases.get(k);
-      if (lease === undefined || lease.stream !== stream) continue;
-      lease.stream = undefined;
+      if (lease === undefined) continue;
+      if (lease.stream !== stream) {
+        if (lease.others !== undefined) {
+          lease.others = lease.others.filter((s) => s !== stream);
+          if (lease.others.length === 0) lease.others = undefined;
+        }
+        continue;
+      }
+      let next: HeartbeatStream | undefined;
+      while (lease.others !== undefined && lease.others.length > 0 && next === undefined) {
+        const s = lease.others.pop()!;
+        if (!s.closed) next = s;
+      }
+      if (lease.others?.length === 0) lease.others = undefined;
+      lease.stream = next;
+      if (next !== undefined) {
+        moved.push(lease);
+        continue;
+      }
       lease.graceUntil = now + graceMs;
       this.schedule(k, lease, lease.graceUntil);
+      released.push(k);
     }
     stream.keys.clear();
+    return { released, moved };
   }
 
   /** delete forgets a lease (its instance was removed). */
@@ -106,6 +151,7 @@ export class LeaseTable {
     const lease = this.leases.get(k);
     if (lease === undefined) return;
     lease.stream?.keys.delete(k);
+    if (lease.others !== undefined) for (const s of lease.others) s.keys.delete(k);
     this.leases.delete(k);
   }
 

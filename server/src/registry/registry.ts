@@ -6,6 +6,8 @@ import { Reason, RegistryError, invalid } from "../domain/errors.js";
 import { isEmptyFilter, matches } from "../domain/filter.js";
 import { keyString, type InstanceKey, type InstanceRecord, type Status } from "../domain/instance.js";
 import { HeartbeatStream, LeaseTable } from "./leases.js";
+import { Usage } from "./usage.js";
+import { OPEN, denied, notOwner, requirePermission, type Access } from "../domain/access.js";
 import type { Logger } from "../domain/logger.js";
 import { Selector, type Strategy } from "./select.js";
 import type { FilterSpec } from "../domain/filter.js";
@@ -22,6 +24,27 @@ export interface LeaseSettings {
   readonly maxHeartbeatStreams: number;
 }
 
+/**
+ * Quotas bound what callers may store, in all and per principal (settings
+ * MAXINE_MAX_INSTANCES, MAXINE_MAX_SERVICES, MAXINE_MAX_NAMESPACES,
+ * MAXINE_MAX_INSTANCES_PER_PRINCIPAL). They refuse new instances only:
+ * nothing already stored is lost when a quota is lowered.
+ */
+export interface Quotas {
+  readonly maxInstances: number;
+  readonly maxServices: number;
+  readonly maxNamespaces: number;
+  readonly maxInstancesPerPrincipal: number;
+}
+
+/** UNLIMITED_QUOTAS bound nothing (tests of other things). */
+export const UNLIMITED_QUOTAS: Quotas = {
+  maxInstances: Number.MAX_SAFE_INTEGER,
+  maxServices: Number.MAX_SAFE_INTEGER,
+  maxNamespaces: Number.MAX_SAFE_INTEGER,
+  maxInstancesPerPrincipal: Number.MAX_SAFE_INTEGER,
+};
+
 /** RegistryOptions are the parts a Registry is built from. */
 export interface RegistryOptions {
   readonly store: Store;
@@ -29,6 +52,7 @@ export interface RegistryOptions {
   readonly logger: Logger;
   readonly limits: Limits;
   readonly lease: LeaseSettings;
+  readonly quotas?: Quotas;
   readonly random?: Random;
   readonly newId?: () => string;
 }
@@ -53,7 +77,7 @@ export interface BeatInput {
 /** BeatOutcome answers one BeatInput. */
 export type BeatOutcome =
   | { readonly key: InstanceKey; readonly result: "RENEWED" | "REGISTERED"; readonly expiresAt: number }
-  | { readonly key: InstanceKey; readonly result: "UNKNOWN"; readonly message: string }
+  | { readonly key: InstanceKey; readonly result: "UNKNOWN" | "PERMISSION_DENIED"; readonly message: string }
   | { readonly key: InstanceKey | undefined; readonly result: "INVALID"; readonly message: string };
 
 /** DiscoverQuery is a Discover request as a client sent it. */
@@ -107,6 +131,9 @@ export class Registry {
   private readonly selector: Selector;
   private readonly newId: () => string;
   private readonly streams = new Set<HeartbeatStream>();
+  private readonly quotas: Quotas;
+  /** usage counts what the quotas bound, from the store's change feed. */
+  readonly usage: Usage;
   /** counts are running totals of calls, read by /metrics. */
   readonly counts: Counts = {
     heartbeatStreamsOpened: 0,
@@ -128,6 +155,10 @@ export class Registry {
     this.lease = opts.lease;
     this.selector = new Selector(opts.random);
     this.newId = opts.newId ?? randomUUID;
+    this.quotas = opts.quotas ?? UNLIMITED_QUOTAS;
+    this.usage = new Usage(this.store);
+    this.store.subscribe((c) => this.usage.apply(c));
+    this.store.subscribeResets?.(() => this.usage.recount());
   }
 
   /** openStreams counts open heartbeat streams. */
@@ -144,25 +175,32 @@ export class Registry {
    * register stores an instance and starts or renews its lease. Registering
    * an unchanged instance only renews the lease: no revision, no event.
    */
-  async register(input: InstanceInput | undefined, ttlMs: number | undefined): Promise<Registered> {
+  async register(input: InstanceInput | undefined, ttlMs: number | undefined, access: Access = OPEN): Promise<Registered> {
     this.assertOpen();
-    return this.registerInstance(input, ttlMs);
+    return this.registerInstance(input, ttlMs, access);
   }
 
-  /** registerInstance is register's work, also done for a beat that carries its instance (not counted as a Register call). */
-  private async registerInstance(input: InstanceInput | undefined, ttlMs: number | undefined): Promise<Registered> {
-    let spec = specOf(input, this.limits);
+  /**
+   * registerInstance is register's work, also done for a beat that carries
+   * its instance (not counted as a Register call). The caller needs the
+   * register permission on the service; an instance another principal owns
+   * needs admin (it keeps its owner); a new instance must fit the quotas.
+   */
+  private async registerInstance(input: InstanceInput | undefined, ttlMs: number | undefined, access: Access): Promise<Registered> {
+    let spec = specOf(input, this.limits, access.principal);
     const ttl = this.ttlOf(ttlMs);
     if (spec.instanceId === "") spec = { ...spec, instanceId: this.newId() };
-    const view = this.store.service(spec.namespace, spec.service);
-    if (view !== undefined && view.get(spec.instanceId) === undefined && view.size >= this.limits.maxInstancesPerService) {
-      throw new RegistryError(
-        Reason.RESOURCE_EXHAUSTED,
-        `instance: service ${spec.namespace}/${spec.service} already holds the maximum of ${this.limits.maxInstancesPerService} instances (MAXINE_MAX_INSTANCES_PER_SERVICE)`,
-      );
+    requirePermission(access, "register", spec.namespace, spec.service);
+    const existing = this.store.get(spec);
+    let guard: string | undefined = access.principal;
+    if (existing !== undefined && existing.owner !== access.principal) {
+      if (!access.allows("admin", spec.namespace, spec.service)) throw notOwner(access, keyString(spec), existing.owner);
+      spec = { ...spec, owner: existing.owner };
+      guard = existing.owner;
     }
+    if (existing === undefined) this.checkQuotas(spec.namespace, spec.service, access.principal);
     const now = this.clock.now();
-    const change = await this.store.put(spec, now, { ttlMs: ttl });
+    const change = await this.store.put(spec, now, { ttlMs: ttl }, guard);
     const instance = change?.instance ?? this.store.get(spec);
     if (instance === undefined) {
       throw new RegistryError(Reason.UNAVAILABLE, "instance: removed concurrently with its registration, retry");
@@ -172,11 +210,36 @@ export class Registry {
     return { instance, ttlMs: ttl, expiresAt: lease.deadline, revision: change?.revision ?? this.store.revision() };
   }
 
-  /** deregister removes an instance at once. */
-  async deregister(k: InstanceKey | undefined): Promise<number> {
+  /** checkQuotas refuses a new instance of namespace/service for principal that a quota does not leave room for. */
+  private checkQuotas(namespace: string, service: string, principal: string): void {
+    const q = this.quotas;
+    const view = this.store.service(namespace, service);
+    const exhausted = (what: string): RegistryError => new RegistryError(Reason.RESOURCE_EXHAUSTED, `instance: ${what}`);
+    if (view !== undefined && view.size >= this.limits.maxInstancesPerService) {
+      throw exhausted(`service ${namespace}/${service} already holds the maximum of ${this.limits.maxInstancesPerService} instances (MAXINE_MAX_INSTANCES_PER_SERVICE)`);
+    }
+    if (this.usage.instances >= q.maxInstances) throw exhausted(`the registry holds the maximum of ${q.maxInstances} instances (MAXINE_MAX_INSTANCES)`);
+    if (this.usage.ownedBy(principal) >= q.maxInstancesPerPrincipal) {
+      throw exhausted(`principal ${JSON.stringify(principal)} owns the maximum of ${q.maxInstancesPerPrincipal} instances (MAXINE_MAX_INSTANCES_PER_PRINCIPAL)`);
+    }
+    if (view === undefined || view.size === 0) {
+      if (this.usage.services >= q.maxServices) throw exhausted(`the registry holds the maximum of ${q.maxServices} services (MAXINE_MAX_SERVICES)`);
+      const namespaces = this.store.namespaces();
+      if (!namespaces.includes(namespace) && namespaces.length >= q.maxNamespaces) {
+        throw exhausted(`the registry holds the maximum of ${q.maxNamespaces} namespaces (MAXINE_MAX_NAMESPACES)`);
+      }
+    }
+  }
+
+  /** deregister removes an instance at once: the caller's own, or any with admin. */
+  async deregister(k: InstanceKey | undefined, access: Access = OPEN): Promise<number> {
     this.assertOpen();
     const key = keyOf("key", k);
-    const change = await this.store.remove(key, "DEREGISTERED");
+    requirePermission(access, "register", key.namespace, key.service);
+    const existing = this.store.get(key);
+    const admin = access.allows("admin", key.namespace, key.service);
+    if (existing !== undefined && existing.owner !== access.principal && !admin) throw notOwner(access, keyString(key), existing.owner);
+    const change = await this.store.remove(key, "DEREGISTERED", undefined, admin ? undefined : access.principal);
     this.leases.delete(key);
     if (change === undefined) {
       throw new RegistryError(
@@ -188,7 +251,7 @@ export class Registry {
   }
 
   /** openStream starts a heartbeat stream; closeStream must follow. */
-  openStream(): HeartbeatStream {
+  openStream(access: Access = OPEN): HeartbeatStream {
     this.assertOpen();
     if (this.streams.size >= this.lease.maxHeartbeatStreams) {
       throw new RegistryError(
@@ -196,7 +259,7 @@ export class Registry {
         `heartbeat: the server holds the maximum of ${this.lease.maxHeartbeatStreams} heartbeat streams (MAXINE_MAX_HEARTBEAT_STREAMS)`,
       );
     }
-    const stream = new HeartbeatStream(this.nextStreamId++);
+    const stream = new HeartbeatStream(this.nextStreamId++, access);
     this.streams.add(stream);
     this.counts.heartbeatStreamsOpened++;
     return stream;
@@ -211,9 +274,9 @@ export class Registry {
     stream.closed = true;
     this.streams.delete(stream);
     if (this.closed) return;
-    const keys = [...stream.keys];
-    this.leases.release(stream, this.clock.now(), this.lease.graceMs);
-    if (keys.length > 0) this.store.leases?.released(keys, this.lease.graceMs, stream.id);
+    const { released, moved } = this.leases.release(stream, this.clock.now(), this.lease.graceMs);
+    if (released.length > 0) this.store.leases?.released(released, this.lease.graceMs, stream.id);
+    for (const lease of moved) this.store.leases?.renewed(lease.id, lease.ttlMs, lease.stream!.id);
     this.arm();
   }
 
@@ -245,7 +308,16 @@ export class Registry {
         out.push({ key: beat.key, result: "INVALID", message: err.message });
         continue;
       }
+      const access = stream.access;
+      if (!access.allows("register", key.namespace, key.service)) {
+        out.push({ key, result: "PERMISSION_DENIED", message: denied(access, "register", `${key.namespace}/${key.service}`).message });
+        continue;
+      }
       const record = this.store.get(key);
+      if (record !== undefined && record.owner !== access.principal && !access.allows("admin", key.namespace, key.service)) {
+        out.push({ key, result: "PERMISSION_DENIED", message: notOwner(access, keyString(key), record.owner).message });
+        continue;
+      }
       if (record === undefined && beat.register !== undefined) {
         const next = i + 1;
         return this.registerFromBeat(stream, key, beat, `beats[${i}].instance`).then((outcome) => {
@@ -261,7 +333,7 @@ export class Registry {
       }
       if (beat.status !== undefined && beat.status !== record.status) {
         const next = i + 1;
-        return this.changeStatus(record, beat.status).then(() => {
+        return this.changeStatus(record, beat.status, access).then(() => {
           out.push(this.renew(stream, key, beat));
           return this.beatsFrom(stream, beats, next, out);
         });
@@ -285,11 +357,11 @@ export class Registry {
       return { key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered; ${why}` };
     };
     try {
-      const spec = specOf(instance, this.limits);
+      const spec = specOf(instance, this.limits, stream.access.principal);
       if (spec.namespace !== key.namespace || spec.service !== key.service || spec.instanceId !== key.instanceId) {
         return unknown(`${field} must name the same instance as the beat's key, got ${spec.namespace}/${spec.service}/${spec.instanceId}`);
       }
-      await this.registerInstance(instance, ttlMs);
+      await this.registerInstance(instance, ttlMs, stream.access);
     } catch (err) {
       if (!(err instanceof RegistryError)) throw err;
       return unknown(`registering it from ${field} failed: ${err.message}`);
@@ -299,9 +371,9 @@ export class Registry {
   }
 
   /** changeStatus stores a status a beat reported; with the store unreachable, a later beat (clients send it on each) applies it. */
-  private async changeStatus(record: InstanceRecord, status: Status): Promise<void> {
+  private async changeStatus(record: InstanceRecord, status: Status, access: Access): Promise<void> {
     try {
-      await this.store.put({ ...record, status }, this.clock.now());
+      await this.store.put({ ...record, status }, this.clock.now(), undefined, access.principal === record.owner ? record.owner : undefined);
     } catch (err) {
       if (!(err instanceof RegistryError && err.reason === Reason.UNAVAILABLE)) throw err;
       this.log.warn({ instance: keyString(record), err: err.message }, "status change not stored, retried on the next beat");
@@ -314,16 +386,18 @@ export class Registry {
     if (beat.load !== undefined) lease.load = beat.load;
     if (!stream.closed) {
       this.leases.bind(lease, stream);
-      this.store.leases?.renewed(lease.id, lease.ttlMs, stream.id);
+      // the shared store hears of the stream that holds the lease, which need not be this one (LeaseTable.bind)
+      this.store.leases?.renewed(lease.id, lease.ttlMs, (lease.stream ?? stream).id);
     }
     this.counts.beatsRenewed++;
     return { key, result: "RENEWED", expiresAt: lease.deadline };
   }
 
   /** discover chooses one SERVING instance of a service. */
-  discover(q: DiscoverQuery): Discovered {
+  discover(q: DiscoverQuery, access: Access = OPEN): Discovered {
     const namespace = namespaceOf("namespace", q.namespace);
     const service = serviceOf("service", q.service);
+    requirePermission(access, "read", namespace, service);
     const filter = filterOf("filter", q.filter, this.limits);
     hashKeyOf(q.strategy, q.hashKey);
     textOf("preferred_zone", q.preferredZone);
@@ -348,10 +422,12 @@ export class Registry {
     return { chosen, all: q.includeAll ? all : [], revision: this.store.revision() };
   }
 
-  /** listServices summarises the services of a namespace, in name order. */
-  listServices(ns: string): ServiceCount[] {
+  /** listServices summarises the services of a namespace the caller may read, in name order. */
+  listServices(ns: string, access: Access = OPEN): ServiceCount[] {
     const namespace = namespaceOf("namespace", ns);
-    return this.store.services(namespace).map(([service, view]) => ({
+    const all = access.allowsAll("read", namespace);
+    const services = this.store.services(namespace);
+    return (all ? services : services.filter(([service]) => access.allows("read", namespace, service))).map(([service, view]) => ({
       service,
       instanceCount: view.size,
       servingCount: view.servingCount,

@@ -193,7 +193,7 @@ function metadataOf(field: string, metadata: Readonly<Record<string, string>>, l
  * namespace, weight and status; sorted unique tags). An empty instanceId is
  * kept empty: the registry assigns one.
  */
-export function specOf(input: InstanceInput | undefined, limits: Limits): InstanceSpec {
+export function specOf(input: InstanceInput | undefined, limits: Limits, owner: string): InstanceSpec {
   if (input === undefined) throw invalid("instance", "is required");
   const port = input.port;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -220,6 +220,7 @@ export function specOf(input: InstanceInput | undefined, limits: Limits): Instan
     metadata: metadataOf("instance.metadata", input.metadata, limits),
     weight: input.weight === 0 ? DEFAULT_WEIGHT : input.weight,
     status: input.status ?? "SERVING",
+    owner,
   };
 }
 

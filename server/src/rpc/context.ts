@@ -1,4 +1,5 @@
 import type { DescMessage, Message } from "@bufbuild/protobuf";
+import { ANONYMOUS_PRINCIPAL, type Access } from "../domain/access.js";
 import type { Connection } from "./connections.js";
 
 /** Protocol is the RPC protocol a call arrived with; framing only, never behaviour. */
@@ -22,12 +23,16 @@ export interface MethodInfo {
 
 /** Principal is who a call acts for, set by the authentication interceptor. */
 export interface Principal {
-  /** name identifies the caller in logs and audit trails; "anonymous" while authentication is off. */
+  /** name identifies the caller in logs and audit trails, and owns the instances it registers; "anonymous" while authentication is off. */
   readonly name: string;
+  /** roles are what the policy grants permissions to. */
+  readonly roles: readonly string[];
+  /** source is where the principal was proven: a token of the tokens file, a JWT, a client certificate, or none (authentication off, or a public method). */
+  readonly source: "token" | "jwt" | "mtls" | "none";
 }
 
 /** ANONYMOUS is the principal of every call while authentication is off. */
-export const ANONYMOUS: Principal = { name: "anonymous" };
+export const ANONYMOUS: Principal = { name: ANONYMOUS_PRINCIPAL, roles: [], source: "none" };
 
 /**
  * CallSignal tells a call that it must end: the client cancelled, its
@@ -109,6 +114,8 @@ export interface CallContext {
   readonly timeoutError?: Error | undefined;
   /** principal is who the call acts for; the authentication interceptor sets it before any handler runs. */
   principal: Principal;
+  /** access is what the principal may do, as the core asks it (Access.allows); everything while authentication is off. */
+  access: Access;
   readonly signal: CallSignal;
   /** startedAt is when the call started (performance.now()), for durations. */
   readonly startedAt: number;

@@ -12,6 +12,8 @@ export const reasonCodes: Record<Reason, Code> = {
   [Reason.UNAVAILABLE]: Code.Unavailable,
   [Reason.SHUTTING_DOWN]: Code.Unavailable,
   [Reason.WATCH_OVERFLOW]: Code.ResourceExhausted,
+  [Reason.PERMISSION_DENIED]: Code.PermissionDenied,
+  [Reason.UNAUTHENTICATED]: Code.Unauthenticated,
 };
 
 /**

@@ -38,11 +38,11 @@ export class HeartbeatCall implements BidiCall {
     private readonly ctx: CallContext,
     private readonly out: StreamOutput,
   ) {
-    ctx.connection.acquire("heartbeats");
+    ctx.connection.acquire("heartbeats", ctx.principal.name);
     try {
-      this.hb = registry.openStream();
+      this.hb = registry.openStream(ctx.access);
     } catch (err) {
-      ctx.connection.release("heartbeats");
+      ctx.connection.release("heartbeats", ctx.principal.name);
       throw err;
     }
     this.done = new Promise((resolve, reject) => {
@@ -118,7 +118,7 @@ export class HeartbeatCall implements BidiCall {
     this.ended = true;
     this.ctx.signal.offAbort(this.onAbort);
     this.registry.closeStream(this.hb);
-    this.ctx.connection.release("heartbeats");
+    this.ctx.connection.release("heartbeats", this.ctx.principal.name);
     if (err === undefined) this.resolve();
     else this.reject(err);
   }

@@ -1,3 +1,4 @@
+import { OPEN, type Access } from "../domain/access.js";
 import type { Connection } from "./connections.js";
 import {
   ANONYMOUS,
@@ -59,6 +60,7 @@ class Call extends CallSignal implements CallContext, ResponseMetadata {
   readonly startedAt = performance.now();
   private readonly request: RequestHeaders;
   principal: Principal = ANONYMOUS;
+  access: Access = OPEN;
   headerIfSet: Headers | undefined;
   trailerIfSet: Headers | undefined;
   deadline: ReturnType<typeof setTimeout> | undefined;

@@ -12,6 +12,7 @@ import {
   type RegisterRequest,
   type WatchServicesRequest,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import type { Access } from "../domain/access.js";
 import { invalid } from "../domain/errors.js";
 import type { Discovered, Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
@@ -49,12 +50,12 @@ export function registryService(deps: RegistryServiceDeps): Service {
       {
         kind: "unary",
         info: info("Register"),
-        async handle(_ctx, m) {
+        async handle(ctx, m) {
           const req = m as RegisterRequest;
           if (req.instance !== undefined && !knownStatus(req.instance.status)) {
             throw invalid("instance.status", `unknown value ${req.instance.status}`);
           }
-          const r = await registry.register(instanceInputOf(req.instance), ttlOf(req.leaseTtl));
+          const r = await registry.register(instanceInputOf(req.instance), ttlOf(req.leaseTtl), ctx.access);
           const registryId = registry.store.registryId;
           return {
             bytes: () => registerBinary(r, registryId),
@@ -72,8 +73,8 @@ export function registryService(deps: RegistryServiceDeps): Service {
       {
         kind: "unary",
         info: info("Deregister"),
-        async handle(_ctx, m) {
-          const revision = await registry.deregister(keyOfPb((m as DeregisterRequest).key));
+        async handle(ctx, m) {
+          const revision = await registry.deregister(keyOfPb((m as DeregisterRequest).key), ctx.access);
           return outgoing(create(DeregisterResponseSchema, { revision: BigInt(revision), registryId: registry.store.registryId }));
         },
       },
@@ -81,16 +82,16 @@ export function registryService(deps: RegistryServiceDeps): Service {
         kind: "unary",
         info: info("Discover"),
         cacheRequests: true,
-        handle(_ctx, m) {
-          return discoverOutgoing(discover(registry, m as DiscoverRequest), registry.store.registryId);
+        handle(ctx, m) {
+          return discoverOutgoing(discover(registry, m as DiscoverRequest, ctx.access), registry.store.registryId);
         },
       },
       {
         kind: "unary",
         info: info("ListServices"),
         cacheRequests: true,
-        handle(_ctx, m) {
-          const services = registry.listServices((m as ListServicesRequest).namespace);
+        handle(ctx, m) {
+          const services = registry.listServices((m as ListServicesRequest).namespace, ctx.access);
           return outgoing(
             create(ListServicesResponseSchema, { services, revision: BigInt(registry.store.revision()), registryId: registry.store.registryId }),
           );
@@ -111,7 +112,7 @@ export function registryService(deps: RegistryServiceDeps): Service {
   };
 }
 
-function discover(registry: Registry, req: DiscoverRequest): Discovered {
+function discover(registry: Registry, req: DiscoverRequest, access: Access): Discovered {
   const strategy = strategyOf(req.strategy);
   if (strategy === undefined) throw invalid("strategy", `unknown value ${req.strategy}`);
   return registry.discover({
@@ -122,7 +123,7 @@ function discover(registry: Registry, req: DiscoverRequest): Discovered {
     hashKey: req.hashKey,
     preferredZone: req.preferredZone,
     includeAll: req.includeAll,
-  });
+  }, access);
 }
 
 /** discoverOutgoing is a Discover answer, written from each record's cached encoding (one-instance answers are kept per revision). */

@@ -6,6 +6,7 @@ import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
 import { filterOfPb, watchItemToPb } from "../wire/convert.js";
 import { snapshotFrame, watchEventFrame } from "../wire/encoded.js";
+import { denied, requirePermission } from "../domain/access.js";
 import type { CallContext, Outgoing } from "./context.js";
 import type { FlushScheduler, StreamOutput } from "./stream-output.js";
 
@@ -40,16 +41,25 @@ function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest)
   const namespace = namespaceOf("namespace", req.namespace);
   const services = watchServicesOf("services", req.services, deps.limits);
   const filter = filterOf("filter", filterOfPb(req.filter), deps.limits);
+  // A watch reads what the principal may read: each service it names, or,
+  // namespace-wide, every service of the namespace.
+  const access = ctx.access;
+  if (services.length === 0) {
+    if (!access.allowsAll("read", namespace)) throw denied(access, "read", `every service of namespace ${namespace} (a namespace-wide watch); name the services to watch`);
+  } else {
+    for (const s of services) requirePermission(access, "read", namespace, s);
+  }
   const conn = ctx.connection;
-  conn.acquire("watchers");
+  const principal = ctx.principal.name;
+  conn.acquire("watchers", principal);
   let watcher: Watcher;
   try {
     watcher = deps.hub.watch({ namespace, services, filter, resumeRevision: Number(req.resumeRevision), registryId: req.registryId });
   } catch (err) {
-    conn.release("watchers");
+    conn.release("watchers", principal);
     throw err;
   }
-  watcher.onEnd(() => conn.release("watchers"));
+  watcher.onEnd(() => conn.release("watchers", principal));
   return watcher;
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
-import type { Change, ServiceView, Store } from "./store.js";
+import { keyString, sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
+import { ownedByOther, type Change, type LeaseClaim, type ServiceView, type Store } from "./store.js";
 import { View } from "./view.js";
 
 /**
@@ -35,8 +35,9 @@ export class MemoryStore implements Store {
     return this.view.namespaceNames();
   }
 
-  async put(spec: InstanceSpec, now: number): Promise<Change | undefined> {
+  async put(spec: InstanceSpec, now: number, _lease?: LeaseClaim, owner?: string): Promise<Change | undefined> {
     const previous = this.view.get(spec);
+    if (previous !== undefined && owner !== undefined && previous.owner !== owner) throw ownedByOther(keyString(spec), previous.owner, owner);
     if (previous !== undefined && sameSpec(previous, spec)) return undefined;
     const revision = ++this.rev;
     const instance: InstanceRecord = {
@@ -52,9 +53,10 @@ export class MemoryStore implements Store {
     );
   }
 
-  async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number): Promise<Change | undefined> {
+  async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number, owner?: string): Promise<Change | undefined> {
     const instance = this.view.get(key);
     if (instance === undefined) return undefined;
+    if (owner !== undefined && instance.owner !== owner) throw ownedByOther(keyString(key), instance.owner, owner);
     if (ifModRevision !== undefined && instance.modRevision !== ifModRevision) return undefined;
     this.view.delete(key);
     return this.emit({ type: "REMOVED", revision: ++this.rev, instance, reason });

@@ -67,19 +67,30 @@ local function append(rev, maxlen, fields)
   redis.call('XADD', K_LOG, 'MAXLEN', '~', maxlen, rev .. '-0', unpack(fields))
 end
 local HEAD = '^{"createRevision":(%d+),"registeredAt":(%d+),"updatedAt":%d+,"modRevision":(%d+),"spec":(.*)}$'
+-- owned refuses a change by owner (JSON-escaped; "" for no check) to a record another principal owns
+local function owned(rec, owner)
+  if owner == nil or owner == '' then return nil end
+  local cur = string.match(rec, '"spec":{"owner":"(.-)","namespace":') or 'anonymous'
+  if cur ~= owner then return redis.error_reply('MAXINE_NOT_OWNER ' .. cur) end
+  return nil
+end
 `;
 
 /**
  * PUT adds or replaces an instance. ARGV: expected registryId, key, spec
  * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
  * lease; then an absent instance is not created), owner ("" keeps it), log
- * MAXLEN, deadline (ms, Redis clock; "" for none). Returns {0} (unchanged),
- * {-1} (absent) or {revision, fields}.
+ * MAXLEN, deadline (ms, Redis clock; "" for none), the principal that must
+ * own an existing record (JSON-escaped; "" for no check). Returns {0}
+ * (unchanged), {-1} (absent) or {revision, fields}.
  */
 export const PUT = `${PRELUDE}
 local err = changed(ARGV[1]) or late(ARGV[8]); if err then return err end
 local key, spec, now, ttl, owner = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local prev = redis.call('HGET', K_INST, key)
+if prev then
+  local e = owned(prev, ARGV[9]); if e then return e end
+end
 local function lease()
   if ttl ~= '' then redis.call('ZADD', K_LEASES, now_ms() + tonumber(ttl), key) end
   if owner ~= '' then redis.call('HSET', K_OWNER, key, owner) end
@@ -106,13 +117,15 @@ return {rev, fields}
 /**
  * REMOVE deletes an instance and its lease. ARGV: expected registryId, key,
  * reason, ifModRevision ("" for any), log MAXLEN, deadline (ms, Redis clock;
- * "" for none). Returns {0} or {revision, fields}.
+ * "" for none), the principal that must own it (JSON-escaped; "" for no
+ * check). Returns {0} or {revision, fields}.
  */
 export const REMOVE = `${PRELUDE}
 local err = changed(ARGV[1]) or late(ARGV[6]); if err then return err end
 local key = ARGV[2]
 local prev = redis.call('HGET', K_INST, key)
 if not prev then return {0} end
+local e = owned(prev, ARGV[7]); if e then return e end
 if ARGV[4] ~= '' then
   local c, r, m = string.match(prev, HEAD)
   if m ~= ARGV[4] then return {0} end

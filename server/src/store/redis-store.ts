@@ -2,13 +2,14 @@ import { randomUUID } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError } from "../domain/errors.js";
+import { ANONYMOUS_PRINCIPAL } from "../domain/access.js";
 import { keyString, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
 import { redactUrl } from "../domain/redact.js";
 import { keyList, redisKeys, SCRIPTS, type RedisKeys } from "./redis-scripts.js";
 import { HeldLeases } from "./redis-leases.js";
 import { Sweeper } from "./redis-sweeper.js";
-import type { Change, LeaseClaim, ServiceView, Store, StoreHealth, StoreResetReason } from "./store.js";
+import { ownedByOther, type Change, type LeaseClaim, type ServiceView, type Store, type StoreHealth, type StoreResetReason } from "./store.js";
 import { View } from "./view.js";
 
 /** RedisStoreOptions configure a RedisStore; each field is a server setting (README, docs/redis.md). */
@@ -180,16 +181,22 @@ export class RedisStore implements Store {
       : { status: "degraded", detail: `redis unreachable (${this.down}): reads from this replica's mirror, writes fail` };
   }
 
-  async put(spec: InstanceSpec, now: number, lease?: LeaseClaim): Promise<Change | undefined> {
+  async put(spec: InstanceSpec, now: number, lease?: LeaseClaim, owner?: string): Promise<Change | undefined> {
     const key = keyString(spec);
-    const reply = (await this.write("maxinePut", [this.id, key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax, this.deadline()])) as unknown[];
+    const reply = (await this.write(
+      "maxinePut",
+      [this.id, key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax, this.deadline(), ownerArg(owner)],
+      key,
+      owner,
+    )) as unknown[];
     if (lease !== undefined) this.leases.registered(key, lease.ttlMs);
     if (typeof reply[0] !== "number" || reply[0] <= 0) return undefined;
     return this.settle(reply[0], reply[1] as string[]);
   }
 
-  async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number): Promise<Change | undefined> {
-    const reply = (await this.write("maxineRemove", [this.id, keyString(key), reason, ifModRevision ?? "", this.opts.logMax, this.deadline()])) as unknown[];
+  async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number, owner?: string): Promise<Change | undefined> {
+    const k = keyString(key);
+    const reply = (await this.write("maxineRemove", [this.id, k, reason, ifModRevision ?? "", this.opts.logMax, this.deadline(), ownerArg(owner)], k, owner)) as unknown[];
     if (typeof reply[0] !== "number" || reply[0] <= 0) return undefined;
     return this.settle(reply[0], reply[1] as string[]);
   }
@@ -258,7 +265,7 @@ export class RedisStore implements Store {
     return (this.cmd as unknown as Runner)[name]!(...this.keyArgs, ...args);
   }
 
-  private async write(name: string, args: ReadonlyArray<string | number>): Promise<unknown> {
+  private async write(name: string, args: ReadonlyArray<string | number>, key?: string, owner?: string): Promise<unknown> {
     if (this.closed) throw new RegistryError(Reason.SHUTTING_DOWN, "server: shutting down, retry on another server");
     if (this.down !== undefined) {
       throw new RegistryError(
@@ -274,6 +281,8 @@ export class RedisStore implements Store {
         this.needSync = true;
         throw new RegistryError(Reason.UNAVAILABLE, "store: the shared registry was replaced (Redis lost its data); this replica is re-syncing, retry");
       }
+      const notOwner = /MAXINE_NOT_OWNER (.*)$/.exec(message);
+      if (notOwner !== null) throw ownedByOther(key ?? "?", ownerFromArg(notOwner[1]!), owner ?? "");
       if (message.includes("MAXINE_LATE")) {
         throw new RegistryError(Reason.UNAVAILABLE, "store: Redis answered after the write's deadline, so it was not applied; retry shortly");
       }
@@ -534,11 +543,34 @@ function describe(opts: RedisStoreOptions): string {
   return `${url.hostname}:${url.port || 6379}`;
 }
 
-/** encodeSpec is the canonical JSON of what a client sets (the scripts compare it byte for byte). */
+/**
+ * ownerArg is how the scripts see an owner: the JSON-escaped string as it
+ * appears in encodeSpec's output ("" for no check), so that Lua compares it
+ * with the stored spec's owner without decoding JSON.
+ */
+function ownerArg(owner: string | undefined): string {
+  return owner === undefined ? "" : JSON.stringify(owner).slice(1, -1);
+}
+
+function ownerFromArg(escaped: string): string {
+  try {
+    return JSON.parse(`"${escaped}"`) as string;
+  } catch {
+    return escaped;
+  }
+}
+
+/**
+ * encodeSpec is the canonical JSON of what a client sets and its owner
+ * (the scripts compare it byte for byte). The owner comes first: the
+ * scripts read it with a pattern (a quote inside it is escaped, so its end
+ * is the first unescaped "," that follows).
+ */
 export function encodeSpec(s: InstanceSpec): string {
   const metadata: Record<string, string> = {};
   for (const k of Object.keys(s.metadata).sort()) metadata[k] = s.metadata[k]!;
   return JSON.stringify({
+    owner: s.owner,
     namespace: s.namespace,
     service: s.service,
     instanceId: s.instanceId,
@@ -555,7 +587,8 @@ export function encodeSpec(s: InstanceSpec): string {
 
 function decodeRecord(json: string): InstanceRecord {
   const r = JSON.parse(json) as { createRevision: number; registeredAt: number; updatedAt: number; modRevision: number; spec: InstanceSpec };
-  return { ...r.spec, registeredAt: r.registeredAt, updatedAt: r.updatedAt, createRevision: r.createRevision, modRevision: r.modRevision };
+  // Records written before instances had owners belong to "anonymous".
+  return { ...r.spec, owner: r.spec.owner ?? ANONYMOUS_PRINCIPAL, registeredAt: r.registeredAt, updatedAt: r.updatedAt, createRevision: r.createRevision, modRevision: r.modRevision };
 }
 
 function fieldMap(fields: readonly string[]): Record<string, string> {

@@ -1,3 +1,4 @@
+import { Reason, RegistryError } from "../domain/errors.js";
 import type { InstanceKey, InstanceRecord, InstanceSpec, RemovalReason } from "../domain/instance.js";
 
 /**
@@ -54,13 +55,18 @@ export interface Store {
   /**
    * put adds or replaces an instance and resolves with the change, or with
    * undefined when the stored instance already equals spec (nothing to do).
+   * With owner set, a stored instance that another principal owns is left
+   * as it is and put rejects with PERMISSION_DENIED (checked with the write,
+   * atomically: two replicas cannot both win).
    */
-  put(spec: InstanceSpec, now: number, lease?: LeaseClaim): Promise<Change | undefined>;
+  put(spec: InstanceSpec, now: number, lease?: LeaseClaim, owner?: string): Promise<Change | undefined>;
   /**
    * remove deletes an instance and resolves with the change, or with
    * undefined when it is absent or (with ifModRevision) was changed since.
+   * With owner set, an instance another principal owns is kept and remove
+   * rejects with PERMISSION_DENIED.
    */
-  remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number): Promise<Change | undefined>;
+  remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number, owner?: string): Promise<Change | undefined>;
   /** subscribe registers a change listener and returns its unsubscribe. */
   subscribe(listener: (change: Change) => void): () => void;
   close(): Promise<void>;
@@ -81,6 +87,14 @@ export interface Store {
   subscribeResets?(listener: (reason: StoreResetReason) => void): () => void;
   /** health reports whether writes can reach the store; reads always work. */
   health?(): StoreHealth;
+}
+
+/** ownedByOther is the PERMISSION_DENIED a store answers when owner does not own the instance at key (current owner named). */
+export function ownedByOther(key: string, current: string, owner: string): RegistryError {
+  return new RegistryError(
+    Reason.PERMISSION_DENIED,
+    `permission denied: instance ${key} belongs to principal ${JSON.stringify(current)}; only its owner or a principal with the admin permission may change it (caller ${JSON.stringify(owner)})`,
+  );
 }
 
 /** StoreResetReason says why a store replaced its view. */

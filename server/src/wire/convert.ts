@@ -180,6 +180,7 @@ const beatResultToPb = {
   UNKNOWN: BeatResult.UNKNOWN,
   INVALID: BeatResult.INVALID,
   REGISTERED: BeatResult.REGISTERED,
+  PERMISSION_DENIED: BeatResult.PERMISSION_DENIED,
 } as const;
 
 /** beatAckOf converts one heartbeat outcome. */

@@ -38,6 +38,7 @@ const resultToPb: Record<BeatOutcome["result"], BeatResult> = {
   UNKNOWN: BeatResult.UNKNOWN,
   INVALID: BeatResult.INVALID,
   REGISTERED: BeatResult.REGISTERED,
+  PERMISSION_DENIED: BeatResult.PERMISSION_DENIED,
 };
 
 const keyWriter = new MessageWriter<InstanceKeyPb, InstanceKey>(InstanceKeySchema, {

@@ -34,6 +34,7 @@ export const instanceFields: Table<Instance, InstanceRecord> = {
   updatedAt: timestampMs((r) => r.updatedAt),
   createRevision: uint64((r) => r.createRevision),
   modRevision: uint64((r) => r.modRevision),
+  owner: string((r) => r.owner),
 };
 
 /** instanceWriter encodes records as Instance messages, compiled from instanceFields and InstanceSchema at load. */

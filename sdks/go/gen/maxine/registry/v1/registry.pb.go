@@ -113,6 +113,11 @@ const (
 	// registered it from the beat's instance field; its lease is renewed and
 	// it is bound to this stream, as with RENEWED.
 	BeatResult_BEAT_RESULT_REGISTERED BeatResult = 4
+	// BEAT_RESULT_PERMISSION_DENIED: the caller may not renew or change this
+	// instance (another principal owns it, or the caller lacks the register
+	// permission on its service; see message); the beat did nothing and the
+	// stream stays open.
+	BeatResult_BEAT_RESULT_PERMISSION_DENIED BeatResult = 5
 )
 
 // Enum value maps for BeatResult.
@@ -123,13 +128,15 @@ var (
 		2: "BEAT_RESULT_UNKNOWN",
 		3: "BEAT_RESULT_INVALID",
 		4: "BEAT_RESULT_REGISTERED",
+		5: "BEAT_RESULT_PERMISSION_DENIED",
 	}
 	BeatResult_value = map[string]int32{
-		"BEAT_RESULT_UNSPECIFIED": 0,
-		"BEAT_RESULT_RENEWED":     1,
-		"BEAT_RESULT_UNKNOWN":     2,
-		"BEAT_RESULT_INVALID":     3,
-		"BEAT_RESULT_REGISTERED":  4,
+		"BEAT_RESULT_UNSPECIFIED":       0,
+		"BEAT_RESULT_RENEWED":           1,
+		"BEAT_RESULT_UNKNOWN":           2,
+		"BEAT_RESULT_INVALID":           3,
+		"BEAT_RESULT_REGISTERED":        4,
+		"BEAT_RESULT_PERMISSION_DENIED": 5,
 	}
 )
 
@@ -455,7 +462,13 @@ type Instance struct {
 	CreateRevision uint64 `protobuf:"varint,14,opt,name=create_revision,json=createRevision,proto3" json:"create_revision,omitempty"`
 	// mod_revision is the registry revision of the instance's last change.
 	// Server-set.
-	ModRevision   uint64 `protobuf:"varint,15,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
+	ModRevision uint64 `protobuf:"varint,15,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
+	// owner is the principal that registered the instance: set by the server,
+	// ignored in requests. Only the owner (or a principal with the admin
+	// permission) may register over, deregister, renew or change the status
+	// of the instance. "anonymous" while the server runs without
+	// authentication.
+	Owner         string `protobuf:"bytes,16,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -593,6 +606,13 @@ func (x *Instance) GetModRevision() uint64 {
 		return x.ModRevision
 	}
 	return 0
+}
+
+func (x *Instance) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 // InstanceKey names one instance.
@@ -2068,7 +2088,7 @@ var File_maxine_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"!maxine/registry/v1/registry.proto\x12\x12maxine.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x04\n" +
+	"!maxine/registry/v1/registry.proto\x12\x12maxine.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x05\n" +
 	"\bInstance\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1f\n" +
@@ -2087,7 +2107,8 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12'\n" +
 	"\x0fcreate_revision\x18\x0e \x01(\x04R\x0ecreateRevision\x12!\n" +
-	"\fmod_revision\x18\x0f \x01(\x04R\vmodRevision\x1a;\n" +
+	"\fmod_revision\x18\x0f \x01(\x04R\vmodRevision\x12\x14\n" +
+	"\x05owner\x18\x10 \x01(\tR\x05owner\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
@@ -2199,14 +2220,15 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n" +
 	"\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x12\x1b\n" +
-	"\x17SERVING_STATUS_DRAINING\x10\x03*\x90\x01\n" +
+	"\x17SERVING_STATUS_DRAINING\x10\x03*\xb3\x01\n" +
 	"\n" +
 	"BeatResult\x12\x1b\n" +
 	"\x17BEAT_RESULT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13BEAT_RESULT_RENEWED\x10\x01\x12\x17\n" +
 	"\x13BEAT_RESULT_UNKNOWN\x10\x02\x12\x17\n" +
 	"\x13BEAT_RESULT_INVALID\x10\x03\x12\x1a\n" +
-	"\x16BEAT_RESULT_REGISTERED\x10\x04*\xbc\x01\n" +
+	"\x16BEAT_RESULT_REGISTERED\x10\x04\x12!\n" +
+	"\x1dBEAT_RESULT_PERMISSION_DENIED\x10\x05*\xbc\x01\n" +
 	"\bStrategy\x12\x18\n" +
 	"\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14STRATEGY_ROUND_ROBIN\x10\x01\x12\x13\n" +

@@ -25,6 +25,7 @@ class BeatResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BEAT_RESULT_UNKNOWN: _ClassVar[BeatResult]
     BEAT_RESULT_INVALID: _ClassVar[BeatResult]
     BEAT_RESULT_REGISTERED: _ClassVar[BeatResult]
+    BEAT_RESULT_PERMISSION_DENIED: _ClassVar[BeatResult]
 
 class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -66,6 +67,7 @@ BEAT_RESULT_RENEWED: BeatResult
 BEAT_RESULT_UNKNOWN: BeatResult
 BEAT_RESULT_INVALID: BeatResult
 BEAT_RESULT_REGISTERED: BeatResult
+BEAT_RESULT_PERMISSION_DENIED: BeatResult
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_ROUND_ROBIN: Strategy
 STRATEGY_RANDOM: Strategy
@@ -88,7 +90,7 @@ REMOVAL_REASON_STREAM_CLOSED: RemovalReason
 REMOVAL_REASON_FILTERED: RemovalReason
 
 class Instance(_message.Message):
-    __slots__ = ("namespace", "service", "instance_id", "host", "port", "version", "zone", "tags", "metadata", "weight", "status", "registered_at", "updated_at", "create_revision", "mod_revision")
+    __slots__ = ("namespace", "service", "instance_id", "host", "port", "version", "zone", "tags", "metadata", "weight", "status", "registered_at", "updated_at", "create_revision", "mod_revision", "owner")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +113,7 @@ class Instance(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     CREATE_REVISION_FIELD_NUMBER: _ClassVar[int]
     MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     service: str
     instance_id: str
@@ -126,7 +129,8 @@ class Instance(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     create_revision: int
     mod_revision: int
-    def __init__(self, namespace: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., version: _Optional[str] = ..., zone: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., weight: _Optional[int] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ...) -> None: ...
+    owner: str
+    def __init__(self, namespace: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., version: _Optional[str] = ..., zone: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., weight: _Optional[int] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class InstanceKey(_message.Message):
     __slots__ = ("namespace", "service", "instance_id")
