@@ -64,6 +64,12 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     clock,
     logger: log,
     limits,
+    quotas: {
+      maxInstances: config.maxInstances,
+      maxServices: config.maxServices,
+      maxNamespaces: config.maxNamespaces,
+      maxInstancesPerPrincipal: config.maxInstancesPerPrincipal,
+    },
     lease: {
       defaultTtlMs: config.leaseTtlDefaultMs,
       minTtlMs: config.leaseTtlMinMs,
@@ -91,6 +97,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   const connections = new Connections(
     {
       maxWatchersPerConnection: config.maxWatchersPerConnection,
+      maxWatchersPerPrincipal: config.maxWatchersPerPrincipal,
+      maxHeartbeatsPerPrincipal: config.maxHeartbeatsPerPrincipal,
       maxHeartbeatsPerConnection: config.maxHeartbeatsPerConnection,
       maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
     },

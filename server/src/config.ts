@@ -27,6 +27,12 @@ export interface Config {
   maxMetadataEntries: number;
   maxMetadataBytes: number;
   maxInstancesPerService: number;
+  maxInstances: number;
+  maxServices: number;
+  maxNamespaces: number;
+  maxInstancesPerPrincipal: number;
+  maxHeartbeatsPerPrincipal: number;
+  maxWatchersPerPrincipal: number;
   maxWatchServices: number;
   maxStreamsPerConnection: number;
   maxHeartbeatStreams: number;
@@ -194,6 +200,12 @@ export const SETTINGS: readonly Setting[] = [
   setting("maxMetadataEntries", "MAXINE_MAX_METADATA_ENTRIES", "64", "Most metadata entries on an instance.", int(0, 100_000)),
   setting("maxMetadataBytes", "MAXINE_MAX_METADATA_BYTES", "4096", "Most bytes of metadata keys and values on an instance.", int(0, 1 << 24)),
   setting("maxInstancesPerService", "MAXINE_MAX_INSTANCES_PER_SERVICE", "10000", "Most instances in one service; Register beyond it gets RESOURCE_EXHAUSTED.", int(1, MAX)),
+  setting("maxInstances", "MAXINE_MAX_INSTANCES", "1000000", "Quota: most instances in the registry; a Register of a new instance beyond it gets RESOURCE_EXHAUSTED (stored ones stay).", int(1, MAX)),
+  setting("maxServices", "MAXINE_MAX_SERVICES", "100000", "Quota: most services in the registry.", int(1, MAX)),
+  setting("maxNamespaces", "MAXINE_MAX_NAMESPACES", "10000", "Quota: most namespaces in the registry.", int(1, MAX)),
+  setting("maxInstancesPerPrincipal", "MAXINE_MAX_INSTANCES_PER_PRINCIPAL", "100000", "Quota: most instances one principal may own (with authentication off, every caller is the one principal anonymous).", int(1, MAX)),
+  setting("maxHeartbeatsPerPrincipal", "MAXINE_MAX_HEARTBEATS_PER_PRINCIPAL", "100000", "Quota: most open Heartbeat streams one principal may hold over all its connections.", int(1, MAX)),
+  setting("maxWatchersPerPrincipal", "MAXINE_MAX_WATCHERS_PER_PRINCIPAL", "100000", "Quota: most open WatchServices streams one principal may hold over all its connections.", int(1, MAX)),
   setting("maxWatchServices", "MAXINE_MAX_WATCH_SERVICES", "1000", "Most services one WatchServices request may name.", int(1, MAX)),
   setting("maxStreamsPerConnection", "MAXINE_MAX_STREAMS_PER_CONNECTION", "1000", "HTTP/2 concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).", int(1, MAX)),
   setting("maxHeartbeatStreams", "MAXINE_MAX_HEARTBEAT_STREAMS", "100000", "Most open Heartbeat streams in total.", int(1, MAX)),

@@ -64,6 +64,22 @@ describe.each(backends)("store contract: %s", (_name, make) => {
       expect(seen.map((x) => x.revision)).toEqual([1]);
     }));
 
+  it("refuses a put or remove by another owner, atomically, and keeps the record", () =>
+    withStore(async (s, seen) => {
+      await s.put(spec("p-1", { owner: "alice" }), 1000, { ttlMs: 10_000 }, "alice");
+      const put = await s.put(spec("p-1", { owner: "mallory", host: "6.6.6.6" }), 2000, { ttlMs: 10_000 }, "mallory").catch((e: unknown) => e);
+      expect(put).toMatchObject({ reason: "PERMISSION_DENIED", message: expect.stringContaining('belongs to principal "alice"') });
+      const removed = await s.remove({ namespace: "default", service: "payments", instanceId: "p-1" }, "DEREGISTERED", undefined, "mallory").catch((e: unknown) => e);
+      expect(removed).toMatchObject({ reason: "PERMISSION_DENIED" });
+      expect(s.get(spec("p-1"))).toMatchObject({ owner: "alice", host: "10.0.0.1" });
+      // the owner, and a write with no owner check (an admin's), go through; odd characters in an owner are compared exactly
+      expect((await s.put(spec("p-1", { owner: "alice", port: 9 }), 3000, undefined, "alice"))?.type).toBe("UPDATED");
+      await s.put(spec("q-1", { owner: 'spiffe://x/"y",z' }), 1000, { ttlMs: 10_000 }, 'spiffe://x/"y",z');
+      const prefix = await s.put(spec("q-1", { owner: "spiffe://x/", port: 1 }), 1000, undefined, "spiffe://x/").catch((e: unknown) => e);
+      expect(prefix).toMatchObject({ reason: "PERMISSION_DENIED", message: expect.stringContaining('belongs to principal "spiffe://x/\\"y\\",z"') });
+      expect(seen.map((c) => c.type)).toEqual(["ADDED", "UPDATED", "ADDED"]);
+    }));
+
   it("puts an unchanged instance as a no-op, with metadata in any order", () =>
     withStore(async (s, seen) => {
       await s.put(spec("p-1"), 1000, { ttlMs: 10_000 });

@@ -1,4 +1,4 @@
-import { Registry, type LeaseSettings } from "../../src/registry/registry.js";
+import { Registry, type LeaseSettings, type Quotas } from "../../src/registry/registry.js";
 import { silentLogger } from "../../src/domain/logger.js";
 import { DEFAULT_LIMITS, type InstanceInput, type Limits } from "../../src/registry/validate.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
@@ -33,7 +33,7 @@ export const WATCH: WatchSettings = {
 };
 
 export function makeCore(
-  opts: { lease?: Partial<LeaseSettings>; watch?: Partial<WatchSettings>; limits?: Partial<Limits>; random?: () => number } = {},
+  opts: { lease?: Partial<LeaseSettings>; watch?: Partial<WatchSettings>; limits?: Partial<Limits>; random?: () => number; quotas?: Quotas } = {},
 ): Core {
   const clock = new FakeClock();
   const store = new MemoryStore();
@@ -45,6 +45,7 @@ export function makeCore(
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     lease: { ...LEASE, ...opts.lease },
     random: opts.random,
+    quotas: opts.quotas,
     newId: () => `gen-${++n}`,
   });
   const hub = new WatchHub(store, clock, silentLogger, { ...WATCH, ...opts.watch });
