@@ -64,6 +64,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     clock,
     logger: log,
     limits,
+    audit: config.auditLog,
     quotas: {
       maxInstances: config.maxInstances,
       maxServices: config.maxServices,

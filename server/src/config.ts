@@ -46,6 +46,7 @@ export interface Config {
   watchProgressIntervalMs: number;
   shutdownGraceMs: number;
   fastPath: boolean;
+  auditLog: boolean;
   store: "memory" | "redis";
   redisUrl: string;
   redisSentinels: string;
@@ -219,6 +220,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("watchProgressIntervalMs", "MAXINE_WATCH_PROGRESS_INTERVAL", "10s", "Idle time after which a watch stream gets a progress bookmark (0ms: never).", duration(0)),
   setting("shutdownGraceMs", "MAXINE_SHUTDOWN_GRACE", "5s", "On SIGTERM/SIGINT, how long connections may take to close before they are cut.", duration(0)),
   setting("fastPath", "MAXINE_FAST_PATH", "on", "on: gRPC, gRPC-Web and Connect POSTs are framed by Maxine's own transport (transport/serve.ts); off: every call is framed by connect-es, the reference (the same handlers and interceptors either way).", onOff),
+  setting("auditLog", "MAXINE_AUDIT_LOG", "on", "on: every write (Register, Deregister, a status change, a refusal) is logged at info with principal, method, instance key and result.", onOff),
   setting("store", "MAXINE_STORE", "memory", "Where state lives: memory (this process only) or redis (shared by every replica on one Redis; docs/redis.md).", oneOf("memory", "redis")),
   setting("redisUrl", "MAXINE_REDIS_URL", "redis://127.0.0.1:6379", "Redis address, redis://[user:password@]host:port[/db] (rediss:// for TLS); with Sentinels, only its credentials and db are used.", redisUrl),
   setting("redisSentinels", "MAXINE_REDIS_SENTINELS", "", "Comma-separated host:port of Redis Sentinels; when set, Maxine connects to the master they name and follows its failovers (empty: MAXINE_REDIS_URL directly).", hostPorts),

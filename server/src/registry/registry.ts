@@ -53,6 +53,8 @@ export interface RegistryOptions {
   readonly limits: Limits;
   readonly lease: LeaseSettings;
   readonly quotas?: Quotas;
+  /** audit logs every write (Register, Deregister, status change, refusal) at info (MAXINE_AUDIT_LOG); on by default. */
+  readonly audit?: boolean;
   readonly random?: Random;
   readonly newId?: () => string;
 }
@@ -132,6 +134,7 @@ export class Registry {
   private readonly newId: () => string;
   private readonly streams = new Set<HeartbeatStream>();
   private readonly quotas: Quotas;
+  private readonly auditEnabled: boolean;
   /** usage counts what the quotas bound, from the store's change feed. */
   readonly usage: Usage;
   /** counts are running totals of calls, read by /metrics. */
@@ -156,6 +159,7 @@ export class Registry {
     this.selector = new Selector(opts.random);
     this.newId = opts.newId ?? randomUUID;
     this.quotas = opts.quotas ?? UNLIMITED_QUOTAS;
+    this.auditEnabled = opts.audit ?? true;
     this.usage = new Usage(this.store);
     this.store.subscribe((c) => this.usage.apply(c));
     this.store.subscribeResets?.(() => this.usage.recount());
@@ -177,7 +181,29 @@ export class Registry {
    */
   async register(input: InstanceInput | undefined, ttlMs: number | undefined, access: Access = OPEN): Promise<Registered> {
     this.assertOpen();
-    return this.registerInstance(input, ttlMs, access);
+    try {
+      const r = await this.registerInstance(input, ttlMs, access);
+      this.audit("Register", access, keyString(r.instance), "ok", r.revision);
+      return r;
+    } catch (err) {
+      this.audit("Register", access, inputKey(input), err);
+      throw err;
+    }
+  }
+
+  /**
+   * audit logs a write at info: who (principal), what (method, instance key)
+   * and the result (ok with the revision, or the refusal's reason and
+   * message). Credentials never reach the core, so they cannot reach this log.
+   */
+  private audit(method: string, access: Access, instance: string, outcome: unknown, revision?: number): void {
+    if (!this.auditEnabled) return;
+    if (outcome === "ok") {
+      this.log.info({ audit: method, principal: access.principal, instance, result: "ok", revision }, "audit");
+      return;
+    }
+    const err = outcome instanceof RegistryError ? outcome : undefined;
+    this.log.info({ audit: method, principal: access.principal, instance, result: err?.reason ?? "error", message: err?.message }, "audit");
   }
 
   /**
@@ -234,6 +260,17 @@ export class Registry {
   /** deregister removes an instance at once: the caller's own, or any with admin. */
   async deregister(k: InstanceKey | undefined, access: Access = OPEN): Promise<number> {
     this.assertOpen();
+    try {
+      const revision = await this.deregisterInstance(k, access);
+      this.audit("Deregister", access, keyString(k!), "ok", revision);
+      return revision;
+    } catch (err) {
+      this.audit("Deregister", access, k === undefined ? "" : keyString(k), err);
+      throw err;
+    }
+  }
+
+  private async deregisterInstance(k: InstanceKey | undefined, access: Access): Promise<number> {
     const key = keyOf("key", k);
     requirePermission(access, "register", key.namespace, key.service);
     const existing = this.store.get(key);
@@ -310,12 +347,16 @@ export class Registry {
       }
       const access = stream.access;
       if (!access.allows("register", key.namespace, key.service)) {
-        out.push({ key, result: "PERMISSION_DENIED", message: denied(access, "register", `${key.namespace}/${key.service}`).message });
+        const refusal = denied(access, "register", `${key.namespace}/${key.service}`);
+        this.audit("Heartbeat", access, keyString(key), refusal);
+        out.push({ key, result: "PERMISSION_DENIED", message: refusal.message });
         continue;
       }
       const record = this.store.get(key);
       if (record !== undefined && record.owner !== access.principal && !access.allows("admin", key.namespace, key.service)) {
-        out.push({ key, result: "PERMISSION_DENIED", message: notOwner(access, keyString(key), record.owner).message });
+        const refusal = notOwner(access, keyString(key), record.owner);
+        this.audit("Heartbeat", access, keyString(key), refusal);
+        out.push({ key, result: "PERMISSION_DENIED", message: refusal.message });
         continue;
       }
       if (record === undefined && beat.register !== undefined) {
@@ -373,8 +414,10 @@ export class Registry {
   /** changeStatus stores a status a beat reported; with the store unreachable, a later beat (clients send it on each) applies it. */
   private async changeStatus(record: InstanceRecord, status: Status, access: Access): Promise<void> {
     try {
-      await this.store.put({ ...record, status }, this.clock.now(), undefined, access.principal === record.owner ? record.owner : undefined);
+      const change = await this.store.put({ ...record, status }, this.clock.now(), undefined, access.principal === record.owner ? record.owner : undefined);
+      this.audit(`Heartbeat status ${status}`, access, keyString(record), "ok", change?.revision);
     } catch (err) {
+      this.audit(`Heartbeat status ${status}`, access, keyString(record), err);
       if (!(err instanceof RegistryError && err.reason === Reason.UNAVAILABLE)) throw err;
       this.log.warn({ instance: keyString(record), err: err.message }, "status change not stored, retried on the next beat");
     }
@@ -485,4 +528,11 @@ export class Registry {
     }
     this.arm();
   }
+}
+
+/** inputKey names the instance a Register asked for, for the audit log, before (or whether or not) it validated: clipped, so hostile input cannot flood the log. */
+function inputKey(input: InstanceInput | undefined): string {
+  if (input === undefined) return "";
+  const clip = (v: string) => (v.length > 128 ? `${v.slice(0, 128)}...` : v);
+  return `${clip(input.namespace || "default")}/${clip(input.service)}/${clip(input.instanceId)}`;
 }
