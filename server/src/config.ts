@@ -47,6 +47,15 @@ export interface Config {
   shutdownGraceMs: number;
   fastPath: boolean;
   auditLog: boolean;
+  authTokensFile: string;
+  authPolicyFile: string;
+  authJwksFile: string;
+  authJwtPublicKeys: string;
+  authJwtIssuer: string;
+  authJwtAudience: string;
+  authJwtClockSkewMs: number;
+  authJwtPrincipalClaim: string;
+  authJwtRolesClaim: string;
   store: "memory" | "redis";
   redisUrl: string;
   redisSentinels: string;
@@ -165,6 +174,11 @@ export function secretsOf(config: Pick<Config, "redisUrl">): string[] {
   return [...new Set([password, decoded])];
 }
 
+function claimName(raw: string, name: string): string {
+  if (!/^[A-Za-z0-9._:/-]{1,128}$/.test(raw)) throw new ConfigError(`${name}: must be a JWT claim name, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
 function registryName(raw: string, name: string): string {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(raw)) {
     throw new ConfigError(`${name}: must be 1..64 letters, digits, '.', '_' or '-', got ${JSON.stringify(raw)}`);
@@ -221,6 +235,15 @@ export const SETTINGS: readonly Setting[] = [
   setting("shutdownGraceMs", "MAXINE_SHUTDOWN_GRACE", "5s", "On SIGTERM/SIGINT, how long connections may take to close before they are cut.", duration(0)),
   setting("fastPath", "MAXINE_FAST_PATH", "on", "on: gRPC, gRPC-Web and Connect POSTs are framed by Maxine's own transport (transport/serve.ts); off: every call is framed by connect-es, the reference (the same handlers and interceptors either way).", onOff),
   setting("auditLog", "MAXINE_AUDIT_LOG", "on", "on: every write (Register, Deregister, a status change, a refusal) is logged at info with principal, method, instance key and result.", onOff),
+  setting("authTokensFile", "MAXINE_AUTH_TOKENS_FILE", "", "Tokens file: one `<principal> sha256:<hex> [role,...]` a line; tokens are stored only as their SHA-256 (docs/security.md; empty: no tokens).", str),
+  setting("authPolicyFile", "MAXINE_AUTH_POLICY_FILE", "", "Policy file (YAML): roles granting read, register or admin on namespace and service globs, and bindings of principals to roles (docs/security.md; empty: deny all once authentication is on).", str),
+  setting("authJwksFile", "MAXINE_AUTH_JWKS_FILE", "", "Local JWKS file of public keys that sign accepted JWTs (never fetched over the network; empty: none).", str),
+  setting("authJwtPublicKeys", "MAXINE_AUTH_JWT_PUBLIC_KEYS", "", "Comma-separated PEM files, one public key or certificate each, that sign accepted JWTs (empty: none).", str),
+  setting("authJwtIssuer", "MAXINE_AUTH_JWT_ISSUER", "", "Required iss claim of a JWT (empty: any issuer).", str),
+  setting("authJwtAudience", "MAXINE_AUTH_JWT_AUDIENCE", "", "Required aud claim of a JWT (empty: any audience).", str),
+  setting("authJwtClockSkewMs", "MAXINE_AUTH_JWT_CLOCK_SKEW", "30s", "Clock skew tolerated on a JWT's exp and nbf.", duration(0)),
+  setting("authJwtPrincipalClaim", "MAXINE_AUTH_JWT_PRINCIPAL_CLAIM", "sub", "JWT claim naming the principal.", claimName),
+  setting("authJwtRolesClaim", "MAXINE_AUTH_JWT_ROLES_CLAIM", "roles", "JWT claim listing the principal's roles (a list of strings or one space-separated string).", claimName),
   setting("store", "MAXINE_STORE", "memory", "Where state lives: memory (this process only) or redis (shared by every replica on one Redis; docs/redis.md).", oneOf("memory", "redis")),
   setting("redisUrl", "MAXINE_REDIS_URL", "redis://127.0.0.1:6379", "Redis address, redis://[user:password@]host:port[/db] (rediss:// for TLS); with Sentinels, only its credentials and db are used.", redisUrl),
   setting("redisSentinels", "MAXINE_REDIS_SENTINELS", "", "Comma-separated host:port of Redis Sentinels; when set, Maxine connects to the master they name and follows its failovers (empty: MAXINE_REDIS_URL directly).", hostPorts),
