@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { compileGlob, Policy, type Permission } from "../src/auth/policy.js";
@@ -164,5 +165,28 @@ describe("Policy.can property", () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("docs/security.md", () => {
+  it("its policy example parses and grants what the text says", () => {
+    const doc = readFileSync(new URL("../../docs/security.md", import.meta.url), "utf8");
+    const block = /## Policy file[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+    const p = Policy.parse(block, "docs/security.md");
+    const payments = p.rolesOf("spiffe://example.org/ns/prod/sa/payments");
+    expect(p.can(payments, "register", "prod", "payments-eu")).toBe(true);
+    expect(p.can(payments, "read", "prod", "payments-eu")).toBe(true);
+    expect(p.can(payments, "register", "staging", "payments")).toBe(false);
+    expect(p.canAll(p.rolesOf("alice"), "read", "anything")).toBe(true);
+  });
+});
+
+describe("Policy.can cache keys", () => {
+  it("does not confuse roles or names that share characters with a separator", () => {
+    const p = Policy.parse(`roles:\n  a:\n    - { permissions: [read], namespaces: ["x"], services: ["y"] }\n`, "p.yaml");
+    expect(p.can(["a"], "read", "x", "y")).toBe(true);
+    expect(p.can(["a\nb"], "read", "x", "y")).toBe(false);
+    expect(p.can(["a", "b"], "read", "x\u0000y", "")).toBe(false);
+    expect(p.can(["a"], "read", "x", "y")).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -69,5 +69,16 @@ describe("TokenTable", () => {
     const empty = spawnSync(process.execPath, [SCRIPT], { input: "" });
     expect(empty.status).toBe(2);
     expect(empty.stderr.toString()).toContain("no token on stdin");
+  });
+});
+
+describe("docs/security.md", () => {
+  it("its tokens-file example parses and finds the tokens it names", () => {
+    const doc = readFileSync(new URL("../../docs/security.md", import.meta.url), "utf8");
+    const block = /## Tokens file[\s\S]*?```\n([\s\S]*?)```/.exec(doc)![1]!;
+    const t = TokenTable.parse(block, "docs/security.md");
+    expect(t.size).toBe(2);
+    expect(t.find("example-token-ci-payments")).toEqual({ name: "ci-payments", roles: ["payments-writer"], source: "token" });
+    expect(t.find("example-token-ops")?.roles).toEqual(["admin", "reader"]);
   });
 });

@@ -166,7 +166,8 @@ export class Policy {
   /** can reports whether a principal with these roles holds perm on namespace/service. Default deny. */
   can(roles: readonly string[], perm: Permission, namespace: string, service: string): boolean {
     if (roles.length === 0) return false;
-    const key = `${roles.join("\n")}\0${perm}\0${namespace}\0${service}`;
+    // JSON keeps the key unambiguous whatever characters a JWT's roles or an unvalidated name hold.
+    const key = JSON.stringify([perm, namespace, service, roles]);
     const hit = this.#cache.get(key);
     if (hit !== undefined) return hit;
     const need = LEVEL[perm];
