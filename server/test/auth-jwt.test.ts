@@ -188,6 +188,8 @@ describe("JwtVerifier cache", () => {
     await v.verify(t3!);
     expect(await v.verify(t2!)).toBe(p2);
     expect(await v.verify(t1!)).not.toBe(p1);
+    const off = await JwtVerifier.load(opts({ publicKeyFiles: [ecPem], cacheSize: 0 }));
+    expect(await off.verify(t1!)).not.toBe(await off.verify(t1!));
   });
 
   it("never caches a failure", async () => {

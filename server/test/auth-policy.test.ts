@@ -82,12 +82,6 @@ describe("Policy", () => {
     expect(p.can(roles, "admin", "team-z", "a")).toBe(true);
   });
 
-  it("answers the same after its cache fills (the cache only memoizes)", () => {
-    for (let i = 0; i < 12_000; i++) p.can(["reader"], "read", "prod", `s${i}`);
-    expect(p.can(["payments-writer"], "register", "prod", "payments")).toBe(true);
-    expect(p.can(["payments-writer"], "register", "prod", "x")).toBe(false);
-  });
-
   it.each([
     ["roles:\n  r:\n    - permissions: [write]\n      namespaces: [a]\n      services: [b]\n", 3, 'role r: unknown permission "write" (read, register or admin)'],
     ["roles:\n  r:\n    - permissions: [read]\n      namespaces: [a]\n      services: [b]\nbindings:\n  alice: [r, writer]\n", 7, 'bindings of "alice": unknown role "writer"'],
@@ -181,8 +175,8 @@ describe("docs/security.md", () => {
   });
 });
 
-describe("Policy.can cache keys", () => {
-  it("does not confuse roles or names that share characters with a separator", () => {
+describe("Policy.can with odd inputs", () => {
+  it("matches roles and names exactly, whatever characters they hold", () => {
     const p = Policy.parse(`roles:\n  a:\n    - { permissions: [read], namespaces: ["x"], services: ["y"] }\n`, "p.yaml");
     expect(p.can(["a"], "read", "x", "y")).toBe(true);
     expect(p.can(["a\nb"], "read", "x", "y")).toBe(false);

@@ -22,7 +22,7 @@ export interface JwtOptions {
   rolesClaim: string;
   /** algorithms restricts the accepted algorithms (default: every asymmetric one the keys support; never none or HS*). */
   algorithms?: string[];
-  /** cacheSize bounds the verified-token cache (default 10,000 entries, oldest evicted). */
+  /** cacheSize bounds the verified-token cache (default 10,000 entries, oldest evicted; 0: no cache). */
   cacheSize?: number;
   /** now is the clock in epoch milliseconds (tests); Date.now by default. */
   now?: () => number;
@@ -223,7 +223,7 @@ export class JwtVerifier {
     if (payload === undefined) throw authErrorOf(lastError);
     const principal = this.#principalOf(payload);
     const expMs = (payload.exp as number) * 1000;
-    if (now < expMs) {
+    if (now < expMs && this.#cacheSize > 0) {
       if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
       this.#cache.set(token, { principal, expMs });
     }

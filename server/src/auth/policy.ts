@@ -10,7 +10,6 @@ const PERMISSIONS: readonly Permission[] = ["read", "register", "admin"];
 const LEVEL: Record<Permission, number> = { read: 1, register: 2, admin: 3 };
 const ROLE = /^[A-Za-z0-9._:-]{1,128}$/;
 const GLOB = /^[A-Za-z0-9._*?-]{1,128}$/;
-const CACHE_SIZE = 10_000;
 const NO_ROLES: readonly string[] = Object.freeze([]);
 
 /** Matcher is a compiled glob. */
@@ -76,7 +75,6 @@ class Reader {
 export class Policy {
   readonly #roles: ReadonlyMap<string, readonly Rule[]>;
   readonly #bindings: ReadonlyMap<string, readonly string[]>;
-  readonly #cache = new Map<string, boolean>();
 
   private constructor(roles: ReadonlyMap<string, readonly Rule[]>, bindings: ReadonlyMap<string, readonly string[]>) {
     this.#roles = roles;
@@ -163,18 +161,16 @@ export class Policy {
     return this.#bindings.get(principalName) ?? NO_ROLES;
   }
 
-  /** can reports whether a principal with these roles holds perm on namespace/service. Default deny. */
+  /**
+   * can reports whether a principal with these roles holds perm on
+   * namespace/service. Default deny. Globs are compiled at parse time, so a
+   * check costs a few matcher calls per rule of the held roles (bench/auth-checks.mjs:
+   * 130-340 ns); a memo keyed by the arguments measured slower (760 ns).
+   */
   can(roles: readonly string[], perm: Permission, namespace: string, service: string): boolean {
     if (roles.length === 0) return false;
-    // JSON keeps the key unambiguous whatever characters a JWT's roles or an unvalidated name hold.
-    const key = JSON.stringify([perm, namespace, service, roles]);
-    const hit = this.#cache.get(key);
-    if (hit !== undefined) return hit;
     const need = LEVEL[perm];
-    const ok = this.#some(roles, (rule) => rule.level >= need && rule.namespaces.some((m) => m(namespace)) && rule.services.some((m) => m(service)));
-    if (this.#cache.size >= CACHE_SIZE) this.#cache.clear();
-    this.#cache.set(key, ok);
-    return ok;
+    return this.#some(roles, (rule) => rule.level >= need && rule.namespaces.some((m) => m(namespace)) && rule.services.some((m) => m(service)));
   }
 
   /** canAll reports whether perm holds for every service of namespace (a rule with service pattern "*" covering it). */
