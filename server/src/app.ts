@@ -6,7 +6,10 @@ import { systemClock, type Clock } from "./domain/clock.js";
 import type { Logger } from "./domain/logger.js";
 import { Registry } from "./registry/registry.js";
 import type { Interceptor } from "./rpc/context.js";
-import { accessLogInterceptor, authenticationInterceptor, deadlineInterceptor, errorInterceptor } from "./rpc/interceptors.js";
+import { accessLogInterceptor, deadlineInterceptor, errorInterceptor } from "./rpc/interceptors.js";
+import { authenticationInterceptor } from "./rpc/authentication.js";
+import { AuthState, authOptionsOf } from "./auth/auth-state.js";
+import { OpenWatches } from "./rpc/watch-call.js";
 import { Pipeline } from "./rpc/pipeline.js";
 import { registryService } from "./rpc/registry-service.js";
 import type { Service } from "./rpc/service.js";
@@ -29,6 +32,10 @@ export interface Maxine {
   readonly port: number;
   readonly registry: Registry;
   readonly hub: WatchHub;
+  /** auth holds the credentials and the policy; reloadAuth re-reads their files (SIGHUP). */
+  readonly auth: AuthState;
+  /** reloadAuth re-reads the tokens, policy and JWT key files; on a change, open watches end so that they reconnect under the new policy. */
+  reloadAuth(): Promise<boolean>;
   /** close drains: streams end with UNAVAILABLE so clients reconnect elsewhere, then connections close. */
   close(): Promise<void>;
 }
@@ -105,7 +112,13 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     },
     config.maxBufferedBytes,
   );
-  const services: Service[] = [registryService({ registry, hub, limits, flushes: new FlushScheduler() }), ...(opts.services ?? [])];
+  const auth = await AuthState.load(authOptionsOf(config), log);
+  const openWatches = new OpenWatches();
+  auth.onChange(() => {
+    log.info({ watches: openWatches.size }, "access policy changed: open watches end and reconnect under it");
+    openWatches.endAll(new ConnectError("the access policy changed; reconnect (and resume) to watch under it", Code.Unavailable));
+  });
+  const services: Service[] = [registryService({ registry, hub, limits, flushes: new FlushScheduler(), open: openWatches }), ...(opts.services ?? [])];
   // One chain around every call of every protocol: errors mapped (outermost,
   // so every other interceptor's refusals are mapped too), metrics and the
   // access log see every call, then the deadline and authentication.
@@ -114,9 +127,26 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     metrics.interceptor(services.flatMap((s) => s.methods)),
     accessLogInterceptor(log, opts.debugEnabled ?? (() => false)),
     deadlineInterceptor(),
-    authenticationInterceptor(),
+    authenticationInterceptor({
+      credentials: auth,
+      publicServices: new Set(config.authPublicServices.split(",").map((s) => s.trim()).filter((s) => s !== "")),
+      peerIdentity: () => undefined,
+    }),
     ...(opts.interceptors ?? []),
   ]);
+  const serveMetrics = (res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown }): void => {
+    metrics.render().then(
+      ({ contentType, body }) => {
+        res.writeHead(200, { "content-type": contentType });
+        res.end(body);
+      },
+      (err: unknown) => {
+        log.error({ err }, "metrics: render failed");
+        res.writeHead(500, { "content-type": "text/plain" });
+        res.end("metrics unavailable\n");
+      },
+    );
+  };
   const handler = connectNodeAdapter({
     routes: connectRoutes(pipeline, services),
     readMaxBytes: config.maxMessageBytes,
@@ -125,17 +155,15 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     contextValues: peerValues(connections),
     fallback(req, res) {
       if (req.method === "GET" && req.url === "/metrics") {
-        metrics.render().then(
-          ({ contentType, body }) => {
-            res.writeHead(200, { "content-type": contentType });
-            res.end(body);
-          },
-          (err: unknown) => {
-            log.error({ err }, "metrics: render failed");
-            res.writeHead(500, { "content-type": "text/plain" });
-            res.end("metrics unavailable\n");
-          },
-        );
+        if (config.authMetrics && auth.enabled) {
+          void metricsCaller(auth, req.headers.authorization).then((ok) => {
+            if (ok) return serveMetrics(res);
+            res.writeHead(401, { "content-type": "text/plain", "www-authenticate": "Bearer" });
+            res.end("unauthenticated: /metrics needs `authorization: Bearer <token>` (MAXINE_AUTH_METRICS)\n");
+          });
+          return;
+        }
+        serveMetrics(res);
         return;
       }
       if (req.method === "GET" && (req.url === "/healthz" || req.url === "/readyz")) {
@@ -188,6 +216,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     port,
     registry,
     hub,
+    auth,
+    reloadAuth: () => auth.reload(),
     close() {
       closing ??= (async () => {
         const t0 = performance.now();
@@ -228,4 +258,16 @@ function connectRedis(config: Config, clock: Clock, logger: Logger): Promise<Red
     clock,
     logger,
   });
+}
+
+/** metricsCaller reports whether an authorization header carries a credential the server accepts (MAXINE_AUTH_METRICS). */
+async function metricsCaller(auth: AuthState, header: string | undefined): Promise<boolean> {
+  const m = /^bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? "");
+  if (m === null) return false;
+  if (auth.tokens?.find(m[1]!) !== undefined) return true;
+  if (auth.jwt === undefined || !auth.jwt.looksLikeJwt(m[1]!)) return false;
+  return auth.jwt.verify(m[1]!).then(
+    () => true,
+    () => false,
+  );
 }

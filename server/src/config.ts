@@ -47,6 +47,8 @@ export interface Config {
   shutdownGraceMs: number;
   fastPath: boolean;
   auditLog: boolean;
+  authPublicServices: string;
+  authMetrics: boolean;
   authTokensFile: string;
   authPolicyFile: string;
   authJwksFile: string;
@@ -235,6 +237,8 @@ export const SETTINGS: readonly Setting[] = [
   setting("shutdownGraceMs", "MAXINE_SHUTDOWN_GRACE", "5s", "On SIGTERM/SIGINT, how long connections may take to close before they are cut.", duration(0)),
   setting("fastPath", "MAXINE_FAST_PATH", "on", "on: gRPC, gRPC-Web and Connect POSTs are framed by Maxine's own transport (transport/serve.ts); off: every call is framed by connect-es, the reference (the same handlers and interceptors either way).", onOff),
   setting("auditLog", "MAXINE_AUDIT_LOG", "on", "on: every write (Register, Deregister, a status change, a refusal) is logged at info with principal, method, instance key and result.", onOff),
+  setting("authPublicServices", "MAXINE_AUTH_PUBLIC_SERVICES", "grpc.health.v1.Health", "Comma-separated services served without credentials while authentication is on (empty: none).", str),
+  setting("authMetrics", "MAXINE_AUTH_METRICS", "off", "on (with authentication on): GET /metrics needs `authorization: Bearer <token>` of any principal the tokens file or JWT keys accept.", onOff),
   setting("authTokensFile", "MAXINE_AUTH_TOKENS_FILE", "", "Tokens file: one `<principal> sha256:<hex> [role,...]` a line; tokens are stored only as their SHA-256 (docs/security.md; empty: no tokens).", str),
   setting("authPolicyFile", "MAXINE_AUTH_POLICY_FILE", "", "Policy file (YAML): roles granting read, register or admin on namespace and service globs, and bindings of principals to roles (docs/security.md; empty: deny all once authentication is on).", str),
   setting("authJwksFile", "MAXINE_AUTH_JWKS_FILE", "", "Local JWKS file of public keys that sign accepted JWTs (never fetched over the network; empty: none).", str),

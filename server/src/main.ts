@@ -52,4 +52,11 @@ const stop = (signal: string): void => {
 // right after that line drains instead of killing the process outright.
 process.on("SIGTERM", () => stop("SIGTERM"));
 process.on("SIGINT", () => stop("SIGINT"));
+// SIGHUP re-reads the tokens, policy and JWT key files; a bad file keeps the old one (logged at warn).
+process.on("SIGHUP", () => {
+  server.reloadAuth().then(
+    (changed) => log.info({ changed }, "SIGHUP: authentication files re-read"),
+    (err: unknown) => log.error({ err }, "SIGHUP: reload failed"),
+  );
+});
 log.info({ host: config.host, port: server.port, registryId: server.registry.store.registryId }, "maxine listening");

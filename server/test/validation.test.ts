@@ -234,11 +234,11 @@ describe("limits name their setting", () => {
 
   it("names MAXINE_MAX_WATCHERS_PER_CONNECTION and MAXINE_MAX_HEARTBEATS_PER_CONNECTION", () => {
     const conn = new Connections({ maxWatchersPerConnection: 1, maxHeartbeatsPerConnection: 2, maxBufferedBytesPerConnection: 1 << 20 }, 1 << 20).ofOwner({});
-    conn.acquire("watchers");
-    expect(() => conn.acquire("watchers")).toThrow("watch: this connection already holds the maximum of 1 watch streams (MAXINE_MAX_WATCHERS_PER_CONNECTION)");
-    conn.acquire("heartbeats");
-    conn.acquire("heartbeats");
-    expect(() => conn.acquire("heartbeats")).toThrow(
+    conn.acquire("watchers", "anonymous");
+    expect(() => conn.acquire("watchers", "anonymous")).toThrow("watch: this connection already holds the maximum of 1 watch streams (MAXINE_MAX_WATCHERS_PER_CONNECTION)");
+    conn.acquire("heartbeats", "anonymous");
+    conn.acquire("heartbeats", "anonymous");
+    expect(() => conn.acquire("heartbeats", "anonymous")).toThrow(
       "heartbeat: this connection already holds the maximum of 2 heartbeat streams (MAXINE_MAX_HEARTBEATS_PER_CONNECTION)",
     );
   });

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RegistryError } from "../domain/errors.js";
 import type { Logger } from "../domain/logger.js";
-import { ANONYMOUS, type CallContext, type Interceptor, type Principal } from "./context.js";
+import type { CallContext, Interceptor } from "./context.js";
 import { toConnectError } from "./errors.js";
 
 /**
@@ -29,30 +29,6 @@ export function deadlineInterceptor(): Interceptor {
 function expire(ctx: CallContext): void {
   ctx.deadline = undefined;
   ctx.signal.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-}
-
-/** Authenticator finds who a call acts for, or throws UNAUTHENTICATED. */
-export type Authenticator = (ctx: CallContext) => Principal | Promise<Principal>;
-
-/**
- * authenticationInterceptor sets every call's principal before any handler
- * runs. Until authentication exists (the security issue), every caller is
- * ANONYMOUS; the hook is here so that it is one interceptor that every
- * protocol passes through.
- */
-export function authenticationInterceptor(authenticate: Authenticator = () => ANONYMOUS): Interceptor {
-  return {
-    onStart(ctx) {
-      const found = authenticate(ctx);
-      if (!(found instanceof Promise)) {
-        ctx.principal = found;
-        return;
-      }
-      return found.then((p) => {
-        ctx.principal = p;
-      });
-    },
-  };
 }
 
 /**

@@ -24,7 +24,7 @@ import { outgoing, type Outgoing } from "./context.js";
 import { HeartbeatCall } from "./heartbeat-call.js";
 import { methodInfo, type BidiCall, type Service } from "./service.js";
 import type { FlushScheduler } from "./stream-output.js";
-import { runWatch } from "./watch-call.js";
+import { runWatch, type OpenWatches } from "./watch-call.js";
 
 /** RegistryServiceDeps are the parts the registry's RPCs call. */
 export interface RegistryServiceDeps {
@@ -32,6 +32,7 @@ export interface RegistryServiceDeps {
   readonly hub: WatchHub;
   readonly limits: Limits;
   readonly flushes: FlushScheduler;
+  readonly open?: OpenWatches;
 }
 
 /**

@@ -15,6 +15,34 @@ export interface WatchDeps {
   readonly hub: WatchHub;
   readonly limits: Limits;
   readonly flushes: FlushScheduler;
+  /** open holds the signals of the watches being served, so that a change of the access policy can end them (endAll). */
+  readonly open?: OpenWatches;
+}
+
+/**
+ * OpenWatches are the watches being served. A watch checks its principal's
+ * read permission when it opens; when the policy changes (a reload),
+ * every open watch ends with UNAVAILABLE, and clients reconnect (resuming
+ * where they were) under the new policy.
+ */
+export class OpenWatches {
+  private readonly signals = new Set<CallContext["signal"]>();
+
+  add(signal: CallContext["signal"]): void {
+    this.signals.add(signal);
+  }
+
+  delete(signal: CallContext["signal"]): void {
+    this.signals.delete(signal);
+  }
+
+  get size(): number {
+    return this.signals.size;
+  }
+
+  endAll(reason: unknown): void {
+    for (const s of [...this.signals]) s.abort(reason);
+  }
 }
 
 /**
@@ -29,10 +57,12 @@ export async function runWatch(deps: WatchDeps, ctx: CallContext, req: WatchServ
   const w = openWatch(deps, ctx, req);
   const onAbort = (reason: unknown): void => w.end(reason);
   ctx.signal.onAbort(onAbort);
+  deps.open?.add(ctx.signal);
   try {
     await new Promise<void>((resolve, reject) => drain(deps.flushes, w, out, (err) => (err === undefined ? resolve() : reject(err))));
   } finally {
     ctx.signal.offAbort(onAbort);
+    deps.open?.delete(ctx.signal);
     w.end();
   }
 }
