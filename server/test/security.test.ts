@@ -1,0 +1,313 @@
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { BeatResult, HeartbeatRequestSchema, RegistryService } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startMaxine, type Maxine } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
+import type { Logger } from "../src/domain/logger.js";
+import { startRedis, type RedisProcess } from "./support/redis-server.js";
+
+// Authentication, authorization and instance ownership through the real
+// server: every RPC x every kind of caller x gRPC, Connect JSON and
+// gRPC-Web, with the memory and the Redis stores; then the attacks of the
+// security issue (hijack, foreign deregister, heartbeat steal), and a scan
+// of every log line the suite produced for the secrets it used.
+
+const dir = mkdtempSync(join(tmpdir(), "maxine-auth-"));
+const sha = (t: string) => createHash("sha256").update(t).digest("hex");
+const TOKENS = {
+  alice: "tok-alice-5f1e2a9c7b",
+  bob: "tok-bob-0c4d8e2f6a",
+  reader: "tok-reader-9a8b7c6d",
+  staging: "tok-staging-1a2b3c4d",
+  admin: "tok-admin-7e6f5a4b",
+} as const;
+let jwtValid = "";
+let jwtExpired = "";
+const logs: string[] = [];
+
+function writeFiles(jwks: object): Record<string, string> {
+  const tokens = [
+    `alice ${"sha256:" + sha(TOKENS.alice)} payments-writer`,
+    `bob ${"sha256:" + sha(TOKENS.bob)} payments-writer`,
+    `reader ${"sha256:" + sha(TOKENS.reader)} reader`,
+    `staging ${"sha256:" + sha(TOKENS.staging)} staging-writer`,
+    `root ${"sha256:" + sha(TOKENS.admin)} admin`,
+  ].join("\n");
+  const policy = `roles:
+  payments-writer:
+    - permissions: [register]
+      namespaces: [prod]
+      services: ["payments*"]
+  staging-writer:
+    - { permissions: [register], namespaces: [staging], services: ["*"] }
+  reader:
+    - { permissions: [read], namespaces: ["*"], services: ["*"] }
+  admin:
+    - { permissions: [admin], namespaces: ["*"], services: ["*"] }
+`;
+  writeFileSync(join(dir, "tokens"), tokens + "\n");
+  writeFileSync(join(dir, "policy.yaml"), policy);
+  writeFileSync(join(dir, "jwks.json"), JSON.stringify(jwks));
+  return {
+    MAXINE_AUTH_TOKENS_FILE: join(dir, "tokens"),
+    MAXINE_AUTH_POLICY_FILE: join(dir, "policy.yaml"),
+    MAXINE_AUTH_JWKS_FILE: join(dir, "jwks.json"),
+    MAXINE_AUTH_JWT_ISSUER: "https://issuer.test",
+    MAXINE_AUTH_JWT_AUDIENCE: "maxine",
+    MAXINE_AUTH_METRICS: "on",
+  };
+}
+
+const recorder: Logger = (() => {
+  const at = (level: string) => (obj: object, msg?: string) => void logs.push(JSON.stringify({ level, ...obj, msg }));
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+})();
+
+let redis: RedisProcess;
+let env: Record<string, string>;
+const servers: Maxine[] = [];
+
+beforeAll(async () => {
+  const keys = await generateKeyPair("ES256", { extractable: true });
+  env = writeFiles({ keys: [{ ...(await exportJWK(keys.publicKey)), kid: "k1", alg: "ES256" }] });
+  const sign = (exp: number) =>
+    new SignJWT({ roles: ["payments-writer"] })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setSubject("jwt-carol")
+      .setIssuer("https://issuer.test")
+      .setAudience("maxine")
+      .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
+      .setExpirationTime(exp)
+      .sign(keys.privateKey);
+  jwtValid = await sign(Math.floor(Date.now() / 1000) + 3600);
+  jwtExpired = await sign(Math.floor(Date.now() / 1000) - 3600);
+  redis = await startRedis();
+});
+
+afterAll(async () => {
+  for (const s of sessions.splice(0)) s.abort();
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+  await redis?.close();
+  // No secret the suite used reaches a log line: tokens, JWTs, or their hashes' preimages.
+  const all = logs.join("\n");
+  for (const secret of [...Object.values(TOKENS), jwtValid, jwtExpired]) expect(all).not.toContain(secret);
+  expect(logs.some((l) => l.includes('"audit"'))).toBe(true);
+});
+
+async function start(store: "memory" | "redis"): Promise<{ m: Maxine; url: string }> {
+  const config = loadConfig([], {
+    MAXINE_HOST: "127.0.0.1",
+    MAXINE_PORT: "0",
+    MAXINE_SHUTDOWN_GRACE: "1s",
+    ...env,
+    ...(store === "redis" ? { MAXINE_STORE: "redis", MAXINE_REDIS_URL: redis.url, MAXINE_REDIS_REGISTRY: `sec-${Date.now()}` } : {}),
+  });
+  const m = await startMaxine(config, { logger: recorder });
+  servers.push(m);
+  return { m, url: `http://127.0.0.1:${m.port}` };
+}
+
+type Caller = "none" | "bad token" | "expired JWT" | "wrong namespace" | "read-only" | "owner" | "other registrant" | "admin" | "JWT owner";
+const CALLERS: Caller[] = ["none", "bad token", "expired JWT", "wrong namespace", "read-only", "owner", "other registrant", "admin", "JWT owner"];
+const tokenOf = (c: Caller): string | undefined =>
+  ({
+    none: undefined,
+    "bad token": "tok-not-a-real-one",
+    "expired JWT": jwtExpired,
+    "wrong namespace": TOKENS.staging,
+    "read-only": TOKENS.reader,
+    owner: TOKENS.alice,
+    "other registrant": TOKENS.bob,
+    admin: TOKENS.admin,
+    "JWT owner": jwtValid,
+  })[c];
+
+type Rpc = "Register" | "Deregister" | "Discover" | "ListServices" | "WatchServices" | "Heartbeat";
+type Outcome = "ok" | "hidden" | Code;
+
+/** expected is the outcome of each RPC on prod/payments/p-1 (owned by alice; jwt-carol owns c-1) for each caller. */
+function expected(c: Caller, rpc: Rpc): Outcome {
+  if (c === "none" || c === "bad token" || c === "expired JWT") return Code.Unauthenticated;
+  const read = rpc === "Discover" || rpc === "ListServices" || rpc === "WatchServices";
+  if (c === "wrong namespace") return rpc === "ListServices" ? "hidden" : Code.PermissionDenied;
+  if (c === "read-only") return read ? "ok" : Code.PermissionDenied;
+  if (c === "other registrant") return read ? "ok" : Code.PermissionDenied;
+  return "ok";
+}
+
+type Protocol = "gRPC" | "Connect JSON" | "gRPC-Web";
+const sessions: Http2SessionManager[] = [];
+function transport(p: Protocol, url: string, token: string | undefined): Transport {
+  const interceptors: Interceptor[] = token === undefined ? [] : [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))];
+  const sessionManager = new Http2SessionManager(url);
+  sessions.push(sessionManager);
+  if (p === "gRPC") return createGrpcTransport({ baseUrl: url, interceptors, sessionManager });
+  if (p === "gRPC-Web") return createGrpcWebTransport({ baseUrl: url, httpVersion: "2", interceptors, sessionManager });
+  return createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: false, interceptors, sessionManager });
+}
+
+const inst = (id: string, host = "10.0.0.1") => ({ namespace: "prod", service: "payments", instanceId: id, host, port: 80 });
+const key = (id: string) => ({ namespace: "prod", service: "payments", instanceId: id });
+
+async function codeOf(p: Promise<unknown>): Promise<Outcome> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    return ConnectError.from(err).code;
+  }
+}
+
+/** call runs rpc as client on p-1 (c-1 for the JWT principal, its own) and reports the outcome. */
+async function call(client: Client<typeof RegistryService>, rpc: Rpc, id: string): Promise<Outcome> {
+  switch (rpc) {
+    case "Register":
+      return codeOf(client.register({ instance: inst(id, "10.9.9.9") }));
+    case "Deregister":
+      return codeOf(client.deregister({ key: key(id) }));
+    case "Discover":
+      return codeOf(client.discover({ namespace: "prod", service: "payments" }));
+    case "ListServices": {
+      try {
+        const r = await client.listServices({ namespace: "prod" });
+        return r.services.some((s) => s.service === "payments") ? "ok" : "hidden";
+      } catch (err) {
+        return ConnectError.from(err).code;
+      }
+    }
+    case "WatchServices": {
+      const abort = new AbortController();
+      try {
+        for await (const m of client.watchServices({ namespace: "prod", services: ["payments"] }, { signal: abort.signal })) {
+          if (m.message.case === "snapshotEnd") break;
+        }
+        return "ok";
+      } catch (err) {
+        return ConnectError.from(err).code;
+      } finally {
+        abort.abort();
+      }
+    }
+    case "Heartbeat": {
+      try {
+        const beats = (async function* () {
+          yield create(HeartbeatRequestSchema, { sequence: 1n, beats: [{ key: key(id) }] });
+        })();
+        for await (const r of client.heartbeat(beats)) {
+          const result = r.acks[0]?.result;
+          return result === BeatResult.RENEWED ? "ok" : result === BeatResult.PERMISSION_DENIED ? Code.PermissionDenied : Code.Unknown;
+        }
+        return Code.Unknown;
+      } catch (err) {
+        return ConnectError.from(err).code;
+      }
+    }
+  }
+}
+
+const RPCS: Rpc[] = ["Register", "Discover", "ListServices", "WatchServices", "Heartbeat", "Deregister"];
+
+describe.each(["memory", "redis"] as const)("authorization matrix (%s store)", (store) => {
+  let url = "";
+  beforeAll(async () => {
+    url = (await start(store)).url;
+  });
+
+  it.each(["gRPC", "Connect JSON", "gRPC-Web"] as const)("every RPC x every caller over %s", async (p) => {
+    const alice = createClient(RegistryService, transport(p, url, TOKENS.alice));
+    const carol = createClient(RegistryService, transport(p, url, jwtValid));
+    const got: string[] = [];
+    const want: string[] = [];
+    for (const c of CALLERS) {
+      const client = createClient(RegistryService, transport(p, url, tokenOf(c)));
+      for (const rpc of RPCS) {
+        // gRPC-Web carries no client stream: Heartbeat is checked over the other two.
+        if (rpc === "Heartbeat" && p === "gRPC-Web") continue;
+        // Each cell starts from p-1 owned by alice and c-1 owned by jwt-carol.
+        await alice.register({ instance: inst("p-1") });
+        await carol.register({ instance: inst("c-1") });
+        const id = c === "JWT owner" ? "c-1" : "p-1";
+        const outcome = await call(client, rpc, id);
+        got.push(`${c} ${rpc}: ${outcome}`);
+        want.push(`${c} ${rpc}: ${expected(c, rpc)}`);
+      }
+    }
+    expect(got).toEqual(want);
+  });
+});
+
+describe("the attacks of the security issue, refused", () => {
+  let url = "";
+  let m: Maxine;
+  beforeAll(async () => {
+    ({ m, url } = await start("memory"));
+  });
+
+  it("a hijacking Register, a foreign Deregister and a heartbeat steal leave the owner's instance as it was", async () => {
+    const alice = createClient(RegistryService, transport("gRPC", url, TOKENS.alice));
+    const bob = createClient(RegistryService, transport("gRPC", url, TOKENS.bob));
+    await alice.register({ instance: inst("payments-1") });
+    const hijack = await bob.register({ instance: inst("payments-1", "6.6.6.6") }).catch((e: unknown) => ConnectError.from(e));
+    expect(hijack).toMatchObject({ code: Code.PermissionDenied, rawMessage: expect.stringContaining('belongs to principal "alice"') });
+    expect(await codeOf(bob.deregister({ key: key("payments-1") }))).toBe(Code.PermissionDenied);
+    expect(await call(bob, "Heartbeat", "payments-1")).toBe(Code.PermissionDenied);
+    const d = await alice.discover({ namespace: "prod", service: "payments", includeAll: true });
+    expect(d.instances.map((i) => [i.instanceId, i.host, i.owner])).toEqual([["payments-1", "10.0.0.1", "alice"]]);
+    const audit = logs.filter((l) => l.includes('"audit"') && l.includes('"principal":"bob"'));
+    expect(audit.map((l) => JSON.parse(l).audit)).toEqual(expect.arrayContaining(["Register", "Deregister", "Heartbeat"]));
+  });
+
+  it("says which credential failed, never echoing it", async () => {
+    const expired = await createClient(RegistryService, transport("Connect JSON", url, jwtExpired))
+      .discover({ namespace: "prod", service: "payments" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(expired).toMatchObject({ code: Code.Unauthenticated, rawMessage: expect.stringContaining("JWT expired") });
+    const none = await createClient(RegistryService, transport("gRPC", url, undefined))
+      .discover({ namespace: "prod", service: "payments" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(none).toMatchObject({ code: Code.Unauthenticated, rawMessage: expect.stringContaining("no credentials") });
+    const bad = await createClient(RegistryService, transport("gRPC-Web", url, "tok-not-a-real-one"))
+      .discover({ namespace: "prod", service: "payments" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(bad).toMatchObject({ code: Code.Unauthenticated });
+    expect(String(bad)).not.toContain("tok-not-a-real-one");
+  });
+
+  it("puts /metrics behind a token (MAXINE_AUTH_METRICS) and keeps /healthz open and free of registry contents", async () => {
+    expect((await fetch(`${url}/metrics`)).status).toBe(401);
+    const ok = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.reader}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain("maxine_rpc_requests_total");
+    const health = await (await fetch(`${url}/healthz`)).text();
+    expect(health).not.toContain("payments");
+  });
+
+  it("a policy reload (SIGHUP's work) applies to new calls and ends open watches", async () => {
+    const reader = createClient(RegistryService, transport("gRPC", url, TOKENS.reader));
+    const abort = new AbortController();
+    const stream = reader.watchServices({ namespace: "prod", services: ["payments"] }, { signal: abort.signal });
+    const it = stream[Symbol.asyncIterator]();
+    while ((await it.next()).value?.message.case !== "snapshotEnd");
+    writeFileSync(join(dir, "policy.yaml"), "roles:\n  admin:\n    - { permissions: [admin], namespaces: [\"*\"], services: [\"*\"] }\n");
+    try {
+      expect(await m.reloadAuth()).toBe(true);
+      const ended = await it.next().then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      expect(ended).toMatchObject({ code: Code.Unavailable, rawMessage: expect.stringContaining("access policy changed") });
+      expect(await codeOf(reader.discover({ namespace: "prod", service: "payments" }))).toBe(Code.PermissionDenied);
+    } finally {
+      abort.abort();
+      writeFiles(JSON.parse(readFileSync(join(dir, "jwks.json"), "utf8")));
+      await m.reloadAuth();
+    }
+  });
+});
