@@ -27,7 +27,12 @@ export interface Credentials {
   readonly tokens: { find(token: string): ProvenPrincipal | undefined } | undefined;
   readonly jwt: { looksLikeJwt(token: string): boolean; verify(token: string): Promise<ProvenPrincipal> } | undefined;
   readonly policy: PolicyView;
+  /** onChange runs fn after a reload changed the files. */
+  onChange(fn: () => void): void;
 }
+
+/** ADMITTED_MAX bounds the tokens whose principal and access are kept between calls. */
+const ADMITTED_MAX = 1024;
 
 /** AuthenticationOptions configure the authentication interceptor. */
 export interface AuthenticationOptions {
@@ -52,32 +57,46 @@ export interface AuthenticationOptions {
  */
 export function authenticationInterceptor(opts: AuthenticationOptions): Interceptor {
   const { credentials, publicServices } = opts;
-  const admit = (ctx: CallContext, p: ProvenPrincipal): void => {
-    const policy = credentials.policy;
-    const extra = policy.rolesOf(p.name);
+  const resolve = (p: ProvenPrincipal): Admitted => {
+    const extra = credentials.policy.rolesOf(p.name);
     const roles = extra.length === 0 ? p.roles : [...new Set([...p.roles, ...extra])];
     const principal: Principal = { name: p.name, roles, source: p.source };
-    ctx.principal = principal;
-    ctx.access = new PolicyAccess(principal.name, roles, credentials);
+    return { principal, access: new PolicyAccess(principal.name, roles, credentials) };
   };
+  const admit = (ctx: CallContext, a: Admitted): void => {
+    ctx.principal = a.principal;
+    ctx.access = a.access;
+  };
+  // A token of the tokens file, once found, is kept with its principal and
+  // access (they hold no expiry): the next call with it costs a map lookup,
+  // not a SHA-256 and two objects. Emptied on every reload.
+  const admitted = new Map<string, Admitted>();
+  credentials.onChange(() => admitted.clear());
   return {
     onStart(ctx) {
       if (!credentials.enabled || publicServices.has(ctx.method.service)) return;
       const header = ctx.header("authorization");
       if (header === undefined) {
         const identity = opts.peerIdentity(ctx);
-        if (identity !== undefined) return admit(ctx, { name: identity, roles: [], source: "mtls" });
+        if (identity !== undefined) return admit(ctx, resolve({ name: identity, roles: [], source: "mtls" }));
         throw unauthenticated("no credentials: send `authorization: Bearer <token>` or a client certificate");
       }
       const m = /^bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
       if (m === null) throw unauthenticated("the authorization header must be `Bearer <token>`");
       const token = m[1]!;
+      const known = admitted.get(token);
+      if (known !== undefined) return admit(ctx, known);
       const found = credentials.tokens?.find(token);
-      if (found !== undefined) return admit(ctx, found);
+      if (found !== undefined) {
+        const a = resolve(found);
+        if (admitted.size >= ADMITTED_MAX) admitted.delete(admitted.keys().next().value!);
+        admitted.set(token, a);
+        return admit(ctx, a);
+      }
       const jwt = credentials.jwt;
       if (jwt === undefined || !jwt.looksLikeJwt(token)) throw unauthenticated("the bearer token is not one this server knows");
       return jwt.verify(token).then(
-        (p) => admit(ctx, p),
+        (p) => admit(ctx, resolve(p)),
         (err: unknown) => {
           throw unauthenticated(
             err instanceof Error && err.name === "AuthError" ? `the bearer JWT is not accepted: ${err.message}` : "the bearer JWT could not be verified",
@@ -86,6 +105,11 @@ export function authenticationInterceptor(opts: AuthenticationOptions): Intercep
       );
     },
   };
+}
+
+interface Admitted {
+  readonly principal: Principal;
+  readonly access: Access;
 }
 
 function unauthenticated(message: string): RegistryError {
