@@ -1,7 +1,8 @@
 import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { Config } from "./config.js";
+import { ConfigError, type Config } from "./config.js";
+import { checkExposure, isLoopbackHost } from "./exposure.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import type { Logger } from "./domain/logger.js";
 import { Registry } from "./registry/registry.js";
@@ -20,7 +21,9 @@ import type { Store } from "./store/store.js";
 import { connectRoutes, peerValues } from "./transport/connect-routes.js";
 import { Connections } from "./rpc/connections.js";
 import { encodeStoredRecords, instanceBytes } from "./wire/encoded.js";
-import { Listener } from "./transport/listener.js";
+import { HttpGuard } from "./transport/http-guard.js";
+import { Listener, type ListenerTls } from "./transport/listener.js";
+import { CertificateReloader, loadCertificate } from "./transport/tls-certificates.js";
 import { Metrics } from "./transport/metrics.js";
 import { RequestCache } from "./transport/request-cache.js";
 import { createRouter } from "./transport/router.js";
@@ -36,6 +39,15 @@ export interface Maxine {
   readonly auth: AuthState;
   /** reloadAuth re-reads the tokens, policy and JWT key files; on a change, open watches end so that they reconnect under the new policy. */
   reloadAuth(): Promise<boolean>;
+  /** tls reports whether the port speaks TLS (MAXINE_TLS_CERT). */
+  readonly tls: boolean;
+  /**
+   * reloadCertificates reads the TLS files again (main calls it on SIGHUP;
+   * file changes trigger it too): new connections get the new certificate,
+   * open ones keep theirs. A file set that does not load keeps the old
+   * certificate and logs why; the result says whether it loaded.
+   */
+  reloadCertificates(): boolean;
   /** close drains: streams end with UNAVAILABLE so clients reconnect elsewhere, then connections close. */
   close(): Promise<void>;
 }
@@ -57,6 +69,19 @@ export interface StartOptions {
 export async function startMaxine(config: Config, opts: StartOptions): Promise<Maxine> {
   const clock = opts.clock ?? systemClock;
   const log = opts.logger;
+  // Authentication is on when a tokens file or JWT keys are configured (AuthState.enabled); checked before anything binds.
+  const authOptions = authOptionsOf(config);
+  const authenticationConfigured = authOptions.tokensFile !== undefined || authOptions.jwt !== undefined;
+  checkExposure(config, authenticationConfigured);
+  const tlsFiles = { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa };
+  let tls: ListenerTls | undefined;
+  if (config.tlsCert !== "") {
+    try {
+      tls = { context: loadCertificate(tlsFiles).options, clientAuth: config.tlsClientAuth };
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
   const store: Store = opts.store ?? (config.store === "redis" ? await connectRedis(config, clock, log) : new MemoryStore());
   const limits = {
     maxTags: config.maxTags,
@@ -112,7 +137,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     },
     config.maxBufferedBytes,
   );
-  const auth = await AuthState.load(authOptionsOf(config), log);
+  const auth = await AuthState.load(authOptions, log);
   const openWatches = new OpenWatches();
   auth.onChange(() => {
     log.info({ watches: openWatches.size }, "access policy changed: open watches end and reconnect under it");
@@ -130,7 +155,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     authenticationInterceptor({
       credentials: auth,
       publicServices: new Set(config.authPublicServices.split(",").map((s) => s.trim()).filter((s) => s !== "")),
-      peerIdentity: () => undefined,
+      // the verified client certificate's identity (mTLS), read once per connection by both framings
+      peerIdentity: (ctx) => ctx.connection.peerIdentity,
     }),
     ...(opts.interceptors ?? []),
   ]);
@@ -197,6 +223,10 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     },
     handler,
     config.fastPath,
+    new HttpGuard({
+      loopbackHostsOnly: isLoopbackHost(config.host) && !authenticationConfigured,
+      corsOrigins: config.corsOrigins === "" ? [] : config.corsOrigins.split(","),
+    }),
   );
   const listener = new Listener(router.requests, {
     maxStreamsPerConnection: config.maxStreamsPerConnection,
@@ -209,8 +239,14 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     maxUnsentBytesPerConnection: config.maxUnsentBytesPerConnection,
     log,
     streams: router.streams,
+    ...(tls !== undefined ? { tls } : {}),
   });
-  const port = await listener.listen(config.port, config.host);
+  const reloader =
+    tls === undefined ? undefined : new CertificateReloader(tlsFiles, (loaded) => listener.setSecureContext(loaded.options), log, config.tlsReloadIntervalMs);
+  const port = await listener.listen(config.port, config.host).catch((err: unknown) => {
+    reloader?.close();
+    throw err;
+  });
   let closing: Promise<void> | undefined;
   return {
     port,
@@ -218,10 +254,13 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     hub,
     auth,
     reloadAuth: () => auth.reload(),
+    tls: tls !== undefined,
+    reloadCertificates: () => reloader?.reload("SIGHUP") ?? false,
     close() {
       closing ??= (async () => {
         const t0 = performance.now();
         const open = listener.connections;
+        reloader?.close();
         registry.close();
         shutdown.abort(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
         hub.close();

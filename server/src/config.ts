@@ -8,6 +8,13 @@ export interface Config {
   host: string;
   port: number;
   logLevel: string;
+  tlsCert: string;
+  tlsKey: string;
+  tlsCa: string;
+  tlsClientAuth: "none" | "request" | "require";
+  tlsReloadIntervalMs: number;
+  insecure: boolean;
+  corsOrigins: string;
   leaseTtlDefaultMs: number;
   leaseTtlMinMs: number;
   leaseTtlMaxMs: number;
@@ -181,6 +188,22 @@ function claimName(raw: string, name: string): string {
   return raw;
 }
 
+function origins(raw: string, name: string): string {
+  const list = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const o of list) {
+    let origin: string | undefined;
+    try {
+      origin = new URL(o).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (o !== "*" && origin !== o.toLowerCase().replace(/\/$/, "")) {
+      throw new ConfigError(`${name}: must be * or a comma-separated list of origins like https://app.example.com or http://localhost:3000 (scheme, host, optional port; no path), got ${JSON.stringify(o)}`);
+    }
+  }
+  return list.map((o) => o.replace(/\/$/, "")).join(",");
+}
+
 function registryName(raw: string, name: string): string {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(raw)) {
     throw new ConfigError(`${name}: must be 1..64 letters, digits, '.', '_' or '-', got ${JSON.stringify(raw)}`);
@@ -198,6 +221,13 @@ export const SETTINGS: readonly Setting[] = [
   setting("host", "MAXINE_HOST", "127.0.0.1", "Address to listen on (0.0.0.0 or :: for all interfaces).", str),
   setting("port", "MAXINE_PORT", "7400", "Port for gRPC, gRPC-Web and Connect, HTTP/2 and HTTP/1.1 (0 picks a free port).", int(0, 65535)),
   setting("logLevel", "MAXINE_LOG_LEVEL", "info", "pino log level: trace, debug, info, warn, error, fatal, silent.", oneOf("trace", "debug", "info", "warn", "error", "fatal", "silent")),
+  setting("tlsCert", "MAXINE_TLS_CERT", "", "PEM certificate chain (leaf first) served on the port; with MAXINE_TLS_KEY every connection is TLS, ALPN h2 and http/1.1 (docs/security.md). Empty: cleartext.", str),
+  setting("tlsKey", "MAXINE_TLS_KEY", "", "PEM private key of MAXINE_TLS_CERT (no passphrase).", str),
+  setting("tlsCa", "MAXINE_TLS_CA", "", "PEM CA certificates client certificates are verified against (mTLS, with MAXINE_TLS_CLIENT_AUTH).", str),
+  setting("tlsClientAuth", "MAXINE_TLS_CLIENT_AUTH", "none", "Client certificates: none, request (asked for; a verified one gives the caller its identity) or require (a connection without a verified one is refused in the handshake).", oneOf("none", "request", "require")),
+  setting("tlsReloadIntervalMs", "MAXINE_TLS_RELOAD_INTERVAL", "2s", "How often the TLS files are checked for changes, which are then loaded for new connections (0ms: only on SIGHUP); a bad new file keeps the old certificate.", duration(0)),
+  setting("insecure", "MAXINE_INSECURE", "off", "on lets the server listen on a non-loopback address with neither TLS nor authentication (cleartext, anyone who reaches the port may change the registry); off refuses to start so.", onOff),
+  setting("corsOrigins", "MAXINE_CORS_ORIGINS", "", "Comma-separated browser origins allowed to call (CORS, Connect and gRPC-Web), or *; empty: none (requests with any other Origin are refused).", origins),
   setting("leaseTtlDefaultMs", "MAXINE_LEASE_TTL_DEFAULT", "10s", "Lease TTL of a Register that sets none.", duration(1)),
   setting("leaseTtlMinMs", "MAXINE_LEASE_TTL_MIN", "1s", "Shortest lease TTL a client may ask for.", duration(1)),
   setting("leaseTtlMaxMs", "MAXINE_LEASE_TTL_MAX", "1h", "Longest lease TTL a client may ask for.", duration(1)),
@@ -262,6 +292,22 @@ export const SETTINGS: readonly Setting[] = [
   setting("redisConnectTimeoutMs", "MAXINE_REDIS_CONNECT_TIMEOUT", "10s", "How long a starting server waits for Redis before it exits with an error.", duration(10)),
 ];
 
+/** checkTls refuses TLS settings that do not go together. */
+function checkTls(config: Config): void {
+  if ((config.tlsCert === "") !== (config.tlsKey === "")) {
+    throw new ConfigError(`${config.tlsCert === "" ? "MAXINE_TLS_CERT" : "MAXINE_TLS_KEY"}: must be set together with ${config.tlsCert === "" ? "MAXINE_TLS_KEY" : "MAXINE_TLS_CERT"} (TLS needs both a certificate and its key)`);
+  }
+  if (config.tlsClientAuth !== "none" && config.tlsCa === "") {
+    throw new ConfigError(`MAXINE_TLS_CA: must name the CA file client certificates are verified against when MAXINE_TLS_CLIENT_AUTH is ${config.tlsClientAuth}`);
+  }
+  if (config.tlsCa !== "" && config.tlsClientAuth === "none") {
+    throw new ConfigError(`MAXINE_TLS_CA: only verifies client certificates: set MAXINE_TLS_CLIENT_AUTH to request or require (the server's own chain goes in MAXINE_TLS_CERT)`);
+  }
+  if (config.tlsClientAuth !== "none" && config.tlsCert === "") {
+    throw new ConfigError(`MAXINE_TLS_CLIENT_AUTH: needs TLS: set MAXINE_TLS_CERT and MAXINE_TLS_KEY`);
+  }
+}
+
 /**
  * loadConfig reads settings from flags (`--port 7400` or `--port=7400`),
  * then environment variables, then defaults. Unknown flags and bad values
@@ -291,6 +337,7 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
   if (config.leaseTtlDefaultMs < config.leaseTtlMinMs || config.leaseTtlDefaultMs > config.leaseTtlMaxMs) {
     throw new ConfigError(`MAXINE_LEASE_TTL_DEFAULT: must lie within MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX`);
   }
+  checkTls(config);
   if (config.store === "redis" && config.redisRenewIntervalMs * 2 > config.leaseTtlMinMs) {
     throw new ConfigError(`MAXINE_REDIS_RENEW_INTERVAL: must be at most half of MAXINE_LEASE_TTL_MIN, or short leases lapse between renewals`);
   }

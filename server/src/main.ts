@@ -24,6 +24,11 @@ let server;
 try {
   server = await startMaxine(config, { logger: log, debugEnabled: () => log.isLevelEnabled("debug") });
 } catch (err) {
+  // A setting that cannot be served (an unsafe exposure, a TLS file): say which, exit 2 as for a bad flag.
+  if (err instanceof ConfigError) {
+    process.stderr.write(`maxine: ${err.message}\n`);
+    process.exit(2);
+  }
   // A store that cannot be reached at start (Redis down) or a port in use: say which, exit 1.
   // ioredis's messages name host and port only, but a message is scrubbed of the Redis password all the same.
   let message = (err as Error).message;
@@ -52,11 +57,13 @@ const stop = (signal: string): void => {
 // right after that line drains instead of killing the process outright.
 process.on("SIGTERM", () => stop("SIGTERM"));
 process.on("SIGINT", () => stop("SIGINT"));
-// SIGHUP re-reads the tokens, policy and JWT key files; a bad file keeps the old one (logged at warn).
+// SIGHUP re-reads what can change without a restart: the tokens, policy and JWT key files, and the TLS
+// certificate; a bad file keeps the old one (logged at warn).
 process.on("SIGHUP", () => {
+  if (server.tls) server.reloadCertificates();
   server.reloadAuth().then(
     (changed) => log.info({ changed }, "SIGHUP: authentication files re-read"),
     (err: unknown) => log.error({ err }, "SIGHUP: reload failed"),
   );
 });
-log.info({ host: config.host, port: server.port, registryId: server.registry.store.registryId }, "maxine listening");
+log.info({ host: config.host, port: server.port, tls: server.tls, registryId: server.registry.store.registryId }, "maxine listening");

@@ -48,6 +48,15 @@ export class Connection {
     private readonly limits: ConnectionLimits,
     total: ByteBudget,
     private readonly principals: PrincipalStreams,
+    /**
+     * peerIdentity is the identity of the client's verified TLS certificate
+     * (mTLS): its URI SAN (a SPIFFE id), else its DNS SAN, else its subject
+     * CN; undefined on cleartext, without a client certificate, or with one
+     * that did not verify against MAXINE_TLS_CA. Read once when the
+     * connection's first call arrives, the same for every framing; an
+     * authentication interceptor maps it to the call's principal.
+     */
+    readonly peerIdentity: string | undefined = undefined,
   ) {
     this.buffered = new ByteBudget(limits.maxBufferedBytesPerConnection, "MAXINE_MAX_BUFFERED_BYTES_PER_CONNECTION", total);
   }
@@ -88,10 +97,14 @@ export class Connections {
     this.principals = new PrincipalStreams(limits);
   }
 
-  /** ofOwner returns the Connection of a transport object (an HTTP/2 session or a socket), made on its first call and forgotten with it. */
-  ofOwner(owner: object): Connection {
+  /**
+   * ofOwner returns the Connection of a transport object (an HTTP/2 session
+   * or a socket), made on its first call and forgotten with it; identify,
+   * called only then, reads its peer identity (see Connection.peerIdentity).
+   */
+  ofOwner(owner: object, identify?: () => string | undefined): Connection {
     let conn = this.byTransport.get(owner);
-    if (conn === undefined) this.byTransport.set(owner, (conn = new Connection(this.limits, this.buffered, this.principals)));
+    if (conn === undefined) this.byTransport.set(owner, (conn = new Connection(this.limits, this.buffered, this.principals, identify?.())));
     return conn;
   }
 }

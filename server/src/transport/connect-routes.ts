@@ -7,6 +7,7 @@ import type { MethodHandler, Service } from "../rpc/service.js";
 import type { StreamOutput } from "../rpc/stream-output.js";
 import type { Connection, Connections } from "../rpc/connections.js";
 import { fileRegistry } from "./codec.js";
+import { peerIdentityOf } from "./peer-identity.js";
 
 // connect-es as a framing: its routes serve what the fast framing leaves
 // (GET requests, gRPC-Web text) and, with MAXINE_FAST_PATH off, every call,
@@ -24,7 +25,8 @@ const peerKey = createContextKey<Peer | undefined>(undefined, { description: "ma
 export function peerValues(connections: Connections): NonNullable<ConnectNodeAdapterOptions["contextValues"]> {
   return (req) => {
     const owner = "stream" in req ? (req.stream.session ?? req.socket) : req.socket;
-    return createContextValues().set(peerKey, { connection: connections.ofOwner(owner), peer: req.socket?.remoteAddress ?? "" });
+    const connection = connections.ofOwner(owner, () => peerIdentityOf(req.socket));
+    return createContextValues().set(peerKey, { connection, peer: req.socket?.remoteAddress ?? "" });
   };
 }
 

@@ -20,6 +20,8 @@ export interface Exchange {
   /** owner identifies the client connection: the HTTP/2 session or the socket. */
   readonly owner: object;
   readonly peer: string;
+  /** socket is the client connection's socket (a TLSSocket over TLS; an HTTP/2 session's socket proxy), for its peer certificate. */
+  readonly socket: object | undefined;
   /** trailers reports whether HTTP trailers can be sent (HTTP/2). */
   readonly trailers: boolean;
   /** headersSent reports whether the response started. */
@@ -57,6 +59,8 @@ export class StreamExchange implements Exchange {
   constructor(
     readonly body: http2.ServerHttp2Stream,
     private readonly rawHeaders: readonly string[],
+    /** extraHeaders go with the response's headers (CORS, from the router's guard). */
+    private readonly extraHeaders?: http2.OutgoingHttpHeaders,
   ) {
     // A stream reset by the client emits "error"; onGone covers it.
     body.on("error", noop);
@@ -84,6 +88,10 @@ export class StreamExchange implements Exchange {
     return this.body.session?.socket?.remoteAddress ?? "";
   }
 
+  get socket(): object | undefined {
+    return this.body.session?.socket;
+  }
+
   get headersSent(): boolean {
     return this.body.headersSent;
   }
@@ -92,9 +100,10 @@ export class StreamExchange implements Exchange {
     return this.body.closed || this.body.destroyed;
   }
 
-  respond(status: number, h: http2.OutgoingHttpHeaders, mode: "end" | "body" | "trailers"): void {
+  respond(status: number, head: http2.OutgoingHttpHeaders, mode: "end" | "body" | "trailers"): void {
     const stream = this.body;
     if (stream.closed || stream.headersSent) return;
+    const h = this.extraHeaders === undefined ? head : { ...this.extraHeaders, ...head };
     if (mode === "trailers") {
       // The "wantTrailers" listener is added by end(): not one more closure
       // for each of the many streams held open for hours.
@@ -200,6 +209,10 @@ export class RequestExchange implements Exchange {
 
   get peer(): string {
     return this.body.socket?.remoteAddress ?? "";
+  }
+
+  get socket(): object | undefined {
+    return this.body.socket ?? undefined;
   }
 
   get headersSent(): boolean {

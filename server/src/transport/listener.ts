@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 import type { Logger } from "../domain/logger.js";
 
 /** ListenerOptions configure the HTTP servers behind the one port. */
@@ -25,6 +26,21 @@ export interface ListenerOptions {
   readonly log: Logger;
   /** streams, when set, is offered every HTTP/2 stream before it is served as a request. */
   readonly streams?: StreamHandler;
+  /** tls, when set, makes every connection TLS: ALPN picks h2 or http/1.1 (MAXINE_TLS_*). */
+  readonly tls?: ListenerTls;
+}
+
+/** ListenerTls is the listener's TLS: the first certificate, and whether clients must show one (mTLS). */
+export interface ListenerTls {
+  /** context is the certificate, key and client CAs (tls-certificates.ts loadCertificate); setSecureContext replaces it. */
+  readonly context: tls.SecureContextOptions;
+  /**
+   * clientAuth (MAXINE_TLS_CLIENT_AUTH): "none" asks no certificate;
+   * "request" asks for one and lets a client without one, or with one that
+   * does not verify against the CA, in without an identity; "require"
+   * closes the handshake of a client without a verified certificate.
+   */
+  readonly clientAuth: "none" | "request" | "require";
 }
 
 /**
@@ -42,6 +58,10 @@ export type RequestHandler = (
 ) => void;
 
 const PREFACE = "PRI"; // the start of HTTP/2's connection preface, "PRI * HTTP/2.0"
+/** TLS_HANDSHAKE is the first byte of a TLS connection (a handshake record: the ClientHello). */
+const TLS_HANDSHAKE = 0x16;
+/** ALPN lists the protocols a TLS client may pick, preferred first; a client that names none gets HTTP/1.1. */
+const ALPN = ["h2", "http/1.1"];
 /** LINGER_MS is how long a draining HTTP/2 connection whose streams all ended on the server's side is kept for the client to read them. */
 const LINGER_MS = 200;
 /** SWEEP_MS is how often every HTTP/2 connection's unsent answer bytes are summed (besides after each new stream). */
@@ -67,6 +87,9 @@ export class Listener {
   private readonly tcp: net.Server;
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
+  private readonly secure: tls.Server | undefined;
+  /** handshakes holds the deadline of each TLS connection until its handshake ends, by remote address and port. */
+  private readonly handshakes = new Map<string, NodeJS.Timeout>();
   private readonly sockets = new Set<net.Socket>();
   private readonly perAddress = new Map<string, number>();
   private readonly sessions = new Map<http2.Http2Session, SessionState>();
@@ -130,6 +153,23 @@ export class Listener {
     // Nagle stays on (Node's default for net servers): with TCP_NODELAY,
     // Connect JSON over HTTP/1.1 measured 13,000 instead of 17,500 req/s
     // (bench/discover-throughput.mjs), and heartbeat acks were no faster.
+    if (opts.tls !== undefined) {
+      // A tls.Server that never listens: route hands it the sockets (as
+      // Node's own HTTPS servers are fed), and setSecureContext swaps the
+      // certificate for the connections that come next.
+      this.secure = tls.createServer({
+        ...opts.tls.context,
+        ALPNProtocols: ALPN,
+        requestCert: opts.tls.clientAuth !== "none",
+        rejectUnauthorized: opts.tls.clientAuth === "require",
+        handshakeTimeout: opts.handshakeTimeoutMs,
+      });
+      this.secure.on("secureConnection", (s: tls.TLSSocket) => this.serveSecure(s));
+      this.secure.on("tlsClientError", (err: NodeJS.ErrnoException, s: tls.TLSSocket) => {
+        this.opts.log.debug({ err: err.message, code: err.code, address: s.remoteAddress }, "TLS handshake failed (client)");
+        s.destroy();
+      });
+    }
     this.tcp = net.createServer((socket) => this.route(socket));
     this.sweep = setInterval(() => {
       for (const [s, state] of this.sessions) this.checkUnsent(s, state);
@@ -145,6 +185,16 @@ export class Listener {
         resolve((this.tcp.address() as net.AddressInfo).port);
       });
     });
+  }
+
+  /**
+   * setSecureContext serves connections that come from now on with a new
+   * certificate (and client CAs); open connections keep theirs. The options
+   * must have passed loadCertificate: OpenSSL errors here would throw.
+   */
+  setSecureContext(context: tls.SecureContextOptions): void {
+    if (this.secure === undefined) throw new Error("setSecureContext: the listener serves cleartext (no MAXINE_TLS_CERT)");
+    this.secure.setSecureContext(context);
   }
 
   /** connections counts open client connections. */
@@ -217,6 +267,7 @@ export class Listener {
       else this.perAddress.set(address, n);
     });
     socket.on("error", () => socket.destroy());
+    if (this.secure !== undefined) return this.routeTls(socket, address);
     // A connection that never says which protocol it speaks would hold its
     // socket forever: nothing else times it out before the handover.
     const silent = (): void => {
@@ -245,6 +296,52 @@ export class Listener {
       }
     };
     socket.on("data", onData);
+  }
+
+  /**
+   * routeTls starts a TLS connection: its ClientHello and its whole
+   * handshake must end within MAXINE_HANDSHAKE_TIMEOUT (one deadline, not
+   * renewed by a client that trickles bytes); a client that speaks
+   * cleartext HTTP to the TLS port is told so in a plain 400 and closed.
+   */
+  private routeTls(socket: net.Socket, address: string): void {
+    const key = `${address}|${socket.remotePort}`;
+    const deadline = setTimeout(() => {
+      this.opts.log.debug({ address, limit: "MAXINE_HANDSHAKE_TIMEOUT" }, "connection closed: TLS handshake not finished in time");
+      socket.destroy();
+    }, this.opts.handshakeTimeoutMs);
+    this.handshakes.set(key, deadline);
+    socket.once("close", () => {
+      clearTimeout(deadline);
+      if (this.handshakes.get(key) === deadline) this.handshakes.delete(key);
+    });
+    socket.once("data", (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk[0] === TLS_HANDSHAKE) {
+        this.secure!.emit("connection", socket);
+        return;
+      }
+      this.opts.log.debug({ address }, "connection closed: cleartext on the TLS port");
+      const body = "this port speaks TLS only: use https:// (curl --cacert CA.pem https://...)\n";
+      socket.end(`HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      socket.destroySoon();
+    });
+  }
+
+  /** serveSecure hands a TLS connection whose handshake ended to the server of the protocol ALPN chose. */
+  private serveSecure(s: tls.TLSSocket): void {
+    const key = `${s.remoteAddress ?? ""}|${s.remotePort}`;
+    clearTimeout(this.handshakes.get(key));
+    this.handshakes.delete(key);
+    s.on("error", () => s.destroy());
+    if (s.alpnProtocol === "h2") {
+      this.connecting = s;
+      this.h2.emit("connection", s);
+      this.connecting = undefined;
+    } else {
+      this.h1.emit("connection", s);
+    }
   }
 
   /** refuseConnection closes a connection over a cap at once, before it costs a parser, and warns at most once a second. */

@@ -12,6 +12,7 @@ import type { Codec } from "./codec.js";
 import type { Connections } from "../rpc/connections.js";
 import { EnvelopeReader, FLAG_COMPRESSED, gunzip } from "./envelope.js";
 import type { Exchange } from "./exchange.js";
+import { peerIdentityOf } from "./peer-identity.js";
 import type { Framing } from "./protocols.js";
 import type { RequestCache } from "./request-cache.js";
 import { RequestStream } from "./request-stream.js";
@@ -45,7 +46,7 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
       protocol: framing.protocol,
       request: ex,
       peer: ex.peer,
-      connection: deps.connections.ofOwner(ex.owner),
+      connection: deps.connections.ofOwner(ex.owner, () => peerIdentityOf(ex.socket)),
       timeoutMs: timeout.ms,
       timeoutError: timeout.error,
     },
