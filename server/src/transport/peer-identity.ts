@@ -16,7 +16,8 @@ interface TlsPeer {
  * Works on a TLSSocket and on an HTTP/2 session's socket proxy alike.
  */
 export function peerIdentityOf(socket: object | null | undefined): string | undefined {
-  if (socket === null || socket === undefined || !("getPeerCertificate" in socket)) return undefined;
+  // typeof, not "in": an HTTP/2 session's socket proxy forwards reads (get) but not "in" (has)
+  if (socket === null || socket === undefined || typeof (socket as Partial<TlsPeer>).getPeerCertificate !== "function") return undefined;
   const peer = socket as TlsPeer;
   if (peer.authorized !== true) return undefined;
   const cert = peer.getPeerCertificate(false);
