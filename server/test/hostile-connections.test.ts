@@ -129,7 +129,7 @@ describe("slow and silent clients", () => {
   it("answers 408 naming MAXINE_HEADERS_TIMEOUT to HTTP/1.1 headers dribbled a line at a time", async () => {
     const server = await start({ MAXINE_HEADERS_TIMEOUT: "300ms" });
     const slow = await rawSocket(server.port);
-    slow.socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\n");
+    slow.socket.write("GET /healthz HTTP/1.1\r\nhost: localhost\r\n");
     const dribble = setInterval(() => slow.socket.write("x-slow: 1\r\n"), 50);
     cleanups.push(() => clearInterval(dribble));
     await until(() => slow.closed, 5000, "the server to close the slow connection");
@@ -141,7 +141,7 @@ describe("slow and silent clients", () => {
   it("closes an idle HTTP/1.1 keep-alive connection and an HTTP/2 connection with no stream (MAXINE_IDLE_TIMEOUT)", async () => {
     const server = await start({ MAXINE_IDLE_TIMEOUT: "300ms" });
     const h1 = await rawSocket(server.port);
-    h1.socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    h1.socket.write("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n");
     await until(() => h1.received.includes("serving"), 5000, "the answer");
     const session = h2connect(server.url);
     let goaway = false;
@@ -232,7 +232,7 @@ describe("HTTP/2 limits", () => {
     expect(await healthz(server.url)).toBe(200);
     // HTTP/1.1 says which setting refused it
     const h1 = await rawSocket(server.port);
-    h1.socket.write(`GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(60_000)}\r\n\r\n`);
+    h1.socket.write(`GET /healthz HTTP/1.1\r\nhost: localhost\r\nx-big: ${"a".repeat(60_000)}\r\n\r\n`);
     await until(() => h1.closed, 5000, "the server to close the connection");
     expect(h1.received).toMatch(/^HTTP\/1\.1 431 /);
     expect(h1.received).toContain("MAXINE_MAX_HEADER_BYTES");
@@ -323,7 +323,7 @@ async function streamFlood(port: number, n: number): Promise<RawSocket> {
     Buffer.from([0x83, 0x86, 0x04]),
     literal(`${SERVICE}WatchServices`),
     Buffer.from([0x01]),
-    literal("x"),
+    literal("localhost"), // a loopback :authority: the server answers no other (DNS rebinding)
     Buffer.from([0x0f, 0x10]),
     literal("application/grpc"),
     Buffer.from([0x00]),
@@ -353,14 +353,14 @@ describe("HTTP/1.1 bodies answered before their end", () => {
     const server = await start({ MAXINE_MAX_MESSAGE_BYTES: "1024" });
     const client = await rawSocket(server.port);
     const size = 160 * 1024;
-    client.socket.write(`POST ${SERVICE}Discover HTTP/1.1\r\nhost: x\r\ncontent-type: application/proto\r\ncontent-length: ${size}\r\n\r\n`);
+    client.socket.write(`POST ${SERVICE}Discover HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/proto\r\ncontent-length: ${size}\r\n\r\n`);
     const failure = await writeSlowly(client.socket, size);
     expect(failure).toBeUndefined();
     await until(() => client.received.includes("resource_exhausted"), 5000, "the answer");
     expect(client.received).toContain("MAXINE_MAX_MESSAGE_BYTES");
     expect(client.received).not.toMatch(/connection: close/i);
     client.received = "";
-    client.socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    client.socket.write("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n");
     await until(() => client.received.includes("serving"), 5000, "a second answer on the same connection");
     expect(client.closed).toBe(false);
   });
@@ -369,7 +369,7 @@ describe("HTTP/1.1 bodies answered before their end", () => {
     const server = await start({ MAXINE_MAX_MESSAGE_BYTES: "1024" });
     const client = await rawSocket(server.port);
     const size = 4 * 1024 * 1024;
-    client.socket.write(`POST ${SERVICE}Discover HTTP/1.1\r\nhost: x\r\ncontent-type: application/proto\r\ncontent-length: ${size}\r\n\r\n`);
+    client.socket.write(`POST ${SERVICE}Discover HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/proto\r\ncontent-length: ${size}\r\n\r\n`);
     await writeSlowly(client.socket, size);
     await until(() => client.closed, 5000, "the server to close the connection");
     expect(client.received).toContain("resource_exhausted");
@@ -380,7 +380,7 @@ describe("shutdown", () => {
   it("closes an idle HTTP/1.1 keep-alive connection at once on close, not after the grace", async () => {
     const server = await start({ MAXINE_SHUTDOWN_GRACE: "1s" });
     const scraper = await rawSocket(server.port);
-    scraper.socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    scraper.socket.write("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n");
     await until(() => scraper.received.includes("serving"), 5000, "the answer");
     const t0 = performance.now();
     await server.close();

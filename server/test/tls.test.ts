@@ -95,8 +95,8 @@ function h2Json(s: http2.ClientHttp2Session, method: string, body: unknown): Pro
 }
 
 /** h1Json calls a unary method with Connect JSON over HTTP/1.1 and TLS (https.request; ALPN offers http/1.1 only). */
-async function h1Json(port: number, method: string, body: unknown, client?: string): Promise<{ status: number; json: any; alpn: string | false }> {
-  const opts: https.RequestOptions = { ca: await certs.pem("ca.pem"), agent: false, ALPNProtocols: ["http/1.1"] };
+async function h1Json(port: number, method: string, body: unknown, client?: string): Promise<{ status: number; json: any; alpn: string | false | null }> {
+  const opts: https.RequestOptions & tls.ConnectionOptions = { ca: await certs.pem("ca.pem"), agent: false, ALPNProtocols: ["http/1.1"] };
   if (client !== undefined) Object.assign(opts, { cert: await certs.pem(`${client}.pem`), key: await certs.pem(`${client}-key.pem`) });
   return new Promise((resolve, reject) => {
     const req = https.request(

@@ -5,6 +5,7 @@ import {
   createGrpcWebTransport,
   type Http2SessionManager,
 } from "@connectrpc/connect-node";
+import { bearerInterceptor, tlsNodeOptions, type TlsOptions, type TokenSource } from "./credentials.js";
 import { createFailoverTransport } from "./failover.js";
 import { RegistryService } from "./gen/maxine/registry/v1/registry_pb.js";
 
@@ -48,6 +49,18 @@ export interface MaxineClientOptions {
   readonly interceptors?: Interceptor[];
   /** defaultTimeoutMs is a deadline for calls that set none; streams normally set none. */
   readonly defaultTimeoutMs?: number;
+  /**
+   * token is sent as `authorization: Bearer <token>` with every call: a
+   * string, or a function called before each call and each (re)opened
+   * stream, for tokens that are refreshed.
+   */
+  readonly token?: TokenSource;
+  /**
+   * tls sets the CA that signed the server's certificate and, for mTLS, the
+   * client certificate and key, for https:// addresses. With your own
+   * sessionManager, give these to it instead (connect-node ignores them then).
+   */
+  readonly tls?: TlsOptions;
 }
 
 /**
@@ -63,9 +76,15 @@ export function createMaxineTransport(opts: MaxineClientOptions): Transport {
     return createFailoverTransport(urls.map((baseUrl) => createMaxineTransport({ ...opts, baseUrl })));
   }
   const protocol = opts.protocol ?? "grpc";
+  if (opts.tls !== undefined && !opts.baseUrl.startsWith("https://")) {
+    throw new TypeError(`createMaxineClient: tls needs an https:// baseUrl, got ${JSON.stringify(opts.baseUrl)}`);
+  }
+  const nodeOptions = opts.tls !== undefined ? { nodeOptions: tlsNodeOptions(opts.tls) } : {};
   const common = {
     baseUrl: opts.baseUrl,
-    interceptors: opts.interceptors ?? [],
+    // the token goes first: the caller's interceptors see (and may replace) the header
+    interceptors: [...(opts.token !== undefined ? [bearerInterceptor(opts.token)] : []), ...(opts.interceptors ?? [])],
+    ...nodeOptions,
     ...(opts.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: opts.defaultTimeoutMs } : {}),
   };
   const h2 = {

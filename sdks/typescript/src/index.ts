@@ -4,6 +4,7 @@
 // with the same algorithms as the server's Discover.
 
 export { createMaxineClient, createMaxineTransport, type MaxineClient, type MaxineClientOptions, type Protocol } from "./client.js";
+export { bearerInterceptor, type TlsOptions, type TokenSource } from "./credentials.js";
 export { createFailoverTransport, FAILOVER_CODES, type FailoverTransport } from "./failover.js";
 export {
   Session,

@@ -5,6 +5,9 @@ import { fileURLToPath } from "node:url";
 /** MAIN is the built server entry point (npm run build makes it). */
 export const MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
 
+/** HEADER_ECHO is a fixture that runs the built server and prints each call's authorization header and peer identity (fixtures/header-echo-server.mjs). */
+export const HEADER_ECHO = fileURLToPath(new URL("../fixtures/header-echo-server.mjs", import.meta.url));
+
 /** ServerProcess is a real Maxine server running as a child process on loopback. */
 export interface ServerProcess {
   readonly port: number;
@@ -21,10 +24,10 @@ export interface ServerProcess {
 /**
  * startServerProcess runs server/dist/main.js with the given settings
  * (environment variables, MAXINE_PORT defaults to 0) and resolves once it
- * logs that it listens.
+ * logs that it listens; entry may name another script that does (HEADER_ECHO).
  */
-export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [MAIN], {
+export async function startServerProcess(env: Record<string, string> = {}, entry = MAIN): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [entry], {
     env: { ...process.env, MAXINE_HOST: "127.0.0.1", MAXINE_PORT: "0", MAXINE_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
