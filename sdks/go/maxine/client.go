@@ -44,6 +44,9 @@ type clientConfig struct {
 	httpClient connect.HTTPClient
 	tlsConfig  *tls.Config
 	options    []connect.ClientOption
+	token      TokenSource
+	// err is the first option that could not be applied (a bad token, a TLS file that does not load).
+	err error
 }
 
 // WithProtocol selects the RPC protocol (default ProtocolGRPC).
@@ -94,6 +97,9 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 	cfg := clientConfig{}
 	for _, o := range opts {
 		o(&cfg)
+		if cfg.err != nil {
+			return nil, cfg.err
+		}
 	}
 	if cfg.protocol != ProtocolGRPC && cfg.protocol != ProtocolConnect {
 		return nil, invalid("protocol", "must be ProtocolGRPC or ProtocolConnect, got %d", int(cfg.protocol))
@@ -119,7 +125,12 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		c.owned = tr
 		hc = &http.Client{Transport: tr}
 	}
-	copts := append([]connect.ClientOption{}, cfg.options...)
+	copts := []connect.ClientOption{}
+	if cfg.token != nil {
+		// first: the caller's own interceptors see (and may replace) the header
+		copts = append(copts, connect.WithInterceptors(bearer{source: cfg.token}))
+	}
+	copts = append(copts, cfg.options...)
 	if cfg.protocol == ProtocolGRPC {
 		copts = append(copts, connect.WithGRPC())
 	}

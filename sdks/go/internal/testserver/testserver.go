@@ -40,12 +40,38 @@ type Server struct {
 	logs   []string
 }
 
+// HeaderEcho returns the path of the test fixture that runs the built
+// server and prints each call's authorization header and mTLS peer
+// identity as a JSON line ("msg":"test: call").
+func HeaderEcho() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "server", "test", "fixtures", "header-echo-server.mjs")
+}
+
+// MakeCerts runs scripts/make-test-certs.sh (openssl) into dir: a CA, server
+// certificates (server, server-2) and client ones (client, client-cn,
+// rogue-client), each NAME.pem with NAME-key.pem.
+func MakeCerts(dir string) error {
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "scripts", "make-test-certs.sh")
+	out, err := exec.Command("bash", script, dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("make-test-certs.sh: %v: %s", err, out)
+	}
+	return nil
+}
+
 // Start runs the server with env (MAXINE_* settings; MAXINE_PORT defaults
 // to 0, a free port) and returns once it logged "maxine listening".
 func Start(env map[string]string) (*Server, error) {
-	main := Main()
-	if _, err := os.Stat(main); err != nil {
-		return nil, fmt.Errorf("the built server %s is missing: run `npm ci && npm run build` at the repository root first (%v)", main, err)
+	return StartEntry(Main(), env)
+}
+
+// StartEntry is Start with another entry script (HeaderEcho). With
+// MAXINE_TLS_CERT in env, URL is https://.
+func StartEntry(main string, env map[string]string) (*Server, error) {
+	if _, err := os.Stat(Main()); err != nil {
+		return nil, fmt.Errorf("the built server %s is missing: run `npm ci && npm run build` at the repository root first (%v)", Main(), err)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -94,7 +120,11 @@ func Start(env map[string]string) (*Server, error) {
 	}()
 	select {
 	case port := <-ports:
-		s.Port, s.URL = port, "http://127.0.0.1:"+strconv.Itoa(port)
+		scheme := "http"
+		if env["MAXINE_TLS_CERT"] != "" {
+			scheme = "https"
+		}
+		s.Port, s.URL = port, scheme+"://127.0.0.1:"+strconv.Itoa(port)
 		return s, nil
 	case <-s.exited:
 		return nil, fmt.Errorf("server exited (%v) before listening: %s", cmd.ProcessState, stderr.String())
@@ -120,6 +150,9 @@ func (s *Server) Stop() error {
 	}
 	return nil
 }
+
+// Signal sends sig (SIGHUP reloads the TLS certificate).
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
 
 // Kill sends SIGKILL and waits for the exit.
 func (s *Server) Kill() {
