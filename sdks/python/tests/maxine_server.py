@@ -13,6 +13,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 MAIN = REPO / "server" / "dist" / "main.js"
+HEADER_ECHO = REPO / "server" / "test" / "fixtures" / "header-echo-server.mjs"
+"""HEADER_ECHO runs the built server and prints each call's authorization header and mTLS identity ("msg": "test: call")."""
+MAKE_CERTS = REPO / "scripts" / "make-test-certs.sh"
+
+
+def make_test_certs(directory: Path) -> Path:
+    """make_test_certs runs scripts/make-test-certs.sh (openssl) into directory: ca.pem, server.pem, client.pem... with their keys."""
+    subprocess.run(["bash", str(MAKE_CERTS), str(directory)], check=True, capture_output=True, timeout=60)
+    return directory
 
 
 def require_built_server() -> tuple[str, Path]:
@@ -35,8 +44,9 @@ def free_port() -> int:
 class MaxineServer:
     """MaxineServer is one server process; start() waits until it logs "maxine listening"."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, entry: Path | None = None) -> None:
         self.env = {"MAXINE_HOST": "127.0.0.1", "MAXINE_PORT": "0", "MAXINE_LOG_LEVEL": "info", **(env or {})}
+        self.entry = entry
         self.port = 0
         self.logs: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
@@ -50,7 +60,7 @@ class MaxineServer:
     def start(self, timeout: float = 15.0) -> MaxineServer:
         node, main = require_built_server()
         self.proc = subprocess.Popen(
-            [node, str(main)],
+            [node, str(self.entry or main)],
             env={**os.environ, **self.env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -90,6 +100,11 @@ class MaxineServer:
                 self.proc.kill()
                 self.proc.wait()
         return self._finish()
+
+    def signal(self, sig: signal.Signals) -> None:
+        """signal sends sig to the server (SIGHUP reloads its TLS certificate)."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
 
     def kill(self) -> None:
         """kill sends SIGKILL and waits for the exit."""

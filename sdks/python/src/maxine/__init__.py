@@ -12,6 +12,7 @@ code generated from proto/maxine/registry/v1/registry.proto (maxine.gen).
 from .backoff import BackoffOptions, ReconnectInfo
 from .balancer import HashRing, fmix32, fnv1a32, hash32, rendezvous
 from .client import Client
+from .credentials import TokenSource, tls_credentials
 from .errors import (
     AlreadyExistsError,
     DeadlineExceededError,
@@ -73,6 +74,7 @@ __all__ = [
     "Strategy",
     "SyncClient",
     "SyncInfo",
+    "TokenSource",
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
@@ -84,4 +86,5 @@ __all__ = [
     "fnv1a32",
     "hash32",
     "rendezvous",
+    "tls_credentials",
 ]

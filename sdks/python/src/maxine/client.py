@@ -9,6 +9,7 @@ from typing import Protocol, cast
 import grpc
 import grpc.aio
 
+from .credentials import TokenSource, bearer_interceptors
 from .errors import from_rpc_error
 from .gen.maxine.registry.v1 import registry_pb2_grpc
 from .messages import (
@@ -124,12 +125,17 @@ class Client:
         options: ChannelOptions = (),
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.aio.Channel | None = None,
+        token: TokenSource | None = None,
     ) -> None:
         """Open a channel to target ("host:port" or "http://host:port"; https uses TLS).
 
         timeout is the deadline of unary calls in seconds (None: none); options
-        are extra grpc channel arguments; channel replaces the one the client
-        would open (the client then does not close it).
+        are extra grpc channel arguments; credentials are TLS settings
+        (tls_credentials() for a CA file and an mTLS client certificate);
+        token is sent as ``authorization: Bearer <token>`` with every call (a
+        string, or a plain or async function called before each call and each
+        stream, to refresh it); channel replaces the one the client would open
+        (the client then does not close it, and token does not apply to it).
         """
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout: must be > 0 seconds or None, got {timeout!r}")
@@ -138,11 +144,14 @@ class Client:
         if channel is None:
             address, tls = parse_target(target)
             opts = [*DEFAULT_CHANNEL_OPTIONS, *options]
+            interceptors = bearer_interceptors(token) if token is not None else None
             if tls or credentials is not None:
                 creds = credentials or grpc.ssl_channel_credentials()
-                channel = grpc.aio.secure_channel(address, creds, options=opts)
+                channel = grpc.aio.secure_channel(address, creds, options=opts, interceptors=interceptors)
             else:
-                channel = grpc.aio.insecure_channel(address, options=opts)
+                channel = grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
+        elif token is not None:
+            raise ValueError("token: give it to the channel you pass (an interceptor), or pass no channel")
         self.channel: grpc.aio.Channel = channel
         """channel is the grpc.aio channel every call of this client uses."""
         self.stub: RegistryStub = cast(RegistryStub, registry_pb2_grpc.RegistryServiceStub(channel))

@@ -8,6 +8,7 @@ from typing import Protocol, cast
 import grpc
 
 from .client import DEFAULT_CHANNEL_OPTIONS, ChannelOptions, discover_request, instance_key, parse_target, register_request
+from .credentials import SyncBearerInterceptor, SyncTokenSource
 from .errors import from_rpc_error
 from .gen.maxine.registry.v1 import registry_pb2_grpc
 from .messages import (
@@ -49,8 +50,14 @@ class SyncClient:
         timeout: float | None = 10.0,
         options: ChannelOptions = (),
         credentials: grpc.ChannelCredentials | None = None,
+        token: SyncTokenSource | None = None,
     ) -> None:
-        """Open a channel to target ("host:port" or "http://host:port"); timeout is each call's deadline in seconds."""
+        """Open a channel to target ("host:port" or "http://host:port"); timeout is each call's deadline in seconds.
+
+        credentials are TLS settings (tls_credentials()); token is sent as
+        ``authorization: Bearer <token>`` with every call (a string, or a
+        function called before each call).
+        """
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout: must be > 0 seconds or None, got {timeout!r}")
         address, tls = parse_target(target)
@@ -59,6 +66,8 @@ class SyncClient:
             self.channel = grpc.secure_channel(address, credentials or grpc.ssl_channel_credentials(), options=opts)
         else:
             self.channel = grpc.insecure_channel(address, options=opts)
+        if token is not None:
+            self.channel = grpc.intercept_channel(self.channel, SyncBearerInterceptor(token))
         self.timeout = timeout
         self._stub = cast(_SyncStub, registry_pb2_grpc.RegistryServiceStub(self.channel))
 
