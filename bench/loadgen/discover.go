@@ -3,16 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"time"
 
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -41,14 +45,31 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 	d := fs.Duration("duration", 10*time.Second, "measured time")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured time first")
 	service := fs.String("service", "discover-bench", "service to discover (registered by the caller)")
+	cacert := fs.String("cacert", "", "PEM CA file: speak TLS (https, gRPC over TLS) and trust this CA")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	var tlsConfig *tls.Config
+	scheme := "http"
+	if *cacert != "" {
+		pem, err := os.ReadFile(*cacert)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-cacert %s: no PEM certificate", *cacert)
+		}
+		tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		scheme = "https"
 	}
 	var call func(ctx context.Context) error
 	switch *proto {
 	case "json":
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c, MaxConnsPerHost: *c, ForceAttemptHTTP2: false}}
-		url := fmt.Sprintf("http://%s/maxine.registry.v1.RegistryService/Discover", *addr)
+		// HTTP/1.1 also over TLS: a non-nil TLSNextProto map keeps net/http from negotiating h2
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c, MaxConnsPerHost: *c, ForceAttemptHTTP2: false, TLSClientConfig: tlsConfig,
+			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
+		url := fmt.Sprintf("%s://%s/maxine.registry.v1.RegistryService/Discover", scheme, *addr)
 		body := []byte(fmt.Sprintf(`{"service":%q}`, *service))
 		call = func(ctx context.Context) error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -65,7 +86,11 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 			return nil
 		}
 	case "grpc":
-		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if tlsConfig != nil {
+			creds = credentials.NewTLS(tlsConfig)
+		}
+		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return nil, err
 		}
