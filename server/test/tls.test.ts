@@ -336,4 +336,22 @@ describe("the listener's limits apply to TLS connections", () => {
     // the slot is free again once the idle connection closed
     await expect.poll(async () => (await connectH2(m.port).then(() => true, () => false)), { timeout: 5_000 }).toBe(true);
   });
+
+  it("drains TLS connections on close: an open watch ends with UNAVAILABLE and the server closes within the grace", async () => {
+    const m = await start({ MAXINE_SHUTDOWN_GRACE: "3s" });
+    const s = await connectH2(m.port);
+    const watch = s.request({ ":method": "POST", ":path": `/${SERVICE}/WatchServices`, "content-type": "application/connect+json" });
+    let watched = "";
+    watch.on("data", (d: Buffer) => (watched += d.toString("latin1")));
+    const body = Buffer.from(JSON.stringify({ services: ["drain"] }));
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(body.length, 1);
+    watch.end(Buffer.concat([head, body]));
+    await expect.poll(() => watched, { timeout: 5_000 }).toContain("snapshotEnd");
+    const t0 = performance.now();
+    servers.splice(servers.indexOf(m), 1);
+    await m.close();
+    expect(performance.now() - t0).toBeLessThan(2_500);
+    await expect.poll(() => watched, { timeout: 5_000 }).toContain('"code":"unavailable"');
+  });
 });

@@ -77,6 +77,11 @@ const WARN_EVERY_MS = 1000;
  * server. Both servers run the same handler; on HTTP/2, opts.streams may
  * serve a stream before it becomes a request.
  *
+ * With ListenerOptions.tls every connection is TLS instead: after the
+ * connection caps, the socket goes through a TLS handshake whose ALPN
+ * (h2 or http/1.1) picks the server, so every limit below applies to TLS
+ * connections alike.
+ *
  * It also keeps hostile or broken clients from holding what others need:
  * connections are capped in total and per address, each must say its
  * protocol, send its HTTP/1.1 headers and keep a request or stream open
