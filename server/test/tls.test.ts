@@ -54,9 +54,10 @@ type Seen = { protocol: string; identity: string | undefined };
 /** start runs a TLS server with the test certificates (env overrides), recording each call's protocol and peer identity. */
 async function start(env: Record<string, string> = {}): Promise<Maxine & { seen: Seen[]; log: ReturnType<typeof capturing> }> {
   const seen: Seen[] = [];
-  const record: Interceptor = (next) => (ctx) => {
-    seen.push({ protocol: ctx.protocol, identity: ctx.connection.peerIdentity });
-    return next(ctx);
+  const record: Interceptor = {
+    onStart(ctx) {
+      seen.push({ protocol: ctx.protocol, identity: ctx.connection.peerIdentity });
+    },
   };
   const log = capturing();
   const m = await startInProcess(
