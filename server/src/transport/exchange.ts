@@ -154,25 +154,50 @@ function cutUnread(stream: http2.ServerHttp2Stream): void {
   if (!stream.closed && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
+/** LINGER_MS is how long a connection answered with "connection: close" before its request body ended is kept reading (and dropping) before it is cut. */
+const LINGER_MS = 500;
+
 /**
  * drainUnread handles an HTTP/1.1 request answered before its body ended (a
  * message over the limit, a bad envelope). Closing the connection at once
  * makes the client's next write fail (EPIPE, or a reset that overtakes the
  * answer), and the client reports that instead of the answer. So once the
  * answer is out the rest of the body is read and dropped, as Go's net/http
- * does, up to limitBytes (the larger of 256 KiB and MAXINE_MAX_MESSAGE_BYTES):
- * a body that ends within it leaves the connection reusable, one that goes
- * on past it gets the connection closed.
+ * does, up to limitBytes (the larger of 256 KiB and MAXINE_MAX_MESSAGE_BYTES).
+ *
+ * A body whose content-length fits that bound is read to its end and the
+ * connection stays reusable. Any other (no length, or a longer one) may be
+ * cut when the bound passes, so its answer says "connection: close": a
+ * client that had already sent it all would otherwise put the connection
+ * back in its pool and send its next call on a connection about to be cut
+ * (the HTTP/1.1 conformance cases reset by peer). Node ends such an answer
+ * with socket.destroySoon(), which drops what the client still sends and
+ * answers it with RST; this socket's destroySoon only half-closes instead,
+ * and the rest is read and dropped for up to LINGER_MS (Go's net/http waits
+ * 500 ms the same way) before the connection is cut.
  */
 function drainUnread(req: http.IncomingMessage, res: http.ServerResponse, limitBytes: number): void {
+  const length = req.headers["content-length"];
+  const reusable = length !== undefined && Number(length) <= limitBytes;
+  const socket = req.socket;
+  if (!reusable) {
+    res.shouldKeepAlive = false;
+    Object.defineProperty(socket, "destroySoon", { value: () => socket.end(), configurable: true });
+  }
   res.once("finish", () => {
+    const cut = (): void => {
+      clearTimeout(linger);
+      socket.destroy();
+    };
+    const linger = reusable ? undefined : setTimeout(cut, LINGER_MS).unref();
+    if (linger !== undefined) socket.once("close", () => clearTimeout(linger));
     if (req.complete || req.destroyed) return;
     let read = 0;
     const onData = (chunk: Buffer): void => {
       read += chunk.length;
       if (read > limitBytes) {
         req.off("data", onData);
-        req.socket.destroy();
+        cut();
       }
     };
     req.on("data", onData);
