@@ -1,6 +1,10 @@
 import * as grpc from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import http from "node:http";
 import http2 from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
@@ -175,6 +179,23 @@ describe("DNS rebinding: a loopback server without authentication answers loopba
     const ok = grpcClient(m.port);
     closers.push(() => ok.close());
     await expect(unary(ok, "listServices", {})).resolves.toBeDefined();
+  });
+});
+
+describe("with authentication on", () => {
+  it("answers any Host (callers prove who they are instead), and still refuses foreign origins", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "maxine-auth-"));
+    try {
+      const token = "host-test-token";
+      await writeFile(join(dir, "tokens"), `ops sha256:${createHash("sha256").update(token).digest("hex")} admin\n`);
+      const m = await start({ MAXINE_AUTH_TOKENS_FILE: join(dir, "tokens") });
+      const headers = { host: "rebind.evil.example", "content-type": "application/json", authorization: `Bearer ${token}` };
+      expect((await h1(m.port, "POST", `/${SERVICE}/ListServices`, headers, "{}")).status).toBe(200);
+      expect((await h1(m.port, "POST", `/${SERVICE}/ListServices`, { ...headers, authorization: "Bearer wrong" }, "{}")).status).toBe(401);
+      expect((await h1(m.port, "POST", `/${SERVICE}/ListServices`, { ...headers, origin: "https://evil.example.com" }, "{}")).status).toBe(403);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

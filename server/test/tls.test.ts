@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { copyFile, rename, writeFile } from "node:fs/promises";
 import http2 from "node:http2";
@@ -21,6 +22,7 @@ import { makeTestCerts, type TestCerts } from "./support/tls-certs.js";
 // that scripts/make-test-certs.sh makes with openssl for this file.
 
 const SERVICE = "maxine.registry.v1.RegistryService";
+const SPIFFE = "spiffe://maxine.test/ns/prod/sa/payments";
 
 interface LogLine {
   readonly level: string;
@@ -354,5 +356,43 @@ describe("the listener's limits apply to TLS connections", () => {
     await m.close();
     expect(performance.now() - t0).toBeLessThan(2_500);
     await expect.poll(() => watched, { timeout: 5_000 }).toContain('"code":"unavailable"');
+  });
+
+});
+
+describe("mTLS with authentication on", () => {
+  it("a call without a token acts as its client certificate's identity (source mtls); a token still wins", async () => {
+    const token = "tls-test-token-ops";
+    const tokens = certs.path("tokens.txt");
+    await writeFile(tokens, `ops sha256:${createHash("sha256").update(token).digest("hex")} admin\n`);
+    const principals: Array<{ name: string; source: string }> = [];
+    const log = capturing();
+    const m = await startInProcess(
+      {
+        MAXINE_TLS_CERT: certs.path("server.pem"),
+        MAXINE_TLS_KEY: certs.path("server-key.pem"),
+        MAXINE_TLS_CA: certs.path("ca.pem"),
+        MAXINE_TLS_CLIENT_AUTH: "request",
+        MAXINE_AUTH_TOKENS_FILE: tokens,
+      },
+      { logger: log, interceptors: [{ onStart: (ctx) => void principals.push({ name: ctx.principal.name, source: ctx.principal.source }) }] },
+    );
+    servers.push(m);
+    const ca = await certs.pem("ca.pem");
+    const withCert = grpcClient(m.port, grpc.credentials.createSsl(ca, await certs.pem("client-key.pem"), await certs.pem("client.pem")));
+    closers.push(() => withCert.close());
+    await unary(withCert, "listServices", {});
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${token}`);
+    await new Promise((resolve, reject) => withCert.listServices({}, md, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))));
+    expect(principals).toEqual([
+      { name: SPIFFE, source: "mtls" },
+      { name: "ops", source: "token" },
+    ]);
+    // no certificate and no token: UNAUTHENTICATED, before any handler
+    const bare = grpcClient(m.port, grpc.credentials.createSsl(ca));
+    closers.push(() => bare.close());
+    await expect(unary(bare, "listServices", {})).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    expect(principals).toHaveLength(2);
   });
 });
