@@ -116,6 +116,8 @@ func TestTLSSendsTokenAndClientCertificate(t *testing.T) {
 		if _, err := c.RPC.ListServices(context.Background(), connect.NewRequest(&registryv1.ListServicesRequest{})); err != nil {
 			t.Fatalf("%v: ListServices over TLS: %v", p, err)
 		}
+		// the fixture prints the call before serving it; its stdout is read by another goroutine
+		eventually(t, 5*time.Second, "the server's line for "+token, func() bool { return len(echoed(srv.Server, "Bearer "+token)) > 0 })
 		calls := echoed(srv.Server, "Bearer "+token)
 		if len(calls) != 1 || calls[0].Method != "ListServices" || calls[0].Protocol != p.String() || calls[0].PeerIdentity == nil || *calls[0].PeerIdentity != spiffeID {
 			t.Fatalf("%v: the server saw %+v, want one ListServices with Bearer %s and peer %s", p, calls, token, spiffeID)
@@ -151,6 +153,8 @@ func TestTokenSourceIsAskedForEveryCallAndStream(t *testing.T) {
 		}
 		return false
 	})
+	// every call's line is printed before the call is served, so all are read by now but the last ones may lag: wait for n
+	eventually(t, 5*time.Second, "a line per token", func() bool { return int64(len(echoed(srv.Server, "Bearer go-refresh-"))) >= n.Load() })
 	calls := echoed(srv.Server, "Bearer go-refresh-")
 	if *calls[0].Authorization != "Bearer go-refresh-a" || *calls[1].Authorization != "Bearer go-refresh-b" {
 		t.Fatalf("first tokens %q %q, want go-refresh-a then -b", *calls[0].Authorization, *calls[1].Authorization)

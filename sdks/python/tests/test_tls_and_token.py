@@ -42,6 +42,14 @@ class TlsServer:
         ).start()
         self.target = f"https://127.0.0.1:{self.server.port}"
 
+    async def wait_for(self, prefix: str, count: int) -> None:
+        """wait_for waits (bounded) until count calls with prefix were printed: the server's stdout is read by a thread."""
+        for _ in range(500):
+            if len(self.echoed(prefix)) >= count:
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail(f"the server printed fewer than {count} calls with {prefix!r}")
+
     def echoed(self, prefix: str) -> list[dict[str, object]]:
         """echoed lists the calls the server printed whose authorization header starts with prefix."""
         out = []
@@ -70,11 +78,13 @@ async def test_token_and_client_certificate_reach_the_server(tls_server: TlsServ
     creds = tls_credentials(ca_file=c / "ca.pem", cert_file=c / "client.pem", key_file=c / "client-key.pem")
     async with Client(tls_server.target, credentials=creds, token="py-static") as client:
         await client.list_services()
+    await tls_server.wait_for("Bearer py-static", 1)
     assert tls_server.echoed("Bearer py-static") == [
         {"method": "ListServices", "protocol": "grpc", "authorization": "Bearer py-static", "peerIdentity": SPIFFE}
     ]
     with SyncClient(tls_server.target, credentials=creds, token=lambda: "py-sync") as sync:
         sync.list_services()
+    await tls_server.wait_for("Bearer py-sync", 1)
     assert [e["authorization"] for e in tls_server.echoed("Bearer py-sync")] == ["Bearer py-sync"]
 
 
@@ -95,6 +105,7 @@ async def test_a_token_function_is_asked_before_every_call_and_stream(tls_server
                 if any(e["method"] == "Heartbeat" for e in tls_server.echoed("Bearer py-refresh-")):
                     break
                 await asyncio.sleep(0.01)
+    await tls_server.wait_for("Bearer py-refresh-", n)
     calls = tls_server.echoed("Bearer py-refresh-")
     assert [e["authorization"] for e in calls[:2]] == ["Bearer py-refresh-1", "Bearer py-refresh-2"]
     assert any(e["method"] == "Heartbeat" for e in calls)

@@ -84,6 +84,8 @@ describe("TLS and bearer tokens", () => {
         tls: { ca: await certs.pem("ca.pem"), cert: await certs.pem("client.pem"), key: await certs.pem("client-key.pem") },
       });
       await client.listServices({});
+      // the fixture prints the call before serving it; its stdout is read asynchronously here
+      await waitFor(() => echoed().some((c) => c.authorization === `Bearer ${token}`), "the server's line for the call");
       const mine = echoed().filter((c) => c.authorization === `Bearer ${token}`);
       expect(mine).toEqual([{ method: "ListServices", protocol, authorization: `Bearer ${token}`, peerIdentity: SPIFFE }]);
     });
@@ -97,6 +99,7 @@ describe("TLS and bearer tokens", () => {
     const session = scope.defer(new Session(client), (s) => s.close());
     await session.register({ service: "tokens", instanceId: "t-1", host: "127.0.0.1", port: 1 }, { ttlMs: 5_000 });
     await waitFor(() => echoed().some((c) => c.method === "Heartbeat" && c.authorization?.startsWith("Bearer refreshed-") === true), "the heartbeat stream's token");
+    await waitFor(() => echoed().filter((c) => c.authorization?.startsWith("Bearer refreshed-") === true).length >= n, "a line per token");
     const mine = echoed().filter((c) => c.authorization?.startsWith("Bearer refreshed-"));
     expect(mine.slice(0, 2).map((c) => c.authorization)).toEqual(["Bearer refreshed-1", "Bearer refreshed-2"]);
     // one token per call, each fresh: as many distinct tokens as calls, and as many calls as the function was asked
