@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the operator-tool tests run (server/test/grpc-tools.test.ts,
-# cli/test/*.test.ts), each at a pinned version, built from source:
+# Installs the Go tools the operator-tool tests run (server/test/grpc-tools.test.ts,
+# cli/test/readme-operating.test.ts), each at a pinned version, built from
+# source (tmux, for cli/test/terminal.test.ts, comes from scripts/ensure-test-tools.sh):
 #   .tmp/bin/grpcurl            go install github.com/fullstorydev/grpcurl/cmd/grpcurl
 #   .tmp/bin/grpc-health-probe  go install github.com/grpc-ecosystem/grpc-health-probe
-#   tmux                        Debian's package (apt-get), for the CLI's terminal test
 # Safe to run again: a tool already at its version is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +23,3 @@ install() {
 install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
 install grpc-health-probe github.com/grpc-ecosystem/grpc-health-probe "$GRPC_HEALTH_PROBE_VERSION"
 
-if ! command -v tmux >/dev/null; then
-  echo "installing tmux (apt-get)"
-  if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq tmux
-fi

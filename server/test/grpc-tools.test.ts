@@ -90,23 +90,14 @@ describe("grpcurl through server reflection", () => {
     const watch = spawn(goTool("grpcurl"), ["-plaintext", "-d", '{"services":["payments"]}', addr, `${REGISTRY}/WatchServices`], { stdio: ["ignore", "pipe", "pipe"] });
     const exited = new Promise<void>((resolve) => watch.once("exit", () => resolve()));
     let out = "";
-    const seen = (text: string) =>
-      new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`grpcurl never printed ${text}; got ${out}`)), 10_000);
-        const check = () => {
-          if (out.includes(text)) {
-            clearTimeout(timer);
-            watch.stdout.off("data", onData);
-            resolve();
-          }
-        };
-        const onData = (d: Buffer) => {
-          out += d.toString();
-          check();
-        };
-        watch.stdout.on("data", onData);
-        check();
-      });
+    watch.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const seen = async (text: string): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while (!out.includes(text)) {
+        if (Date.now() > deadline) throw new Error(`grpcurl never printed ${text}; got ${out}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
     try {
       await seen('"snapshotEnd"');
       expect(out).toContain('"instanceId": "payments-1"');
