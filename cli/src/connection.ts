@@ -1,5 +1,6 @@
 import { createClient, type Client } from "@connectrpc/connect";
-import { createMaxineTransport, type MaxineClient } from "@maxine/sdk";
+import { ConnectError } from "@connectrpc/connect";
+import { createMaxineTransport, FAILOVER_CODES, type MaxineClient } from "@maxine/sdk";
 import { Health } from "@maxine/sdk/gen/grpc/health/v1/health_pb";
 import { RegistryService } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { usage } from "./errors.js";
@@ -42,6 +43,13 @@ export function serversOf(values: readonly string[]): string[] {
 /** Connection is the clients a command uses, failing over between the servers given. */
 export interface Connection {
   readonly registry: MaxineClient;
+  /**
+   * once runs a one-shot call (a unary RPC, a snapshot), trying the next
+   * server when one is gone, draining or unreachable (the SDK's failover
+   * codes): the SDK's failover transport moves on after a failed call but
+   * fails that call, which Session and Watcher retry and a command must too.
+   */
+  once<T>(call: () => Promise<T>): Promise<T>;
   /** healthOf is a grpc.health.v1 client of one server (no failover: health is asked of each). */
   healthOf(server: string): Client<typeof Health>;
 }
@@ -50,6 +58,15 @@ export interface Connection {
 export function connect(opts: GlobalOptions): Connection {
   return {
     registry: createClient(RegistryService, createMaxineTransport({ baseUrl: opts.server })),
+    async once(call) {
+      for (let left = opts.server.length - 1; ; left--) {
+        try {
+          return await call();
+        } catch (err) {
+          if (left === 0 || !(err instanceof ConnectError) || !FAILOVER_CODES.has(err.code)) throw err;
+        }
+      }
+    },
     healthOf: (server) => createClient(Health, createMaxineTransport({ baseUrl: server })),
   };
 }

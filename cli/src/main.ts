@@ -51,7 +51,7 @@ function program(run: Run): Command {
       "after",
       "\nExit codes: 0 ok, 1 error (the server refused or is unreachable), 2 usage, 3 not found.\nColors only on a terminal, never with NO_COLOR set.",
     )
-    .showHelpAfterError("(run maxine --help for usage)")
+    .showHelpAfterError("Usage: maxine [options] [command]\n(run maxine --help for more)")
     .exitOverride();
   p.command("services")
     .description("list the services of the namespace, with their instances counted by status")
@@ -98,7 +98,8 @@ function program(run: Run): Command {
   p.command("health")
     .description("ask each server's grpc.health.v1 about the server and the registry service (exit 1 unless all SERVING)")
     .action(() => run((g, out) => health(connect(g), g, out)));
-  for (const c of p.commands) c.exitOverride().showHelpAfterError("(run maxine --help for usage)");
+  // A usage error prints what commander found wrong, then the command's usage line.
+  for (const c of p.commands) c.exitOverride().showHelpAfterError(`Usage: maxine ${c.name()} ${c.usage()}\n(run maxine ${c.name()} --help for more)`);
   return p;
 }
 

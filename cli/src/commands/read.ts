@@ -34,7 +34,7 @@ const displayNamespace = (ns: string) => ns || "default";
 
 /** services lists a namespace's services with their instances counted by status. */
 export async function services(conn: Connection, g: GlobalOptions, out: Output): Promise<number> {
-  const snap = await snapshot(conn, g.namespace, []);
+  const snap = await conn.once(() => snapshot(conn, g.namespace, []));
   const counts = new Map<string, Record<"instances" | "serving" | "draining" | "notServing", number>>();
   for (const i of snap.instances) {
     let c = counts.get(i.service);
@@ -62,7 +62,7 @@ export async function services(conn: Connection, g: GlobalOptions, out: Output):
 
 /** instances lists one service's instances. */
 export async function instances(conn: Connection, g: GlobalOptions, out: Output, service: string): Promise<number> {
-  const snap = await snapshot(conn, g.namespace, [service]);
+  const snap = await conn.once(() => snapshot(conn, g.namespace, [service]));
   if (snap.instances.length === 0) throw new CliError(`service ${displayNamespace(g.namespace)}/${service} has no instances`, ExitCode.NOT_FOUND);
   if (out.format === "json") {
     out.json({ namespace: displayNamespace(g.namespace), service, revision: String(snap.revision), instances: snap.instances.map(instanceJson) });
@@ -106,7 +106,7 @@ export async function discover(conn: Connection, g: GlobalOptions, out: Output, 
     filter: { tags: o.tag, version: o.version ?? "", zone: o.zone ?? "", metadata: o.metadata },
     includeAll: o.all === true,
   });
-  const res = await conn.registry.discover(req, { timeoutMs: UNARY_TIMEOUT_MS });
+  const res = await conn.once(() => conn.registry.discover(req, { timeoutMs: UNARY_TIMEOUT_MS }));
   if (out.format === "json") {
     out.json(toJson(DiscoverResponseSchema, res));
     return ExitCode.OK;

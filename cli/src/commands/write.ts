@@ -64,7 +64,7 @@ export async function register(conn: Connection, g: GlobalOptions, out: Output, 
 
 /** deregister removes an instance at once (NOT_FOUND, exit 3, if it is not registered). */
 export async function deregister(conn: Connection, g: GlobalOptions, out: Output, service: string, id: string): Promise<number> {
-  const r = await conn.registry.deregister({ key: { namespace: g.namespace, service, instanceId: id } }, { timeoutMs: UNARY_TIMEOUT_MS });
+  const r = await conn.once(() => conn.registry.deregister({ key: { namespace: g.namespace, service, instanceId: id } }, { timeoutMs: UNARY_TIMEOUT_MS }));
   if (out.format === "json") out.json({ deregistered: { namespace: g.namespace || "default", service, instanceId: id }, revision: String(r.revision) });
   else out.line(`deregistered ${g.namespace || "default"}/${service}/${id} at revision ${r.revision}`);
   return ExitCode.OK;
