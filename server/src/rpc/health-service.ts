@@ -84,6 +84,11 @@ export function healthService(state: ServingState): Service {
               }
             };
             send();
+            if (state.status === "draining") {
+              // opened while the server drains: nothing will change any more, and the drain's end of streams has passed
+              reject(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
+              return;
+            }
             const offChange = state.onChange(send);
             ctx.signal.onAbort((reason) => {
               offChange();
