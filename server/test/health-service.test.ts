@@ -20,17 +20,17 @@ const REGISTRY = "maxine.registry.v1.RegistryService";
 /** FlakyStore is the memory store with a health that the test sets (as the Redis store reports it). */
 class FlakyStore extends MemoryStore {
   private h: StoreHealth = { status: "ok", detail: "reachable" };
-  private readonly listeners = new Set<() => void>();
+  private readonly healthListeners = new Set<() => void>();
   health(): StoreHealth {
     return this.h;
   }
   subscribeHealth(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    this.healthListeners.add(fn);
+    return () => this.healthListeners.delete(fn);
   }
   set(status: StoreHealth["status"]): void {
     this.h = { status, detail: status };
-    for (const fn of this.listeners) fn();
+    for (const fn of this.healthListeners) fn();
   }
 }
 
