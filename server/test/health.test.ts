@@ -52,9 +52,10 @@ describe.each(["on", "off"])("grpc.health.v1 with MAXINE_FAST_PATH=%s", (fastPat
 describe("grpc.health.v1 on every protocol", () => {
   it("is served through the pipeline's interceptors over gRPC, gRPC-Web and Connect", async () => {
     const seen: string[] = [];
-    const recorder: Interceptor = (next) => async (ctx) => {
-      seen.push(`${ctx.method.path} ${ctx.protocol}`);
-      return next(ctx);
+    const recorder: Interceptor = {
+      onStart(ctx) {
+        seen.push(`${ctx.method.path} ${ctx.protocol}`);
+      },
     };
     const server = await startInProcess({}, { interceptors: [recorder] });
     const h2 = new Http2SessionManager(`http://127.0.0.1:${server.port}`);

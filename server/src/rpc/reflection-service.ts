@@ -148,15 +148,15 @@ class ReflectionCall implements BidiCall {
   readonly done: Promise<void>;
   private settle!: (err?: unknown) => void;
   private ended = false;
+  private readonly onAbort = (reason: unknown): void => this.end(reason);
 
   constructor(
-    ctx: CallContext,
+    private readonly ctx: CallContext,
     private readonly out: StreamOutput,
     private readonly answer: (req: unknown) => Outgoing,
   ) {
     this.done = new Promise((resolve, reject) => (this.settle = (err) => (err === undefined ? resolve() : reject(err))));
-    const offAbort = ctx.signal.onAbort((reason) => this.end(reason));
-    void this.done.finally(offAbort).catch(() => {});
+    ctx.signal.onAbort(this.onAbort);
   }
 
   receive(req: unknown): void {
@@ -184,6 +184,7 @@ class ReflectionCall implements BidiCall {
   private end(err?: unknown): void {
     if (this.ended) return;
     this.ended = true;
+    this.ctx.signal.offAbort(this.onAbort);
     this.settle(err);
   }
 }
