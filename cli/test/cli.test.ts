@@ -152,6 +152,8 @@ describe("writing", () => {
     const events = new Lines(watch);
     const reg = spawnCli([...s, "register", "crashy", "--id", "crashy-1", "--host", "10.0.3.1", "--port", "7001"]);
     try {
+      // printed once the first beat was answered: the instance is bound to the heartbeat stream
+      await new Lines(reg).waitFor((l) => l.startsWith("registered default/crashy/crashy-1"));
       const added = JSON.parse((await events.waitFor((l) => l.includes('"type":"ADDED"'))).line);
       expect(added).toMatchObject({ type: "ADDED", service: "crashy", instanceId: "crashy-1", instance: { host: "10.0.3.1", port: 7001 } });
       const t0 = performance.now();

@@ -54,6 +54,7 @@ export async function register(conn: Connection, g: GlobalOptions, out: Output, 
   }
   const name = `${g.namespace || "default"}/${service}/${o.id}`;
   if (out.format === "json") out.json({ event: "registered", instance: instanceJson(handle.instance) });
+  // session.register resolved after the first beat was answered: the instance is bound to the stream
   else out.line(`registered ${name} at ${address(handle.instance)}; kept alive on a heartbeat stream, Ctrl-C deregisters`);
   const signal = await stopped;
   await session.close();
