@@ -6,7 +6,7 @@ import { startServerProcess, type ServerProcess } from "../../server/test/suppor
 import { BIN } from "./support/cli.js";
 
 // What a person sees in a terminal: `maxine watch` in a real pseudo-terminal
-// (tmux, installed by scripts/install-grpc-tools.sh), read back from the
+// (tmux, installed by scripts/ensure-test-tools.sh), read back from the
 // screen with capture-pane. The table is redrawn in place (the screen holds
 // one table, not a log), the status line shows the revision and events/s,
 // statuses are colored, NO_COLOR turns colors off, and Ctrl-C ends it with
@@ -17,7 +17,7 @@ const SOCKET = `maxine-test-${process.pid}`;
 
 function tmuxPath(): string {
   const r = spawnSync("sh", ["-c", "command -v tmux"], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error("tmux is missing: run `bash scripts/install-grpc-tools.sh` (npm test runs it before vitest)");
+  if (r.status !== 0) throw new Error("tmux is missing: run `bash scripts/ensure-test-tools.sh` (npm test runs it first)");
   return r.stdout.trim();
 }
 
