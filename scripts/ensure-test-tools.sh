@@ -3,7 +3,8 @@
 # machine: this installs the system tools the tests need when they are
 # missing, from Debian's archive (curl for the README's examples,
 # redis-server for the Redis-mode tests, which start their own on free
-# ports, openssl for the TLS tests' certificates). Go tools the tests run
+# ports, openssl for the TLS tests' certificates, tmux for the CLI's
+# terminal test). Go tools the tests run
 # (conformance runner) are installed with `go install` at pinned versions by
 # their own scripts. Without root or apt-get, it says what to install and
 # fails: the suites that need a tool never skip.
@@ -13,6 +14,7 @@ need=()
 command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v openssl >/dev/null || need+=(openssl)
+command -v tmux >/dev/null || need+=(tmux)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "ensure-test-tools: installing ${need[*]} (apt-get)"
@@ -23,6 +25,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq "${need[@]}" >/dev/null
-for tool in curl redis-server openssl; do
+for tool in curl redis-server openssl tmux; do
   command -v "$tool" >/dev/null || { echo "ensure-test-tools: $tool still missing after apt-get" >&2; exit 1; }
 done

@@ -12,7 +12,10 @@ import { authenticationInterceptor } from "./rpc/authentication.js";
 import { AuthState, authOptionsOf } from "./auth/auth-state.js";
 import { OpenWatches } from "./rpc/watch-call.js";
 import { Pipeline } from "./rpc/pipeline.js";
+import { healthService } from "./rpc/health-service.js";
+import { reflectionServices } from "./rpc/reflection-service.js";
 import { registryService } from "./rpc/registry-service.js";
+import { ServingState } from "./rpc/serving-state.js";
 import type { Service } from "./rpc/service.js";
 import { FlushScheduler } from "./rpc/stream-output.js";
 import { MemoryStore } from "./store/memory-store.js";
@@ -126,6 +129,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   // connect-node links every call's signal to this one: one listener per
   // open call, so thousands of watch streams are expected, not a leak.
   setMaxListeners(0, shutdown.signal);
+  // Read by /healthz and grpc.health.v1; built before anything else listens on the drain signal.
+  const serving = new ServingState(shutdown.signal, store);
   const metrics = new Metrics(registry, hub);
   const connections = new Connections(
     {
@@ -143,7 +148,12 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     log.info({ watches: openWatches.size }, "access policy changed: open watches end and reconnect under it");
     openWatches.endAll(new ConnectError("the access policy changed; reconnect (and resume) to watch under it", Code.Unavailable));
   });
-  const services: Service[] = [registryService({ registry, hub, limits, flushes: new FlushScheduler(), open: openWatches }), ...(opts.services ?? [])];
+  const served: Service[] = [
+    registryService({ registry, hub, limits, flushes: new FlushScheduler(), open: openWatches }),
+    healthService(serving),
+    ...(opts.services ?? []),
+  ];
+  const services: Service[] = [...served, ...reflectionServices(served.map((s) => s.desc))];
   // One chain around every call of every protocol: errors mapped (outermost,
   // so every other interceptor's refusals are mapped too), metrics and the
   // access log see every call, then the deadline and authentication.
@@ -194,21 +204,21 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       }
       if (req.method === "GET" && (req.url === "/healthz" || req.url === "/readyz")) {
         // "degraded": the shared store is unreachable; reads are served, writes fail with UNAVAILABLE.
-        const health = store.health?.();
-        const status = shutdown.signal.aborted ? "draining" : health?.status === "degraded" ? "degraded" : "serving";
-        res.writeHead(shutdown.signal.aborted ? 503 : 200, { "content-type": "application/json" });
+        const status = serving.status;
+        const detail = serving.storeDetail;
+        res.writeHead(status === "draining" ? 503 : 200, { "content-type": "application/json" });
         res.end(
           JSON.stringify({
             status,
             revision: store.revision(),
             registryId: store.registryId,
-            ...(health !== undefined ? { store: health.detail } : {}),
+            ...(detail !== undefined ? { store: detail } : {}),
           }),
         );
         return;
       }
       res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found: Maxine serves maxine.registry.v1.RegistryService (see README)\n");
+      res.end("not found: Maxine serves maxine.registry.v1.RegistryService, grpc.health.v1.Health and gRPC reflection (see README)\n");
     },
   });
   const stopEncoding = encodeStoredRecords(store);
@@ -268,6 +278,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
         const ended = performance.now();
         await listener.close(config.shutdownGraceMs);
         const closed = performance.now();
+        serving.close();
         await store.close();
         log.info(
           { connections: open, streamsEndedMs: Math.round(ended - t0), connectionsClosedMs: Math.round(closed - ended), storeClosedMs: Math.round(performance.now() - closed) },

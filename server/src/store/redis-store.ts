@@ -68,6 +68,7 @@ export class RedisStore implements Store {
   private readonly view = new View();
   private readonly listeners = new Set<(change: Change) => void>();
   private readonly resetListeners = new Set<(reason: StoreResetReason) => void>();
+  private readonly healthListeners = new Set<() => void>();
   private readonly applied = new Map<number, Change>();
   private readonly waiters: Array<{ rev: number; done: (ok: boolean) => void }> = [];
   private readonly sweeper: Sweeper | undefined;
@@ -204,6 +205,11 @@ export class RedisStore implements Store {
   subscribe(listener: (change: Change) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  subscribeHealth(listener: () => void): () => void {
+    this.healthListeners.add(listener);
+    return () => this.healthListeners.delete(listener);
   }
 
   subscribeResets(listener: (reason: StoreResetReason) => void): () => void {
@@ -429,6 +435,7 @@ export class RedisStore implements Store {
     if (this.down !== undefined) {
       this.down = undefined;
       this.opts.logger.info({ registryId: this.id, revision: this.rev, reasserted }, "redis reachable: mirror in sync");
+      for (const fn of [...this.healthListeners]) fn();
     }
   }
 
@@ -504,6 +511,7 @@ export class RedisStore implements Store {
     this.down = reason;
     this.needSync = true;
     this.opts.logger.warn({ err: reason }, "redis unreachable: serving reads from the mirror, writes fail with UNAVAILABLE");
+    for (const fn of [...this.healthListeners]) fn();
   }
 
   private sleep(ms: number): Promise<void> {

@@ -87,6 +87,8 @@ export interface Store {
   subscribeResets?(listener: (reason: StoreResetReason) => void): () => void;
   /** health reports whether writes can reach the store; reads always work. */
   health?(): StoreHealth;
+  /** subscribeHealth registers a listener called when health() changes (the store became unreachable or reachable again). */
+  subscribeHealth?(listener: () => void): () => void;
 }
 
 /** ownedByOther is the PERMISSION_DENIED a store answers when owner does not own the instance at key (current owner named). */

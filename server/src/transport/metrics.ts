@@ -105,12 +105,15 @@ class MethodStats {
  * and a histogram, in the exposition format prom-client writes for its own).
  */
 class CallStats {
-  private readonly byMethod = new Map<MethodInfo, MethodStats[]>();
+  // Keyed by the method's name, the metrics' label: methods of the same
+  // name in two services (reflection's v1 and v1alpha ServerReflectionInfo)
+  // share one series, as a scrape must not hold the same labels twice.
+  private readonly byMethod = new Map<string, MethodStats[]>();
 
   /** of returns method's stats, one per protocol, made on first use. */
   of(method: MethodInfo): MethodStats[] {
-    let stats = this.byMethod.get(method);
-    if (stats === undefined) this.byMethod.set(method, (stats = PROTOCOLS.map(() => new MethodStats())));
+    let stats = this.byMethod.get(method.name);
+    if (stats === undefined) this.byMethod.set(method.name, (stats = PROTOCOLS.map(() => new MethodStats())));
     return stats;
   }
 
@@ -126,7 +129,7 @@ class CallStats {
   }
 
   private each(f: (method: string, protocol: Protocol, s: MethodStats) => void): void {
-    for (const [m, stats] of this.byMethod) stats.forEach((s, i) => f(m.name, PROTOCOLS[i]!, s));
+    for (const [name, stats] of this.byMethod) stats.forEach((s, i) => f(name, PROTOCOLS[i]!, s));
   }
 
   requestsMetric() {
