@@ -9,7 +9,7 @@ const PROTO_ROOT = fileURLToPath(new URL("../../../proto", import.meta.url));
  * @grpc/grpc-js, loading the .proto at run time (no generated code), so the
  * tests check wire compatibility with a different implementation.
  */
-export function grpcClient(port: number): grpc.Client & Record<string, any> {
+export function grpcClient(port: number, options?: grpc.ChannelOptions): grpc.Client & Record<string, any> {
   const def = protoLoader.loadSync("maxine/registry/v1/registry.proto", {
     includeDirs: [PROTO_ROOT],
     keepCase: false,
@@ -20,7 +20,7 @@ export function grpcClient(port: number): grpc.Client & Record<string, any> {
   });
   const pkg = grpc.loadPackageDefinition(def) as any;
   const Ctor = pkg.maxine.registry.v1.RegistryService as typeof grpc.Client;
-  return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+  return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options) as grpc.Client & Record<string, any>;
 }
 
 /** unary promisifies a grpc-js unary call. */
