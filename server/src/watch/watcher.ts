@@ -126,7 +126,14 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
    */
   resetTo(reason: ResetReason): void {
     if (this.ended !== undefined) return;
+    // a snapshot partly sent is kept, to be finished before the new one: a client only replaces its copy at a snapshot's end
+    const front = this.front;
+    const frontAt = this.frontAt;
     this.dropUnsent();
+    if (frontAt > 0) {
+      this.front = front;
+      this.frontAt = frontAt;
+    }
     this.snapshotDue = { reason };
     this.notifyQueued();
   }
@@ -170,8 +177,12 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   take(): WatchItem | undefined {
     for (;;) {
       if (this.ended !== undefined) return undefined;
-      if (this.snapshotDue !== null) this.startSnapshot(this.snapshotDue.reason);
+      // a snapshot partly sent is finished first: its chunks are only whole with their end
       if (this.frontAt < this.front.length) return this.shiftFront();
+      if (this.snapshotDue !== null) {
+        this.startSnapshot(this.snapshotDue.reason);
+        continue;
+      }
       if (this.unsent > 0) {
         const item = this.nextChange();
         if (item !== undefined) return item;
