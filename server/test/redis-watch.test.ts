@@ -35,7 +35,7 @@ const SCOPES: readonly Scope[] = [
 ];
 
 function spec(id: number, service: string, tagged: boolean, port: number): InstanceSpec {
-  return { namespace: "default", service, instanceId: `i${id}`, host: "10.0.0.1", port, version: "", zone: "", tags: tagged ? ["t"] : [], metadata: {}, weight: 100, status: "SERVING" };
+  return { namespace: "default", service, instanceId: `i${id}`, host: "10.0.0.1", port, version: "", zone: "", tags: tagged ? ["t"] : [], metadata: {}, weight: 100, status: "SERVING", owner: "anonymous" };
 }
 
 async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
