@@ -38,6 +38,7 @@ if (!process.argv.includes("--report-only")) {
   run("discover-throughput.mjs", "10", "50", "3");
   run("sdk-pick.mjs");
   run("snapshot.mjs", "10000", "10");
+  run("slow-watchers.mjs", "1000", "20000");
   run("redis-replicas.mjs", "1000", "10000", "20");
   stormRuns("service");
   stormRuns("namespace");
@@ -49,6 +50,7 @@ const hb = read("heartbeat");
 const disc = read("discover");
 const pick = read("sdk-pick");
 const snap = read("snapshot");
+const slow = read("slow-watchers");
 const redis = read("redis-replicas");
 const storm = read("reconnect-storm");
 const stormNs = read("reconnect-storm-namespace");
@@ -81,6 +83,12 @@ const rows = [
     : [["Discover, gRPC, 50 concurrent, h2load (C) client: cross-check of the server without the Go client", "p99 ≤ 10 ms", `${grpcH2load.per_second.toFixed(0)} req/s (median of ${disc.runs}, range ${range(grpcH2load)}), p99 ${ms(grpcH2load.p99_ms)}`, met(grpcH2load.p99_ms <= 10)]]),
   ["TypeScript SDK local pick (RR, random, weighted, consistent hash)", "≥ 1,000,000/s", `≥ ${(pickMin / 1e6).toFixed(2)} M/s (RENDEZVOUS: ${(pick.rows.find((r) => r.strategy === "RENDEZVOUS").perSecond / 1e6).toFixed(2)} M/s)`, met(pickMin >= 1e6)],
   ["Snapshot of 10,000 instances to a new watcher, p99", "≤ 200 ms", `${ms(snap.p99)} (median ${ms(snap.median)})`, met(snap.p99 <= 200)],
+  [
+    `Slow watchers: ${slow.slow} never reading + 1 healthy, ${slow.changes} changes`,
+    "RSS growth ≤ 100 MB (≤ 100 KB per slow watcher); healthy watcher gets every change in order, latency unchanged",
+    `RSS growth ${slow.rssGrowthMB.toFixed(0)} MB (${slow.kbPerSlowWatcher.toFixed(0)} KB per slow watcher), live heap + buffers ${slow.liveGrowthMB.toFixed(0)} MB; healthy: ${slow.healthy.outOfOrder} out of order, ${slow.healthy.resets} resets, latency median ${ms(slow.latency.withSlow.median)} vs ${ms(slow.latency.baseline.median)} without them (ratio ${slow.latency.medianRatio.toFixed(2)}, p99 ratio ${slow.latency.p99Ratio.toFixed(2)})`,
+    met(slow.rssGrowthMB <= 100 && slow.healthy.outOfOrder === 0 && slow.healthy.resets === 0 && slow.latency.medianRatio <= 1.2),
+  ],
   ["Redis mode: Register on replica A → watcher on replica B, p99 of 1,000", "≤ 20 ms", `${ms(redis.crossReplica.p99)} (p50 ${ms(redis.crossReplica.p50)}); ${redis.registrationsPerSecond.toFixed(0)} registrations/s; ${redis.keepAlive.commandsPerSecond.toFixed(0)} Redis commands/s keep 10,000 alive`, met(redis.crossReplica.p99 <= 20)],
   ...[storm, stormNs].map((st) => {
     const runs = st.runs ?? [st];

@@ -97,8 +97,11 @@ function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest)
  * drain writes the watcher's items until the watcher ends, then calls done
  * (with the watcher's error, if any). A watcher woken by a change is flushed
  * once the dispatch is over (FlushScheduler: in turns, no promise per
- * watcher), and everything queued by then goes out in one flush: a burst of
- * changes, or all that piled up while the client was not reading.
+ * watcher): what it has ready then (a burst of changes, the backlog of a
+ * client that was not reading, a resume's replay) is read from the shared
+ * history at its cursor and written until the stream's buffer is full; the
+ * rest waits until the client reads again (whenWritable), so the stream's
+ * flow control paces every catch-up and nothing is copied per watcher.
  */
 function drain(flushes: FlushScheduler, w: Watcher, out: StreamOutput, done: (err?: unknown) => void): void {
   let finished = false;

@@ -45,7 +45,7 @@ export class Metrics {
     counter("maxine_beats_unknown_total", "Beats for an instance the registry does not hold (the client registers it again).", () => c.beatsUnknown);
     counter("maxine_beats_registered_total", "Beats that registered their instance again from the instance they carried (a stream's first beat after a restart).", () => c.beatsRegistered);
     counter("maxine_watchers_opened_total", "WatchServices streams opened.", () => hub.opened);
-    counter("maxine_watch_overflows_total", "Watchers that fell MAXINE_WATCH_QUEUE messages behind (reset to a snapshot or closed, by MAXINE_WATCH_OVERFLOW).", () => hub.overflows);
+    counter("maxine_watch_overflows_total", "Watchers that fell more than MAXINE_WATCH_QUEUE changes behind, or behind the watch history (reset to a snapshot or closed, by MAXINE_WATCH_OVERFLOW).", () => hub.overflows);
     gauge("maxine_revision", "The registry's current revision.", () => core.store.revision());
     gauge("maxine_heartbeat_streams", "Open Heartbeat streams.", () => core.openStreams);
     gauge("maxine_watchers", "Open WatchServices streams.", () => hub.watchers);

@@ -29,7 +29,7 @@ export interface ServeDeps {
 }
 
 /** BATCH_BYTES bounds one stream write: answers queued together go out in one write up to this size. */
-const BATCH_BYTES = 64 * 1024;
+const BATCH_BYTES = 16 * 1024;
 
 /**
  * serve runs one call of handler, framed by framing, over ex: it reads the

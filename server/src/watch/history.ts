@@ -1,9 +1,11 @@
 import type { Change } from "../store/store.js";
 
 /**
- * History keeps the latest changes in a ring buffer so that a watcher can
- * resume from a revision without a new snapshot. Changes arrive in revision
- * order with no gaps.
+ * History is the shared, ordered log of the latest changes: what a resume
+ * replays and what every watcher's cursor reads from, so a change is held
+ * once however many watchers have yet to send it. Changes arrive in
+ * revision order with no gaps, so the change of a revision is found by
+ * arithmetic. The ring keeps capacity changes; older ones are dropped.
  */
 export class History {
   private readonly ring: Array<Change | undefined>;
@@ -27,18 +29,22 @@ export class History {
     return this.count === 0 ? undefined : this.ring[this.start]!.revision;
   }
 
-  /**
-   * since returns the changes after revision, oldest first; undefined when
-   * some of them are no longer retained (compacted). current is the store's
-   * revision, which bounds what can exist.
-   */
-  since(revision: number, current: number): Change[] | undefined {
-    if (revision >= current) return [];
+  /** newest is the revision of the newest retained change, or undefined when empty. */
+  newest(): number | undefined {
+    return this.count === 0 ? undefined : this.ring[(this.start + this.count - 1) % this.capacity]!.revision;
+  }
+
+  /** at returns the change of revision, or undefined when it is not retained (dropped, or not yet made). */
+  at(revision: number): Change | undefined {
+    if (this.count === 0) return undefined;
+    const i = revision - this.ring[this.start]!.revision;
+    if (i < 0 || i >= this.count) return undefined;
+    return this.ring[(this.start + i) % this.capacity];
+  }
+
+  /** holds reports whether every change after revision up to the newest is retained. */
+  holds(revision: number): boolean {
     const oldest = this.oldest();
-    if (oldest === undefined || oldest > revision + 1) return undefined;
-    const skip = revision + 1 - oldest;
-    const out: Change[] = [];
-    for (let i = skip; i < this.count; i++) out.push(this.ring[(this.start + i) % this.capacity]!);
-    return out;
+    return oldest !== undefined && oldest <= revision + 1;
   }
 }

@@ -6,14 +6,14 @@ import type { Logger } from "../domain/logger.js";
 import type { FilterSpec } from "../domain/filter.js";
 import type { Change, Store } from "../store/store.js";
 import { History } from "./history.js";
-import { eventFor, type ResetReason, type WatchItem } from "./items.js";
-import { Watcher, type OverflowPolicy, type WatchScope, type WatcherHost } from "./watcher.js";
+import type { ResetReason, WatchItem } from "./items.js";
+import { Watcher, type OverflowPolicy, type Replay, type WatchScope, type WatcherHost } from "./watcher.js";
 
 /** WatchSettings configure the hub; every field is a server setting. */
 export interface WatchSettings {
   /** historySize is how many changes are kept for resuming watches. */
   readonly historySize: number;
-  /** maxQueue is how many messages one watcher may fall behind. */
+  /** maxQueue is how many changes one watcher may fall behind the live head (a resume's backlog aside). */
   readonly maxQueue: number;
   readonly overflow: OverflowPolicy;
   /** maxWatchers bounds open watch streams in total. */
@@ -46,10 +46,11 @@ interface NamespaceWatchers {
 }
 
 /**
- * WatchHub fans the store's changes out to watchers. Each change is turned
- * into each interested watcher's view of it and queued without waiting on
- * any reader; the hub keeps a bounded history for resumes and sends progress
- * bookmarks on idle streams.
+ * WatchHub fans the store's changes out to watchers. Each change is appended
+ * once to a shared history, and each interested watcher is told of it
+ * without waiting on any reader: the watcher's stream reads the change from
+ * the history at its own pace (watcher.ts). The same history serves
+ * resumes. The hub also sends progress bookmarks on idle streams.
  */
 export class WatchHub implements WatcherHost {
   private history: History;
@@ -61,6 +62,8 @@ export class WatchHub implements WatcherHost {
   /** overflows counts watchers that fell too far behind (reset or closed by the overflow policy), for /metrics. */
   overflows = 0;
   private progressTimer: Timer | undefined;
+  // the revision of the latest change appended to the history and offered to watchers
+  private dispatched: number;
   private closed = false;
 
   constructor(
@@ -69,8 +72,8 @@ export class WatchHub implements WatcherHost {
     private readonly log: Logger,
     private readonly settings: WatchSettings,
   ) {
-    this.history = new History(settings.historySize);
-    for (const c of store.recentChanges?.() ?? []) this.history.append(c);
+    this.history = this.seededHistory();
+    this.dispatched = store.revision();
     const unsubscribeChanges = store.subscribe((c) => this.dispatch(c));
     const unsubscribeResets = store.subscribeResets?.((reason) => this.reset(reason));
     this.unsubscribe = () => {
@@ -103,12 +106,22 @@ export class WatchHub implements WatcherHost {
       filter: req.filter,
       matchAll: isEmptyFilter(req.filter),
     };
-    const now = this.clock.now();
-    const w = new Watcher(scope, this, this.settings.maxQueue, this.settings.overflow, now);
+    const w = new Watcher(scope, this, this.settings.maxQueue, this.settings.overflow, this.clock.now(), this.start(req));
     this.opened++;
-    w.pushAll(this.start(req, scope), now);
     this.add(w);
     return w;
+  }
+
+  get registryId(): string {
+    return this.store.registryId;
+  }
+
+  changeAt(revision: number): Change | undefined {
+    return this.history.at(revision);
+  }
+
+  head(): number {
+    return this.dispatched;
   }
 
   /** snapshot builds the snapshot messages of scope at the store's current revision. */
@@ -184,34 +197,42 @@ export class WatchHub implements WatcherHost {
    * fresh snapshot flagged reset with reason.
    */
   private reset(reason: ResetReason): void {
-    this.history = new History(this.settings.historySize);
-    for (const c of this.store.recentChanges?.() ?? []) this.history.append(c);
-    const now = this.clock.now();
+    this.history = this.seededHistory();
+    this.dispatched = this.store.revision();
     for (const ns of this.namespaces.values()) {
-      const each = (w: Watcher): void => w.resetTo(this.snapshot(w.scope, reason), now);
+      const each = (w: Watcher): void => w.resetTo(reason);
       ns.all.forEach(each);
       for (const set of ns.byService.values()) set.forEach(each);
     }
     this.log.warn({ reason, watchers: this.count }, "watchers reset to a fresh snapshot");
   }
 
-  private start(req: WatchRequest, scope: WatchScope): WatchItem[] {
+  /**
+   * seededHistory is an empty history seeded with the store's recent
+   * changes. It holds historySize changes for resumes, and at least
+   * maxQueue, which watchers behind the live head read from.
+   */
+  private seededHistory(): History {
+    const history = new History(Math.max(this.settings.historySize, this.settings.maxQueue));
+    for (const c of this.store.recentChanges?.() ?? []) history.append(c);
+    return history;
+  }
+
+  /**
+   * start says how a watcher begins: a snapshot (with a reset reason when
+   * a resume cannot be honoured), or the replay of exactly the changes
+   * after the resume revision, read from the history at the stream's pace
+   * whatever their number, when the history holds them all.
+   */
+  private start(req: WatchRequest): { readonly snapshot: ResetReason | undefined } | Replay {
     const current = this.store.revision();
-    if (req.resumeRevision === 0) return this.snapshot(scope, undefined);
+    if (req.resumeRevision === 0) return { snapshot: undefined };
     if ((req.registryId !== "" && req.registryId !== this.store.registryId) || req.resumeRevision > current) {
-      return this.snapshot(scope, "REGISTRY_CHANGED");
+      return { snapshot: "REGISTRY_CHANGED" };
     }
-    const missed = this.history.since(req.resumeRevision, current);
-    if (missed === undefined) return this.snapshot(scope, "COMPACTED");
-    const items: WatchItem[] = [];
-    for (const change of missed) {
-      if (scope.services.length > 0 && !scope.services.includes(change.instance.service)) continue;
-      if (change.instance.namespace !== scope.namespace) continue;
-      const item = eventFor(change, scope.filter, scope.matchAll);
-      if (item !== undefined) items.push(item);
-    }
-    items.push({ kind: "progress", revision: current, registryId: this.store.registryId });
-    return items;
+    if (req.resumeRevision === current) return { from: current, until: current };
+    if (current - req.resumeRevision > this.settings.historySize || !this.history.holds(req.resumeRevision)) return { snapshot: "COMPACTED" };
+    return { from: req.resumeRevision, until: current };
   }
 
   private add(w: Watcher): void {
@@ -229,6 +250,7 @@ export class WatchHub implements WatcherHost {
 
   private dispatch(change: Change): void {
     this.history.append(change);
+    this.dispatched = change.revision;
     const ns = this.namespaces.get(change.instance.namespace);
     if (ns === undefined) return;
     const now = this.clock.now();
@@ -253,7 +275,7 @@ export class WatchHub implements WatcherHost {
     let sent = 0;
     for (const ns of this.namespaces.values()) {
       const each = (w: Watcher): void => {
-        if (w.lastActivity <= idleSince && w.pending === 0) {
+        if (w.lastActivity <= idleSince && !w.ready) {
           w.push(item, now);
           sent++;
         }

@@ -34,6 +34,7 @@ export type WatchItem =
  * REMOVED with reason FILTERED, and changes it never saw are dropped.
  */
 export function eventFor(change: Change, f: FilterSpec, matchAll: boolean): WatchEventItem | undefined {
+  if (matchAll) return unfilteredEvent(change);
   const { revision, instance } = change;
   const now = matchAll || matches(f, instance);
   switch (change.type) {
@@ -49,4 +50,25 @@ export function eventFor(change: Change, f: FilterSpec, matchAll: boolean): Watc
       return undefined;
     }
   }
+}
+
+// A change as every watcher without a filter sees it, made once per change
+// (a memo of a pure function of the immutable change, not state): the
+// fan-out then hands the same item, and so the same cached frame, to each.
+const unfiltered = new WeakMap<Change, WatchEventItem>();
+
+function unfilteredEvent(change: Change): WatchEventItem {
+  let item = unfiltered.get(change);
+  if (item === undefined) {
+    const { revision, instance } = change;
+    const removalReason = change.type === "REMOVED" ? change.reason : undefined;
+    unfiltered.set(change, (item = { kind: "event", type: change.type, instance, revision, removalReason }));
+  }
+  return item;
+}
+
+/** sees reports whether a watcher with filter f gets an event for change (eventFor without building it). */
+export function sees(change: Change, f: FilterSpec, matchAll: boolean): boolean {
+  if (matchAll || matches(f, change.instance)) return true;
+  return change.type === "UPDATED" && matches(f, change.previous);
 }

@@ -1,9 +1,9 @@
 import { Reason, RegistryError } from "../domain/errors.js";
 import type { FilterSpec } from "../domain/filter.js";
 import type { Change } from "../store/store.js";
-import { eventFor, type ResetReason, type WatchItem } from "./items.js";
+import { eventFor, sees, type ResetReason, type WatchItem } from "./items.js";
 
-/** OverflowPolicy is what happens to a watcher whose queue overflows. */
+/** OverflowPolicy is what happens to a watcher that falls too far behind. */
 export type OverflowPolicy = "reset" | "close";
 
 /** WatchScope is what one watcher watches. */
@@ -15,27 +15,61 @@ export interface WatchScope {
   readonly matchAll: boolean;
 }
 
-/** WatcherHost is what a watcher needs from its hub. */
+/** WatcherHost is what a watcher needs from its hub: the shared history, snapshots, and its accounting. */
 export interface WatcherHost {
+  readonly registryId: string;
+  /** snapshot builds the snapshot messages of scope at the store's current revision, ending with snapshot_end. */
   snapshot(scope: WatchScope, reason: ResetReason | undefined): WatchItem[];
+  /** changeAt returns the change of revision from the shared history, or undefined when it is no longer (or not yet) held. */
+  changeAt(revision: number): Change | undefined;
+  /** head is the revision of the latest change dispatched. */
+  head(): number;
   remove(w: Watcher): void;
-  /** overflowed counts a watcher that fell maxQueue messages behind (reset or closed, by policy). */
+  /** overflowed counts a watcher that fell too far behind (reset or closed, by policy). */
   overflowed(): void;
 }
 
+/** Replay describes a resume's backlog: the watcher sends the changes after from up to until, then a progress bookmark at until. */
+export interface Replay {
+  readonly from: number;
+  readonly until: number;
+}
+
 /**
- * Watcher is one subscriber: a bounded queue of items that its stream drains
- * as an async iterator. The hub pushes without ever waiting on the reader; a
- * reader too slow for maxQueue items is reset to a fresh snapshot or ended
- * with RESOURCE_EXHAUSTED, by policy, so it never grows server memory.
+ * Watcher is one subscriber, read by its stream as an async iterator (or
+ * with take). It holds no copy of the changes it has yet to send: a cursor
+ * into the hub's shared history says where it is, and its stream takes the
+ * next change from there when, and only as fast as, the client reads (the
+ * stream's flow control paces it). What it does hold is bounded: the rest of
+ * a snapshot it is sending, and a progress bookmark.
+ *
+ * A watcher may fall maxQueue changes behind the live head (the changes it
+ * sees, counted from when it opened or last took a snapshot; a resume's
+ * backlog does not count). Past that, or when the history no longer holds
+ * a change it still has to send, its policy applies: reset (a fresh
+ * snapshot flagged OVERFLOW, built when the client reads again, followed
+ * only by changes after it) or close (WATCH_OVERFLOW).
  */
 export class Watcher implements AsyncIterableIterator<WatchItem> {
-  private queue: WatchItem[] = [];
-  private head = 0;
+  // items to send before any change: a snapshot's chunks and end, a bookmark
+  private front: WatchItem[] = [];
+  private frontAt = 0;
+  // every change this watcher sees up to cursor was sent or is in the snapshot
+  private cursor = 0;
+  // changes after cursor that this watcher sees and has not sent
+  private unsent = 0;
+  // of unsent, those of a resume's backlog (revision <= liveFrom)
+  private backlog = 0;
+  private liveFrom = 0;
+  // a resume's closing progress bookmark, sent before any later change
+  private bookmark: number | undefined;
+  // a snapshot to build when the stream next reads; null: none due
+  private snapshotDue: { readonly reason: ResetReason | undefined } | null = null;
   private ended: { error: unknown } | undefined;
   private onEnded: Array<() => void> = [];
   private onQueued: (() => void) | undefined;
-  /** lastActivity is when the last item was queued, for progress bookmarks. */
+  private readonly serviceSet: ReadonlySet<string> | undefined;
+  /** lastActivity is when the watcher last had something to send, for progress bookmarks. */
   lastActivity: number;
   /** resets counts overflow resets. */
   resets = 0;
@@ -46,38 +80,71 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     private readonly maxQueue: number,
     private readonly policy: OverflowPolicy,
     now: number,
+    start: { readonly snapshot: ResetReason | undefined } | Replay,
   ) {
     this.lastActivity = now;
+    this.serviceSet = scope.services.length > 4 ? new Set(scope.services) : undefined;
+    if ("snapshot" in start) this.snapshotDue = { reason: start.snapshot };
+    else this.replay(start);
   }
 
-  /** pending counts queued items. */
-  get pending(): number {
-    return this.queue.length - this.head;
+  /** ready reports whether take would return an item (or the watcher has ended). */
+  get ready(): boolean {
+    return this.ended !== undefined || this.snapshotDue !== null || this.frontAt < this.front.length || this.unsent > 0 || this.bookmark !== undefined;
   }
 
-  /** offer queues what this watcher sees of change. */
+  /** behind counts the changes this watcher sees and has yet to send (its resume backlog included). */
+  get behind(): number {
+    return this.unsent;
+  }
+
+  /** offer tells the watcher of a change in its namespace or services, just appended to the history. */
   offer(change: Change, now: number): void {
-    const item = eventFor(change, this.scope.filter, this.scope.matchAll);
-    if (item !== undefined) this.push(item, now);
+    // a change the snapshot being sent already holds, or one after a due snapshot (which will hold it)
+    if (this.ended !== undefined || this.snapshotDue !== null || change.revision <= this.cursor) return;
+    if (!sees(change, this.scope.filter, this.scope.matchAll)) return;
+    this.lastActivity = now;
+    // nothing unsent: every change up to this one's was sent or never seen
+    if (this.unsent === 0) this.cursor = change.revision - 1;
+    this.unsent++;
+    if (this.unsent - this.backlog > this.maxQueue) this.overflow(`fell more than ${this.maxQueue} changes behind (MAXINE_WATCH_QUEUE)`);
+    else this.notifyQueued();
   }
 
-  /** push queues an item, handling overflow. */
+  /** push queues an item (a progress bookmark) before any later change. */
   push(item: WatchItem, now: number): void {
     if (this.ended !== undefined) return;
     this.lastActivity = now;
-    if (this.pending >= this.maxQueue) this.overflow();
-    else this.queue.push(item);
+    this.front.push(item);
     this.notifyQueued();
   }
 
   /**
-   * whenQueued calls f once, as soon as an item is queued or the watcher
-   * ends (at once if either is already so), for one reader that drains the
-   * queue with take(): the gRPC fast path (a whole batch per write) and
-   * next(). A later call replaces an earlier one still waiting.
+   * resetTo drops what the watcher has yet to send and sends a fresh
+   * snapshot flagged reason instead (built when the stream next reads), for
+   * a hub whose store replaced its state.
+   */
+  resetTo(reason: ResetReason): void {
+    if (this.ended !== undefined) return;
+    // a snapshot partly sent is kept, to be finished before the new one: a client only replaces its copy at a snapshot's end
+    const front = this.front;
+    const frontAt = this.frontAt;
+    this.dropUnsent();
+    if (frontAt > 0) {
+      this.front = front;
+      this.frontAt = frontAt;
+    }
+    this.snapshotDue = { reason };
+    this.notifyQueued();
+  }
+
+  /**
+   * whenQueued calls f once, as soon as the watcher has something to take
+   * or ends (at once if either is already so), for one reader that drains
+   * it with take(). A later call replaces an earlier one still waiting.
    */
   whenQueued(f: () => void): void {
-    if (this.pending > 0 || this.ended !== undefined) f();
+    if (this.ready) f();
     else this.onQueued = f;
   }
 
@@ -86,30 +153,11 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     return this.ended;
   }
 
-  private notifyQueued(): void {
-    const f = this.onQueued;
-    if (f === undefined) return;
-    this.onQueued = undefined;
-    f();
-  }
-
-  /** pushAll queues items in order. */
-  pushAll(items: readonly WatchItem[], now: number): void {
-    for (const item of items) this.push(item, now);
-  }
-
-  /** resetTo replaces everything queued with items (a fresh snapshot), for a hub whose store replaced its state. */
-  resetTo(items: WatchItem[], now: number): void {
-    if (this.ended !== undefined) return;
-    this.queue = [];
-    this.head = 0;
-    this.pushAll(items, now);
-  }
-
   /** end finishes the stream: cleanly with no error, or with error. */
   end(error?: unknown): void {
     if (this.ended !== undefined) return;
     this.ended = { error };
+    this.dropUnsent();
     this.host.remove(this);
     for (const f of this.onEnded.splice(0)) f();
     this.notifyQueued();
@@ -121,16 +169,28 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     else this.onEnded.push(f);
   }
 
-  /** take returns the next queued item without waiting, or undefined when none is queued. */
+  /**
+   * take returns the next item to send without waiting, or undefined when
+   * there is none: a due snapshot is built now (at the store's current
+   * revision), changes are read from the shared history at the cursor.
+   */
   take(): WatchItem | undefined {
-    if (this.head >= this.queue.length) return undefined;
-    const value = this.queue[this.head]!;
-    this.queue[this.head++] = undefined as unknown as WatchItem;
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
+    for (;;) {
+      if (this.ended !== undefined) return undefined;
+      // a snapshot partly sent is finished first: its chunks are only whole with their end
+      if (this.frontAt < this.front.length) return this.shiftFront();
+      if (this.snapshotDue !== null) {
+        this.startSnapshot(this.snapshotDue.reason);
+        continue;
+      }
+      if (this.unsent > 0) {
+        const item = this.nextChange();
+        if (item !== undefined) return item;
+        continue; // overflowed, or the count was off: look again
+      }
+      if (this.bookmark !== undefined) return this.sendBookmark();
+      return undefined;
     }
-    return value;
   }
 
   next(): Promise<IteratorResult<WatchItem>> {
@@ -153,21 +213,106 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     return this;
   }
 
-  private overflow(): void {
+  private replay(r: Replay): void {
+    this.cursor = r.from;
+    this.liveFrom = r.until;
+    this.bookmark = r.until;
+    let first = 0;
+    for (let rev = r.from + 1; rev <= r.until; rev++) {
+      const c = this.host.changeAt(rev);
+      if (c === undefined || !this.inScope(c) || !sees(c, this.scope.filter, this.scope.matchAll)) continue;
+      if (first === 0) first = rev;
+      this.unsent++;
+    }
+    this.backlog = this.unsent;
+    if (first !== 0) this.cursor = first - 1;
+  }
+
+  private startSnapshot(reason: ResetReason | undefined): void {
+    this.snapshotDue = null;
+    const items = this.host.snapshot(this.scope, reason);
+    const end = items[items.length - 1];
+    const revision = end?.kind === "snapshot_end" ? end.revision : this.host.head();
+    this.front = items;
+    this.frontAt = 0;
+    this.cursor = this.liveFrom = revision;
+    this.unsent = this.backlog = 0;
+    this.bookmark = undefined;
+  }
+
+  private shiftFront(): WatchItem {
+    const item = this.front[this.frontAt]!;
+    this.front[this.frontAt++] = undefined as unknown as WatchItem;
+    if (this.frontAt === this.front.length) {
+      this.front = [];
+      this.frontAt = 0;
+    }
+    return item;
+  }
+
+  private sendBookmark(): WatchItem {
+    const revision = this.bookmark!;
+    this.bookmark = undefined;
+    return { kind: "progress", revision, registryId: this.host.registryId };
+  }
+
+  /** nextChange returns the next change this watcher sees after the cursor, or undefined after an overflow. */
+  private nextChange(): WatchItem | undefined {
+    const head = this.host.head();
+    for (let rev = this.cursor + 1; rev <= head; rev++) {
+      const c = this.host.changeAt(rev);
+      if (c === undefined) {
+        this.overflow(`fell behind the last changes the server keeps for it (MAXINE_WATCH_HISTORY)`);
+        return undefined;
+      }
+      if (!this.inScope(c)) continue;
+      const item = eventFor(c, this.scope.filter, this.scope.matchAll);
+      if (item === undefined) continue;
+      if (this.bookmark !== undefined && rev > this.bookmark) {
+        this.cursor = rev - 1;
+        return this.sendBookmark();
+      }
+      this.cursor = rev;
+      this.unsent--;
+      if (rev <= this.liveFrom && this.backlog > 0) this.backlog--;
+      return item;
+    }
+    // every change up to the head was looked at: nothing is unsent
+    this.cursor = head;
+    this.unsent = this.backlog = 0;
+    return undefined;
+  }
+
+  private inScope(c: Change): boolean {
+    const i = c.instance;
+    if (i.namespace !== this.scope.namespace) return false;
+    const services = this.scope.services;
+    if (services.length === 0) return true;
+    return this.serviceSet !== undefined ? this.serviceSet.has(i.service) : services.includes(i.service);
+  }
+
+  private dropUnsent(): void {
+    this.front = [];
+    this.frontAt = 0;
+    this.unsent = this.backlog = 0;
+    this.bookmark = undefined;
+    this.snapshotDue = null;
+  }
+
+  private notifyQueued(): void {
+    const f = this.onQueued;
+    if (f === undefined) return;
+    this.onQueued = undefined;
+    f();
+  }
+
+  private overflow(why: string): void {
     this.host.overflowed();
     if (this.policy === "close") {
-      this.queue = [];
-      this.head = 0;
-      this.end(
-        new RegistryError(
-          Reason.WATCH_OVERFLOW,
-          `watch: the watcher fell more than ${this.maxQueue} messages behind and was ended; resume from the last revision received`,
-        ),
-      );
+      this.end(new RegistryError(Reason.WATCH_OVERFLOW, `watch: the watcher ${why} and was ended; resume from the last revision received`));
       return;
     }
     this.resets++;
-    this.queue = this.host.snapshot(this.scope, "OVERFLOW");
-    this.head = 0;
+    this.resetTo("OVERFLOW");
   }
 }

@@ -69,14 +69,10 @@ export function instance(id: string, over: Partial<InstanceInput> = {}): Instanc
   };
 }
 
-/** drain takes every item a watcher has queued, without waiting. */
+/** drain takes every item a watcher has ready, without waiting. */
 export async function drain(w: Watcher): Promise<WatchItem[]> {
   const out: WatchItem[] = [];
-  while (w.pending > 0) {
-    const r = await w.next();
-    if (r.done) break;
-    out.push(r.value);
-  }
+  for (let item = w.take(); item !== undefined; item = w.take()) out.push(item);
   return out;
 }
 
