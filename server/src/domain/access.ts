@@ -40,8 +40,13 @@ export function denied(access: Access, perm: Permission, what: string): Registry
 
 /** notOwner is the PERMISSION_DENIED error for a change to another principal's instance. */
 export function notOwner(access: Access, key: string, owner: string): RegistryError {
+  return ownedByOther(key, owner, access.principal);
+}
+
+/** ownedByOther is the PERMISSION_DENIED error for caller changing the instance at key, which owner owns (the core's check and the stores' atomic one answer alike). */
+export function ownedByOther(key: string, owner: string, caller: string): RegistryError {
   return new RegistryError(
     Reason.PERMISSION_DENIED,
-    `permission denied: instance ${key} belongs to principal ${JSON.stringify(owner)}; only its owner or a principal with the admin permission may change it (caller ${JSON.stringify(access.principal)})`,
+    `permission denied: instance ${key} belongs to principal ${JSON.stringify(owner)}; only its owner or a principal with the admin permission may change it (caller ${JSON.stringify(caller)})`,
   );
 }

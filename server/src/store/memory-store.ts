@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { keyString, sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
-import { ownedByOther, type Change, type LeaseClaim, type ServiceView, type Store } from "./store.js";
+import { ownedByOther } from "../domain/access.js";
+import type { Change, LeaseClaim, ServiceView, Store } from "./store.js";
 import { View } from "./view.js";
 
 /**

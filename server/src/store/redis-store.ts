@@ -2,14 +2,14 @@ import { randomUUID } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError } from "../domain/errors.js";
-import { ANONYMOUS_PRINCIPAL } from "../domain/access.js";
+import { ANONYMOUS_PRINCIPAL, ownedByOther } from "../domain/access.js";
 import { keyString, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
 import { redactUrl } from "../domain/redact.js";
 import { keyList, redisKeys, SCRIPTS, type RedisKeys } from "./redis-scripts.js";
 import { HeldLeases } from "./redis-leases.js";
 import { Sweeper } from "./redis-sweeper.js";
-import { ownedByOther, type Change, type LeaseClaim, type ServiceView, type Store, type StoreHealth, type StoreResetReason } from "./store.js";
+import type { Change, LeaseClaim, ServiceView, Store, StoreHealth, StoreResetReason } from "./store.js";
 import { View } from "./view.js";
 
 /** RedisStoreOptions configure a RedisStore; each field is a server setting (README, docs/redis.md). */

@@ -1,4 +1,3 @@
-import { Reason, RegistryError } from "../domain/errors.js";
 import type { InstanceKey, InstanceRecord, InstanceSpec, RemovalReason } from "../domain/instance.js";
 
 /**
@@ -89,14 +88,6 @@ export interface Store {
   health?(): StoreHealth;
   /** subscribeHealth registers a listener called when health() changes (the store became unreachable or reachable again). */
   subscribeHealth?(listener: () => void): () => void;
-}
-
-/** ownedByOther is the PERMISSION_DENIED a store answers when owner does not own the instance at key (current owner named). */
-export function ownedByOther(key: string, current: string, owner: string): RegistryError {
-  return new RegistryError(
-    Reason.PERMISSION_DENIED,
-    `permission denied: instance ${key} belongs to principal ${JSON.stringify(current)}; only its owner or a principal with the admin permission may change it (caller ${JSON.stringify(owner)})`,
-  );
 }
 
 /** StoreResetReason says why a store replaced its view. */
