@@ -40,11 +40,18 @@ export const ANONYMOUS: Principal = { name: ANONYMOUS_PRINCIPAL, roles: [], sour
  * removing a handler is O(1) with no event objects, which matters with tens
  * of thousands of open streams.
  */
+/**
+ * AbortListener is told when a call must end: a function, or an object
+ * with callAborted (a long-lived call object listens as itself, with no
+ * closure for each of the many streams held open).
+ */
+export type AbortListener = ((reason: unknown) => void) | { callAborted(reason: unknown): void };
+
 export class CallSignal {
   // Most calls have one handler (the stream's own end): it is kept in a
   // field, and a Set is made only for a second one.
-  private first: ((reason: unknown) => void) | undefined;
-  private more: Set<(reason: unknown) => void> | undefined;
+  private first: AbortListener | undefined;
+  private more: Set<AbortListener> | undefined;
   private ended: { reason: unknown } | undefined;
 
   /** aborted reports whether the call must end. */
@@ -58,13 +65,13 @@ export class CallSignal {
   }
 
   /** onAbort calls fn once when the call must end (at once if it already must); offAbort(fn) removes it. */
-  onAbort(fn: (reason: unknown) => void): void {
-    if (this.ended !== undefined) fn(this.ended.reason);
+  onAbort(fn: AbortListener): void {
+    if (this.ended !== undefined) tell(fn, this.ended.reason);
     else if (this.first === undefined) this.first = fn;
     else (this.more ??= new Set()).add(fn);
   }
 
-  offAbort(fn: (reason: unknown) => void): void {
+  offAbort(fn: AbortListener): void {
     if (this.first === fn) this.first = undefined;
     else this.more?.delete(fn);
   }
@@ -77,9 +84,14 @@ export class CallSignal {
     const more = this.more;
     this.first = undefined;
     this.more = undefined;
-    first?.(reason);
-    if (more !== undefined) for (const h of more) h(reason);
+    if (first !== undefined) tell(first, reason);
+    if (more !== undefined) for (const h of more) tell(h, reason);
   }
+}
+
+function tell(l: AbortListener, reason: unknown): void {
+  if (typeof l === "function") l(reason);
+  else l.callAborted(reason);
 }
 
 /**

@@ -26,11 +26,6 @@ export class HeartbeatCall implements BidiCall {
   private waiting = 0;
   /** answering settles once every request received so far is answered; undefined while none waits for the store. */
   private answering: Promise<void> | undefined;
-  private resolve!: () => void;
-  private reject!: (err: unknown) => void;
-  private readonly onAbort = (reason: unknown): void => this.end(reason);
-  /** done settles when the call ends: resolved for a clean end, rejected with the error it ended with. */
-  readonly done: Promise<void>;
 
   /** The constructor takes the call's slots (RESOURCE_EXHAUSTED when none is left) and throws before anything is held. */
   constructor(
@@ -45,11 +40,12 @@ export class HeartbeatCall implements BidiCall {
       ctx.connection.release("heartbeats", ctx.principal.name);
       throw err;
     }
-    this.done = new Promise((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    ctx.signal.onAbort(this.onAbort);
+    ctx.signal.onAbort(this);
+  }
+
+  /** callAborted ends the call when it must end (cancel, deadline, shutdown). */
+  callAborted(reason: unknown): void {
+    this.end(reason);
   }
 
   /** receive answers one request (a BeatsRequest, as decoded by the handler), after every earlier one. */
@@ -116,11 +112,10 @@ export class HeartbeatCall implements BidiCall {
   private end(err?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.ctx.signal.offAbort(this.onAbort);
+    this.ctx.signal.offAbort(this);
     this.registry.closeStream(this.hb);
     this.ctx.connection.release("heartbeats", this.ctx.principal.name);
-    if (err === undefined) this.resolve();
-    else this.reject(err);
+    this.out.close(err);
   }
 }
 

@@ -38,8 +38,21 @@ export interface CallInit {
  * it (err undefined for success, else the mapped error), to write it.
  */
 export interface CallRunner {
-  run(ctx: CallContext & ResponseMetadata): unknown;
+  run(ctx: RunningCall): unknown;
   end(ctx: CallContext & ResponseMetadata, value: unknown, err: unknown): void;
+}
+
+/**
+ * LATER is what CallRunner.run returns for a call that ends by itself
+ * later, with ctx.complete: a bidirectional stream. A stream held open for
+ * hours then holds no promise, no reaction and no closures for its end.
+ */
+export const LATER: unique symbol = Symbol("the call completes later");
+
+/** RunningCall is a call's context as its runner sees it. */
+export interface RunningCall extends CallContext, ResponseMetadata {
+  /** complete ends a call whose run returned LATER (err undefined for success); later calls are ignored. */
+  complete(value: unknown, err: unknown): void;
 }
 
 /**
@@ -49,7 +62,7 @@ export interface CallRunner {
  * a unary call waiting on the store is answered, and a stream's handler,
  * which ends itself on the signal, finds it ended.
  */
-class Call extends CallSignal implements CallContext, ResponseMetadata {
+class Call extends CallSignal implements RunningCall {
   readonly method: MethodInfo;
   readonly protocol: Protocol;
   readonly url: string | undefined;
@@ -92,6 +105,10 @@ class Call extends CallSignal implements CallContext, ResponseMetadata {
     if (this.aborted) return;
     super.abort(reason);
     this.pipeline.settle(this, undefined, reason);
+  }
+
+  complete(value: unknown, err: unknown): void {
+    this.pipeline.settle(this, value, err);
   }
 
   header(name: string): string | undefined {
@@ -191,6 +208,7 @@ export class Pipeline {
     } catch (err) {
       return this.settle(call, undefined, err);
     }
+    if (out === LATER) return;
     if (out instanceof Promise) {
       out.then(
         (v: unknown) => this.settle(call, v, undefined),

@@ -145,18 +145,18 @@ function reflectionService(desc: typeof ServerReflectionV1 | typeof ServerReflec
 
 /** ReflectionCall is one ServerReflectionInfo stream: each request answered in order; a client that does not read is not read either. */
 class ReflectionCall implements BidiCall {
-  readonly done: Promise<void>;
-  private settle!: (err?: unknown) => void;
   private ended = false;
-  private readonly onAbort = (reason: unknown): void => this.end(reason);
 
   constructor(
     private readonly ctx: CallContext,
     private readonly out: StreamOutput,
     private readonly answer: (req: unknown) => Outgoing,
   ) {
-    this.done = new Promise((resolve, reject) => (this.settle = (err) => (err === undefined ? resolve() : reject(err))));
-    ctx.signal.onAbort(this.onAbort);
+    ctx.signal.onAbort(this);
+  }
+
+  callAborted(reason: unknown): void {
+    this.end(reason);
   }
 
   receive(req: unknown): void {
@@ -184,7 +184,7 @@ class ReflectionCall implements BidiCall {
   private end(err?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.ctx.signal.offAbort(this.onAbort);
-    this.settle(err);
+    this.ctx.signal.offAbort(this);
+    this.out.close(err);
   }
 }

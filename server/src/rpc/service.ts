@@ -29,15 +29,16 @@ export interface ClientStreamHandler {
   handle(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Outgoing>;
 }
 
-/** BidiCall is one open bidirectional call: the framing feeds it the client's messages. */
+/**
+ * BidiCall is one open bidirectional call: the framing feeds it the
+ * client's messages; the call ends itself with its StreamOutput's close.
+ */
 export interface BidiCall {
   receive(req: unknown): void;
   /** inputEnded: the client half-closed. */
   inputEnded(): void;
   /** fail ends the call with a framing error (a message that could not be read). */
   fail(err: unknown): void;
-  /** done settles when the call ends. */
-  readonly done: Promise<void>;
 }
 
 /** BidiHandler opens a bidirectional call. */

@@ -15,6 +15,12 @@ export interface StreamOutput {
   flush(): boolean;
   /** whenWritable calls fn once the client reads again, or the stream is gone. */
   whenWritable(fn: () => void): void;
+  /**
+   * close ends a bidirectional call, once: cleanly when err is undefined,
+   * else with err's status. (A server-streaming handler ends its call by
+   * settling the promise run returned.)
+   */
+  close(err?: unknown): void;
   /** pauseInput stops reading the client's messages (bidirectional streams), resumeInput reads again. */
   pauseInput(): void;
   resumeInput(): void;

@@ -7,6 +7,7 @@ import type { MethodHandler, Service } from "../rpc/service.js";
 import type { StreamOutput } from "../rpc/stream-output.js";
 import type { Connection, Connections } from "../rpc/connections.js";
 import { fileRegistry } from "./codec.js";
+import { framingOnly } from "./exchange.js";
 import { peerIdentityOf } from "./peer-identity.js";
 
 // connect-es as a framing: its routes serve what the fast framing leaves
@@ -38,12 +39,17 @@ function initOf(handler: MethodHandler, hctx: HandlerContext): CallInit {
   return {
     method: handler.info,
     protocol: PROTOCOLS[hctx.protocolName] ?? "connect",
-    request: { header: (name) => hctx.requestHeader.get(name) ?? undefined, headers: () => hctx.requestHeader.entries() },
+    request: { header: (name) => hctx.requestHeader.get(name) ?? undefined, headers: () => requestHeaders(hctx.requestHeader) },
     url: hctx.url,
     peer: peer.peer,
     connection: peer.connection,
     timeoutMs: hctx.timeoutMs(),
   };
+}
+
+/** requestHeaders lists the request's headers as the direct framing does: the framing's own (pseudo-headers, te) left out. */
+function* requestHeaders(h: Headers): Generator<[string, string]> {
+  for (const [name, value] of h) if (!framingOnly(name)) yield [name, value];
 }
 
 /** connectRoutes mounts every service of the pipeline on connect-es, each method calling its handler through the pipeline. */
@@ -95,7 +101,7 @@ function routeOf(pipeline: Pipeline, handler: MethodHandler): unknown {
               call.fail(err);
             }
           })();
-          return call.done;
+          return out.closed();
         });
         const off = link(hctx, ctx.signal);
         try {
@@ -181,6 +187,23 @@ class QueueOutput implements StreamOutput {
     this.resume?.();
     this.paused = undefined;
     this.resume = undefined;
+  }
+
+  private closedWith: { err: unknown } | undefined;
+  private onClose: ((err: unknown) => void) | undefined;
+
+  close(err?: unknown): void {
+    if (this.closedWith !== undefined) return;
+    this.closedWith = { err };
+    this.onClose?.(err);
+  }
+
+  /** closed settles when a bidirectional call closes its output (close): resolved for a clean end, rejected with its error. */
+  closed(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.onClose = (err) => (err === undefined ? resolve() : reject(err));
+      if (this.closedWith !== undefined) this.onClose(this.closedWith.err);
+    });
   }
 
   /** inputAllowed resolves when the call reads input again. */

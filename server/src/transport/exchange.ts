@@ -14,7 +14,7 @@ import type { CallSignal } from "../rpc/context.js";
 export interface Exchange {
   /** header reads a request header (lower-case name). */
   header(name: string): string | undefined;
-  /** headers lists every request header but HTTP/2's pseudo-headers. */
+  /** headers lists every request header but HTTP/2's pseudo-headers and te (which only says the client takes trailers). */
   headers(): Iterable<[string, string]>;
   readonly body: Readable;
   /** owner identifies the client connection: the HTTP/2 session or the socket. */
@@ -41,6 +41,12 @@ export interface Exchange {
   /** end ends the response, with last body bytes and (HTTP/2 only) trailers. */
   end(last?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void;
   whenWritable(fn: () => void): void;
+  /**
+   * compactHeaders drops what only the framing read (HTTP/2 pseudo-headers,
+   * te) from what the call keeps: a stream is held open for hours, tens of
+   * thousands at once.
+   */
+  compactHeaders(): void;
   /** cancelOnGone aborts the call's signal (CANCELED) once the client closes or resets the request before the response ended. */
   cancelOnGone(signal: CallSignal): void;
 }
@@ -58,7 +64,7 @@ export class StreamExchange implements Exchange {
    */
   constructor(
     readonly body: http2.ServerHttp2Stream,
-    private readonly rawHeaders: readonly string[],
+    private rawHeaders: readonly string[],
     /** extraHeaders go with the response's headers (CORS, from the router's guard). */
     private readonly extraHeaders?: http2.OutgoingHttpHeaders,
   ) {
@@ -77,7 +83,14 @@ export class StreamExchange implements Exchange {
 
   *headers(): Iterable<[string, string]> {
     const raw = this.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) if (!raw[i]!.startsWith(":")) yield [raw[i]!, raw[i + 1]!];
+    for (let i = 0; i < raw.length; i += 2) if (!framingOnly(raw[i]!)) yield [raw[i]!, raw[i + 1]!];
+  }
+
+  compactHeaders(): void {
+    const raw = this.rawHeaders;
+    const kept: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) if (!framingOnly(raw[i]!)) kept.push(raw[i]!, raw[i + 1]!);
+    this.rawHeaders = kept;
   }
 
   get owner(): object {
@@ -143,7 +156,8 @@ export class StreamExchange implements Exchange {
 
   cancelOnGone(signal: CallSignal): void {
     const stream = this.body;
-    stream.once("close", () => {
+    // "close" comes once: on, not once, which wraps the listener in two more objects for each stream held open.
+    stream.on("close", () => {
       if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) signal.abort(clientCancelled());
     });
   }
@@ -282,6 +296,9 @@ export class RequestExchange implements Exchange {
     res.on("close", done);
   }
 
+  /** compactHeaders keeps Node's request object as it is: an HTTP/1.1 or compat request holds it anyway. */
+  compactHeaders(): void {}
+
   cancelOnGone(signal: CallSignal): void {
     const res = this.res;
     res.once("close", () => {
@@ -298,10 +315,15 @@ function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(", ") : v;
 }
 
-/** entriesOf lists request headers, HTTP/2 pseudo-headers left out. */
+/** framingOnly reports whether a request header is only the framing's: an HTTP/2 pseudo-header or te. */
+export function framingOnly(name: string): boolean {
+  return name.startsWith(":") || name === "te";
+}
+
+/** entriesOf lists request headers, the framing's own (framingOnly) left out. */
 export function* entriesOf(headers: http2.IncomingHttpHeaders): Generator<[string, string]> {
   for (const name in headers) {
-    if (name.startsWith(":")) continue;
+    if (framingOnly(name)) continue;
     const v = headerValue(headers[name]);
     if (v !== undefined) yield [name, v];
   }

@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../domain/logger.js";
 import type { CallContext, Outgoing, ResponseMetadata } from "../rpc/context.js";
 import { toConnectError } from "../rpc/errors.js";
-import type { CallRunner, Pipeline } from "../rpc/pipeline.js";
+import { LATER, type CallRunner, type Pipeline, type RunningCall } from "../rpc/pipeline.js";
 import type { BidiCall, BidiHandler, ClientStreamHandler, MethodHandler, UnaryHandler } from "../rpc/service.js";
 import type { StreamOutput } from "../rpc/stream-output.js";
 import { eachChunk } from "./body.js";
@@ -65,7 +65,7 @@ export function serve(deps: ServeDeps, ex: Exchange, framing: Framing, handler: 
  * once, and this is most of what each one holds.
  */
 class ServedCall implements CallRunner, StreamOutput {
-  private ctx!: CallContext & ResponseMetadata;
+  private ctx!: RunningCall;
   /** queued holds the answers push queued for the next flush: none, one, or several. */
   private queued: Uint8Array | Uint8Array[] | undefined;
   private queuedBytes = 0;
@@ -82,7 +82,7 @@ class ServedCall implements CallRunner, StreamOutput {
     private readonly handler: MethodHandler,
   ) {}
 
-  run(ctx: CallContext & ResponseMetadata): unknown {
+  run(ctx: RunningCall): unknown {
     const { deps, ex, framing, handler } = this;
     this.ctx = ctx;
     const body = new BodyReader(ex, framing, deps.maxMessageBytes, ctx.connection.buffered);
@@ -96,19 +96,22 @@ class ServedCall implements CallRunner, StreamOutput {
           return answer instanceof Promise ? answer.then((a) => encodeAnswer(deps, framing, handler, a)) : encodeAnswer(deps, framing, handler, answer);
         });
       case "client_streaming":
+        ex.compactHeaders();
         ex.cancelOnGone(ctx.signal);
         return handler.handle(ctx, readStream(handler, framing, body)).then((a) => encodeAnswer(deps, framing, handler, a));
       case "server_streaming":
+        ex.compactHeaders();
         ex.cancelOnGone(ctx.signal);
         deps.shutdown.track(ctx.signal);
         return body.one("server-streaming").then((bytes) => handler.run(ctx, framing.codec.decode(handler.info.input, bytes), this));
       case "bidi_streaming": {
+        ex.compactHeaders();
         ex.cancelOnGone(ctx.signal);
         deps.shutdown.track(ctx.signal);
         const call = handler.open(ctx, this);
         if (handler.deferHeaders !== true) framing.start(ex, ctx);
         this.read(call, body);
-        return call.done;
+        return LATER;
       }
     }
   }
@@ -206,6 +209,10 @@ class ServedCall implements CallRunner, StreamOutput {
 
   whenWritable(fn: () => void): void {
     this.ex.whenWritable(fn);
+  }
+
+  close(err?: unknown): void {
+    this.ctx.complete(undefined, err);
   }
 
   pauseInput(): void {

@@ -133,7 +133,7 @@ function bidiStream(ctx: CallContext, out: StreamOutput): BidiCall {
     () => out.pauseInput(),
     () => out.resumeInput(),
   );
-  const done = (async () => {
+  void (async () => {
     let def: BidiStreamRequest["responseDefinition"];
     let fullDuplex = false;
     let first = true;
@@ -170,12 +170,14 @@ function bidiStream(ctx: CallContext, out: StreamOutput): BidiCall {
       await send(ctx, out, create(BidiStreamResponseSchema, { payload }));
     }
     if (def.error !== undefined) throw errorOf(def.error, sent === 0 ? requestInfo(ctx, reqs) : undefined);
-  })();
+  })().then(
+    () => out.close(),
+    (err: unknown) => out.close(err),
+  );
   return {
     receive: (req) => requests.push(req as Message),
     inputEnded: () => requests.end(),
     fail: (err) => requests.end(err),
-    done,
   };
 }
 
