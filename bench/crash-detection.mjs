@@ -3,9 +3,18 @@
 // Session (one heartbeat stream), a Watcher in this process sees it ADDED,
 // then the child is SIGKILLed; measures the time from the kill to the
 // watcher's REMOVED event. The server runs in its own process with its
-// default grace (1 s) unless MAXINE_GRACE is set in the environment.
+// default settings (grace 1 s, keepalive PING every 500 ms, 1 s timeout)
+// unless MAXINE_GRACE / MAXINE_KEEPALIVE_* are set in the environment.
 //
-// Usage: node bench/crash-detection.mjs [trials=10]
+// Modes:
+//   kill   SIGKILL: the process is gone, its kernel closes the connection.
+//   stop   SIGSTOP: the process hangs, its connection stays open (only the
+//          server's keepalive PING finds it).
+//   stall  false removals: each trial's child blocks its event loop for
+//          500 ms every second (long GC pauses) for 10 s; counts the
+//          instances REMOVED meanwhile (should be 0).
+//
+// Usage: node bench/crash-detection.mjs [trials=10] [mode=kill]
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
@@ -14,9 +23,13 @@ import { createMaxineClient, Watcher } from "../sdks/typescript/dist/index.js";
 import { fmt, startServer, stats, writeResult } from "./support.mjs";
 
 const TRIALS = Number(process.argv[2] ?? 10);
-const FIXTURE = fileURLToPath(new URL("../sdks/typescript/test/fixtures/register-child.mjs", import.meta.url));
+const MODE = process.argv[3] ?? "kill";
+if (!["kill", "stop", "stall"].includes(MODE)) throw new Error(`mode ${MODE}: kill, stop or stall`);
+const FIXTURE = fileURLToPath(new URL("../server/test/fixtures/session-child.mjs", import.meta.url));
+const STALL_FOR_MS = 10_000;
 
-const server = await startServer(process.env.MAXINE_GRACE ? { MAXINE_GRACE: process.env.MAXINE_GRACE } : {});
+const passed = Object.fromEntries(["MAXINE_GRACE", "MAXINE_KEEPALIVE_INTERVAL", "MAXINE_KEEPALIVE_TIMEOUT"].filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
+const server = await startServer(passed);
 const baseUrl = `http://127.0.0.1:${server.port}`;
 const watcher = new Watcher(createMaxineClient({ baseUrl }), { services: "crash" });
 await watcher.ready();
@@ -33,21 +46,39 @@ function nextChange(type, instanceId) {
 }
 
 const samples = [];
+let falseRemovals = 0;
+let stalls = 0;
+const removedIds = new Set();
+watcher.on("removed", (c) => removedIds.add(c.instance.instanceId));
 try {
   for (let t = 0; t < TRIALS; t++) {
     const id = `crash-${t}`;
     const added = nextChange("added", id);
-    const child = spawn(process.execPath, [FIXTURE, baseUrl, "crash", id, "10000"], { stdio: ["ignore", "pipe", "inherit"] });
+    const env = MODE === "stall" ? { ...process.env, STALL_MS: "500", STALL_EVERY_MS: "1000" } : process.env;
+    const child = spawn(process.execPath, [FIXTURE, baseUrl, "crash", id, "10000"], { stdio: ["ignore", "pipe", "inherit"], env });
     const exited = once(child, "exit");
+    const lines = [];
     await new Promise((resolve, reject) => {
-      createInterface({ input: child.stdout }).on("line", (l) => l === "ready" && resolve());
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        lines.push(l);
+        if (l === "ready") resolve();
+      });
       child.once("exit", (code) => reject(new Error(`child exited with ${code} before "ready"`)));
     });
     await added;
+    if (MODE === "stall") {
+      await new Promise((r) => setTimeout(r, STALL_FOR_MS));
+      stalls += lines.filter((l) => l === "stalled").length;
+      if (removedIds.has(id)) falseRemovals++;
+      process.kill(child.pid, "SIGKILL");
+      await exited;
+      continue;
+    }
     const removed = nextChange("removed", id);
     const killedAt = performance.now();
-    process.kill(child.pid, "SIGKILL");
+    process.kill(child.pid, MODE === "stop" ? "SIGSTOP" : "SIGKILL");
     samples.push((await removed) - killedAt);
+    if (MODE === "stop") process.kill(child.pid, "SIGKILL");
     await exited;
   }
 } finally {
@@ -55,8 +86,16 @@ try {
   await server.stop();
 }
 
-const s = stats(samples);
-console.log(`crash detection, ${TRIALS} trials (SIGKILL of an SDK Session child -> Watcher REMOVED; grace ${process.env.MAXINE_GRACE ?? "1s (default)"})`);
-console.log(`  median ${fmt(s.median)}, p99 ${fmt(s.p99)}, min ${fmt(s.min)}, max ${fmt(s.max)}`);
-console.log(`  samples: ${samples.map((x) => x.toFixed(1)).join(", ")}`);
-writeResult("crash-detection", { scenario: "SIGKILL of an SDK session process -> watcher REMOVED", grace: process.env.MAXINE_GRACE ?? "1s", trials: TRIALS, ...s, samples });
+const settings = `grace ${process.env.MAXINE_GRACE ?? "1s"}, keepalive interval ${process.env.MAXINE_KEEPALIVE_INTERVAL ?? "500ms"}, timeout ${process.env.MAXINE_KEEPALIVE_TIMEOUT ?? "1s"}`;
+if (MODE === "stall") {
+  console.log(`false removals under GC-like pauses, ${TRIALS} trials (an SDK Session child blocking its event loop 500 ms every 1 s for ${STALL_FOR_MS / 1000} s; ${settings})`);
+  console.log(`  instances removed: ${falseRemovals} of ${TRIALS}; pauses: ${stalls}`);
+  writeResult("stall-removals", { scenario: "500 ms event-loop stalls every 1 s -> instances removed", settings, trials: TRIALS, pauses: stalls, removed: falseRemovals });
+} else {
+  const what = MODE === "stop" ? "SIGSTOP (hung process, connection left open)" : "SIGKILL";
+  const s = stats(samples);
+  console.log(`${MODE === "stop" ? "hung-process" : "crash"} detection, ${TRIALS} trials (${what} of an SDK Session child -> Watcher REMOVED; ${settings})`);
+  console.log(`  median ${fmt(s.median)}, p99 ${fmt(s.p99)}, min ${fmt(s.min)}, max ${fmt(s.max)}`);
+  console.log(`  samples: ${samples.map((x) => x.toFixed(1)).join(", ")}`);
+  writeResult(MODE === "stop" ? "hung-detection" : "crash-detection", { scenario: `${what} of an SDK session process -> watcher REMOVED`, settings, trials: TRIALS, ...s, samples });
+}

@@ -247,10 +247,13 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     maxConnections: config.maxConnections,
     maxConnectionsPerAddress: config.maxConnectionsPerAddress,
     maxUnsentBytesPerConnection: config.maxUnsentBytesPerConnection,
+    keepaliveIntervalMs: config.keepaliveIntervalMs,
+    keepaliveTimeoutMs: config.keepaliveTimeoutMs,
     log,
     streams: router.streams,
     ...(tls !== undefined ? { tls } : {}),
   });
+  metrics.connections(listener);
   const reloader =
     tls === undefined ? undefined : new CertificateReloader(tlsFiles, (loaded) => listener.setSecureContext(loaded.options), log, config.tlsReloadIntervalMs);
   const port = await listener.listen(config.port, config.host).catch((err: unknown) => {

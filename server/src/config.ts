@@ -26,6 +26,8 @@ export interface Config {
   idleTimeoutMs: number;
   maxConnections: number;
   maxConnectionsPerAddress: number;
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
   maxUnsentBytesPerConnection: number;
   maxBufferedBytesPerConnection: number;
   maxBufferedBytes: number;
@@ -239,6 +241,20 @@ export const SETTINGS: readonly Setting[] = [
   setting("idleTimeoutMs", "MAXINE_IDLE_TIMEOUT", "65s", "How long a connection with no open request or stream is kept (HTTP/1.1 keep-alive; HTTP/2 gets GOAWAY); open heartbeat and watch streams keep it.", duration(1)),
   setting("maxConnections", "MAXINE_MAX_CONNECTIONS", "10000", "Most open client connections; a new one beyond it is closed at once (keep it under the file-descriptor limit).", int(1, MAX)),
   setting("maxConnectionsPerAddress", "MAXINE_MAX_CONNECTIONS_PER_ADDRESS", "1000", "Most open connections from one client address; a new one beyond it is closed at once.", int(1, MAX)),
+  setting(
+    "keepaliveIntervalMs",
+    "MAXINE_KEEPALIVE_INTERVAL",
+    "500ms",
+    "How soon after its last PING was acknowledged an HTTP/2 connection holding open streams (heartbeats, watches) is sent another (0ms: no PINGs, silent peers are never found).",
+    duration(0),
+  ),
+  setting(
+    "keepaliveTimeoutMs",
+    "MAXINE_KEEPALIVE_TIMEOUT",
+    "1s",
+    "An HTTP/2 connection whose PING is not acknowledged within this is closed and its streams end: a stopped or hung process, or a dead network path (its instances go after MAXINE_GRACE).",
+    duration(1),
+  ),
   setting("maxUnsentBytesPerConnection", "MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION", "8388608", "Most answer bytes an HTTP/2 connection may leave unread; beyond it the streams holding the most get RST_STREAM ENHANCE_YOUR_CALM.", int(1024, 2 ** 32 - 1)),
   setting("maxBufferedBytesPerConnection", "MAXINE_MAX_BUFFERED_BYTES_PER_CONNECTION", "16777216", "Most bytes of unfinished request messages one connection may make the server hold; a message announced beyond it gets RESOURCE_EXHAUSTED before it is read.", int(1024, 2 ** 40)),
   setting("maxBufferedBytes", "MAXINE_MAX_BUFFERED_BYTES", "268435456", "Most bytes of unfinished request messages all connections together may make the server hold.", int(1024, 2 ** 40)),

@@ -22,6 +22,14 @@ export interface ListenerOptions {
   readonly maxConnectionsPerAddress: number;
   /** maxUnsentBytesPerConnection bounds the answer bytes an HTTP/2 connection may leave unread (MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION). */
   readonly maxUnsentBytesPerConnection: number;
+  /**
+   * keepaliveIntervalMs is how long after its last PING was acknowledged an
+   * HTTP/2 connection holding open streams is sent another
+   * (MAXINE_KEEPALIVE_INTERVAL; 0: no PINGs).
+   */
+  readonly keepaliveIntervalMs: number;
+  /** keepaliveTimeoutMs closes a connection whose PING is not acknowledged within it, ending its streams (MAXINE_KEEPALIVE_TIMEOUT). */
+  readonly keepaliveTimeoutMs: number;
   /** log hears of refused connections and of clients that break the protocol (warn or debug, never error). */
   readonly log: Logger;
   /** streams, when set, is offered every HTTP/2 stream before it is served as a request. */
@@ -99,11 +107,14 @@ export class Listener {
   private readonly perAddress = new Map<string, number>();
   private readonly sessions = new Map<http2.Http2Session, SessionState>();
   private readonly sweep: NodeJS.Timeout;
+  private readonly keepalive: NodeJS.Timeout | undefined;
   private connecting: net.Socket | undefined;
   private refused = 0;
   private lastRefusalWarn = -Infinity;
   /** streamsReset counts the HTTP/2 streams reset because their connection held too many unsent bytes. */
   streamsReset = 0;
+  /** silentPeers counts the HTTP/2 connections closed because a PING went unacknowledged (MAXINE_KEEPALIVE_TIMEOUT). */
+  silentPeers = 0;
 
   constructor(
     handler: RequestHandler,
@@ -179,6 +190,13 @@ export class Listener {
     this.sweep = setInterval(() => {
       for (const [s, state] of this.sessions) this.checkUnsent(s, state);
     }, SWEEP_MS).unref();
+    if (opts.keepaliveIntervalMs > 0) {
+      // One timer for every connection, not one per connection: it ticks a
+      // few times per interval and timeout, so a PING leaves (and a silent
+      // peer is found) within a quarter of the shorter of them.
+      const tick = Math.max(10, Math.min(opts.keepaliveIntervalMs, opts.keepaliveTimeoutMs) / 4);
+      this.keepalive = setInterval(() => this.probe(), tick).unref();
+    }
   }
 
   /** listen binds host:port (port 0 picks a free port) and resolves with the bound port. */
@@ -214,6 +232,7 @@ export class Listener {
    */
   async close(graceMs: number): Promise<void> {
     clearInterval(this.sweep);
+    clearInterval(this.keepalive);
     const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
     for (const s of this.sessions.keys()) s.close();
     // http.Server.close closes the idle connections and stops the header
@@ -392,7 +411,8 @@ export class Listener {
    * watch stream is never idle, however quiet the stream.
    */
   private track(s: http2.Http2Session): void {
-    const state: SessionState = { open: new Set(), socket: this.connecting, idleSince: performance.now(), checking: false };
+    const now = performance.now();
+    const state: SessionState = { open: new Set(), socket: this.connecting, idleSince: now, checking: false, pingSentAt: undefined, pingAckedAt: now };
     this.sessions.set(s, state);
     s.on("error", (err: Error & { code?: string }) => this.opts.log.debug({ err: err.message, code: err.code }, "HTTP/2 connection error (client)"));
     s.on("frameError", (type: number, code: number, id: number) => this.opts.log.debug({ type, code, stream: id }, "HTTP/2 frame not sent"));
@@ -411,6 +431,44 @@ export class Listener {
       clearTimeout(idle);
       this.sessions.delete(s);
     });
+  }
+
+  /**
+   * probe finds the peers that went silent without closing: a process
+   * stopped or hung, a network path that drops packets. TCP cannot tell: the
+   * peer's kernel keeps acknowledging, or nothing says the path is gone. So
+   * every HTTP/2 connection holding open streams (heartbeats, watches) gets a
+   * PING keepaliveIntervalMs after its last one was acknowledged; the client's
+   * HTTP/2 stack acknowledges it as soon as it reads, whatever its
+   * application does. One not acknowledged within keepaliveTimeoutMs closes
+   * the connection: its streams end as if the client had gone (heartbeat
+   * streams release their instances after MAXINE_GRACE; watchers are freed).
+   * A connection with no open stream is left to MAXINE_IDLE_TIMEOUT.
+   */
+  private probe(): void {
+    const now = performance.now();
+    for (const [s, state] of this.sessions) {
+      if (s.destroyed || s.closed) continue;
+      if (state.pingSentAt !== undefined) {
+        if (now - state.pingSentAt < this.opts.keepaliveTimeoutMs) continue;
+        this.silentPeers++;
+        this.opts.log.info(
+          { address: state.socket?.remoteAddress, streams: state.open.size, limit: "MAXINE_KEEPALIVE_TIMEOUT", timeoutMs: this.opts.keepaliveTimeoutMs },
+          "HTTP/2 connection closed: PING not acknowledged in time (the peer stopped answering)",
+        );
+        s.destroy();
+        state.socket?.destroy();
+        continue;
+      }
+      if (state.open.size === 0 || now - state.pingAckedAt < this.opts.keepaliveIntervalMs) continue;
+      state.pingSentAt = now;
+      const sent = s.ping((err) => {
+        if (err !== null) return;
+        state.pingSentAt = undefined;
+        state.pingAckedAt = performance.now();
+      });
+      if (!sent) state.pingSentAt = undefined; // the session cannot send one now (closing): nothing to wait for
+    }
   }
 
   /** checkUnsentSoon checks s once the streams that arrived in this read have been answered. */
@@ -465,6 +523,10 @@ interface SessionState {
   idleSince: number;
   /** checking is set while a checkUnsent is scheduled. */
   checking: boolean;
+  /** pingSentAt is when the PING awaiting its acknowledgement left (undefined: none waits). */
+  pingSentAt: number | undefined;
+  /** pingAckedAt is when the last PING was acknowledged (or the session began). */
+  pingAckedAt: number;
 }
 
 /**

@@ -25,19 +25,7 @@ export class Metrics {
         },
       });
     };
-    const counter = (name: string, help: string, read: () => number): void => {
-      let reported = 0;
-      new Counter({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          const now = read();
-          this.inc(now - reported);
-          reported = now;
-        },
-      });
-    };
+    const counter = (name: string, help: string, read: () => number): void => this.counter(name, help, read);
     const c = core.counts;
     counter("maxine_heartbeat_streams_opened_total", "Heartbeat streams opened.", () => c.heartbeatStreamsOpened);
     counter("maxine_heartbeat_messages_total", "Heartbeat request messages answered.", () => c.heartbeatMessages);
@@ -57,6 +45,35 @@ export class Metrics {
   }
 
   private readonly calls = new CallStats();
+
+  /** connections shows the listener's own counters: the connections and streams it cut for what their clients did. */
+  connections(listener: { readonly streamsReset: number; readonly silentPeers: number }): void {
+    this.counter(
+      "maxine_streams_reset_unread_total",
+      "HTTP/2 streams reset because their connection left too many answer bytes unread (MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION).",
+      () => listener.streamsReset,
+    );
+    this.counter(
+      "maxine_connections_silent_closed_total",
+      "HTTP/2 connections closed because a PING went unacknowledged (MAXINE_KEEPALIVE_TIMEOUT): a stopped or hung peer, or a dead path.",
+      () => listener.silentPeers,
+    );
+  }
+
+  /** counter shows a number that only grows, read when scraped. */
+  private counter(name: string, help: string, read: () => number): void {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const now = read();
+        this.inc(now - reported);
+        reported = now;
+      },
+    });
+  }
 
   /**
    * interceptor counts and times every call by method, protocol and code.
