@@ -3,8 +3,9 @@
 # scripts/conformance-version.sh) against Maxine as the server under test:
 # server/test/conformance/server.ts mounts the suite's ConformanceService on
 # Maxine's pipeline. Runs with MAXINE_FAST_PATH=on (Maxine's framing) and
-# off (connect-es's, the reference); fails on any failure not listed in the
-# known-failing files. See docs/conformance.md.
+# off (connect-es's, the reference, against config-connect-es.yaml: what
+# connect-es does); fails on any failure. No known-failing lists, no skips.
+# See docs/conformance.md.
 #
 #   scripts/test-conformance.sh           both framings
 #   scripts/test-conformance.sh on        Maxine's framing only
@@ -24,22 +25,14 @@ fi
 npx tsc -p "$dir/tsconfig.json"
 server=(node .tmp/conformance/test/conformance/server.js)
 
-# run MODE KNOWN_FAILING_FILES... [-- RUNNER_ARGS...]
+# run MODE CONFIG: the runner's summary, or its whole output when it fails.
 run() {
-  local mode=$1
-  shift
-  local out=".tmp/conformance-$mode.log" known=".tmp/conformance-$mode-known-failing.txt"
-  # The runner reads only the first --known-failing @file it is given: one file holds them all.
-  : >"$known"
-  while [[ $# -gt 0 && $1 != "--" ]]; do
-    cat "$1" >>"$known"
-    shift
-  done
-  [[ $# -gt 0 ]] && shift
-  echo "conformance (MAXINE_FAST_PATH=$mode):"
+  local mode=$1 conf=$2
+  local out=".tmp/conformance-$mode.log"
+  echo "conformance (MAXINE_FAST_PATH=$mode, $conf):"
   local rc=0
-  MAXINE_FAST_PATH=$mode "$runner" --mode server --conf "$dir/config.yaml" --parallel 2 --max-servers 2 \
-    --known-failing "@$known" "$@" -- "${server[@]}" >"$out" 2>&1 || rc=$?
+  MAXINE_FAST_PATH=$mode "$runner" --mode server --conf "$conf" --parallel 2 --max-servers 2 \
+    -- "${server[@]}" >"$out" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then
     cat "$out"
   else
@@ -52,12 +45,9 @@ modes=${1:-on off}
 status=0
 for mode in $modes; do
   case $mode in
-    on) run on "$dir/known-failing.txt" || status=1 ;;
-    # Some calls of the Server Message Size suite never end on connect-es
-    # (e.g. client-stream/subsequent-request-exceeds-server-limit: the runner
-    # times out waiting), so that suite is skipped for the reference framing
-    # (docs/conformance.md); Maxine's framing passes it.
-    off) run off "$dir/known-failing.txt" "$dir/known-failing-connect-es.txt" -- --skip "Server Message Size/**" || status=1 ;;
+    on) run on "$dir/config.yaml" || status=1 ;;
+    # The reference framing claims only what connect-es does (config-connect-es.yaml).
+    off) run off "$dir/config-connect-es.yaml" || status=1 ;;
     *) echo "unknown mode $mode (on, off)" >&2; exit 2 ;;
   esac
 done

@@ -120,8 +120,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     overflow: config.watchOverflow,
     maxWatchers: config.maxWatchers,
     snapshotChunk: config.watchSnapshotChunk,
-    // a snapshot message fits MAXINE_MAX_MESSAGE_BYTES (less the few bytes around its instances)
-    snapshotChunkBytes: config.maxMessageBytes - 16,
+    // a snapshot message fits MAXINE_MAX_RESPONSE_BYTES (less the few bytes around its instances)
+    snapshotChunkBytes: config.maxResponseBytes - 16,
     sizeOf: (r) => instanceBytes(r).length,
     progressIntervalMs: config.watchProgressIntervalMs,
   });
@@ -186,7 +186,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   const handler = connectNodeAdapter({
     routes: connectRoutes(pipeline, services),
     readMaxBytes: config.maxMessageBytes,
-    writeMaxBytes: config.maxMessageBytes,
+    writeMaxBytes: config.maxResponseBytes,
     shutdownSignal: shutdown.signal,
     contextValues: peerValues(connections),
     fallback(req, res) {
@@ -227,6 +227,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       pipeline,
       connections,
       maxMessageBytes: config.maxMessageBytes,
+      maxResponseBytes: config.maxResponseBytes,
       shutdown: new Shutdown(shutdown.signal),
       requests: new RequestCache(),
       log,

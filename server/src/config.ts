@@ -20,6 +20,7 @@ export interface Config {
   leaseTtlMaxMs: number;
   graceMs: number;
   maxMessageBytes: number;
+  maxResponseBytes: number;
   maxHeaderBytes: number;
   handshakeTimeoutMs: number;
   headersTimeoutMs: number;
@@ -234,7 +235,8 @@ export const SETTINGS: readonly Setting[] = [
   setting("leaseTtlMinMs", "MAXINE_LEASE_TTL_MIN", "1s", "Shortest lease TTL a client may ask for.", duration(1)),
   setting("leaseTtlMaxMs", "MAXINE_LEASE_TTL_MAX", "1h", "Longest lease TTL a client may ask for.", duration(1)),
   setting("graceMs", "MAXINE_GRACE", "1s", "How long an instance outlives its ended heartbeat stream; a reconnect within it causes no events.", duration(0)),
-  setting("maxMessageBytes", "MAXINE_MAX_MESSAGE_BYTES", "4194304", "Largest request or response message, in bytes.", int(1024, 2 ** 32 - 1)),
+  setting("maxMessageBytes", "MAXINE_MAX_MESSAGE_BYTES", "4194304", "Largest request message, in bytes (larger ones are refused with RESOURCE_EXHAUSTED before they are read).", int(1024, 2 ** 32 - 1)),
+  setting("maxResponseBytes", "MAXINE_MAX_RESPONSE_BYTES", "4194304", "Largest response message, in bytes: a larger answer is RESOURCE_EXHAUSTED on every protocol, and watch snapshots are cut into chunks that fit it.", int(1024, 2 ** 32 - 1)),
   setting("maxHeaderBytes", "MAXINE_MAX_HEADER_BYTES", "16384", "Largest request header block, HTTP/1.1 and HTTP/2, in bytes (HTTP/1.1 gets 431, an HTTP/2 stream RST_STREAM ENHANCE_YOUR_CALM).", int(1024, 1 << 20)),
   setting("handshakeTimeoutMs", "MAXINE_HANDSHAKE_TIMEOUT", "10s", "How long a new connection may take to send its first bytes (which say HTTP/1.1 or HTTP/2) before it is closed.", duration(1)),
   setting("headersTimeoutMs", "MAXINE_HEADERS_TIMEOUT", "10s", "How long an HTTP/1.1 request may take to send its header block before it gets 408 and the connection closes.", duration(1)),

@@ -216,20 +216,43 @@ describe("framing against broken and hostile clients", () => {
     expect(a.data.length).toBeGreaterThan(5);
   });
 
-  it("refuses answers over MAXINE_MAX_MESSAGE_BYTES on every protocol", async () => {
-    const small = await startInProcess({ MAXINE_MAX_MESSAGE_BYTES: "1024" });
+  it.each(["on", "off"])("refuses answers over MAXINE_MAX_RESPONSE_BYTES on every protocol (MAXINE_FAST_PATH=%s)", async (fastPath) => {
+    const small = await startInProcess({ MAXINE_MAX_RESPONSE_BYTES: "1024", MAXINE_FAST_PATH: fastPath });
+    const named = fastPath === "on" ? expect.stringContaining("MAXINE_MAX_RESPONSE_BYTES") : expect.any(String);
     try {
       for (let i = 0; i < 40; i++) await postJson(small.url, "Register", { instance: { service: `big-service-name-${i}`, instanceId: "x", host: "10.0.0.1", port: 80 } });
       const c = http2.connect(small.url);
       const g = rawCall(c, `${SERVICE}/ListServices`, {}, grpcFrame(new Uint8Array()));
-      expect(status(await g.answer)).toMatchObject({ code: "8", message: expect.stringContaining("MAXINE_MAX_MESSAGE_BYTES") });
+      expect(status(await g.answer)).toMatchObject({ code: "8", message: named });
       c.close();
       const web = await fetch(`${small.url}${SERVICE}/ListServices`, { method: "POST", headers: { "content-type": "application/grpc-web+proto" }, body: grpcFrame(new Uint8Array()) });
-      expect(web.headers.get("grpc-status")).toBe("8");
+      // in the headers (Maxine's framing: trailers-only) or in the trailer frame (connect-es)
+      const webBody = Buffer.from(await web.arrayBuffer()).toString("latin1");
+      expect(web.headers.get("grpc-status") ?? /grpc-status: ?(\d+)/.exec(webBody)?.[1]).toBe("8");
       const json = await postJson(small.url, "ListServices", {});
-      expect(json.json).toMatchObject({ code: "resource_exhausted" });
+      expect(json.json).toMatchObject({ code: "resource_exhausted", message: named });
     } finally {
       await small.close();
+    }
+  });
+
+  // The conformance suite's Server Message Size cases: a request of exactly
+  // MAXINE_MAX_MESSAGE_BYTES is served, and its answer (larger than that) is
+  // bounded by MAXINE_MAX_RESPONSE_BYTES alone.
+  it.each(["on", "off"])("bounds requests by MAXINE_MAX_MESSAGE_BYTES and answers by MAXINE_MAX_RESPONSE_BYTES, separately (MAXINE_FAST_PATH=%s)", async (fastPath) => {
+    const limits = await startInProcess({ MAXINE_MAX_MESSAGE_BYTES: "1024", MAXINE_MAX_RESPONSE_BYTES: "65536", MAXINE_FAST_PATH: fastPath });
+    try {
+      for (let i = 0; i < 40; i++) await postJson(limits.url, "Register", { instance: { service: `big-service-name-${i}`, instanceId: "x", host: "10.0.0.1", port: 80 } });
+      const c = http2.connect(limits.url);
+      const list = await rawCall(c, `${SERVICE}/ListServices`, {}, grpcFrame(new Uint8Array())).answer;
+      expect(status(list).code).toBe("0");
+      expect(list.data.length).toBeGreaterThan(1024 + 5); // an answer over the request limit
+      const tooBig = toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "s".repeat(1100) }));
+      const refused = await rawCall(c, `${SERVICE}/Discover`, {}, grpcFrame(tooBig)).answer;
+      expect(status(refused).code).toBe("8");
+      c.close();
+    } finally {
+      await limits.close();
     }
   });
 

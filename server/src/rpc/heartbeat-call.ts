@@ -99,7 +99,7 @@ export class HeartbeatCall implements BidiCall {
     try {
       this.out.push(answer);
     } catch (err) {
-      this.end(err); // an answer the protocol cannot carry (larger than MAXINE_MAX_MESSAGE_BYTES)
+      this.end(err); // an answer the protocol cannot carry (larger than MAXINE_MAX_RESPONSE_BYTES)
       return;
     }
     if (!this.out.flush()) {

@@ -164,7 +164,7 @@ class ReflectionCall implements BidiCall {
     try {
       this.out.push(this.answer(req));
     } catch (err) {
-      this.end(err); // an answer larger than MAXINE_MAX_MESSAGE_BYTES
+      this.end(err); // an answer larger than MAXINE_MAX_RESPONSE_BYTES
       return;
     }
     if (!this.out.flush()) {

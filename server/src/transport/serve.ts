@@ -22,7 +22,10 @@ import type { Shutdown } from "./shutdown.js";
 export interface ServeDeps {
   readonly pipeline: Pipeline;
   readonly connections: Connections;
+  /** maxMessageBytes bounds a request message (MAXINE_MAX_MESSAGE_BYTES). */
   readonly maxMessageBytes: number;
+  /** maxResponseBytes bounds an answer message (MAXINE_MAX_RESPONSE_BYTES). */
+  readonly maxResponseBytes: number;
   readonly shutdown: Shutdown;
   readonly requests: RequestCache;
   readonly log: Logger;
@@ -187,7 +190,7 @@ class ServedCall implements CallRunner, StreamOutput {
   }
 
   push(answer: Outgoing): boolean {
-    const frame = checkSize(this.framing.codec.frame(this.handler.info.output, answer), 5, this.deps.maxMessageBytes);
+    const frame = checkSize(this.framing.codec.frame(this.handler.info.output, answer), 5, this.deps.maxResponseBytes);
     const q = this.queued;
     if (q === undefined) this.queued = frame;
     else if (Array.isArray(q)) q.push(frame);
@@ -229,18 +232,18 @@ export function failCall(ex: Exchange, framing: Framing, err: ConnectError): voi
   framing.finish(ex, err);
 }
 
-/** encodeAnswer encodes a call's one answer in the framing's codec (enveloped when streamed), within MAXINE_MAX_MESSAGE_BYTES. */
+/** encodeAnswer encodes a call's one answer in the framing's codec (enveloped when streamed), within MAXINE_MAX_RESPONSE_BYTES. */
 function encodeAnswer(deps: ServeDeps, framing: Framing, handler: UnaryHandler | ClientStreamHandler, answer: Outgoing): Uint8Array {
   const out = handler.info.output;
   const bytes = framing.streamed ? framing.codec.frame(out, answer) : framing.codec.encode(out, answer);
-  return checkSize(bytes, framing.streamed ? 5 : 0, deps.maxMessageBytes);
+  return checkSize(bytes, framing.streamed ? 5 : 0, deps.maxResponseBytes);
 }
 
-/** checkSize refuses an answer larger than MAXINE_MAX_MESSAGE_BYTES (its envelope of prefix bytes aside), on every protocol. */
+/** checkSize refuses an answer larger than MAXINE_MAX_RESPONSE_BYTES (its envelope of prefix bytes aside), on every protocol. */
 function checkSize(bytes: Uint8Array, prefix: number, maxBytes: number): Uint8Array {
   if (bytes.length - prefix > maxBytes) {
     throw new ConnectError(
-      `response: a message of ${bytes.length - prefix} bytes exceeds the limit of ${maxBytes} bytes (MAXINE_MAX_MESSAGE_BYTES)`,
+      `response: a message of ${bytes.length - prefix} bytes exceeds the limit of ${maxBytes} bytes (MAXINE_MAX_RESPONSE_BYTES)`,
       Code.ResourceExhausted,
     );
   }

@@ -23,7 +23,7 @@ export interface WatchSettings {
   /**
    * snapshotChunkBytes, with sizeOf (an instance's encoded size), bounds a
    * snapshot message's size too, so that a chunk of large instances fits
-   * the message size limit (MAXINE_MAX_MESSAGE_BYTES) of every protocol.
+   * the message size limit (MAXINE_MAX_RESPONSE_BYTES) of every protocol.
    */
   readonly snapshotChunkBytes?: number;
   readonly sizeOf?: (r: InstanceRecord) => number;

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
 import { startMaxine } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
@@ -10,7 +13,10 @@ import { ServerCompatRequestSchema, ServerCompatResponseSchema } from "./gen/con
 // Maxine on 127.0.0.1, port 0, with the ConformanceService mounted on its
 // pipeline, writes the size-prefixed ServerCompatResponse to stdout, and
 // serves until stdin closes or a signal arrives. MAXINE_FAST_PATH in the
-// environment picks the framing (on: Maxine's, off: connect-es's).
+// environment picks the framing (on: Maxine's, off: connect-es's). Maxine
+// is configured as a user would: the request's limits and TLS become
+// MAXINE_* settings, the TLS files written to a private temporary directory
+// (removed on exit).
 // scripts/test-conformance.sh builds and runs it.
 
 async function readStdin(): Promise<Buffer> {
@@ -27,16 +33,44 @@ async function readStdin(): Promise<Buffer> {
 
 async function main(): Promise<void> {
   const req = fromBinary(ServerCompatRequestSchema, await readStdin());
-  if (req.useTls) throw new Error("TLS is not supported yet (the conformance config declares supports_tls: false)");
   const env: Record<string, string> = {
     MAXINE_HOST: "127.0.0.1",
     MAXINE_PORT: "0",
     MAXINE_SHUTDOWN_GRACE: "1s",
     MAXINE_FAST_PATH: process.env.MAXINE_FAST_PATH ?? "on",
   };
-  if (req.messageReceiveLimit > 0) env.MAXINE_MAX_MESSAGE_BYTES = String(req.messageReceiveLimit);
+  if (req.messageReceiveLimit > 0) {
+    // The limit is on what clients send; the suite's handler echoes a request
+    // of exactly the limit inside its answer, so answers keep their own
+    // (default) limit, MAXINE_MAX_RESPONSE_BYTES.
+    env.MAXINE_MAX_MESSAGE_BYTES = String(req.messageReceiveLimit);
+  }
+  let tlsDir: string | undefined;
+  if (req.useTls) {
+    if (req.serverCreds === undefined) throw new Error("use_tls without server_creds");
+    tlsDir = mkdtempSync(join(tmpdir(), "maxine-conformance-"));
+    const file = (name: string, pem: Uint8Array): string => {
+      const path = join(tlsDir!, name);
+      writeFileSync(path, pem, { mode: 0o600 });
+      return path;
+    };
+    env.MAXINE_TLS_CERT = file("cert.pem", req.serverCreds.cert);
+    env.MAXINE_TLS_KEY = file("key.pem", req.serverCreds.key);
+    if (req.clientTlsCert.length > 0) {
+      // The suite's client certificate is self-signed: it is the CA it must chain to.
+      env.MAXINE_TLS_CA = file("client-ca.pem", req.clientTlsCert);
+      env.MAXINE_TLS_CLIENT_AUTH = "require";
+    }
+  }
+  const removeTlsDir = (): void => {
+    if (tlsDir !== undefined) rmSync(tlsDir, { recursive: true, force: true });
+  };
+  process.once("exit", removeTlsDir);
   const maxine = await startMaxine(loadConfig([], env), { logger: silentLogger, services: [conformanceService()] });
-  const res = toBinary(ServerCompatResponseSchema, create(ServerCompatResponseSchema, { host: "127.0.0.1", port: maxine.port }));
+  const res = toBinary(
+    ServerCompatResponseSchema,
+    create(ServerCompatResponseSchema, { host: "127.0.0.1", port: maxine.port, pemCert: req.useTls ? req.serverCreds!.cert : new Uint8Array() }),
+  );
   const prefix = Buffer.alloc(4);
   prefix.writeUInt32BE(res.length);
   process.stdout.write(Buffer.concat([prefix, res]));
