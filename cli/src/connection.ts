@@ -1,6 +1,7 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { ConnectError } from "@connectrpc/connect";
-import { createMaxineTransport, FAILOVER_CODES, type MaxineClient } from "@maxine/sdk";
+import { readFileSync } from "node:fs";
+import { createMaxineTransport, FAILOVER_CODES, type MaxineClient, type TlsOptions, type TokenSource } from "@maxine/sdk";
 import { Health } from "@maxine/sdk/gen/grpc/health/v1/health_pb";
 import { RegistryService } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { usage } from "./errors.js";
@@ -19,9 +20,72 @@ export interface GlobalOptions {
   readonly namespace: string;
   /** output is the format asked for (--output; MAXINE_OUTPUT), undefined when neither says. */
   readonly output: "table" | "json" | undefined;
+  /** credentials are what every call presents: a bearer token and TLS settings (--token/--token-file, --cacert/--cert/--key). */
+  readonly credentials: Credentials;
 }
 
-/** serverUrl reads one --server value: a URL, or host:port (http:// is then assumed). */
+/** Credentials are the SDK's credential options, as the CLI's flags give them. */
+export interface Credentials {
+  readonly token?: TokenSource;
+  readonly tls?: TlsOptions;
+}
+
+/** CredentialFlags are the raw values of the credential flags (each from its flag, else its environment variable). */
+export interface CredentialFlags {
+  readonly token?: string;
+  readonly tokenFile?: string;
+  readonly cacert?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/** readFlagFile reads a file a flag names, failing as a usage error naming the flag. */
+function readFlagFile(flag: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw usage(`${flag}: cannot read ${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+}
+
+/** tokenOfFile reads a token file: its text without surrounding whitespace, never shown in errors. */
+function tokenOfFile(path: string): string {
+  const token = readFlagFile("--token-file", path).trim();
+  if (token === "") throw usage(`--token-file: ${JSON.stringify(path)} holds no token`);
+  return token;
+}
+
+/**
+ * credentialsOf turns the credential flags into the SDK's options. A token
+ * file is read again before every call (a rotated token is picked up by a
+ * long watch or register); TLS files are read once. servers must all be
+ * https:// when TLS files are given.
+ */
+export function credentialsOf(f: CredentialFlags, servers: readonly string[]): Credentials {
+  if (f.token !== undefined && f.tokenFile !== undefined) throw usage("--token and --token-file: give one, not both");
+  if (f.token !== undefined && (f.token === "" || /[\x00-\x1f\x7f]/.test(f.token))) {
+    throw usage("--token: must be a non-empty string without control characters (the token itself is not shown)");
+  }
+  let token: TokenSource | undefined = f.token;
+  if (f.tokenFile !== undefined) {
+    const path = f.tokenFile;
+    tokenOfFile(path); // fail now, before any call, when it cannot be read
+    token = () => tokenOfFile(path);
+  }
+  if ((f.cert === undefined) !== (f.key === undefined)) throw usage("--cert and --key go together (mTLS needs both)");
+  let tls: TlsOptions | undefined;
+  if (f.cacert !== undefined || f.cert !== undefined) {
+    const plain = servers.find((s) => !s.startsWith("https://"));
+    if (plain !== undefined) throw usage(`--cacert, --cert and --key need https:// servers, got ${plain}`);
+    tls = {
+      ...(f.cacert !== undefined ? { ca: readFlagFile("--cacert", f.cacert) } : {}),
+      ...(f.cert !== undefined ? { cert: readFlagFile("--cert", f.cert), key: readFlagFile("--key", f.key!) } : {}),
+    };
+  }
+  return { ...(token !== undefined ? { token } : {}), ...(tls !== undefined ? { tls } : {}) };
+}
+
+/** serverUrl reads one --server value: an http:// or https:// URL, or host:port (http:// is then assumed). */
 export function serverUrl(value: string): string {
   const text = value.includes("://") ? value : `http://${value}`;
   let url: URL;
@@ -30,7 +94,7 @@ export function serverUrl(value: string): string {
   } catch {
     throw usage(`--server: not a URL or host:port: ${JSON.stringify(value)}`);
   }
-  if (url.protocol !== "http:") throw usage(`--server: only http:// is supported (TLS is not in the CLI yet), got ${JSON.stringify(value)}`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw usage(`--server: only http:// and https:// are supported, got ${JSON.stringify(value)}`);
   return url.origin;
 }
 
@@ -57,7 +121,7 @@ export interface Connection {
 /** connect builds the clients for opts.server (gRPC over HTTP/2, as the SDK does by default). */
 export function connect(opts: GlobalOptions): Connection {
   return {
-    registry: createClient(RegistryService, createMaxineTransport({ baseUrl: opts.server })),
+    registry: createClient(RegistryService, createMaxineTransport({ baseUrl: opts.server, ...opts.credentials })),
     async once(call) {
       for (let left = opts.server.length - 1; ; left--) {
         try {
@@ -67,6 +131,6 @@ export function connect(opts: GlobalOptions): Connection {
         }
       }
     },
-    healthOf: (server) => createClient(Health, createMaxineTransport({ baseUrl: server })),
+    healthOf: (server) => createClient(Health, createMaxineTransport({ baseUrl: server, ...opts.credentials })),
   };
 }

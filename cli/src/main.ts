@@ -2,7 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { deregister, register } from "./commands/write.js";
 import { discover, health, instances, services, STRATEGIES } from "./commands/read.js";
 import { watch } from "./commands/watch.js";
-import { connect, serversOf, type GlobalOptions } from "./connection.js";
+import { connect, credentialsOf, serversOf, type GlobalOptions } from "./connection.js";
 import { ExitCode, failure } from "./errors.js";
 import { Output } from "./output.js";
 
@@ -47,9 +47,14 @@ function program(run: Run): Command {
     )
     .addOption(new Option("-n, --namespace <name>", "namespace to act in").env("MAXINE_NAMESPACE").default(""))
     .addOption(new Option("-o, --output <format>", "table for people, json for programs (default: table)").choices(["table", "json"]).env("MAXINE_OUTPUT"))
+    .addOption(new Option("--token <token>", "bearer token sent with every call (visible to other users in ps: prefer --token-file or the env variable)").env("MAXINE_TOKEN"))
+    .addOption(new Option("--token-file <path>", "file holding the bearer token, read before every call").env("MAXINE_TOKEN_FILE"))
+    .addOption(new Option("--cacert <path>", "PEM CA certificate that signed the server's certificate (https:// servers; default: the system's roots)").env("MAXINE_CACERT"))
+    .addOption(new Option("--cert <path>", "PEM client certificate, for servers that ask for one (mTLS; with --key)").env("MAXINE_CERT"))
+    .addOption(new Option("--key <path>", "PEM private key of --cert").env("MAXINE_KEY"))
     .addHelpText(
       "after",
-      "\nExit codes: 0 ok, 1 error (the server refused or is unreachable), 2 usage, 3 not found.\nColors only on a terminal, never with NO_COLOR set.",
+      "\nExit codes: 0 ok, 1 error (the server refused or is unreachable), 2 usage, 3 not found.\nColors only on a terminal, never with NO_COLOR set.\nTLS: give https:// servers (with --cacert for a private CA); a server with authentication needs --token-file (or --token, MAXINE_TOKEN).",
     )
     .showHelpAfterError("Usage: maxine [options] [command]\n(run maxine --help for more)")
     .exitOverride();
@@ -103,11 +108,12 @@ function program(run: Run): Command {
   return p;
 }
 
-/** globalsOf reads the global options: flags, then environment variables (MAXINE_ADDR, MAXINE_NAMESPACE, MAXINE_OUTPUT), then defaults. */
+/** globalsOf reads the global options: flags, then environment variables (MAXINE_ADDR, MAXINE_NAMESPACE, MAXINE_OUTPUT, MAXINE_TOKEN, ...), then defaults. */
 function globalsOf(p: Command): GlobalOptions {
-  const o = p.opts<{ server: string[]; namespace: string; output?: "table" | "json" }>();
+  const o = p.opts<{ server: string[]; namespace: string; output?: "table" | "json"; token?: string; tokenFile?: string; cacert?: string; cert?: string; key?: string }>();
   const given = o.server.length > 0 ? o.server : (process.env.MAXINE_ADDR ?? "").split(",");
-  return { server: serversOf(given), namespace: o.namespace, output: o.output };
+  const server = serversOf(given);
+  return { server, namespace: o.namespace, output: o.output, credentials: credentialsOf(o, server) };
 }
 
 async function main(argv: string[]): Promise<number> {

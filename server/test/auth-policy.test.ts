@@ -74,6 +74,14 @@ describe("Policy", () => {
     expect(p.canAll(["ops"], "register", "prod")).toBe(false);
   });
 
+  it("canAny holds with any rule covering the namespace, whatever its services (a filtered namespace-wide watch)", () => {
+    expect(p.canAny(["payments-writer"], "read", "prod")).toBe(true);
+    expect(p.canAny(["payments-writer"], "read", "staging")).toBe(false);
+    expect(p.canAny(["payments-writer"], "admin", "prod")).toBe(false);
+    expect(p.canAny(["checkout-reader"], "read", "staging")).toBe(true);
+    expect(p.canAny([], "read", "prod")).toBe(false);
+  });
+
   it("binds principals to roles", () => {
     expect(p.rolesOf("spiffe://example.org/ns/prod/sa/payments")).toEqual(["payments-writer"]);
     expect(p.rolesOf("alice")).toEqual(["reader", "ops"]);
@@ -156,6 +164,8 @@ describe("Policy.can property", () => {
         expect(policy.can(held, p, ns, svc)).toBe(expected); // again, from the cache
         const all = held.some((r) => (spec[r] ?? []).some((rule) => rule.services.includes("*") && rule.permissions.some((q) => IMPLIED[q].includes(p)) && rule.namespaces.some((g) => naiveMatch(g, ns))));
         expect(policy.canAll(held, p, ns)).toBe(all);
+        const any = held.some((r) => (spec[r] ?? []).some((rule) => rule.permissions.some((q) => IMPLIED[q].includes(p)) && rule.namespaces.some((g) => naiveMatch(g, ns))));
+        expect(policy.canAny(held, p, ns)).toBe(any);
       }),
       { numRuns: 500 },
     );

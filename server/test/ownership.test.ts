@@ -10,7 +10,7 @@ import { instance, makeCore } from "./support/core.js";
 /** as is the access of principal holding perms on every service ("admin" implies the others, as the policy has it). */
 function as(principal: string, ...perms: Permission[]): Access {
   const has = (p: Permission) => perms.includes(p) || perms.includes("admin") || (p === "read" && perms.includes("register"));
-  return { principal, allows: (p) => has(p), allowsAll: (p) => has(p) };
+  return { principal, allows: (p) => has(p), allowsAll: (p) => has(p), allowsAny: (p) => has(p) };
 }
 
 const alice = as("alice", "register");
@@ -87,7 +87,7 @@ describe("instance ownership", () => {
     const { registry } = makeCore();
     await registry.register(instance("p-1"), undefined, alice);
     await registry.register(instance("o-1", { service: "orders" }), undefined, alice);
-    const onlyOrders: Access = { principal: "o", allows: (p, _ns, svc) => p === "read" && svc === "orders", allowsAll: () => false };
+    const onlyOrders: Access = { principal: "o", allows: (p, _ns, svc) => p === "read" && svc === "orders", allowsAll: () => false, allowsAny: (p) => p === "read" };
     expect(registry.listServices("", onlyOrders).map((s) => s.service)).toEqual(["orders"]);
     expect(registry.listServices("", alice).map((s) => s.service)).toEqual(["orders", "payments"]);
   });

@@ -87,6 +87,11 @@ describe("three replicas on one Redis", () => {
     await c.client.register({ instance: inst("unrelated", { service: "other" }) });
     await a.client.register({ instance: inst("r-1", { service: "resume", weight: 7 }) });
     const m3 = await b.client.deregister({ key: { service: "resume", instanceId: "r-2" } });
+    // C mirrors the change stream asynchronously: once it holds m3, a resume there replays every missed change
+    for (const deadline = Date.now() + 5_000; (await c.client.listServices({})).revision < m3.revision; ) {
+      if (Date.now() > deadline) throw new Error(`replica C did not reach revision ${m3.revision} in 5 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
 
     const wc = watch(c.client, { services: ["resume"], resumeRevision: first.revision, registryId });
     try {

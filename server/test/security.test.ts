@@ -311,3 +311,76 @@ describe("the attacks of the security issue, refused", () => {
     }
   });
 });
+
+describe.each(["memory", "redis"] as const)("a namespace-wide watch shows only the services the principal may read (%s store)", (store) => {
+  let url = "";
+  beforeAll(async () => {
+    url = (await start(store)).url;
+  });
+
+  type Seen = { snapshot: string[]; events: string[]; end: bigint };
+  /** watchUntil reads a namespace-wide watch of prod: its snapshot, then its events up to the instance id `last` (a marker). */
+  async function watchUntil(client: Client<typeof RegistryService>, last: string, resumeRevision = 0n, opened?: () => Promise<void>): Promise<Seen> {
+    const abort = new AbortController();
+    const seen: Seen = { snapshot: [], events: [], end: 0n };
+    try {
+      for await (const m of client.watchServices({ namespace: "prod", resumeRevision }, { signal: abort.signal })) {
+        const c = m.message;
+        if (c.case === "snapshot") seen.snapshot.push(...c.value.instances.map((i) => `${i.service}/${i.instanceId}`));
+        if (c.case === "snapshotEnd" || (c.case === "progress" && seen.end === 0n)) {
+          seen.end = c.value.revision;
+          await opened?.();
+        }
+        if (c.case === "event") {
+          const i = c.value.instance!;
+          seen.events.push(`${c.value.type === 1 ? "ADDED" : c.value.type === 2 ? "UPDATED" : "REMOVED"} ${i.service}/${i.instanceId}`);
+          if (i.instanceId === last) break;
+        }
+      }
+    } finally {
+      abort.abort();
+    }
+    return seen;
+  }
+
+  it.each(["gRPC", "Connect JSON"] as const)("over %s: snapshot, later events and a resume hold only readable services; none readable is refused", async (p) => {
+    const tag = p === "gRPC" ? "g" : "c";
+    const root = createClient(RegistryService, transport(p, url, TOKENS.admin));
+    const alice = createClient(RegistryService, transport(p, url, TOKENS.alice));
+    const at = (service: string, id: string) => ({ namespace: "prod", service, instanceId: `${tag}-${id}`, host: "10.0.0.7", port: 80 });
+    await root.register({ instance: at("payments", "p1") });
+    await root.register({ instance: at("orders", "o1") });
+    // alice (register, so read, on prod/payments*) watches all of prod; meanwhile orders and a new payments-eu service change
+    const live = await watchUntil(alice, `${tag}-end`, 0n, async () => {
+      await root.register({ instance: at("orders", "o2") });
+      await root.register({ instance: at("payments-eu", "e1") });
+      await root.register({ instance: { ...at("orders", "o1"), port: 81 } });
+      await root.register({ instance: { ...at("payments", "p1"), port: 81 } });
+      await root.deregister({ key: { namespace: "prod", service: "orders", instanceId: `${tag}-o2` } });
+      await root.register({ instance: at("payments", "end") });
+    });
+    expect(live.snapshot).toContain(`payments/${tag}-p1`);
+    expect(live.snapshot.every((s) => s.startsWith("payments"))).toBe(true);
+    expect(live.events).toEqual([`ADDED payments-eu/${tag}-e1`, `UPDATED payments/${tag}-p1`, `ADDED payments/${tag}-end`]);
+
+    // a resume replays the same changes, filtered alike
+    const resumed = await watchUntil(alice, `${tag}-end`, live.end);
+    expect(resumed.snapshot).toEqual([]);
+    expect(resumed.events).toEqual(live.events);
+
+    // a principal allowed every service sees them all
+    const reader = createClient(RegistryService, transport(p, url, TOKENS.reader));
+    const all = await watchUntil(reader, `${tag}-end`, live.end);
+    expect(all.events).toEqual(expect.arrayContaining([`ADDED orders/${tag}-o2`, `UPDATED orders/${tag}-o1`, `REMOVED orders/${tag}-o2`]));
+
+    // no readable service in the namespace: refused, naming the rule
+    const staging = createClient(RegistryService, transport(p, url, TOKENS.staging));
+    const refused = await watchUntil(staging, "never").catch((e: unknown) => ConnectError.from(e));
+    expect(refused).toMatchObject({
+      code: Code.PermissionDenied,
+      rawMessage: expect.stringContaining('principal "staging" lacks the read permission on any service of namespace prod'),
+    });
+    // naming a service it may not read is still refused
+    expect(await codeOf(alice.watchServices({ namespace: "prod", services: ["orders"] })[Symbol.asyncIterator]().next())).toBe(Code.PermissionDenied);
+  });
+});

@@ -179,6 +179,12 @@ export class Policy {
     return this.#some(roles, (rule) => rule.level >= need && rule.allServices && rule.namespaces.some((m) => m(namespace)));
   }
 
+  /** canAny reports whether perm may hold for some service of namespace: a rule at that level covers the namespace (whatever its service patterns). */
+  canAny(roles: readonly string[], perm: Permission, namespace: string): boolean {
+    const need = LEVEL[perm];
+    return this.#some(roles, (rule) => rule.level >= need && rule.namespaces.some((m) => m(namespace)));
+  }
+
   #some(roles: readonly string[], test: (rule: Rule) => boolean): boolean {
     for (const role of roles) {
       const rules = this.#roles.get(role);

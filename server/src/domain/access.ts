@@ -16,6 +16,8 @@ export interface Access {
   allows(perm: Permission, namespace: string, service: string): boolean;
   /** allowsAll reports whether perm holds for every service of namespace (namespace-wide reads). */
   allowsAll(perm: Permission, namespace: string): boolean;
+  /** allowsAny reports whether perm may hold for some service of namespace, existing or not yet (a rule covers the namespace): a namespace-wide watch is then filtered to the services allowed. */
+  allowsAny(perm: Permission, namespace: string): boolean;
 }
 
 /** ANONYMOUS_PRINCIPAL owns every instance while authentication is off. */
@@ -26,6 +28,7 @@ export const OPEN: Access = {
   principal: ANONYMOUS_PRINCIPAL,
   allows: () => true,
   allowsAll: () => true,
+  allowsAny: () => true,
 };
 
 /** require throws PERMISSION_DENIED naming the principal, the permission and where, unless access allows it. */

@@ -14,6 +14,7 @@ export interface PolicyView {
   rolesOf(principalName: string): readonly string[];
   can(roles: readonly string[], perm: Permission, namespace: string, service: string): boolean;
   canAll(roles: readonly string[], perm: Permission, namespace: string): boolean;
+  canAny(roles: readonly string[], perm: Permission, namespace: string): boolean;
 }
 
 /**
@@ -130,5 +131,9 @@ class PolicyAccess implements Access {
 
   allowsAll(perm: Permission, namespace: string): boolean {
     return this.credentials.policy.canAll(this.roles, perm, namespace);
+  }
+
+  allowsAny(perm: Permission, namespace: string): boolean {
+    return this.credentials.policy.canAny(this.roles, perm, namespace);
   }
 }

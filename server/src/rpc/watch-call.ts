@@ -72,10 +72,17 @@ function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest)
   const services = watchServicesOf("services", req.services, deps.limits);
   const filter = filterOf("filter", filterOfPb(req.filter), deps.limits);
   // A watch reads what the principal may read: each service it names, or,
-  // namespace-wide, every service of the namespace.
+  // namespace-wide, the services of the namespace it may read (all of them,
+  // at no cost, when a rule covers the whole namespace; else filtered, those
+  // that appear later included; refused when no rule covers the namespace).
+  // The policy cannot change under an open watch: a reload ends it.
   const access = ctx.access;
+  let readable: ((service: string) => boolean) | undefined;
   if (services.length === 0) {
-    if (!access.allowsAll("read", namespace)) throw denied(access, "read", `every service of namespace ${namespace} (a namespace-wide watch); name the services to watch`);
+    if (!access.allowsAll("read", namespace)) {
+      if (!access.allowsAny("read", namespace)) throw denied(access, "read", `any service of namespace ${namespace} (a namespace-wide watch)`);
+      readable = (service) => access.allows("read", namespace, service);
+    }
   } else {
     for (const s of services) requirePermission(access, "read", namespace, s);
   }
@@ -84,7 +91,7 @@ function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest)
   conn.acquire("watchers", principal);
   let watcher: Watcher;
   try {
-    watcher = deps.hub.watch({ namespace, services, filter, resumeRevision: Number(req.resumeRevision), registryId: req.registryId });
+    watcher = deps.hub.watch({ namespace, services, filter, resumeRevision: Number(req.resumeRevision), registryId: req.registryId, readable });
   } catch (err) {
     conn.release("watchers", principal);
     throw err;

@@ -38,6 +38,8 @@ export interface WatchRequest {
   readonly filter: FilterSpec;
   readonly resumeRevision: number;
   readonly registryId: string;
+  /** readable limits a namespace-wide watch to the services its principal may read (WatchScope.readable); undefined: all. */
+  readonly readable?: (service: string) => boolean;
 }
 
 interface NamespaceWatchers {
@@ -105,6 +107,7 @@ export class WatchHub implements WatcherHost {
       services: req.services,
       filter: req.filter,
       matchAll: isEmptyFilter(req.filter),
+      readable: req.services.length === 0 ? req.readable : undefined,
     };
     const w = new Watcher(scope, this, this.settings.maxQueue, this.settings.overflow, this.clock.now(), this.start(req));
     this.opened++;
@@ -150,7 +153,8 @@ export class WatchHub implements WatcherHost {
       }
     };
     if (scope.services.length === 0) {
-      for (const [, view] of this.store.services(scope.namespace)) take(view.sorted());
+      const readable = scope.readable;
+      for (const [service, view] of this.store.services(scope.namespace)) if (readable === undefined || readable(service)) take(view.sorted());
     } else {
       for (const s of scope.services) take(this.store.service(scope.namespace, s)?.sorted() ?? []);
     }

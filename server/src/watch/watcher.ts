@@ -13,6 +13,12 @@ export interface WatchScope {
   readonly services: readonly string[];
   readonly filter: FilterSpec;
   readonly matchAll: boolean;
+  /**
+   * readable, for a namespace-wide watch by a principal allowed to read
+   * only some services of the namespace, says which: the snapshot and every
+   * change hold only those. Undefined (every service readable) costs nothing.
+   */
+  readonly readable?: (service: string) => boolean;
 }
 
 /** WatcherHost is what a watcher needs from its hub: the shared history, snapshots, and its accounting. */
@@ -102,6 +108,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   offer(change: Change, now: number): void {
     // a change the snapshot being sent already holds, or one after a due snapshot (which will hold it)
     if (this.ended !== undefined || this.snapshotDue !== null || change.revision <= this.cursor) return;
+    if (this.scope.readable !== undefined && !this.scope.readable(change.instance.service)) return;
     if (!sees(change, this.scope.filter, this.scope.matchAll)) return;
     this.lastActivity = now;
     // nothing unsent: every change up to this one's was sent or never seen
@@ -287,7 +294,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     const i = c.instance;
     if (i.namespace !== this.scope.namespace) return false;
     const services = this.scope.services;
-    if (services.length === 0) return true;
+    if (services.length === 0) return this.scope.readable === undefined || this.scope.readable(i.service);
     return this.serviceSet !== undefined ? this.serviceSet.has(i.service) : services.includes(i.service);
   }
 
