@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { deregister, register } from "./commands/write.js";
+import { deregister, drain, register, undrain } from "./commands/write.js";
 import { discover, health, instances, services, STRATEGIES } from "./commands/read.js";
 import { watch } from "./commands/watch.js";
 import { connect, credentialsOf, serversOf, type GlobalOptions } from "./connection.js";
@@ -100,6 +100,17 @@ function program(run: Run): Command {
     .argument("<service>", "service name")
     .argument("<id>", "instance id")
     .action((service: string, id: string) => run((g, out) => deregister(connect(g), g, out, service, id)));
+  p.command("drain")
+    .description("set an operator's override: the instance is DRAINING (not chosen by discover) whatever its heartbeats report, until undrain; needs admin")
+    .argument("<service>", "service name")
+    .argument("<id>", "instance id")
+    .option("--disable", "take it out of service instead (NOT_SERVING)")
+    .action((service: string, id: string, o) => run((g, out) => drain(connect(g), g, out, service, id, o)));
+  p.command("undrain")
+    .description("clear an operator's override: the instance's status is again what its heartbeats report")
+    .argument("<service>", "service name")
+    .argument("<id>", "instance id")
+    .action((service: string, id: string) => run((g, out) => undrain(connect(g), g, out, service, id)));
   p.command("health")
     .description("ask each server's grpc.health.v1 about the server and the registry service (exit 1 unless all SERVING)")
     .action(() => run((g, out) => health(connect(g), g, out)));

@@ -1,6 +1,6 @@
 import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { InstanceSchema, ServingStatus, type Instance } from "@maxine/sdk";
+import { InstanceSchema, OperatorStatus, ServingStatus, type Instance } from "@maxine/sdk";
 
 /**
  * Output is where a command writes, and how: a table for people or JSON for
@@ -102,7 +102,8 @@ export function instanceRow(out: Output, i: Instance, now = Date.now()): string[
     i.version || "-",
     i.tags.length > 0 ? i.tags.join(",") : "-",
     String(i.weight),
-    out.status(i.status),
+    // an operator's override (maxine drain) is marked: the status then is not what the instance reports
+    i.operatorStatus !== OperatorStatus.UNSPECIFIED ? `${out.status(i.status)} (operator)` : out.status(i.status),
     i.registeredAt !== undefined ? age(timestampMs(i.registeredAt), now) : "-",
   ];
 }

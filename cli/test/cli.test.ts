@@ -171,6 +171,55 @@ describe("writing", () => {
     }
   });
 
+  it("drain: Discover stops choosing the instance and its owner's beats do not revert it; undrain restores what the beats report", async () => {
+    const discover = () => postJson(server.url, "Discover", { service: "shop" });
+    const watch = spawnCli([...s, "watch", "shop"]);
+    const events = new Lines(watch);
+    const reg = spawnCli([...s, "register", "shop", "--id", "shop-1", "--host", "10.0.5.1", "--port", "7002", "--ttl", "1s"]);
+    try {
+      await new Lines(reg).waitFor((l) => l.startsWith("registered default/shop/shop-1"));
+      await events.waitFor((l) => l.includes('"type":"ADDED"'));
+      expect((await discover()).json).toMatchObject({ instance: { instanceId: "shop-1", status: "SERVING_STATUS_SERVING" } });
+
+      const drained = await runCli([...s, "drain", "shop", "shop-1"]);
+      expect(drained).toMatchObject({ code: 0, stderr: "" });
+      expect(drained.stdout).toMatch(/^drained default\/shop\/shop-1: status DRAINING at revision \d+\n$/);
+      const updated = JSON.parse((await events.waitFor((l) => l.includes('"type":"UPDATED"'))).line);
+      expect(updated).toMatchObject({ instanceId: "shop-1", instance: { status: "SERVING_STATUS_DRAINING", operatorStatus: "OPERATOR_STATUS_DRAINING" } });
+      // Discover chooses SERVING instances only: none is left
+      const none = await discover();
+      expect(none.status).toBe(404);
+      expect(none.json.message).toContain("no SERVING instance");
+      // the owner keeps beating (SERVING) past two of its 1 s leases: the override stays, and no event comes
+      const seen = events.lines.length;
+      await new Promise((r) => setTimeout(r, 2_200));
+      expect(events.lines.slice(seen)).toEqual([]);
+      expect((await discover()).status).toBe(404);
+      const table = await runCli([...s, "instances", "shop"]);
+      expect(table.stdout.split("\n")[1]).toMatch(/^shop-1\s+10\.0\.5\.1:7002\s.*\sDRAINING \(operator\)\s+\d+s/);
+      expect((await runCli([...s, "services"])).stdout).toMatch(/\nshop\s+1\s+0\s+1\s+0\n/);
+
+      const undrained = await runCli([...s, "undrain", "shop", "shop-1", "-o", "json"]);
+      expect(undrained.code).toBe(0);
+      expect(JSON.parse(undrained.stdout)).toMatchObject({ instance: { instanceId: "shop-1", status: "SERVING_STATUS_SERVING" } });
+      expect(JSON.parse(undrained.stdout).instance.operatorStatus).toBeUndefined(); // the zero value: no override
+      expect((await discover()).json).toMatchObject({ instance: { instanceId: "shop-1", status: "SERVING_STATUS_SERVING" } });
+      await events.waitFor((l) => l.includes('"type":"UPDATED"') && l.includes("SERVING_STATUS_SERVING"));
+
+      const disabled = await runCli([...s, "drain", "shop", "shop-1", "--disable"]);
+      expect(disabled.stdout).toMatch(/^disabled default\/shop\/shop-1: status NOT_SERVING at revision \d+\n$/);
+      expect((await discover()).status).toBe(404);
+      expect((await runCli([...s, "undrain", "shop", "shop-1"])).code).toBe(0);
+      const missing = await runCli([...s, "drain", "shop", "shop-9"]);
+      expect(missing).toMatchObject({ code: 3, stderr: "maxine: NotFound: key: instance shop-9 of service default/shop is not registered\n" });
+    } finally {
+      reg.kill("SIGINT");
+      await exited(reg);
+      watch.kill("SIGINT");
+      expect(await exited(watch)).toBe(0);
+    }
+  });
+
   it("deregister removes at once; a second time is exit 3 with the server's message", async () => {
     await postJson(server.url, "Register", { instance: { service: "temp", instanceId: "temp-1", host: "10.0.4.1", port: 1 } });
     const ok = await runCli([...s, "deregister", "temp", "temp-1"]);

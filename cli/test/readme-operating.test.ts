@@ -86,6 +86,14 @@ describe("README: Operating Maxine", () => {
         if (line.includes(" services")) expect(stdout).toMatch(/^payments\s+2\s+2\s+0\s+0$/m);
         if (line.includes(" instances ")) expect(stdout).toMatch(/^payments-2\s+10\.0\.0\.8:8080\s+eu-1a\s+-\s+v2\s+100\s+SERVING/m);
         if (line.includes(" discover ")) expect(stdout).toMatch(/^\*\s+payments-\d\s+10\.0\.0\.\d:8080\s+eu-1a/m);
+        if (line.includes(" drain ")) {
+          expect(stdout).toMatch(/^drained default\/payments\/payments-2: status DRAINING at revision \d+$/m);
+          // drained, payments-2 is never the server's choice
+          const discover = await sh("npx maxine discover payments --all");
+          expect(discover.stdout).toMatch(/^\s+payments-2\s.*\sDRAINING \(operator\)/m);
+          expect(discover.stdout).not.toMatch(/^\*\s+payments-2\s/m);
+        }
+        if (line.includes(" undrain ")) expect(stdout).toMatch(/^undrained default\/payments\/payments-2: status SERVING at revision \d+$/m);
         if (line.includes(" health")) expect(stdout).toMatch(/maxine\.registry\.v1\.RegistryService\s+SERVING/);
       }
       // piped, watch writes JSON lines: the snapshot's instances as ADDED, then the deregistration on Ctrl-C

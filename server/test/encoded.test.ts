@@ -17,6 +17,7 @@ function record(id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord
     service: "enc",
     instanceId: id,
     owner: "anonymous",
+    operatorStatus: "NONE",
     host: "10.0.0.1",
     port: 8080,
     version: "",

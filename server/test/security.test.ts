@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { BeatResult, HeartbeatRequestSchema, RegistryService } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { BeatResult, HeartbeatRequestSchema, OperatorStatus, RegistryService, ServingStatus } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaxine, type Maxine } from "../src/app.js";
@@ -129,12 +129,14 @@ const tokenOf = (c: Caller): string | undefined =>
     "JWT owner": jwtValid,
   })[c];
 
-type Rpc = "Register" | "Deregister" | "Discover" | "ListServices" | "WatchServices" | "Heartbeat";
+type Rpc = "Register" | "Deregister" | "Discover" | "ListServices" | "WatchServices" | "Heartbeat" | "SetOperatorStatus";
 type Outcome = "ok" | "hidden" | Code;
 
 /** expected is the outcome of each RPC on prod/payments/p-1 (owned by alice; jwt-carol owns c-1) for each caller. */
 function expected(c: Caller, rpc: Rpc): Outcome {
   if (c === "none" || c === "bad token" || c === "expired JWT") return Code.Unauthenticated;
+  // an operator's override needs admin: owning the instance is not enough
+  if (rpc === "SetOperatorStatus") return c === "admin" ? "ok" : Code.PermissionDenied;
   const read = rpc === "Discover" || rpc === "ListServices" || rpc === "WatchServices";
   if (c === "wrong namespace") return rpc === "ListServices" ? "hidden" : Code.PermissionDenied;
   if (c === "read-only") return read ? "ok" : Code.PermissionDenied;
@@ -172,6 +174,12 @@ async function call(client: Client<typeof RegistryService>, rpc: Rpc, id: string
       return codeOf(client.register({ instance: inst(id, "10.9.9.9") }));
     case "Deregister":
       return codeOf(client.deregister({ key: key(id) }));
+    case "SetOperatorStatus": {
+      // drain, then (when allowed) clear again, so the next cell finds the instance SERVING
+      const outcome = await codeOf(client.setOperatorStatus({ key: key(id), status: OperatorStatus.DRAINING }));
+      if (outcome === "ok") await client.setOperatorStatus({ key: key(id), status: OperatorStatus.UNSPECIFIED });
+      return outcome;
+    }
     case "Discover":
       return codeOf(client.discover({ namespace: "prod", service: "payments" }));
     case "ListServices": {
@@ -212,7 +220,7 @@ async function call(client: Client<typeof RegistryService>, rpc: Rpc, id: string
   }
 }
 
-const RPCS: Rpc[] = ["Register", "Discover", "ListServices", "WatchServices", "Heartbeat", "Deregister"];
+const RPCS: Rpc[] = ["Register", "Discover", "ListServices", "WatchServices", "Heartbeat", "SetOperatorStatus", "Deregister"];
 
 describe.each(["memory", "redis"] as const)("authorization matrix (%s store)", (store) => {
   let url = "";
@@ -262,6 +270,33 @@ describe("the attacks of the security issue, refused", () => {
     expect(d.instances.map((i) => [i.instanceId, i.host, i.owner])).toEqual([["payments-1", "10.0.0.1", "alice"]]);
     const audit = logs.filter((l) => l.includes('"audit"') && l.includes('"principal":"bob"'));
     expect(audit.map((l) => JSON.parse(l).audit)).toEqual(expect.arrayContaining(["Register", "Deregister", "Heartbeat"]));
+  });
+
+  it("an owner cannot drain its own instance (SetOperatorStatus needs admin); an admin's drain outlives the owner's re-registration and is audited", async () => {
+    const alice = createClient(RegistryService, transport("gRPC", url, TOKENS.alice));
+    const root = createClient(RegistryService, transport("Connect JSON", url, TOKENS.admin));
+    await alice.register({ instance: inst("payments-op") });
+    const refused = await alice.setOperatorStatus({ key: key("payments-op"), status: OperatorStatus.DRAINING }).catch((e: unknown) => ConnectError.from(e));
+    expect(refused).toMatchObject({ code: Code.PermissionDenied, rawMessage: 'permission denied: principal "alice" lacks the admin permission on prod/payments' });
+    const r = await root.setOperatorStatus({ key: key("payments-op"), status: OperatorStatus.DRAINING });
+    expect(r.instance).toMatchObject({ owner: "alice", status: ServingStatus.DRAINING, operatorStatus: OperatorStatus.DRAINING });
+    // the owner registers again (a restart with the same id): the override stays
+    const again = await alice.register({ instance: { ...inst("payments-op"), status: ServingStatus.SERVING } });
+    expect(again.instance).toMatchObject({ status: ServingStatus.DRAINING, operatorStatus: OperatorStatus.DRAINING });
+    const bad = await root.setOperatorStatus({ key: key("payments-op"), status: 7 as OperatorStatus }).catch((e: unknown) => ConnectError.from(e));
+    expect(bad).toMatchObject({ code: Code.InvalidArgument, rawMessage: "status: unknown value 7" });
+    await root.setOperatorStatus({ key: key("payments-op"), status: OperatorStatus.UNSPECIFIED });
+    const d = await alice.discover({ namespace: "prod", service: "payments", includeAll: true });
+    expect(d.instances.find((i) => i.instanceId === "payments-op")).toMatchObject({ status: ServingStatus.SERVING, operatorStatus: OperatorStatus.UNSPECIFIED });
+    const audit = logs.filter((l) => l.includes('"audit":"SetOperatorStatus')).map((l) => JSON.parse(l));
+    expect(audit.map((a) => [a.audit, a.principal, a.result])).toEqual(
+      expect.arrayContaining([
+        ["SetOperatorStatus DRAINING", "alice", "PERMISSION_DENIED"],
+        ["SetOperatorStatus DRAINING", "root", "ok"],
+        ["SetOperatorStatus NONE", "root", "ok"],
+      ]),
+    );
+    await alice.deregister({ key: key("payments-op") });
   });
 
   it("says which credential failed, never echoing it", async () => {

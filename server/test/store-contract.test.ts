@@ -100,6 +100,31 @@ describe.each(backends)("store contract: %s", (_name, make) => {
       expect(s.service("default", "payments")?.servingCount).toBe(0);
     }));
 
+  it("keeps an operator's override across puts that carry none, in the same write; clears it on request; counts by the effective status", () =>
+    withStore(async (s, seen) => {
+      const key = { namespace: "default", service: "payments", instanceId: "p-1" };
+      await s.put(spec("p-1"), 1000, { ttlMs: 10_000 });
+      expect(s.get(key)?.operatorStatus).toBe("NONE");
+      expect(s.service("default", "payments")?.servingCount).toBe(1);
+      const set = await s.put({ ...s.get(key)!, operatorStatus: "DRAINING" }, 2000);
+      expect(set).toMatchObject({ type: "UPDATED", instance: { operatorStatus: "DRAINING", status: "SERVING" }, previous: { operatorStatus: "NONE" } });
+      expect(s.service("default", "payments")?.servingCount).toBe(0);
+      // the owner registers again (a spec with no override): unchanged, so no revision and the override stays
+      expect(await s.put(spec("p-1"), 3000, { ttlMs: 10_000 })).toBeUndefined();
+      // a beat's status change (no override in the spec) keeps it too
+      const beat = await s.put(spec("p-1", { status: "NOT_SERVING" }), 4000);
+      expect(beat?.instance).toMatchObject({ status: "NOT_SERVING", operatorStatus: "DRAINING" });
+      const back = await s.put(spec("p-1", { status: "SERVING" }), 5000);
+      expect(back?.instance).toMatchObject({ status: "SERVING", operatorStatus: "DRAINING" });
+      expect(s.get(key)?.operatorStatus).toBe("DRAINING");
+      const cleared = await s.put({ ...spec("p-1"), operatorStatus: "NONE" }, 6000);
+      expect(cleared?.instance).toMatchObject({ status: "SERVING", operatorStatus: "NONE" });
+      expect(s.service("default", "payments")?.servingCount).toBe(1);
+      await s.put({ ...spec("p-1"), operatorStatus: "DISABLED" }, 7000);
+      expect(s.service("default", "payments")?.servingCount).toBe(0);
+      expect(seen.map((c) => c.type)).toEqual(["ADDED", "UPDATED", "UPDATED", "UPDATED", "UPDATED", "UPDATED"]);
+    }));
+
   it("removes with a reason, conditionally on the mod revision", () =>
     withStore(async (s) => {
       await s.put(spec("p-1"), 1000, { ttlMs: 10_000 });

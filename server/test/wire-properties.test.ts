@@ -13,17 +13,18 @@ import {
   HeartbeatRequestSchema,
   HeartbeatResponseSchema,
   InstanceSchema,
+  OperatorStatus as OperatorStatusPb,
   RegisterResponseSchema,
+  ServingStatus,
   WatchServicesResponseSchema,
   type Instance,
-  type ServingStatus,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { InstanceRecord, Status } from "../src/domain/instance.js";
+import type { InstanceRecord, OperatorStatus, Status } from "../src/domain/instance.js";
 import type { BeatOutcome, Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
-import { beatAckOf, instanceInputOf, instanceToPb, watchItemToPb } from "../src/wire/convert.js";
+import { beatAckOf, instanceInputOf, instanceToPb, operatorStatusOf, watchItemToPb } from "../src/wire/convert.js";
 import { discoverBinary, discoverJson, encodeInstance, instanceJson, registerBinary, snapshotFrame, watchEventFrame } from "../src/wire/encoded.js";
 import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/wire/heartbeat-wire.js";
 import { string, strings, uint64 } from "../src/wire/schema-columns.js";
@@ -61,6 +62,7 @@ const record: fc.Arbitrary<InstanceRecord> = fc.record({
   metadata: fc.dictionary(text.filter((k) => k !== "__proto__"), text, { maxKeys: 5 }),
   weight: fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })),
   status,
+  operatorStatus: fc.constantFrom<OperatorStatus>("NONE", "DRAINING", "DISABLED"),
   registeredAt: ms,
   updatedAt: ms,
   createRevision: safe,
@@ -289,6 +291,7 @@ function recordOf(i: Instance): InstanceRecord {
     tags: [...spec.tags],
     metadata: { ...spec.metadata },
     owner: i.owner,
+    operatorStatus: operatorStatusOf(i.operatorStatus)!,
     registeredAt: ms(i.registeredAt),
     updatedAt: ms(i.updatedAt),
     createRevision: Number(i.createRevision),
@@ -310,6 +313,9 @@ function fieldNumbers(bytes: Uint8Array): Set<number> {
 
 describe("wire properties: every Instance field", () => {
   const full = populated<Instance>(InstanceSchema);
+  // status on the wire is the effective one: with an operator's override set (DRAINING, the first non-zero value), the override's
+  expect(full.operatorStatus).toBe(OperatorStatusPb.DRAINING);
+  full.status = ServingStatus.DRAINING;
   const r = recordOf(full);
 
   it("a populated Instance has every field of the schema set (the test builds what it means to check)", () => {

@@ -1,7 +1,7 @@
-import { Session, ServingStatus, type InstanceInit } from "@maxine/sdk";
+import { OperatorStatus, Session, ServingStatus, type InstanceInit } from "@maxine/sdk";
 import { UNARY_TIMEOUT_MS, type Connection, type GlobalOptions } from "../connection.js";
 import { ExitCode } from "../errors.js";
-import { address, instanceJson, type Output } from "../output.js";
+import { address, instanceJson, statusName, type Output } from "../output.js";
 
 /** RegisterOptions are register's flags. */
 export interface RegisterOptions {
@@ -68,5 +68,34 @@ export async function deregister(conn: Connection, g: GlobalOptions, out: Output
   const r = await conn.once(() => conn.registry.deregister({ key: { namespace: g.namespace, service, instanceId: id } }, { timeoutMs: UNARY_TIMEOUT_MS }));
   if (out.format === "json") out.json({ deregistered: { namespace: g.namespace || "default", service, instanceId: id }, revision: String(r.revision) });
   else out.line(`deregistered ${g.namespace || "default"}/${service}/${id} at revision ${r.revision}`);
+  return ExitCode.OK;
+}
+
+/** DrainOptions are drain's flags. */
+export interface DrainOptions {
+  /** disable takes the instance out of service (NOT_SERVING) instead of draining it. */
+  readonly disable?: boolean;
+}
+
+/**
+ * drain sets an operator's override on an instance (SetOperatorStatus):
+ * DRAINING, or with --disable NOT_SERVING, whatever the instance's own
+ * heartbeats report, until undrain clears it. It needs the admin
+ * permission on the service.
+ */
+export function drain(conn: Connection, g: GlobalOptions, out: Output, service: string, id: string, o: DrainOptions): Promise<number> {
+  return setOperatorStatus(conn, g, out, service, id, o.disable ? OperatorStatus.DISABLED : OperatorStatus.DRAINING, o.disable ? "disabled" : "drained");
+}
+
+/** undrain clears an operator's override: the instance's status is again what its heartbeats report. */
+export function undrain(conn: Connection, g: GlobalOptions, out: Output, service: string, id: string): Promise<number> {
+  return setOperatorStatus(conn, g, out, service, id, OperatorStatus.UNSPECIFIED, "undrained");
+}
+
+async function setOperatorStatus(conn: Connection, g: GlobalOptions, out: Output, service: string, id: string, status: OperatorStatus, done: string): Promise<number> {
+  const key = { namespace: g.namespace, service, instanceId: id };
+  const r = await conn.once(() => conn.registry.setOperatorStatus({ key, status }, { timeoutMs: UNARY_TIMEOUT_MS }));
+  if (out.format === "json") out.json({ instance: instanceJson(r.instance!), revision: String(r.revision) });
+  else out.line(`${done} ${g.namespace || "default"}/${service}/${id}: status ${statusName(r.instance!.status)} at revision ${r.revision}`);
   return ExitCode.OK;
 }

@@ -262,8 +262,14 @@ func (s *Session) Register(ctx context.Context, inst *registryv1.Instance, opts 
 		return nil, ErrClosed
 	}
 	e := s.entries[keyString(key)]
+	// Under an operator's override (maxine drain) the answer's status is the
+	// override's, not this process's: beats report what it asked for.
+	reported := stored.GetStatus()
+	if stored.GetOperatorStatus() != registryv1.OperatorStatus_OPERATOR_STATUS_UNSPECIFIED {
+		reported = inst.GetStatus()
+	}
 	if e == nil {
-		status := stored.GetStatus()
+		status := reported
 		if status == registryv1.ServingStatus_SERVING_STATUS_UNSPECIFIED {
 			status = registryv1.ServingStatus_SERVING_STATUS_SERVING
 		}
@@ -271,7 +277,7 @@ func (s *Session) Register(ctx context.Context, inst *registryv1.Instance, opts 
 		s.entries[keyString(key)] = e
 	}
 	e.h.stored, e.h.ttl, e.h.requestedTTL = stored, ttl, cfg.ttl
-	if st := stored.GetStatus(); st != registryv1.ServingStatus_SERVING_STATUS_UNSPECIFIED {
+	if st := reported; st != registryv1.ServingStatus_SERVING_STATUS_UNSPECIFIED {
 		e.h.status = st // beats must not undo the status this Register set
 	}
 	s.mu.Unlock()

@@ -355,3 +355,46 @@ func TestSessionDropsASilentStream(t *testing.T) {
 		t.Fatalf("%d instances after the new stream, want 1", len(got))
 	}
 }
+
+// TestSessionRegisteringUnderOperatorDrainReportsItsOwnStatus registers an
+// instance while an operator's override drains it (a restarted process):
+// the session's beats must report the status it asked for, not the
+// override shown in the answer, so that clearing the override brings the
+// instance back to SERVING.
+func TestSessionRegisteringUnderOperatorDrainReportsItsOwnStatus(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, serverURL())
+	ns := uniqueNS(t)
+	ctx := ctxT(t, 30*time.Second)
+	inst := &registryv1.Instance{Namespace: ns, Service: "restarted", InstanceId: "r1", Host: "127.0.0.1", Port: 9000}
+	register(t, c, inst)
+	key := &registryv1.InstanceKey{Namespace: ns, Service: "restarted", InstanceId: "r1"}
+	set := func(s registryv1.OperatorStatus) {
+		t.Helper()
+		if _, err := c.RPC.SetOperatorStatus(ctx, connect.NewRequest(&registryv1.SetOperatorStatusRequest{Key: key, Status: s})); err != nil {
+			t.Fatalf("SetOperatorStatus %s: %v", s, err)
+		}
+	}
+	set(registryv1.OperatorStatus_OPERATOR_STATUS_DRAINING)
+	s, err := maxine.NewSession(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close(ctx) }()
+	h, err := s.Register(ctx, inst, maxine.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Status(); got != registryv1.ServingStatus_SERVING_STATUS_SERVING {
+		t.Fatalf("session reports %s under an operator's drain, want SERVING (its own)", got)
+	}
+	time.Sleep(700 * time.Millisecond) // two beats at a third of the TTL
+	set(registryv1.OperatorStatus_OPERATOR_STATUS_UNSPECIFIED)
+	res, err := c.RPC.Discover(ctx, connect.NewRequest(&registryv1.DiscoverRequest{Namespace: ns, Service: "restarted"}))
+	if err != nil {
+		t.Fatalf("Discover after undrain: %v", err)
+	}
+	if got := res.Msg.GetInstance().GetStatus(); got != registryv1.ServingStatus_SERVING_STATUS_SERVING {
+		t.Fatalf("status %s after undrain, want SERVING", got)
+	}
+}

@@ -181,3 +181,47 @@ func TestWatcherSeesKilledSessionLeave(t *testing.T) {
 		t.Fatalf("%d instances left in the view", n)
 	}
 }
+
+// TestWatcherSeesOperatorDrain drains an instance with SetOperatorStatus
+// and checks that the watcher's view carries the override (status DRAINING,
+// operator_status DRAINING), that Pick skips it, and that clearing it
+// restores the reported status.
+func TestWatcherSeesOperatorDrain(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, serverURL())
+	ns := uniqueNS(t)
+	ctx := ctxT(t, 30*time.Second)
+	register(t, c, &registryv1.Instance{Namespace: ns, Service: "drained", InstanceId: "d1", Host: "127.0.0.1", Port: 9000})
+	w, err := c.Watch(ctx, maxine.WithNamespace(ns), maxine.WithServices("drained"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := &registryv1.InstanceKey{Namespace: ns, Service: "drained", InstanceId: "d1"}
+	set := func(s registryv1.OperatorStatus) {
+		t.Helper()
+		if _, err := c.RPC.SetOperatorStatus(ctx, connect.NewRequest(&registryv1.SetOperatorStatusRequest{Key: key, Status: s})); err != nil {
+			t.Fatalf("SetOperatorStatus %s: %v", s, err)
+		}
+	}
+	set(registryv1.OperatorStatus_OPERATOR_STATUS_DRAINING)
+	eventually(t, 5*time.Second, "the override in the view", func() bool {
+		return w.Get("drained", "d1").GetOperatorStatus() == registryv1.OperatorStatus_OPERATOR_STATUS_DRAINING
+	})
+	if s := w.Get("drained", "d1").GetStatus(); s != registryv1.ServingStatus_SERVING_STATUS_DRAINING {
+		t.Fatalf("status %s while drained, want DRAINING", s)
+	}
+	if i, err := w.PickFrom("drained", registryv1.Strategy_STRATEGY_ROUND_ROBIN, ""); err == nil {
+		t.Fatalf("picked %s while it is drained", i.GetInstanceId())
+	}
+	set(registryv1.OperatorStatus_OPERATOR_STATUS_UNSPECIFIED)
+	eventually(t, 5*time.Second, "the reported status back", func() bool {
+		return w.Get("drained", "d1").GetStatus() == registryv1.ServingStatus_SERVING_STATUS_SERVING
+	})
+	if i, err := w.PickFrom("drained", registryv1.Strategy_STRATEGY_ROUND_ROBIN, ""); err != nil || i.GetInstanceId() != "d1" {
+		t.Fatalf("pick after undrain: %v %v", i, err)
+	}
+}

@@ -21,7 +21,7 @@ from maxine import (
     Watcher,
     WatchOverflowError,
 )
-from maxine.messages import ServingStatus
+from maxine.messages import OperatorStatus, ServingStatus
 
 
 async def next_changes(it: object, n: int, timeout: float = 5.0) -> list[WatchChange]:
@@ -127,3 +127,18 @@ async def test_an_iterator_that_falls_behind_ends_with_overflow_and_the_view_sta
         with pytest.raises(WatchOverflowError, match="more than 2 changes behind"):
             await anext(changes)  # type: ignore[call-overload]
         assert [i.instance_id for i in watcher.instances()] == ["s0", "s1", "s2", "s3"]
+
+
+async def test_an_operator_drain_reaches_the_view_with_its_operator_status(client: Client) -> None:
+    inst = Instance(service="drained", instance_id="d1", host="127.0.0.1", port=9000)
+    await client.register(inst)
+    async with Watcher(client, "drained") as watcher:
+        changes = watcher.changes()
+        await client.set_operator_status(inst, OperatorStatus.OPERATOR_STATUS_DRAINING)
+        await client.set_operator_status(inst, OperatorStatus.OPERATOR_STATUS_UNSPECIFIED)
+        got = await next_changes(changes, 2)
+        await changes.aclose()  # type: ignore[attr-defined]
+    assert [(c.type, c.instance.status, c.instance.operator_status) for c in got] == [
+        ("updated", ServingStatus.SERVING_STATUS_DRAINING, OperatorStatus.OPERATOR_STATUS_DRAINING),
+        ("updated", ServingStatus.SERVING_STATUS_SERVING, OperatorStatus.OPERATOR_STATUS_UNSPECIFIED),
+    ]

@@ -26,6 +26,7 @@ export { HashRing, RING_POINTS, compareIds, hash32, pickLeastLoaded, pickWeighte
 export {
   BeatResult,
   EventType,
+  OperatorStatus,
   RegistryService,
   RemovalReason,
   ResetReason,

@@ -1,5 +1,5 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { ServingStatus, type Instance } from "./gen/maxine/registry/v1/registry_pb.js";
+import { OperatorStatus, ServingStatus, type Instance } from "./gen/maxine/registry/v1/registry_pb.js";
 
 /** InstanceKeyOf names one instance: the fields Heartbeat and Deregister need. */
 export interface InstanceKeyOf {
@@ -43,10 +43,14 @@ export class InstanceHandle {
     public ttlMs: number,
     /** requestedTtlMs is what register asked for (undefined: the server's default), reused on re-registration. */
     readonly requestedTtlMs: number | undefined,
+    /** requestedStatus is the status register asked for: the one to report while an operator's override masks the stored status. */
+    requestedStatus?: ServingStatus,
   ) {
     this.key = { namespace: instance.namespace, service: instance.service, instanceId: instance.instanceId };
     this.current = instance;
-    this.wantedStatus = instance.status === ServingStatus.UNSPECIFIED ? ServingStatus.SERVING : instance.status;
+    // Under an operator's override (maxine drain) the answer's status is the override's, not this process's: beats report what it asked for.
+    const status = instance.operatorStatus !== OperatorStatus.UNSPECIFIED ? (requestedStatus ?? ServingStatus.UNSPECIFIED) : instance.status;
+    this.wantedStatus = status === ServingStatus.UNSPECIFIED ? ServingStatus.SERVING : status;
   }
 
   /** instance is the instance as the server last returned it from Register. */

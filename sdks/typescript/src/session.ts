@@ -140,7 +140,7 @@ export class Session extends Emitter<SessionEvents> implements HandleOwner {
     const k = keyString(stored);
     let entry = this.entries.get(k);
     if (entry === undefined) {
-      entry = { handle: new InstanceHandle(this, stored, ttlMs, opts.ttlMs), waiters: [], reregistering: false };
+      entry = { handle: new InstanceHandle(this, stored, ttlMs, opts.ttlMs, instance.status), waiters: [], reregistering: false };
       this.entries.set(k, entry);
     } else {
       entry.handle.update(stored, ttlMs);

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { HeartbeatRequest } from "../src/gen/maxine/registry/v1/registry_pb.js";
-import { RemovalReason, ServingStatus, Strategy } from "../src/gen/maxine/registry/v1/registry_pb.js";
+import { OperatorStatus, RemovalReason, ServingStatus, Strategy } from "../src/gen/maxine/registry/v1/registry_pb.js";
 import { Session } from "../src/session.js";
 import { Watcher } from "../src/watcher.js";
 import type { ServerProcess } from "../../../server/test/support/server-process.js";
@@ -71,6 +71,22 @@ describe("Session", () => {
     expect(last.beats[0]).toMatchObject({ status: ServingStatus.SERVING, load: 7.5 });
     expect(() => h.setLoad(-1)).toThrow(RangeError);
     expect(() => h.setStatus(ServingStatus.UNSPECIFIED)).toThrow(RangeError);
+  });
+
+  it("a process that registers while an operator drained its instance reports its own status, so undrain brings it back", async () => {
+    const c = client();
+    const key = { namespace: "", service: "restarted", instanceId: "r1" };
+    await c.client.register({ instance: instance("restarted", "r1") });
+    await c.client.setOperatorStatus({ key, status: OperatorStatus.DRAINING });
+    // the process restarts and registers the same instance: the answer shows the override
+    const session = scope.defer(new Session(client().client), (s) => s.close());
+    const handle = await session.register(instance("restarted", "r1"), { ttlMs: 1000 });
+    expect(handle.instance).toMatchObject({ status: ServingStatus.DRAINING, operatorStatus: OperatorStatus.DRAINING });
+    expect(handle.status).toBe(ServingStatus.SERVING); // what its beats report, not the override
+    await delay(700); // two beats at a third of the 1 s TTL
+    await c.client.setOperatorStatus({ key, status: OperatorStatus.UNSPECIFIED });
+    const d = await c.client.discover({ service: "restarted" });
+    expect(d.instance).toMatchObject({ instanceId: "r1", status: ServingStatus.SERVING, operatorStatus: OperatorStatus.UNSPECIFIED });
   });
 
   it("registers again an instance the server no longer knows (UNKNOWN ack)", async () => {

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Strategy } from "../src/gen/maxine/registry/v1/registry_pb.js";
+import { OperatorStatus, ServingStatus, Strategy } from "../src/gen/maxine/registry/v1/registry_pb.js";
 import { Watcher, type WatcherState } from "../src/watcher.js";
 import type { ServerProcess } from "../../../server/test/support/server-process.js";
 import { collectChanges, Scope } from "./support/scope.js";
@@ -55,6 +55,23 @@ describe("Watcher", () => {
     expect(watcher.instances().map((i) => i.instanceId)).toEqual(["t1"]);
     await add(c, "tagged", "t1", ["red"]);
     await waitFor(() => watcher.instances().length === 0, "t1 to leave the filtered view");
+  });
+
+  it("sees an operator's drain (SetOperatorStatus) as an update carrying operator_status, and stops picking the instance until it is cleared", async () => {
+    const c = client();
+    await add(c, "drained", "d1");
+    const watcher = scope.defer(new Watcher(c.client, { services: "drained" }), (w) => w.close());
+    await watcher.ready();
+    expect(watcher.pick(Strategy.ROUND_ROBIN)?.instanceId).toBe("d1");
+    const key = { namespace: "", service: "drained", instanceId: "d1" };
+    await c.client.setOperatorStatus({ key, status: OperatorStatus.DRAINING });
+    await waitFor(() => watcher.get("drained", "d1")?.operatorStatus === OperatorStatus.DRAINING, "the override in the watcher");
+    expect(watcher.get("drained", "d1")?.status).toBe(ServingStatus.DRAINING);
+    expect(watcher.pick(Strategy.ROUND_ROBIN)).toBeUndefined();
+    await c.client.setOperatorStatus({ key, status: OperatorStatus.UNSPECIFIED });
+    await waitFor(() => watcher.get("drained", "d1")?.status === ServingStatus.SERVING, "the reported status back");
+    expect(watcher.get("drained", "d1")?.operatorStatus).toBe(OperatorStatus.UNSPECIFIED);
+    expect(watcher.pick(Strategy.ROUND_ROBIN)?.instanceId).toBe("d1");
   });
 
   it("close ends the stream and timers, and rejects ready() if it never synced", async () => {

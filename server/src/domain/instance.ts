@@ -1,6 +1,13 @@
 /** Status is an instance's serving status. */
 export type Status = "SERVING" | "NOT_SERVING" | "DRAINING";
 
+/**
+ * OperatorStatus is an operator's override of an instance's status
+ * (SetOperatorStatus, `maxine drain`): "NONE" leaves the status to the
+ * instance's own reports.
+ */
+export type OperatorStatus = "NONE" | "DRAINING" | "DISABLED";
+
 /** RemovalReason says why an instance left the registry. */
 export type RemovalReason = "DEREGISTERED" | "LEASE_EXPIRED" | "STREAM_CLOSED";
 
@@ -26,6 +33,13 @@ export interface InstanceSpec {
   readonly status: Status;
   /** owner is the principal that registered the instance: set by the server, never by the client. */
   readonly owner: string;
+  /**
+   * operatorStatus is the operator's override, set by the server. Unset in
+   * a spec given to Store.put: the stored instance's override is kept (in
+   * the same atomic write), so an owner's re-registration or a beat's status
+   * change never clears it.
+   */
+  readonly operatorStatus?: OperatorStatus;
 }
 
 /**
@@ -33,10 +47,27 @@ export interface InstanceSpec {
  * and revisions. Records are immutable; a change makes a new record.
  */
 export interface InstanceRecord extends InstanceSpec {
+  readonly operatorStatus: OperatorStatus;
   readonly registeredAt: number;
   readonly updatedAt: number;
   readonly createRevision: number;
   readonly modRevision: number;
+}
+
+/**
+ * effectiveStatus is the status an instance is treated as having (Discover,
+ * ListServices counts, Instance.status on the wire): the operator's override
+ * when set, else what the instance reported.
+ */
+export function effectiveStatus(r: InstanceRecord): Status {
+  switch (r.operatorStatus) {
+    case "DRAINING":
+      return "DRAINING";
+    case "DISABLED":
+      return "NOT_SERVING";
+    default:
+      return r.status;
+  }
 }
 
 /** InstanceKey names one instance. */
@@ -61,6 +92,7 @@ export function sameSpec(a: InstanceSpec, b: InstanceSpec): boolean {
     a.weight !== b.weight ||
     a.status !== b.status ||
     a.owner !== b.owner ||
+    (a.operatorStatus ?? "NONE") !== (b.operatorStatus ?? "NONE") ||
     a.tags.length !== b.tags.length
   ) {
     return false;

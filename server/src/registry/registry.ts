@@ -4,7 +4,7 @@ import type { Store } from "../store/store.js";
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError, invalid } from "../domain/errors.js";
 import { isEmptyFilter, matches } from "../domain/filter.js";
-import { keyString, type InstanceKey, type InstanceRecord, type Status } from "../domain/instance.js";
+import { effectiveStatus, keyString, type InstanceKey, type InstanceRecord, type OperatorStatus, type Status } from "../domain/instance.js";
 import { HeartbeatStream, LeaseTable } from "./leases.js";
 import { Usage } from "./usage.js";
 import { OPEN, denied, notOwner, requirePermission, type Access } from "../domain/access.js";
@@ -287,6 +287,35 @@ export class Registry {
     return change.revision;
   }
 
+  /**
+   * setOperatorStatus sets (or, with "NONE", clears) an operator's override
+   * of an instance's status: stored with the instance, it outlives the
+   * owner's beats and re-registrations. It needs admin on the service:
+   * owning the instance is not enough, as the override exists to overrule
+   * the instance's own reports.
+   */
+  async setOperatorStatus(k: InstanceKey | undefined, status: OperatorStatus, access: Access = OPEN): Promise<{ instance: InstanceRecord; revision: number }> {
+    this.assertOpen();
+    const what = `SetOperatorStatus ${status}`;
+    try {
+      const key = keyOf("key", k);
+      requirePermission(access, "admin", key.namespace, key.service);
+      const existing = this.store.get(key);
+      const absent = (): RegistryError =>
+        new RegistryError(Reason.NOT_FOUND, `key: instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered`);
+      if (existing === undefined) throw absent();
+      const change = await this.store.put({ ...existing, operatorStatus: status }, this.clock.now());
+      const instance = change?.instance ?? this.store.get(key);
+      if (instance === undefined) throw absent();
+      const revision = change?.revision ?? this.store.revision();
+      this.audit(what, access, keyString(key), "ok", revision);
+      return { instance, revision };
+    } catch (err) {
+      this.audit(what, access, k === undefined ? "" : keyString(k), err);
+      throw err;
+    }
+  }
+
   /** openStream starts a heartbeat stream; closeStream must follow. */
   openStream(access: Access = OPEN): HeartbeatStream {
     this.assertOpen();
@@ -414,7 +443,8 @@ export class Registry {
   /** changeStatus stores a status a beat reported; with the store unreachable, a later beat (clients send it on each) applies it. */
   private async changeStatus(record: InstanceRecord, status: Status, access: Access): Promise<void> {
     try {
-      const change = await this.store.put({ ...record, status }, this.clock.now(), undefined, access.principal === record.owner ? record.owner : undefined);
+      // operatorStatus unset: the store keeps the stored override (a beat never clears an operator's drain)
+      const change = await this.store.put({ ...record, status, operatorStatus: undefined }, this.clock.now(), undefined, access.principal === record.owner ? record.owner : undefined);
       this.audit(`Heartbeat status ${status}`, access, keyString(record), "ok", change?.revision);
     } catch (err) {
       this.audit(`Heartbeat status ${status}`, access, keyString(record), err);
@@ -450,7 +480,7 @@ export class Registry {
     }
     const sorted = view.sorted();
     const all = isEmptyFilter(filter) ? sorted : sorted.filter((r) => matches(filter, r));
-    let candidates = all.filter((r) => r.status === "SERVING");
+    let candidates = all.filter((r) => effectiveStatus(r) === "SERVING");
     if (q.preferredZone !== "") {
       const inZone = candidates.filter((r) => r.zone === q.preferredZone);
       if (inZone.length > 0) candidates = inZone;

@@ -6,10 +6,12 @@ import {
   ListServicesResponseSchema,
   RegisterResponseSchema,
   RegistryService,
+  SetOperatorStatusResponseSchema,
   type DeregisterRequest,
   type DiscoverRequest,
   type ListServicesRequest,
   type RegisterRequest,
+  type SetOperatorStatusRequest,
   type WatchServicesRequest,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { Access } from "../domain/access.js";
@@ -17,7 +19,7 @@ import { invalid } from "../domain/errors.js";
 import type { Discovered, Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
-import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, knownStatus, strategyOf, ttlOf } from "../wire/convert.js";
+import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, knownStatus, operatorStatusOf, strategyOf, ttlOf } from "../wire/convert.js";
 import { decodeHeartbeatRequest, type BeatsRequest } from "../wire/heartbeat-wire.js";
 import { discoverAnswer, registerBinary } from "../wire/encoded.js";
 import { outgoing, type Outgoing } from "./context.js";
@@ -77,6 +79,19 @@ export function registryService(deps: RegistryServiceDeps): Service {
         async handle(ctx, m) {
           const revision = await registry.deregister(keyOfPb((m as DeregisterRequest).key), ctx.access);
           return outgoing(create(DeregisterResponseSchema, { revision: BigInt(revision), registryId: registry.store.registryId }));
+        },
+      },
+      {
+        kind: "unary",
+        info: info("SetOperatorStatus"),
+        async handle(ctx, m) {
+          const req = m as SetOperatorStatusRequest;
+          const status = operatorStatusOf(req.status);
+          if (status === undefined) throw invalid("status", `unknown value ${req.status}`);
+          const r = await registry.setOperatorStatus(keyOfPb(req.key), status, ctx.access);
+          return outgoing(
+            create(SetOperatorStatusResponseSchema, { instance: instanceToPb(r.instance), revision: BigInt(r.revision), registryId: registry.store.registryId }),
+          );
         },
       },
       {

@@ -39,10 +39,13 @@ export class MemoryStore implements Store {
   async put(spec: InstanceSpec, now: number, _lease?: LeaseClaim, owner?: string): Promise<Change | undefined> {
     const previous = this.view.get(spec);
     if (previous !== undefined && owner !== undefined && previous.owner !== owner) throw ownedByOther(keyString(spec), previous.owner, owner);
+    // an unset override keeps the stored one (the Store contract's put)
+    if (spec.operatorStatus === undefined) spec = { ...spec, operatorStatus: previous?.operatorStatus ?? "NONE" };
     if (previous !== undefined && sameSpec(previous, spec)) return undefined;
     const revision = ++this.rev;
     const instance: InstanceRecord = {
       ...spec,
+      operatorStatus: spec.operatorStatus ?? "NONE",
       registeredAt: previous?.registeredAt ?? now,
       updatedAt: now,
       createRevision: previous?.createRevision ?? revision,

@@ -81,7 +81,9 @@ end
  * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
  * lease; then an absent instance is not created), owner ("" keeps it), log
  * MAXLEN, deadline (ms, Redis clock; "" for none), the principal that must
- * own an existing record (JSON-escaped; "" for no check). Returns {0}
+ * own an existing record (JSON-escaped; "" for no check), "1" to keep the
+ * stored record's operatorStatus (the spec then has none; "" writes the
+ * spec's as it is). Returns {0}
  * (unchanged), {-1} (absent) or {revision, fields}.
  */
 export const PUT = `${PRELUDE}
@@ -90,6 +92,10 @@ local key, spec, now, ttl, owner = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local prev = redis.call('HGET', K_INST, key)
 if prev then
   local e = owned(prev, ARGV[9]); if e then return e end
+  if ARGV[10] == '1' then
+    local op = string.match(prev, ',"operatorStatus":"(%u+)"}}$')
+    if op then spec = string.sub(spec, 1, -2) .. ',"operatorStatus":"' .. op .. '"}' end
+  end
 end
 local function lease()
   if ttl ~= '' then redis.call('ZADD', K_LEASES, now_ms() + tonumber(ttl), key) end

@@ -186,7 +186,7 @@ export class RedisStore implements Store {
     const key = keyString(spec);
     const reply = (await this.write(
       "maxinePut",
-      [this.id, key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax, this.deadline(), ownerArg(owner)],
+      [this.id, key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax, this.deadline(), ownerArg(owner), spec.operatorStatus === undefined ? "1" : ""],
       key,
       owner,
     )) as unknown[];
@@ -590,13 +590,15 @@ export function encodeSpec(s: InstanceSpec): string {
     metadata,
     weight: s.weight,
     status: s.status,
+    // last, and only when set: the PUT script reads it at the end of the record, and records without one compare equal to a spec without one
+    ...(s.operatorStatus !== undefined && s.operatorStatus !== "NONE" ? { operatorStatus: s.operatorStatus } : {}),
   });
 }
 
 function decodeRecord(json: string): InstanceRecord {
   const r = JSON.parse(json) as { createRevision: number; registeredAt: number; updatedAt: number; modRevision: number; spec: InstanceSpec };
   // Records written before instances had owners belong to "anonymous".
-  return { ...r.spec, owner: r.spec.owner ?? ANONYMOUS_PRINCIPAL, registeredAt: r.registeredAt, updatedAt: r.updatedAt, createRevision: r.createRevision, modRevision: r.modRevision };
+  return { ...r.spec, owner: r.spec.owner ?? ANONYMOUS_PRINCIPAL, operatorStatus: r.spec.operatorStatus ?? "NONE", registeredAt: r.registeredAt, updatedAt: r.updatedAt, createRevision: r.createRevision, modRevision: r.modRevision };
 }
 
 function fieldMap(fields: readonly string[]): Record<string, string> {

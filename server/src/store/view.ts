@@ -1,4 +1,4 @@
-import type { InstanceKey, InstanceRecord } from "../domain/instance.js";
+import { effectiveStatus, type InstanceKey, type InstanceRecord } from "../domain/instance.js";
 import type { ServiceView } from "./store.js";
 
 class ServiceEntry implements ServiceView {
@@ -25,8 +25,8 @@ class ServiceEntry implements ServiceView {
 
   set(r: InstanceRecord): void {
     const old = this.instances.get(r.instanceId);
-    if (old?.status === "SERVING") this.servingCount--;
-    if (r.status === "SERVING") this.servingCount++;
+    if (old !== undefined && effectiveStatus(old) === "SERVING") this.servingCount--;
+    if (effectiveStatus(r) === "SERVING") this.servingCount++;
     this.instances.set(r.instanceId, r);
     this.cache = undefined;
   }
@@ -34,7 +34,7 @@ class ServiceEntry implements ServiceView {
   delete(instanceId: string): void {
     const old = this.instances.get(instanceId);
     if (old === undefined) return;
-    if (old.status === "SERVING") this.servingCount--;
+    if (effectiveStatus(old) === "SERVING") this.servingCount--;
     this.instances.delete(instanceId);
     this.cache = undefined;
   }

@@ -4,6 +4,7 @@ import {
   BeatResult,
   EventType,
   InstanceSchema,
+  OperatorStatus as OperatorStatusPb,
   RemovalReason as RemovalReasonPb,
   ResetReason as ResetReasonPb,
   ServingStatus,
@@ -15,7 +16,7 @@ import {
   type WatchServicesResponse,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { invalid } from "../domain/errors.js";
-import type { InstanceKey, InstanceRecord, Status } from "../domain/instance.js";
+import type { InstanceKey, InstanceRecord, OperatorStatus, Status } from "../domain/instance.js";
 import { instanceWriter } from "./instance-fields.js";
 import type { BeatOutcome } from "../registry/registry.js";
 import type { Strategy } from "../registry/select.js";
@@ -52,6 +53,17 @@ export function statusOf(s: ServingStatus): Status | undefined {
 /** knownStatus reports whether s is a status this server understands. */
 export function knownStatus(s: number): s is ServingStatus {
   return s in statusFromPb;
+}
+
+const operatorStatusFromPb: Record<OperatorStatusPb, OperatorStatus> = {
+  [OperatorStatusPb.UNSPECIFIED]: "NONE",
+  [OperatorStatusPb.DRAINING]: "DRAINING",
+  [OperatorStatusPb.DISABLED]: "DISABLED",
+};
+
+/** operatorStatusOf maps a wire operator status; undefined for a value this server does not know. */
+export function operatorStatusOf(s: OperatorStatusPb): OperatorStatus | undefined {
+  return operatorStatusFromPb[s];
 }
 
 /** strategyOf maps a wire strategy; undefined for a value this server does not know. */

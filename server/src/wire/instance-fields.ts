@@ -1,5 +1,12 @@
-import { InstanceSchema, ServingStatus, ServingStatusSchema, type Instance } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceRecord, Status } from "../domain/instance.js";
+import {
+  InstanceSchema,
+  OperatorStatus as OperatorStatusPb,
+  OperatorStatusSchema,
+  ServingStatus,
+  ServingStatusSchema,
+  type Instance,
+} from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { effectiveStatus, type InstanceRecord, type OperatorStatus, type Status } from "../domain/instance.js";
 import { enumOf, string, stringMap, strings, timestampMs, uint32, uint64 } from "./schema-columns.js";
 import { MessageWriter, type Table } from "./schema-writer.js";
 
@@ -8,6 +15,13 @@ export const statusToPb: Record<Status, ServingStatus> = {
   SERVING: ServingStatus.SERVING,
   NOT_SERVING: ServingStatus.NOT_SERVING,
   DRAINING: ServingStatus.DRAINING,
+};
+
+/** operatorStatusToPb maps the core's operator overrides to the wire enum. */
+export const operatorStatusToPb: Record<OperatorStatus, OperatorStatusPb> = {
+  NONE: OperatorStatusPb.UNSPECIFIED,
+  DRAINING: OperatorStatusPb.DRAINING,
+  DISABLED: OperatorStatusPb.DISABLED,
 };
 
 /**
@@ -29,12 +43,13 @@ export const instanceFields: Table<Instance, InstanceRecord> = {
   tags: strings((r) => r.tags),
   metadata: stringMap((r) => r.metadata),
   weight: uint32((r) => r.weight),
-  status: enumOf(ServingStatusSchema, (r) => statusToPb[r.status]),
+  status: enumOf(ServingStatusSchema, (r) => statusToPb[effectiveStatus(r)]),
   registeredAt: timestampMs((r) => r.registeredAt),
   updatedAt: timestampMs((r) => r.updatedAt),
   createRevision: uint64((r) => r.createRevision),
   modRevision: uint64((r) => r.modRevision),
   owner: string((r) => r.owner),
+  operatorStatus: enumOf(OperatorStatusSchema, (r) => operatorStatusToPb[r.operatorStatus]),
 };
 
 /** instanceWriter encodes records as Instance messages, compiled from instanceFields and InstanceSchema at load. */

@@ -24,8 +24,11 @@ from .messages import (
     InstanceKey,
     ListServicesRequest,
     ListServicesResponse,
+    OperatorStatus,
     RegisterRequest,
     RegisterResponse,
+    SetOperatorStatusRequest,
+    SetOperatorStatusResponse,
     Strategy,
     WatchServicesRequest,
     WatchServicesResponse,
@@ -54,6 +57,7 @@ class RegistryStub(Protocol):
     Discover: grpc.aio.UnaryUnaryMultiCallable[DiscoverRequest, DiscoverResponse]
     ListServices: grpc.aio.UnaryUnaryMultiCallable[ListServicesRequest, ListServicesResponse]
     WatchServices: grpc.aio.UnaryStreamMultiCallable[WatchServicesRequest, WatchServicesResponse]
+    SetOperatorStatus: grpc.aio.UnaryUnaryMultiCallable[SetOperatorStatusRequest, SetOperatorStatusResponse]
 
 
 def parse_target(target: str) -> tuple[str, bool]:
@@ -172,6 +176,16 @@ class Client:
         """deregister removes an instance at once; NotFoundError if it is not registered."""
         try:
             return await self.stub.Deregister(DeregisterRequest(key=instance_key(key)), timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def set_operator_status(self, key: Instance | InstanceKey, status: OperatorStatus) -> SetOperatorStatusResponse:
+        """set_operator_status sets (OPERATOR_STATUS_DRAINING, _DISABLED) or clears (_UNSPECIFIED) an operator's override of an instance's status.
+
+        It needs the admin permission on the service; the instance's own heartbeats do not change it.
+        """
+        try:
+            return await self.stub.SetOperatorStatus(SetOperatorStatusRequest(key=instance_key(key), status=status), timeout=self.timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 

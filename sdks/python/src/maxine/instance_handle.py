@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-from .messages import Instance, InstanceKey, ServingStatus
+from .messages import Instance, InstanceKey, OperatorStatus, ServingStatus
 
 _SETTABLE = (
     ServingStatus.SERVING_STATUS_SERVING,
@@ -38,7 +38,14 @@ class InstanceHandle:
     load ride on the session's heartbeats.
     """
 
-    def __init__(self, owner: HandleOwner, instance: Instance, ttl: float, requested_ttl: float | None) -> None:
+    def __init__(
+        self,
+        owner: HandleOwner,
+        instance: Instance,
+        ttl: float,
+        requested_ttl: float | None,
+        requested_status: ServingStatus = ServingStatus.SERVING_STATUS_UNSPECIFIED,
+    ) -> None:
         self._owner = owner
         self.key = InstanceKey(namespace=instance.namespace, service=instance.service, instance_id=instance.instance_id)
         """key names the instance as the server stored it (a server-assigned instance_id included)."""
@@ -47,7 +54,8 @@ class InstanceHandle:
         """ttl is the lease TTL in seconds the server granted."""
         self.requested_ttl = requested_ttl
         """requested_ttl is what register asked for (None: the server's default), reused on re-registration."""
-        status = instance.status
+        # Under an operator's override (maxine drain) the answer's status is the override's: beats report what register asked for.
+        status = requested_status if instance.operator_status != OperatorStatus.OPERATOR_STATUS_UNSPECIFIED else instance.status
         self._status = ServingStatus.SERVING_STATUS_SERVING if status == ServingStatus.SERVING_STATUS_UNSPECIFIED else status
         self._load: float | None = None
         self._live = True

@@ -134,7 +134,7 @@ class Session:
         k = key_of(stored)
         entry = self._entries.get(k)
         if entry is None:
-            entry = _Entry(InstanceHandle(self, stored, granted, ttl))
+            entry = _Entry(InstanceHandle(self, stored, granted, ttl, instance.status))
             self._entries[k] = entry
         else:
             entry.handle._update(stored, granted)

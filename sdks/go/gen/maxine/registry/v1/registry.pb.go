@@ -93,6 +93,62 @@ func (ServingStatus) EnumDescriptor() ([]byte, []int) {
 	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{0}
 }
 
+// OperatorStatus is an operator's override of an instance's status.
+type OperatorStatus int32
+
+const (
+	// OPERATOR_STATUS_UNSPECIFIED: no override; the instance's status is what
+	// it reports (on Register and heartbeats).
+	OperatorStatus_OPERATOR_STATUS_UNSPECIFIED OperatorStatus = 0
+	// OPERATOR_STATUS_DRAINING makes the instance's status DRAINING: it is not
+	// chosen by Discover and finishes in-flight work.
+	OperatorStatus_OPERATOR_STATUS_DRAINING OperatorStatus = 1
+	// OPERATOR_STATUS_DISABLED takes the instance out of service: its status
+	// is NOT_SERVING.
+	OperatorStatus_OPERATOR_STATUS_DISABLED OperatorStatus = 2
+)
+
+// Enum value maps for OperatorStatus.
+var (
+	OperatorStatus_name = map[int32]string{
+		0: "OPERATOR_STATUS_UNSPECIFIED",
+		1: "OPERATOR_STATUS_DRAINING",
+		2: "OPERATOR_STATUS_DISABLED",
+	}
+	OperatorStatus_value = map[string]int32{
+		"OPERATOR_STATUS_UNSPECIFIED": 0,
+		"OPERATOR_STATUS_DRAINING":    1,
+		"OPERATOR_STATUS_DISABLED":    2,
+	}
+)
+
+func (x OperatorStatus) Enum() *OperatorStatus {
+	p := new(OperatorStatus)
+	*p = x
+	return p
+}
+
+func (x OperatorStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OperatorStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_maxine_registry_v1_registry_proto_enumTypes[1].Descriptor()
+}
+
+func (OperatorStatus) Type() protoreflect.EnumType {
+	return &file_maxine_registry_v1_registry_proto_enumTypes[1]
+}
+
+func (x OperatorStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OperatorStatus.Descriptor instead.
+func (OperatorStatus) EnumDescriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+}
+
 // BeatResult is the outcome of one Beat.
 type BeatResult int32
 
@@ -151,11 +207,11 @@ func (x BeatResult) String() string {
 }
 
 func (BeatResult) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[1].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[2].Descriptor()
 }
 
 func (BeatResult) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[1]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[2]
 }
 
 func (x BeatResult) Number() protoreflect.EnumNumber {
@@ -164,7 +220,7 @@ func (x BeatResult) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BeatResult.Descriptor instead.
 func (BeatResult) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{2}
 }
 
 // Strategy is how Discover (and the SDKs' local pick) chooses an instance.
@@ -228,11 +284,11 @@ func (x Strategy) String() string {
 }
 
 func (Strategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[2].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[3].Descriptor()
 }
 
 func (Strategy) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[2]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[3]
 }
 
 func (x Strategy) Number() protoreflect.EnumNumber {
@@ -241,7 +297,7 @@ func (x Strategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Strategy.Descriptor instead.
 func (Strategy) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{3}
 }
 
 // ResetReason says why a snapshot with reset set was sent.
@@ -286,11 +342,11 @@ func (x ResetReason) String() string {
 }
 
 func (ResetReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[3].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[4].Descriptor()
 }
 
 func (ResetReason) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[3]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[4]
 }
 
 func (x ResetReason) Number() protoreflect.EnumNumber {
@@ -299,7 +355,7 @@ func (x ResetReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResetReason.Descriptor instead.
 func (ResetReason) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{4}
 }
 
 // EventType is the kind of a WatchEvent.
@@ -343,11 +399,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[4].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[5].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[4]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[5]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -356,7 +412,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{5}
 }
 
 // RemovalReason says why an instance was removed.
@@ -406,11 +462,11 @@ func (x RemovalReason) String() string {
 }
 
 func (RemovalReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[5].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[6].Descriptor()
 }
 
 func (RemovalReason) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[5]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[6]
 }
 
 func (x RemovalReason) Number() protoreflect.EnumNumber {
@@ -419,7 +475,7 @@ func (x RemovalReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RemovalReason.Descriptor instead.
 func (RemovalReason) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 // Instance is one network endpoint of a service.
@@ -468,9 +524,14 @@ type Instance struct {
 	// permission) may register over, deregister, renew or change the status
 	// of the instance. "anonymous" while the server runs without
 	// authentication.
-	Owner         string `protobuf:"bytes,16,opt,name=owner,proto3" json:"owner,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Owner string `protobuf:"bytes,16,opt,name=owner,proto3" json:"owner,omitempty"`
+	// operator_status is an operator's override of the status (see
+	// SetOperatorStatus): while it is not OPERATOR_STATUS_UNSPECIFIED, `status`
+	// follows it and the instance's own heartbeats do not change it. Server-set,
+	// ignored in requests.
+	OperatorStatus OperatorStatus `protobuf:"varint,17,opt,name=operator_status,json=operatorStatus,proto3,enum=maxine.registry.v1.OperatorStatus" json:"operator_status,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -615,6 +676,133 @@ func (x *Instance) GetOwner() string {
 	return ""
 }
 
+func (x *Instance) GetOperatorStatus() OperatorStatus {
+	if x != nil {
+		return x.OperatorStatus
+	}
+	return OperatorStatus_OPERATOR_STATUS_UNSPECIFIED
+}
+
+// SetOperatorStatusRequest is the input of SetOperatorStatus.
+type SetOperatorStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key names the instance.
+	Key *InstanceKey `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// status is the override to set; OPERATOR_STATUS_UNSPECIFIED clears it.
+	Status        OperatorStatus `protobuf:"varint,2,opt,name=status,proto3,enum=maxine.registry.v1.OperatorStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOperatorStatusRequest) Reset() {
+	*x = SetOperatorStatusRequest{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOperatorStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOperatorStatusRequest) ProtoMessage() {}
+
+func (x *SetOperatorStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOperatorStatusRequest.ProtoReflect.Descriptor instead.
+func (*SetOperatorStatusRequest) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetOperatorStatusRequest) GetKey() *InstanceKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SetOperatorStatusRequest) GetStatus() OperatorStatus {
+	if x != nil {
+		return x.Status
+	}
+	return OperatorStatus_OPERATOR_STATUS_UNSPECIFIED
+}
+
+// SetOperatorStatusResponse is the output of SetOperatorStatus.
+type SetOperatorStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// instance is the instance after the change.
+	Instance *Instance `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// revision is the registry revision of the change (the current revision
+	// when nothing changed).
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// registry_id names the registry whose revision this is.
+	RegistryId    string `protobuf:"bytes,3,opt,name=registry_id,json=registryId,proto3" json:"registry_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOperatorStatusResponse) Reset() {
+	*x = SetOperatorStatusResponse{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOperatorStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOperatorStatusResponse) ProtoMessage() {}
+
+func (x *SetOperatorStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOperatorStatusResponse.ProtoReflect.Descriptor instead.
+func (*SetOperatorStatusResponse) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SetOperatorStatusResponse) GetInstance() *Instance {
+	if x != nil {
+		return x.Instance
+	}
+	return nil
+}
+
+func (x *SetOperatorStatusResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *SetOperatorStatusResponse) GetRegistryId() string {
+	if x != nil {
+		return x.RegistryId
+	}
+	return ""
+}
+
 // InstanceKey names one instance.
 type InstanceKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -630,7 +818,7 @@ type InstanceKey struct {
 
 func (x *InstanceKey) Reset() {
 	*x = InstanceKey{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[1]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +830,7 @@ func (x *InstanceKey) String() string {
 func (*InstanceKey) ProtoMessage() {}
 
 func (x *InstanceKey) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[1]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +843,7 @@ func (x *InstanceKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceKey.ProtoReflect.Descriptor instead.
 func (*InstanceKey) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InstanceKey) GetNamespace() string {
@@ -694,7 +882,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[2]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +894,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[2]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +907,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RegisterRequest) GetInstance() *Instance {
@@ -757,7 +945,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +957,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +970,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegisterResponse) GetInstance() *Instance {
@@ -834,7 +1022,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1034,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1047,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HeartbeatRequest) GetSequence() uint64 {
@@ -905,7 +1093,7 @@ type Beat struct {
 
 func (x *Beat) Reset() {
 	*x = Beat{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1105,7 @@ func (x *Beat) String() string {
 func (*Beat) ProtoMessage() {}
 
 func (x *Beat) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1118,7 @@ func (x *Beat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Beat.ProtoReflect.Descriptor instead.
 func (*Beat) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Beat) GetKey() *InstanceKey {
@@ -981,7 +1169,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1181,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1194,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HeartbeatResponse) GetSequence() uint64 {
@@ -1040,7 +1228,7 @@ type BeatAck struct {
 
 func (x *BeatAck) Reset() {
 	*x = BeatAck{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1240,7 @@ func (x *BeatAck) String() string {
 func (*BeatAck) ProtoMessage() {}
 
 func (x *BeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1253,7 @@ func (x *BeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeatAck.ProtoReflect.Descriptor instead.
 func (*BeatAck) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BeatAck) GetKey() *InstanceKey {
@@ -1107,7 +1295,7 @@ type DeregisterRequest struct {
 
 func (x *DeregisterRequest) Reset() {
 	*x = DeregisterRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1307,7 @@ func (x *DeregisterRequest) String() string {
 func (*DeregisterRequest) ProtoMessage() {}
 
 func (x *DeregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1320,7 @@ func (x *DeregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterRequest.ProtoReflect.Descriptor instead.
 func (*DeregisterRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeregisterRequest) GetKey() *InstanceKey {
@@ -1155,7 +1343,7 @@ type DeregisterResponse struct {
 
 func (x *DeregisterResponse) Reset() {
 	*x = DeregisterResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1355,7 @@ func (x *DeregisterResponse) String() string {
 func (*DeregisterResponse) ProtoMessage() {}
 
 func (x *DeregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1368,7 @@ func (x *DeregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterResponse.ProtoReflect.Descriptor instead.
 func (*DeregisterResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeregisterResponse) GetRevision() uint64 {
@@ -1215,7 +1403,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1415,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1428,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Filter) GetTags() []string {
@@ -1297,7 +1485,7 @@ type DiscoverRequest struct {
 
 func (x *DiscoverRequest) Reset() {
 	*x = DiscoverRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1497,7 @@ func (x *DiscoverRequest) String() string {
 func (*DiscoverRequest) ProtoMessage() {}
 
 func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1510,7 @@ func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverRequest.ProtoReflect.Descriptor instead.
 func (*DiscoverRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DiscoverRequest) GetNamespace() string {
@@ -1392,7 +1580,7 @@ type DiscoverResponse struct {
 
 func (x *DiscoverResponse) Reset() {
 	*x = DiscoverResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1592,7 @@ func (x *DiscoverResponse) String() string {
 func (*DiscoverResponse) ProtoMessage() {}
 
 func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1605,7 @@ func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverResponse.ProtoReflect.Descriptor instead.
 func (*DiscoverResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DiscoverResponse) GetInstance() *Instance {
@@ -1459,7 +1647,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1659,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1672,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -1509,7 +1697,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1709,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1722,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -1573,7 +1761,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1773,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1786,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServiceSummary) GetService() string {
@@ -1647,7 +1835,7 @@ type WatchServicesRequest struct {
 
 func (x *WatchServicesRequest) Reset() {
 	*x = WatchServicesRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1847,7 @@ func (x *WatchServicesRequest) String() string {
 func (*WatchServicesRequest) ProtoMessage() {}
 
 func (x *WatchServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1860,7 @@ func (x *WatchServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServicesRequest.ProtoReflect.Descriptor instead.
 func (*WatchServicesRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchServicesRequest) GetNamespace() string {
@@ -1728,7 +1916,7 @@ type WatchServicesResponse struct {
 
 func (x *WatchServicesResponse) Reset() {
 	*x = WatchServicesResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1928,7 @@ func (x *WatchServicesResponse) String() string {
 func (*WatchServicesResponse) ProtoMessage() {}
 
 func (x *WatchServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1941,7 @@ func (x *WatchServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServicesResponse.ProtoReflect.Descriptor instead.
 func (*WatchServicesResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchServicesResponse) GetMessage() isWatchServicesResponse_Message {
@@ -1845,7 +2033,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +2045,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2058,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SnapshotChunk) GetInstances() []*Instance {
@@ -1900,7 +2088,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2100,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2113,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SnapshotEnd) GetRevision() uint64 {
@@ -1973,7 +2161,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2173,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2186,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchEvent) GetType() EventType {
@@ -2042,7 +2230,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2242,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2255,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Progress) GetRevision() uint64 {
@@ -2088,7 +2276,7 @@ var File_maxine_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"!maxine/registry/v1/registry.proto\x12\x12maxine.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x05\n" +
+	"!maxine/registry/v1/registry.proto\x12\x12maxine.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n" +
 	"\bInstance\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1f\n" +
@@ -2108,10 +2296,19 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12'\n" +
 	"\x0fcreate_revision\x18\x0e \x01(\x04R\x0ecreateRevision\x12!\n" +
 	"\fmod_revision\x18\x0f \x01(\x04R\vmodRevision\x12\x14\n" +
-	"\x05owner\x18\x10 \x01(\tR\x05owner\x1a;\n" +
+	"\x05owner\x18\x10 \x01(\tR\x05owner\x12K\n" +
+	"\x0foperator_status\x18\x11 \x01(\x0e2\".maxine.registry.v1.OperatorStatusR\x0eoperatorStatus\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
+	"\x18SetOperatorStatusRequest\x121\n" +
+	"\x03key\x18\x01 \x01(\v2\x1f.maxine.registry.v1.InstanceKeyR\x03key\x12:\n" +
+	"\x06status\x18\x02 \x01(\x0e2\".maxine.registry.v1.OperatorStatusR\x06status\"\x92\x01\n" +
+	"\x19SetOperatorStatusResponse\x128\n" +
+	"\binstance\x18\x01 \x01(\v2\x1c.maxine.registry.v1.InstanceR\binstance\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x1f\n" +
+	"\vregistry_id\x18\x03 \x01(\tR\n" +
+	"registryId\"f\n" +
 	"\vInstanceKey\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1f\n" +
@@ -2220,7 +2417,11 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n" +
 	"\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x12\x1b\n" +
-	"\x17SERVING_STATUS_DRAINING\x10\x03*\xb3\x01\n" +
+	"\x17SERVING_STATUS_DRAINING\x10\x03*m\n" +
+	"\x0eOperatorStatus\x12\x1f\n" +
+	"\x1bOPERATOR_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18OPERATOR_STATUS_DRAINING\x10\x01\x12\x1c\n" +
+	"\x18OPERATOR_STATUS_DISABLED\x10\x02*\xb3\x01\n" +
 	"\n" +
 	"BeatResult\x12\x1b\n" +
 	"\x17BEAT_RESULT_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2252,7 +2453,7 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x1bREMOVAL_REASON_DEREGISTERED\x10\x01\x12 \n" +
 	"\x1cREMOVAL_REASON_LEASE_EXPIRED\x10\x02\x12 \n" +
 	"\x1cREMOVAL_REASON_STREAM_CLOSED\x10\x03\x12\x1b\n" +
-	"\x17REMOVAL_REASON_FILTERED\x10\x042\xc5\x04\n" +
+	"\x17REMOVAL_REASON_FILTERED\x10\x042\xb7\x05\n" +
 	"\x0fRegistryService\x12U\n" +
 	"\bRegister\x12#.maxine.registry.v1.RegisterRequest\x1a$.maxine.registry.v1.RegisterResponse\x12\\\n" +
 	"\tHeartbeat\x12$.maxine.registry.v1.HeartbeatRequest\x1a%.maxine.registry.v1.HeartbeatResponse(\x010\x01\x12[\n" +
@@ -2260,7 +2461,8 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"Deregister\x12%.maxine.registry.v1.DeregisterRequest\x1a&.maxine.registry.v1.DeregisterResponse\x12U\n" +
 	"\bDiscover\x12#.maxine.registry.v1.DiscoverRequest\x1a$.maxine.registry.v1.DiscoverResponse\x12a\n" +
 	"\fListServices\x12'.maxine.registry.v1.ListServicesRequest\x1a(.maxine.registry.v1.ListServicesResponse\x12f\n" +
-	"\rWatchServices\x12(.maxine.registry.v1.WatchServicesRequest\x1a).maxine.registry.v1.WatchServicesResponse0\x01b\x06proto3"
+	"\rWatchServices\x12(.maxine.registry.v1.WatchServicesRequest\x1a).maxine.registry.v1.WatchServicesResponse0\x01\x12p\n" +
+	"\x11SetOperatorStatus\x12,.maxine.registry.v1.SetOperatorStatusRequest\x1a-.maxine.registry.v1.SetOperatorStatusResponseb\x06proto3"
 
 var (
 	file_maxine_registry_v1_registry_proto_rawDescOnce sync.Once
@@ -2274,95 +2476,104 @@ func file_maxine_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_maxine_registry_v1_registry_proto_rawDescData
 }
 
-var file_maxine_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_maxine_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_maxine_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_maxine_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_maxine_registry_v1_registry_proto_goTypes = []any{
-	(ServingStatus)(0),            // 0: maxine.registry.v1.ServingStatus
-	(BeatResult)(0),               // 1: maxine.registry.v1.BeatResult
-	(Strategy)(0),                 // 2: maxine.registry.v1.Strategy
-	(ResetReason)(0),              // 3: maxine.registry.v1.ResetReason
-	(EventType)(0),                // 4: maxine.registry.v1.EventType
-	(RemovalReason)(0),            // 5: maxine.registry.v1.RemovalReason
-	(*Instance)(nil),              // 6: maxine.registry.v1.Instance
-	(*InstanceKey)(nil),           // 7: maxine.registry.v1.InstanceKey
-	(*RegisterRequest)(nil),       // 8: maxine.registry.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 9: maxine.registry.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),      // 10: maxine.registry.v1.HeartbeatRequest
-	(*Beat)(nil),                  // 11: maxine.registry.v1.Beat
-	(*HeartbeatResponse)(nil),     // 12: maxine.registry.v1.HeartbeatResponse
-	(*BeatAck)(nil),               // 13: maxine.registry.v1.BeatAck
-	(*DeregisterRequest)(nil),     // 14: maxine.registry.v1.DeregisterRequest
-	(*DeregisterResponse)(nil),    // 15: maxine.registry.v1.DeregisterResponse
-	(*Filter)(nil),                // 16: maxine.registry.v1.Filter
-	(*DiscoverRequest)(nil),       // 17: maxine.registry.v1.DiscoverRequest
-	(*DiscoverResponse)(nil),      // 18: maxine.registry.v1.DiscoverResponse
-	(*ListServicesRequest)(nil),   // 19: maxine.registry.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),  // 20: maxine.registry.v1.ListServicesResponse
-	(*ServiceSummary)(nil),        // 21: maxine.registry.v1.ServiceSummary
-	(*WatchServicesRequest)(nil),  // 22: maxine.registry.v1.WatchServicesRequest
-	(*WatchServicesResponse)(nil), // 23: maxine.registry.v1.WatchServicesResponse
-	(*SnapshotChunk)(nil),         // 24: maxine.registry.v1.SnapshotChunk
-	(*SnapshotEnd)(nil),           // 25: maxine.registry.v1.SnapshotEnd
-	(*WatchEvent)(nil),            // 26: maxine.registry.v1.WatchEvent
-	(*Progress)(nil),              // 27: maxine.registry.v1.Progress
-	nil,                           // 28: maxine.registry.v1.Instance.MetadataEntry
-	nil,                           // 29: maxine.registry.v1.Filter.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(ServingStatus)(0),                // 0: maxine.registry.v1.ServingStatus
+	(OperatorStatus)(0),               // 1: maxine.registry.v1.OperatorStatus
+	(BeatResult)(0),                   // 2: maxine.registry.v1.BeatResult
+	(Strategy)(0),                     // 3: maxine.registry.v1.Strategy
+	(ResetReason)(0),                  // 4: maxine.registry.v1.ResetReason
+	(EventType)(0),                    // 5: maxine.registry.v1.EventType
+	(RemovalReason)(0),                // 6: maxine.registry.v1.RemovalReason
+	(*Instance)(nil),                  // 7: maxine.registry.v1.Instance
+	(*SetOperatorStatusRequest)(nil),  // 8: maxine.registry.v1.SetOperatorStatusRequest
+	(*SetOperatorStatusResponse)(nil), // 9: maxine.registry.v1.SetOperatorStatusResponse
+	(*InstanceKey)(nil),               // 10: maxine.registry.v1.InstanceKey
+	(*RegisterRequest)(nil),           // 11: maxine.registry.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 12: maxine.registry.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 13: maxine.registry.v1.HeartbeatRequest
+	(*Beat)(nil),                      // 14: maxine.registry.v1.Beat
+	(*HeartbeatResponse)(nil),         // 15: maxine.registry.v1.HeartbeatResponse
+	(*BeatAck)(nil),                   // 16: maxine.registry.v1.BeatAck
+	(*DeregisterRequest)(nil),         // 17: maxine.registry.v1.DeregisterRequest
+	(*DeregisterResponse)(nil),        // 18: maxine.registry.v1.DeregisterResponse
+	(*Filter)(nil),                    // 19: maxine.registry.v1.Filter
+	(*DiscoverRequest)(nil),           // 20: maxine.registry.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),          // 21: maxine.registry.v1.DiscoverResponse
+	(*ListServicesRequest)(nil),       // 22: maxine.registry.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),      // 23: maxine.registry.v1.ListServicesResponse
+	(*ServiceSummary)(nil),            // 24: maxine.registry.v1.ServiceSummary
+	(*WatchServicesRequest)(nil),      // 25: maxine.registry.v1.WatchServicesRequest
+	(*WatchServicesResponse)(nil),     // 26: maxine.registry.v1.WatchServicesResponse
+	(*SnapshotChunk)(nil),             // 27: maxine.registry.v1.SnapshotChunk
+	(*SnapshotEnd)(nil),               // 28: maxine.registry.v1.SnapshotEnd
+	(*WatchEvent)(nil),                // 29: maxine.registry.v1.WatchEvent
+	(*Progress)(nil),                  // 30: maxine.registry.v1.Progress
+	nil,                               // 31: maxine.registry.v1.Instance.MetadataEntry
+	nil,                               // 32: maxine.registry.v1.Filter.MetadataEntry
+	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 34: google.protobuf.Duration
 }
 var file_maxine_registry_v1_registry_proto_depIdxs = []int32{
-	28, // 0: maxine.registry.v1.Instance.metadata:type_name -> maxine.registry.v1.Instance.MetadataEntry
+	31, // 0: maxine.registry.v1.Instance.metadata:type_name -> maxine.registry.v1.Instance.MetadataEntry
 	0,  // 1: maxine.registry.v1.Instance.status:type_name -> maxine.registry.v1.ServingStatus
-	30, // 2: maxine.registry.v1.Instance.registered_at:type_name -> google.protobuf.Timestamp
-	30, // 3: maxine.registry.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 4: maxine.registry.v1.RegisterRequest.instance:type_name -> maxine.registry.v1.Instance
-	31, // 5: maxine.registry.v1.RegisterRequest.lease_ttl:type_name -> google.protobuf.Duration
-	6,  // 6: maxine.registry.v1.RegisterResponse.instance:type_name -> maxine.registry.v1.Instance
-	31, // 7: maxine.registry.v1.RegisterResponse.lease_ttl:type_name -> google.protobuf.Duration
-	30, // 8: maxine.registry.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	11, // 9: maxine.registry.v1.HeartbeatRequest.beats:type_name -> maxine.registry.v1.Beat
-	7,  // 10: maxine.registry.v1.Beat.key:type_name -> maxine.registry.v1.InstanceKey
-	0,  // 11: maxine.registry.v1.Beat.status:type_name -> maxine.registry.v1.ServingStatus
-	6,  // 12: maxine.registry.v1.Beat.instance:type_name -> maxine.registry.v1.Instance
-	31, // 13: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
-	13, // 14: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
-	7,  // 15: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
-	1,  // 16: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
-	30, // 17: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
-	7,  // 18: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
-	29, // 19: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
-	16, // 20: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
-	2,  // 21: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
-	6,  // 22: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
-	6,  // 23: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
-	21, // 24: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
-	16, // 25: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
-	24, // 26: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
-	25, // 27: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
-	26, // 28: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
-	27, // 29: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
-	6,  // 30: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
-	3,  // 31: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
-	4,  // 32: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
-	6,  // 33: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
-	5,  // 34: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
-	8,  // 35: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
-	10, // 36: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
-	14, // 37: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
-	17, // 38: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
-	19, // 39: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
-	22, // 40: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
-	9,  // 41: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
-	12, // 42: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
-	15, // 43: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
-	18, // 44: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
-	20, // 45: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
-	23, // 46: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
-	41, // [41:47] is the sub-list for method output_type
-	35, // [35:41] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	33, // 2: maxine.registry.v1.Instance.registered_at:type_name -> google.protobuf.Timestamp
+	33, // 3: maxine.registry.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 4: maxine.registry.v1.Instance.operator_status:type_name -> maxine.registry.v1.OperatorStatus
+	10, // 5: maxine.registry.v1.SetOperatorStatusRequest.key:type_name -> maxine.registry.v1.InstanceKey
+	1,  // 6: maxine.registry.v1.SetOperatorStatusRequest.status:type_name -> maxine.registry.v1.OperatorStatus
+	7,  // 7: maxine.registry.v1.SetOperatorStatusResponse.instance:type_name -> maxine.registry.v1.Instance
+	7,  // 8: maxine.registry.v1.RegisterRequest.instance:type_name -> maxine.registry.v1.Instance
+	34, // 9: maxine.registry.v1.RegisterRequest.lease_ttl:type_name -> google.protobuf.Duration
+	7,  // 10: maxine.registry.v1.RegisterResponse.instance:type_name -> maxine.registry.v1.Instance
+	34, // 11: maxine.registry.v1.RegisterResponse.lease_ttl:type_name -> google.protobuf.Duration
+	33, // 12: maxine.registry.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	14, // 13: maxine.registry.v1.HeartbeatRequest.beats:type_name -> maxine.registry.v1.Beat
+	10, // 14: maxine.registry.v1.Beat.key:type_name -> maxine.registry.v1.InstanceKey
+	0,  // 15: maxine.registry.v1.Beat.status:type_name -> maxine.registry.v1.ServingStatus
+	7,  // 16: maxine.registry.v1.Beat.instance:type_name -> maxine.registry.v1.Instance
+	34, // 17: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 18: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
+	10, // 19: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
+	2,  // 20: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
+	33, // 21: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 22: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
+	32, // 23: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
+	19, // 24: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
+	3,  // 25: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
+	7,  // 26: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
+	7,  // 27: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
+	24, // 28: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
+	19, // 29: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
+	27, // 30: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
+	28, // 31: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
+	29, // 32: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
+	30, // 33: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
+	7,  // 34: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
+	4,  // 35: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
+	5,  // 36: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
+	7,  // 37: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
+	6,  // 38: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
+	11, // 39: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
+	13, // 40: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
+	17, // 41: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
+	20, // 42: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
+	22, // 43: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
+	25, // 44: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
+	8,  // 45: maxine.registry.v1.RegistryService.SetOperatorStatus:input_type -> maxine.registry.v1.SetOperatorStatusRequest
+	12, // 46: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
+	15, // 47: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
+	18, // 48: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
+	21, // 49: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
+	23, // 50: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
+	26, // 51: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
+	9,  // 52: maxine.registry.v1.RegistryService.SetOperatorStatus:output_type -> maxine.registry.v1.SetOperatorStatusResponse
+	46, // [46:53] is the sub-list for method output_type
+	39, // [39:46] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_maxine_registry_v1_registry_proto_init() }
@@ -2370,8 +2581,8 @@ func file_maxine_registry_v1_registry_proto_init() {
 	if File_maxine_registry_v1_registry_proto != nil {
 		return
 	}
-	file_maxine_registry_v1_registry_proto_msgTypes[5].OneofWrappers = []any{}
-	file_maxine_registry_v1_registry_proto_msgTypes[17].OneofWrappers = []any{
+	file_maxine_registry_v1_registry_proto_msgTypes[7].OneofWrappers = []any{}
+	file_maxine_registry_v1_registry_proto_msgTypes[19].OneofWrappers = []any{
 		(*WatchServicesResponse_Snapshot)(nil),
 		(*WatchServicesResponse_SnapshotEnd)(nil),
 		(*WatchServicesResponse_Event)(nil),
@@ -2382,8 +2593,8 @@ func file_maxine_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_maxine_registry_v1_registry_proto_rawDesc), len(file_maxine_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   24,
+			NumEnums:      7,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

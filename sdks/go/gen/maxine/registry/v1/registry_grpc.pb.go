@@ -31,12 +31,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RegistryService_Register_FullMethodName      = "/maxine.registry.v1.RegistryService/Register"
-	RegistryService_Heartbeat_FullMethodName     = "/maxine.registry.v1.RegistryService/Heartbeat"
-	RegistryService_Deregister_FullMethodName    = "/maxine.registry.v1.RegistryService/Deregister"
-	RegistryService_Discover_FullMethodName      = "/maxine.registry.v1.RegistryService/Discover"
-	RegistryService_ListServices_FullMethodName  = "/maxine.registry.v1.RegistryService/ListServices"
-	RegistryService_WatchServices_FullMethodName = "/maxine.registry.v1.RegistryService/WatchServices"
+	RegistryService_Register_FullMethodName          = "/maxine.registry.v1.RegistryService/Register"
+	RegistryService_Heartbeat_FullMethodName         = "/maxine.registry.v1.RegistryService/Heartbeat"
+	RegistryService_Deregister_FullMethodName        = "/maxine.registry.v1.RegistryService/Deregister"
+	RegistryService_Discover_FullMethodName          = "/maxine.registry.v1.RegistryService/Discover"
+	RegistryService_ListServices_FullMethodName      = "/maxine.registry.v1.RegistryService/ListServices"
+	RegistryService_WatchServices_FullMethodName     = "/maxine.registry.v1.RegistryService/WatchServices"
+	RegistryService_SetOperatorStatus_FullMethodName = "/maxine.registry.v1.RegistryService/SetOperatorStatus"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -82,6 +83,18 @@ type RegistryServiceClient interface {
 	// fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
 	// depending on the server's overflow policy.
 	WatchServices(ctx context.Context, in *WatchServicesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchServicesResponse], error)
+	// SetOperatorStatus sets or clears an operator's override of an instance's
+	// status (`maxine drain` / `maxine undrain`). While set, the instance's
+	// effective status (Instance.status, what Discover, ListServices counts and
+	// watchers see) is the override's, whatever its heartbeats report; the
+	// beat-reported status is kept and applies again once the override is
+	// cleared. The override is stored with the instance: it survives the
+	// owner's re-registration of the same instance, and goes when the instance
+	// is removed. Requires the admin permission on the service (owning the
+	// instance is not enough). A change emits an UPDATED watch event.
+	// Errors: NOT_FOUND when the instance is not registered, INVALID_ARGUMENT
+	// for an unknown status, PERMISSION_DENIED without admin.
+	SetOperatorStatus(ctx context.Context, in *SetOperatorStatusRequest, opts ...grpc.CallOption) (*SetOperatorStatusResponse, error)
 }
 
 type registryServiceClient struct {
@@ -164,6 +177,16 @@ func (c *registryServiceClient) WatchServices(ctx context.Context, in *WatchServ
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RegistryService_WatchServicesClient = grpc.ServerStreamingClient[WatchServicesResponse]
 
+func (c *registryServiceClient) SetOperatorStatus(ctx context.Context, in *SetOperatorStatusRequest, opts ...grpc.CallOption) (*SetOperatorStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetOperatorStatusResponse)
+	err := c.cc.Invoke(ctx, RegistryService_SetOperatorStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -207,6 +230,18 @@ type RegistryServiceServer interface {
 	// fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
 	// depending on the server's overflow policy.
 	WatchServices(*WatchServicesRequest, grpc.ServerStreamingServer[WatchServicesResponse]) error
+	// SetOperatorStatus sets or clears an operator's override of an instance's
+	// status (`maxine drain` / `maxine undrain`). While set, the instance's
+	// effective status (Instance.status, what Discover, ListServices counts and
+	// watchers see) is the override's, whatever its heartbeats report; the
+	// beat-reported status is kept and applies again once the override is
+	// cleared. The override is stored with the instance: it survives the
+	// owner's re-registration of the same instance, and goes when the instance
+	// is removed. Requires the admin permission on the service (owning the
+	// instance is not enough). A change emits an UPDATED watch event.
+	// Errors: NOT_FOUND when the instance is not registered, INVALID_ARGUMENT
+	// for an unknown status, PERMISSION_DENIED without admin.
+	SetOperatorStatus(context.Context, *SetOperatorStatusRequest) (*SetOperatorStatusResponse, error)
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -234,6 +269,9 @@ func (UnimplementedRegistryServiceServer) ListServices(context.Context, *ListSer
 }
 func (UnimplementedRegistryServiceServer) WatchServices(*WatchServicesRequest, grpc.ServerStreamingServer[WatchServicesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchServices not implemented")
+}
+func (UnimplementedRegistryServiceServer) SetOperatorStatus(context.Context, *SetOperatorStatusRequest) (*SetOperatorStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetOperatorStatus not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -346,6 +384,24 @@ func _RegistryService_WatchServices_Handler(srv interface{}, stream grpc.ServerS
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RegistryService_WatchServicesServer = grpc.ServerStreamingServer[WatchServicesResponse]
 
+func _RegistryService_SetOperatorStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetOperatorStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).SetOperatorStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_SetOperatorStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).SetOperatorStatus(ctx, req.(*SetOperatorStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -368,6 +424,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListServices",
 			Handler:    _RegistryService_ListServices_Handler,
+		},
+		{
+			MethodName: "SetOperatorStatus",
+			Handler:    _RegistryService_SetOperatorStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -62,6 +62,9 @@ const (
 	// RegistryServiceWatchServicesProcedure is the fully-qualified name of the RegistryService's
 	// WatchServices RPC.
 	RegistryServiceWatchServicesProcedure = "/maxine.registry.v1.RegistryService/WatchServices"
+	// RegistryServiceSetOperatorStatusProcedure is the fully-qualified name of the RegistryService's
+	// SetOperatorStatus RPC.
+	RegistryServiceSetOperatorStatusProcedure = "/maxine.registry.v1.RegistryService/SetOperatorStatus"
 )
 
 // RegistryServiceClient is a client for the maxine.registry.v1.RegistryService service.
@@ -102,6 +105,18 @@ type RegistryServiceClient interface {
 	// fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
 	// depending on the server's overflow policy.
 	WatchServices(context.Context, *connect.Request[v1.WatchServicesRequest]) (*connect.ServerStreamForClient[v1.WatchServicesResponse], error)
+	// SetOperatorStatus sets or clears an operator's override of an instance's
+	// status (`maxine drain` / `maxine undrain`). While set, the instance's
+	// effective status (Instance.status, what Discover, ListServices counts and
+	// watchers see) is the override's, whatever its heartbeats report; the
+	// beat-reported status is kept and applies again once the override is
+	// cleared. The override is stored with the instance: it survives the
+	// owner's re-registration of the same instance, and goes when the instance
+	// is removed. Requires the admin permission on the service (owning the
+	// instance is not enough). A change emits an UPDATED watch event.
+	// Errors: NOT_FOUND when the instance is not registered, INVALID_ARGUMENT
+	// for an unknown status, PERMISSION_DENIED without admin.
+	SetOperatorStatus(context.Context, *connect.Request[v1.SetOperatorStatusRequest]) (*connect.Response[v1.SetOperatorStatusResponse], error)
 }
 
 // NewRegistryServiceClient constructs a client for the maxine.registry.v1.RegistryService service.
@@ -151,17 +166,24 @@ func NewRegistryServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(registryServiceMethods.ByName("WatchServices")),
 			connect.WithClientOptions(opts...),
 		),
+		setOperatorStatus: connect.NewClient[v1.SetOperatorStatusRequest, v1.SetOperatorStatusResponse](
+			httpClient,
+			baseURL+RegistryServiceSetOperatorStatusProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("SetOperatorStatus")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // registryServiceClient implements RegistryServiceClient.
 type registryServiceClient struct {
-	register      *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
-	heartbeat     *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
-	deregister    *connect.Client[v1.DeregisterRequest, v1.DeregisterResponse]
-	discover      *connect.Client[v1.DiscoverRequest, v1.DiscoverResponse]
-	listServices  *connect.Client[v1.ListServicesRequest, v1.ListServicesResponse]
-	watchServices *connect.Client[v1.WatchServicesRequest, v1.WatchServicesResponse]
+	register          *connect.Client[v1.RegisterRequest, v1.RegisterResponse]
+	heartbeat         *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
+	deregister        *connect.Client[v1.DeregisterRequest, v1.DeregisterResponse]
+	discover          *connect.Client[v1.DiscoverRequest, v1.DiscoverResponse]
+	listServices      *connect.Client[v1.ListServicesRequest, v1.ListServicesResponse]
+	watchServices     *connect.Client[v1.WatchServicesRequest, v1.WatchServicesResponse]
+	setOperatorStatus *connect.Client[v1.SetOperatorStatusRequest, v1.SetOperatorStatusResponse]
 }
 
 // Register calls maxine.registry.v1.RegistryService.Register.
@@ -192,6 +214,11 @@ func (c *registryServiceClient) ListServices(ctx context.Context, req *connect.R
 // WatchServices calls maxine.registry.v1.RegistryService.WatchServices.
 func (c *registryServiceClient) WatchServices(ctx context.Context, req *connect.Request[v1.WatchServicesRequest]) (*connect.ServerStreamForClient[v1.WatchServicesResponse], error) {
 	return c.watchServices.CallServerStream(ctx, req)
+}
+
+// SetOperatorStatus calls maxine.registry.v1.RegistryService.SetOperatorStatus.
+func (c *registryServiceClient) SetOperatorStatus(ctx context.Context, req *connect.Request[v1.SetOperatorStatusRequest]) (*connect.Response[v1.SetOperatorStatusResponse], error) {
+	return c.setOperatorStatus.CallUnary(ctx, req)
 }
 
 // RegistryServiceHandler is an implementation of the maxine.registry.v1.RegistryService service.
@@ -232,6 +259,18 @@ type RegistryServiceHandler interface {
 	// fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
 	// depending on the server's overflow policy.
 	WatchServices(context.Context, *connect.Request[v1.WatchServicesRequest], *connect.ServerStream[v1.WatchServicesResponse]) error
+	// SetOperatorStatus sets or clears an operator's override of an instance's
+	// status (`maxine drain` / `maxine undrain`). While set, the instance's
+	// effective status (Instance.status, what Discover, ListServices counts and
+	// watchers see) is the override's, whatever its heartbeats report; the
+	// beat-reported status is kept and applies again once the override is
+	// cleared. The override is stored with the instance: it survives the
+	// owner's re-registration of the same instance, and goes when the instance
+	// is removed. Requires the admin permission on the service (owning the
+	// instance is not enough). A change emits an UPDATED watch event.
+	// Errors: NOT_FOUND when the instance is not registered, INVALID_ARGUMENT
+	// for an unknown status, PERMISSION_DENIED without admin.
+	SetOperatorStatus(context.Context, *connect.Request[v1.SetOperatorStatusRequest]) (*connect.Response[v1.SetOperatorStatusResponse], error)
 }
 
 // NewRegistryServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -277,6 +316,12 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 		connect.WithSchema(registryServiceMethods.ByName("WatchServices")),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryServiceSetOperatorStatusHandler := connect.NewUnaryHandler(
+		RegistryServiceSetOperatorStatusProcedure,
+		svc.SetOperatorStatus,
+		connect.WithSchema(registryServiceMethods.ByName("SetOperatorStatus")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/maxine.registry.v1.RegistryService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryServiceRegisterProcedure:
@@ -291,6 +336,8 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 			registryServiceListServicesHandler.ServeHTTP(w, r)
 		case RegistryServiceWatchServicesProcedure:
 			registryServiceWatchServicesHandler.ServeHTTP(w, r)
+		case RegistryServiceSetOperatorStatusProcedure:
+			registryServiceSetOperatorStatusHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -322,4 +369,8 @@ func (UnimplementedRegistryServiceHandler) ListServices(context.Context, *connec
 
 func (UnimplementedRegistryServiceHandler) WatchServices(context.Context, *connect.Request[v1.WatchServicesRequest], *connect.ServerStream[v1.WatchServicesResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("maxine.registry.v1.RegistryService.WatchServices is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) SetOperatorStatus(context.Context, *connect.Request[v1.SetOperatorStatusRequest]) (*connect.Response[v1.SetOperatorStatusResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("maxine.registry.v1.RegistryService.SetOperatorStatus is not implemented"))
 }

@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file maxine/registry/v1/registry.proto.
  */
 export const file_maxine_registry_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("CiFtYXhpbmUvcmVnaXN0cnkvdjEvcmVnaXN0cnkucHJvdG8SEm1heGluZS5yZWdpc3RyeS52MSLfAwoISW5zdGFuY2USEQoJbmFtZXNwYWNlGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIMCgRwb3J0GAUgASgNEg8KB3ZlcnNpb24YBiABKAkSDAoEem9uZRgHIAEoCRIMCgR0YWdzGAggAygJEjwKCG1ldGFkYXRhGAkgAygLMioubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlLk1ldGFkYXRhRW50cnkSDgoGd2VpZ2h0GAogASgNEjEKBnN0YXR1cxgLIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEjEKDXJlZ2lzdGVyZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0ZV9yZXZpc2lvbhgOIAEoBBIUCgxtb2RfcmV2aXNpb24YDyABKAQSDQoFb3duZXIYECABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkYKC0luc3RhbmNlS2V5EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJIm8KD1JlZ2lzdGVyUmVxdWVzdBIuCghpbnN0YW5jZRgBIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIsCglsZWFzZV90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24izQEKEFJlZ2lzdGVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJIk0KEEhlYXJ0YmVhdFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSJwoFYmVhdHMYAiADKAsyGC5tYXhpbmUucmVnaXN0cnkudjEuQmVhdCLhAQoEQmVhdBIsCgNrZXkYASABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2VLZXkSMQoGc3RhdHVzGAIgASgOMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpbmdTdGF0dXMSEQoEbG9hZBgDIAEoAUgAiAEBEi4KCGluc3RhbmNlGAQgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIHCgVfbG9hZCJQChFIZWFydGJlYXRSZXNwb25zZRIQCghzZXF1ZW5jZRgBIAEoBBIpCgRhY2tzGAIgAygLMhsubWF4aW5lLnJlZ2lzdHJ5LnYxLkJlYXRBY2sirgEKB0JlYXRBY2sSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5Ei4KBnJlc3VsdBgCIAEoDjIeLm1heGluZS5yZWdpc3RyeS52MS5CZWF0UmVzdWx0EjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB21lc3NhZ2UYBCABKAkiQQoRRGVyZWdpc3RlclJlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5IjsKEkRlcmVnaXN0ZXJSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoBBITCgtyZWdpc3RyeV9pZBgCIAEoCSKiAQoGRmlsdGVyEgwKBHRhZ3MYASADKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgR6b25lGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMigubWF4aW5lLnJlZ2lzdHJ5LnYxLkZpbHRlci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLQAQoPRGlzY292ZXJSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISLgoIc3RyYXRlZ3kYBCABKA4yHC5tYXhpbmUucmVnaXN0cnkudjEuU3RyYXRlZ3kSEAoIaGFzaF9rZXkYBSABKAkSFgoOcHJlZmVycmVkX3pvbmUYBiABKAkSEwoLaW5jbHVkZV9hbGwYByABKAgimgEKEERpc2NvdmVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLwoJaW5zdGFuY2VzGAIgAygLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAMgASgEEhMKC3JlZ2lzdHJ5X2lkGAQgASgJIigKE0xpc3RTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJInMKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEjQKCHNlcnZpY2VzGAEgAygLMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpY2VTdW1tYXJ5EhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIlAKDlNlcnZpY2VTdW1tYXJ5Eg8KB3NlcnZpY2UYASABKAkSFgoOaW5zdGFuY2VfY291bnQYAiABKA0SFQoNc2VydmluZ19jb3VudBgDIAEoDSKVAQoUV2F0Y2hTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISFwoPcmVzdW1lX3JldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJIvUBChVXYXRjaFNlcnZpY2VzUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5tYXhpbmUucmVnaXN0cnkudjEuU25hcHNob3RDaHVua0gAEjcKDHNuYXBzaG90X2VuZBgCIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5TbmFwc2hvdEVuZEgAEi8KBWV2ZW50GAMgASgLMh4ubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoRXZlbnRIABIwCghwcm9ncmVzcxgEIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5Qcm9ncmVzc0gAQgkKB21lc3NhZ2UiQAoNU25hcHNob3RDaHVuaxIvCglpbnN0YW5jZXMYASADKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2UidAoLU25hcHNob3RFbmQSEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkSDQoFcmVzZXQYAyABKAgSLwoGcmVhc29uGAQgASgOMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlc2V0UmVhc29uIrYBCgpXYXRjaEV2ZW50EisKBHR5cGUYASABKA4yHS5tYXhpbmUucmVnaXN0cnkudjEuRXZlbnRUeXBlEi4KCGluc3RhbmNlGAIgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAMgASgEEjkKDnJlbW92YWxfcmVhc29uGAQgASgOMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlbW92YWxSZWFzb24iMQoIUHJvZ3Jlc3MSEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkqiAEKDVNlcnZpbmdTdGF0dXMSHgoaU0VSVklOR19TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZTRVJWSU5HX1NUQVRVU19TRVJWSU5HEAESHgoaU0VSVklOR19TVEFUVVNfTk9UX1NFUlZJTkcQAhIbChdTRVJWSU5HX1NUQVRVU19EUkFJTklORxADKrMBCgpCZWF0UmVzdWx0EhsKF0JFQVRfUkVTVUxUX1VOU1BFQ0lGSUVEEAASFwoTQkVBVF9SRVNVTFRfUkVORVdFRBABEhcKE0JFQVRfUkVTVUxUX1VOS05PV04QAhIXChNCRUFUX1JFU1VMVF9JTlZBTElEEAMSGgoWQkVBVF9SRVNVTFRfUkVHSVNURVJFRBAEEiEKHUJFQVRfUkVTVUxUX1BFUk1JU1NJT05fREVOSUVEEAUqvAEKCFN0cmF0ZWd5EhgKFFNUUkFURUdZX1VOU1BFQ0lGSUVEEAASGAoUU1RSQVRFR1lfUk9VTkRfUk9CSU4QARITCg9TVFJBVEVHWV9SQU5ET00QAhIVChFTVFJBVEVHWV9XRUlHSFRFRBADEhkKFVNUUkFURUdZX0xFQVNUX0xPQURFRBAEEhwKGFNUUkFURUdZX0NPTlNJU1RFTlRfSEFTSBAFEhcKE1NUUkFURUdZX1JFTkRFWlZPVVMQBiqFAQoLUmVzZXRSZWFzb24SHAoYUkVTRVRfUkVBU09OX1VOU1BFQ0lGSUVEEAASGgoWUkVTRVRfUkVBU09OX0NPTVBBQ1RFRBABEiEKHVJFU0VUX1JFQVNPTl9SRUdJU1RSWV9DSEFOR0VEEAISGQoVUkVTRVRfUkVBU09OX09WRVJGTE9XEAMqbQoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIUChBFVkVOVF9UWVBFX0FEREVEEAESFgoSRVZFTlRfVFlQRV9VUERBVEVEEAISFgoSRVZFTlRfVFlQRV9SRU1PVkVEEAMqsQEKDVJlbW92YWxSZWFzb24SHgoaUkVNT1ZBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIfChtSRU1PVkFMX1JFQVNPTl9ERVJFR0lTVEVSRUQQARIgChxSRU1PVkFMX1JFQVNPTl9MRUFTRV9FWFBJUkVEEAISIAocUkVNT1ZBTF9SRUFTT05fU1RSRUFNX0NMT1NFRBADEhsKF1JFTU9WQUxfUkVBU09OX0ZJTFRFUkVEEAQyxQQKD1JlZ2lzdHJ5U2VydmljZRJVCghSZWdpc3RlchIjLm1heGluZS5yZWdpc3RyeS52MS5SZWdpc3RlclJlcXVlc3QaJC5tYXhpbmUucmVnaXN0cnkudjEuUmVnaXN0ZXJSZXNwb25zZRJcCglIZWFydGJlYXQSJC5tYXhpbmUucmVnaXN0cnkudjEuSGVhcnRiZWF0UmVxdWVzdBolLm1heGluZS5yZWdpc3RyeS52MS5IZWFydGJlYXRSZXNwb25zZSgBMAESWwoKRGVyZWdpc3RlchIlLm1heGluZS5yZWdpc3RyeS52MS5EZXJlZ2lzdGVyUmVxdWVzdBomLm1heGluZS5yZWdpc3RyeS52MS5EZXJlZ2lzdGVyUmVzcG9uc2USVQoIRGlzY292ZXISIy5tYXhpbmUucmVnaXN0cnkudjEuRGlzY292ZXJSZXF1ZXN0GiQubWF4aW5lLnJlZ2lzdHJ5LnYxLkRpc2NvdmVyUmVzcG9uc2USYQoMTGlzdFNlcnZpY2VzEicubWF4aW5lLnJlZ2lzdHJ5LnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaKC5tYXhpbmUucmVnaXN0cnkudjEuTGlzdFNlcnZpY2VzUmVzcG9uc2USZgoNV2F0Y2hTZXJ2aWNlcxIoLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaFNlcnZpY2VzUmVxdWVzdBopLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaFNlcnZpY2VzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiFtYXhpbmUvcmVnaXN0cnkvdjEvcmVnaXN0cnkucHJvdG8SEm1heGluZS5yZWdpc3RyeS52MSKcBAoISW5zdGFuY2USEQoJbmFtZXNwYWNlGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIMCgRwb3J0GAUgASgNEg8KB3ZlcnNpb24YBiABKAkSDAoEem9uZRgHIAEoCRIMCgR0YWdzGAggAygJEjwKCG1ldGFkYXRhGAkgAygLMioubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlLk1ldGFkYXRhRW50cnkSDgoGd2VpZ2h0GAogASgNEjEKBnN0YXR1cxgLIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEjEKDXJlZ2lzdGVyZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0ZV9yZXZpc2lvbhgOIAEoBBIUCgxtb2RfcmV2aXNpb24YDyABKAQSDQoFb3duZXIYECABKAkSOwoPb3BlcmF0b3Jfc3RhdHVzGBEgASgOMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLk9wZXJhdG9yU3RhdHVzGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ8ChhTZXRPcGVyYXRvclN0YXR1c1JlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5EjIKBnN0YXR1cxgCIAEoDjIiLm1heGluZS5yZWdpc3RyeS52MS5PcGVyYXRvclN0YXR1cyJyChlTZXRPcGVyYXRvclN0YXR1c1Jlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIkYKC0luc3RhbmNlS2V5EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJIm8KD1JlZ2lzdGVyUmVxdWVzdBIuCghpbnN0YW5jZRgBIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIsCglsZWFzZV90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24izQEKEFJlZ2lzdGVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJIk0KEEhlYXJ0YmVhdFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSJwoFYmVhdHMYAiADKAsyGC5tYXhpbmUucmVnaXN0cnkudjEuQmVhdCLhAQoEQmVhdBIsCgNrZXkYASABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2VLZXkSMQoGc3RhdHVzGAIgASgOMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpbmdTdGF0dXMSEQoEbG9hZBgDIAEoAUgAiAEBEi4KCGluc3RhbmNlGAQgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIHCgVfbG9hZCJQChFIZWFydGJlYXRSZXNwb25zZRIQCghzZXF1ZW5jZRgBIAEoBBIpCgRhY2tzGAIgAygLMhsubWF4aW5lLnJlZ2lzdHJ5LnYxLkJlYXRBY2sirgEKB0JlYXRBY2sSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5Ei4KBnJlc3VsdBgCIAEoDjIeLm1heGluZS5yZWdpc3RyeS52MS5CZWF0UmVzdWx0EjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB21lc3NhZ2UYBCABKAkiQQoRRGVyZWdpc3RlclJlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5IjsKEkRlcmVnaXN0ZXJSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoBBITCgtyZWdpc3RyeV9pZBgCIAEoCSKiAQoGRmlsdGVyEgwKBHRhZ3MYASADKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgR6b25lGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMigubWF4aW5lLnJlZ2lzdHJ5LnYxLkZpbHRlci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLQAQoPRGlzY292ZXJSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISLgoIc3RyYXRlZ3kYBCABKA4yHC5tYXhpbmUucmVnaXN0cnkudjEuU3RyYXRlZ3kSEAoIaGFzaF9rZXkYBSABKAkSFgoOcHJlZmVycmVkX3pvbmUYBiABKAkSEwoLaW5jbHVkZV9hbGwYByABKAgimgEKEERpc2NvdmVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLwoJaW5zdGFuY2VzGAIgAygLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAMgASgEEhMKC3JlZ2lzdHJ5X2lkGAQgASgJIigKE0xpc3RTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJInMKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEjQKCHNlcnZpY2VzGAEgAygLMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpY2VTdW1tYXJ5EhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIlAKDlNlcnZpY2VTdW1tYXJ5Eg8KB3NlcnZpY2UYASABKAkSFgoOaW5zdGFuY2VfY291bnQYAiABKA0SFQoNc2VydmluZ19jb3VudBgDIAEoDSKVAQoUV2F0Y2hTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISFwoPcmVzdW1lX3JldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJIvUBChVXYXRjaFNlcnZpY2VzUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5tYXhpbmUucmVnaXN0cnkudjEuU25hcHNob3RDaHVua0gAEjcKDHNuYXBzaG90X2VuZBgCIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5TbmFwc2hvdEVuZEgAEi8KBWV2ZW50GAMgASgLMh4ubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoRXZlbnRIABIwCghwcm9ncmVzcxgEIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5Qcm9ncmVzc0gAQgkKB21lc3NhZ2UiQAoNU25hcHNob3RDaHVuaxIvCglpbnN0YW5jZXMYASADKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2UidAoLU25hcHNob3RFbmQSEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkSDQoFcmVzZXQYAyABKAgSLwoGcmVhc29uGAQgASgOMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlc2V0UmVhc29uIrYBCgpXYXRjaEV2ZW50EisKBHR5cGUYASABKA4yHS5tYXhpbmUucmVnaXN0cnkudjEuRXZlbnRUeXBlEi4KCGluc3RhbmNlGAIgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAMgASgEEjkKDnJlbW92YWxfcmVhc29uGAQgASgOMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlbW92YWxSZWFzb24iMQoIUHJvZ3Jlc3MSEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkqiAEKDVNlcnZpbmdTdGF0dXMSHgoaU0VSVklOR19TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZTRVJWSU5HX1NUQVRVU19TRVJWSU5HEAESHgoaU0VSVklOR19TVEFUVVNfTk9UX1NFUlZJTkcQAhIbChdTRVJWSU5HX1NUQVRVU19EUkFJTklORxADKm0KDk9wZXJhdG9yU3RhdHVzEh8KG09QRVJBVE9SX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGE9QRVJBVE9SX1NUQVRVU19EUkFJTklORxABEhwKGE9QRVJBVE9SX1NUQVRVU19ESVNBQkxFRBACKrMBCgpCZWF0UmVzdWx0EhsKF0JFQVRfUkVTVUxUX1VOU1BFQ0lGSUVEEAASFwoTQkVBVF9SRVNVTFRfUkVORVdFRBABEhcKE0JFQVRfUkVTVUxUX1VOS05PV04QAhIXChNCRUFUX1JFU1VMVF9JTlZBTElEEAMSGgoWQkVBVF9SRVNVTFRfUkVHSVNURVJFRBAEEiEKHUJFQVRfUkVTVUxUX1BFUk1JU1NJT05fREVOSUVEEAUqvAEKCFN0cmF0ZWd5EhgKFFNUUkFURUdZX1VOU1BFQ0lGSUVEEAASGAoUU1RSQVRFR1lfUk9VTkRfUk9CSU4QARITCg9TVFJBVEVHWV9SQU5ET00QAhIVChFTVFJBVEVHWV9XRUlHSFRFRBADEhkKFVNUUkFURUdZX0xFQVNUX0xPQURFRBAEEhwKGFNUUkFURUdZX0NPTlNJU1RFTlRfSEFTSBAFEhcKE1NUUkFURUdZX1JFTkRFWlZPVVMQBiqFAQoLUmVzZXRSZWFzb24SHAoYUkVTRVRfUkVBU09OX1VOU1BFQ0lGSUVEEAASGgoWUkVTRVRfUkVBU09OX0NPTVBBQ1RFRBABEiEKHVJFU0VUX1JFQVNPTl9SRUdJU1RSWV9DSEFOR0VEEAISGQoVUkVTRVRfUkVBU09OX09WRVJGTE9XEAMqbQoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIUChBFVkVOVF9UWVBFX0FEREVEEAESFgoSRVZFTlRfVFlQRV9VUERBVEVEEAISFgoSRVZFTlRfVFlQRV9SRU1PVkVEEAMqsQEKDVJlbW92YWxSZWFzb24SHgoaUkVNT1ZBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIfChtSRU1PVkFMX1JFQVNPTl9ERVJFR0lTVEVSRUQQARIgChxSRU1PVkFMX1JFQVNPTl9MRUFTRV9FWFBJUkVEEAISIAocUkVNT1ZBTF9SRUFTT05fU1RSRUFNX0NMT1NFRBADEhsKF1JFTU9WQUxfUkVBU09OX0ZJTFRFUkVEEAQytwUKD1JlZ2lzdHJ5U2VydmljZRJVCghSZWdpc3RlchIjLm1heGluZS5yZWdpc3RyeS52MS5SZWdpc3RlclJlcXVlc3QaJC5tYXhpbmUucmVnaXN0cnkudjEuUmVnaXN0ZXJSZXNwb25zZRJcCglIZWFydGJlYXQSJC5tYXhpbmUucmVnaXN0cnkudjEuSGVhcnRiZWF0UmVxdWVzdBolLm1heGluZS5yZWdpc3RyeS52MS5IZWFydGJlYXRSZXNwb25zZSgBMAESWwoKRGVyZWdpc3RlchIlLm1heGluZS5yZWdpc3RyeS52MS5EZXJlZ2lzdGVyUmVxdWVzdBomLm1heGluZS5yZWdpc3RyeS52MS5EZXJlZ2lzdGVyUmVzcG9uc2USVQoIRGlzY292ZXISIy5tYXhpbmUucmVnaXN0cnkudjEuRGlzY292ZXJSZXF1ZXN0GiQubWF4aW5lLnJlZ2lzdHJ5LnYxLkRpc2NvdmVyUmVzcG9uc2USYQoMTGlzdFNlcnZpY2VzEicubWF4aW5lLnJlZ2lzdHJ5LnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaKC5tYXhpbmUucmVnaXN0cnkudjEuTGlzdFNlcnZpY2VzUmVzcG9uc2USZgoNV2F0Y2hTZXJ2aWNlcxIoLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaFNlcnZpY2VzUmVxdWVzdBopLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaFNlcnZpY2VzUmVzcG9uc2UwARJwChFTZXRPcGVyYXRvclN0YXR1cxIsLm1heGluZS5yZWdpc3RyeS52MS5TZXRPcGVyYXRvclN0YXR1c1JlcXVlc3QaLS5tYXhpbmUucmVnaXN0cnkudjEuU2V0T3BlcmF0b3JTdGF0dXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Instance is one network endpoint of a service.
@@ -155,6 +155,16 @@ export type Instance = Message<"maxine.registry.v1.Instance"> & {
    * @generated from field: string owner = 16;
    */
   owner: string;
+
+  /**
+   * operator_status is an operator's override of the status (see
+   * SetOperatorStatus): while it is not OPERATOR_STATUS_UNSPECIFIED, `status`
+   * follows it and the instance's own heartbeats do not change it. Server-set,
+   * ignored in requests.
+   *
+   * @generated from field: maxine.registry.v1.OperatorStatus operator_status = 17;
+   */
+  operatorStatus: OperatorStatus;
 };
 
 /**
@@ -163,6 +173,70 @@ export type Instance = Message<"maxine.registry.v1.Instance"> & {
  */
 export const InstanceSchema: GenMessage<Instance> = /*@__PURE__*/
   messageDesc(file_maxine_registry_v1_registry, 0);
+
+/**
+ * SetOperatorStatusRequest is the input of SetOperatorStatus.
+ *
+ * @generated from message maxine.registry.v1.SetOperatorStatusRequest
+ */
+export type SetOperatorStatusRequest = Message<"maxine.registry.v1.SetOperatorStatusRequest"> & {
+  /**
+   * key names the instance.
+   *
+   * @generated from field: maxine.registry.v1.InstanceKey key = 1;
+   */
+  key?: InstanceKey | undefined;
+
+  /**
+   * status is the override to set; OPERATOR_STATUS_UNSPECIFIED clears it.
+   *
+   * @generated from field: maxine.registry.v1.OperatorStatus status = 2;
+   */
+  status: OperatorStatus;
+};
+
+/**
+ * Describes the message maxine.registry.v1.SetOperatorStatusRequest.
+ * Use `create(SetOperatorStatusRequestSchema)` to create a new message.
+ */
+export const SetOperatorStatusRequestSchema: GenMessage<SetOperatorStatusRequest> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 1);
+
+/**
+ * SetOperatorStatusResponse is the output of SetOperatorStatus.
+ *
+ * @generated from message maxine.registry.v1.SetOperatorStatusResponse
+ */
+export type SetOperatorStatusResponse = Message<"maxine.registry.v1.SetOperatorStatusResponse"> & {
+  /**
+   * instance is the instance after the change.
+   *
+   * @generated from field: maxine.registry.v1.Instance instance = 1;
+   */
+  instance?: Instance | undefined;
+
+  /**
+   * revision is the registry revision of the change (the current revision
+   * when nothing changed).
+   *
+   * @generated from field: uint64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * registry_id names the registry whose revision this is.
+   *
+   * @generated from field: string registry_id = 3;
+   */
+  registryId: string;
+};
+
+/**
+ * Describes the message maxine.registry.v1.SetOperatorStatusResponse.
+ * Use `create(SetOperatorStatusResponseSchema)` to create a new message.
+ */
+export const SetOperatorStatusResponseSchema: GenMessage<SetOperatorStatusResponse> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 2);
 
 /**
  * InstanceKey names one instance.
@@ -197,7 +271,7 @@ export type InstanceKey = Message<"maxine.registry.v1.InstanceKey"> & {
  * Use `create(InstanceKeySchema)` to create a new message.
  */
 export const InstanceKeySchema: GenMessage<InstanceKey> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 1);
+  messageDesc(file_maxine_registry_v1_registry, 3);
 
 /**
  * RegisterRequest is the input of Register.
@@ -227,7 +301,7 @@ export type RegisterRequest = Message<"maxine.registry.v1.RegisterRequest"> & {
  * Use `create(RegisterRequestSchema)` to create a new message.
  */
 export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 2);
+  messageDesc(file_maxine_registry_v1_registry, 4);
 
 /**
  * RegisterResponse is the output of Register.
@@ -278,7 +352,7 @@ export type RegisterResponse = Message<"maxine.registry.v1.RegisterResponse"> & 
  * Use `create(RegisterResponseSchema)` to create a new message.
  */
 export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 3);
+  messageDesc(file_maxine_registry_v1_registry, 5);
 
 /**
  * HeartbeatRequest renews the leases of one or more instances.
@@ -307,7 +381,7 @@ export type HeartbeatRequest = Message<"maxine.registry.v1.HeartbeatRequest"> & 
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 4);
+  messageDesc(file_maxine_registry_v1_registry, 6);
 
 /**
  * Beat renews one instance's lease.
@@ -366,7 +440,7 @@ export type Beat = Message<"maxine.registry.v1.Beat"> & {
  * Use `create(BeatSchema)` to create a new message.
  */
 export const BeatSchema: GenMessage<Beat> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 5);
+  messageDesc(file_maxine_registry_v1_registry, 7);
 
 /**
  * HeartbeatResponse answers one HeartbeatRequest.
@@ -394,7 +468,7 @@ export type HeartbeatResponse = Message<"maxine.registry.v1.HeartbeatResponse"> 
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 6);
+  messageDesc(file_maxine_registry_v1_registry, 8);
 
 /**
  * BeatAck is the outcome of one Beat.
@@ -436,7 +510,7 @@ export type BeatAck = Message<"maxine.registry.v1.BeatAck"> & {
  * Use `create(BeatAckSchema)` to create a new message.
  */
 export const BeatAckSchema: GenMessage<BeatAck> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 7);
+  messageDesc(file_maxine_registry_v1_registry, 9);
 
 /**
  * DeregisterRequest is the input of Deregister.
@@ -457,7 +531,7 @@ export type DeregisterRequest = Message<"maxine.registry.v1.DeregisterRequest"> 
  * Use `create(DeregisterRequestSchema)` to create a new message.
  */
 export const DeregisterRequestSchema: GenMessage<DeregisterRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 8);
+  messageDesc(file_maxine_registry_v1_registry, 10);
 
 /**
  * DeregisterResponse is the output of Deregister.
@@ -485,7 +559,7 @@ export type DeregisterResponse = Message<"maxine.registry.v1.DeregisterResponse"
  * Use `create(DeregisterResponseSchema)` to create a new message.
  */
 export const DeregisterResponseSchema: GenMessage<DeregisterResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 9);
+  messageDesc(file_maxine_registry_v1_registry, 11);
 
 /**
  * Filter narrows a service's instances. Every set field must match.
@@ -528,7 +602,7 @@ export type Filter = Message<"maxine.registry.v1.Filter"> & {
  * Use `create(FilterSchema)` to create a new message.
  */
 export const FilterSchema: GenMessage<Filter> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 10);
+  messageDesc(file_maxine_registry_v1_registry, 12);
 
 /**
  * DiscoverRequest is the input of Discover.
@@ -594,7 +668,7 @@ export type DiscoverRequest = Message<"maxine.registry.v1.DiscoverRequest"> & {
  * Use `create(DiscoverRequestSchema)` to create a new message.
  */
 export const DiscoverRequestSchema: GenMessage<DiscoverRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 11);
+  messageDesc(file_maxine_registry_v1_registry, 13);
 
 /**
  * DiscoverResponse is the output of Discover.
@@ -637,7 +711,7 @@ export type DiscoverResponse = Message<"maxine.registry.v1.DiscoverResponse"> & 
  * Use `create(DiscoverResponseSchema)` to create a new message.
  */
 export const DiscoverResponseSchema: GenMessage<DiscoverResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 12);
+  messageDesc(file_maxine_registry_v1_registry, 14);
 
 /**
  * ListServicesRequest is the input of ListServices.
@@ -658,7 +732,7 @@ export type ListServicesRequest = Message<"maxine.registry.v1.ListServicesReques
  * Use `create(ListServicesRequestSchema)` to create a new message.
  */
 export const ListServicesRequestSchema: GenMessage<ListServicesRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 13);
+  messageDesc(file_maxine_registry_v1_registry, 15);
 
 /**
  * ListServicesResponse is the output of ListServices.
@@ -693,7 +767,7 @@ export type ListServicesResponse = Message<"maxine.registry.v1.ListServicesRespo
  * Use `create(ListServicesResponseSchema)` to create a new message.
  */
 export const ListServicesResponseSchema: GenMessage<ListServicesResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 14);
+  messageDesc(file_maxine_registry_v1_registry, 16);
 
 /**
  * ServiceSummary describes one service of a namespace.
@@ -728,7 +802,7 @@ export type ServiceSummary = Message<"maxine.registry.v1.ServiceSummary"> & {
  * Use `create(ServiceSummarySchema)` to create a new message.
  */
 export const ServiceSummarySchema: GenMessage<ServiceSummary> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 15);
+  messageDesc(file_maxine_registry_v1_registry, 17);
 
 /**
  * WatchServicesRequest is the input of WatchServices.
@@ -783,7 +857,7 @@ export type WatchServicesRequest = Message<"maxine.registry.v1.WatchServicesRequ
  * Use `create(WatchServicesRequestSchema)` to create a new message.
  */
 export const WatchServicesRequestSchema: GenMessage<WatchServicesRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 16);
+  messageDesc(file_maxine_registry_v1_registry, 18);
 
 /**
  * WatchServicesResponse is one message of a watch stream.
@@ -837,7 +911,7 @@ export type WatchServicesResponse = Message<"maxine.registry.v1.WatchServicesRes
  * Use `create(WatchServicesResponseSchema)` to create a new message.
  */
 export const WatchServicesResponseSchema: GenMessage<WatchServicesResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 17);
+  messageDesc(file_maxine_registry_v1_registry, 19);
 
 /**
  * SnapshotChunk is part of a snapshot. A snapshot is zero or more chunks
@@ -860,7 +934,7 @@ export type SnapshotChunk = Message<"maxine.registry.v1.SnapshotChunk"> & {
  * Use `create(SnapshotChunkSchema)` to create a new message.
  */
 export const SnapshotChunkSchema: GenMessage<SnapshotChunk> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 18);
+  messageDesc(file_maxine_registry_v1_registry, 20);
 
 /**
  * SnapshotEnd ends a snapshot.
@@ -905,7 +979,7 @@ export type SnapshotEnd = Message<"maxine.registry.v1.SnapshotEnd"> & {
  * Use `create(SnapshotEndSchema)` to create a new message.
  */
 export const SnapshotEndSchema: GenMessage<SnapshotEnd> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 19);
+  messageDesc(file_maxine_registry_v1_registry, 21);
 
 /**
  * WatchEvent is one change of one watched instance.
@@ -947,7 +1021,7 @@ export type WatchEvent = Message<"maxine.registry.v1.WatchEvent"> & {
  * Use `create(WatchEventSchema)` to create a new message.
  */
 export const WatchEventSchema: GenMessage<WatchEvent> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 20);
+  messageDesc(file_maxine_registry_v1_registry, 22);
 
 /**
  * Progress is a bookmark sent on an idle stream.
@@ -975,7 +1049,7 @@ export type Progress = Message<"maxine.registry.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 21);
+  messageDesc(file_maxine_registry_v1_registry, 23);
 
 /**
  * ServingStatus says whether an instance should receive traffic.
@@ -1018,6 +1092,43 @@ export enum ServingStatus {
  */
 export const ServingStatusSchema: GenEnum<ServingStatus> = /*@__PURE__*/
   enumDesc(file_maxine_registry_v1_registry, 0);
+
+/**
+ * OperatorStatus is an operator's override of an instance's status.
+ *
+ * @generated from enum maxine.registry.v1.OperatorStatus
+ */
+export enum OperatorStatus {
+  /**
+   * OPERATOR_STATUS_UNSPECIFIED: no override; the instance's status is what
+   * it reports (on Register and heartbeats).
+   *
+   * @generated from enum value: OPERATOR_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * OPERATOR_STATUS_DRAINING makes the instance's status DRAINING: it is not
+   * chosen by Discover and finishes in-flight work.
+   *
+   * @generated from enum value: OPERATOR_STATUS_DRAINING = 1;
+   */
+  DRAINING = 1,
+
+  /**
+   * OPERATOR_STATUS_DISABLED takes the instance out of service: its status
+   * is NOT_SERVING.
+   *
+   * @generated from enum value: OPERATOR_STATUS_DISABLED = 2;
+   */
+  DISABLED = 2,
+}
+
+/**
+ * Describes the enum maxine.registry.v1.OperatorStatus.
+ */
+export const OperatorStatusSchema: GenEnum<OperatorStatus> = /*@__PURE__*/
+  enumDesc(file_maxine_registry_v1_registry, 1);
 
 /**
  * BeatResult is the outcome of one Beat.
@@ -1081,7 +1192,7 @@ export enum BeatResult {
  * Describes the enum maxine.registry.v1.BeatResult.
  */
 export const BeatResultSchema: GenEnum<BeatResult> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 1);
+  enumDesc(file_maxine_registry_v1_registry, 2);
 
 /**
  * Strategy is how Discover (and the SDKs' local pick) chooses an instance.
@@ -1151,7 +1262,7 @@ export enum Strategy {
  * Describes the enum maxine.registry.v1.Strategy.
  */
 export const StrategySchema: GenEnum<Strategy> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 2);
+  enumDesc(file_maxine_registry_v1_registry, 3);
 
 /**
  * ResetReason says why a snapshot with reset set was sent.
@@ -1193,7 +1304,7 @@ export enum ResetReason {
  * Describes the enum maxine.registry.v1.ResetReason.
  */
 export const ResetReasonSchema: GenEnum<ResetReason> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 3);
+  enumDesc(file_maxine_registry_v1_registry, 4);
 
 /**
  * EventType is the kind of a WatchEvent.
@@ -1234,7 +1345,7 @@ export enum EventType {
  * Describes the enum maxine.registry.v1.EventType.
  */
 export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 4);
+  enumDesc(file_maxine_registry_v1_registry, 5);
 
 /**
  * RemovalReason says why an instance was removed.
@@ -1284,7 +1395,7 @@ export enum RemovalReason {
  * Describes the enum maxine.registry.v1.RemovalReason.
  */
 export const RemovalReasonSchema: GenEnum<RemovalReason> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 5);
+  enumDesc(file_maxine_registry_v1_registry, 6);
 
 /**
  * RegistryService registers service instances, keeps them alive through a
@@ -1376,6 +1487,26 @@ export const RegistryService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchServicesRequestSchema;
     output: typeof WatchServicesResponseSchema;
+  },
+  /**
+   * SetOperatorStatus sets or clears an operator's override of an instance's
+   * status (`maxine drain` / `maxine undrain`). While set, the instance's
+   * effective status (Instance.status, what Discover, ListServices counts and
+   * watchers see) is the override's, whatever its heartbeats report; the
+   * beat-reported status is kept and applies again once the override is
+   * cleared. The override is stored with the instance: it survives the
+   * owner's re-registration of the same instance, and goes when the instance
+   * is removed. Requires the admin permission on the service (owning the
+   * instance is not enough). A change emits an UPDATED watch event.
+   * Errors: NOT_FOUND when the instance is not registered, INVALID_ARGUMENT
+   * for an unknown status, PERMISSION_DENIED without admin.
+   *
+   * @generated from rpc maxine.registry.v1.RegistryService.SetOperatorStatus
+   */
+  setOperatorStatus: {
+    methodKind: "unary";
+    input: typeof SetOperatorStatusRequestSchema;
+    output: typeof SetOperatorStatusResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_maxine_registry_v1_registry, 0);

@@ -18,6 +18,12 @@ class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SERVING_STATUS_NOT_SERVING: _ClassVar[ServingStatus]
     SERVING_STATUS_DRAINING: _ClassVar[ServingStatus]
 
+class OperatorStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPERATOR_STATUS_UNSPECIFIED: _ClassVar[OperatorStatus]
+    OPERATOR_STATUS_DRAINING: _ClassVar[OperatorStatus]
+    OPERATOR_STATUS_DISABLED: _ClassVar[OperatorStatus]
+
 class BeatResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BEAT_RESULT_UNSPECIFIED: _ClassVar[BeatResult]
@@ -62,6 +68,9 @@ SERVING_STATUS_UNSPECIFIED: ServingStatus
 SERVING_STATUS_SERVING: ServingStatus
 SERVING_STATUS_NOT_SERVING: ServingStatus
 SERVING_STATUS_DRAINING: ServingStatus
+OPERATOR_STATUS_UNSPECIFIED: OperatorStatus
+OPERATOR_STATUS_DRAINING: OperatorStatus
+OPERATOR_STATUS_DISABLED: OperatorStatus
 BEAT_RESULT_UNSPECIFIED: BeatResult
 BEAT_RESULT_RENEWED: BeatResult
 BEAT_RESULT_UNKNOWN: BeatResult
@@ -90,7 +99,7 @@ REMOVAL_REASON_STREAM_CLOSED: RemovalReason
 REMOVAL_REASON_FILTERED: RemovalReason
 
 class Instance(_message.Message):
-    __slots__ = ("namespace", "service", "instance_id", "host", "port", "version", "zone", "tags", "metadata", "weight", "status", "registered_at", "updated_at", "create_revision", "mod_revision", "owner")
+    __slots__ = ("namespace", "service", "instance_id", "host", "port", "version", "zone", "tags", "metadata", "weight", "status", "registered_at", "updated_at", "create_revision", "mod_revision", "owner", "operator_status")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +123,7 @@ class Instance(_message.Message):
     CREATE_REVISION_FIELD_NUMBER: _ClassVar[int]
     MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_STATUS_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     service: str
     instance_id: str
@@ -130,7 +140,26 @@ class Instance(_message.Message):
     create_revision: int
     mod_revision: int
     owner: str
-    def __init__(self, namespace: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., version: _Optional[str] = ..., zone: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., weight: _Optional[int] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
+    operator_status: OperatorStatus
+    def __init__(self, namespace: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., version: _Optional[str] = ..., zone: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., weight: _Optional[int] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., owner: _Optional[str] = ..., operator_status: _Optional[_Union[OperatorStatus, str]] = ...) -> None: ...
+
+class SetOperatorStatusRequest(_message.Message):
+    __slots__ = ("key", "status")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    key: InstanceKey
+    status: OperatorStatus
+    def __init__(self, key: _Optional[_Union[InstanceKey, _Mapping]] = ..., status: _Optional[_Union[OperatorStatus, str]] = ...) -> None: ...
+
+class SetOperatorStatusResponse(_message.Message):
+    __slots__ = ("instance", "revision", "registry_id")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    instance: Instance
+    revision: int
+    registry_id: str
+    def __init__(self, instance: _Optional[_Union[Instance, _Mapping]] = ..., revision: _Optional[int] = ..., registry_id: _Optional[str] = ...) -> None: ...
 
 class InstanceKey(_message.Message):
     __slots__ = ("namespace", "service", "instance_id")

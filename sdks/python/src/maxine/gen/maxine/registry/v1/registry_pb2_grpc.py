@@ -66,6 +66,11 @@ class RegistryServiceStub:
                 request_serializer=maxine_dot_registry_dot_v1_dot_registry__pb2.WatchServicesRequest.SerializeToString,
                 response_deserializer=maxine_dot_registry_dot_v1_dot_registry__pb2.WatchServicesResponse.FromString,
                 _registered_method=True)
+        self.SetOperatorStatus = channel.unary_unary(
+                '/maxine.registry.v1.RegistryService/SetOperatorStatus',
+                request_serializer=maxine_dot_registry_dot_v1_dot_registry__pb2.SetOperatorStatusRequest.SerializeToString,
+                response_deserializer=maxine_dot_registry_dot_v1_dot_registry__pb2.SetOperatorStatusResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -139,6 +144,23 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetOperatorStatus(self, request, context):
+        """SetOperatorStatus sets or clears an operator's override of an instance's
+        status (`maxine drain` / `maxine undrain`). While set, the instance's
+        effective status (Instance.status, what Discover, ListServices counts and
+        watchers see) is the override's, whatever its heartbeats report; the
+        beat-reported status is kept and applies again once the override is
+        cleared. The override is stored with the instance: it survives the
+        owner's re-registration of the same instance, and goes when the instance
+        is removed. Requires the admin permission on the service (owning the
+        instance is not enough). A change emits an UPDATED watch event.
+        Errors: NOT_FOUND when the instance is not registered, INVALID_ARGUMENT
+        for an unknown status, PERMISSION_DENIED without admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +193,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.WatchServices,
                     request_deserializer=maxine_dot_registry_dot_v1_dot_registry__pb2.WatchServicesRequest.FromString,
                     response_serializer=maxine_dot_registry_dot_v1_dot_registry__pb2.WatchServicesResponse.SerializeToString,
+            ),
+            'SetOperatorStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetOperatorStatus,
+                    request_deserializer=maxine_dot_registry_dot_v1_dot_registry__pb2.SetOperatorStatusRequest.FromString,
+                    response_serializer=maxine_dot_registry_dot_v1_dot_registry__pb2.SetOperatorStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -337,6 +364,33 @@ class RegistryService:
             '/maxine.registry.v1.RegistryService/WatchServices',
             maxine_dot_registry_dot_v1_dot_registry__pb2.WatchServicesRequest.SerializeToString,
             maxine_dot_registry_dot_v1_dot_registry__pb2.WatchServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetOperatorStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maxine.registry.v1.RegistryService/SetOperatorStatus',
+            maxine_dot_registry_dot_v1_dot_registry__pb2.SetOperatorStatusRequest.SerializeToString,
+            maxine_dot_registry_dot_v1_dot_registry__pb2.SetOperatorStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
