@@ -11,6 +11,7 @@ import { accessLogInterceptor, deadlineInterceptor, errorInterceptor } from "./r
 import { authenticationInterceptor } from "./rpc/authentication.js";
 import { AuthState, authOptionsOf } from "./auth/auth-state.js";
 import { OpenWatches } from "./rpc/watch-call.js";
+import { WatchBudget } from "./rpc/watch-budget.js";
 import { Pipeline } from "./rpc/pipeline.js";
 import { healthService } from "./rpc/health-service.js";
 import { reflectionServices } from "./rpc/reflection-service.js";
@@ -131,7 +132,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   setMaxListeners(0, shutdown.signal);
   // Read by /healthz and grpc.health.v1; built before anything else listens on the drain signal.
   const serving = new ServingState(shutdown.signal, store);
-  const metrics = new Metrics(registry, hub);
+  const watchBudget = new WatchBudget(config.watchMemoryBudget, clock, log);
+  const metrics = new Metrics(registry, hub, watchBudget);
   const connections = new Connections(
     {
       maxWatchersPerConnection: config.maxWatchersPerConnection,
@@ -149,7 +151,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     openWatches.endAll(new ConnectError("the access policy changed; reconnect (and resume) to watch under it", Code.Unavailable));
   });
   const served: Service[] = [
-    registryService({ registry, hub, limits, flushes: new FlushScheduler(), open: openWatches }),
+    registryService({ registry, hub, limits, flushes: new FlushScheduler(), open: openWatches, budget: watchBudget }),
     healthService(serving),
     ...(opts.services ?? []),
   ];

@@ -54,6 +54,7 @@ export interface Config {
   watchOverflow: OverflowPolicy;
   watchSnapshotChunk: number;
   watchProgressIntervalMs: number;
+  watchMemoryBudget: number;
   shutdownGraceMs: number;
   fastPath: boolean;
   auditLog: boolean;
@@ -281,6 +282,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("watchQueue", "MAXINE_WATCH_QUEUE", "4096", "Changes a watcher may fall behind the live head (counted from when it opened or last got a snapshot; a resume's backlog does not count) before its overflow policy applies.", int(1, MAX)),
   setting("watchOverflow", "MAXINE_WATCH_OVERFLOW", "reset", "What a watcher that overflows gets: reset (a fresh snapshot, reason OVERFLOW) or close (RESOURCE_EXHAUSTED).", oneOf("reset", "close")),
   setting("watchSnapshotChunk", "MAXINE_WATCH_SNAPSHOT_CHUNK", "100", "Most instances in one snapshot message.", int(1, MAX)),
+  setting("watchMemoryBudget", "MAXINE_WATCH_MEMORY_BUDGET", "268435456", "Most bytes all watch streams together may hold unsent (answers written that their clients have not read); beyond it the streams holding the most are closed with RESOURCE_EXHAUSTED (HTTP/2 RST_STREAM ENHANCE_YOUR_CALM, an HTTP/1.1 connection closes), which frees them.", int(1024, 2 ** 40)),
   setting("watchProgressIntervalMs", "MAXINE_WATCH_PROGRESS_INTERVAL", "10s", "Idle time after which a watch stream gets a progress bookmark (0ms: never).", duration(0)),
   setting("shutdownGraceMs", "MAXINE_SHUTDOWN_GRACE", "5s", "On SIGTERM/SIGINT, how long connections may take to close before they are cut.", duration(0)),
   setting("fastPath", "MAXINE_FAST_PATH", "on", "on: gRPC, gRPC-Web and Connect POSTs are framed by Maxine's own transport (transport/serve.ts); off: every call is framed by connect-es, the reference (the same handlers and interceptors either way).", onOff),

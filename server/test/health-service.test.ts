@@ -54,6 +54,10 @@ class Out implements StreamOutput {
     this.writable = true;
     for (const fn of this.waiting.splice(0)) fn();
   }
+  buffered(): number {
+    return 0;
+  }
+  cut(): void {}
   close(): void {
     throw new Error("health's Watch is server-streaming: its handler's promise ends it, never close");
   }

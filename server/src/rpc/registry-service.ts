@@ -27,6 +27,7 @@ import { HeartbeatCall } from "./heartbeat-call.js";
 import { methodInfo, type BidiCall, type Service } from "./service.js";
 import type { FlushScheduler } from "./stream-output.js";
 import { runWatch, type OpenWatches } from "./watch-call.js";
+import type { WatchBudget } from "./watch-budget.js";
 
 /** RegistryServiceDeps are the parts the registry's RPCs call. */
 export interface RegistryServiceDeps {
@@ -35,6 +36,7 @@ export interface RegistryServiceDeps {
   readonly limits: Limits;
   readonly flushes: FlushScheduler;
   readonly open?: OpenWatches;
+  readonly budget?: WatchBudget;
 }
 
 /**

@@ -15,6 +15,16 @@ export interface StreamOutput {
   flush(): boolean;
   /** whenWritable calls fn once the client reads again, or the stream is gone. */
   whenWritable(fn: () => void): void;
+  /** buffered is how many answer bytes were written (or queued) and not yet sent: the client has not read them. */
+  buffered(): number;
+  /**
+   * cut drops the stream at once with the bytes it buffered (HTTP/2
+   * RST_STREAM ENHANCE_YOUR_CALM, read by gRPC clients as
+   * RESOURCE_EXHAUSTED; on HTTP/1.1 its connection closes): a status would
+   * wait behind bytes a stalled client never reads. whenWritable's
+   * callbacks then run (the stream is gone), and the call ends.
+   */
+  cut(): void;
   /**
    * close ends a bidirectional call, once: cleanly when err is undefined,
    * else with err's status. (A server-streaming handler ends its call by

@@ -9,6 +9,7 @@ import { snapshotFrame, watchEventFrame } from "../wire/encoded.js";
 import { denied, requirePermission } from "../domain/access.js";
 import type { CallContext, Outgoing } from "./context.js";
 import type { FlushScheduler, StreamOutput } from "./stream-output.js";
+import type { WatchBudget } from "./watch-budget.js";
 
 /** WatchDeps are what a watch is served with. */
 export interface WatchDeps {
@@ -17,6 +18,8 @@ export interface WatchDeps {
   readonly flushes: FlushScheduler;
   /** open holds the signals of the watches being served, so that a change of the access policy can end them (endAll). */
   readonly open?: OpenWatches;
+  /** budget bounds the unsent bytes of all watch streams together (MAXINE_WATCH_MEMORY_BUDGET); none: unbounded (core tests). */
+  readonly budget?: WatchBudget;
 }
 
 /**
@@ -59,7 +62,7 @@ export async function runWatch(deps: WatchDeps, ctx: CallContext, req: WatchServ
   ctx.signal.onAbort(onAbort);
   deps.open?.add(ctx.signal);
   try {
-    await new Promise<void>((resolve, reject) => drain(deps.flushes, w, out, (err) => (err === undefined ? resolve() : reject(err))));
+    await new Promise<void>((resolve, reject) => drain(deps, w, out, (err) => (err === undefined ? resolve() : reject(err))));
   } finally {
     ctx.signal.offAbort(onAbort);
     deps.open?.delete(ctx.signal);
@@ -110,11 +113,13 @@ function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest)
  * rest waits until the client reads again (whenWritable), so the stream's
  * flow control paces every catch-up and nothing is copied per watcher.
  */
-function drain(flushes: FlushScheduler, w: Watcher, out: StreamOutput, done: (err?: unknown) => void): void {
+function drain({ flushes, budget }: WatchDeps, w: Watcher, out: StreamOutput, done: (err?: unknown) => void): void {
   let finished = false;
+  const counted = budget?.add(w, out);
   const finish = (err?: unknown): void => {
     if (finished) return;
     finished = true;
+    if (counted !== undefined) budget!.remove(counted);
     done(err);
   };
   const write = (): void => {
@@ -127,8 +132,11 @@ function drain(flushes: FlushScheduler, w: Watcher, out: StreamOutput, done: (er
         return w.whenQueued(() => flushes.soon(write));
       }
       while (item !== undefined && out.push(outgoingOf(item))) item = w.take();
-      if (!out.flush()) out.whenWritable(write);
-      else w.whenQueued(() => flushes.soon(write));
+      const writable = out.flush();
+      if (writable) w.whenQueued(() => flushes.soon(write));
+      else out.whenWritable(write);
+      // after the waits are set: a stream the budget cuts wakes them, and the call ends
+      if (counted !== undefined) budget!.update(counted);
     } catch (err) {
       finish(err);
     }

@@ -157,6 +157,10 @@ const MAX_QUEUED = 256;
  */
 class QueueOutput implements StreamOutput {
   private readonly queued: Message[] = [];
+  /** sizes are the queued answers' encoded sizes (when known), for buffered. */
+  private readonly sizes: number[] = [];
+  private queuedBytes = 0;
+  private cutOff = false;
   private wake: (() => void) | undefined;
   private writable: Array<() => void> = [];
   private paused: Promise<void> | undefined;
@@ -166,8 +170,26 @@ class QueueOutput implements StreamOutput {
   sendHeader(): void {}
 
   push(answer: Outgoing): boolean {
+    if (this.cutOff) return false;
+    const size = answer.frame?.().length ?? answer.bytes?.().length ?? 0;
     this.queued.push(answer.message());
+    this.sizes.push(size);
+    this.queuedBytes += size;
     return this.queued.length < MAX_QUEUED;
+  }
+
+  buffered(): number {
+    return this.queuedBytes;
+  }
+
+  /** cut drops the queued answers; the call then ends with its error (what connect-es already wrote stays within Node's stream buffer). */
+  cut(): void {
+    this.cutOff = true;
+    this.queued.length = 0;
+    this.sizes.length = 0;
+    this.queuedBytes = 0;
+    for (const fn of this.writable.splice(0)) fn();
+    this.notify();
   }
 
   flush(): boolean {
@@ -237,6 +259,7 @@ class QueueOutput implements StreamOutput {
           headers = true;
           beforeHeaders();
         }
+        this.queuedBytes -= this.sizes.shift()!;
         yield this.queued.shift()!;
       }
       for (const fn of this.writable.splice(0)) fn();

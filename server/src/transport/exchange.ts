@@ -41,6 +41,15 @@ export interface Exchange {
   /** end ends the response, with last body bytes and (HTTP/2 only) trailers. */
   end(last?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void;
   whenWritable(fn: () => void): void;
+  /** buffered is how many response bytes were written and are not yet sent (queued, or held by flow control). */
+  buffered(): number;
+  /**
+   * cut drops the response at once with what it buffered: HTTP/2 RST_STREAM
+   * ENHANCE_YOUR_CALM (gRPC clients read RESOURCE_EXHAUSTED), HTTP/1.1 by
+   * closing the connection (its only response). A status would wait behind
+   * the unread bytes; this frees them.
+   */
+  cut(): void;
   /**
    * compactHeaders drops what only the framing read (HTTP/2 pseudo-headers,
    * te) from what the call keeps: a stream is held open for hours, tens of
@@ -152,6 +161,14 @@ export class StreamExchange implements Exchange {
 
   whenWritable(fn: () => void): void {
     whenWritable(this.body, fn);
+  }
+
+  buffered(): number {
+    return this.body.writableLength;
+  }
+
+  cut(): void {
+    if (!this.body.closed) this.body.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   }
 
   cancelOnGone(signal: CallSignal): void {
@@ -294,6 +311,18 @@ export class RequestExchange implements Exchange {
     };
     res.on("drain", done);
     res.on("close", done);
+  }
+
+  buffered(): number {
+    const req = this.body;
+    return "stream" in req ? req.stream.writableLength : (this.res as http.ServerResponse).writableLength;
+  }
+
+  cut(): void {
+    const req = this.body;
+    if ("stream" in req) {
+      if (!req.stream.closed) req.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    } else this.res.destroy();
   }
 
   /** compactHeaders keeps Node's request object as it is: an HTTP/1.1 or compat request holds it anyway. */

@@ -3,6 +3,7 @@ import type { Interceptor, MethodInfo, Protocol } from "../rpc/context.js";
 import { CODE_NAMES, codeOf } from "../rpc/interceptors.js";
 import type { Registry } from "../registry/registry.js";
 import type { WatchHub } from "../watch/hub.js";
+import type { WatchBudget } from "../rpc/watch-budget.js";
 
 /**
  * Metrics is the server's Prometheus registry, served at GET /metrics: the
@@ -13,7 +14,7 @@ import type { WatchHub } from "../watch/hub.js";
 export class Metrics {
   readonly registry = new MetricsRegistry();
 
-  constructor(core: Registry, hub: WatchHub) {
+  constructor(core: Registry, hub: WatchHub, watchBudget?: WatchBudget) {
     collectDefaultMetrics({ register: this.registry, prefix: "maxine_" });
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({
@@ -34,6 +35,10 @@ export class Metrics {
     counter("maxine_beats_registered_total", "Beats that registered their instance again from the instance they carried (a stream's first beat after a restart).", () => c.beatsRegistered);
     counter("maxine_watchers_opened_total", "WatchServices streams opened.", () => hub.opened);
     counter("maxine_watch_overflows_total", "Watchers that fell more than MAXINE_WATCH_QUEUE changes behind, or behind the watch history (reset to a snapshot or closed, by MAXINE_WATCH_OVERFLOW).", () => hub.overflows);
+    if (watchBudget !== undefined) {
+      gauge("maxine_watch_buffered_bytes", "Bytes all watch streams hold unsent: answers written that their clients have not read (bounded by MAXINE_WATCH_MEMORY_BUDGET; measured when scraped).", () => watchBudget.buffered());
+      counter("maxine_watch_budget_closes_total", "Watch streams closed (RESOURCE_EXHAUSTED, cut) because all watch streams together held more unsent bytes than MAXINE_WATCH_MEMORY_BUDGET.", () => watchBudget.closed);
+    }
     gauge("maxine_revision", "The registry's current revision.", () => core.store.revision());
     gauge("maxine_heartbeat_streams", "Open Heartbeat streams.", () => core.openStreams);
     gauge("maxine_watchers", "Open WatchServices streams.", () => hub.watchers);

@@ -214,6 +214,16 @@ class ServedCall implements CallRunner, StreamOutput {
     this.ex.whenWritable(fn);
   }
 
+  buffered(): number {
+    return this.queuedBytes + (this.ex.gone ? 0 : this.ex.buffered());
+  }
+
+  cut(): void {
+    this.queued = undefined;
+    this.queuedBytes = 0;
+    this.ex.cut();
+  }
+
   close(err?: unknown): void {
     this.ctx.complete(undefined, err);
   }
