@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every benchmark scenario in turn (each starts and stops its own
 // servers on loopback) and writes docs/benchmarks/README.md: each figure
-// next to its target. Not part of `npm test`. Takes about 17 minutes.
+// next to its target. Not part of `npm test`. Takes about 19 minutes.
 //
 // The reconnect storm, whose figure varies most from run to run on this
 // machine (7–12 s), runs three times per scope; the report gives the median
@@ -33,6 +33,8 @@ function stormRuns(scope) {
 // --report-only rewrites docs/benchmarks/README.md from the JSON already there.
 if (!process.argv.includes("--report-only")) {
   run("crash-detection.mjs", "20");
+  run("crash-detection.mjs", "20", "stop");
+  run("crash-detection.mjs", "5", "stall");
   run("fanout-vs-etcd.mjs", "100,1000,10000", "10");
   run("heartbeat-capacity.mjs", "1000,10000,50000", "15");
   run("discover-throughput.mjs", "10", "50", "3");
@@ -45,6 +47,8 @@ if (!process.argv.includes("--report-only")) {
 }
 
 const crash = read("crash-detection");
+const hung = read("hung-detection");
+const stall = read("stall-removals");
 const fanout = read("fanout");
 const hb = read("heartbeat");
 const disc = read("discover");
@@ -64,6 +68,8 @@ const range = (r) => `${r.min_per_second.toFixed(0)}–${r.max_per_second.toFixe
 const pickMin = Math.min(...pick.rows.filter((r) => r.strategy !== "RENDEZVOUS").map((r) => r.perSecond));
 const rows = [
   ["Crash detection, p99 of 20 (SIGKILL → watcher REMOVED)", "≤ 1.5 s", `${ms(crash.p99)} (median ${ms(crash.median)})`, met(crash.p99 <= 1500)],
+  ["Hung process, p99 of 20 (SIGSTOP, socket left open → watcher REMOVED; keepalive PINGs)", "≤ 3 s", `${ms(hung.p99)} (median ${ms(hung.median)}; ${hung.settings})`, met(hung.p99 <= 3000)],
+  [`False removals: ${stall.trials} sessions whose event loop stalls 500 ms every 1 s`, "0 removed", `${stall.removed} removed in ${stall.pauses} pauses`, met(stall.removed === 0 && stall.pauses > 0)],
   ...fanout.rows.map((r) => [
     `Watch fan-out, N = ${r.n}: p99 of change → last watcher`,
     r.n === 10000 ? "≤ etcd, ≤ 50 ms" : "≤ etcd",
