@@ -45,6 +45,7 @@ type clientConfig struct {
 	tlsConfig  *tls.Config
 	options    []connect.ClientOption
 	token      TokenSource
+	keepalive  *Keepalive
 	// err is the first option that could not be applied (a bad token, a TLS file that does not load).
 	err error
 }
@@ -72,6 +73,33 @@ func WithTLSConfig(t *tls.Config) ClientOption {
 // compression) to every call.
 func WithConnectOptions(opts ...connect.ClientOption) ClientOption {
 	return func(cfg *clientConfig) { cfg.options = append(cfg.options, opts...) }
+}
+
+// Keepalive is how the default HTTP client finds a connection whose peer
+// went silent without closing it (a stopped server, a dead network path).
+type Keepalive struct {
+	// Interval: a connection that received no frame for this long is sent a
+	// PING (0: no PINGs). A live server's heartbeat acks and watch progress
+	// keep a busy connection from needing one.
+	Interval time.Duration
+	// Timeout: a PING unanswered this long closes the connection; its calls
+	// fail UNAVAILABLE and Sessions and Watchers reconnect.
+	Timeout time.Duration
+}
+
+// DefaultKeepalive is the keepalive of the HTTP client NewClient builds.
+var DefaultKeepalive = Keepalive{Interval: 10 * time.Second, Timeout: 5 * time.Second}
+
+// WithKeepalive replaces DefaultKeepalive for the default HTTP client
+// (not for one given WithHTTPClient).
+func WithKeepalive(k Keepalive) ClientOption {
+	return func(cfg *clientConfig) {
+		if k.Interval < 0 || k.Timeout <= 0 {
+			cfg.err = invalid("keepalive", "Interval must be >= 0 (0: no PINGs) and Timeout > 0, got %v and %v", k.Interval, k.Timeout)
+			return
+		}
+		cfg.keepalive = &k
+	}
 }
 
 // Client is a connection to one Maxine server: the typed RegistryService
@@ -109,11 +137,15 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 	if hc == nil {
 		// Dead connections must not hang a Session or a Watcher: dial with
 		// a timeout, and PING a connection that went quiet.
+		ka := DefaultKeepalive
+		if cfg.keepalive != nil {
+			ka = *cfg.keepalive
+		}
 		tr := &http.Transport{
 			TLSClientConfig:   cfg.tlsConfig,
 			ForceAttemptHTTP2: true,
 			DialContext:       (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			HTTP2:             &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
+			HTTP2:             &http.HTTP2Config{SendPingTimeout: ka.Interval, PingTimeout: ka.Timeout},
 		}
 		var p http.Protocols
 		if u.Scheme == "http" {

@@ -15,8 +15,10 @@ type cutProxy struct {
 	conns  map[net.Conn]bool
 	refuse bool
 	frozen bool
-	thawed *sync.Cond
-	wg     sync.WaitGroup
+	// stalled connections forward nothing and close nothing (stallOpen)
+	stalled map[net.Conn]bool
+	thawed  *sync.Cond
+	wg      sync.WaitGroup
 }
 
 func newCutProxy(t testing.TB, target string) *cutProxy {
@@ -25,7 +27,7 @@ func newCutProxy(t testing.TB, target string) *cutProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{l: l, target: target, conns: map[net.Conn]bool{}}
+	p := &cutProxy{l: l, target: target, conns: map[net.Conn]bool{}, stalled: map[net.Conn]bool{}}
 	p.thawed = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
@@ -72,8 +74,9 @@ func (p *cutProxy) pipe(dst, src net.Conn) {
 		for p.frozen {
 			p.thawed.Wait()
 		}
+		stalled := p.stalled[src]
 		p.mu.Unlock()
-		if n > 0 {
+		if n > 0 && !stalled {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break
 			}
@@ -81,6 +84,12 @@ func (p *cutProxy) pipe(dst, src net.Conn) {
 		if err != nil {
 			break
 		}
+	}
+	p.mu.Lock()
+	stalled := p.stalled[src]
+	p.mu.Unlock()
+	if stalled { // a dead path does not tell the other end either
+		return
 	}
 	dst.Close()
 	src.Close()
@@ -107,6 +116,16 @@ func (p *cutProxy) freeze(on bool) {
 	p.frozen = on
 	p.mu.Unlock()
 	p.thawed.Broadcast()
+}
+
+// stallOpen makes every connection open now forward nothing and close
+// nothing, for good (a dead network path); connections opened later work.
+func (p *cutProxy) stallOpen() {
+	p.mu.Lock()
+	for c := range p.conns {
+		p.stalled[c] = true
+	}
+	p.mu.Unlock()
 }
 
 func (p *cutProxy) close() {

@@ -10,6 +10,8 @@ class TcpProxy:
     """TcpProxy listens on 127.0.0.1 (a free port) and pipes each connection to upstream_port.
 
     cut() closes every open connection and refuses new ones until restore().
+    stall_open() makes every connection open now forward nothing and close
+    nothing (a dead network path); connections opened later work.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -21,6 +23,7 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[object]] = set()
+        self._open: list[list[bool]] = []
 
     @property
     def target(self) -> str:
@@ -35,6 +38,10 @@ class TcpProxy:
         self.refusing = True
         for w in list(self._writers):
             w.transport.abort()
+
+    def stall_open(self) -> None:
+        for flag in self._open:
+            flag[0] = True
 
     def restore(self) -> None:
         self.refusing = False
@@ -65,9 +72,12 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        pipes = [asyncio.create_task(self._pipe(reader, up_writer)), asyncio.create_task(self._pipe(up_reader, writer))]
+        stalled = [False]
+        self._open.append(stalled)
+        pipes = [asyncio.create_task(self._pipe(reader, up_writer, stalled)), asyncio.create_task(self._pipe(up_reader, writer, stalled))]
         self._tasks.update(pipes)
         await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        self._open.remove(stalled)
         for w in (writer, up_writer):
             w.transport.abort()
             self._writers.discard(w)
@@ -76,8 +86,12 @@ class TcpProxy:
         await asyncio.gather(*pipes, return_exceptions=True)
         self._tasks.difference_update(pipes)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stalled: list[bool]) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                if stalled[0]:
+                    continue  # a dead path: the bytes go nowhere
                 writer.write(data)
                 await writer.drain()
+        while stalled[0]:  # a dead path does not tell the other end that this one closed
+            await asyncio.sleep(3600)

@@ -39,9 +39,18 @@ export interface MaxineClientOptions {
    * connect-node lets idle out and never keeps the process alive when idle.
    */
   readonly sessionManager?: Http2SessionManager;
-  /** pingIntervalMs, when set, sends HTTP/2 PINGs on busy connections to detect dead ones. */
+  /**
+   * pingIntervalMs is how often an HTTP/2 connection with open calls (a
+   * Session's heartbeat stream, a Watcher) is sent a PING, to find a peer
+   * that went silent without closing: a stopped server, a dead network path
+   * (default 10,000 ms; 0: no PINGs). The calls on a connection whose PING
+   * goes unanswered for pingTimeoutMs fail UNAVAILABLE, and Sessions and
+   * Watchers reconnect (to the next baseUrl, if several). Idle connections
+   * are not pinged. Applies to the connections this client opens, not to a
+   * sessionManager you pass.
+   */
   readonly pingIntervalMs?: number;
-  /** pingTimeoutMs is how long a PING may go unanswered before the connection is dropped (default 15 s). */
+  /** pingTimeoutMs is how long a PING may go unanswered before the connection is dropped (default 5,000 ms). */
   readonly pingTimeoutMs?: number;
   /** useBinaryFormat selects protobuf (default) or JSON for "connect" and "grpc-web". */
   readonly useBinaryFormat?: boolean;
@@ -90,8 +99,7 @@ export function createMaxineTransport(opts: MaxineClientOptions): Transport {
   const h2 = {
     httpVersion: "2" as const,
     ...(opts.sessionManager !== undefined ? { sessionManager: opts.sessionManager } : {}),
-    ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
-    ...(opts.pingTimeoutMs !== undefined ? { pingTimeoutMs: opts.pingTimeoutMs } : {}),
+    ...keepalive(opts),
   };
   const http = (opts.httpVersion ?? "2") === "2" ? h2 : { httpVersion: "1.1" as const };
   switch (protocol) {
@@ -105,6 +113,19 @@ export function createMaxineTransport(opts: MaxineClientOptions): Transport {
     default:
       throw new TypeError(`createMaxineClient: protocol must be "connect", "grpc" or "grpc-web", got ${JSON.stringify(protocol)}`);
   }
+}
+
+/** DEFAULT_PING_INTERVAL_MS and DEFAULT_PING_TIMEOUT_MS are the keepalive of the connections a client opens (MaxineClientOptions). */
+export const DEFAULT_PING_INTERVAL_MS = 10_000;
+export const DEFAULT_PING_TIMEOUT_MS = 5_000;
+
+/** keepalive turns pingIntervalMs / pingTimeoutMs into connect-node's options, checking them. */
+function keepalive(opts: MaxineClientOptions): { pingIntervalMs: number; pingTimeoutMs: number } {
+  const interval = opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
+  const timeout = opts.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+  if (!Number.isFinite(interval) || interval < 0) throw new TypeError(`createMaxineClient: pingIntervalMs must be a number of milliseconds >= 0 (0: no PINGs), got ${interval}`);
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new TypeError(`createMaxineClient: pingTimeoutMs must be a number of milliseconds > 0, got ${timeout}`);
+  return { pingIntervalMs: interval === 0 ? Number.POSITIVE_INFINITY : interval, pingTimeoutMs: timeout };
 }
 
 /**

@@ -3,7 +3,7 @@
 // stream; Watcher keeps a live local view of services and picks instances
 // with the same algorithms as the server's Discover.
 
-export { createMaxineClient, createMaxineTransport, type MaxineClient, type MaxineClientOptions, type Protocol } from "./client.js";
+export { createMaxineClient, createMaxineTransport, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, type MaxineClient, type MaxineClientOptions, type Protocol } from "./client.js";
 export { bearerInterceptor, type TlsOptions, type TokenSource } from "./credentials.js";
 export { createFailoverTransport, FAILOVER_CODES, type FailoverTransport } from "./failover.js";
 export {

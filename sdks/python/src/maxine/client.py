@@ -47,6 +47,30 @@ DEFAULT_CHANNEL_OPTIONS: ChannelOptions = (
 )
 """DEFAULT_CHANNEL_OPTIONS are the channel arguments a Client adds to the caller's own."""
 
+DEFAULT_KEEPALIVE_INTERVAL = 10.0
+"""DEFAULT_KEEPALIVE_INTERVAL is how often (seconds) a Client's connection with open calls is sent an HTTP/2 PING."""
+DEFAULT_KEEPALIVE_TIMEOUT = 5.0
+"""DEFAULT_KEEPALIVE_TIMEOUT is how long (seconds) a PING may go unanswered before the connection is closed."""
+
+
+def keepalive_options(interval: float, timeout: float) -> ChannelOptions:
+    """keepalive_options are the grpc channel arguments for PINGs every interval seconds (0: none), each answered within timeout."""
+    if not interval >= 0:
+        raise ValueError(f"keepalive_interval: must be >= 0 seconds (0: no PINGs), got {interval!r}")
+    if not timeout > 0:
+        raise ValueError(f"keepalive_timeout: must be > 0 seconds, got {timeout!r}")
+    if interval == 0:
+        return ()
+    return (
+        ("grpc.keepalive_time_ms", max(1, round(interval * 1000))),
+        ("grpc.keepalive_timeout_ms", max(1, round(timeout * 1000))),
+        # grpc-core (1.85 here) closes the connection when a PING ack misses this (default 60 s); keepalive_timeout_ms alone did not
+        ("grpc.http2.ping_timeout_ms", max(1, round(timeout * 1000))),
+        # a watcher sends nothing after its request: without this, grpc stops pinging after two PINGs
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.keepalive_permit_without_calls", 0),
+    )
+
 
 class RegistryStub(Protocol):
     """RegistryStub is the typed shape of the generated RegistryServiceStub on a grpc.aio channel."""
@@ -130,6 +154,8 @@ class Client:
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.aio.Channel | None = None,
         token: TokenSource | None = None,
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
     ) -> None:
         """Open a channel to target ("host:port" or "http://host:port"; https uses TLS).
 
@@ -140,14 +166,23 @@ class Client:
         string, or a plain or async function called before each call and each
         stream, to refresh it); channel replaces the one the client would open
         (the client then does not close it, and token does not apply to it).
+
+        keepalive_interval and keepalive_timeout (seconds; 10 and 5 by default)
+        find a server that went silent without closing the connection (a stopped
+        process, a dead network path): a connection with open calls is sent an
+        HTTP/2 PING every keepalive_interval, and one not answered within
+        keepalive_timeout is closed, so its calls fail UNAVAILABLE and Sessions
+        and Watchers reconnect on a new connection. keepalive_interval=0 sends
+        none. Grpc channel arguments in options override them.
         """
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout: must be > 0 seconds or None, got {timeout!r}")
         self.timeout = timeout
+        keepalive = keepalive_options(keepalive_interval, keepalive_timeout)
         self._owns_channel = channel is None
         if channel is None:
             address, tls = parse_target(target)
-            opts = [*DEFAULT_CHANNEL_OPTIONS, *options]
+            opts = [*DEFAULT_CHANNEL_OPTIONS, *keepalive, *options]
             interceptors = bearer_interceptors(token) if token is not None else None
             if tls or credentials is not None:
                 creds = credentials or grpc.ssl_channel_credentials()
