@@ -46,6 +46,7 @@ type clientConfig struct {
 	options    []connect.ClientOption
 	token      TokenSource
 	keepalive  *Keepalive
+	replicas   []string
 	// err is the first option that could not be applied (a bad token, a TLS file that does not load).
 	err error
 }
@@ -110,8 +111,9 @@ type Client struct {
 	// does not wrap (Discover, ListServices, raw Register...).
 	RPC registryv1connect.RegistryServiceClient
 
-	baseURL string
-	owned   *http.Transport
+	baseURL  string
+	owned    *http.Transport
+	failover *failover // with WithReplicas
 }
 
 // NewClient returns a Client of the server at baseURL, e.g.
@@ -127,6 +129,12 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		o(&cfg)
 		if cfg.err != nil {
 			return nil, cfg.err
+		}
+	}
+	var replicas []*url.URL
+	if len(cfg.replicas) > 0 {
+		if replicas, err = parseReplicas(baseURL, cfg.replicas); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.protocol != ProtocolGRPC && cfg.protocol != ProtocolConnect {
@@ -158,6 +166,11 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		hc = &http.Client{Transport: tr}
 	}
 	copts := []connect.ClientOption{}
+	if replicas != nil {
+		c.failover = &failover{urls: replicas, next: hc}
+		hc = c.failover
+		copts = append(copts, connect.WithInterceptors(c.failover))
+	}
 	if cfg.token != nil {
 		// first: the caller's own interceptors see (and may replace) the header
 		copts = append(copts, connect.WithInterceptors(bearer{source: cfg.token}))
@@ -170,7 +183,8 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 	return c, nil
 }
 
-// BaseURL returns the server address the client was built with.
+// BaseURL returns the server address the client was built with (see
+// Replica for where calls go with WithReplicas).
 func (c *Client) BaseURL() string { return c.baseURL }
 
 // Close releases the idle connections of the default HTTP client. Sessions

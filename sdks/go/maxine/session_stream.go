@@ -115,8 +115,10 @@ func (s *Session) ackTimeout(interval time.Duration) time.Duration {
 // instance (errIdle), or the session stops (nil). onFirst runs when the
 // first response arrives.
 func (s *Session) stream(onFirst func()) (answered bool, err error) {
-	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
+	// The cause of a cancel tells a failover client (WithReplicas) whether
+	// the server failed us (no ack in time: DEADLINE_EXCEEDED) or we stopped.
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
 	st := s.client.RPC.Heartbeat(ctx)
 	var pmu sync.Mutex
 	pending := map[uint64]time.Time{} // send times of unanswered requests
@@ -152,8 +154,8 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 	// abort ends the call at once. Closing the request side too matters:
 	// net/http does not watch the context of an HTTP/2 request while its
 	// body is still open, so a cancel alone leaves a hung stream hanging.
-	abort := func() {
-		cancel()
+	abort := func(cause error) {
+		cancel(cause)
 		_ = st.CloseRequest()
 	}
 	first := true
@@ -169,7 +171,10 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 		pending[req.GetSequence()] = time.Now()
 		pmu.Unlock()
 		// A Send stuck on a dead connection is cut after the ack timeout.
-		watchdog := time.AfterFunc(s.ackTimeout(interval), cancel)
+		ackTimeout := s.ackTimeout(interval)
+		watchdog := time.AfterFunc(ackTimeout, func() {
+			cancel(connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("heartbeat: a beat could not be sent within %v", ackTimeout)))
+		})
 		defer watchdog.Stop()
 		return st.Send(req)
 	}
@@ -181,14 +186,14 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 		select {
 		case <-recvDone:
 		case <-t.C:
-			cancel()
+			cancel(nil)
 			<-recvDone
 		}
 		_ = st.CloseResponse()
 		return gotAnswer.Load(), reason
 	}
 	fail := func() (bool, error) {
-		abort()
+		abort(nil)
 		err := <-recvDone
 		_ = st.CloseResponse()
 		return gotAnswer.Load(), err
@@ -214,10 +219,11 @@ func (s *Session) stream(onFirst func()) (answered bool, err error) {
 		case <-tick.C:
 			ackTimeout := s.ackTimeout(interval)
 			if oldest := oldestOf(&pmu, pending); !oldest.IsZero() && time.Since(oldest) > ackTimeout {
-				abort()
+				err := connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("heartbeat: no answer within %v", ackTimeout))
+				abort(err)
 				<-recvDone
 				_ = st.CloseResponse()
-				return gotAnswer.Load(), connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("heartbeat: no answer within %v", ackTimeout))
+				return gotAnswer.Load(), err
 			}
 			if err := send(true); err != nil {
 				return fail()
