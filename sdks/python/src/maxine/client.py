@@ -10,7 +10,7 @@ import grpc
 import grpc.aio
 
 from .credentials import TokenSource, bearer_interceptors
-from .errors import from_rpc_error
+from .errors import MaxineError, from_rpc_error
 from .gen.maxine.registry.v1 import registry_pb2_grpc
 from .messages import (
     DeregisterRequest,
@@ -46,6 +46,17 @@ DEFAULT_CHANNEL_OPTIONS: ChannelOptions = (
     ("grpc.max_reconnect_backoff_ms", 5000),
 )
 """DEFAULT_CHANNEL_OPTIONS are the channel arguments a Client adds to the caller's own."""
+
+FAILOVER_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
+"""FAILOVER_CODES are the errors that move a Client with several targets to the next one: the server is gone, draining, broken or silent."""
 
 DEFAULT_KEEPALIVE_INTERVAL = 10.0
 """DEFAULT_KEEPALIVE_INTERVAL is how often (seconds) a Client's connection with open calls is sent an HTTP/2 PING."""
@@ -147,7 +158,7 @@ class Client:
 
     def __init__(
         self,
-        target: str = "127.0.0.1:7400",
+        target: str | Sequence[str] = "127.0.0.1:7400",
         *,
         timeout: float | None = 10.0,
         options: ChannelOptions = (),
@@ -158,6 +169,14 @@ class Client:
         keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
     ) -> None:
         """Open a channel to target ("host:port" or "http://host:port"; https uses TLS).
+
+        target may also be a list of the addresses of several replicas of one
+        registry (Redis mode), in order of preference: every call goes to the
+        current one, and a call that fails because of the server (UNAVAILABLE,
+        UNKNOWN, INTERNAL, ABORTED, DEADLINE_EXCEEDED, or a Session's heartbeats
+        going unanswered) moves the client to the next, round the list. The
+        failed call still fails; Sessions and Watchers retry, so their next
+        stream opens on the next replica (the rule of the TypeScript and Go SDKs).
 
         timeout is the deadline of unary calls in seconds (None: none); options
         are extra grpc channel arguments; credentials are TLS settings
@@ -179,22 +198,61 @@ class Client:
             raise ValueError(f"timeout: must be > 0 seconds or None, got {timeout!r}")
         self.timeout = timeout
         keepalive = keepalive_options(keepalive_interval, keepalive_timeout)
+        targets = [target] if isinstance(target, str) else list(target)
+        if not targets:
+            raise ValueError("target: must name at least one address")
         self._owns_channel = channel is None
+        channels: list[grpc.aio.Channel] = []
         if channel is None:
-            address, tls = parse_target(target)
             opts = [*DEFAULT_CHANNEL_OPTIONS, *keepalive, *options]
-            interceptors = bearer_interceptors(token) if token is not None else None
-            if tls or credentials is not None:
-                creds = credentials or grpc.ssl_channel_credentials()
-                channel = grpc.aio.secure_channel(address, creds, options=opts, interceptors=interceptors)
-            else:
-                channel = grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
+            for t in targets:
+                address, tls = parse_target(t)
+                interceptors = bearer_interceptors(token) if token is not None else None
+                if tls or credentials is not None:
+                    creds = credentials or grpc.ssl_channel_credentials()
+                    channels.append(grpc.aio.secure_channel(address, creds, options=opts, interceptors=interceptors))
+                else:
+                    channels.append(grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors))
         elif token is not None:
             raise ValueError("token: give it to the channel you pass (an interceptor), or pass no channel")
-        self.channel: grpc.aio.Channel = channel
-        """channel is the grpc.aio channel every call of this client uses."""
-        self.stub: RegistryStub = cast(RegistryStub, registry_pb2_grpc.RegistryServiceStub(channel))
-        """stub is the generated RegistryService stub, for RPC options this class does not expose."""
+        elif len(targets) > 1:
+            raise ValueError("channel: a channel you pass goes to one server; pass no channel to use several targets")
+        else:
+            channels.append(channel)
+        self._targets = targets
+        self._channels = channels
+        self._stubs = [cast(RegistryStub, registry_pb2_grpc.RegistryServiceStub(c)) for c in channels]
+        self._current = 0
+        self.failovers = 0
+        """failovers counts how often the client moved to the next replica."""
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """channel is the grpc.aio channel the client's next call uses (the current replica's)."""
+        return self._channels[self._current]
+
+    @property
+    def stub(self) -> RegistryStub:
+        """stub is the generated RegistryService stub of the current replica, for RPC options this class does not expose."""
+        return self._stubs[self._current]
+
+    @property
+    def replica(self) -> str:
+        """replica is the address the next call goes to: the first target, or the next ones once calls failed over."""
+        return self._targets[self._current]
+
+    def _failed(self, replica: int, err: MaxineError) -> None:
+        """_failed moves on from replica when err says the server failed (FAILOVER_CODES) and no other call moved on already."""
+        if len(self._stubs) == 1 or replica != self._current or err.code not in FAILOVER_CODES:
+            return
+        self._current = (replica + 1) % len(self._stubs)
+        self.failovers += 1
+
+    def _failure(self, replica: int, err: grpc.RpcError) -> MaxineError:
+        """_failure maps a unary call's error, moving on from replica when the server failed."""
+        mapped = from_rpc_error(err)
+        self._failed(replica, mapped)
+        return mapped
 
     async def register(self, instance: Instance, *, ttl: float | None = None) -> RegisterResponse:
         """register stores instance under a lease of ttl seconds (None: the server's default, 10 s).
@@ -202,27 +260,30 @@ class Client:
         Registering the same instance again renews its lease; keep it alive with
         a Session instead of calling this in a loop.
         """
+        replica = self._current
         try:
-            return await self.stub.Register(register_request(instance, ttl), timeout=self.timeout)
+            return await self._stubs[replica].Register(register_request(instance, ttl), timeout=self.timeout)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise self._failure(replica, err) from None
 
     async def deregister(self, key: Instance | InstanceKey) -> DeregisterResponse:
         """deregister removes an instance at once; NotFoundError if it is not registered."""
+        replica = self._current
         try:
-            return await self.stub.Deregister(DeregisterRequest(key=instance_key(key)), timeout=self.timeout)
+            return await self._stubs[replica].Deregister(DeregisterRequest(key=instance_key(key)), timeout=self.timeout)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise self._failure(replica, err) from None
 
     async def set_operator_status(self, key: Instance | InstanceKey, status: OperatorStatus) -> SetOperatorStatusResponse:
         """set_operator_status sets (OPERATOR_STATUS_DRAINING, _DISABLED) or clears (_UNSPECIFIED) an operator's override of an instance's status.
 
         It needs the admin permission on the service; the instance's own heartbeats do not change it.
         """
+        replica = self._current
         try:
-            return await self.stub.SetOperatorStatus(SetOperatorStatusRequest(key=instance_key(key), status=status), timeout=self.timeout)
+            return await self._stubs[replica].SetOperatorStatus(SetOperatorStatusRequest(key=instance_key(key), status=status), timeout=self.timeout)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise self._failure(replica, err) from None
 
     async def discover(
         self,
@@ -245,17 +306,19 @@ class Client:
             preferred_zone=preferred_zone,
             include_all=include_all,
         )
+        replica = self._current
         try:
-            return await self.stub.Discover(req, timeout=self.timeout)
+            return await self._stubs[replica].Discover(req, timeout=self.timeout)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise self._failure(replica, err) from None
 
     async def list_services(self, namespace: str = "") -> ListServicesResponse:
         """list_services lists the services of a namespace with their instance counts."""
+        replica = self._current
         try:
-            return await self.stub.ListServices(ListServicesRequest(namespace=namespace), timeout=self.timeout)
+            return await self._stubs[replica].ListServices(ListServicesRequest(namespace=namespace), timeout=self.timeout)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise self._failure(replica, err) from None
 
     def heartbeat(
         self, requests: AsyncIterator[HeartbeatRequest]
@@ -272,7 +335,8 @@ class Client:
     async def close(self, grace: float | None = None) -> None:
         """close closes the channel this client opened (not one it was given), ending its calls."""
         if self._owns_channel:
-            await self.channel.close(grace)
+            for c in self._channels:
+                await c.close(grace)
 
     async def __aenter__(self) -> Client:
         return self

@@ -30,6 +30,8 @@ class HeartbeatStream:
         self._ending = False
         self._abort_error: MaxineError | None = None
         self._call: grpc.aio.StreamStreamCall[HeartbeatRequest, HeartbeatResponse] | None = None
+        self._client = client
+        self._replica = client._current  # the replica this call goes to, for failover
         try:
             self._call = client.heartbeat(self._requests())
         except Exception as err:  # a closed channel
@@ -74,6 +76,12 @@ class HeartbeatStream:
             yield req
 
     async def _read(self, on_response: Callable[[HeartbeatResponse, bool], None]) -> MaxineError | None:
+        err = await self._read_call(on_response)
+        if err is not None:
+            self._client._failed(self._replica, err)  # a server failure (or beats unanswered) moves to the next replica
+        return err
+
+    async def _read_call(self, on_response: Callable[[HeartbeatResponse, bool], None]) -> MaxineError | None:
         if self._call is None:
             self._ending = True
             return self._abort_error

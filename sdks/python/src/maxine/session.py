@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
+import grpc
+
 from .backoff import Backoff, BackoffOptions, ReconnectInfo, beat_delay
 from .balancer import Random
 from .client import Client
@@ -379,7 +381,7 @@ class Session:
         if stream is not None:
             done, _ = await asyncio.wait([stream.done], timeout=self._close_timeout)
             if not done:
-                stream.abort(MaxineError("session: closed"))
+                stream.abort(MaxineError("session: closed", grpc.StatusCode.CANCELLED))  # not a server failure: no failover
                 await asyncio.wait([stream.done])
             self._stream = None
         self._set_state("closed")

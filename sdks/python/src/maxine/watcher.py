@@ -260,6 +260,12 @@ class Watcher:
             resume_revision=self._view.revision if resume else 0,
             registry_id=self._view.registry_id if resume else "",
         )
+        replica = self._client._current
+        err = await self._read_stream(req, resume)
+        self._client._failed(replica, err)  # a server failure moves the next stream to the next replica
+        return err
+
+    async def _read_stream(self, req: WatchServicesRequest, resume: bool) -> MaxineError:
         try:
             call = self._client.watch_services(req)
         except Exception as err:  # a closed channel: retrying cannot help
