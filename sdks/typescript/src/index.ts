@@ -16,7 +16,7 @@ export {
   type SessionState,
 } from "./session.js";
 export { InstanceHandle, keyString, type InstanceKeyOf } from "./instance-handle.js";
-export { Watcher, type FilterInit, type WatcherEvents, type WatcherOptions, type WatcherState } from "./watcher.js";
+export { Watcher, WatchOverflowError, type FilterInit, type WatcherEvents, type WatcherOptions, type WatcherState } from "./watcher.js";
 export { InstanceView, type ApplyResult, type ChangeType, type SyncInfo, type WatchChange } from "./instance-view.js";
 export { Picker } from "./picker.js";
 export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";

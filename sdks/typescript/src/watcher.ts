@@ -58,6 +58,11 @@ export interface WatcherEvents {
 // Errors that a retry cannot fix: the watcher closes and ready() rejects.
 const FATAL = new Set([Code.InvalidArgument, Code.Unimplemented, Code.Unauthenticated, Code.PermissionDenied]);
 
+/** WatchOverflowError ends a changes() iteration whose consumer fell more than maxQueued changes behind. */
+export class WatchOverflowError extends Error {
+  override readonly name = "WatchOverflowError";
+}
+
 /**
  * Watcher keeps a live local view of a service's (or several services')
  * instances from WatchServices. It applies the snapshot and then each event
@@ -80,6 +85,8 @@ export class Watcher extends Emitter<WatcherEvents> {
   private current: WatcherState = "connecting";
   private downSince: number | undefined;
   private closing: Promise<void> | undefined;
+  /** failure is the fatal error that closed the watcher, if one did. */
+  private failure: unknown;
   private readonly onAbort = (): void => void this.close();
 
   constructor(
@@ -144,6 +151,65 @@ export class Watcher extends Emitter<WatcherEvents> {
     return this.picker.pick(s, strategy, hashKey);
   }
 
+  /**
+   * changes yields every change of the view from now on (the same objects
+   * as the "change" event), until close, or until a fatal error, which it
+   * throws. The subscription starts when this is called, so instances()
+   * read just before plus the changes equal the view. A consumer more than
+   * maxQueued changes behind (default 10,000) gets the changes queued so
+   * far and then a WatchOverflowError; the watcher's view stays correct,
+   * and changes() may be called again after reading instances(). Leaving
+   * the loop (break, return, throw) unsubscribes.
+   */
+  changes(opts: { readonly maxQueued?: number } = {}): AsyncIterableIterator<WatchChange> {
+    const max = opts.maxQueued ?? 10_000;
+    if (!Number.isInteger(max) || max < 1) throw new TypeError(`changes: maxQueued must be an integer >= 1, got ${max}`);
+    const queue: WatchChange[] = [];
+    let wake: (() => void) | undefined;
+    let end: { readonly error?: unknown } | undefined;
+    const finish = (how: { readonly error?: unknown }): void => {
+      if (end !== undefined) return;
+      end = how;
+      offChange();
+      offClose();
+      wake?.();
+    };
+    const offChange = this.on("change", (change) => {
+      if (queue.length >= max) {
+        finish({ error: new WatchOverflowError(`watcher: the consumer of changes() fell more than ${max} changes behind (maxQueued)`) });
+        return;
+      }
+      queue.push(change);
+      wake?.();
+    });
+    const offClose = this.on("close", () => finish(this.failure === undefined ? {} : { error: this.failure }));
+    if (this.state === "closed") finish(this.failure === undefined ? {} : { error: this.failure });
+    return (async function* iterate(): AsyncGenerator<WatchChange> {
+      try {
+        for (;;) {
+          const next = queue.shift();
+          if (next !== undefined) {
+            yield next;
+            continue;
+          }
+          if (end !== undefined) {
+            if (end.error !== undefined) throw end.error;
+            return;
+          }
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      } finally {
+        finish({});
+      }
+    })();
+  }
+
+  /** The watcher is async-iterable: `for await (const change of watcher)` is changes(). */
+  [Symbol.asyncIterator](): AsyncIterableIterator<WatchChange> {
+    return this.changes();
+  }
+
   /** close ends the stream and any backoff timer; it is idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -166,6 +232,7 @@ export class Watcher extends Emitter<WatcherEvents> {
       this.view.abandonSnapshot();
       if (signal.aborted) break;
       if (FATAL.has(ConnectError.from(error).code)) {
+        this.failure = error;
         this.emit("error", error);
         this.rejectReady(error);
         void this.close();
