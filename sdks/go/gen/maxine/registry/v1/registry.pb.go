@@ -530,6 +530,22 @@ type Instance struct {
 	// follows it and the instance's own heartbeats do not change it. Server-set,
 	// ignored in requests.
 	OperatorStatus OperatorStatus `protobuf:"varint,17,opt,name=operator_status,json=operatorStatus,proto3,enum=maxine.registry.v1.OperatorStatus" json:"operator_status,omitempty"`
+	// reported_load is the load the instance last reported on a heartbeat
+	// (Beat.load), the figure LEAST_LOADED compares. Server-set, ignored in
+	// requests, not revisioned (a new load makes no watch event). Filled only
+	// in answers that list instances with their live state (Discover with
+	// include_all), and only when the answering server knows it: absent when
+	// the instance never reported a load, and in Redis mode for an instance
+	// whose heartbeat stream is held by another replica.
+	ReportedLoad *float64 `protobuf:"fixed64,18,opt,name=reported_load,json=reportedLoad,proto3,oneof" json:"reported_load,omitempty"`
+	// lease_expires_at is when the instance is removed unless its lease is
+	// renewed: its lease deadline or, once its heartbeat stream has ended,
+	// the end of the grace period, whichever comes first. Server-set, ignored
+	// in requests, not revisioned. Filled in the same answers as
+	// reported_load, when the answering server knows it: absent for an
+	// instance without a lease here, and in Redis mode unless this replica
+	// holds the instance's heartbeat stream.
+	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -681,6 +697,20 @@ func (x *Instance) GetOperatorStatus() OperatorStatus {
 		return x.OperatorStatus
 	}
 	return OperatorStatus_OPERATOR_STATUS_UNSPECIFIED
+}
+
+func (x *Instance) GetReportedLoad() float64 {
+	if x != nil && x.ReportedLoad != nil {
+		return *x.ReportedLoad
+	}
+	return 0
+}
+
+func (x *Instance) GetLeaseExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpiresAt
+	}
+	return nil
 }
 
 // SetOperatorStatusRequest is the input of SetOperatorStatus.
@@ -1477,7 +1507,11 @@ type DiscoverRequest struct {
 	// the choice to that zone; otherwise every zone is used.
 	PreferredZone string `protobuf:"bytes,6,opt,name=preferred_zone,json=preferredZone,proto3" json:"preferred_zone,omitempty"`
 	// include_all asks for every matching instance (any status) in
-	// DiscoverResponse.instances.
+	// DiscoverResponse.instances, each with its live state (reported_load,
+	// lease_expires_at) where this server knows it. With include_all the
+	// answer lists the matching instances even when none of them is SERVING
+	// (DiscoverResponse.instance is then unset); NOT_FOUND only when no
+	// instance matches.
 	IncludeAll    bool `protobuf:"varint,7,opt,name=include_all,json=includeAll,proto3" json:"include_all,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1565,7 +1599,8 @@ func (x *DiscoverRequest) GetIncludeAll() bool {
 // DiscoverResponse is the output of Discover.
 type DiscoverResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// instance is the chosen SERVING instance.
+	// instance is the chosen SERVING instance; unset only for an include_all
+	// request whose matching instances are none of them SERVING.
 	Instance *Instance `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
 	// instances are all instances matching the filter, in instance_id order,
 	// when include_all was set.
@@ -2276,7 +2311,7 @@ var File_maxine_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"!maxine/registry/v1/registry.proto\x12\x12maxine.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x05\n" +
+	"!maxine/registry/v1/registry.proto\x12\x12maxine.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x06\n" +
 	"\bInstance\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1f\n" +
@@ -2297,10 +2332,13 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x0fcreate_revision\x18\x0e \x01(\x04R\x0ecreateRevision\x12!\n" +
 	"\fmod_revision\x18\x0f \x01(\x04R\vmodRevision\x12\x14\n" +
 	"\x05owner\x18\x10 \x01(\tR\x05owner\x12K\n" +
-	"\x0foperator_status\x18\x11 \x01(\x0e2\".maxine.registry.v1.OperatorStatusR\x0eoperatorStatus\x1a;\n" +
+	"\x0foperator_status\x18\x11 \x01(\x0e2\".maxine.registry.v1.OperatorStatusR\x0eoperatorStatus\x12(\n" +
+	"\rreported_load\x18\x12 \x01(\x01H\x00R\freportedLoad\x88\x01\x01\x12D\n" +
+	"\x10lease_expires_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x10\n" +
+	"\x0e_reported_load\"\x89\x01\n" +
 	"\x18SetOperatorStatusRequest\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.maxine.registry.v1.InstanceKeyR\x03key\x12:\n" +
 	"\x06status\x18\x02 \x01(\x0e2\".maxine.registry.v1.OperatorStatusR\x06status\"\x92\x01\n" +
@@ -2521,59 +2559,60 @@ var file_maxine_registry_v1_registry_proto_depIdxs = []int32{
 	33, // 2: maxine.registry.v1.Instance.registered_at:type_name -> google.protobuf.Timestamp
 	33, // 3: maxine.registry.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: maxine.registry.v1.Instance.operator_status:type_name -> maxine.registry.v1.OperatorStatus
-	10, // 5: maxine.registry.v1.SetOperatorStatusRequest.key:type_name -> maxine.registry.v1.InstanceKey
-	1,  // 6: maxine.registry.v1.SetOperatorStatusRequest.status:type_name -> maxine.registry.v1.OperatorStatus
-	7,  // 7: maxine.registry.v1.SetOperatorStatusResponse.instance:type_name -> maxine.registry.v1.Instance
-	7,  // 8: maxine.registry.v1.RegisterRequest.instance:type_name -> maxine.registry.v1.Instance
-	34, // 9: maxine.registry.v1.RegisterRequest.lease_ttl:type_name -> google.protobuf.Duration
-	7,  // 10: maxine.registry.v1.RegisterResponse.instance:type_name -> maxine.registry.v1.Instance
-	34, // 11: maxine.registry.v1.RegisterResponse.lease_ttl:type_name -> google.protobuf.Duration
-	33, // 12: maxine.registry.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	14, // 13: maxine.registry.v1.HeartbeatRequest.beats:type_name -> maxine.registry.v1.Beat
-	10, // 14: maxine.registry.v1.Beat.key:type_name -> maxine.registry.v1.InstanceKey
-	0,  // 15: maxine.registry.v1.Beat.status:type_name -> maxine.registry.v1.ServingStatus
-	7,  // 16: maxine.registry.v1.Beat.instance:type_name -> maxine.registry.v1.Instance
-	34, // 17: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 18: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
-	10, // 19: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
-	2,  // 20: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
-	33, // 21: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
-	10, // 22: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
-	32, // 23: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
-	19, // 24: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
-	3,  // 25: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
-	7,  // 26: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
-	7,  // 27: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
-	24, // 28: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
-	19, // 29: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
-	27, // 30: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
-	28, // 31: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
-	29, // 32: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
-	30, // 33: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
-	7,  // 34: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
-	4,  // 35: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
-	5,  // 36: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
-	7,  // 37: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
-	6,  // 38: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
-	11, // 39: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
-	13, // 40: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
-	17, // 41: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
-	20, // 42: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
-	22, // 43: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
-	25, // 44: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
-	8,  // 45: maxine.registry.v1.RegistryService.SetOperatorStatus:input_type -> maxine.registry.v1.SetOperatorStatusRequest
-	12, // 46: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
-	15, // 47: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
-	18, // 48: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
-	21, // 49: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
-	23, // 50: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
-	26, // 51: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
-	9,  // 52: maxine.registry.v1.RegistryService.SetOperatorStatus:output_type -> maxine.registry.v1.SetOperatorStatusResponse
-	46, // [46:53] is the sub-list for method output_type
-	39, // [39:46] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	33, // 5: maxine.registry.v1.Instance.lease_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 6: maxine.registry.v1.SetOperatorStatusRequest.key:type_name -> maxine.registry.v1.InstanceKey
+	1,  // 7: maxine.registry.v1.SetOperatorStatusRequest.status:type_name -> maxine.registry.v1.OperatorStatus
+	7,  // 8: maxine.registry.v1.SetOperatorStatusResponse.instance:type_name -> maxine.registry.v1.Instance
+	7,  // 9: maxine.registry.v1.RegisterRequest.instance:type_name -> maxine.registry.v1.Instance
+	34, // 10: maxine.registry.v1.RegisterRequest.lease_ttl:type_name -> google.protobuf.Duration
+	7,  // 11: maxine.registry.v1.RegisterResponse.instance:type_name -> maxine.registry.v1.Instance
+	34, // 12: maxine.registry.v1.RegisterResponse.lease_ttl:type_name -> google.protobuf.Duration
+	33, // 13: maxine.registry.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	14, // 14: maxine.registry.v1.HeartbeatRequest.beats:type_name -> maxine.registry.v1.Beat
+	10, // 15: maxine.registry.v1.Beat.key:type_name -> maxine.registry.v1.InstanceKey
+	0,  // 16: maxine.registry.v1.Beat.status:type_name -> maxine.registry.v1.ServingStatus
+	7,  // 17: maxine.registry.v1.Beat.instance:type_name -> maxine.registry.v1.Instance
+	34, // 18: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 19: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
+	10, // 20: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
+	2,  // 21: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
+	33, // 22: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 23: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
+	32, // 24: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
+	19, // 25: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
+	3,  // 26: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
+	7,  // 27: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
+	7,  // 28: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
+	24, // 29: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
+	19, // 30: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
+	27, // 31: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
+	28, // 32: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
+	29, // 33: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
+	30, // 34: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
+	7,  // 35: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
+	4,  // 36: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
+	5,  // 37: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
+	7,  // 38: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
+	6,  // 39: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
+	11, // 40: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
+	13, // 41: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
+	17, // 42: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
+	20, // 43: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
+	22, // 44: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
+	25, // 45: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
+	8,  // 46: maxine.registry.v1.RegistryService.SetOperatorStatus:input_type -> maxine.registry.v1.SetOperatorStatusRequest
+	12, // 47: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
+	15, // 48: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
+	18, // 49: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
+	21, // 50: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
+	23, // 51: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
+	26, // 52: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
+	9,  // 53: maxine.registry.v1.RegistryService.SetOperatorStatus:output_type -> maxine.registry.v1.SetOperatorStatusResponse
+	47, // [47:54] is the sub-list for method output_type
+	40, // [40:47] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_maxine_registry_v1_registry_proto_init() }
@@ -2581,6 +2620,7 @@ func file_maxine_registry_v1_registry_proto_init() {
 	if File_maxine_registry_v1_registry_proto != nil {
 		return
 	}
+	file_maxine_registry_v1_registry_proto_msgTypes[0].OneofWrappers = []any{}
 	file_maxine_registry_v1_registry_proto_msgTypes[7].OneofWrappers = []any{}
 	file_maxine_registry_v1_registry_proto_msgTypes[19].OneofWrappers = []any{
 		(*WatchServicesResponse_Snapshot)(nil),

@@ -71,8 +71,10 @@ type RegistryServiceClient interface {
 	// Errors: NOT_FOUND when the instance is not registered.
 	Deregister(ctx context.Context, in *DeregisterRequest, opts ...grpc.CallOption) (*DeregisterResponse, error)
 	// Discover chooses one SERVING instance of a service, with filters and a
-	// load-balancing strategy, and on request returns every matching instance.
-	// Errors: NOT_FOUND when no SERVING instance matches.
+	// load-balancing strategy, and on request (include_all) returns every
+	// matching instance with its reported load and lease expiry.
+	// Errors: NOT_FOUND when no SERVING instance matches (with include_all:
+	// when no instance matches at all).
 	Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error)
 	// ListServices lists the services of a namespace with instance counts.
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
@@ -218,8 +220,10 @@ type RegistryServiceServer interface {
 	// Errors: NOT_FOUND when the instance is not registered.
 	Deregister(context.Context, *DeregisterRequest) (*DeregisterResponse, error)
 	// Discover chooses one SERVING instance of a service, with filters and a
-	// load-balancing strategy, and on request returns every matching instance.
-	// Errors: NOT_FOUND when no SERVING instance matches.
+	// load-balancing strategy, and on request (include_all) returns every
+	// matching instance with its reported load and lease expiry.
+	// Errors: NOT_FOUND when no SERVING instance matches (with include_all:
+	// when no instance matches at all).
 	Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error)
 	// ListServices lists the services of a namespace with instance counts.
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)

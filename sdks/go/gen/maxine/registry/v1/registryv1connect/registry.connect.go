@@ -93,8 +93,10 @@ type RegistryServiceClient interface {
 	// Errors: NOT_FOUND when the instance is not registered.
 	Deregister(context.Context, *connect.Request[v1.DeregisterRequest]) (*connect.Response[v1.DeregisterResponse], error)
 	// Discover chooses one SERVING instance of a service, with filters and a
-	// load-balancing strategy, and on request returns every matching instance.
-	// Errors: NOT_FOUND when no SERVING instance matches.
+	// load-balancing strategy, and on request (include_all) returns every
+	// matching instance with its reported load and lease expiry.
+	// Errors: NOT_FOUND when no SERVING instance matches (with include_all:
+	// when no instance matches at all).
 	Discover(context.Context, *connect.Request[v1.DiscoverRequest]) (*connect.Response[v1.DiscoverResponse], error)
 	// ListServices lists the services of a namespace with instance counts.
 	ListServices(context.Context, *connect.Request[v1.ListServicesRequest]) (*connect.Response[v1.ListServicesResponse], error)
@@ -247,8 +249,10 @@ type RegistryServiceHandler interface {
 	// Errors: NOT_FOUND when the instance is not registered.
 	Deregister(context.Context, *connect.Request[v1.DeregisterRequest]) (*connect.Response[v1.DeregisterResponse], error)
 	// Discover chooses one SERVING instance of a service, with filters and a
-	// load-balancing strategy, and on request returns every matching instance.
-	// Errors: NOT_FOUND when no SERVING instance matches.
+	// load-balancing strategy, and on request (include_all) returns every
+	// matching instance with its reported load and lease expiry.
+	// Errors: NOT_FOUND when no SERVING instance matches (with include_all:
+	// when no instance matches at all).
 	Discover(context.Context, *connect.Request[v1.DiscoverRequest]) (*connect.Response[v1.DiscoverResponse], error)
 	// ListServices lists the services of a namespace with instance counts.
 	ListServices(context.Context, *connect.Request[v1.ListServicesRequest]) (*connect.Response[v1.ListServicesResponse], error)

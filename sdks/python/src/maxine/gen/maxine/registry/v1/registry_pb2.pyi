@@ -99,7 +99,7 @@ REMOVAL_REASON_STREAM_CLOSED: RemovalReason
 REMOVAL_REASON_FILTERED: RemovalReason
 
 class Instance(_message.Message):
-    __slots__ = ("namespace", "service", "instance_id", "host", "port", "version", "zone", "tags", "metadata", "weight", "status", "registered_at", "updated_at", "create_revision", "mod_revision", "owner", "operator_status")
+    __slots__ = ("namespace", "service", "instance_id", "host", "port", "version", "zone", "tags", "metadata", "weight", "status", "registered_at", "updated_at", "create_revision", "mod_revision", "owner", "operator_status", "reported_load", "lease_expires_at")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,8 @@ class Instance(_message.Message):
     MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_STATUS_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_LOAD_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     service: str
     instance_id: str
@@ -141,7 +143,9 @@ class Instance(_message.Message):
     mod_revision: int
     owner: str
     operator_status: OperatorStatus
-    def __init__(self, namespace: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., version: _Optional[str] = ..., zone: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., weight: _Optional[int] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., owner: _Optional[str] = ..., operator_status: _Optional[_Union[OperatorStatus, str]] = ...) -> None: ...
+    reported_load: float
+    lease_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, namespace: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., version: _Optional[str] = ..., zone: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., weight: _Optional[int] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., owner: _Optional[str] = ..., operator_status: _Optional[_Union[OperatorStatus, str]] = ..., reported_load: _Optional[float] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SetOperatorStatusRequest(_message.Message):
     __slots__ = ("key", "status")

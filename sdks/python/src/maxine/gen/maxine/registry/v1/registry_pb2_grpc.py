@@ -118,8 +118,10 @@ class RegistryServiceServicer:
 
     def Discover(self, request, context):
         """Discover chooses one SERVING instance of a service, with filters and a
-        load-balancing strategy, and on request returns every matching instance.
-        Errors: NOT_FOUND when no SERVING instance matches.
+        load-balancing strategy, and on request (include_all) returns every
+        matching instance with its reported load and lease expiry.
+        Errors: NOT_FOUND when no SERVING instance matches (with include_all:
+        when no instance matches at all).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
