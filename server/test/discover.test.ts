@@ -41,7 +41,7 @@ describe("Discover: filters, status and zones", () => {
     await registry.register(instance("a", { status: "DRAINING" }), undefined);
     await registry.register(instance("b"), undefined);
     await registry.register(instance("c", { status: "NOT_SERVING" }), undefined);
-    for (let i = 0; i < 5; i++) expect(registry.discover(q()).chosen.instanceId).toBe("b");
+    for (let i = 0; i < 5; i++) expect(registry.discover(q()).chosen!.instanceId).toBe("b");
     expect(registry.discover(q({ includeAll: true })).all.map((r) => r.instanceId)).toEqual(["a", "b", "c"]);
     expect(registry.discover(q()).all).toEqual([]);
   });
@@ -58,8 +58,8 @@ describe("Discover: filters, status and zones", () => {
 
   it("prefers the preferred zone while it has serving instances, else falls back", async () => {
     const { registry } = await withInstances(4, (i) => ({ zone: i < 2 ? "z1" : "z2" }));
-    for (let i = 0; i < 6; i++) expect(registry.discover(q({ preferredZone: "z2" })).chosen.zone).toBe("z2");
-    expect(new Set(Array.from({ length: 8 }, () => registry.discover(q({ preferredZone: "z9" })).chosen.zone))).toEqual(
+    for (let i = 0; i < 6; i++) expect(registry.discover(q({ preferredZone: "z2" })).chosen!.zone).toBe("z2");
+    expect(new Set(Array.from({ length: 8 }, () => registry.discover(q({ preferredZone: "z9" })).chosen!.zone))).toEqual(
       new Set(["z1", "z2"]),
     );
   });
@@ -68,7 +68,7 @@ describe("Discover: filters, status and zones", () => {
 describe("Discover: strategies", () => {
   it("round robin visits every instance equally, in instance id order", async () => {
     const { registry } = await withInstances(4);
-    const seen = Array.from({ length: 8 }, () => registry.discover(q()).chosen.instanceId);
+    const seen = Array.from({ length: 8 }, () => registry.discover(q()).chosen!.instanceId);
     expect(seen).toEqual(["i000", "i001", "i002", "i003", "i000", "i001", "i002", "i003"]);
   });
 
@@ -77,7 +77,7 @@ describe("Discover: strategies", () => {
     const counts = new Map<string, number>();
     const n = 20_000;
     for (let i = 0; i < n; i++) {
-      const id = registry.discover(q({ strategy: "WEIGHTED" })).chosen.instanceId;
+      const id = registry.discover(q({ strategy: "WEIGHTED" })).chosen!.instanceId;
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
     expect(counts.get("i000")! / n).toBeCloseTo(0.1, 1);
@@ -87,7 +87,7 @@ describe("Discover: strategies", () => {
 
   it("random spreads over every instance", async () => {
     const { registry } = await withInstances(5);
-    const seen = new Set(Array.from({ length: 500 }, () => registry.discover(q({ strategy: "RANDOM" })).chosen.instanceId));
+    const seen = new Set(Array.from({ length: 500 }, () => registry.discover(q({ strategy: "RANDOM" })).chosen!.instanceId));
     expect(seen.size).toBe(5);
   });
 
@@ -101,7 +101,7 @@ describe("Discover: strategies", () => {
     );
     const counts = new Map<string, number>();
     for (let i = 0; i < 4_000; i++) {
-      const id = core.registry.discover(q({ strategy: "LEAST_LOADED" })).chosen.instanceId;
+      const id = core.registry.discover(q({ strategy: "LEAST_LOADED" })).chosen!.instanceId;
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
     expect(counts.get("i003") ?? 0).toBe(0);
@@ -120,14 +120,14 @@ describe("Discover: strategies", () => {
       const n = 10;
       const { registry } = await withInstances(n);
       const keys = Array.from({ length: 5_000 }, (_, i) => `user-${i}`);
-      const before = keys.map((k) => registry.discover(q({ strategy, hashKey: k })).chosen.instanceId);
-      expect(keys.map((k) => registry.discover(q({ strategy, hashKey: k })).chosen.instanceId)).toEqual(before);
+      const before = keys.map((k) => registry.discover(q({ strategy, hashKey: k })).chosen!.instanceId);
+      expect(keys.map((k) => registry.discover(q({ strategy, hashKey: k })).chosen!.instanceId)).toEqual(before);
       // Every instance gets a fair share.
       const share = new Map<string, number>();
       for (const id of before) share.set(id, (share.get(id) ?? 0) + 1);
       for (const c of share.values()) expect(c / keys.length).toBeGreaterThan(0.5 / n);
       await registry.deregister({ namespace: "", service: "payments", instanceId: "i003" });
-      const after = keys.map((k) => registry.discover(q({ strategy, hashKey: k })).chosen.instanceId);
+      const after = keys.map((k) => registry.discover(q({ strategy, hashKey: k })).chosen!.instanceId);
       const moved = keys.filter((_, i) => before[i] !== after[i]).length / keys.length;
       // Only keys of the removed instance move: about 1/N of them.
       expect(keys.every((_, i) => before[i] === after[i] || before[i] === "i003")).toBe(true);

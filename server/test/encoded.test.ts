@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { InstanceRecord } from "../src/domain/instance.js";
 import type { Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
-import { instanceToPb, watchItemToPb } from "../src/wire/convert.js";
+import { instanceToPb, listedInstanceToPb, watchItemToPb } from "../src/wire/convert.js";
 import { discoverAnswer, discoverBinary, discoverJson, encodeInstance, registerBinary, watchEventFrame } from "../src/wire/encoded.js";
 
 // The hand-written Discover encoders must produce exactly protobuf-es's
@@ -36,8 +36,8 @@ function record(id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord
 
 function expected(d: Discovered, registryId: string) {
   const msg = create(DiscoverResponseSchema, {
-    instance: instanceToPb(d.chosen),
-    instances: d.all.map(instanceToPb),
+    instance: d.chosen === undefined ? undefined : instanceToPb(d.chosen),
+    instances: d.all.map((r, i) => listedInstanceToPb(r, d.leases[i]!)),
     revision: BigInt(d.revision),
     registryId,
   });
@@ -55,11 +55,30 @@ describe("encoded Discover answers", () => {
     modRevision: 2 ** 40,
   });
   it.each<[string, Discovered, string]>([
-    ["a chosen instance", { chosen: record("a"), all: [], revision: 5 }, "0123456789abcdef"],
-    ["revision 0 and no registry id (both left out)", { chosen: record("a"), all: [], revision: 0 }, ""],
-    ["a revision above 2^32 and 2^49", { chosen: record("a"), all: [], revision: 2 ** 49 + 3 }, "r"],
-    ["every instance, unicode and escapes", { chosen: rich, all: [record("a"), rich, record("z", { status: "NOT_SERVING" })], revision: 300 }, "id-ü"],
-    ["a 128-byte length (two-byte varint)", { chosen: record("a", { metadata: { m: "y".repeat(100) } }), all: [], revision: 127 }, "x"],
+    ["a chosen instance", { chosen: record("a"), all: [], leases: [], revision: 5 }, "0123456789abcdef"],
+    ["revision 0 and no registry id (both left out)", { chosen: record("a"), all: [], leases: [], revision: 0 }, ""],
+    ["a revision above 2^32 and 2^49", { chosen: record("a"), all: [], leases: [], revision: 2 ** 49 + 3 }, "r"],
+    [
+      "every instance with its lease state (known, load only, expiry only, unknown), unicode and escapes",
+      {
+        chosen: rich,
+        all: [record("a"), rich, record("z", { status: "NOT_SERVING" }), record("zz")],
+        leases: [
+          { load: 7.25, expiresAt: 1_700_000_010_500 },
+          { load: 0, expiresAt: undefined },
+          { load: undefined, expiresAt: 1_700_000_010_000 },
+          { load: undefined, expiresAt: undefined },
+        ],
+        revision: 300,
+      },
+      "id-ü",
+    ],
+    [
+      "include_all with nothing SERVING: no chosen instance",
+      { chosen: undefined, all: [record("d", { status: "DRAINING" })], leases: [{ load: 1e-9, expiresAt: 1_700_000_000_000 }], revision: 9 },
+      "r",
+    ],
+    ["a 128-byte length (two-byte varint)", { chosen: record("a", { metadata: { m: "y".repeat(100) } }), all: [], leases: [], revision: 127 }, "x"],
   ])("%s: byte for byte what protobuf-es writes", (_what, d, id) => {
     const want = expected(d, id);
     expect(discoverBinary(d, id).equals(want.binary)).toBe(true);
@@ -70,15 +89,15 @@ describe("encoded Discover answers", () => {
     const chosen = record("kept");
     for (const format of ["json", "binary"] as const) {
       const bytesOf = (d: Discovered, id: string) => (format === "json" ? Buffer.from(expected(d, id).json) : expected(d, id).binary);
-      const first = discoverAnswer({ chosen, all: [], revision: 5 }, "id-1", format);
-      expect(first.equals(bytesOf({ chosen, all: [], revision: 5 }, "id-1"))).toBe(true);
-      expect(discoverAnswer({ chosen, all: [], revision: 5 }, "id-1", format)).toBe(first); // kept
-      const moved = discoverAnswer({ chosen, all: [], revision: 6 }, "id-1", format);
-      expect(moved.equals(bytesOf({ chosen, all: [], revision: 6 }, "id-1"))).toBe(true);
-      const otherRegistry = discoverAnswer({ chosen, all: [], revision: 6 }, "id-2", format);
-      expect(otherRegistry.equals(bytesOf({ chosen, all: [], revision: 6 }, "id-2"))).toBe(true);
-      const all = discoverAnswer({ chosen, all: [chosen], revision: 6 }, "id-2", format);
-      expect(all.equals(bytesOf({ chosen, all: [chosen], revision: 6 }, "id-2"))).toBe(true);
+      const first = discoverAnswer({ chosen, all: [], leases: [], revision: 5 }, "id-1", format);
+      expect(first.equals(bytesOf({ chosen, all: [], leases: [], revision: 5 }, "id-1"))).toBe(true);
+      expect(discoverAnswer({ chosen, all: [], leases: [], revision: 5 }, "id-1", format)).toBe(first); // kept
+      const moved = discoverAnswer({ chosen, all: [], leases: [], revision: 6 }, "id-1", format);
+      expect(moved.equals(bytesOf({ chosen, all: [], leases: [], revision: 6 }, "id-1"))).toBe(true);
+      const otherRegistry = discoverAnswer({ chosen, all: [], leases: [], revision: 6 }, "id-2", format);
+      expect(otherRegistry.equals(bytesOf({ chosen, all: [], leases: [], revision: 6 }, "id-2"))).toBe(true);
+      const all = discoverAnswer({ chosen, all: [chosen], leases: [{ load: 3, expiresAt: 1_700_000_000_000 }], revision: 6 }, "id-2", format);
+      expect(all.equals(bytesOf({ chosen, all: [chosen], leases: [{ load: 3, expiresAt: 1_700_000_000_000 }], revision: 6 }, "id-2"))).toBe(true);
     }
   });
 });

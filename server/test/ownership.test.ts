@@ -77,7 +77,7 @@ describe("instance ownership", () => {
     await registry.register(instance("p-1"), undefined, alice);
     const s = registry.openStream(reader);
     expect(await registry.heartbeat(s, [{ key: key("p-1"), status: undefined, load: undefined }])).toMatchObject([{ result: "PERMISSION_DENIED" }]);
-    expect(registry.discover({ namespace: "", service: "payments", filter: undefined, strategy: "ROUND_ROBIN", hashKey: "", preferredZone: "", includeAll: false }, reader).chosen.instanceId).toBe("p-1");
+    expect(registry.discover({ namespace: "", service: "payments", filter: undefined, strategy: "ROUND_ROBIN", hashKey: "", preferredZone: "", includeAll: false }, reader).chosen!.instanceId).toBe("p-1");
     expect(() =>
       registry.discover({ namespace: "", service: "payments", filter: undefined, strategy: "ROUND_ROBIN", hashKey: "", preferredZone: "", includeAll: false }, as("nobody")),
     ).toThrow('principal "nobody" lacks the read permission on default/payments');

@@ -174,7 +174,7 @@ describe("hash strategies", () => {
     );
     await registry.register(instance("a"), undefined);
     expect(() => registry.discover(query({ strategy }))).toThrow(`hash_key: is required for STRATEGY_${strategy}`);
-    expect(registry.discover(query({ strategy, hashKey: "user-1" })).chosen.instanceId).toBe("a");
+    expect(registry.discover(query({ strategy, hashKey: "user-1" })).chosen!.instanceId).toBe("a");
   });
 });
 

@@ -1,4 +1,4 @@
-import { create, createFileRegistry, fromBinary, isFieldSet, ScalarType, toBinary, toJsonString, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { clone, create, createFileRegistry, fromBinary, isFieldSet, ScalarType, toBinary, toJsonString, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import {
@@ -21,14 +21,14 @@ import {
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { InstanceRecord, OperatorStatus, Status } from "../src/domain/instance.js";
+import type { InstanceRecord, LeaseState, OperatorStatus, Status } from "../src/domain/instance.js";
 import type { BeatOutcome, Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
-import { beatAckOf, instanceInputOf, instanceToPb, operatorStatusOf, watchItemToPb } from "../src/wire/convert.js";
-import { discoverBinary, discoverJson, encodeInstance, instanceJson, registerBinary, snapshotFrame, watchEventFrame } from "../src/wire/encoded.js";
+import { beatAckOf, instanceInputOf, instanceToPb, listedInstanceToPb, operatorStatusOf, watchItemToPb } from "../src/wire/convert.js";
+import { discoverBinary, discoverJson, encodeInstance, instanceJson, listedInstanceBytes, listedInstanceJson, registerBinary, snapshotFrame, watchEventFrame } from "../src/wire/encoded.js";
 import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/wire/heartbeat-wire.js";
 import { string, strings, uint64 } from "../src/wire/schema-columns.js";
-import { MessageWriter, type Table } from "../src/wire/schema-writer.js";
+import { MessageWriter, perAnswer, suffixWriter, type Table } from "../src/wire/schema-writer.js";
 
 // Every message the server writes without protobuf-es, for random values,
 // must be byte for byte what protobuf-es writes for the same message built
@@ -69,6 +69,12 @@ const record: fc.Arbitrary<InstanceRecord> = fc.record({
   modRevision: safe,
 });
 
+// a lease's state as Discover include_all writes it: any double (NaN, -0, infinities too: the writer must not care), any time, or unknown
+const lease: fc.Arbitrary<LeaseState> = fc.record({
+  load: fc.option(fc.oneof(fc.double(), fc.constantFrom(0, -0, 7.2, 1e-9, Number.MAX_VALUE)), { nil: undefined }),
+  expiresAt: fc.option(ms, { nil: undefined }),
+});
+
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
 describe("wire properties: what the server writes is what protobuf-es writes", () => {
@@ -82,11 +88,28 @@ describe("wire properties: what the server writes is what protobuf-es writes", (
     );
   });
 
+  it("an Instance with its live lease state (Discover include_all), as protobuf and as JSON", () => {
+    fc.assert(
+      fc.property(record, lease, (r, l) => {
+        expect(hex(listedInstanceBytes(r, l))).toBe(hex(toBinary(InstanceSchema, listedInstanceToPb(r, l))));
+        expect(listedInstanceJson(r, l)).toBe(toJsonString(InstanceSchema, listedInstanceToPb(r, l)));
+      }),
+      runs,
+    );
+  });
+
   it("DiscoverResponse, as protobuf and as JSON", () => {
-    const discovered = fc.record({ chosen: record, all: fc.array(record, { maxLength: 4 }), revision: safe });
+    const discovered = fc
+      .record({ chosen: fc.option(record, { nil: undefined }), listed: fc.array(fc.tuple(record, lease), { maxLength: 4 }), revision: safe })
+      .map(({ chosen, listed, revision }): Discovered => ({ chosen, all: listed.map(([r]) => r), leases: listed.map(([, l]) => l), revision }));
     fc.assert(
       fc.property(discovered, text, (d: Discovered, registryId) => {
-        const msg = create(DiscoverResponseSchema, { instance: instanceToPb(d.chosen), instances: d.all.map(instanceToPb), revision: BigInt(d.revision), registryId });
+        const msg = create(DiscoverResponseSchema, {
+          instance: d.chosen === undefined ? undefined : instanceToPb(d.chosen),
+          instances: d.all.map((r, i) => listedInstanceToPb(r, d.leases[i]!)),
+          revision: BigInt(d.revision),
+          registryId,
+        });
         expect(hex(discoverBinary(d, registryId))).toBe(hex(toBinary(DiscoverResponseSchema, msg)));
         expect(discoverJson(d, registryId)).toBe(toJsonString(DiscoverResponseSchema, msg));
       }),
@@ -299,6 +322,12 @@ function recordOf(i: Instance): InstanceRecord {
   };
 }
 
+/** leaseOf is the lease state whose per-answer fields are i's. */
+function leaseOf(i: Instance): LeaseState {
+  const t = i.leaseExpiresAt;
+  return { load: i.reportedLoad, expiresAt: t === undefined ? undefined : Number(t.seconds) * 1000 + t.nanos / 1_000_000 };
+}
+
 /** fieldNumbers lists the field numbers at the top level of an encoded message. */
 function fieldNumbers(bytes: Uint8Array): Set<number> {
   const r = new BinaryReader(bytes);
@@ -317,14 +346,20 @@ describe("wire properties: every Instance field", () => {
   expect(full.operatorStatus).toBe(OperatorStatusPb.DRAINING);
   full.status = ServingStatus.DRAINING;
   const r = recordOf(full);
+  const l = leaseOf(full);
 
   it("a populated Instance has every field of the schema set (the test builds what it means to check)", () => {
     for (const f of InstanceSchema.fields) expect(isFieldSet(full, f), f.name).toBe(true);
   });
 
-  it("a fully populated record round-trips: encodeInstance writes every field, as toBinary does", () => {
-    const bytes = encodeInstance(r);
+  it("a fully populated record with its lease state round-trips: the cached bytes and the per-answer suffix write every field, as toBinary does", () => {
+    const bytes = listedInstanceBytes(r, l);
     expect(hex(bytes)).toBe(hex(toBinary(InstanceSchema, full)));
+    // the cached part alone is the Instance without the per-answer fields
+    const cachedOnly = clone(InstanceSchema, full);
+    cachedOnly.reportedLoad = undefined;
+    cachedOnly.leaseExpiresAt = undefined;
+    expect(hex(encodeInstance(r))).toBe(hex(toBinary(InstanceSchema, cachedOnly)));
     const decoded = fromBinary(InstanceSchema, bytes);
     for (const f of InstanceSchema.fields) expect(isFieldSet(decoded, f), `${f.name} written`).toBe(true);
     expect(decoded).toEqual(full);
@@ -332,8 +367,9 @@ describe("wire properties: every Instance field", () => {
     for (const f of InstanceSchema.fields) expect(numbers.has(f.number), `field ${f.number} (${f.name}) in the bytes`).toBe(true);
   });
 
-  it("the JSON mapping of a fully populated record names every field", () => {
-    const json = JSON.parse(instanceJson(r)) as Record<string, unknown>;
+  it("the JSON mapping of a fully populated record with its lease state names every field, as toJsonString does", () => {
+    expect(listedInstanceJson(r, l)).toBe(toJsonString(InstanceSchema, full));
+    const json = JSON.parse(listedInstanceJson(r, l)) as Record<string, unknown>;
     for (const f of InstanceSchema.fields) expect(json, f.jsonName).toHaveProperty([f.jsonName]);
   });
 });
@@ -378,5 +414,25 @@ describe("wire properties: field numbers from 16 up (multi-byte tags)", () => {
     expect(() => new MessageWriter(schema, wrong)).toThrow("test.Wide.b: the column writes a string, the schema says scalar UINT64 (field 2047)");
     const { d: _, ...missing } = table;
     expect(() => new MessageWriter(schema, missing as Table<Wide, Source>)).toThrow("test.Wide.d: no column in the table");
+  });
+
+  it("writes per-answer fields after the cached bytes only when they come last, and only the fields marked perAnswer", () => {
+    const cached: Table<Wide, Source> = { ...table, d: perAnswer() };
+    const suffix = suffixWriter(schema, cached, { d: string((s: Source) => s.d) });
+    const head = new MessageWriter(schema, cached);
+    fc.assert(
+      fc.property(fc.record({ a: text, b: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), c: fc.array(text, { maxLength: 3 }), d: text }), (s) => {
+        expect(hex(Buffer.concat([head.encode(s), suffix.encode(s)]))).toBe(hex(toBinary(schema, create(schema, s))));
+      }),
+      runs,
+    );
+    // field 16 (a) before the cached 2047, 2048 and 2^29-1: appended after their bytes it would be out of order
+    expect(() => suffixWriter(schema, { ...table, a: perAnswer() }, { a: string((s: Source) => s.a) })).toThrow(
+      "test.Wide: per-answer field 16 comes before cached field 536870911;",
+    );
+    expect(() => suffixWriter(schema, cached, {})).toThrow("test.Wide.d: marked perAnswer in the cached table, no column in the suffix");
+    expect(() => suffixWriter(schema, cached, { d: string((s: Source) => s.d), b: uint64((s: Source) => s.b) })).toThrow(
+      "test.Wide.b: in the suffix but not marked perAnswer in the cached table",
+    );
   });
 });

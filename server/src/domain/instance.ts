@@ -70,6 +70,22 @@ export function effectiveStatus(r: InstanceRecord): Status {
   }
 }
 
+/**
+ * LeaseState is what the answering server knows, right now, of an
+ * instance's lease: the load its beats last reported and when it goes
+ * unless renewed. It changes with every beat and is not revisioned, so it
+ * is no part of the (immutable, cached) record: answers that list instances
+ * with it (Discover include_all) write it per answer. undefined: not known
+ * here.
+ */
+export interface LeaseState {
+  readonly load: number | undefined;
+  readonly expiresAt: number | undefined;
+}
+
+/** UNKNOWN_LEASE is the LeaseState of an instance whose lease this server does not know. */
+export const UNKNOWN_LEASE: LeaseState = Object.freeze({ load: undefined, expiresAt: undefined });
+
 /** InstanceKey names one instance. */
 export interface InstanceKey {
   readonly namespace: string;

@@ -30,8 +30,8 @@ export interface Lease {
   stream: HeartbeatStream | undefined;
   /** others are other open streams that beat this instance while stream held it (a reconnecting session, or an intruder): one of them takes it when stream ends. */
   others: HeartbeatStream[] | undefined;
-  /** load is the last load reported by a heartbeat (0 if none), for LEAST_LOADED. */
-  load: number;
+  /** load is the last load reported by a heartbeat (undefined if none), for LEAST_LOADED and Discover include_all. */
+  load: number | undefined;
   /** scheduled is the time of this lease's live entry in the expiry heap. */
   scheduled: number;
 }
@@ -74,7 +74,7 @@ export class LeaseTable {
     const k = keyString(key);
     let lease = this.leases.get(k);
     if (lease === undefined) {
-      lease = { key, id: k, ttlMs, deadline: 0, graceUntil: Infinity, stream: undefined, others: undefined, load: 0, scheduled: Infinity };
+      lease = { key, id: k, ttlMs, deadline: 0, graceUntil: Infinity, stream: undefined, others: undefined, load: undefined, scheduled: Infinity };
       this.leases.set(k, lease);
     } else if (replaceTtl) {
       lease.ttlMs = ttlMs;

@@ -4,7 +4,7 @@ import type { Store } from "../store/store.js";
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError, invalid } from "../domain/errors.js";
 import { isEmptyFilter, matches } from "../domain/filter.js";
-import { effectiveStatus, keyString, type InstanceKey, type InstanceRecord, type OperatorStatus, type Status } from "../domain/instance.js";
+import { effectiveStatus, keyString, UNKNOWN_LEASE, type InstanceKey, type InstanceRecord, type LeaseState, type OperatorStatus, type Status } from "../domain/instance.js";
 import { HeartbeatStream, LeaseTable } from "./leases.js";
 import { Usage } from "./usage.js";
 import { OPEN, denied, notOwner, requirePermission, type Access } from "../domain/access.js";
@@ -95,9 +95,12 @@ export interface DiscoverQuery {
 
 /** Discovered is the outcome of discover. */
 export interface Discovered {
-  readonly chosen: InstanceRecord;
+  /** chosen is the SERVING instance chosen; undefined only when includeAll was asked and none of the matching instances is SERVING. */
+  readonly chosen: InstanceRecord | undefined;
   /** all matching instances (any status) when includeAll was asked. */
   readonly all: readonly InstanceRecord[];
+  /** leases holds, for each of all (same order), what this server knows of its lease right now. */
+  readonly leases: readonly LeaseState[];
   readonly revision: number;
 }
 
@@ -485,14 +488,30 @@ export class Registry {
       const inZone = candidates.filter((r) => r.zone === q.preferredZone);
       if (inZone.length > 0) candidates = inZone;
     }
-    if (candidates.length === 0) {
+    // include_all lists what matches even when nothing is SERVING (a fully drained service): an operator's listing
+    if (candidates.length === 0 && !(q.includeAll && all.length > 0)) {
       throw new RegistryError(
         Reason.NOT_FOUND,
         `service ${namespace}/${service} has no SERVING instance matching the filter (${view.size} registered, ${all.length} matching, none serving)`,
       );
     }
-    const chosen = this.selector.select(`${namespace}/${service}`, candidates, q.strategy, q.hashKey, (r) => this.loadOf(r));
-    return { chosen, all: q.includeAll ? all : [], revision: this.store.revision() };
+    const chosen = candidates.length === 0 ? undefined : this.selector.select(`${namespace}/${service}`, candidates, q.strategy, q.hashKey, (r) => this.loadOf(r));
+    if (!q.includeAll) return { chosen, all: [], leases: [], revision: this.store.revision() };
+    return { chosen, all, leases: all.map((r) => this.leaseStateOf(r)), revision: this.store.revision() };
+  }
+
+  /**
+   * leaseStateOf is what this server knows of r's lease now: its load and
+   * when it goes (the lease deadline or, its stream ended, the end of the
+   * grace). With a shared store (Redis) another replica may renew the lease
+   * and its Redis deadline is not read here, so only a lease bound to an
+   * open heartbeat stream of this server is known (its beats come here).
+   */
+  private leaseStateOf(r: InstanceRecord): LeaseState {
+    const lease = this.leases.get(keyString(r));
+    if (lease === undefined) return UNKNOWN_LEASE;
+    if (this.store.leases !== undefined && (lease.stream === undefined || lease.stream.closed)) return UNKNOWN_LEASE;
+    return { load: lease.load, expiresAt: Math.min(lease.deadline, lease.graceUntil) };
   }
 
   /** listServices summarises the services of a namespace the caller may read, in name order. */

@@ -19,7 +19,7 @@ import { invalid } from "../domain/errors.js";
 import type { Discovered, Registry } from "../registry/registry.js";
 import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
-import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, knownStatus, operatorStatusOf, strategyOf, ttlOf } from "../wire/convert.js";
+import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, listedInstanceToPb, knownStatus, operatorStatusOf, strategyOf, ttlOf } from "../wire/convert.js";
 import { decodeHeartbeatRequest, type BeatsRequest } from "../wire/heartbeat-wire.js";
 import { discoverAnswer, registerBinary } from "../wire/encoded.js";
 import { outgoing, type Outgoing } from "./context.js";
@@ -151,8 +151,8 @@ function discoverOutgoing(d: Discovered, registryId: string): Outgoing {
     json: () => discoverAnswer(d, registryId, "json"),
     message: (): Message =>
       create(DiscoverResponseSchema, {
-        instance: instanceToPb(d.chosen),
-        instances: d.all.map(instanceToPb),
+        instance: d.chosen === undefined ? undefined : instanceToPb(d.chosen),
+        instances: d.all.map((r, i) => listedInstanceToPb(r, d.leases[i]!)),
         revision: BigInt(d.revision),
         registryId,
       }),

@@ -16,7 +16,7 @@ import {
   type WatchServicesResponse,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { invalid } from "../domain/errors.js";
-import type { InstanceKey, InstanceRecord, OperatorStatus, Status } from "../domain/instance.js";
+import type { InstanceKey, InstanceRecord, LeaseState, OperatorStatus, Status } from "../domain/instance.js";
 import { instanceWriter } from "./instance-fields.js";
 import type { BeatOutcome } from "../registry/registry.js";
 import type { Strategy } from "../registry/select.js";
@@ -132,6 +132,19 @@ export function instanceToPb(r: InstanceRecord): Instance {
     instanceCache.set(r, pb);
   }
   return pb;
+}
+
+/**
+ * listedInstanceToPb is r's Instance with its live lease state, as Discover
+ * include_all lists it: a message of its own (instanceToPb's are shared),
+ * for the connect-es path and as the reference of listedInstanceBytes.
+ */
+export function listedInstanceToPb(r: InstanceRecord, lease: LeaseState): Instance {
+  return create(InstanceSchema, {
+    ...instanceWriter.init(r),
+    reportedLoad: lease.load,
+    leaseExpiresAt: lease.expiresAt === undefined ? undefined : timestampFromMs(lease.expiresAt),
+  });
 }
 
 /** eventTypeToPb and removalToPb map a watch event's type and removal reason to their wire values. */

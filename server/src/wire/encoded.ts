@@ -13,12 +13,12 @@ import {
   type SnapshotChunk,
   type WatchEvent,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceRecord } from "../domain/instance.js";
+import type { InstanceRecord, LeaseState } from "../domain/instance.js";
 import type { Discovered, Registered } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
 import type { WatchEventItem } from "../watch/items.js";
 import { eventTypeToPb, removalToPb } from "./convert.js";
-import { instanceWriter } from "./instance-fields.js";
+import { instanceWriter, leaseWriter } from "./instance-fields.js";
 import { durationMs, encoded, encodedList, enumOf, string, timestampMs, uint64 } from "./schema-columns.js";
 import { fieldNamed, MessageWriter, oneofFrame } from "./schema-writer.js";
 
@@ -58,6 +58,27 @@ export function instanceJson(r: InstanceRecord): string {
   return j;
 }
 
+const known = (l: LeaseState): boolean => l.load !== undefined || l.expiresAt !== undefined;
+
+/**
+ * listedInstanceBytes is r's Instance with its live lease state (reported
+ * load, lease expiry): the record's cached bytes followed by leaseWriter's
+ * few bytes for this answer, which is what protobuf-es writes for the whole
+ * Instance (the per-answer fields have the highest numbers).
+ */
+export function listedInstanceBytes(r: InstanceRecord, lease: LeaseState): Uint8Array {
+  const cached = instanceBytes(r);
+  return known(lease) ? Buffer.concat([cached, leaseWriter.encode(lease)]) : cached;
+}
+
+/** listedInstanceJson is listedInstanceBytes in the JSON mapping: the cached JSON with the lease's fields spliced in last. */
+export function listedInstanceJson(r: InstanceRecord, lease: LeaseState): string {
+  const cached = instanceJson(r);
+  if (!known(lease)) return cached;
+  const tail = toJsonString(InstanceSchema, create(InstanceSchema, leaseWriter.init(lease))); // {"reportedLoad":...}, never "{}"
+  return cached === "{}" ? tail : `${cached.slice(0, -1)},${tail.slice(1)}`;
+}
+
 /**
  * encodeStoredRecords encodes each record as the store commits it, so that
  * the first watcher after a bulk registration does not pay for encoding a
@@ -72,7 +93,7 @@ export function encodeStoredRecords(store: Store): () => void {
 
 /** DiscoverSource is a DiscoverResponse with its instances already encoded. */
 interface DiscoverSource {
-  readonly chosen: Uint8Array;
+  readonly chosen: Uint8Array | undefined;
   readonly all: readonly Uint8Array[];
   readonly revision: number;
   readonly registryId: string;
@@ -87,7 +108,12 @@ const discoverWriter = new MessageWriter<DiscoverResponse, DiscoverSource>(Disco
 
 /** discoverBinary encodes a DiscoverResponse as protobuf-es's toBinary would. */
 export function discoverBinary(d: Discovered, registryId: string): Buffer {
-  return discoverWriter.encode({ chosen: instanceBytes(d.chosen), all: d.all.map(instanceBytes), revision: d.revision, registryId });
+  return discoverWriter.encode({
+    chosen: d.chosen === undefined ? undefined : instanceBytes(d.chosen),
+    all: d.all.map((r, i) => listedInstanceBytes(r, d.leases[i]!)),
+    revision: d.revision,
+    registryId,
+  });
 }
 
 const registerWriter = new MessageWriter<RegisterResponse, { readonly r: Registered; readonly registryId: string }>(RegisterResponseSchema, {
@@ -112,7 +138,7 @@ export function registerBinary(r: Registered, registryId: string): Buffer {
  */
 export function discoverAnswer(d: Discovered, registryId: string, format: "binary" | "json"): Buffer {
   const encode = (): Buffer => (format === "json" ? Buffer.from(discoverJson(d, registryId)) : discoverBinary(d, registryId));
-  if (d.all.length > 0) return encode();
+  if (d.all.length > 0 || d.chosen === undefined) return encode(); // include_all: live lease state, written per answer
   const kept = (format === "json" ? keptJson : keptBinary).get(d.chosen);
   if (kept !== undefined && kept.revision === d.revision && kept.registryId === registryId) return kept.bytes;
   const bytes = encode();
@@ -133,11 +159,12 @@ const DISCOVER_JSON = {
 
 /** discoverJson encodes a DiscoverResponse as protobuf-es's toJsonString would (fields in number order, zero values left out). */
 export function discoverJson(d: Discovered, registryId: string): string {
-  let out = `{${DISCOVER_JSON.instance}:${instanceJson(d.chosen)}`;
-  if (d.all.length > 0) out += `,${DISCOVER_JSON.instances}:[${d.all.map(instanceJson).join(",")}]`;
-  if (d.revision !== 0) out += `,${DISCOVER_JSON.revision}:"${d.revision}"`;
-  if (registryId !== "") out += `,${DISCOVER_JSON.registryId}:${JSON.stringify(registryId)}`;
-  return `${out}}`;
+  const parts: string[] = [];
+  if (d.chosen !== undefined) parts.push(`${DISCOVER_JSON.instance}:${instanceJson(d.chosen)}`);
+  if (d.all.length > 0) parts.push(`${DISCOVER_JSON.instances}:[${d.all.map((r, i) => listedInstanceJson(r, d.leases[i]!)).join(",")}]`);
+  if (d.revision !== 0) parts.push(`${DISCOVER_JSON.revision}:"${d.revision}"`);
+  if (registryId !== "") parts.push(`${DISCOVER_JSON.registryId}:${JSON.stringify(registryId)}`);
+  return `{${parts.join(",")}}`;
 }
 
 const watchEventWriter = new MessageWriter<WatchEvent, { readonly item: WatchEventItem; readonly instance: Uint8Array }>(WatchEventSchema, {

@@ -6,9 +6,9 @@ import {
   ServingStatusSchema,
   type Instance,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import { effectiveStatus, type InstanceRecord, type OperatorStatus, type Status } from "../domain/instance.js";
-import { enumOf, string, stringMap, strings, timestampMs, uint32, uint64 } from "./schema-columns.js";
-import { MessageWriter, type Table } from "./schema-writer.js";
+import { effectiveStatus, type InstanceRecord, type LeaseState, type OperatorStatus, type Status } from "../domain/instance.js";
+import { enumOf, optionalDouble, string, stringMap, strings, timestampMs, uint32, uint64 } from "./schema-columns.js";
+import { MessageWriter, perAnswer, suffixWriter, type Table } from "./schema-writer.js";
 
 /** statusToPb maps the core's statuses to the wire enum. */
 export const statusToPb: Record<Status, ServingStatus> = {
@@ -50,7 +50,21 @@ export const instanceFields: Table<Instance, InstanceRecord> = {
   modRevision: uint64((r) => r.modRevision),
   owner: string((r) => r.owner),
   operatorStatus: enumOf(OperatorStatusSchema, (r) => operatorStatusToPb[r.operatorStatus]),
+  // live lease state, not in the record: written per answer by leaseWriter, after the record's cached bytes
+  reportedLoad: perAnswer(),
+  leaseExpiresAt: perAnswer(),
 };
 
 /** instanceWriter encodes records as Instance messages, compiled from instanceFields and InstanceSchema at load. */
 export const instanceWriter = new MessageWriter(InstanceSchema, instanceFields);
+
+/**
+ * leaseWriter writes an Instance's per-answer fields (those instanceFields
+ * marks perAnswer) from a LeaseState: appended to a record's cached
+ * Instance bytes, they make the Instance protobuf-es writes with every
+ * field (suffixWriter checks at load that these fields come last).
+ */
+export const leaseWriter = suffixWriter(InstanceSchema, instanceFields, {
+  reportedLoad: optionalDouble((l: LeaseState) => l.load),
+  leaseExpiresAt: timestampMs((l: LeaseState) => l.expiresAt),
+});

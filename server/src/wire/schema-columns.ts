@@ -1,14 +1,16 @@
 import { fromBinary, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import type { GenEnum, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { DurationSchema, FeatureSet_FieldPresence, TimestampSchema, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { bigVarintSize, intSize, tagBytes, varintSize, WIRE_LENGTH_DELIMITED, WIRE_VARINT, writeBigVarint, writeInt, writeTag, writeVarint } from "./proto-write.js";
+import { bigVarintSize, intSize, tagBytes, varintSize, WIRE_BIT64, WIRE_LENGTH_DELIMITED, WIRE_VARINT, writeBigVarint, writeInt, writeTag, writeVarint } from "./proto-write.js";
 import { MessageWriter, misfit, type Column, type Sizes, type Step } from "./schema-writer.js";
 
 // The kinds of column a MessageWriter's table is made of, one per kind of
 // field the server writes. Each checks at load that its field has that kind
 // (scalar type, enum or message type, implicit presence) and precomputes the
-// field's tag; a field of a kind not here (bytes, double, optional, a
-// oneof member) fails at load with its name until a column is added.
+// field's tag; a field of a kind not here (bytes, float, an optional other
+// than double, a oneof member) fails at load with its name until a column
+// is added. perAnswer (schema-writer.ts) marks a field written after a
+// record's cached bytes, per answer.
 
 function implicitScalar(field: DescField, scalar: ScalarType, writes: string): Uint8Array {
   if (field.fieldKind !== "scalar" || field.scalar !== scalar || field.presence !== FeatureSet_FieldPresence.IMPLICIT) throw misfit(field, writes);
@@ -118,6 +120,26 @@ export function uint64<S>(get: (s: S) => number | bigint): Column<S, bigint> {
           return v === 0n ? at : writeBigVarint(out, writeTag(out, at, tag), v);
         },
         init: (s) => BigInt(get(s)),
+      };
+    },
+  };
+}
+
+/** optionalDouble is a proto3 `optional double` field: undefined left out, any number (0 too) written, 8 bytes little-endian. */
+export function optionalDouble<S>(get: (s: S) => number | undefined): Column<S, number | undefined> {
+  return {
+    compile(field) {
+      if (field.fieldKind !== "scalar" || field.scalar !== ScalarType.DOUBLE || field.presence !== FeatureSet_FieldPresence.EXPLICIT) {
+        throw misfit(field, "an optional double");
+      }
+      const tag = tagBytes(field.number, WIRE_BIT64);
+      return {
+        size: (s) => (get(s) === undefined ? 0 : tag.length + 8),
+        write: (out, at, s) => {
+          const v = get(s);
+          return v === undefined ? at : out.writeDoubleLE(v, writeTag(out, at, tag));
+        },
+        init: get,
       };
     },
   };

@@ -152,6 +152,54 @@ export function oneofFrame<M extends Message, C extends Message, S>(schema: GenM
   };
 }
 
+/** PerAnswerColumn is a column marked by perAnswer. */
+type PerAnswerColumn<S, T> = Column<S, T> & { readonly perAnswer: true };
+
+/**
+ * perAnswer is the column of a field that a record's cached encoding never
+ * holds: its value is known only when an answer is written (a lease's
+ * deadline, a reported load), so suffixWriter writes it after the cached
+ * bytes. It writes nothing and its init is undefined (unset).
+ */
+export function perAnswer<S, T>(): PerAnswerColumn<S, T> {
+  return { compile: () => NOTHING, perAnswer: true };
+}
+
+const NOTHING: Step<unknown> = { size: () => 0, write: (_out, at) => at, init: () => undefined };
+
+/** SuffixTable names a column for each of a message's perAnswer fields (the others are written by the cached table). */
+export type SuffixTable<M extends Message, S> = { readonly [K in FieldName<M>]?: Column<S, M[K]> };
+
+/**
+ * suffixWriter is a writer of the fields cached marks perAnswer, from
+ * another source S: appended to the bytes cached's writer made, they are
+ * the message protobuf-es writes with every field. That holds because
+ * protobuf-es writes fields in number order, so suffixWriter checks at load
+ * that suffix covers exactly cached's perAnswer fields and that each has a
+ * higher number than every field cached writes.
+ */
+export function suffixWriter<M extends Message, R, S>(schema: GenMessage<M>, cached: Table<M, R>, suffix: SuffixTable<M, S>): MessageWriter<M, S> {
+  const cachedColumns = cached as unknown as Record<string, Column<R, unknown> & { perAnswer?: true }>;
+  const suffixColumns = suffix as unknown as Record<string, Column<S, unknown> | undefined>;
+  const table: Record<string, Column<S, unknown>> = {};
+  let highestCached = 0;
+  let lowestSuffix = Infinity;
+  for (const f of schema.fields) {
+    const later = cachedColumns[f.localName]?.perAnswer === true;
+    const column = suffixColumns[f.localName];
+    if (later !== (column !== undefined)) {
+      throw new Error(`${schema.typeName}.${f.name}: ${later ? "marked perAnswer in the cached table, no column in the suffix" : "in the suffix but not marked perAnswer in the cached table"}`);
+    }
+    if (column !== undefined) lowestSuffix = Math.min(lowestSuffix, f.number);
+    else highestCached = Math.max(highestCached, f.number);
+    table[f.localName] = column ?? { compile: () => NOTHING as Step<S> };
+  }
+  if (lowestSuffix < highestCached) {
+    throw new Error(`${schema.typeName}: per-answer field ${lowestSuffix} comes before cached field ${highestCached}; appended after the cached bytes, it would break protobuf's field order`);
+  }
+  return new MessageWriter(schema, table as unknown as Table<M, S>);
+}
+
 /** fieldNamed returns schema's field whose TypeScript name is localName; it throws when there is none, so a renamed field fails at load. */
 export function fieldNamed(schema: DescMessage, localName: string): DescField {
   const field = schema.field[localName];
