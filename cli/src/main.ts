@@ -26,6 +26,13 @@ function intIn(min: number, max: number): (v: string) => number {
   };
 }
 
+/** load reads a load to report: a finite number >= 0, as the server's rule for beats.load. */
+function load(v: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`must be a finite number >= 0, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 /** duration reads 500ms, 10s, 5m or 1h into milliseconds. */
 function duration(v: string): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(v);
@@ -94,6 +101,7 @@ function program(run: Run): Command {
     .option("--weight <weight>", "share for the weighted strategy, 1..10000 (server default 100)", intIn(1, 10000))
     .addOption(new Option("--status <status>", "status to register with").choices(["serving", "draining", "not-serving"]).default("serving"))
     .option("--ttl <duration>", "lease TTL, e.g. 10s (server default when unset)", duration)
+    .option("--load <load>", "load to report on every heartbeat (a number >= 0, lower is less loaded; for least-loaded)", load)
     .action((service: string, o) => run((g, out) => register(connect(g), g, out, service, o)));
   p.command("deregister")
     .description("remove an instance at once")

@@ -108,6 +108,38 @@ export function instanceRow(out: Output, i: Instance, now = Date.now()): string[
   ];
 }
 
+/** LIVE_HEADER is the columns of liveRow: instanceRow's and the instance's live lease state. */
+export const LIVE_HEADER = [...INSTANCE_HEADER, "LOAD", "LEASE LEFT"] as const;
+
+/**
+ * liveRow is instanceRow with the instance's live lease state, as Discover
+ * include_all reports it: the load its beats last reported and the time
+ * left before it goes unless renewed, on this machine's clock. "-" where
+ * the server did not say (no load reported; in Redis mode, an instance
+ * whose heartbeat stream another replica holds).
+ */
+export function liveRow(out: Output, i: Instance, now = Date.now()): string[] {
+  return [
+    ...instanceRow(out, i, now),
+    i.reportedLoad !== undefined ? loadText(i.reportedLoad) : "-",
+    i.leaseExpiresAt !== undefined ? leaseLeft(timestampMs(i.leaseExpiresAt), now) : "-",
+  ];
+}
+
+/** loadText is a reported load, to three decimals at most (the JSON output keeps the exact value). */
+export function loadText(load: number): string {
+  return String(Math.round(load * 1000) / 1000);
+}
+
+/** leaseLeft is the time until an instant, shortly: 7.2s below a minute, then 4m05s, then 2h03m; 0.0s once passed. */
+export function leaseLeft(ms: number, now = Date.now()): string {
+  const left = Math.max(0, ms - now);
+  if (left < 59_950) return `${(left / 1000).toFixed(1)}s`;
+  const s = Math.round(left / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
 /** instanceJson is an instance in the protobuf JSON mapping (what grpcurl and Connect JSON show). */
 export function instanceJson(i: Instance): unknown {
   return toJson(InstanceSchema, i);

@@ -42,7 +42,7 @@ describe("usage", () => {
   });
 
   it("exits 2 for a missing argument, a bad value, an unknown command or a bad --server", async () => {
-    for (const args of [["instances"], ["register", "x", "--id", "a", "--host", "h", "--port", "70000"], ["nope"], ["--server", "ftp://x", "services"], ["--output", "yaml", "services"]]) {
+    for (const args of [["instances"], ["register", "x", "--id", "a", "--host", "h", "--port", "70000"], ["register", "x", "--id", "a", "--host", "h", "--port", "1", "--load", "-1"], ["nope"], ["--server", "ftp://x", "services"], ["--output", "yaml", "services"]]) {
       const r = await runCli(args);
       expect(r.code, args.join(" ")).toBe(2);
       noStack(r.stderr);
@@ -68,9 +68,10 @@ describe("reading", () => {
     const table = await runCli([...s, "instances", "orders"]);
     expect(table.code).toBe(0);
     const lines = table.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^ID\s+ADDRESS\s+ZONE\s+VERSION\s+TAGS\s+WEIGHT\s+STATUS\s+AGE$/);
-    expect(lines[1]).toMatch(/^orders-1\s+10\.0\.1\.1:9000\s+eu-1a\s+1\.2\.0\s+grpc,v1\s+100\s+SERVING\s+\d+s$/);
-    expect(lines[2]).toMatch(/^orders-2\s+10\.0\.1\.1:9000\s+eu-1b\s+1\.2\.0\s+grpc,v1\s+100\s+DRAINING\s+\d+s$/);
+    expect(lines[0]).toMatch(/^ID\s+ADDRESS\s+ZONE\s+VERSION\s+TAGS\s+WEIGHT\s+STATUS\s+AGE\s+LOAD\s+LEASE LEFT$/);
+    // registered by unary Register with a 600 s lease: no load reported, 9m5xs or 10m00s left
+    expect(lines[1]).toMatch(/^orders-1\s+10\.0\.1\.1:9000\s+eu-1a\s+1\.2\.0\s+grpc,v1\s+100\s+SERVING\s+\d+s\s+-\s+(9m5\ds|10m00s)$/);
+    expect(lines[2]).toMatch(/^orders-2\s+10\.0\.1\.1:9000\s+eu-1b\s+1\.2\.0\s+grpc,v1\s+100\s+DRAINING\s+\d+s\s+-\s+(9m5\ds|10m00s)$/);
     const json = JSON.parse((await runCli([...s, "instances", "orders", "--output", "json"])).stdout);
     expect(json.instances.map((i: { instanceId: string; status: string }) => [i.instanceId, i.status])).toEqual([
       ["orders-1", "SERVING_STATUS_SERVING"],
@@ -78,6 +79,44 @@ describe("reading", () => {
     ]);
     const none = await runCli([...s, "instances", "billing"]);
     expect(none).toMatchObject({ code: 3, stdout: "", stderr: "maxine: service default/billing has no instances\n" });
+  });
+
+  it("instances: LOAD and LEASE LEFT of a session beating a load, in the table and in JSON; still listed once drained", async () => {
+    const reg = spawnCli([...s, "register", "loads", "--id", "loads-1", "--host", "10.0.6.1", "--port", "7003", "--ttl", "3s", "--load", "7.25"]);
+    try {
+      await new Lines(reg).waitFor((l) => l.startsWith("registered default/loads/loads-1"));
+      // the load rides on the beats after the first (every second with a 3 s TTL)
+      const deadline = Date.now() + 5_000;
+      let row = "";
+      while (!/\s7\.25\s/.test(row)) {
+        if (Date.now() > deadline) throw new Error(`no load in ${JSON.stringify(row)}`);
+        await new Promise((r) => setTimeout(r, 100));
+        const table = await runCli([...s, "instances", "loads"]);
+        expect(table.code).toBe(0);
+        row = table.stdout.split("\n")[1] ?? "";
+      }
+      // beaten every second with a 3 s TTL: between 1.x and 3.0 s left
+      expect(row).toMatch(/^loads-1\s+10\.0\.6\.1:7003\s+-\s+-\s+-\s+100\s+SERVING\s+\d+s\s+7\.25\s+[0-3]\.\ds$/);
+      const left = Number(/([0-9.]+)s$/.exec(row)![1]);
+      expect(left).toBeGreaterThan(0.5);
+      expect(left).toBeLessThanOrEqual(3);
+
+      const json = JSON.parse((await runCli([...s, "instances", "loads", "-o", "json"])).stdout);
+      const [i] = json.instances;
+      expect(i).toMatchObject({ instanceId: "loads-1", reportedLoad: 7.25 });
+      const expiresIn = Date.parse(i.leaseExpiresAt) - Date.now();
+      expect(expiresIn).toBeGreaterThan(0);
+      expect(expiresIn).toBeLessThanOrEqual(3_000);
+
+      // drained by an operator, nothing of the service is SERVING: still listed, with its live state
+      expect((await runCli([...s, "drain", "loads", "loads-1"])).code).toBe(0);
+      const drained = await runCli([...s, "instances", "loads"]);
+      expect(drained.code).toBe(0);
+      expect(drained.stdout.split("\n")[1]).toMatch(/^loads-1\s.*\sDRAINING \(operator\)\s+\d+s\s+7\.25\s+[0-3]\.\ds$/);
+    } finally {
+      reg.kill("SIGINT");
+      await exited(reg);
+    }
   });
 
   it("discover: the server's choice with strategy, hash key, zone and filters; exit 3 with the server's message when nothing matches", async () => {
@@ -196,7 +235,8 @@ describe("writing", () => {
       expect(events.lines.slice(seen)).toEqual([]);
       expect((await discover()).status).toBe(404);
       const table = await runCli([...s, "instances", "shop"]);
-      expect(table.stdout.split("\n")[1]).toMatch(/^shop-1\s+10\.0\.5\.1:7002\s.*\sDRAINING \(operator\)\s+\d+s/);
+      // nothing of shop is SERVING: instances still lists it, its lease renewed by the beats (1 s TTL)
+      expect(table.stdout.split("\n")[1]).toMatch(/^shop-1\s+10\.0\.5\.1:7002\s.*\sDRAINING \(operator\)\s+\d+s\s+-\s+[01]\.\ds$/);
       expect((await runCli([...s, "services"])).stdout).toMatch(/\nshop\s+1\s+0\s+1\s+0\n/);
 
       const undrained = await runCli([...s, "undrain", "shop", "shop-1", "-o", "json"]);

@@ -5,7 +5,7 @@ import { HealthCheckResponse_ServingStatus as HealthStatus } from "@maxine/sdk/g
 import { DiscoverRequestSchema, DiscoverResponseSchema, RegistryService } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { UNARY_TIMEOUT_MS, type Connection, type GlobalOptions } from "../connection.js";
 import { CliError, ExitCode } from "../errors.js";
-import { INSTANCE_HEADER, instanceJson, instanceRow, paint, type Output } from "../output.js";
+import { INSTANCE_HEADER, instanceJson, instanceRow, LIVE_HEADER, liveRow, paint, type Output } from "../output.js";
 
 /** Snapshot is a namespace's (or some services') instances at one revision. */
 interface Snapshot {
@@ -60,16 +60,28 @@ export async function services(conn: Connection, g: GlobalOptions, out: Output):
   return ExitCode.OK;
 }
 
-/** instances lists one service's instances. */
+/**
+ * instances lists one service's instances with their live lease state
+ * (reported load, lease expiry): a Discover with include_all, which lists
+ * every instance whatever its status (a fully drained service too) and is
+ * the one answer that carries that state.
+ */
 export async function instances(conn: Connection, g: GlobalOptions, out: Output, service: string): Promise<number> {
-  const snap = await conn.once(() => snapshot(conn, g.namespace, [service]));
-  if (snap.instances.length === 0) throw new CliError(`service ${displayNamespace(g.namespace)}/${service} has no instances`, ExitCode.NOT_FOUND);
+  const req = create(DiscoverRequestSchema, { namespace: g.namespace, service, includeAll: true });
+  let res;
+  try {
+    res = await conn.once(() => conn.registry.discover(req, { timeoutMs: UNARY_TIMEOUT_MS }));
+  } catch (err) {
+    const e = ConnectError.from(err);
+    if (e.code === Code.NotFound) throw new CliError(`service ${displayNamespace(g.namespace)}/${service} has no instances`, ExitCode.NOT_FOUND);
+    throw err;
+  }
   if (out.format === "json") {
-    out.json({ namespace: displayNamespace(g.namespace), service, revision: String(snap.revision), instances: snap.instances.map(instanceJson) });
+    out.json({ namespace: displayNamespace(g.namespace), service, revision: String(res.revision), instances: res.instances.map(instanceJson) });
     return ExitCode.OK;
   }
   const now = Date.now();
-  out.table(INSTANCE_HEADER, snap.instances.map((i) => instanceRow(out, i, now)));
+  out.table(LIVE_HEADER, res.instances.map((i) => liveRow(out, i, now)));
   return ExitCode.OK;
 }
 
@@ -112,12 +124,10 @@ export async function discover(conn: Connection, g: GlobalOptions, out: Output, 
     return ExitCode.OK;
   }
   const now = Date.now();
-  const chosen = res.instance!;
-  const rows = o.all === true ? res.instances : [chosen];
-  out.table(
-    ["", ...INSTANCE_HEADER],
-    rows.map((i) => [i.instanceId === chosen.instanceId ? "*" : "", ...instanceRow(out, i, now)]),
-  );
+  const chosen = res.instance; // unset only for --all when nothing matching is SERVING
+  const mark = (i: Instance) => (i.instanceId === chosen?.instanceId ? "*" : "");
+  if (o.all === true) out.table(["", ...LIVE_HEADER], res.instances.map((i) => [mark(i), ...liveRow(out, i, now)]));
+  else out.table(["", ...INSTANCE_HEADER], [["*", ...instanceRow(out, chosen!, now)]]);
   return ExitCode.OK;
 }
 

@@ -15,6 +15,8 @@ export interface RegisterOptions {
   readonly weight?: number;
   readonly status: "serving" | "draining" | "not-serving";
   readonly ttl?: number;
+  /** load, when set, is reported on every heartbeat (Beat.load). */
+  readonly load?: number;
 }
 
 const STATUSES = { serving: ServingStatus.SERVING, draining: ServingStatus.DRAINING, "not-serving": ServingStatus.NOT_SERVING };
@@ -52,6 +54,7 @@ export async function register(conn: Connection, g: GlobalOptions, out: Output, 
     await session.close();
     throw err;
   }
+  if (o.load !== undefined) handle.setLoad(o.load); // from the next beat on (at a third of the TTL)
   const name = `${g.namespace || "default"}/${service}/${o.id}`;
   if (out.format === "json") out.json({ event: "registered", instance: instanceJson(handle.instance) });
   // session.register resolved after the first beat was answered: the instance is bound to the stream
