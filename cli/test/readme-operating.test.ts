@@ -22,6 +22,12 @@ const block = (needle: string): string => {
   return found;
 };
 
+// The README's example output of `npx maxine instances payments`: times (age, lease left) differ from run to run, the rest must not.
+const instancesOutput = /`npx maxine instances payments` prints[^`]*```text\n([\s\S]*?)```/.exec(section)?.[1]?.trimEnd().split("\n") ?? [];
+const TIME = /^(\d+(\.\d)?s|\d+m\d\ds|\d+h\d\dm)$/;
+const shapeOf = (line: string): RegExp =>
+  new RegExp(`^${line.split(/\s{2,}/).map((cell) => (TIME.test(cell) ? "(\\d+(\\.\\d)?s|\\d+m\\d\\ds|\\d+h\\d\\dm)" : cell.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("\\s{2,}")}$`);
+
 let server: ServerProcess;
 const env = (): NodeJS.ProcessEnv => {
   const bin = goTool("grpcurl").replace(/\/grpcurl$/, "");
@@ -45,6 +51,7 @@ afterAll(async () => {
 describe("README: Operating Maxine", () => {
   it("has the examples the tests run", () => {
     expect(blocks.length).toBe(4);
+    expect(instancesOutput.map((l) => l.split(/\s{2,}/)[0])).toEqual(["ID", "payments-1", "payments-2"]);
     expect(section).toContain("service: maxine.registry.v1.RegistryService"); // the Kubernetes readiness probe names the registry
   });
 
@@ -84,7 +91,15 @@ describe("README: Operating Maxine", () => {
       for (const line of lines.slice(1).filter((l) => !l.includes(" watch "))) {
         const { stdout } = await sh(line);
         if (line.includes(" services")) expect(stdout).toMatch(/^payments\s+2\s+2\s+0\s+0$/m);
-        if (line.includes(" instances ")) expect(stdout).toMatch(/^payments-2\s+10\.0\.0\.8:8080\s+eu-1a\s+-\s+v2\s+100\s+SERVING/m);
+        if (line.includes(" instances ")) {
+          expect(stdout).toMatch(/^payments-2\s+10\.0\.0\.8:8080\s+eu-1a\s+-\s+v2\s+100\s+SERVING/m);
+          // the README's example output, once payments-2's beats carry its --load (each beat after the first, every ~3.3 s)
+          let out = stdout;
+          for (const until = Date.now() + 15_000; !/^payments-2\s.*\s0\.4\s+\S+$/m.test(out) && Date.now() < until; ) out = (await sh(line)).stdout;
+          const got = out.trimEnd().split("\n");
+          expect(got).toHaveLength(instancesOutput.length);
+          instancesOutput.forEach((want, i) => expect(got[i], want).toMatch(shapeOf(want)));
+        }
         if (line.includes(" discover ")) expect(stdout).toMatch(/^\*\s+payments-\d\s+10\.0\.0\.\d:8080\s+eu-1a/m);
         if (line.includes(" drain ")) {
           expect(stdout).toMatch(/^drained default\/payments\/payments-2: status DRAINING at revision \d+$/m);
