@@ -32,7 +32,12 @@ describe.each(["on", "off"])("Discover include_all with MAXINE_FAST_PATH=%s", (f
 
   it("carries the load the beats reported and the lease deadline the beats were answered with", async () => {
     await unary(client, "Register", { instance: inst("lease-svc", "beating"), leaseTtl: { seconds: 30 } });
-    const registered = await unary<any>(client, "Register", { instance: inst("lease-svc", "unary-only"), leaseTtl: { seconds: 600 } });
+    // server-set: a client's values in Register are ignored
+    const registered = await unary<any>(client, "Register", {
+      instance: inst("lease-svc", "unary-only", { reportedLoad: 99, leaseExpiresAt: { seconds: 4_000_000_000 } }),
+      leaseTtl: { seconds: 600 },
+    });
+    expect(registered.instance.leaseExpiresAt).toBeNull();
     const hb = new Collector(client.Heartbeat());
     try {
       hb.call.write({ sequence: 1, beats: [{ key: { service: "lease-svc", instanceId: "beating" }, load: 7.25 }] });
