@@ -496,7 +496,7 @@ export class Registry {
       );
     }
     const chosen = candidates.length === 0 ? undefined : this.selector.select(`${namespace}/${service}`, candidates, q.strategy, q.hashKey, (r) => this.loadOf(r));
-    if (!q.includeAll) return { chosen, all: [], leases: [], revision: this.store.revision() };
+    if (!q.includeAll) return { chosen, all: NONE, leases: NONE, revision: this.store.revision() };
     return { chosen, all, leases: all.map((r) => this.leaseStateOf(r)), revision: this.store.revision() };
   }
 
@@ -578,6 +578,9 @@ export class Registry {
     this.arm();
   }
 }
+
+/** NONE is the empty list of a Discover answer without include_all (shared: the common answer allocates no lists). */
+const NONE: readonly never[] = Object.freeze([]);
 
 /** inputKey names the instance a Register asked for, for the audit log, before (or whether or not) it validated: clipped, so hostile input cannot flood the log. */
 function inputKey(input: InstanceInput | undefined): string {

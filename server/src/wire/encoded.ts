@@ -19,7 +19,7 @@ import type { Store } from "../store/store.js";
 import type { WatchEventItem } from "../watch/items.js";
 import { eventTypeToPb, removalToPb } from "./convert.js";
 import { instanceWriter, leaseWriter } from "./instance-fields.js";
-import { durationMs, encoded, encodedList, enumOf, string, timestampMs, uint64 } from "./schema-columns.js";
+import { durationMs, encoded, encodedList, enumOf, splicedList, string, timestampMs, uint64, type Spliced } from "./schema-columns.js";
 import { fieldNamed, MessageWriter, oneofFrame } from "./schema-writer.js";
 
 // Encoded instances. Records are immutable (a change makes a new one), so a
@@ -64,7 +64,8 @@ const known = (l: LeaseState): boolean => l.load !== undefined || l.expiresAt !=
  * listedInstanceBytes is r's Instance with its live lease state (reported
  * load, lease expiry): the record's cached bytes followed by leaseWriter's
  * few bytes for this answer, which is what protobuf-es writes for the whole
- * Instance (the per-answer fields have the highest numbers).
+ * Instance (the per-answer fields have the highest numbers). Discover
+ * answers write the same bytes straight into their buffer (splicedList).
  */
 export function listedInstanceBytes(r: InstanceRecord, lease: LeaseState): Uint8Array {
   const cached = instanceBytes(r);
@@ -94,14 +95,14 @@ export function encodeStoredRecords(store: Store): () => void {
 /** DiscoverSource is a DiscoverResponse with its instances already encoded. */
 interface DiscoverSource {
   readonly chosen: Uint8Array | undefined;
-  readonly all: readonly Uint8Array[];
+  readonly all: readonly Spliced<LeaseState>[];
   readonly revision: number;
   readonly registryId: string;
 }
 
 const discoverWriter = new MessageWriter<DiscoverResponse, DiscoverSource>(DiscoverResponseSchema, {
   instance: encoded(InstanceSchema, (d) => d.chosen),
-  instances: encodedList(InstanceSchema, (d) => d.all),
+  instances: splicedList(leaseWriter, (d) => d.all),
   revision: uint64((d) => d.revision),
   registryId: string((d) => d.registryId),
 });
@@ -110,7 +111,7 @@ const discoverWriter = new MessageWriter<DiscoverResponse, DiscoverSource>(Disco
 export function discoverBinary(d: Discovered, registryId: string): Buffer {
   return discoverWriter.encode({
     chosen: d.chosen === undefined ? undefined : instanceBytes(d.chosen),
-    all: d.all.map((r, i) => listedInstanceBytes(r, d.leases[i]!)),
+    all: d.all.map((r, i) => ({ cached: instanceBytes(r), suffix: d.leases[i]! })),
     revision: d.revision,
     registryId,
   });

@@ -350,6 +350,53 @@ export function encodedList<S, M extends Message>(schema: GenMessage<M>, get: (s
   };
 }
 
+/** Spliced is one message written as its cached bytes followed by a suffix writer's fields from suffix (suffixWriter in schema-writer.ts). */
+export interface Spliced<L> {
+  readonly cached: Uint8Array;
+  readonly suffix: L;
+}
+
+/**
+ * splicedList is a repeated message field whose every element is cached
+ * bytes and the per-answer fields suffix writes after them, straight into
+ * the answer's buffer (no per-element buffer): the element's size is kept
+ * in Sizes, before the suffix's nested sizes.
+ */
+export function splicedList<S, M extends Message, L>(suffix: MessageWriter<M, L>, get: (s: S) => readonly Spliced<L>[]): Column<S, M[]> {
+  return {
+    compile(field) {
+      const tag = messageTag(field, suffix.schema, true);
+      return {
+        size: (s, sizes) => {
+          const list = get(s);
+          let n = list.length * tag.length;
+          for (let i = 0; i < list.length; i++) {
+            const e = list[i]!;
+            const slot = sizes.list.length;
+            sizes.list.push(0);
+            const m = e.cached.length + suffix.size(e.suffix, sizes);
+            sizes.list[slot] = m;
+            n += varintSize(m) + m;
+          }
+          return n;
+        },
+        write: (out, at, s, sizes) => {
+          const list = get(s);
+          for (let i = 0; i < list.length; i++) {
+            const e = list[i]!;
+            at = writeVarint(out, writeTag(out, at, tag), sizes.list[sizes.next++]!);
+            out.set(e.cached, at);
+            at = suffix.write(out, at + e.cached.length, e.suffix, sizes);
+          }
+          return at;
+        },
+        init: (s) => get(s).map((e) => fromBinary(suffix.schema, Buffer.concat([e.cached, suffix.encode(e.suffix)]))),
+        nests: true,
+      };
+    },
+  };
+}
+
 // google.protobuf.Timestamp and Duration from milliseconds, as timestampFromMs and durationFromMs build them.
 const timestampWriter = new MessageWriter<Timestamp, number>(TimestampSchema, {
   seconds: int64((ms) => Math.floor(ms / 1000)),
