@@ -296,7 +296,12 @@ class Client:
         preferred_zone: str = "",
         include_all: bool = False,
     ) -> DiscoverResponse:
-        """discover asks the server to choose one SERVING instance of service; NotFoundError if none matches."""
+        """discover asks the server to choose one SERVING instance of service; NotFoundError if none matches.
+
+        With include_all, instances lists every matching instance (any status) with its
+        reported_load and lease_expires_at where the server knows them; the answer then
+        has no instance when none is SERVING, and NotFoundError only when none matches.
+        """
         req = discover_request(
             service,
             namespace=namespace,

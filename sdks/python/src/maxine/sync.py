@@ -96,7 +96,10 @@ class SyncClient:
         preferred_zone: str = "",
         include_all: bool = False,
     ) -> DiscoverResponse:
-        """discover asks the server to choose one SERVING instance of service; NotFoundError if none matches."""
+        """discover asks the server to choose one SERVING instance of service; NotFoundError if none matches.
+
+        include_all is as in Client.discover: every match with its live lease state.
+        """
         req = discover_request(
             service,
             namespace=namespace,
