@@ -21,7 +21,7 @@ beforeAll(async () => {
   redis = await startRedis();
   raw = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
   await raw.connect();
-  for (const [name, lua] of Object.entries(SCRIPTS)) raw.defineCommand(name, { numberOfKeys: 9, lua });
+  for (const [name, lua] of Object.entries(SCRIPTS)) raw.defineCommand(name, { numberOfKeys: keyList(redisKeys("x")).length, lua });
 });
 afterAll(async () => {
   raw?.disconnect();
