@@ -69,6 +69,78 @@ describe("leases shared through Redis", () => {
     }
   });
 
+  it("a stream on another replica that beats once and ends removes nothing while the holder's stream beats", async () => {
+    const registry = `binding-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const k = "default/svc/held";
+    const r1 = await redisStore(redis.url, { registry });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    let beating = true;
+    const beats = (async () => {
+      while (beating) {
+        r1.leases.renewed(k, 600, 1);
+        await sleep(100);
+      }
+    })();
+    try {
+      await r1.put(spec("held"), Date.now(), { ttlMs: 600 });
+      await waitFor(async () => (await raw.hget(keys.owner, k)) === `${r1.replicaId}:1`, "r1's stream to hold the binding");
+      r2.leases.renewed(k, 600, 7); // the intruder's one beat
+      await waitFor(async () => (await raw.hget(keys.next, k)) !== null, "r2's renewal to reach Redis");
+      expect(await raw.hget(keys.owner, k)).toBe(`${r1.replicaId}:1`); // recorded as next holder, not bound
+      expect(await raw.hget(keys.next, k)).toMatch(new RegExp(`^\\d+ ${r2.replicaId}:7$`));
+      r2.leases.released([k], 100, 7);
+      await waitFor(async () => (await raw.hget(keys.next, k)) === null, "r2's release to withdraw it");
+      await sleep(1200); // past the grace and two TTLs
+      expect(removed).toEqual([]);
+      expect(await raw.hget(keys.owner, k)).toBe(`${r1.replicaId}:1`);
+      beating = false;
+      await beats;
+      r1.leases.released([k], 100, 1);
+      await waitFor(() => removed.length > 0, "the holder's end to remove it");
+      expect(removed).toEqual(["held:STREAM_CLOSED"]);
+      expect(await raw.hlen(keys.held)).toBe(0);
+    } finally {
+      beating = false;
+      await beats;
+      await r1.close();
+      await r2.close();
+    }
+  });
+
+  it("a holder that stops renewing (its replica died) goes stale: another replica's beating stream takes the binding", async () => {
+    const registry = `stale-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const k = "default/svc/moving";
+    const r1 = await redisStore(redis.url, { registry });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    try {
+      await r1.put(spec("moving"), Date.now(), { ttlMs: 400 });
+      r1.leases.renewed(k, 400, 1);
+      await waitFor(async () => (await raw.hget(keys.owner, k)) === `${r1.replicaId}:1`, "r1's stream to hold the binding");
+      await r1.close(); // r1 goes silent without a release: its binding goes stale
+      const until = Date.now() + 1500;
+      let owners = new Set<string | null>();
+      while (Date.now() < until) {
+        r2.leases.renewed(k, 400, 3);
+        owners.add(await raw.hget(keys.owner, k));
+        await sleep(100);
+      }
+      expect(removed).toEqual([]); // r2's beats kept the lease the whole time
+      expect(owners).toContain(`${r1.replicaId}:1`);
+      expect(await raw.hget(keys.owner, k)).toBe(`${r2.replicaId}:3`);
+      r2.leases.released([k], 100, 3);
+      await waitFor(() => removed.length > 0, "the new holder's end to remove it");
+      expect(removed).toEqual(["moving:STREAM_CLOSED"]);
+    } finally {
+      await r2.close();
+    }
+  });
+
   it("batches renewals: a lease renewed by heartbeats outlives its TTL, then expires once they stop", async () => {
     const registry = `renew-${randomUUID().slice(0, 8)}`;
     const r1 = await redisStore(redis.url, { registry, sweep: true });
