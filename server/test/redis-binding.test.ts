@@ -67,16 +67,25 @@ describe("the heartbeat binding across two replicas", () => {
       await until(async () => /^[^~].*:\d+$/.test((await owner()) ?? ""), "the session's stream on A to hold the binding", 5000);
       const held = await owner();
 
-      // The intruder: one beat on B for the same instance, then its stream ends.
+      // The intruder: one beat on B for the same instance; its stream stays
+      // open for ten of B's renew intervals (so B writes the renewal to
+      // Redis), then ends.
+      const held500ms = sleep(500);
       const beats = (async function* () {
         yield create(HeartbeatRequestSchema, { sequence: 1n, beats: [{ key: { service: "bound", instanceId: "bound-1" } }] });
+        await held500ms; // the request side stays open until then
       })();
       let result: BeatResult | undefined;
+      let next: string | null = null;
       for await (const r of b.client.heartbeat(beats)) {
         result = r.acks[0]?.result;
+        await held500ms;
+        next = await raw.hget(redisKeys(registry).next, key); // B's renewal reached Redis
         break; // ends the stream
       }
       expect(result).toBe(BeatResult.RENEWED);
+      expect(next).toMatch(/^\d+ [^~].*:\d+$/);
+      expect(next).not.toContain(held!);
       await sleep(1500); // well past the grace and several sweeps
       expect(events(wb.seen)).toEqual([expect.stringMatching(/^ADDED bound-1@\d+$/)]);
       expect(await owner()).toBe(held);

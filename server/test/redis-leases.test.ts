@@ -43,7 +43,7 @@ async function waitFor(cond: () => boolean | Promise<boolean>, what: string, tim
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("leases shared through Redis", () => {
-  it("a stream's end starts the grace, unless another replica's stream took the instance first", async () => {
+  it("a stream's end starts the grace, unless another replica's stream beats the instance too (it takes the binding)", async () => {
     const registry = `leases-${randomUUID().slice(0, 8)}`;
     const r1 = await redisStore(redis.url, { registry });
     const r2 = await redisStore(redis.url, { registry, sweep: true });
@@ -124,7 +124,7 @@ describe("leases shared through Redis", () => {
       await waitFor(async () => (await raw.hget(keys.owner, k)) === `${r1.replicaId}:1`, "r1's stream to hold the binding");
       await r1.close(); // r1 goes silent without a release: its binding goes stale
       const until = Date.now() + 1500;
-      let owners = new Set<string | null>();
+      const owners = new Set<string | null>();
       while (Date.now() < until) {
         r2.leases.renewed(k, 400, 3);
         owners.add(await raw.hget(keys.owner, k));
