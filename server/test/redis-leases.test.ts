@@ -141,6 +141,37 @@ describe("leases shared through Redis", () => {
     }
   });
 
+  it("the end of the last stream that beats an instance whose holder went stale starts the grace", async () => {
+    const registry = `last-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const k = "default/svc/last";
+    const r1 = await redisStore(redis.url, { registry });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    const redisNow = async () => {
+      const [s, us] = await raw.time();
+      return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    };
+    try {
+      await r1.put(spec("last"), Date.now(), { ttlMs: 2000 });
+      r1.leases.renewed(k, 2000, 1);
+      await waitFor(async () => (await raw.hget(keys.owner, k)) === `${r1.replicaId}:1`, "r1's stream to hold the binding");
+      await r1.close(); // silent from now on
+      await sleep(500);
+      r2.leases.renewed(k, 2000, 4); // one beat while r1's binding is still fresh: r2 is the next holder
+      await waitFor(async () => (await raw.hget(keys.next, k)) !== null, "r2's renewal to reach Redis");
+      const staleAt = Number(await raw.hget(keys.held, k));
+      await waitFor(async () => (await redisNow()) > staleAt, "r1's binding to go stale", 5000);
+      expect(removed).toEqual([]); // r2's beat extended the lease past r1's
+      r2.leases.released([k], 100, 4);
+      await waitFor(() => removed.length > 0, "r2's end to remove it");
+      expect(removed).toEqual(["last:STREAM_CLOSED"]);
+    } finally {
+      await r2.close();
+    }
+  });
+
   it("batches renewals: a lease renewed by heartbeats outlives its TTL, then expires once they stop", async () => {
     const registry = `renew-${randomUUID().slice(0, 8)}`;
     const r1 = await redisStore(redis.url, { registry, sweep: true });
