@@ -21,7 +21,7 @@ beforeAll(async () => {
   redis = await startRedis();
   raw = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
   await raw.connect();
-  for (const [name, lua] of Object.entries(SCRIPTS)) raw.defineCommand(name, { numberOfKeys: 9, lua });
+  for (const [name, lua] of Object.entries(SCRIPTS)) raw.defineCommand(name, { numberOfKeys: keyList(redisKeys("x")).length, lua });
 });
 afterAll(async () => {
   raw?.disconnect();
@@ -43,7 +43,7 @@ async function waitFor(cond: () => boolean | Promise<boolean>, what: string, tim
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("leases shared through Redis", () => {
-  it("a stream's end starts the grace, unless another replica's stream took the instance first", async () => {
+  it("a stream's end starts the grace, unless another replica's stream beats the instance too (it takes the binding)", async () => {
     const registry = `leases-${randomUUID().slice(0, 8)}`;
     const r1 = await redisStore(redis.url, { registry });
     const r2 = await redisStore(redis.url, { registry, sweep: true });
@@ -65,6 +65,109 @@ describe("leases shared through Redis", () => {
       expect(r2.get(spec("moved"))).toBeDefined();
     } finally {
       await r1.close();
+      await r2.close();
+    }
+  });
+
+  it("a stream on another replica that beats once and ends removes nothing while the holder's stream beats", async () => {
+    const registry = `binding-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const k = "default/svc/held";
+    const r1 = await redisStore(redis.url, { registry });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    let beating = true;
+    const beats = (async () => {
+      while (beating) {
+        r1.leases.renewed(k, 600, 1);
+        await sleep(100);
+      }
+    })();
+    try {
+      await r1.put(spec("held"), Date.now(), { ttlMs: 600 });
+      await waitFor(async () => (await raw.hget(keys.owner, k)) === `${r1.replicaId}:1`, "r1's stream to hold the binding");
+      r2.leases.renewed(k, 600, 7); // the intruder's one beat
+      await waitFor(async () => (await raw.hget(keys.next, k)) !== null, "r2's renewal to reach Redis");
+      expect(await raw.hget(keys.owner, k)).toBe(`${r1.replicaId}:1`); // recorded as next holder, not bound
+      expect(await raw.hget(keys.next, k)).toMatch(new RegExp(`^\\d+ ${r2.replicaId}:7$`));
+      r2.leases.released([k], 100, 7);
+      await waitFor(async () => (await raw.hget(keys.next, k)) === null, "r2's release to withdraw it");
+      await sleep(1200); // past the grace and two TTLs
+      expect(removed).toEqual([]);
+      expect(await raw.hget(keys.owner, k)).toBe(`${r1.replicaId}:1`);
+      beating = false;
+      await beats;
+      r1.leases.released([k], 100, 1);
+      await waitFor(() => removed.length > 0, "the holder's end to remove it");
+      expect(removed).toEqual(["held:STREAM_CLOSED"]);
+      expect(await raw.hlen(keys.held)).toBe(0);
+    } finally {
+      beating = false;
+      await beats;
+      await r1.close();
+      await r2.close();
+    }
+  });
+
+  it("a holder that stops renewing (its replica died) goes stale: another replica's beating stream takes the binding", async () => {
+    const registry = `stale-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const k = "default/svc/moving";
+    const r1 = await redisStore(redis.url, { registry });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    try {
+      await r1.put(spec("moving"), Date.now(), { ttlMs: 400 });
+      r1.leases.renewed(k, 400, 1);
+      await waitFor(async () => (await raw.hget(keys.owner, k)) === `${r1.replicaId}:1`, "r1's stream to hold the binding");
+      await r1.close(); // r1 goes silent without a release: its binding goes stale
+      const until = Date.now() + 1500;
+      const owners = new Set<string | null>();
+      while (Date.now() < until) {
+        r2.leases.renewed(k, 400, 3);
+        owners.add(await raw.hget(keys.owner, k));
+        await sleep(100);
+      }
+      expect(removed).toEqual([]); // r2's beats kept the lease the whole time
+      expect(owners).toContain(`${r1.replicaId}:1`);
+      expect(await raw.hget(keys.owner, k)).toBe(`${r2.replicaId}:3`);
+      r2.leases.released([k], 100, 3);
+      await waitFor(() => removed.length > 0, "the new holder's end to remove it");
+      expect(removed).toEqual(["moving:STREAM_CLOSED"]);
+    } finally {
+      await r2.close();
+    }
+  });
+
+  it("the end of the last stream that beats an instance whose holder went stale starts the grace", async () => {
+    const registry = `last-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const k = "default/svc/last";
+    const r1 = await redisStore(redis.url, { registry });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    const redisNow = async () => {
+      const [s, us] = await raw.time();
+      return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    };
+    try {
+      await r1.put(spec("last"), Date.now(), { ttlMs: 2000 });
+      r1.leases.renewed(k, 2000, 1);
+      await waitFor(async () => (await raw.hget(keys.owner, k)) === `${r1.replicaId}:1`, "r1's stream to hold the binding");
+      await r1.close(); // silent from now on
+      await sleep(500);
+      r2.leases.renewed(k, 2000, 4); // one beat while r1's binding is still fresh: r2 is the next holder
+      await waitFor(async () => (await raw.hget(keys.next, k)) !== null, "r2's renewal to reach Redis");
+      const staleAt = Number(await raw.hget(keys.held, k));
+      await waitFor(async () => (await redisNow()) > staleAt, "r1's binding to go stale", 5000);
+      expect(removed).toEqual([]); // r2's beat extended the lease past r1's
+      r2.leases.released([k], 100, 4);
+      await waitFor(() => removed.length > 0, "r2's end to remove it");
+      expect(removed).toEqual(["last:STREAM_CLOSED"]);
+    } finally {
       await r2.close();
     }
   });

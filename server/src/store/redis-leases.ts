@@ -7,6 +7,8 @@ export interface HeldLease {
   ttlMs: number;
   /** owner is "<replica>:<stream>" of the stream holding the lease here, "" for Register-only leases. */
   owner: string;
+  /** stream is the id of that stream (0 with no owner). */
+  stream: number;
   /** until is when the lease lapses by this replica's own knowledge. */
   until: number;
   /** written is the deadline last written to Redis (estimated on this replica's clock). */
@@ -36,7 +38,11 @@ const RENEW_CHUNK = 2000;
  * per 2,000 leases, those whose Redis deadline would come within half a TTL
  * (plus a flush interval). Beats at a third of the TTL thus cost one write
  * every other beat, batched with every other lease's. What it holds is also
- * what the store re-asserts after an outage.
+ * what the store re-asserts after an outage. Which stream holds a key's
+ * binding across replicas is decided in Redis, atomically, by RENEW and
+ * RELEASE (redis-scripts.ts): a replica reports the stream its own lease
+ * table binds, and its RELEASE removes nothing that another replica's
+ * stream holds.
  */
 export class HeldLeases implements SharedLeases {
   private readonly held = new Map<string, HeldLease>();
@@ -44,13 +50,26 @@ export class HeldLeases implements SharedLeases {
 
   constructor(private readonly host: HeldLeasesHost) {}
 
+  /**
+   * bindingSlackMs is how long past its TTL a renewal keeps this replica's
+   * binding of a key fresh in Redis (RENEW, PUT). A stream that beats within
+   * its TTL writes again by then: beats past half the last written TTL are
+   * flushed within a renew interval, so two intervals leave room for the
+   * round trip. A binding not renewed by then is stale and another
+   * replica's beating stream takes it (docs/redis.md, "Heartbeat binding").
+   */
+  get bindingSlackMs(): number {
+    return 2 * this.host.renewIntervalMs;
+  }
+
   renewed(key: string, ttlMs: number, stream: number): void {
     const owner = `${this.host.replicaId}:${stream}`;
     const now = this.host.clock.now();
     let h = this.held.get(key);
-    if (h === undefined) this.held.set(key, (h = { ttlMs, owner, until: 0, written: 0, writtenOwner: "" }));
+    if (h === undefined) this.held.set(key, (h = { ttlMs, owner, stream, until: 0, written: 0, writtenOwner: "" }));
     h.ttlMs = ttlMs;
     h.owner = owner;
+    h.stream = stream;
     h.until = now + ttlMs;
     if (h.writtenOwner !== owner || h.written - now < ttlMs / 2 + this.host.renewIntervalMs) this.pending.add(key);
   }
@@ -63,6 +82,7 @@ export class HeldLeases implements SharedLeases {
       const h = this.held.get(k);
       if (h === undefined || h.owner !== owner) continue;
       h.owner = "";
+      h.stream = 0;
       h.until = Math.min(h.until, now + graceMs);
       this.pending.delete(k);
       mine.push(k);
@@ -78,7 +98,7 @@ export class HeldLeases implements SharedLeases {
   registered(key: string, ttlMs: number): void {
     const now = this.host.clock.now();
     let h = this.held.get(key);
-    if (h === undefined) this.held.set(key, (h = { ttlMs, owner: "", until: 0, written: 0, writtenOwner: "" }));
+    if (h === undefined) this.held.set(key, (h = { ttlMs, owner: "", stream: 0, until: 0, written: 0, writtenOwner: "" }));
     h.ttlMs = ttlMs;
     h.until = Math.max(h.until, now + ttlMs);
     h.written = now + ttlMs;
@@ -119,12 +139,12 @@ export class HeldLeases implements SharedLeases {
     this.pending.clear();
     try {
       for (let i = 0; i < batch.length; i += RENEW_CHUNK) {
-        const args: Array<string | number> = [this.host.registryId()];
+        const args: Array<string | number> = [this.host.registryId(), this.host.replicaId, this.bindingSlackMs];
         const sent: Array<[HeldLease, string]> = [];
         for (const k of batch.slice(i, i + RENEW_CHUNK)) {
           const h = this.held.get(k);
           if (h === undefined || h.owner === "") continue;
-          args.push(k, h.ttlMs, h.writtenOwner === h.owner ? "" : h.owner);
+          args.push(k, h.ttlMs, h.stream);
           sent.push([h, h.owner]);
         }
         if (sent.length === 0) continue;

@@ -1,4 +1,4 @@
-// Lua scripts of the Redis store. Every script receives the same nine keys
+// Lua scripts of the Redis store. Every script receives the same eleven keys
 // (all under one hash tag, so they run on Redis Cluster too) and works out
 // lease deadlines with Redis's own clock (TIME), so replicas' clocks never
 // decide an expiry. docs/redis.md describes the key layout.
@@ -14,6 +14,10 @@ export interface RedisKeys {
   readonly leases: string;
   /** owner is a hash: instance key -> "<replica>:<stream>" holding it, "~<...>" once released into grace. */
   readonly owner: string;
+  /** held is a hash: instance key -> how long (ms, Redis clock) the holder's own renewals keep its binding fresh. */
+  readonly held: string;
+  /** next is a hash: instance key -> "<fresh until ms> <replica>:<stream>" of one other stream that beats it (takes it when the holder ends). */
+  readonly next: string;
   /** log is the change stream; entry id "<revision>-0". */
   readonly log: string;
   readonly lock: string;
@@ -30,6 +34,8 @@ export function redisKeys(registry: string): RedisKeys {
     inst: `${p}inst`,
     leases: `${p}leases`,
     owner: `${p}owner`,
+    held: `${p}held`,
+    next: `${p}next`,
     log: `${p}log`,
     lock: `${p}sweeper`,
     fence: `${p}fence`,
@@ -39,11 +45,11 @@ export function redisKeys(registry: string): RedisKeys {
 
 /** keyList is the KEYS array every script takes, in this order. */
 export function keyList(k: RedisKeys): string[] {
-  return [k.id, k.rev, k.inst, k.leases, k.owner, k.log, k.lock, k.fence, k.hold];
+  return [k.id, k.rev, k.inst, k.leases, k.owner, k.log, k.lock, k.fence, k.hold, k.held, k.next];
 }
 
 const PRELUDE = `
-local K_ID, K_REV, K_INST, K_LEASES, K_OWNER, K_LOG, K_LOCK, K_FENCE, K_HOLD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_ID, K_REV, K_INST, K_LEASES, K_OWNER, K_LOG, K_LOCK, K_FENCE, K_HOLD, K_HELD, K_NEXT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -74,16 +80,59 @@ local function owned(rec, owner)
   if cur ~= owner then return redis.error_reply('MAXINE_NOT_OWNER ' .. cur) end
   return nil
 end
+-- The heartbeat binding (docs/redis.md, "Heartbeat binding"): K_OWNER names
+-- the stream that holds a key, K_HELD until when (ms) that holder's own
+-- renewals keep the binding fresh, K_NEXT one other stream that beats the
+-- key, "<fresh until> <owner>". The stream that holds a key keeps it; any
+-- other stream's renewal only extends the deadline and records it in
+-- K_NEXT, unless the binding is free: empty, released into grace (~...),
+-- stale (its holder stopped renewing: a dead or cut-off replica), or held
+-- by another stream of the same replica (whose own lease table chose it).
+local function replica_of(owner) return string.match(owner, '^~?(.*):[^:]*$') end
+local function parse_next(v)
+  if not v then return nil, nil end
+  local upto, who = string.match(v, '^(%d+) (.*)$')
+  return tonumber(upto), who
+end
+local function bind(key, owner, upto, now)
+  local cur = redis.call('HGET', K_OWNER, key)
+  if cur ~= owner then
+    local free = (not cur) or string.sub(cur, 1, 1) == '~' or replica_of(cur) == replica_of(owner)
+    if not free then
+      local held = redis.call('HGET', K_HELD, key)
+      free = (not held) or tonumber(held) < now
+    end
+    local nu, nw = parse_next(redis.call('HGET', K_NEXT, key))
+    if not free then
+      -- the first other stream keeps the K_NEXT slot while it renews
+      if nw == nil or nw == owner or nu < now then redis.call('HSET', K_NEXT, key, upto .. ' ' .. owner) end
+      return false
+    end
+    redis.call('HSET', K_OWNER, key, owner)
+    if nw == owner then redis.call('HDEL', K_NEXT, key) end
+  end
+  redis.call('HSET', K_HELD, key, upto)
+  return true
+end
+-- unbind forgets key's binding (its instance is gone)
+local function unbind(key)
+  redis.call('HDEL', K_OWNER, key)
+  redis.call('HDEL', K_HELD, key)
+  redis.call('HDEL', K_NEXT, key)
+end
 `;
 
 /**
  * PUT adds or replaces an instance. ARGV: expected registryId, key, spec
  * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
- * lease; then an absent instance is not created), owner ("" keeps it), log
- * MAXLEN, deadline (ms, Redis clock; "" for none), the principal that must
- * own an existing record (JSON-escaped; "" for no check), "1" to keep the
- * stored record's operatorStatus (the spec then has none; "" writes the
- * spec's as it is). Returns {0}
+ * lease; then an absent instance is not created), the stream that binds it
+ * ("<replica>:<stream>", taken under the heartbeat-binding rule; "" keeps
+ * the binding), log MAXLEN, deadline (ms, Redis clock; "" for none), the
+ * principal that must own an existing record (JSON-escaped; "" for no
+ * check), "1" to keep the stored record's operatorStatus (the spec then has
+ * none; "" writes the spec's as it is), binding slack ms (with a stream:
+ * how long past its TTL a holder's renewal keeps the binding fresh).
+ * Returns {0}
  * (unchanged), {-1} (absent) or {revision, fields}.
  */
 export const PUT = `${PRELUDE}
@@ -98,8 +147,14 @@ if prev then
   end
 end
 local function lease()
-  if ttl ~= '' then redis.call('ZADD', K_LEASES, now_ms() + tonumber(ttl), key) end
-  if owner ~= '' then redis.call('HSET', K_OWNER, key, owner) end
+  if ttl == '' then return end
+  local t = now_ms()
+  local d = t + tonumber(ttl)
+  if owner == '' or bind(key, owner, d + tonumber(ARGV[11]), t) then
+    redis.call('ZADD', K_LEASES, d, key)
+  else
+    redis.call('ZADD', K_LEASES, 'GT', d, key)
+  end
 end
 local created, registered
 if prev then
@@ -139,50 +194,78 @@ end
 local rev = redis.call('INCR', K_REV)
 redis.call('HDEL', K_INST, key)
 redis.call('ZREM', K_LEASES, key)
-redis.call('HDEL', K_OWNER, key)
+unbind(key)
 local fields = {'t', 'R', 'k', key, 'v', prev, 'why', ARGV[3]}
 append(rev, ARGV[5], fields)
 return {rev, fields}
 `;
 
 /**
- * RENEW extends leases in one batch. ARGV: expected registryId, then
- * triples (key, TTL ms, owner; "" when the owner is already stored).
- * Returns the keys that are not registered.
+ * RENEW extends leases in one batch, each for the stream that beat it on
+ * this replica. A stream that holds the key's binding (or takes it, see
+ * bind) sets the deadline; any other only extends it (GT) and is recorded
+ * as the key's next holder. ARGV: expected registryId, replica id, binding
+ * slack ms, then triples (key, TTL ms, stream id). Returns the keys that
+ * are not registered.
  */
 export const RENEW = `${PRELUDE}
 local err = changed(ARGV[1]); if err then return err end
 local now = now_ms()
+local replica, slack = ARGV[2], tonumber(ARGV[3])
 local unknown = {}
-for i = 2, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local key = ARGV[i]
-  -- Every instance has a lease member, so XX updates exactly the registered ones.
-  if redis.call('ZADD', K_LEASES, 'XX', 'CH', now + tonumber(ARGV[i + 1]), key) == 1 then
-    if ARGV[i + 2] ~= '' then redis.call('HSET', K_OWNER, key, ARGV[i + 2]) end
-  elseif redis.call('ZSCORE', K_LEASES, key) == false then
+  local d = now + tonumber(ARGV[i + 1])
+  -- Every instance has a lease member: an absent one is not registered.
+  if redis.call('ZSCORE', K_LEASES, key) == false then
     unknown[#unknown + 1] = key
+  elseif bind(key, replica .. ':' .. ARGV[i + 2], d + slack, now) then
+    redis.call('ZADD', K_LEASES, 'XX', d, key)
+  else
+    redis.call('ZADD', K_LEASES, 'XX', 'GT', d, key)
   end
 end
 return unknown
 `;
 
 /**
- * RELEASE starts the grace of instances whose stream ended, but only those
- * the ending stream still owns (a session that moved to another replica
- * keeps its lease). ARGV: expected registryId, grace ms, owner, keys...
+ * RELEASE ends a stream's part in the bindings of keys. Where the stream
+ * holds the binding (or is the next holder of a stale one: the last stream
+ * still beating it), the binding passes to the key's fresh next holder (a
+ * session that moved to another replica keeps its lease) or, with none,
+ * the grace starts. Where another stream holds it, the ending stream only
+ * stops being its next holder: its end removes nothing. ARGV: expected
+ * registryId, grace ms, owner, keys...
  */
 export const RELEASE = `${PRELUDE}
 local err = changed(ARGV[1]); if err then return err end
-local graceUntil = now_ms() + tonumber(ARGV[2])
+local now = now_ms()
+local graceUntil = now + tonumber(ARGV[2])
+local who = ARGV[3]
 for i = 4, #ARGV do
   local key = ARGV[i]
-  if redis.call('HGET', K_OWNER, key) == ARGV[3] then
-    local d = redis.call('ZSCORE', K_LEASES, key)
-    if d and graceUntil < tonumber(d) then
-      redis.call('ZADD', K_LEASES, graceUntil, key)
-      redis.call('HSET', K_OWNER, key, '~' .. ARGV[3])
+  local cur = redis.call('HGET', K_OWNER, key)
+  local nu, nw = parse_next(redis.call('HGET', K_NEXT, key))
+  local holds = cur == who
+  if not holds and nw == who and cur and string.sub(cur, 1, 1) ~= '~' then
+    local held = redis.call('HGET', K_HELD, key)
+    holds = (not held) or tonumber(held) < now
+  end
+  if nw == who then redis.call('HDEL', K_NEXT, key) end
+  if holds then
+    if nw ~= nil and nw ~= who and nu >= now then
+      redis.call('HSET', K_OWNER, key, nw)
+      redis.call('HSET', K_HELD, key, nu)
+      redis.call('HDEL', K_NEXT, key)
     else
-      redis.call('HDEL', K_OWNER, key)
+      redis.call('HDEL', K_HELD, key)
+      local d = redis.call('ZSCORE', K_LEASES, key)
+      if d and graceUntil < tonumber(d) then
+        redis.call('ZADD', K_LEASES, graceUntil, key)
+        redis.call('HSET', K_OWNER, key, '~' .. who)
+      else
+        redis.call('HDEL', K_OWNER, key)
+      end
     end
   end
 end
@@ -238,7 +321,7 @@ for _, key in ipairs(due) do
   redis.call('ZREM', K_LEASES, key)
   local prev = redis.call('HGET', K_INST, key)
   local owner = redis.call('HGET', K_OWNER, key)
-  redis.call('HDEL', K_OWNER, key)
+  unbind(key)
   if prev then
     local reason = 'LEASE_EXPIRED'
     if owner and string.sub(owner, 1, 1) == '~' then reason = 'STREAM_CLOSED' end

@@ -475,7 +475,8 @@ export class RedisStore implements Store {
         this.leases.forget(k);
         continue;
       }
-      (pipe as unknown as Runner).maxinePut!(...this.keyArgs, id, k, encodeSpec(record), now, h.ttlMs, h.owner, this.opts.logMax);
+      // the binding is re-asserted under the same rule as a renewal: a fresh holder elsewhere keeps it
+      (pipe as unknown as Runner).maxinePut!(...this.keyArgs, id, k, encodeSpec(record), now, h.ttlMs, h.owner, this.opts.logMax, "", "", "", this.leases.bindingSlackMs);
       this.leases.asserted(k, h, now);
       n++;
     }
