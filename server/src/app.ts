@@ -31,6 +31,7 @@ import { CertificateReloader, loadCertificate } from "./transport/tls-certificat
 import { Metrics } from "./transport/metrics.js";
 import { RequestCache } from "./transport/request-cache.js";
 import { createRouter } from "./transport/router.js";
+import { unreadBodyLimit } from "./transport/unread-body.js";
 import { Shutdown } from "./transport/shutdown.js";
 import { WatchHub } from "./watch/hub.js";
 
@@ -250,6 +251,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     maxConnections: config.maxConnections,
     maxConnectionsPerAddress: config.maxConnectionsPerAddress,
     maxUnsentBytesPerConnection: config.maxUnsentBytesPerConnection,
+    unreadBodyBytes: unreadBodyLimit(config.maxMessageBytes),
     keepaliveIntervalMs: config.keepaliveIntervalMs,
     keepaliveTimeoutMs: config.keepaliveTimeoutMs,
     log,

@@ -42,8 +42,8 @@ export class WatchBudget {
     private readonly log?: Logger,
   ) {}
 
-  /** add starts counting a watch stream's unsent bytes. */
-  add(w: Watcher, out: StreamOutput): BudgetEntry {
+  /** add starts counting a watch stream's unsent bytes: w is ended and out cut if it is closed for the budget. */
+  add(w: BudgetedWatcher, out: BudgetedOutput): BudgetEntry {
     const e = new BudgetEntry(w, out, this.clock.now());
     this.open.add(e);
     return e;
@@ -114,14 +114,20 @@ export class WatchBudget {
   }
 }
 
+/** BudgetedWatcher is what the budget uses of a watcher: ending it. */
+export type BudgetedWatcher = Pick<Watcher, "end">;
+
+/** BudgetedOutput is what the budget uses of a watch's stream: measuring what it holds unsent, and cutting it. */
+export type BudgetedOutput = Pick<StreamOutput, "buffered" | "cut">;
+
 /** BudgetEntry is one watch stream as the budget counts it. */
 export class BudgetEntry {
   /** counted is its unsent bytes when last measured. */
   counted = 0;
 
   constructor(
-    readonly w: Watcher,
-    readonly out: StreamOutput,
+    readonly w: BudgetedWatcher,
+    readonly out: BudgetedOutput,
     /** progressAt is when its stream last wrote (its client read, or there was more to send). */
     public progressAt: number,
   ) {}

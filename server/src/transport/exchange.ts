@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { CallSignal } from "../rpc/context.js";
+import { LINGER_MS } from "./unread-body.js";
 
 /**
  * Exchange is one HTTP request and its response as the protocols see it,
@@ -32,8 +33,9 @@ export interface Exchange {
    * respond sends the response headers. mode "end": the response is headers
    * only; "body": a body follows; "trailers": a body and HTTP/2 trailers
    * follow (gRPC). A request body not read to its end is cut off once the
-   * response has ended (HTTP/2 RST_STREAM NO_ERROR; on HTTP/1.1 it is read and
-   * dropped up to a bound, then the connection is closed: see drainUnread).
+   * response has ended (HTTP/2 RST_STREAM NO_ERROR; on HTTP/1.1 the server's
+   * response class reads and drops it up to a bound, then closes the
+   * connection: see unread-body.ts).
    */
   respond(status: number, headers: http2.OutgoingHttpHeaders, mode: "end" | "body" | "trailers"): void;
   /** write sends body bytes; false when the client does not read (see whenWritable). */
@@ -199,57 +201,6 @@ function lingerEnded(stream: http2.ServerHttp2Stream): void {
   if (!stream.closed && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
-/** LINGER_MS is how long a request answered before its body ended is kept reading (and dropping) before it is cut: an HTTP/1.1 connection answered with "connection: close", an HTTP/2 stream (cutUnread). */
-const LINGER_MS = 500;
-
-/**
- * drainUnread handles an HTTP/1.1 request answered before its body ended (a
- * message over the limit, a bad envelope). Closing the connection at once
- * makes the client's next write fail (EPIPE, or a reset that overtakes the
- * answer), and the client reports that instead of the answer. So once the
- * answer is out the rest of the body is read and dropped, as Go's net/http
- * does, up to limitBytes (the larger of 256 KiB and MAXINE_MAX_MESSAGE_BYTES).
- *
- * A body whose content-length fits that bound is read to its end and the
- * connection stays reusable. Any other (no length, or a longer one) may be
- * cut when the bound passes, so its answer says "connection: close": a
- * client that had already sent it all would otherwise put the connection
- * back in its pool and send its next call on a connection about to be cut
- * (the HTTP/1.1 conformance cases reset by peer). Node ends such an answer
- * with socket.destroySoon(), which drops what the client still sends and
- * answers it with RST; this socket's destroySoon only half-closes instead,
- * and the rest is read and dropped for up to LINGER_MS (Go's net/http waits
- * 500 ms the same way) before the connection is cut.
- */
-function drainUnread(req: http.IncomingMessage, res: http.ServerResponse, limitBytes: number): void {
-  const length = req.headers["content-length"];
-  const reusable = length !== undefined && Number(length) <= limitBytes;
-  const socket = req.socket;
-  if (!reusable) {
-    res.shouldKeepAlive = false;
-    Object.defineProperty(socket, "destroySoon", { value: () => socket.end(), configurable: true });
-  }
-  res.once("finish", () => {
-    const cut = (): void => {
-      clearTimeout(linger);
-      socket.destroy();
-    };
-    const linger = reusable ? undefined : setTimeout(cut, LINGER_MS).unref();
-    if (linger !== undefined) socket.once("close", () => clearTimeout(linger));
-    if (req.complete || req.destroyed) return;
-    let read = 0;
-    const onData = (chunk: Buffer): void => {
-      read += chunk.length;
-      if (read > limitBytes) {
-        req.off("data", onData);
-        cut();
-      }
-    };
-    req.on("data", onData);
-    req.resume();
-  });
-}
-
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
@@ -261,7 +212,6 @@ export class RequestExchange implements Exchange {
   constructor(
     readonly body: Req,
     private readonly res: Res,
-    private readonly drainBytes: number,
   ) {}
 
   header(name: string): string | undefined {
@@ -296,7 +246,6 @@ export class RequestExchange implements Exchange {
   respond(status: number, h: http2.OutgoingHttpHeaders, mode: "end" | "body" | "trailers"): void {
     const res = this.res as http.ServerResponse;
     if (res.headersSent) return;
-    if (!this.body.complete && !("stream" in this.body)) drainUnread(this.body, res, this.drainBytes);
     res.writeHead(status, h as http.OutgoingHttpHeaders);
     if (mode === "end") {
       this.ended = true;

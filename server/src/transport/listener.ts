@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import type { Logger } from "../domain/logger.js";
+import { drainingResponses } from "./unread-body.js";
 
 /** ListenerOptions configure the HTTP servers behind the one port. */
 export interface ListenerOptions {
@@ -20,6 +21,12 @@ export interface ListenerOptions {
   readonly maxConnections: number;
   /** maxConnectionsPerAddress does the same per client address (MAXINE_MAX_CONNECTIONS_PER_ADDRESS). */
   readonly maxConnectionsPerAddress: number;
+  /**
+   * unreadBodyBytes is how much of an HTTP/1.1 request body answered before
+   * it ended is read and dropped (whichever framing answered) before the
+   * connection is cut: unreadBodyLimit in unread-body.ts.
+   */
+  readonly unreadBodyBytes: number;
   /** maxUnsentBytesPerConnection bounds the answer bytes an HTTP/2 connection may leave unread (MAXINE_MAX_UNSENT_BYTES_PER_CONNECTION). */
   readonly maxUnsentBytesPerConnection: number;
   /**
@@ -156,6 +163,8 @@ export class Listener {
         // Node closes an idle keep-alive connection 1 s after the timeout it announces, so that the client closes first
         keepAliveTimeout: opts.idleTimeoutMs,
         connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
+        // a response started before its request body ended drains the rest, so the connection's next request is read
+        ServerResponse: drainingResponses(opts.unreadBodyBytes),
       },
       handler,
     );

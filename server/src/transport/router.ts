@@ -28,8 +28,6 @@ export interface Router {
  * answered PERMISSION_DENIED in its protocol's status, or 403.
  */
 export function createRouter(deps: ServeDeps, fallback: RequestHandler, fastPath: boolean, guard: HttpGuard): Router {
-  // How much of an HTTP/1.1 request body answered early is read and dropped before the connection is closed (exchange.ts).
-  const drainBytes = Math.max(256 * 1024, deps.maxMessageBytes);
   /** match finds what serves a request: its framing and handler, UNIMPLEMENTED for an unknown gRPC method, or undefined for the fallback. */
   const match = (method: string | undefined, path: string | undefined, contentType: string | undefined, http2: boolean): Match | undefined => {
     if (method !== "POST" || path === undefined) return undefined;
@@ -68,11 +66,11 @@ export function createRouter(deps: ServeDeps, fallback: RequestHandler, fastPath
       const http2 = "stream" in req;
       const host = http2 ? (req.authority ?? req.headers.host) : req.headers.host;
       const verdict = guard.check(req.method, host, req.headers.origin, one(req.headers["access-control-request-method"]));
-      if (verdict.kind !== "pass") return answerGuard(verdict, req, res, http2, drainBytes);
+      if (verdict.kind !== "pass") return answerGuard(verdict, req, res, http2);
       if (verdict.headers !== undefined) for (const [k, v] of Object.entries(verdict.headers)) res.setHeader(k, v);
       const m = match(req.method, req.url, req.headers["content-type"], http2);
       if (m === undefined) fallback(req, res);
-      else dispatch(m, new RequestExchange(req, res, drainBytes));
+      else dispatch(m, new RequestExchange(req, res));
     },
   };
 }
@@ -87,7 +85,6 @@ function answerGuard(
   req: Parameters<RequestHandler>[0],
   res: Parameters<RequestHandler>[1],
   http2: boolean,
-  drainBytes: number,
 ): void {
   if (verdict.kind === "preflight") {
     (res as http.ServerResponse).writeHead(204, verdict.headers);
@@ -96,7 +93,7 @@ function answerGuard(
   }
   const framing = req.method === "POST" ? framingOf(req.headers["content-type"], http2) : undefined;
   if (framing !== undefined) {
-    const ex = new RequestExchange(req, res, drainBytes);
+    const ex = new RequestExchange(req, res);
     ex.body.resume(); // discard the body
     return failCall(ex, framing, new ConnectError(verdict.message, Code.PermissionDenied));
   }

@@ -311,7 +311,15 @@ const (
 	// RESET_REASON_REGISTRY_CHANGED: registry_id differs, or resume_revision
 	// is ahead of the registry.
 	ResetReason_RESET_REASON_REGISTRY_CHANGED ResetReason = 2
-	// RESET_REASON_OVERFLOW: the watcher fell behind and its queue overflowed.
+	// RESET_REASON_OVERFLOW: the watcher fell too far behind and the server's
+	// overflow policy is to reset it (the other policy ends the watch with
+	// RESOURCE_EXHAUSTED). A watcher keeps a place in the server's shared
+	// history of changes, not a queue of its own: it overflows when more
+	// changes it sees are unsent than the server allows (counted from when it
+	// opened or last got a snapshot; a resume's backlog does not count), or
+	// when the history no longer holds a change it still has to send. The
+	// snapshot is taken when the client reads again; only changes after its
+	// revision follow.
 	ResetReason_RESET_REASON_OVERFLOW ResetReason = 3
 )
 

@@ -83,7 +83,9 @@ type RegistryServiceClient interface {
 	// per change in strictly increasing revision order, with `progress`
 	// bookmarks on an idle stream. A watcher that falls too far behind gets a
 	// fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
-	// depending on the server's overflow policy.
+	// depending on the server's overflow policy. A stream that leaves its
+	// answers unread while the server's watch memory is over its budget may
+	// be cut, the slowest first (gRPC clients see RESOURCE_EXHAUSTED).
 	WatchServices(ctx context.Context, in *WatchServicesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchServicesResponse], error)
 	// SetOperatorStatus sets or clears an operator's override of an instance's
 	// status (`maxine drain` / `maxine undrain`). While set, the instance's
@@ -232,7 +234,9 @@ type RegistryServiceServer interface {
 	// per change in strictly increasing revision order, with `progress`
 	// bookmarks on an idle stream. A watcher that falls too far behind gets a
 	// fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
-	// depending on the server's overflow policy.
+	// depending on the server's overflow policy. A stream that leaves its
+	// answers unread while the server's watch memory is over its budget may
+	// be cut, the slowest first (gRPC clients see RESOURCE_EXHAUSTED).
 	WatchServices(*WatchServicesRequest, grpc.ServerStreamingServer[WatchServicesResponse]) error
 	// SetOperatorStatus sets or clears an operator's override of an instance's
 	// status (`maxine drain` / `maxine undrain`). While set, the instance's

@@ -105,7 +105,9 @@ type RegistryServiceClient interface {
 	// per change in strictly increasing revision order, with `progress`
 	// bookmarks on an idle stream. A watcher that falls too far behind gets a
 	// fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
-	// depending on the server's overflow policy.
+	// depending on the server's overflow policy. A stream that leaves its
+	// answers unread while the server's watch memory is over its budget may
+	// be cut, the slowest first (gRPC clients see RESOURCE_EXHAUSTED).
 	WatchServices(context.Context, *connect.Request[v1.WatchServicesRequest]) (*connect.ServerStreamForClient[v1.WatchServicesResponse], error)
 	// SetOperatorStatus sets or clears an operator's override of an instance's
 	// status (`maxine drain` / `maxine undrain`). While set, the instance's
@@ -261,7 +263,9 @@ type RegistryServiceHandler interface {
 	// per change in strictly increasing revision order, with `progress`
 	// bookmarks on an idle stream. A watcher that falls too far behind gets a
 	// fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
-	// depending on the server's overflow policy.
+	// depending on the server's overflow policy. A stream that leaves its
+	// answers unread while the server's watch memory is over its budget may
+	// be cut, the slowest first (gRPC clients see RESOURCE_EXHAUSTED).
 	WatchServices(context.Context, *connect.Request[v1.WatchServicesRequest], *connect.ServerStream[v1.WatchServicesResponse]) error
 	// SetOperatorStatus sets or clears an operator's override of an instance's
 	// status (`maxine drain` / `maxine undrain`). While set, the instance's

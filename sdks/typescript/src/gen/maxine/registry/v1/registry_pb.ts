@@ -1324,7 +1324,15 @@ export enum ResetReason {
   REGISTRY_CHANGED = 2,
 
   /**
-   * RESET_REASON_OVERFLOW: the watcher fell behind and its queue overflowed.
+   * RESET_REASON_OVERFLOW: the watcher fell too far behind and the server's
+   * overflow policy is to reset it (the other policy ends the watch with
+   * RESOURCE_EXHAUSTED). A watcher keeps a place in the server's shared
+   * history of changes, not a queue of its own: it overflows when more
+   * changes it sees are unsent than the server allows (counted from when it
+   * opened or last got a snapshot; a resume's backlog does not count), or
+   * when the history no longer holds a change it still has to send. The
+   * snapshot is taken when the client reads again; only changes after its
+   * revision follow.
    *
    * @generated from enum value: RESET_REASON_OVERFLOW = 3;
    */
@@ -1512,7 +1520,9 @@ export const RegistryService: GenService<{
    * per change in strictly increasing revision order, with `progress`
    * bookmarks on an idle stream. A watcher that falls too far behind gets a
    * fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
-   * depending on the server's overflow policy.
+   * depending on the server's overflow policy. A stream that leaves its
+   * answers unread while the server's watch memory is over its budget may
+   * be cut, the slowest first (gRPC clients see RESOURCE_EXHAUSTED).
    *
    * @generated from rpc maxine.registry.v1.RegistryService.WatchServices
    */

@@ -140,7 +140,9 @@ class RegistryServiceServicer:
         per change in strictly increasing revision order, with `progress`
         bookmarks on an idle stream. A watcher that falls too far behind gets a
         fresh snapshot flagged as a reset, or is ended with RESOURCE_EXHAUSTED,
-        depending on the server's overflow policy.
+        depending on the server's overflow policy. A stream that leaves its
+        answers unread while the server's watch memory is over its budget may
+        be cut, the slowest first (gRPC clients see RESOURCE_EXHAUSTED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
