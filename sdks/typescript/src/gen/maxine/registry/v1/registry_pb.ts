@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file maxine/registry/v1/registry.proto.
  */
 export const file_maxine_registry_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("CiFtYXhpbmUvcmVnaXN0cnkvdjEvcmVnaXN0cnkucHJvdG8SEm1heGluZS5yZWdpc3RyeS52MSKcBAoISW5zdGFuY2USEQoJbmFtZXNwYWNlGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIMCgRwb3J0GAUgASgNEg8KB3ZlcnNpb24YBiABKAkSDAoEem9uZRgHIAEoCRIMCgR0YWdzGAggAygJEjwKCG1ldGFkYXRhGAkgAygLMioubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlLk1ldGFkYXRhRW50cnkSDgoGd2VpZ2h0GAogASgNEjEKBnN0YXR1cxgLIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEjEKDXJlZ2lzdGVyZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0ZV9yZXZpc2lvbhgOIAEoBBIUCgxtb2RfcmV2aXNpb24YDyABKAQSDQoFb3duZXIYECABKAkSOwoPb3BlcmF0b3Jfc3RhdHVzGBEgASgOMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLk9wZXJhdG9yU3RhdHVzGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ8ChhTZXRPcGVyYXRvclN0YXR1c1JlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5EjIKBnN0YXR1cxgCIAEoDjIiLm1heGluZS5yZWdpc3RyeS52MS5PcGVyYXRvclN0YXR1cyJyChlTZXRPcGVyYXRvclN0YXR1c1Jlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIkYKC0luc3RhbmNlS2V5EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJIm8KD1JlZ2lzdGVyUmVxdWVzdBIuCghpbnN0YW5jZRgBIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIsCglsZWFzZV90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24izQEKEFJlZ2lzdGVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJIk0KEEhlYXJ0YmVhdFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSJwoFYmVhdHMYAiADKAsyGC5tYXhpbmUucmVnaXN0cnkudjEuQmVhdCLhAQoEQmVhdBIsCgNrZXkYASABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2VLZXkSMQoGc3RhdHVzGAIgASgOMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpbmdTdGF0dXMSEQoEbG9hZBgDIAEoAUgAiAEBEi4KCGluc3RhbmNlGAQgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIHCgVfbG9hZCJQChFIZWFydGJlYXRSZXNwb25zZRIQCghzZXF1ZW5jZRgBIAEoBBIpCgRhY2tzGAIgAygLMhsubWF4aW5lLnJlZ2lzdHJ5LnYxLkJlYXRBY2sirgEKB0JlYXRBY2sSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5Ei4KBnJlc3VsdBgCIAEoDjIeLm1heGluZS5yZWdpc3RyeS52MS5CZWF0UmVzdWx0EjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB21lc3NhZ2UYBCABKAkiQQoRRGVyZWdpc3RlclJlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5IjsKEkRlcmVnaXN0ZXJSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoBBITCgtyZWdpc3RyeV9pZBgCIAEoCSKiAQoGRmlsdGVyEgwKBHRhZ3MYASADKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgR6b25lGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMigubWF4aW5lLnJlZ2lzdHJ5LnYxLkZpbHRlci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLQAQoPRGlzY292ZXJSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISLgoIc3RyYXRlZ3kYBCABKA4yHC5tYXhpbmUucmVnaXN0cnkudjEuU3RyYXRlZ3kSEAoIaGFzaF9rZXkYBSABKAkSFgoOcHJlZmVycmVkX3pvbmUYBiABKAkSEwoLaW5jbHVkZV9hbGwYByABKAgimgEKEERpc2NvdmVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLwoJaW5zdGFuY2VzGAIgAygLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAMgASgEEhMKC3JlZ2lzdHJ5X2lkGAQgASgJIigKE0xpc3RTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJInMKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEjQKCHNlcnZpY2VzGAEgAygLMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpY2VTdW1tYXJ5EhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIlAKDlNlcnZpY2VTdW1tYXJ5Eg8KB3NlcnZpY2UYASABKAkSFgoOaW5zdGFuY2VfY291bnQYAiABKA0SFQoNc2VydmluZ19jb3VudBgDIAEoDSKVAQoUV2F0Y2hTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISFwoPcmVzdW1lX3JldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJIvUBChVXYXRjaFNlcnZpY2VzUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5tYXhpbmUucmVnaXN0cnkudjEuU25hcHNob3RDaHVua0gAEjcKDHNuYXBzaG90X2VuZBgCIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5TbmFwc2hvdEVuZEgAEi8KBWV2ZW50GAMgASgLMh4ubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoRXZlbnRIABIwCghwcm9ncmVzcxgEIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5Qcm9ncmVzc0gAQgkKB21lc3NhZ2UiQAoNU25hcHNob3RDaHVuaxIvCglpbnN0YW5jZXMYASADKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2UidAoLU25hcHNob3RFbmQSEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkSDQoFcmVzZXQYAyABKAgSLwoGcmVhc29uGAQgASgOMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlc2V0UmVhc29uIrYBCgpXYXRjaEV2ZW50EisKBHR5cGUYASABKA4yHS5tYXhpbmUucmVnaXN0cnkudjEuRXZlbnRUeXBlEi4KCGluc3RhbmNlGAIgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAMgASgEEjkKDnJlbW92YWxfcmVhc29uGAQgASgOMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlbW92YWxSZWFzb24iMQoIUHJvZ3Jlc3MSEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkqiAEKDVNlcnZpbmdTdGF0dXMSHgoaU0VSVklOR19TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZTRVJWSU5HX1NUQVRVU19TRVJWSU5HEAESHgoaU0VSVklOR19TVEFUVVNfTk9UX1NFUlZJTkcQAhIbChdTRVJWSU5HX1NUQVRVU19EUkFJTklORxADKm0KDk9wZXJhdG9yU3RhdHVzEh8KG09QRVJBVE9SX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGE9QRVJBVE9SX1NUQVRVU19EUkFJTklORxABEhwKGE9QRVJBVE9SX1NUQVRVU19ESVNBQkxFRBACKrMBCgpCZWF0UmVzdWx0EhsKF0JFQVRfUkVTVUxUX1VOU1BFQ0lGSUVEEAASFwoTQkVBVF9SRVNVTFRfUkVORVdFRBABEhcKE0JFQVRfUkVTVUxUX1VOS05PV04QAhIXChNCRUFUX1JFU1VMVF9JTlZBTElEEAMSGgoWQkVBVF9SRVNVTFRfUkVHSVNURVJFRBAEEiEKHUJFQVRfUkVTVUxUX1BFUk1JU1NJT05fREVOSUVEEAUqvAEKCFN0cmF0ZWd5EhgKFFNUUkFURUdZX1VOU1BFQ0lGSUVEEAASGAoUU1RSQVRFR1lfUk9VTkRfUk9CSU4QARITCg9TVFJBVEVHWV9SQU5ET00QAhIVChFTVFJBVEVHWV9XRUlHSFRFRBADEhkKFVNUUkFURUdZX0xFQVNUX0xPQURFRBAEEhwKGFNUUkFURUdZX0NPTlNJU1RFTlRfSEFTSBAFEhcKE1NUUkFURUdZX1JFTkRFWlZPVVMQBiqFAQoLUmVzZXRSZWFzb24SHAoYUkVTRVRfUkVBU09OX1VOU1BFQ0lGSUVEEAASGgoWUkVTRVRfUkVBU09OX0NPTVBBQ1RFRBABEiEKHVJFU0VUX1JFQVNPTl9SRUdJU1RSWV9DSEFOR0VEEAISGQoVUkVTRVRfUkVBU09OX09WRVJGTE9XEAMqbQoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIUChBFVkVOVF9UWVBFX0FEREVEEAESFgoSRVZFTlRfVFlQRV9VUERBVEVEEAISFgoSRVZFTlRfVFlQRV9SRU1PVkVEEAMqsQEKDVJlbW92YWxSZWFzb24SHgoaUkVNT1ZBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIfChtSRU1PVkFMX1JFQVNPTl9ERVJFR0lTVEVSRUQQARIgChxSRU1PVkFMX1JFQVNPTl9MRUFTRV9FWFBJUkVEEAISIAocUkVNT1ZBTF9SRUFTT05fU1RSRUFNX0NMT1NFRBADEhsKF1JFTU9WQUxfUkVBU09OX0ZJTFRFUkVEEAQytwUKD1JlZ2lzdHJ5U2VydmljZRJVCghSZWdpc3RlchIjLm1heGluZS5yZWdpc3RyeS52MS5SZWdpc3RlclJlcXVlc3QaJC5tYXhpbmUucmVnaXN0cnkudjEuUmVnaXN0ZXJSZXNwb25zZRJcCglIZWFydGJlYXQSJC5tYXhpbmUucmVnaXN0cnkudjEuSGVhcnRiZWF0UmVxdWVzdBolLm1heGluZS5yZWdpc3RyeS52MS5IZWFydGJlYXRSZXNwb25zZSgBMAESWwoKRGVyZWdpc3RlchIlLm1heGluZS5yZWdpc3RyeS52MS5EZXJlZ2lzdGVyUmVxdWVzdBomLm1heGluZS5yZWdpc3RyeS52MS5EZXJlZ2lzdGVyUmVzcG9uc2USVQoIRGlzY292ZXISIy5tYXhpbmUucmVnaXN0cnkudjEuRGlzY292ZXJSZXF1ZXN0GiQubWF4aW5lLnJlZ2lzdHJ5LnYxLkRpc2NvdmVyUmVzcG9uc2USYQoMTGlzdFNlcnZpY2VzEicubWF4aW5lLnJlZ2lzdHJ5LnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaKC5tYXhpbmUucmVnaXN0cnkudjEuTGlzdFNlcnZpY2VzUmVzcG9uc2USZgoNV2F0Y2hTZXJ2aWNlcxIoLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaFNlcnZpY2VzUmVxdWVzdBopLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaFNlcnZpY2VzUmVzcG9uc2UwARJwChFTZXRPcGVyYXRvclN0YXR1cxIsLm1heGluZS5yZWdpc3RyeS52MS5TZXRPcGVyYXRvclN0YXR1c1JlcXVlc3QaLS5tYXhpbmUucmVnaXN0cnkudjEuU2V0T3BlcmF0b3JTdGF0dXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiFtYXhpbmUvcmVnaXN0cnkvdjEvcmVnaXN0cnkucHJvdG8SEm1heGluZS5yZWdpc3RyeS52MSKcBAoISW5zdGFuY2USEQoJbmFtZXNwYWNlGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIMCgRwb3J0GAUgASgNEg8KB3ZlcnNpb24YBiABKAkSDAoEem9uZRgHIAEoCRIMCgR0YWdzGAggAygJEjwKCG1ldGFkYXRhGAkgAygLMioubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlLk1ldGFkYXRhRW50cnkSDgoGd2VpZ2h0GAogASgNEjEKBnN0YXR1cxgLIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEjEKDXJlZ2lzdGVyZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0ZV9yZXZpc2lvbhgOIAEoBBIUCgxtb2RfcmV2aXNpb24YDyABKAQSDQoFb3duZXIYECABKAkSOwoPb3BlcmF0b3Jfc3RhdHVzGBEgASgOMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLk9wZXJhdG9yU3RhdHVzGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ8ChhTZXRPcGVyYXRvclN0YXR1c1JlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5EjIKBnN0YXR1cxgCIAEoDjIiLm1heGluZS5yZWdpc3RyeS52MS5PcGVyYXRvclN0YXR1cyJyChlTZXRPcGVyYXRvclN0YXR1c1Jlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIkYKC0luc3RhbmNlS2V5EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJIm8KD1JlZ2lzdGVyUmVxdWVzdBIuCghpbnN0YW5jZRgBIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIsCglsZWFzZV90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24izQEKEFJlZ2lzdGVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJIk0KEEhlYXJ0YmVhdFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSJwoFYmVhdHMYAiADKAsyGC5tYXhpbmUucmVnaXN0cnkudjEuQmVhdCLhAQoEQmVhdBIsCgNrZXkYASABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2VLZXkSMQoGc3RhdHVzGAIgASgOMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpbmdTdGF0dXMSEQoEbG9hZBgDIAEoAUgAiAEBEi4KCGluc3RhbmNlGAQgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIHCgVfbG9hZCJQChFIZWFydGJlYXRSZXNwb25zZRIQCghzZXF1ZW5jZRgBIAEoBBIpCgRhY2tzGAIgAygLMhsubWF4aW5lLnJlZ2lzdHJ5LnYxLkJlYXRBY2sirgEKB0JlYXRBY2sSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5Ei4KBnJlc3VsdBgCIAEoDjIeLm1heGluZS5yZWdpc3RyeS52MS5CZWF0UmVzdWx0EjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB21lc3NhZ2UYBCABKAkiQQoRRGVyZWdpc3RlclJlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5IjsKEkRlcmVnaXN0ZXJSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoBBITCgtyZWdpc3RyeV9pZBgCIAEoCSKiAQoGRmlsdGVyEgwKBHRhZ3MYASADKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgR6b25lGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMigubWF4aW5lLnJlZ2lzdHJ5LnYxLkZpbHRlci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLQAQoPRGlzY292ZXJSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISLgoIc3RyYXRlZ3kYBCABKA4yHC5tYXhpbmUucmVnaXN0cnkudjEuU3RyYXRlZ3kSEAoIaGFzaF9rZXkYBSABKAkSFgoOcHJlZmVycmVkX3pvbmUYBiABKAkSEwoLaW5jbHVkZV9hbGwYByABKAgimgEKEERpc2NvdmVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLwoJaW5zdGFuY2VzGAIgAygLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAMgASgEEhMKC3JlZ2lzdHJ5X2lkGAQgASgJIigKE0xpc3RTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJInMKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEjQKCHNlcnZpY2VzGAEgAygLMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpY2VTdW1tYXJ5EhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIlAKDlNlcnZpY2VTdW1tYXJ5Eg8KB3NlcnZpY2UYASABKAkSFgoOaW5zdGFuY2VfY291bnQYAiABKA0SFQoNc2VydmluZ19jb3VudBgDIAEoDSLGAQoUV2F0Y2hTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISFwoPcmVzdW1lX3JldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJEi8KBGhlbGQYBiABKAsyIS5tYXhpbmUucmVnaXN0cnkudjEuV2F0Y2hIb2xkaW5ncyJCCg1XYXRjaEhvbGRpbmdzEjEKCHNlcnZpY2VzGAEgAygLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlbGRTZXJ2aWNlIlMKC0hlbGRTZXJ2aWNlEg8KB3NlcnZpY2UYASABKAkSMwoJaW5zdGFuY2VzGAIgAygLMiAubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlbGRJbnN0YW5jZSIzCgxIZWxkSW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSDgoGZGlnZXN0GAIgASgGIvUBChVXYXRjaFNlcnZpY2VzUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5tYXhpbmUucmVnaXN0cnkudjEuU25hcHNob3RDaHVua0gAEjcKDHNuYXBzaG90X2VuZBgCIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5TbmFwc2hvdEVuZEgAEi8KBWV2ZW50GAMgASgLMh4ubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoRXZlbnRIABIwCghwcm9ncmVzcxgEIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5Qcm9ncmVzc0gAQgkKB21lc3NhZ2UicgoNU25hcHNob3RDaHVuaxIvCglpbnN0YW5jZXMYASADKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USMAoHcmVtb3ZlZBgCIAMoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleSKKAQoLU25hcHNob3RFbmQSEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkSDQoFcmVzZXQYAyABKAgSLwoGcmVhc29uGAQgASgOMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlc2V0UmVhc29uEhQKDGRpZmZlcmVudGlhbBgFIAEoCCK2AQoKV2F0Y2hFdmVudBIrCgR0eXBlGAEgASgOMh0ubWF4aW5lLnJlZ2lzdHJ5LnYxLkV2ZW50VHlwZRIuCghpbnN0YW5jZRgCIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgDIAEoBBI5Cg5yZW1vdmFsX3JlYXNvbhgEIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5SZW1vdmFsUmVhc29uIjEKCFByb2dyZXNzEhAKCHJldmlzaW9uGAEgASgEEhMKC3JlZ2lzdHJ5X2lkGAIgASgJKogBCg1TZXJ2aW5nU3RhdHVzEh4KGlNFUlZJTkdfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWU0VSVklOR19TVEFUVVNfU0VSVklORxABEh4KGlNFUlZJTkdfU1RBVFVTX05PVF9TRVJWSU5HEAISGwoXU0VSVklOR19TVEFUVVNfRFJBSU5JTkcQAyptCg5PcGVyYXRvclN0YXR1cxIfChtPUEVSQVRPUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhPUEVSQVRPUl9TVEFUVVNfRFJBSU5JTkcQARIcChhPUEVSQVRPUl9TVEFUVVNfRElTQUJMRUQQAiqzAQoKQmVhdFJlc3VsdBIbChdCRUFUX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE0JFQVRfUkVTVUxUX1JFTkVXRUQQARIXChNCRUFUX1JFU1VMVF9VTktOT1dOEAISFwoTQkVBVF9SRVNVTFRfSU5WQUxJRBADEhoKFkJFQVRfUkVTVUxUX1JFR0lTVEVSRUQQBBIhCh1CRUFUX1JFU1VMVF9QRVJNSVNTSU9OX0RFTklFRBAFKrwBCghTdHJhdGVneRIYChRTVFJBVEVHWV9VTlNQRUNJRklFRBAAEhgKFFNUUkFURUdZX1JPVU5EX1JPQklOEAESEwoPU1RSQVRFR1lfUkFORE9NEAISFQoRU1RSQVRFR1lfV0VJR0hURUQQAxIZChVTVFJBVEVHWV9MRUFTVF9MT0FERUQQBBIcChhTVFJBVEVHWV9DT05TSVNURU5UX0hBU0gQBRIXChNTVFJBVEVHWV9SRU5ERVpWT1VTEAYqhQEKC1Jlc2V0UmVhc29uEhwKGFJFU0VUX1JFQVNPTl9VTlNQRUNJRklFRBAAEhoKFlJFU0VUX1JFQVNPTl9DT01QQUNURUQQARIhCh1SRVNFVF9SRUFTT05fUkVHSVNUUllfQ0hBTkdFRBACEhkKFVJFU0VUX1JFQVNPTl9PVkVSRkxPVxADKm0KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQRVZFTlRfVFlQRV9BRERFRBABEhYKEkVWRU5UX1RZUEVfVVBEQVRFRBACEhYKEkVWRU5UX1RZUEVfUkVNT1ZFRBADKrEBCg1SZW1vdmFsUmVhc29uEh4KGlJFTU9WQUxfUkVBU09OX1VOU1BFQ0lGSUVEEAASHwobUkVNT1ZBTF9SRUFTT05fREVSRUdJU1RFUkVEEAESIAocUkVNT1ZBTF9SRUFTT05fTEVBU0VfRVhQSVJFRBACEiAKHFJFTU9WQUxfUkVBU09OX1NUUkVBTV9DTE9TRUQQAxIbChdSRU1PVkFMX1JFQVNPTl9GSUxURVJFRBAEMrcFCg9SZWdpc3RyeVNlcnZpY2USVQoIUmVnaXN0ZXISIy5tYXhpbmUucmVnaXN0cnkudjEuUmVnaXN0ZXJSZXF1ZXN0GiQubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlZ2lzdGVyUmVzcG9uc2USXAoJSGVhcnRiZWF0EiQubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlYXJ0YmVhdFJlcXVlc3QaJS5tYXhpbmUucmVnaXN0cnkudjEuSGVhcnRiZWF0UmVzcG9uc2UoATABElsKCkRlcmVnaXN0ZXISJS5tYXhpbmUucmVnaXN0cnkudjEuRGVyZWdpc3RlclJlcXVlc3QaJi5tYXhpbmUucmVnaXN0cnkudjEuRGVyZWdpc3RlclJlc3BvbnNlElUKCERpc2NvdmVyEiMubWF4aW5lLnJlZ2lzdHJ5LnYxLkRpc2NvdmVyUmVxdWVzdBokLm1heGluZS5yZWdpc3RyeS52MS5EaXNjb3ZlclJlc3BvbnNlEmEKDExpc3RTZXJ2aWNlcxInLm1heGluZS5yZWdpc3RyeS52MS5MaXN0U2VydmljZXNSZXF1ZXN0GigubWF4aW5lLnJlZ2lzdHJ5LnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlEmYKDVdhdGNoU2VydmljZXMSKC5tYXhpbmUucmVnaXN0cnkudjEuV2F0Y2hTZXJ2aWNlc1JlcXVlc3QaKS5tYXhpbmUucmVnaXN0cnkudjEuV2F0Y2hTZXJ2aWNlc1Jlc3BvbnNlMAEScAoRU2V0T3BlcmF0b3JTdGF0dXMSLC5tYXhpbmUucmVnaXN0cnkudjEuU2V0T3BlcmF0b3JTdGF0dXNSZXF1ZXN0Gi0ubWF4aW5lLnJlZ2lzdHJ5LnYxLlNldE9wZXJhdG9yU3RhdHVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Instance is one network endpoint of a service.
@@ -850,6 +850,25 @@ export type WatchServicesRequest = Message<"maxine.registry.v1.WatchServicesRequ
    * @generated from field: string registry_id = 5;
    */
   registryId: string;
+
+  /**
+   * held, when set, names the instances the client holds from an earlier
+   * stream of this watch, each with its content digest, so that the
+   * snapshot this stream opens with carries only the differences
+   * (SnapshotEnd.differential): the instances that are new or whose digest
+   * differs, and, in SnapshotChunk.removed, the named ones the registry no
+   * longer has for this watch. A resume the server replays from its history
+   * ignores it. Only the opening snapshot is differential: a later reset
+   * (overflow) is whole. Servers that predate this field ignore it and send
+   * a whole snapshot, which the client handles as before. Limits:
+   * MAXINE_WATCH_MAX_HELD instances in all (INVALID_ARGUMENT naming
+   * held.services otherwise), each service and instance id valid and named
+   * once, and the whole request within MAXINE_MAX_MESSAGE_BYTES
+   * (RESOURCE_EXHAUSTED). A client holding more sends no holdings.
+   *
+   * @generated from field: maxine.registry.v1.WatchHoldings held = 6;
+   */
+  held?: WatchHoldings | undefined;
 };
 
 /**
@@ -858,6 +877,103 @@ export type WatchServicesRequest = Message<"maxine.registry.v1.WatchServicesRequ
  */
 export const WatchServicesRequestSchema: GenMessage<WatchServicesRequest> = /*@__PURE__*/
   messageDesc(file_maxine_registry_v1_registry, 18);
+
+/**
+ * WatchHoldings is what a resuming watcher holds, grouped by service. It
+ * names every instance the client holds: at a differential snapshot's end
+ * the client keeps only the instances it named here (less those removed,
+ * replaced by those the snapshot carries), so an instance held but not
+ * named is dropped.
+ *
+ * The digest of an instance (HeldInstance.digest) covers what a client acts
+ * on and leaves out what a registry sets for itself, so that an instance
+ * re-registered unchanged on a restarted registry keeps its digest. It is
+ * the first 8 bytes, read as a big-endian unsigned integer, of the SHA-256
+ * of these items of the Instance, in this order, each written as its length
+ * in bytes (4 bytes, big-endian) followed by its bytes: service,
+ * instance_id, host, port, version, zone, the number of tags, each tag in
+ * the order the Instance lists them (the server keeps them sorted), the
+ * number of metadata entries, then each metadata key followed by its value
+ * with the keys in the byte order of their UTF-8 form, weight, status,
+ * owner, operator_status. Strings are UTF-8; numbers (port, the counts,
+ * weight, and the enums' numbers) are written in decimal ASCII. An
+ * instance the client keeps because its digest matched keeps the
+ * registered_at, updated_at, create_revision and mod_revision the client
+ * had: they may come from the registry it held them from.
+ *
+ * @generated from message maxine.registry.v1.WatchHoldings
+ */
+export type WatchHoldings = Message<"maxine.registry.v1.WatchHoldings"> & {
+  /**
+   * services the client holds instances of, each named once.
+   *
+   * @generated from field: repeated maxine.registry.v1.HeldService services = 1;
+   */
+  services: HeldService[];
+};
+
+/**
+ * Describes the message maxine.registry.v1.WatchHoldings.
+ * Use `create(WatchHoldingsSchema)` to create a new message.
+ */
+export const WatchHoldingsSchema: GenMessage<WatchHoldings> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 19);
+
+/**
+ * HeldService is the held instances of one service.
+ *
+ * @generated from message maxine.registry.v1.HeldService
+ */
+export type HeldService = Message<"maxine.registry.v1.HeldService"> & {
+  /**
+   * service is the service's name.
+   *
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * instances held of the service, each instance_id named once.
+   *
+   * @generated from field: repeated maxine.registry.v1.HeldInstance instances = 2;
+   */
+  instances: HeldInstance[];
+};
+
+/**
+ * Describes the message maxine.registry.v1.HeldService.
+ * Use `create(HeldServiceSchema)` to create a new message.
+ */
+export const HeldServiceSchema: GenMessage<HeldService> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 20);
+
+/**
+ * HeldInstance is one instance a resuming watcher holds.
+ *
+ * @generated from message maxine.registry.v1.HeldInstance
+ */
+export type HeldInstance = Message<"maxine.registry.v1.HeldInstance"> & {
+  /**
+   * instance_id of the held instance.
+   *
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+
+  /**
+   * digest of the held instance's content (see WatchHoldings).
+   *
+   * @generated from field: fixed64 digest = 2;
+   */
+  digest: bigint;
+};
+
+/**
+ * Describes the message maxine.registry.v1.HeldInstance.
+ * Use `create(HeldInstanceSchema)` to create a new message.
+ */
+export const HeldInstanceSchema: GenMessage<HeldInstance> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 21);
 
 /**
  * WatchServicesResponse is one message of a watch stream.
@@ -911,7 +1027,7 @@ export type WatchServicesResponse = Message<"maxine.registry.v1.WatchServicesRes
  * Use `create(WatchServicesResponseSchema)` to create a new message.
  */
 export const WatchServicesResponseSchema: GenMessage<WatchServicesResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 19);
+  messageDesc(file_maxine_registry_v1_registry, 22);
 
 /**
  * SnapshotChunk is part of a snapshot. A snapshot is zero or more chunks
@@ -922,11 +1038,21 @@ export const WatchServicesResponseSchema: GenMessage<WatchServicesResponse> = /*
  */
 export type SnapshotChunk = Message<"maxine.registry.v1.SnapshotChunk"> & {
   /**
-   * instances that match the watch.
+   * instances that match the watch. In a differential snapshot, only those
+   * the request's holdings lack or hold with another digest.
    *
    * @generated from field: repeated maxine.registry.v1.Instance instances = 1;
    */
   instances: Instance[];
+
+  /**
+   * removed is set in a differential snapshot only: instances the request's
+   * holdings named that the registry no longer has for this watch (gone, no
+   * longer matching its filter, or outside it). The receiver drops them.
+   *
+   * @generated from field: repeated maxine.registry.v1.InstanceKey removed = 2;
+   */
+  removed: InstanceKey[];
 };
 
 /**
@@ -934,7 +1060,7 @@ export type SnapshotChunk = Message<"maxine.registry.v1.SnapshotChunk"> & {
  * Use `create(SnapshotChunkSchema)` to create a new message.
  */
 export const SnapshotChunkSchema: GenMessage<SnapshotChunk> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 20);
+  messageDesc(file_maxine_registry_v1_registry, 23);
 
 /**
  * SnapshotEnd ends a snapshot.
@@ -972,6 +1098,17 @@ export type SnapshotEnd = Message<"maxine.registry.v1.SnapshotEnd"> & {
    * @generated from field: maxine.registry.v1.ResetReason reason = 4;
    */
   reason: ResetReason;
+
+  /**
+   * differential is set when the snapshot carries only the differences from
+   * the holdings the request named (WatchServicesRequest.held): the
+   * receiver's view at this end is the held instances it named, less those
+   * removed, with the snapshot's instances added or replacing their held
+   * copies. When it is not set, the snapshot is whole and replaces the view.
+   *
+   * @generated from field: bool differential = 5;
+   */
+  differential: boolean;
 };
 
 /**
@@ -979,7 +1116,7 @@ export type SnapshotEnd = Message<"maxine.registry.v1.SnapshotEnd"> & {
  * Use `create(SnapshotEndSchema)` to create a new message.
  */
 export const SnapshotEndSchema: GenMessage<SnapshotEnd> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 21);
+  messageDesc(file_maxine_registry_v1_registry, 24);
 
 /**
  * WatchEvent is one change of one watched instance.
@@ -1021,7 +1158,7 @@ export type WatchEvent = Message<"maxine.registry.v1.WatchEvent"> & {
  * Use `create(WatchEventSchema)` to create a new message.
  */
 export const WatchEventSchema: GenMessage<WatchEvent> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 22);
+  messageDesc(file_maxine_registry_v1_registry, 25);
 
 /**
  * Progress is a bookmark sent on an idle stream.
@@ -1049,7 +1186,7 @@ export type Progress = Message<"maxine.registry.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 23);
+  messageDesc(file_maxine_registry_v1_registry, 26);
 
 /**
  * ServingStatus says whether an instance should receive traffic.
@@ -1293,7 +1430,8 @@ export enum ResetReason {
   REGISTRY_CHANGED = 2,
 
   /**
-   * RESET_REASON_OVERFLOW: the watcher fell behind and its queue overflowed.
+   * RESET_REASON_OVERFLOW: the watcher fell too far behind the live changes
+   * (MAXINE_WATCH_QUEUE) or behind what the history still holds.
    *
    * @generated from enum value: RESET_REASON_OVERFLOW = 3;
    */
