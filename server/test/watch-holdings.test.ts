@@ -137,6 +137,9 @@ describe("a watcher resuming into a restarted registry with what it holds", () =
     expect(sent.map(keyOf).sort()).toEqual([...changed, ...added].sort());
     expect(removed.map(keyOf).sort()).toEqual([...gone].sort());
     expect(removed.every((k) => k.namespace === "default")).toBe(true);
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(metrics).toMatch(/^maxine_watch_snapshot_kept_total 33$/m);
+    expect(metrics).toMatch(/^maxine_watch_snapshot_instances_total 8$/m);
     const whole = new Map<string, Wire>();
     const full = await snapshotOf(clientB, {});
     applySnapshot(whole, full.messages);

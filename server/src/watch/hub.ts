@@ -71,6 +71,10 @@ export class WatchHub implements WatcherHost {
   opened = 0;
   /** overflows counts watchers that fell too far behind (reset or closed by the overflow policy), for /metrics. */
   overflows = 0;
+  /** snapshotInstances counts instances sent in snapshots (whole or differential), for /metrics. */
+  snapshotInstances = 0;
+  /** snapshotKept counts held instances a differential snapshot did not send again (their digest matched), for /metrics. */
+  snapshotKept = 0;
   private progressTimer: Timer | undefined;
   // the revision of the latest change appended to the history and offered to watchers
   private dispatched: number;
@@ -171,12 +175,16 @@ export class WatchHub implements WatcherHost {
           const digest = held.get(r.service)?.get(r.instanceId);
           if (digest !== undefined) {
             kept.add(`${r.service}/${r.instanceId}`);
-            if (digest === digestOf(r)) continue;
+            if (digest === digestOf(r)) {
+              this.snapshotKept++;
+              continue;
+            }
           }
         }
         const size = sizeOf === undefined ? 0 : sizeOf(r) + 6;
         room(size);
         chunk.push(r);
+        this.snapshotInstances++;
         bytes += size;
         added();
       }
