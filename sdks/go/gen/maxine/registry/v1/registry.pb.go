@@ -1940,7 +1940,10 @@ func (x *WatchServicesRequest) GetHeld() *WatchHoldings {
 // weight, and the enums' numbers) are written in decimal ASCII. An
 // instance the client keeps because its digest matched keeps the
 // registered_at, updated_at, create_revision and mod_revision the client
-// had: they may come from the registry it held them from.
+// had: they may come from the registry it held them from. A field added to
+// Instance later that a client acts on is appended to the list; a client
+// that computes the older digest then only gets more instances than it
+// needs, never fewer.
 type WatchHoldings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// services the client holds instances of, each named once.
