@@ -31,6 +31,7 @@ const op = fc.oneof(
   fc.record({ kind: fc.constant<"remove">("remove"), slot }),
 );
 
+type Op = { kind: "put"; slot: { service: string; id: string }; spec: Spec } | { kind: "remove"; slot: { service: string; id: string } };
 type View = Map<string, Instance>;
 const keyOf = (service: string, id: string): string => `${service}/${id}`;
 
@@ -68,7 +69,7 @@ describe("a differential snapshot leaves the client equal to the registry", () =
         fc.integer({ min: 1, max: 4 }),
         async (setup, holdings, later, services, filtered, chunk) => {
           const { registry, hub, store } = makeCore({ watch: { digestOf: recordDigest, snapshotChunk: chunk } });
-          const run = async (o: fc.infer<typeof op>): Promise<void> => {
+          const run = async (o: Op): Promise<void> => {
             if (o.kind === "put") await registry.register(instance(o.slot.id, { service: o.slot.service, ...o.spec }), undefined);
             else await registry.deregister({ namespace: "default", service: o.slot.service, instanceId: o.slot.id }).catch(() => 0);
           };

@@ -216,7 +216,7 @@ describe("a watcher resuming into a restarted registry with what it holds", () =
 
   it("ignores holdings when the resume is replayed from history", async () => {
     const { messages, watch } = await snapshotOf(clientB, {});
-    const end = messages.find((m) => m.snapshotEnd).snapshotEnd;
+    const end = messages.find((m) => m.snapshotEnd)!.snapshotEnd;
     watch.call.cancel();
     await unary(clientB, "Register", { instance: inst("delta", "replayed") });
     const resumed = new Collector(clientB.WatchServices({ resumeRevision: end.revision, registryId: end.registryId, held: heldOf(before) }));
@@ -273,7 +273,7 @@ describe("holdings are bounded and checked (MAXINE_WATCH_MAX_HELD=5)", () => {
   it("accepts the limit itself", async () => {
     const { messages, watch } = await snapshotOf(client, { held: held(5) });
     watch.call.cancel();
-    const end = messages.find((m) => m.snapshotEnd).snapshotEnd;
+    const end = messages.find((m) => m.snapshotEnd)!.snapshotEnd;
     expect(end.differential).toBe(true);
     expect(messages.flatMap((m) => m.snapshot?.removed ?? []).length).toBe(5);
   });

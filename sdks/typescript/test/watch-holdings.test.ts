@@ -75,7 +75,13 @@ class Gate implements Timers {
   }
 }
 
-const inst = (service: string, id: string, port = 9000) => ({ service, instanceId: id, host: "127.0.0.1", port, metadata: id.endsWith("3") ? { rack: "r3" } : {} });
+const inst = (service: string, id: string, port = 9000) => ({
+  service,
+  instanceId: id,
+  host: "127.0.0.1",
+  port,
+  metadata: (id.endsWith("3") ? { rack: "r3" } : {}) as Record<string, string>,
+});
 const ids = Array.from({ length: 15 }, (_, i) => `i${i}`);
 
 describe("a Watcher resuming into a restarted registry", () => {
