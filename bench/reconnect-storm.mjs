@@ -65,7 +65,7 @@ try {
           const row = { atMs: Math.round(at) };
           row.register_total = 0; // Register calls, over protocols and codes
           for (const m of text.matchAll(/^maxine_rpc_requests_total\{method="Register",[^}]*\} ([0-9.e+]+)$/gm)) row.register_total += Number(m[1]);
-          for (const m of text.matchAll(/^maxine_(heartbeat_streams_opened_total|heartbeat_messages_total|beats_unknown_total|beats_registered_total|watchers_opened_total|watch_overflows_total|heartbeat_streams|instances) ([0-9.e+]+)$/gm)) {
+          for (const m of text.matchAll(/^maxine_(heartbeat_streams_opened_total|heartbeat_messages_total|beats_unknown_total|beats_registered_total|watchers_opened_total|watch_overflows_total|watch_snapshot_instances_total|watch_snapshot_kept_total|heartbeat_streams|instances) ([0-9.e+]+)$/gm)) {
             row[m[1]] = Number(m[2]);
           }
           counters.push(row);
@@ -89,9 +89,15 @@ console.log(`  sessions lost: ${result.lost_sessions}; peak RSS of the new serve
 console.log(
   `  sessions' downtime p50 ${fmt(result.downtime_p50_ms)}, p99 ${fmt(result.downtime_p99_ms)}, max ${fmt(result.downtime_max_ms)}; failed attempts before reconnecting: ${JSON.stringify(result.reconnect_attempts)}; failures: ${JSON.stringify(result.errors)}`,
 );
-console.log("  new server, from the stop: ms | instances | heartbeat streams open | streams opened | heartbeat messages | unknown beats | registered by a beat | registers | watchers opened | watch overflows");
+console.log(
+  "  new server, from the stop: ms | instances | heartbeat streams open | streams opened | heartbeat messages | unknown beats | registered by a beat | registers | watchers opened | watch overflows | instances sent in snapshots | held instances kept (not sent again)",
+);
 for (const c of counters) {
   if (c.error !== undefined) console.log(`  ${String(c.atMs).padStart(6)} | ${c.error}`);
-  else console.log(`  ${String(c.atMs).padStart(6)} | ${[c.instances, c.heartbeat_streams, c.heartbeat_streams_opened_total, c.heartbeat_messages_total, c.beats_unknown_total, c.beats_registered_total, c.register_total, c.watchers_opened_total, c.watch_overflows_total].join(" | ")}`);
+  else {
+    const row = [c.instances, c.heartbeat_streams, c.heartbeat_streams_opened_total, c.heartbeat_messages_total, c.beats_unknown_total, c.beats_registered_total, c.register_total];
+    row.push(c.watchers_opened_total, c.watch_overflows_total, c.watch_snapshot_instances_total, c.watch_snapshot_kept_total);
+    console.log(`  ${String(c.atMs).padStart(6)} | ${row.join(" | ")}`);
+  }
 }
 writeResult(SCOPE === "service" ? "reconnect-storm" : `reconnect-storm-${SCOPE}`, { scenario: "reconnect storm", heapLimitMB: HEAP_MB, peakRssMB: peak / 2 ** 20, ...timing, ...result, counters });

@@ -24,6 +24,7 @@ import { RedisStore } from "./store/redis-store.js";
 import type { Store } from "./store/store.js";
 import { connectRoutes, peerValues } from "./transport/connect-routes.js";
 import { Connections } from "./rpc/connections.js";
+import { recordDigest } from "./wire/digest.js";
 import { encodeStoredRecords, instanceBytes } from "./wire/encoded.js";
 import { HttpGuard } from "./transport/http-guard.js";
 import { Listener, type ListenerTls } from "./transport/listener.js";
@@ -95,6 +96,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     maxMetadataBytes: config.maxMetadataBytes,
     maxInstancesPerService: config.maxInstancesPerService,
     maxWatchServices: config.maxWatchServices,
+    maxWatchHeld: config.maxWatchHeld,
   };
   const registry = new Registry({
     store,
@@ -125,6 +127,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     // a snapshot message fits MAXINE_MAX_RESPONSE_BYTES (less the few bytes around its instances)
     snapshotChunkBytes: config.maxResponseBytes - 16,
     sizeOf: (r) => instanceBytes(r).length,
+    digestOf: recordDigest,
     progressIntervalMs: config.watchProgressIntervalMs,
   });
   const shutdown = new AbortController();

@@ -44,6 +44,7 @@ export interface Config {
   maxHeartbeatsPerPrincipal: number;
   maxWatchersPerPrincipal: number;
   maxWatchServices: number;
+  maxWatchHeld: number;
   maxStreamsPerConnection: number;
   maxHeartbeatStreams: number;
   maxHeartbeatsPerConnection: number;
@@ -273,6 +274,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("maxHeartbeatsPerPrincipal", "MAXINE_MAX_HEARTBEATS_PER_PRINCIPAL", "100000", "Quota: most open Heartbeat streams one principal may hold over all its connections.", int(1, MAX)),
   setting("maxWatchersPerPrincipal", "MAXINE_MAX_WATCHERS_PER_PRINCIPAL", "100000", "Quota: most open WatchServices streams one principal may hold over all its connections.", int(1, MAX)),
   setting("maxWatchServices", "MAXINE_MAX_WATCH_SERVICES", "1000", "Most services one WatchServices request may name.", int(1, MAX)),
+  setting("maxWatchHeld", "MAXINE_WATCH_MAX_HELD", "100000", "Most instances a resuming WatchServices request may say it holds (held), so that its opening snapshot carries only the differences; more is refused with INVALID_ARGUMENT.", int(0, MAX)),
   setting("maxStreamsPerConnection", "MAXINE_MAX_STREAMS_PER_CONNECTION", "1000", "HTTP/2 concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).", int(1, MAX)),
   setting("maxHeartbeatStreams", "MAXINE_MAX_HEARTBEAT_STREAMS", "100000", "Most open Heartbeat streams in total.", int(1, MAX)),
   setting("maxHeartbeatsPerConnection", "MAXINE_MAX_HEARTBEATS_PER_CONNECTION", "100", "Most open Heartbeat streams on one connection.", int(1, MAX)),

@@ -166,6 +166,18 @@ describe("wire properties: what the server writes is what protobuf-es writes", (
     );
   });
 
+  it("WatchServicesResponse frames: a differential snapshot chunk with removals", () => {
+    const name = fc.string({ unit: fc.constantFrom(..."abcxyz-._:0é"), maxLength: 12 });
+    const key = fc.record({ namespace: name, service: name, instanceId: name });
+    fc.assert(
+      fc.property(fc.array(record, { maxLength: 4 }), fc.array(key, { maxLength: 6 }), (instances, removed) => {
+        const want = toBinary(WatchServicesResponseSchema, watchItemToPb({ kind: "snapshot", instances, removed }));
+        expect(payload(snapshotFrame(instances, removed))).toBe(hex(want));
+      }),
+      runs,
+    );
+  });
+
   it("HeartbeatResponse frames", () => {
     const key = fc.record({ namespace: text, service: text, instanceId: text });
     const outcome: fc.Arbitrary<BeatOutcome> = fc.oneof(

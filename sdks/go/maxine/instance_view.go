@@ -69,7 +69,9 @@ type SyncInfo struct {
 type instanceView struct {
 	services   map[string]map[string]*registryv1.Instance
 	versions   map[string]uint64
+	digests    map[*registryv1.Instance]uint64 // content digests of held instances, computed once each
 	pending    []*registryv1.Instance
+	removed    []*registryv1.InstanceKey
 	inSnapshot bool
 	revision   uint64
 	registryID string
@@ -77,7 +79,46 @@ type instanceView struct {
 }
 
 func newInstanceView() *instanceView {
-	return &instanceView{services: map[string]map[string]*registryv1.Instance{}, versions: map[string]uint64{}}
+	return &instanceView{services: map[string]map[string]*registryv1.Instance{}, versions: map[string]uint64{}, digests: map[*registryv1.Instance]uint64{}}
+}
+
+// MaxHeldInstances and MaxHeldBytes bound the holdings a Watcher names on a
+// resume (WatchServicesRequest.held): the server's default limit
+// (MAXINE_WATCH_MAX_HELD) and well under its default message size (4 MiB).
+// A view holding more names nothing and gets a whole snapshot.
+const (
+	MaxHeldInstances = 100_000
+	MaxHeldBytes     = 3 << 20
+)
+
+// holdings names every instance of the view with its content digest, for a
+// resume; nil when the view is empty or too large (see MaxHeldInstances).
+func (v *instanceView) holdings() *registryv1.WatchHoldings {
+	count, bytes := 0, 0
+	for service, m := range v.services {
+		count += len(m)
+		bytes += len(service) + 4
+		for id := range m {
+			bytes += len(id) + 13
+		}
+	}
+	if count == 0 || count > MaxHeldInstances || bytes > MaxHeldBytes {
+		return nil
+	}
+	held := &registryv1.WatchHoldings{Services: make([]*registryv1.HeldService, 0, len(v.services))}
+	for service, m := range v.services {
+		hs := &registryv1.HeldService{Service: service, Instances: make([]*registryv1.HeldInstance, 0, len(m))}
+		for id, inst := range m {
+			d, ok := v.digests[inst]
+			if !ok {
+				d = InstanceDigest(inst)
+				v.digests[inst] = d
+			}
+			hs.Instances = append(hs.Instances, &registryv1.HeldInstance{InstanceId: id, Digest: d})
+		}
+		held.Services = append(held.Services, hs)
+	}
+	return held
 }
 
 // sorted returns one service's instances in instance_id order.
@@ -101,7 +142,7 @@ func (v *instanceView) serviceNames() []string {
 }
 
 func (v *instanceView) abandonSnapshot() {
-	v.pending, v.inSnapshot = nil, false
+	v.pending, v.removed, v.inSnapshot = nil, nil, false
 }
 
 // apply folds one message of a watch stream into the view.
@@ -110,9 +151,15 @@ func (v *instanceView) apply(msg *registryv1.WatchServicesResponse) ([]Change, *
 	case *registryv1.WatchServicesResponse_Snapshot:
 		v.inSnapshot = true
 		v.pending = append(v.pending, m.Snapshot.GetInstances()...)
+		v.removed = append(v.removed, m.Snapshot.GetRemoved()...)
 	case *registryv1.WatchServicesResponse_SnapshotEnd:
 		end := m.SnapshotEnd
-		changes := v.replace(v.pending, end.GetRevision())
+		var changes []Change
+		if end.GetDifferential() {
+			changes = v.patch(v.pending, v.removed, end.GetRevision())
+		} else {
+			changes = v.replace(v.pending, end.GetRevision())
+		}
 		v.abandonSnapshot()
 		v.revision, v.registryID, v.synced = end.GetRevision(), end.GetRegistryId(), true
 		return changes, &SyncInfo{Revision: end.GetRevision(), RegistryID: end.GetRegistryId(), Reset: end.GetReset_(), Reason: end.GetReason()}
@@ -193,11 +240,42 @@ func (v *instanceView) replace(next []*registryv1.Instance, revision uint64) []C
 	return changes
 }
 
+// patch applies a differential snapshot: the view named its holdings when
+// the stream opened and has not changed since, so it drops the removed
+// instances and takes the sent ones (added, or replacing their copies).
+func (v *instanceView) patch(sent []*registryv1.Instance, removed []*registryv1.InstanceKey, revision uint64) []Change {
+	changes := make([]Change, 0, len(sent)+len(removed))
+	for _, k := range removed {
+		previous := v.services[k.GetService()][k.GetInstanceId()]
+		if previous == nil {
+			continue
+		}
+		v.delete(previous)
+		changes = append(changes, Change{Type: ChangeRemoved, Instance: previous, Previous: previous, Revision: revision})
+	}
+	for _, inst := range sent {
+		previous := v.services[inst.GetService()][inst.GetInstanceId()]
+		if previous != nil && previous.GetModRevision() == inst.GetModRevision() && proto.Equal(previous, inst) {
+			continue
+		}
+		v.set(inst)
+		t := ChangeUpdated
+		if previous == nil {
+			t = ChangeAdded
+		}
+		changes = append(changes, Change{Type: t, Instance: inst, Previous: previous, Revision: revision})
+	}
+	return changes
+}
+
 func (v *instanceView) set(inst *registryv1.Instance) {
 	m := v.services[inst.GetService()]
 	if m == nil {
 		m = map[string]*registryv1.Instance{}
 		v.services[inst.GetService()] = m
+	}
+	if old := m[inst.GetInstanceId()]; old != nil {
+		delete(v.digests, old)
 	}
 	m[inst.GetInstanceId()] = inst
 	v.versions[inst.GetService()]++
@@ -207,6 +285,9 @@ func (v *instanceView) delete(inst *registryv1.Instance) {
 	m := v.services[inst.GetService()]
 	if m == nil {
 		return
+	}
+	if old := m[inst.GetInstanceId()]; old != nil {
+		delete(v.digests, old)
 	}
 	delete(m, inst.GetInstanceId())
 	if len(m) == 0 {

@@ -90,12 +90,14 @@ type Watcher struct {
 	ready  chan struct{}
 	update chan struct{}
 
-	mu        sync.Mutex
-	view      *instanceView
-	cache     map[string]*candidates
-	fatal     error
-	readyOnce sync.Once
-	randMu    sync.Mutex
+	mu    sync.Mutex
+	view  *instanceView
+	cache map[string]*candidates
+	fatal error
+	// the current stream named the view's holdings; a server refused them (none are named again)
+	sentHeld, heldRefused bool
+	readyOnce             sync.Once
+	randMu                sync.Mutex
 }
 
 // Watch starts a Watcher and returns at once; use Ready to wait for the
@@ -253,6 +255,16 @@ func (w *Watcher) run(ctx context.Context) {
 		if delivered {
 			attempt = 0
 		}
+		w.mu.Lock()
+		refused := w.sentHeld && connect.CodeOf(err) == connect.CodeInvalidArgument
+		if refused {
+			// a server whose MAXINE_WATCH_MAX_HELD is lower than what the view holds: resume without holdings from now on
+			w.heldRefused = true
+		}
+		w.mu.Unlock()
+		if refused {
+			continue
+		}
 		if isFatal(err) {
 			w.mu.Lock()
 			w.fatal = err
@@ -285,7 +297,12 @@ func (w *Watcher) stream(ctx context.Context) (bool, error) {
 	req := &registryv1.WatchServicesRequest{Namespace: w.cfg.namespace, Services: w.cfg.services, Filter: w.cfg.filter}
 	if w.view.synced {
 		req.ResumeRevision, req.RegistryId = w.view.revision, w.view.registryID
+		// name what the view holds, so that a server that cannot replay sends only the differences
+		if !w.heldRefused {
+			req.Held = w.view.holdings()
+		}
 	}
+	w.sentHeld = req.Held != nil
 	w.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

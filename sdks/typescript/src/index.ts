@@ -17,7 +17,8 @@ export {
 } from "./session.js";
 export { InstanceHandle, keyString, type InstanceKeyOf } from "./instance-handle.js";
 export { Watcher, WatchOverflowError, type FilterInit, type WatcherEvents, type WatcherOptions, type WatcherState } from "./watcher.js";
-export { InstanceView, type ApplyResult, type ChangeType, type SyncInfo, type WatchChange } from "./instance-view.js";
+export { InstanceView, MAX_HELD_BYTES, MAX_HELD_INSTANCES, type ApplyResult, type ChangeType, type Holdings, type SyncInfo, type WatchChange } from "./instance-view.js";
+export { instanceDigest, type DigestContent } from "./instance-digest.js";
 export { Picker } from "./picker.js";
 export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export { Emitter, type Listener } from "./emitter.js";

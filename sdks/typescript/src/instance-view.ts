@@ -1,12 +1,15 @@
-import { equals } from "@bufbuild/protobuf";
+import { equals, type MessageInitShape } from "@bufbuild/protobuf";
 import { compareIds } from "./balancer.js";
+import { instanceDigest } from "./instance-digest.js";
 import {
   EventType,
   InstanceSchema,
   RemovalReason,
   ResetReason,
   type Instance,
+  type InstanceKey,
   type WatchEvent,
+  type WatchHoldingsSchema,
   type WatchServicesResponse,
 } from "./gen/maxine/registry/v1/registry_pb.js";
 
@@ -45,6 +48,26 @@ export interface ApplyResult {
 const byId = (a: Instance, b: Instance): number => compareIds(a.instanceId, b.instanceId);
 
 /**
+ * MAX_HELD_INSTANCES and MAX_HELD_BYTES bound the holdings a view names on
+ * a resume (WatchServicesRequest.held): the server's default limit
+ * (MAXINE_WATCH_MAX_HELD) and well under its default message size (4 MiB).
+ * A view holding more names nothing and gets a whole snapshot.
+ */
+export const MAX_HELD_INSTANCES = 100_000;
+export const MAX_HELD_BYTES = 3 * 1024 * 1024;
+
+// An instance's content digest, computed once per received message.
+const digests = new WeakMap<Instance, bigint>();
+function digestOf(i: Instance): bigint {
+  let d = digests.get(i);
+  if (d === undefined) digests.set(i, (d = instanceDigest(i)));
+  return d;
+}
+
+/** Holdings is WatchServicesRequest.held as a view names it. */
+export type Holdings = MessageInitShape<typeof WatchHoldingsSchema>;
+
+/**
  * InstanceView is the state machine behind a Watcher, with no I/O: it
  * collects snapshot chunks and at snapshot_end replaces its content with them,
  * reporting the differences as changes so that listeners stay consistent
@@ -56,6 +79,7 @@ export class InstanceView {
   private readonly sortedCache = new Map<string, readonly Instance[]>();
   private readonly versions = new Map<string, number>();
   private pending: Instance[] | undefined;
+  private pendingRemoved: InstanceKey[] | undefined;
   private rev = 0n;
   private registry = "";
   private hasSynced = false;
@@ -110,6 +134,29 @@ export class InstanceView {
   /** abandonSnapshot drops a partly received snapshot (its stream failed before snapshot_end). */
   abandonSnapshot(): void {
     this.pending = undefined;
+    this.pendingRemoved = undefined;
+  }
+
+  /**
+   * holdings names every instance of the view with its content digest, for
+   * a resume (WatchServicesRequest.held): a server that cannot replay then
+   * sends only the differences. Undefined when the view is empty or holds
+   * more than MAX_HELD_INSTANCES or MAX_HELD_BYTES (a whole snapshot then).
+   */
+  holdings(): Holdings | undefined {
+    if (this.size === 0 || this.size > MAX_HELD_INSTANCES) return undefined;
+    let bytes = 0;
+    const services = [];
+    for (const [service, m] of this.services) {
+      bytes += service.length + 4;
+      const instances = [];
+      for (const i of m.values()) {
+        bytes += i.instanceId.length + 13;
+        instances.push({ instanceId: i.instanceId, digest: digestOf(i) });
+      }
+      services.push({ service, instances });
+    }
+    return bytes > MAX_HELD_BYTES ? undefined : { services };
   }
 
   /** apply folds one message of a watch stream into the view. */
@@ -117,11 +164,15 @@ export class InstanceView {
     switch (msg.message.case) {
       case "snapshot":
         (this.pending ??= []).push(...msg.message.value.instances);
+        if (msg.message.value.removed.length > 0) (this.pendingRemoved ??= []).push(...msg.message.value.removed);
         return { changes: [] };
       case "snapshotEnd": {
         const end = msg.message.value;
-        const changes = this.replace(this.pending ?? [], end.revision);
+        const changes = end.differential
+          ? this.patch(this.pending ?? [], this.pendingRemoved ?? [], end.revision)
+          : this.replace(this.pending ?? [], end.revision);
         this.pending = undefined;
+        this.pendingRemoved = undefined;
         this.rev = end.revision;
         this.registry = end.registryId;
         this.hasSynced = true;
@@ -173,6 +224,29 @@ export class InstanceView {
         this.delete(previous);
         changes.push({ type: "removed", instance: previous, previous, revision, removalReason: none });
       }
+    }
+    return changes;
+  }
+
+  /**
+   * patch applies a differential snapshot: the view named its holdings when
+   * the stream opened and has not changed since, so it drops the removed
+   * instances and takes the sent ones (added, or replacing their copies).
+   */
+  private patch(sent: readonly Instance[], removed: readonly InstanceKey[], revision: bigint): WatchChange[] {
+    const changes: WatchChange[] = [];
+    const none = RemovalReason.UNSPECIFIED;
+    for (const k of removed) {
+      const previous = this.get(k.service, k.instanceId);
+      if (previous === undefined) continue;
+      this.delete(previous);
+      changes.push({ type: "removed", instance: previous, previous, revision, removalReason: none });
+    }
+    for (const inst of sent) {
+      const previous = this.get(inst.service, inst.instanceId);
+      if (previous !== undefined && equals(InstanceSchema, previous, inst)) continue;
+      this.set(inst);
+      changes.push({ type: previous === undefined ? "added" : "updated", instance: inst, previous, revision, removalReason: none });
     }
     return changes;
   }

@@ -68,7 +68,8 @@ export class WatchOverflowError extends Error {
  * instances from WatchServices. It applies the snapshot and then each event
  * in revision order, resumes after a failure from the last revision and
  * registry_id it saw (the server replays what it missed, or sends a reset
- * snapshot whose differences are emitted as changes), and picks instances
+ * snapshot whose differences are emitted as changes; it names what it holds,
+ * so that a reset carries only those differences), and picks instances
  * locally with the server's algorithms. It starts watching when constructed.
  */
 export class Watcher extends Emitter<WatcherEvents> {
@@ -87,6 +88,9 @@ export class Watcher extends Emitter<WatcherEvents> {
   private closing: Promise<void> | undefined;
   /** failure is the fatal error that closed the watcher, if one did. */
   private failure: unknown;
+  // the current stream named the view's holdings; a server refused them (so none are named again)
+  private sentHeld = false;
+  private heldRefused = false;
   private readonly onAbort = (): void => void this.close();
 
   constructor(
@@ -231,7 +235,13 @@ export class Watcher extends Emitter<WatcherEvents> {
       const error = await this.stream(signal);
       this.view.abandonSnapshot();
       if (signal.aborted) break;
-      if (FATAL.has(ConnectError.from(error).code)) {
+      const code = ConnectError.from(error).code;
+      if (code === Code.InvalidArgument && this.sentHeld) {
+        // a server whose MAXINE_WATCH_MAX_HELD is lower than what the view holds: resume without holdings from now on
+        this.heldRefused = true;
+        continue;
+      }
+      if (FATAL.has(code)) {
         this.failure = error;
         this.emit("error", error);
         this.rejectReady(error);
@@ -250,15 +260,22 @@ export class Watcher extends Emitter<WatcherEvents> {
     }
   }
 
-  /** stream runs one WatchServices call to its end and returns the error that ended it. */
+  /**
+   * stream runs one WatchServices call to its end and returns the error that
+   * ended it. A resume names what the view holds (held), so that a server
+   * that cannot replay sends only the differences.
+   */
   private async stream(signal: AbortSignal): Promise<unknown> {
     const resume = this.view.synced;
+    const held = resume && !this.heldRefused ? this.view.holdings() : undefined;
+    this.sentHeld = held !== undefined;
     const request = {
       namespace: this.opts.namespace ?? "",
       services: [...this.services],
       filter: this.opts.filter,
       resumeRevision: resume ? this.view.revision : 0n,
       registryId: resume ? this.view.registryId : "",
+      held,
     };
     let first = true;
     try {

@@ -1,6 +1,7 @@
 import { invalid } from "../domain/errors.js";
 import { DEFAULT_NAMESPACE, DEFAULT_WEIGHT, type InstanceKey, type InstanceSpec, type Status } from "../domain/instance.js";
 import type { FilterSpec } from "../domain/filter.js";
+import type { Holdings } from "../watch/items.js";
 
 /** Limits bounds what one client may store; every field is a server setting. */
 export interface Limits {
@@ -16,6 +17,8 @@ export interface Limits {
   readonly maxInstancesPerService: number;
   /** maxWatchServices is the most services one watch may name. */
   readonly maxWatchServices: number;
+  /** maxWatchHeld is the most instances a resuming watch may say it holds (WatchServicesRequest.held). */
+  readonly maxWatchHeld: number;
 }
 
 /** DEFAULT_LIMITS are the limits of a server started with no settings. */
@@ -26,6 +29,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxMetadataBytes: 4096,
   maxInstancesPerService: 10_000,
   maxWatchServices: 1_000,
+  maxWatchHeld: 100_000,
 };
 
 /** InstanceInput is an instance as a client sent it, before validation. */
@@ -104,6 +108,40 @@ export function watchServicesOf(field: string, services: readonly string[], limi
   }
   unique.forEach((s, i) => serviceOf(`${field}[${i}]`, s));
   return unique;
+}
+
+/** HeldInput is a watch's holdings as the client sent them (WatchServicesRequest.held), before validation. */
+export interface HeldInput {
+  readonly services: readonly { readonly service: string; readonly instances: readonly { readonly instanceId: string; readonly digest: bigint }[] }[];
+}
+
+/**
+ * watchHeldOf validates what a resuming watch says it holds: at most
+ * maxWatchHeld instances in all (counted before anything else is read),
+ * each service and instance id valid and named once. Undefined or empty:
+ * none (the snapshot is whole).
+ */
+export function watchHeldOf(field: string, held: HeldInput | undefined, limits: Limits): Holdings | undefined {
+  if (held === undefined || held.services.length === 0) return undefined;
+  let count = 0;
+  for (const s of held.services) count += s.instances.length;
+  if (count > limits.maxWatchHeld) {
+    throw invalid(`${field}.services`, `at most ${limits.maxWatchHeld} held instances in all (MAXINE_WATCH_MAX_HELD), got ${count}`);
+  }
+  const out = new Map<string, Map<string, bigint>>();
+  held.services.forEach((s, i) => {
+    const at = `${field}.services[${i}]`;
+    const service = serviceOf(`${at}.service`, s.service);
+    if (out.has(service)) throw invalid(`${at}.service`, `must name each service once, ${quote(service)} is repeated`);
+    const ids = new Map<string, bigint>();
+    s.instances.forEach((h, j) => {
+      const id = instanceIdOf(`${at}.instances[${j}].instance_id`, h.instanceId);
+      if (ids.has(id)) throw invalid(`${at}.instances[${j}].instance_id`, `must name each instance once, ${quote(id)} is repeated`);
+      ids.set(id, h.digest);
+    });
+    out.set(service, ids);
+  });
+  return out;
 }
 
 /**

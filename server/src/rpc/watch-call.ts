@@ -1,6 +1,6 @@
 import type { WatchServicesRequest } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceRecord } from "../domain/instance.js";
-import { filterOf, namespaceOf, watchServicesOf, type Limits } from "../registry/validate.js";
+import { filterOf, namespaceOf, watchHeldOf, watchServicesOf, type Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 import type { Watcher } from "../watch/watcher.js";
@@ -74,6 +74,7 @@ function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest)
   const namespace = namespaceOf("namespace", req.namespace);
   const services = watchServicesOf("services", req.services, deps.limits);
   const filter = filterOf("filter", filterOfPb(req.filter), deps.limits);
+  const held = watchHeldOf("held", req.held, deps.limits);
   // A watch reads what the principal may read: each service it names, or,
   // namespace-wide, the services of the namespace it may read (all of them,
   // at no cost, when a rule covers the whole namespace; else filtered, those
@@ -94,7 +95,7 @@ function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest)
   conn.acquire("watchers", principal);
   let watcher: Watcher;
   try {
-    watcher = deps.hub.watch({ namespace, services, filter, resumeRevision: Number(req.resumeRevision), registryId: req.registryId, readable });
+    watcher = deps.hub.watch({ namespace, services, filter, resumeRevision: Number(req.resumeRevision), registryId: req.registryId, held, readable });
   } catch (err) {
     conn.release("watchers", principal);
     throw err;
@@ -154,7 +155,7 @@ const events = new WeakMap<InstanceRecord, { item: WatchEventItem; answer: Outgo
 export function outgoingOf(item: WatchItem): Outgoing {
   switch (item.kind) {
     case "snapshot":
-      return { frame: () => snapshotFrame(item.instances), message: () => watchItemToPb(item) };
+      return { frame: () => snapshotFrame(item.instances, item.removed), message: () => watchItemToPb(item) };
     case "event": {
       const kept = events.get(item.instance);
       if (kept !== undefined && sameEvent(kept.item, item)) return kept.answer;

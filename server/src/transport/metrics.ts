@@ -34,6 +34,8 @@ export class Metrics {
     counter("maxine_beats_unknown_total", "Beats for an instance the registry does not hold (the client registers it again).", () => c.beatsUnknown);
     counter("maxine_beats_registered_total", "Beats that registered their instance again from the instance they carried (a stream's first beat after a restart).", () => c.beatsRegistered);
     counter("maxine_watchers_opened_total", "WatchServices streams opened.", () => hub.opened);
+    counter("maxine_watch_snapshot_instances_total", "Instances sent in watch snapshots, whole or differential.", () => hub.snapshotInstances);
+    counter("maxine_watch_snapshot_kept_total", "Instances a resuming watcher held that its differential snapshot did not send again (WatchServicesRequest.held).", () => hub.snapshotKept);
     counter("maxine_watch_overflows_total", "Watchers that fell more than MAXINE_WATCH_QUEUE changes behind, or behind the watch history (reset to a snapshot or closed, by MAXINE_WATCH_OVERFLOW).", () => hub.overflows);
     if (watchBudget !== undefined) {
       gauge("maxine_watch_buffered_bytes", "Bytes all watch streams hold unsent: answers written that their clients have not read (bounded by MAXINE_WATCH_MEMORY_BUDGET; measured when scraped).", () => watchBudget.buffered());

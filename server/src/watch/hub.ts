@@ -1,13 +1,13 @@
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { isEmptyFilter, matches } from "../domain/filter.js";
-import type { InstanceRecord } from "../domain/instance.js";
+import type { InstanceKey, InstanceRecord } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
 import type { FilterSpec } from "../domain/filter.js";
 import type { Change, Store } from "../store/store.js";
 import { History } from "./history.js";
-import type { ResetReason, WatchItem } from "./items.js";
-import { Watcher, type OverflowPolicy, type Replay, type WatchScope, type WatcherHost } from "./watcher.js";
+import type { Holdings, ResetReason, WatchItem } from "./items.js";
+import { Watcher, type OverflowPolicy, type Replay, type SnapshotStart, type WatchScope, type WatcherHost } from "./watcher.js";
 
 /** WatchSettings configure the hub; every field is a server setting. */
 export interface WatchSettings {
@@ -27,6 +27,12 @@ export interface WatchSettings {
    */
   readonly snapshotChunkBytes?: number;
   readonly sizeOf?: (r: InstanceRecord) => number;
+  /**
+   * digestOf is a record's content digest (WatchHoldings in registry.proto),
+   * computed once per record: what a resuming watcher's holdings are
+   * compared with. Unset, holdings are ignored and snapshots are whole.
+   */
+  readonly digestOf?: (r: InstanceRecord) => bigint;
   /** progressIntervalMs is how long a stream may stay silent before a progress bookmark. */
   readonly progressIntervalMs: number;
 }
@@ -38,6 +44,8 @@ export interface WatchRequest {
   readonly filter: FilterSpec;
   readonly resumeRevision: number;
   readonly registryId: string;
+  /** held is what the client holds (WatchServicesRequest.held): its opening snapshot, if it gets one, carries only the differences. */
+  readonly held?: Holdings;
   /** readable limits a namespace-wide watch to the services its principal may read (WatchScope.readable); undefined: all. */
   readonly readable?: (service: string) => boolean;
 }
@@ -63,6 +71,10 @@ export class WatchHub implements WatcherHost {
   opened = 0;
   /** overflows counts watchers that fell too far behind (reset or closed by the overflow policy), for /metrics. */
   overflows = 0;
+  /** snapshotInstances counts instances sent in snapshots (whole or differential), for /metrics. */
+  snapshotInstances = 0;
+  /** snapshotKept counts held instances a differential snapshot did not send again (their digest matched), for /metrics. */
+  snapshotKept = 0;
   private progressTimer: Timer | undefined;
   // the revision of the latest change appended to the history and offered to watchers
   private dispatched: number;
@@ -92,7 +104,8 @@ export class WatchHub implements WatcherHost {
 
   /**
    * watch opens a watcher: a snapshot (or the replay of history after
-   * resumeRevision) is queued at once, then live changes follow.
+   * resumeRevision) is queued at once, then live changes follow. The
+   * snapshot is differential when the request says what it holds.
    */
   watch(req: WatchRequest): Watcher {
     if (this.closed) throw new RegistryError(Reason.SHUTTING_DOWN, "server: shutting down, retry on another server");
@@ -127,29 +140,53 @@ export class WatchHub implements WatcherHost {
     return this.dispatched;
   }
 
-  /** snapshot builds the snapshot messages of scope at the store's current revision. */
-  snapshot(scope: WatchScope, reason: ResetReason | undefined): WatchItem[] {
+  /**
+   * snapshot builds the snapshot messages of scope at the store's current
+   * revision. With held (a resuming watcher's holdings), it is differential:
+   * only the instances held is missing or holds with another digest, and
+   * removals for the held instances the scope no longer has.
+   */
+  snapshot(scope: WatchScope, reason: ResetReason | undefined, held?: Holdings): WatchItem[] {
     const items: WatchItem[] = [];
     let chunk: InstanceRecord[] = [];
+    let removed: InstanceKey[] = [];
     let bytes = 0;
-    const { snapshotChunkBytes = Infinity, sizeOf } = this.settings;
+    const { snapshotChunkBytes = Infinity, sizeOf, digestOf } = this.settings;
+    const differential = held !== undefined && digestOf !== undefined;
+    // held instances the scope still has, whatever their digest
+    const kept = new Set<string>();
+    const flush = (): void => {
+      items.push(removed.length === 0 ? { kind: "snapshot", instances: chunk } : { kind: "snapshot", instances: chunk, removed });
+      chunk = [];
+      removed = [];
+      bytes = 0;
+    };
+    // each entry costs its bytes plus a tag and a length prefix (at most 6 bytes)
+    const room = (size: number): void => {
+      if (chunk.length + removed.length > 0 && bytes + size > snapshotChunkBytes) flush();
+    };
+    const added = (): void => {
+      if (chunk.length + removed.length >= this.settings.snapshotChunk) flush();
+    };
     const take = (records: readonly InstanceRecord[]): void => {
       for (const r of records) {
         if (!scope.matchAll && !matches(scope.filter, r)) continue;
-        // each instance costs its bytes plus a tag and a length prefix (at most 6 bytes)
+        if (differential) {
+          const digest = held.get(r.service)?.get(r.instanceId);
+          if (digest !== undefined) {
+            kept.add(`${r.service}/${r.instanceId}`);
+            if (digest === digestOf(r)) {
+              this.snapshotKept++;
+              continue;
+            }
+          }
+        }
         const size = sizeOf === undefined ? 0 : sizeOf(r) + 6;
-        if (chunk.length > 0 && bytes + size > snapshotChunkBytes) {
-          items.push({ kind: "snapshot", instances: chunk });
-          chunk = [];
-          bytes = 0;
-        }
+        room(size);
         chunk.push(r);
+        this.snapshotInstances++;
         bytes += size;
-        if (chunk.length >= this.settings.snapshotChunk) {
-          items.push({ kind: "snapshot", instances: chunk });
-          chunk = [];
-          bytes = 0;
-        }
+        added();
       }
     };
     if (scope.services.length === 0) {
@@ -158,8 +195,20 @@ export class WatchHub implements WatcherHost {
     } else {
       for (const s of scope.services) take(this.store.service(scope.namespace, s)?.sorted() ?? []);
     }
-    if (chunk.length > 0) items.push({ kind: "snapshot", instances: chunk });
-    items.push({ kind: "snapshot_end", revision: this.store.revision(), registryId: this.store.registryId, reason });
+    if (differential) {
+      for (const [service, ids] of held) {
+        for (const instanceId of ids.keys()) {
+          if (kept.has(`${service}/${instanceId}`)) continue;
+          // an InstanceKey: three strings with their tags and length prefixes
+          room(service.length + instanceId.length + scope.namespace.length + 15);
+          removed.push({ namespace: scope.namespace, service, instanceId });
+          bytes += service.length + instanceId.length + scope.namespace.length + 15;
+          added();
+        }
+      }
+    }
+    if (chunk.length + removed.length > 0) flush();
+    items.push({ kind: "snapshot_end", revision: this.store.revision(), registryId: this.store.registryId, reason, differential });
     return items;
   }
 
@@ -228,14 +277,15 @@ export class WatchHub implements WatcherHost {
    * after the resume revision, read from the history at the stream's pace
    * whatever their number, when the history holds them all.
    */
-  private start(req: WatchRequest): { readonly snapshot: ResetReason | undefined } | Replay {
+  private start(req: WatchRequest): SnapshotStart | Replay {
     const current = this.store.revision();
-    if (req.resumeRevision === 0) return { snapshot: undefined };
+    const held = req.held;
+    if (req.resumeRevision === 0) return { snapshot: undefined, held };
     if ((req.registryId !== "" && req.registryId !== this.store.registryId) || req.resumeRevision > current) {
-      return { snapshot: "REGISTRY_CHANGED" };
+      return { snapshot: "REGISTRY_CHANGED", held };
     }
     if (req.resumeRevision === current) return { from: current, until: current };
-    if (current - req.resumeRevision > this.settings.historySize || !this.history.holds(req.resumeRevision)) return { snapshot: "COMPACTED" };
+    if (current - req.resumeRevision > this.settings.historySize || !this.history.holds(req.resumeRevision)) return { snapshot: "COMPACTED", held };
     return { from: req.resumeRevision, until: current };
   }
 

@@ -1,5 +1,12 @@
 import { matches } from "../domain/filter.js";
-import type { InstanceRecord, RemovalReason } from "../domain/instance.js";
+import type { InstanceKey, InstanceRecord, RemovalReason } from "../domain/instance.js";
+
+/**
+ * Holdings are what a resuming watcher says it holds: per service, each
+ * instance id with its content digest (WatchServicesRequest.held), so that
+ * its opening snapshot carries only the differences.
+ */
+export type Holdings = ReadonlyMap<string, ReadonlyMap<string, bigint>>;
 import type { FilterSpec } from "../domain/filter.js";
 import type { Change } from "../store/store.js";
 
@@ -18,12 +25,19 @@ export interface WatchEventItem {
 
 /** WatchItem is one message of a watch stream, before encoding. */
 export type WatchItem =
-  | { readonly kind: "snapshot"; readonly instances: readonly InstanceRecord[] }
+  | {
+      readonly kind: "snapshot";
+      readonly instances: readonly InstanceRecord[];
+      /** removed, in a differential snapshot, names held instances the watch no longer has. */
+      readonly removed?: readonly InstanceKey[];
+    }
   | {
       readonly kind: "snapshot_end";
       readonly revision: number;
       readonly registryId: string;
       readonly reason: ResetReason | undefined;
+      /** differential: the snapshot carried only the differences from the watcher's holdings. */
+      readonly differential?: boolean;
     }
   | WatchEventItem
   | { readonly kind: "progress"; readonly revision: number; readonly registryId: string };

@@ -1,7 +1,7 @@
 import { Reason, RegistryError } from "../domain/errors.js";
 import type { FilterSpec } from "../domain/filter.js";
 import type { Change } from "../store/store.js";
-import { eventFor, sees, type ResetReason, type WatchItem } from "./items.js";
+import { eventFor, sees, type Holdings, type ResetReason, type WatchItem } from "./items.js";
 
 /** OverflowPolicy is what happens to a watcher that falls too far behind. */
 export type OverflowPolicy = "reset" | "close";
@@ -24,8 +24,12 @@ export interface WatchScope {
 /** WatcherHost is what a watcher needs from its hub: the shared history, snapshots, and its accounting. */
 export interface WatcherHost {
   readonly registryId: string;
-  /** snapshot builds the snapshot messages of scope at the store's current revision, ending with snapshot_end. */
-  snapshot(scope: WatchScope, reason: ResetReason | undefined): WatchItem[];
+  /**
+   * snapshot builds the snapshot messages of scope at the store's current
+   * revision, ending with snapshot_end; differential (only what held lacks
+   * or holds otherwise, and removals) when held is given.
+   */
+  snapshot(scope: WatchScope, reason: ResetReason | undefined, held?: Holdings): WatchItem[];
   /** changeAt returns the change of revision from the shared history, or undefined when it is no longer (or not yet) held. */
   changeAt(revision: number): Change | undefined;
   /** head is the revision of the latest change dispatched. */
@@ -33,6 +37,12 @@ export interface WatcherHost {
   remove(w: Watcher): void;
   /** overflowed counts a watcher that fell too far behind (reset or closed, by policy). */
   overflowed(): void;
+}
+
+/** SnapshotStart is a watcher that opens with a snapshot: flagged reset with reason (undefined: a first watch), differential when held is given. */
+export interface SnapshotStart {
+  readonly snapshot: ResetReason | undefined;
+  readonly held?: Holdings;
 }
 
 /** Replay describes a resume's backlog: the watcher sends the changes after from up to until, then a progress bookmark at until. */
@@ -69,8 +79,8 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   private liveFrom = 0;
   // a resume's closing progress bookmark, sent before any later change
   private bookmark: number | undefined;
-  // a snapshot to build when the stream next reads; null: none due
-  private snapshotDue: { readonly reason: ResetReason | undefined } | null = null;
+  // a snapshot to build when the stream next reads (differential against held, for the opening one); null: none due
+  private snapshotDue: { readonly reason: ResetReason | undefined; readonly held?: Holdings } | null = null;
   private ended: { error: unknown } | undefined;
   private onEnded: Array<() => void> = [];
   private onQueued: (() => void) | undefined;
@@ -86,11 +96,11 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     private readonly maxQueue: number,
     private readonly policy: OverflowPolicy,
     now: number,
-    start: { readonly snapshot: ResetReason | undefined } | Replay,
+    start: SnapshotStart | Replay,
   ) {
     this.lastActivity = now;
     this.serviceSet = scope.services.length > 4 ? new Set(scope.services) : undefined;
-    if ("snapshot" in start) this.snapshotDue = { reason: start.snapshot };
+    if ("snapshot" in start) this.snapshotDue = { reason: start.snapshot, held: start.held };
     else this.replay(start);
   }
 
@@ -136,12 +146,14 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     // a snapshot partly sent is kept, to be finished before the new one: a client only replaces its copy at a snapshot's end
     const front = this.front;
     const frontAt = this.frontAt;
+    // an opening snapshot not yet begun stays differential: the client still holds what it said
+    const held = this.snapshotDue?.held;
     this.dropUnsent();
     if (frontAt > 0) {
       this.front = front;
       this.frontAt = frontAt;
     }
-    this.snapshotDue = { reason };
+    this.snapshotDue = { reason, held };
     this.notifyQueued();
   }
 
@@ -187,7 +199,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
       // a snapshot partly sent is finished first: its chunks are only whole with their end
       if (this.frontAt < this.front.length) return this.shiftFront();
       if (this.snapshotDue !== null) {
-        this.startSnapshot(this.snapshotDue.reason);
+        this.startSnapshot(this.snapshotDue.reason, this.snapshotDue.held);
         continue;
       }
       if (this.unsent > 0) {
@@ -235,9 +247,9 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     if (first !== 0) this.cursor = first - 1;
   }
 
-  private startSnapshot(reason: ResetReason | undefined): void {
+  private startSnapshot(reason: ResetReason | undefined, held: Holdings | undefined): void {
     this.snapshotDue = null;
-    const items = this.host.snapshot(this.scope, reason);
+    const items = this.host.snapshot(this.scope, reason, held);
     const end = items[items.length - 1];
     const revision = end?.kind === "snapshot_end" ? end.revision : this.host.head();
     this.front = items;

@@ -175,7 +175,7 @@ export function watchItemToPb(item: WatchItem): WatchServicesResponse {
   switch (item.kind) {
     case "snapshot":
       return create(WatchServicesResponseSchema, {
-        message: { case: "snapshot", value: { instances: item.instances.map(instanceToPb) } },
+        message: { case: "snapshot", value: { instances: item.instances.map(instanceToPb), removed: [...(item.removed ?? [])] } },
       });
     case "snapshot_end":
       return create(WatchServicesResponseSchema, {
@@ -186,6 +186,7 @@ export function watchItemToPb(item: WatchItem): WatchServicesResponse {
             registryId: item.registryId,
             reset: item.reason !== undefined,
             reason: item.reason === undefined ? ResetReasonPb.UNSPECIFIED : resetToPb[item.reason],
+            differential: item.differential === true,
           },
         },
       });

@@ -2,6 +2,7 @@ import { create, toJsonString } from "@bufbuild/protobuf";
 import {
   DiscoverResponseSchema,
   EventTypeSchema,
+  InstanceKeySchema,
   InstanceSchema,
   RegisterResponseSchema,
   RemovalReasonSchema,
@@ -9,17 +10,18 @@ import {
   WatchEventSchema,
   WatchServicesResponseSchema,
   type DiscoverResponse,
+  type InstanceKey as InstanceKeyPb,
   type RegisterResponse,
   type SnapshotChunk,
   type WatchEvent,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceRecord, LeaseState } from "../domain/instance.js";
+import type { InstanceKey, InstanceRecord, LeaseState } from "../domain/instance.js";
 import type { Discovered, Registered } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
 import type { WatchEventItem } from "../watch/items.js";
 import { eventTypeToPb, removalToPb } from "./convert.js";
 import { instanceWriter, leaseWriter } from "./instance-fields.js";
-import { durationMs, encoded, encodedList, enumOf, splicedList, string, timestampMs, uint64, type Spliced } from "./schema-columns.js";
+import { durationMs, encoded, encodedList, enumOf, messages, splicedList, string, timestampMs, uint64, type Spliced } from "./schema-columns.js";
 import { fieldNamed, MessageWriter, oneofFrame } from "./schema-writer.js";
 
 // Encoded instances. Records are immutable (a change makes a new one), so a
@@ -186,16 +188,24 @@ export function watchEventFrame(item: WatchEventItem): Buffer {
   return eventFrame({ item, instance: instanceBytes(item.instance) });
 }
 
-const snapshotWriter = new MessageWriter<SnapshotChunk, readonly Uint8Array[]>(SnapshotChunkSchema, {
-  instances: encodedList(InstanceSchema, (instances) => instances),
+const instanceKeyWriter = new MessageWriter<InstanceKeyPb, InstanceKey>(InstanceKeySchema, {
+  namespace: string((k) => k.namespace),
+  service: string((k) => k.service),
+  instanceId: string((k) => k.instanceId),
+});
+
+const snapshotWriter = new MessageWriter<SnapshotChunk, { readonly instances: readonly Uint8Array[]; readonly removed: readonly InstanceKey[] }>(SnapshotChunkSchema, {
+  instances: encodedList(InstanceSchema, (c) => c.instances),
+  removed: messages(instanceKeyWriter, (c) => c.removed),
 });
 const chunkFrame = oneofFrame(WatchServicesResponseSchema, "snapshot", snapshotWriter);
 
 /**
  * snapshotFrame writes a WatchServicesResponse holding one snapshot chunk of
- * records as one gRPC message frame, as protobuf-es writes watchItemToPb of
- * the chunk, from the records' cached Instance bytes.
+ * records (and, in a differential snapshot, the held instances removed) as
+ * one gRPC message frame, as protobuf-es writes watchItemToPb of the chunk,
+ * from the records' cached Instance bytes.
  */
-export function snapshotFrame(records: readonly InstanceRecord[]): Buffer {
-  return chunkFrame(records.map(instanceBytes));
+export function snapshotFrame(records: readonly InstanceRecord[], removed: readonly InstanceKey[] = []): Buffer {
+  return chunkFrame({ instances: records.map(instanceBytes), removed });
 }

@@ -29,6 +29,7 @@ from .errors import (
     UnimplementedError,
 )
 from .instance_handle import InstanceHandle
+from .instance_digest import instance_digest
 from .instance_view import ChangeType, SyncInfo, WatchChange
 from .messages import (
     EventType,
@@ -85,6 +86,7 @@ __all__ = [
     "fmix32",
     "fnv1a32",
     "hash32",
+    "instance_digest",
     "rendezvous",
     "tls_credentials",
 ]

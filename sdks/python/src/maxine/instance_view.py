@@ -5,7 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .messages import EventType, Instance, RemovalReason, ResetReason, WatchEvent, WatchServicesResponse
+from .instance_digest import instance_digest
+from .messages import (
+    EventType,
+    HeldInstance,
+    HeldService,
+    Instance,
+    InstanceKey,
+    RemovalReason,
+    ResetReason,
+    WatchEvent,
+    WatchHoldings,
+    WatchServicesResponse,
+)
 
 ChangeType = Literal["added", "updated", "removed"]
 """ChangeType is how one instance of a watched view changed."""
@@ -48,6 +60,11 @@ class ApplyResult:
 
 _NONE = RemovalReason.REMOVAL_REASON_UNSPECIFIED
 
+MAX_HELD_INSTANCES = 100_000
+"""MAX_HELD_INSTANCES bounds the holdings a view names on a resume: the server's default limit (MAXINE_WATCH_MAX_HELD)."""
+MAX_HELD_BYTES = 3 * 1024 * 1024
+"""MAX_HELD_BYTES keeps the named holdings well under the server's default message size (4 MiB)."""
+
 
 class InstanceView:
     """InstanceView folds a watch stream into a local copy of the watched instances.
@@ -64,6 +81,8 @@ class InstanceView:
         self._sorted: dict[str, list[Instance]] = {}
         self._versions: dict[str, int] = {}
         self._pending: list[Instance] | None = None
+        self._removed: list[InstanceKey] = []
+        self._digests: dict[tuple[str, str], tuple[Instance, int]] = {}
         self._revision = 0
         self._registry_id = ""
         self._synced = False
@@ -110,6 +129,37 @@ class InstanceView:
     def abandon_snapshot(self) -> None:
         """abandon_snapshot drops a partly received snapshot (its stream failed before snapshot_end)."""
         self._pending = None
+        self._removed = []
+
+    def holdings(self) -> WatchHoldings | None:
+        """holdings names every instance of the view with its content digest, for a resume.
+
+        A server that cannot replay then sends only the differences. None when
+        the view is empty or holds more than MAX_HELD_INSTANCES or
+        MAX_HELD_BYTES (a whole snapshot then).
+        """
+        count = len(self)
+        if count == 0 or count > MAX_HELD_INSTANCES:
+            return None
+        size = 0
+        services: list[HeldService] = []
+        for service, m in self._services.items():
+            size += len(service) + 4
+            held: list[HeldInstance] = []
+            for instance_id, inst in m.items():
+                size += len(instance_id) + 13
+                held.append(HeldInstance(instance_id=instance_id, digest=self._digest(inst)))
+            services.append(HeldService(service=service, instances=held))
+        return None if size > MAX_HELD_BYTES else WatchHoldings(services=services)
+
+    def _digest(self, inst: Instance) -> int:
+        key = (inst.service, inst.instance_id)
+        kept = self._digests.get(key)
+        if kept is not None and kept[0] is inst:
+            return kept[1]
+        d = instance_digest(inst)
+        self._digests[key] = (inst, d)
+        return d
 
     def apply(self, msg: WatchServicesResponse) -> ApplyResult:
         """apply folds one message of a watch stream into the view."""
@@ -118,11 +168,16 @@ class InstanceView:
             if self._pending is None:
                 self._pending = []
             self._pending.extend(msg.snapshot.instances)
+            self._removed.extend(msg.snapshot.removed)
             return ApplyResult([])
         if kind == "snapshot_end":
             end = msg.snapshot_end
-            changes = self._replace(self._pending or [], end.revision)
+            if end.differential:
+                changes = self._patch(self._pending or [], self._removed, end.revision)
+            else:
+                changes = self._replace(self._pending or [], end.revision)
             self._pending = None
+            self._removed = []
             self._revision = end.revision
             self._registry_id = end.registry_id
             self._synced = True
@@ -169,6 +224,26 @@ class InstanceView:
                     changes.append(WatchChange("removed", previous, previous, revision, _NONE))
         return changes
 
+    def _patch(self, instances: list[Instance], removed: list[InstanceKey], revision: int) -> list[WatchChange]:
+        """_patch applies a differential snapshot: drop the removed instances, take the sent ones.
+
+        The view named its holdings when the stream opened and has not changed since.
+        """
+        changes: list[WatchChange] = []
+        for k in removed:
+            previous = self.get(k.service, k.instance_id)
+            if previous is None:
+                continue
+            self._delete(previous)
+            changes.append(WatchChange("removed", previous, previous, revision, _NONE))
+        for inst in instances:
+            previous = self.get(inst.service, inst.instance_id)
+            if previous is not None and previous == inst:
+                continue
+            self._set(inst)
+            changes.append(WatchChange("added" if previous is None else "updated", inst, previous, revision, _NONE))
+        return changes
+
     def _set(self, inst: Instance) -> None:
         self._services.setdefault(inst.service, {})[inst.instance_id] = inst
         self._touch(inst.service)
@@ -178,6 +253,7 @@ class InstanceView:
         if m is None:
             return
         m.pop(inst.instance_id, None)
+        self._digests.pop((inst.service, inst.instance_id), None)
         if not m:
             del self._services[inst.service]
         self._touch(inst.service)

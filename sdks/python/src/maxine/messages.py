@@ -15,6 +15,8 @@ from .gen.maxine.registry.v1.registry_pb2 import (
     DiscoverResponse,
     EventType,
     Filter,
+    HeldInstance,
+    HeldService,
     HeartbeatRequest,
     HeartbeatResponse,
     Instance,
@@ -35,6 +37,7 @@ from .gen.maxine.registry.v1.registry_pb2 import (
     SnapshotEnd,
     Strategy,
     WatchEvent,
+    WatchHoldings,
     WatchServicesRequest,
     WatchServicesResponse,
 )
@@ -49,6 +52,8 @@ __all__ = [
     "DiscoverResponse",
     "EventType",
     "Filter",
+    "HeldInstance",
+    "HeldService",
     "HeartbeatRequest",
     "HeartbeatResponse",
     "Instance",
@@ -69,6 +74,7 @@ __all__ = [
     "SnapshotEnd",
     "Strategy",
     "WatchEvent",
+    "WatchHoldings",
     "WatchServicesRequest",
     "WatchServicesResponse",
 ]

@@ -57,7 +57,8 @@ class Watcher:
     It applies the snapshot and then each event in revision order, resumes
     after a failure from the last revision and registry_id it saw (the server
     replays what it missed, or sends a reset snapshot whose differences arrive
-    as ordinary changes), and picks instances locally with the server's
+    as ordinary changes; it names what it holds, so that such a reset carries
+    only the differences), and picks instances locally with the server's
     algorithms. ``async with Watcher(client, "checkout") as w:`` starts it and
     waits for the first snapshot; ``async for change in w:`` yields every change
     from the moment iteration starts; ``close()`` ends the stream.
@@ -105,6 +106,8 @@ class Watcher:
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._closing = False
+        self._sent_held = False  # the current stream named the view's holdings
+        self._held_refused = False  # a server refused them: none are named again
         self._down_since: float | None = None
         self._failure: MaxineError | None = None
 
@@ -241,6 +244,10 @@ class Watcher:
             self._view.abandon_snapshot()
             if self._closing:
                 break
+            if err.code == grpc.StatusCode.INVALID_ARGUMENT and self._sent_held:
+                # a server whose MAXINE_WATCH_MAX_HELD is lower than what the view holds: resume without holdings
+                self._held_refused = True
+                continue
             if err.code in FATAL_CODES:
                 self._report(err)
                 self._finish(err)
@@ -253,12 +260,16 @@ class Watcher:
 
     async def _stream(self) -> MaxineError:
         resume = self._view.synced
+        # a resume names what the view holds, so that a server that cannot replay sends only the differences
+        held = self._view.holdings() if resume and not self._held_refused else None
+        self._sent_held = held is not None
         req = WatchServicesRequest(
             namespace=self._namespace,
             services=self._services,
             filter=self._filter,
             resume_revision=self._view.revision if resume else 0,
             registry_id=self._view.registry_id if resume else "",
+            held=held,
         )
         replica = self._client._current
         err = await self._read_stream(req, resume)

@@ -1871,7 +1871,21 @@ type WatchServicesRequest struct {
 	// registry_id is the registry_id the resume_revision came from. When it
 	// is set and differs from the server's (the registry lost its state), the
 	// server sends a fresh snapshot with reset set.
-	RegistryId    string `protobuf:"bytes,5,opt,name=registry_id,json=registryId,proto3" json:"registry_id,omitempty"`
+	RegistryId string `protobuf:"bytes,5,opt,name=registry_id,json=registryId,proto3" json:"registry_id,omitempty"`
+	// held, when set, names the instances the client holds from an earlier
+	// stream of this watch, each with its content digest, so that the
+	// snapshot this stream opens with carries only the differences
+	// (SnapshotEnd.differential): the instances that are new or whose digest
+	// differs, and, in SnapshotChunk.removed, the named ones the registry no
+	// longer has for this watch. A resume the server replays from its history
+	// ignores it. Only the opening snapshot is differential: a later reset
+	// (overflow) is whole. Servers that predate this field ignore it and send
+	// a whole snapshot, which the client handles as before. Limits:
+	// MAXINE_WATCH_MAX_HELD instances in all (INVALID_ARGUMENT naming
+	// held.services otherwise), each service and instance id valid and named
+	// once, and the whole request within MAXINE_MAX_MESSAGE_BYTES
+	// (RESOURCE_EXHAUSTED). A client holding more sends no holdings.
+	Held          *WatchHoldings `protobuf:"bytes,6,opt,name=held,proto3" json:"held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1941,6 +1955,192 @@ func (x *WatchServicesRequest) GetRegistryId() string {
 	return ""
 }
 
+func (x *WatchServicesRequest) GetHeld() *WatchHoldings {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+// WatchHoldings is what a resuming watcher holds, grouped by service. It
+// names every instance the client holds: at a differential snapshot's end
+// the client keeps only the instances it named here (less those removed,
+// replaced by those the snapshot carries), so an instance held but not
+// named is dropped.
+//
+// The digest of an instance (HeldInstance.digest) covers what a client acts
+// on and leaves out what a registry sets for itself, so that an instance
+// re-registered unchanged on a restarted registry keeps its digest. It is
+// the first 8 bytes, read as a big-endian unsigned integer, of the SHA-256
+// of these items of the Instance, in this order, each written as its length
+// in bytes (4 bytes, big-endian) followed by its bytes: service,
+// instance_id, host, port, version, zone, the number of tags, each tag in
+// the order the Instance lists them (the server keeps them sorted), the
+// number of metadata entries, then each metadata key followed by its value
+// with the keys in the byte order of their UTF-8 form, weight, status,
+// owner, operator_status. Strings are UTF-8; numbers (port, the counts,
+// weight, and the enums' numbers) are written in decimal ASCII. An
+// instance the client keeps because its digest matched keeps the
+// registered_at, updated_at, create_revision and mod_revision the client
+// had: they may come from the registry it held them from. A field added to
+// Instance later that a client acts on is appended to the list; a client
+// that computes the older digest then only gets more instances than it
+// needs, never fewer.
+type WatchHoldings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// services the client holds instances of, each named once.
+	Services      []*HeldService `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchHoldings) Reset() {
+	*x = WatchHoldings{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchHoldings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchHoldings) ProtoMessage() {}
+
+func (x *WatchHoldings) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchHoldings.ProtoReflect.Descriptor instead.
+func (*WatchHoldings) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchHoldings) GetServices() []*HeldService {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// HeldService is the held instances of one service.
+type HeldService struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service is the service's name.
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// instances held of the service, each instance_id named once.
+	Instances     []*HeldInstance `protobuf:"bytes,2,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldService) Reset() {
+	*x = HeldService{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldService) ProtoMessage() {}
+
+func (x *HeldService) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldService.ProtoReflect.Descriptor instead.
+func (*HeldService) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *HeldService) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *HeldService) GetInstances() []*HeldInstance {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+// HeldInstance is one instance a resuming watcher holds.
+type HeldInstance struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// instance_id of the held instance.
+	InstanceId string `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// digest of the held instance's content (see WatchHoldings).
+	Digest        uint64 `protobuf:"fixed64,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldInstance) Reset() {
+	*x = HeldInstance{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldInstance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldInstance) ProtoMessage() {}
+
+func (x *HeldInstance) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldInstance.ProtoReflect.Descriptor instead.
+func (*HeldInstance) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *HeldInstance) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *HeldInstance) GetDigest() uint64 {
+	if x != nil {
+		return x.Digest
+	}
+	return 0
+}
+
 // WatchServicesResponse is one message of a watch stream.
 type WatchServicesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1959,7 +2159,7 @@ type WatchServicesResponse struct {
 
 func (x *WatchServicesResponse) Reset() {
 	*x = WatchServicesResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2171,7 @@ func (x *WatchServicesResponse) String() string {
 func (*WatchServicesResponse) ProtoMessage() {}
 
 func (x *WatchServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2184,7 @@ func (x *WatchServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServicesResponse.ProtoReflect.Descriptor instead.
 func (*WatchServicesResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchServicesResponse) GetMessage() isWatchServicesResponse_Message {
@@ -2068,15 +2268,20 @@ func (*WatchServicesResponse_Progress) isWatchServicesResponse_Message() {}
 // with them at SnapshotEnd.
 type SnapshotChunk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// instances that match the watch.
-	Instances     []*Instance `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	// instances that match the watch. In a differential snapshot, only those
+	// the request's holdings lack or hold with another digest.
+	Instances []*Instance `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	// removed is set in a differential snapshot only: instances the request's
+	// holdings named that the registry no longer has for this watch (gone, no
+	// longer matching its filter, or outside it). The receiver drops them.
+	Removed       []*InstanceKey `protobuf:"bytes,2,rep,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2293,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,12 +2306,19 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SnapshotChunk) GetInstances() []*Instance {
 	if x != nil {
 		return x.Instances
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetRemoved() []*InstanceKey {
+	if x != nil {
+		return x.Removed
 	}
 	return nil
 }
@@ -2124,14 +2336,20 @@ type SnapshotEnd struct {
 	// watcher fell behind (overflow). A receiver drops what it held.
 	Reset_ bool `protobuf:"varint,3,opt,name=reset,proto3" json:"reset,omitempty"`
 	// reason says why a reset snapshot was sent.
-	Reason        ResetReason `protobuf:"varint,4,opt,name=reason,proto3,enum=maxine.registry.v1.ResetReason" json:"reason,omitempty"`
+	Reason ResetReason `protobuf:"varint,4,opt,name=reason,proto3,enum=maxine.registry.v1.ResetReason" json:"reason,omitempty"`
+	// differential is set when the snapshot carries only the differences from
+	// the holdings the request named (WatchServicesRequest.held): the
+	// receiver's view at this end is the held instances it named, less those
+	// removed, with the snapshot's instances added or replacing their held
+	// copies. When it is not set, the snapshot is whole and replaces the view.
+	Differential  bool `protobuf:"varint,5,opt,name=differential,proto3" json:"differential,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2361,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2374,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SnapshotEnd) GetRevision() uint64 {
@@ -2187,6 +2405,13 @@ func (x *SnapshotEnd) GetReason() ResetReason {
 	return ResetReason_RESET_REASON_UNSPECIFIED
 }
 
+func (x *SnapshotEnd) GetDifferential() bool {
+	if x != nil {
+		return x.Differential
+	}
+	return false
+}
+
 // WatchEvent is one change of one watched instance.
 type WatchEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2204,7 +2429,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2441,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2454,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchEvent) GetType() EventType {
@@ -2273,7 +2498,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2510,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2523,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Progress) GetRevision() uint64 {
@@ -2427,28 +2652,40 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x0eServiceSummary\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12%\n" +
 	"\x0einstance_count\x18\x02 \x01(\rR\rinstanceCount\x12#\n" +
-	"\rserving_count\x18\x03 \x01(\rR\fservingCount\"\xce\x01\n" +
+	"\rserving_count\x18\x03 \x01(\rR\fservingCount\"\x85\x02\n" +
 	"\x14WatchServicesRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1a\n" +
 	"\bservices\x18\x02 \x03(\tR\bservices\x122\n" +
 	"\x06filter\x18\x03 \x01(\v2\x1a.maxine.registry.v1.FilterR\x06filter\x12'\n" +
 	"\x0fresume_revision\x18\x04 \x01(\x04R\x0eresumeRevision\x12\x1f\n" +
 	"\vregistry_id\x18\x05 \x01(\tR\n" +
-	"registryId\"\x9d\x02\n" +
+	"registryId\x125\n" +
+	"\x04held\x18\x06 \x01(\v2!.maxine.registry.v1.WatchHoldingsR\x04held\"L\n" +
+	"\rWatchHoldings\x12;\n" +
+	"\bservices\x18\x01 \x03(\v2\x1f.maxine.registry.v1.HeldServiceR\bservices\"g\n" +
+	"\vHeldService\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12>\n" +
+	"\tinstances\x18\x02 \x03(\v2 .maxine.registry.v1.HeldInstanceR\tinstances\"G\n" +
+	"\fHeldInstance\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\x06R\x06digest\"\x9d\x02\n" +
 	"\x15WatchServicesResponse\x12?\n" +
 	"\bsnapshot\x18\x01 \x01(\v2!.maxine.registry.v1.SnapshotChunkH\x00R\bsnapshot\x12D\n" +
 	"\fsnapshot_end\x18\x02 \x01(\v2\x1f.maxine.registry.v1.SnapshotEndH\x00R\vsnapshotEnd\x126\n" +
 	"\x05event\x18\x03 \x01(\v2\x1e.maxine.registry.v1.WatchEventH\x00R\x05event\x12:\n" +
 	"\bprogress\x18\x04 \x01(\v2\x1c.maxine.registry.v1.ProgressH\x00R\bprogressB\t\n" +
-	"\amessage\"K\n" +
+	"\amessage\"\x86\x01\n" +
 	"\rSnapshotChunk\x12:\n" +
-	"\tinstances\x18\x01 \x03(\v2\x1c.maxine.registry.v1.InstanceR\tinstances\"\x99\x01\n" +
+	"\tinstances\x18\x01 \x03(\v2\x1c.maxine.registry.v1.InstanceR\tinstances\x129\n" +
+	"\aremoved\x18\x02 \x03(\v2\x1f.maxine.registry.v1.InstanceKeyR\aremoved\"\xbd\x01\n" +
 	"\vSnapshotEnd\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x1f\n" +
 	"\vregistry_id\x18\x02 \x01(\tR\n" +
 	"registryId\x12\x14\n" +
 	"\x05reset\x18\x03 \x01(\bR\x05reset\x127\n" +
-	"\x06reason\x18\x04 \x01(\x0e2\x1f.maxine.registry.v1.ResetReasonR\x06reason\"\xdf\x01\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x1f.maxine.registry.v1.ResetReasonR\x06reason\x12\"\n" +
+	"\fdifferential\x18\x05 \x01(\bR\fdifferential\"\xdf\x01\n" +
 	"\n" +
 	"WatchEvent\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.maxine.registry.v1.EventTypeR\x04type\x128\n" +
@@ -2523,7 +2760,7 @@ func file_maxine_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_maxine_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_maxine_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_maxine_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_maxine_registry_v1_registry_proto_goTypes = []any{
 	(ServingStatus)(0),                // 0: maxine.registry.v1.ServingStatus
 	(OperatorStatus)(0),               // 1: maxine.registry.v1.OperatorStatus
@@ -2551,76 +2788,83 @@ var file_maxine_registry_v1_registry_proto_goTypes = []any{
 	(*ListServicesResponse)(nil),      // 23: maxine.registry.v1.ListServicesResponse
 	(*ServiceSummary)(nil),            // 24: maxine.registry.v1.ServiceSummary
 	(*WatchServicesRequest)(nil),      // 25: maxine.registry.v1.WatchServicesRequest
-	(*WatchServicesResponse)(nil),     // 26: maxine.registry.v1.WatchServicesResponse
-	(*SnapshotChunk)(nil),             // 27: maxine.registry.v1.SnapshotChunk
-	(*SnapshotEnd)(nil),               // 28: maxine.registry.v1.SnapshotEnd
-	(*WatchEvent)(nil),                // 29: maxine.registry.v1.WatchEvent
-	(*Progress)(nil),                  // 30: maxine.registry.v1.Progress
-	nil,                               // 31: maxine.registry.v1.Instance.MetadataEntry
-	nil,                               // 32: maxine.registry.v1.Filter.MetadataEntry
-	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 34: google.protobuf.Duration
+	(*WatchHoldings)(nil),             // 26: maxine.registry.v1.WatchHoldings
+	(*HeldService)(nil),               // 27: maxine.registry.v1.HeldService
+	(*HeldInstance)(nil),              // 28: maxine.registry.v1.HeldInstance
+	(*WatchServicesResponse)(nil),     // 29: maxine.registry.v1.WatchServicesResponse
+	(*SnapshotChunk)(nil),             // 30: maxine.registry.v1.SnapshotChunk
+	(*SnapshotEnd)(nil),               // 31: maxine.registry.v1.SnapshotEnd
+	(*WatchEvent)(nil),                // 32: maxine.registry.v1.WatchEvent
+	(*Progress)(nil),                  // 33: maxine.registry.v1.Progress
+	nil,                               // 34: maxine.registry.v1.Instance.MetadataEntry
+	nil,                               // 35: maxine.registry.v1.Filter.MetadataEntry
+	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 37: google.protobuf.Duration
 }
 var file_maxine_registry_v1_registry_proto_depIdxs = []int32{
-	31, // 0: maxine.registry.v1.Instance.metadata:type_name -> maxine.registry.v1.Instance.MetadataEntry
+	34, // 0: maxine.registry.v1.Instance.metadata:type_name -> maxine.registry.v1.Instance.MetadataEntry
 	0,  // 1: maxine.registry.v1.Instance.status:type_name -> maxine.registry.v1.ServingStatus
-	33, // 2: maxine.registry.v1.Instance.registered_at:type_name -> google.protobuf.Timestamp
-	33, // 3: maxine.registry.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 2: maxine.registry.v1.Instance.registered_at:type_name -> google.protobuf.Timestamp
+	36, // 3: maxine.registry.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: maxine.registry.v1.Instance.operator_status:type_name -> maxine.registry.v1.OperatorStatus
-	33, // 5: maxine.registry.v1.Instance.lease_expires_at:type_name -> google.protobuf.Timestamp
+	36, // 5: maxine.registry.v1.Instance.lease_expires_at:type_name -> google.protobuf.Timestamp
 	10, // 6: maxine.registry.v1.SetOperatorStatusRequest.key:type_name -> maxine.registry.v1.InstanceKey
 	1,  // 7: maxine.registry.v1.SetOperatorStatusRequest.status:type_name -> maxine.registry.v1.OperatorStatus
 	7,  // 8: maxine.registry.v1.SetOperatorStatusResponse.instance:type_name -> maxine.registry.v1.Instance
 	7,  // 9: maxine.registry.v1.RegisterRequest.instance:type_name -> maxine.registry.v1.Instance
-	34, // 10: maxine.registry.v1.RegisterRequest.lease_ttl:type_name -> google.protobuf.Duration
+	37, // 10: maxine.registry.v1.RegisterRequest.lease_ttl:type_name -> google.protobuf.Duration
 	7,  // 11: maxine.registry.v1.RegisterResponse.instance:type_name -> maxine.registry.v1.Instance
-	34, // 12: maxine.registry.v1.RegisterResponse.lease_ttl:type_name -> google.protobuf.Duration
-	33, // 13: maxine.registry.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	37, // 12: maxine.registry.v1.RegisterResponse.lease_ttl:type_name -> google.protobuf.Duration
+	36, // 13: maxine.registry.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	14, // 14: maxine.registry.v1.HeartbeatRequest.beats:type_name -> maxine.registry.v1.Beat
 	10, // 15: maxine.registry.v1.Beat.key:type_name -> maxine.registry.v1.InstanceKey
 	0,  // 16: maxine.registry.v1.Beat.status:type_name -> maxine.registry.v1.ServingStatus
 	7,  // 17: maxine.registry.v1.Beat.instance:type_name -> maxine.registry.v1.Instance
-	34, // 18: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
+	37, // 18: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
 	16, // 19: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
 	10, // 20: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
 	2,  // 21: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
-	33, // 22: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
+	36, // 22: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
 	10, // 23: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
-	32, // 24: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
+	35, // 24: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
 	19, // 25: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
 	3,  // 26: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
 	7,  // 27: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
 	7,  // 28: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
 	24, // 29: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
 	19, // 30: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
-	27, // 31: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
-	28, // 32: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
-	29, // 33: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
-	30, // 34: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
-	7,  // 35: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
-	4,  // 36: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
-	5,  // 37: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
-	7,  // 38: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
-	6,  // 39: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
-	11, // 40: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
-	13, // 41: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
-	17, // 42: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
-	20, // 43: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
-	22, // 44: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
-	25, // 45: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
-	8,  // 46: maxine.registry.v1.RegistryService.SetOperatorStatus:input_type -> maxine.registry.v1.SetOperatorStatusRequest
-	12, // 47: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
-	15, // 48: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
-	18, // 49: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
-	21, // 50: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
-	23, // 51: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
-	26, // 52: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
-	9,  // 53: maxine.registry.v1.RegistryService.SetOperatorStatus:output_type -> maxine.registry.v1.SetOperatorStatusResponse
-	47, // [47:54] is the sub-list for method output_type
-	40, // [40:47] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	26, // 31: maxine.registry.v1.WatchServicesRequest.held:type_name -> maxine.registry.v1.WatchHoldings
+	27, // 32: maxine.registry.v1.WatchHoldings.services:type_name -> maxine.registry.v1.HeldService
+	28, // 33: maxine.registry.v1.HeldService.instances:type_name -> maxine.registry.v1.HeldInstance
+	30, // 34: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
+	31, // 35: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
+	32, // 36: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
+	33, // 37: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
+	7,  // 38: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
+	10, // 39: maxine.registry.v1.SnapshotChunk.removed:type_name -> maxine.registry.v1.InstanceKey
+	4,  // 40: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
+	5,  // 41: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
+	7,  // 42: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
+	6,  // 43: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
+	11, // 44: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
+	13, // 45: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
+	17, // 46: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
+	20, // 47: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
+	22, // 48: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
+	25, // 49: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
+	8,  // 50: maxine.registry.v1.RegistryService.SetOperatorStatus:input_type -> maxine.registry.v1.SetOperatorStatusRequest
+	12, // 51: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
+	15, // 52: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
+	18, // 53: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
+	21, // 54: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
+	23, // 55: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
+	29, // 56: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
+	9,  // 57: maxine.registry.v1.RegistryService.SetOperatorStatus:output_type -> maxine.registry.v1.SetOperatorStatusResponse
+	51, // [51:58] is the sub-list for method output_type
+	44, // [44:51] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_maxine_registry_v1_registry_proto_init() }
@@ -2630,7 +2874,7 @@ func file_maxine_registry_v1_registry_proto_init() {
 	}
 	file_maxine_registry_v1_registry_proto_msgTypes[0].OneofWrappers = []any{}
 	file_maxine_registry_v1_registry_proto_msgTypes[7].OneofWrappers = []any{}
-	file_maxine_registry_v1_registry_proto_msgTypes[19].OneofWrappers = []any{
+	file_maxine_registry_v1_registry_proto_msgTypes[22].OneofWrappers = []any{
 		(*WatchServicesResponse_Snapshot)(nil),
 		(*WatchServicesResponse_SnapshotEnd)(nil),
 		(*WatchServicesResponse_Event)(nil),
@@ -2642,7 +2886,7 @@ func file_maxine_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_maxine_registry_v1_registry_proto_rawDesc), len(file_maxine_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

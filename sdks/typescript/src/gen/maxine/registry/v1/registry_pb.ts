@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file maxine/registry/v1/registry.proto.
  */
 export const file_maxine_registry_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("CiFtYXhpbmUvcmVnaXN0cnkvdjEvcmVnaXN0cnkucHJvdG8SEm1heGluZS5yZWdpc3RyeS52MSKABQoISW5zdGFuY2USEQoJbmFtZXNwYWNlGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIMCgRwb3J0GAUgASgNEg8KB3ZlcnNpb24YBiABKAkSDAoEem9uZRgHIAEoCRIMCgR0YWdzGAggAygJEjwKCG1ldGFkYXRhGAkgAygLMioubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlLk1ldGFkYXRhRW50cnkSDgoGd2VpZ2h0GAogASgNEjEKBnN0YXR1cxgLIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEjEKDXJlZ2lzdGVyZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0ZV9yZXZpc2lvbhgOIAEoBBIUCgxtb2RfcmV2aXNpb24YDyABKAQSDQoFb3duZXIYECABKAkSOwoPb3BlcmF0b3Jfc3RhdHVzGBEgASgOMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLk9wZXJhdG9yU3RhdHVzEhoKDXJlcG9ydGVkX2xvYWQYEiABKAFIAIgBARI0ChBsZWFzZV9leHBpcmVzX2F0GBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCEAoOX3JlcG9ydGVkX2xvYWQifAoYU2V0T3BlcmF0b3JTdGF0dXNSZXF1ZXN0EiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleRIyCgZzdGF0dXMYAiABKA4yIi5tYXhpbmUucmVnaXN0cnkudjEuT3BlcmF0b3JTdGF0dXMicgoZU2V0T3BlcmF0b3JTdGF0dXNSZXNwb25zZRIuCghpbnN0YW5jZRgBIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgCIAEoBBITCgtyZWdpc3RyeV9pZBgDIAEoCSJGCgtJbnN0YW5jZUtleRIRCgluYW1lc3BhY2UYASABKAkSDwoHc2VydmljZRgCIAEoCRITCgtpbnN0YW5jZV9pZBgDIAEoCSJvCg9SZWdpc3RlclJlcXVlc3QSLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIs0BChBSZWdpc3RlclJlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgEIAEoBBITCgtyZWdpc3RyeV9pZBgFIAEoCSJNChBIZWFydGJlYXRSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEicKBWJlYXRzGAIgAygLMhgubWF4aW5lLnJlZ2lzdHJ5LnYxLkJlYXQi4QEKBEJlYXQSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5EjEKBnN0YXR1cxgCIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEhEKBGxvYWQYAyABKAFIAIgBARIuCghpbnN0YW5jZRgEIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIsCglsZWFzZV90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBwoFX2xvYWQiUAoRSGVhcnRiZWF0UmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAQSKQoEYWNrcxgCIAMoCzIbLm1heGluZS5yZWdpc3RyeS52MS5CZWF0QWNrIq4BCgdCZWF0QWNrEiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleRIuCgZyZXN1bHQYAiABKA4yHi5tYXhpbmUucmVnaXN0cnkudjEuQmVhdFJlc3VsdBI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAQgASgJIkEKEURlcmVnaXN0ZXJSZXF1ZXN0EiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleSI7ChJEZXJlZ2lzdGVyUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkiogEKBkZpbHRlchIMCgR0YWdzGAEgAygJEg8KB3ZlcnNpb24YAiABKAkSDAoEem9uZRgDIAEoCRI6CghtZXRhZGF0YRgEIAMoCzIoLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXIuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi0AEKD0Rpc2NvdmVyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDwoHc2VydmljZRgCIAEoCRIqCgZmaWx0ZXIYAyABKAsyGi5tYXhpbmUucmVnaXN0cnkudjEuRmlsdGVyEi4KCHN0cmF0ZWd5GAQgASgOMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLlN0cmF0ZWd5EhAKCGhhc2hfa2V5GAUgASgJEhYKDnByZWZlcnJlZF96b25lGAYgASgJEhMKC2luY2x1ZGVfYWxsGAcgASgIIpoBChBEaXNjb3ZlclJlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEi8KCWluc3RhbmNlcxgCIAMoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgDIAEoBBITCgtyZWdpc3RyeV9pZBgEIAEoCSIoChNMaXN0U2VydmljZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJzChRMaXN0U2VydmljZXNSZXNwb25zZRI0CghzZXJ2aWNlcxgBIAMoCzIiLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aWNlU3VtbWFyeRIQCghyZXZpc2lvbhgCIAEoBBITCgtyZWdpc3RyeV9pZBgDIAEoCSJQCg5TZXJ2aWNlU3VtbWFyeRIPCgdzZXJ2aWNlGAEgASgJEhYKDmluc3RhbmNlX2NvdW50GAIgASgNEhUKDXNlcnZpbmdfY291bnQYAyABKA0ilQEKFFdhdGNoU2VydmljZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIQCghzZXJ2aWNlcxgCIAMoCRIqCgZmaWx0ZXIYAyABKAsyGi5tYXhpbmUucmVnaXN0cnkudjEuRmlsdGVyEhcKD3Jlc3VtZV9yZXZpc2lvbhgEIAEoBBITCgtyZWdpc3RyeV9pZBgFIAEoCSL1AQoVV2F0Y2hTZXJ2aWNlc1Jlc3BvbnNlEjUKCHNuYXBzaG90GAEgASgLMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlNuYXBzaG90Q2h1bmtIABI3CgxzbmFwc2hvdF9lbmQYAiABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuU25hcHNob3RFbmRIABIvCgVldmVudBgDIAEoCzIeLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaEV2ZW50SAASMAoIcHJvZ3Jlc3MYBCABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuUHJvZ3Jlc3NIAEIJCgdtZXNzYWdlIkAKDVNuYXBzaG90Q2h1bmsSLwoJaW5zdGFuY2VzGAEgAygLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlInQKC1NuYXBzaG90RW5kEhAKCHJldmlzaW9uGAEgASgEEhMKC3JlZ2lzdHJ5X2lkGAIgASgJEg0KBXJlc2V0GAMgASgIEi8KBnJlYXNvbhgEIAEoDjIfLm1heGluZS5yZWdpc3RyeS52MS5SZXNldFJlYXNvbiK2AQoKV2F0Y2hFdmVudBIrCgR0eXBlGAEgASgOMh0ubWF4aW5lLnJlZ2lzdHJ5LnYxLkV2ZW50VHlwZRIuCghpbnN0YW5jZRgCIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgDIAEoBBI5Cg5yZW1vdmFsX3JlYXNvbhgEIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5SZW1vdmFsUmVhc29uIjEKCFByb2dyZXNzEhAKCHJldmlzaW9uGAEgASgEEhMKC3JlZ2lzdHJ5X2lkGAIgASgJKogBCg1TZXJ2aW5nU3RhdHVzEh4KGlNFUlZJTkdfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWU0VSVklOR19TVEFUVVNfU0VSVklORxABEh4KGlNFUlZJTkdfU1RBVFVTX05PVF9TRVJWSU5HEAISGwoXU0VSVklOR19TVEFUVVNfRFJBSU5JTkcQAyptCg5PcGVyYXRvclN0YXR1cxIfChtPUEVSQVRPUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhPUEVSQVRPUl9TVEFUVVNfRFJBSU5JTkcQARIcChhPUEVSQVRPUl9TVEFUVVNfRElTQUJMRUQQAiqzAQoKQmVhdFJlc3VsdBIbChdCRUFUX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE0JFQVRfUkVTVUxUX1JFTkVXRUQQARIXChNCRUFUX1JFU1VMVF9VTktOT1dOEAISFwoTQkVBVF9SRVNVTFRfSU5WQUxJRBADEhoKFkJFQVRfUkVTVUxUX1JFR0lTVEVSRUQQBBIhCh1CRUFUX1JFU1VMVF9QRVJNSVNTSU9OX0RFTklFRBAFKrwBCghTdHJhdGVneRIYChRTVFJBVEVHWV9VTlNQRUNJRklFRBAAEhgKFFNUUkFURUdZX1JPVU5EX1JPQklOEAESEwoPU1RSQVRFR1lfUkFORE9NEAISFQoRU1RSQVRFR1lfV0VJR0hURUQQAxIZChVTVFJBVEVHWV9MRUFTVF9MT0FERUQQBBIcChhTVFJBVEVHWV9DT05TSVNURU5UX0hBU0gQBRIXChNTVFJBVEVHWV9SRU5ERVpWT1VTEAYqhQEKC1Jlc2V0UmVhc29uEhwKGFJFU0VUX1JFQVNPTl9VTlNQRUNJRklFRBAAEhoKFlJFU0VUX1JFQVNPTl9DT01QQUNURUQQARIhCh1SRVNFVF9SRUFTT05fUkVHSVNUUllfQ0hBTkdFRBACEhkKFVJFU0VUX1JFQVNPTl9PVkVSRkxPVxADKm0KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQRVZFTlRfVFlQRV9BRERFRBABEhYKEkVWRU5UX1RZUEVfVVBEQVRFRBACEhYKEkVWRU5UX1RZUEVfUkVNT1ZFRBADKrEBCg1SZW1vdmFsUmVhc29uEh4KGlJFTU9WQUxfUkVBU09OX1VOU1BFQ0lGSUVEEAASHwobUkVNT1ZBTF9SRUFTT05fREVSRUdJU1RFUkVEEAESIAocUkVNT1ZBTF9SRUFTT05fTEVBU0VfRVhQSVJFRBACEiAKHFJFTU9WQUxfUkVBU09OX1NUUkVBTV9DTE9TRUQQAxIbChdSRU1PVkFMX1JFQVNPTl9GSUxURVJFRBAEMrcFCg9SZWdpc3RyeVNlcnZpY2USVQoIUmVnaXN0ZXISIy5tYXhpbmUucmVnaXN0cnkudjEuUmVnaXN0ZXJSZXF1ZXN0GiQubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlZ2lzdGVyUmVzcG9uc2USXAoJSGVhcnRiZWF0EiQubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlYXJ0YmVhdFJlcXVlc3QaJS5tYXhpbmUucmVnaXN0cnkudjEuSGVhcnRiZWF0UmVzcG9uc2UoATABElsKCkRlcmVnaXN0ZXISJS5tYXhpbmUucmVnaXN0cnkudjEuRGVyZWdpc3RlclJlcXVlc3QaJi5tYXhpbmUucmVnaXN0cnkudjEuRGVyZWdpc3RlclJlc3BvbnNlElUKCERpc2NvdmVyEiMubWF4aW5lLnJlZ2lzdHJ5LnYxLkRpc2NvdmVyUmVxdWVzdBokLm1heGluZS5yZWdpc3RyeS52MS5EaXNjb3ZlclJlc3BvbnNlEmEKDExpc3RTZXJ2aWNlcxInLm1heGluZS5yZWdpc3RyeS52MS5MaXN0U2VydmljZXNSZXF1ZXN0GigubWF4aW5lLnJlZ2lzdHJ5LnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlEmYKDVdhdGNoU2VydmljZXMSKC5tYXhpbmUucmVnaXN0cnkudjEuV2F0Y2hTZXJ2aWNlc1JlcXVlc3QaKS5tYXhpbmUucmVnaXN0cnkudjEuV2F0Y2hTZXJ2aWNlc1Jlc3BvbnNlMAEScAoRU2V0T3BlcmF0b3JTdGF0dXMSLC5tYXhpbmUucmVnaXN0cnkudjEuU2V0T3BlcmF0b3JTdGF0dXNSZXF1ZXN0Gi0ubWF4aW5lLnJlZ2lzdHJ5LnYxLlNldE9wZXJhdG9yU3RhdHVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiFtYXhpbmUvcmVnaXN0cnkvdjEvcmVnaXN0cnkucHJvdG8SEm1heGluZS5yZWdpc3RyeS52MSKABQoISW5zdGFuY2USEQoJbmFtZXNwYWNlGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIMCgRwb3J0GAUgASgNEg8KB3ZlcnNpb24YBiABKAkSDAoEem9uZRgHIAEoCRIMCgR0YWdzGAggAygJEjwKCG1ldGFkYXRhGAkgAygLMioubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlLk1ldGFkYXRhRW50cnkSDgoGd2VpZ2h0GAogASgNEjEKBnN0YXR1cxgLIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEjEKDXJlZ2lzdGVyZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0ZV9yZXZpc2lvbhgOIAEoBBIUCgxtb2RfcmV2aXNpb24YDyABKAQSDQoFb3duZXIYECABKAkSOwoPb3BlcmF0b3Jfc3RhdHVzGBEgASgOMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLk9wZXJhdG9yU3RhdHVzEhoKDXJlcG9ydGVkX2xvYWQYEiABKAFIAIgBARI0ChBsZWFzZV9leHBpcmVzX2F0GBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCEAoOX3JlcG9ydGVkX2xvYWQifAoYU2V0T3BlcmF0b3JTdGF0dXNSZXF1ZXN0EiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleRIyCgZzdGF0dXMYAiABKA4yIi5tYXhpbmUucmVnaXN0cnkudjEuT3BlcmF0b3JTdGF0dXMicgoZU2V0T3BlcmF0b3JTdGF0dXNSZXNwb25zZRIuCghpbnN0YW5jZRgBIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgCIAEoBBITCgtyZWdpc3RyeV9pZBgDIAEoCSJGCgtJbnN0YW5jZUtleRIRCgluYW1lc3BhY2UYASABKAkSDwoHc2VydmljZRgCIAEoCRITCgtpbnN0YW5jZV9pZBgDIAEoCSJvCg9SZWdpc3RlclJlcXVlc3QSLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIs0BChBSZWdpc3RlclJlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgEIAEoBBITCgtyZWdpc3RyeV9pZBgFIAEoCSJNChBIZWFydGJlYXRSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEicKBWJlYXRzGAIgAygLMhgubWF4aW5lLnJlZ2lzdHJ5LnYxLkJlYXQi4QEKBEJlYXQSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5EjEKBnN0YXR1cxgCIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEhEKBGxvYWQYAyABKAFIAIgBARIuCghpbnN0YW5jZRgEIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIsCglsZWFzZV90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBwoFX2xvYWQiUAoRSGVhcnRiZWF0UmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAQSKQoEYWNrcxgCIAMoCzIbLm1heGluZS5yZWdpc3RyeS52MS5CZWF0QWNrIq4BCgdCZWF0QWNrEiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleRIuCgZyZXN1bHQYAiABKA4yHi5tYXhpbmUucmVnaXN0cnkudjEuQmVhdFJlc3VsdBI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAQgASgJIkEKEURlcmVnaXN0ZXJSZXF1ZXN0EiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleSI7ChJEZXJlZ2lzdGVyUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkiogEKBkZpbHRlchIMCgR0YWdzGAEgAygJEg8KB3ZlcnNpb24YAiABKAkSDAoEem9uZRgDIAEoCRI6CghtZXRhZGF0YRgEIAMoCzIoLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXIuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi0AEKD0Rpc2NvdmVyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDwoHc2VydmljZRgCIAEoCRIqCgZmaWx0ZXIYAyABKAsyGi5tYXhpbmUucmVnaXN0cnkudjEuRmlsdGVyEi4KCHN0cmF0ZWd5GAQgASgOMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLlN0cmF0ZWd5EhAKCGhhc2hfa2V5GAUgASgJEhYKDnByZWZlcnJlZF96b25lGAYgASgJEhMKC2luY2x1ZGVfYWxsGAcgASgIIpoBChBEaXNjb3ZlclJlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEi8KCWluc3RhbmNlcxgCIAMoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgDIAEoBBITCgtyZWdpc3RyeV9pZBgEIAEoCSIoChNMaXN0U2VydmljZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJzChRMaXN0U2VydmljZXNSZXNwb25zZRI0CghzZXJ2aWNlcxgBIAMoCzIiLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aWNlU3VtbWFyeRIQCghyZXZpc2lvbhgCIAEoBBITCgtyZWdpc3RyeV9pZBgDIAEoCSJQCg5TZXJ2aWNlU3VtbWFyeRIPCgdzZXJ2aWNlGAEgASgJEhYKDmluc3RhbmNlX2NvdW50GAIgASgNEhUKDXNlcnZpbmdfY291bnQYAyABKA0ixgEKFFdhdGNoU2VydmljZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIQCghzZXJ2aWNlcxgCIAMoCRIqCgZmaWx0ZXIYAyABKAsyGi5tYXhpbmUucmVnaXN0cnkudjEuRmlsdGVyEhcKD3Jlc3VtZV9yZXZpc2lvbhgEIAEoBBITCgtyZWdpc3RyeV9pZBgFIAEoCRIvCgRoZWxkGAYgASgLMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoSG9sZGluZ3MiQgoNV2F0Y2hIb2xkaW5ncxIxCghzZXJ2aWNlcxgBIAMoCzIfLm1heGluZS5yZWdpc3RyeS52MS5IZWxkU2VydmljZSJTCgtIZWxkU2VydmljZRIPCgdzZXJ2aWNlGAEgASgJEjMKCWluc3RhbmNlcxgCIAMoCzIgLm1heGluZS5yZWdpc3RyeS52MS5IZWxkSW5zdGFuY2UiMwoMSGVsZEluc3RhbmNlEhMKC2luc3RhbmNlX2lkGAEgASgJEg4KBmRpZ2VzdBgCIAEoBiL1AQoVV2F0Y2hTZXJ2aWNlc1Jlc3BvbnNlEjUKCHNuYXBzaG90GAEgASgLMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlNuYXBzaG90Q2h1bmtIABI3CgxzbmFwc2hvdF9lbmQYAiABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuU25hcHNob3RFbmRIABIvCgVldmVudBgDIAEoCzIeLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaEV2ZW50SAASMAoIcHJvZ3Jlc3MYBCABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuUHJvZ3Jlc3NIAEIJCgdtZXNzYWdlInIKDVNuYXBzaG90Q2h1bmsSLwoJaW5zdGFuY2VzGAEgAygLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEjAKB3JlbW92ZWQYAiADKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2VLZXkiigEKC1NuYXBzaG90RW5kEhAKCHJldmlzaW9uGAEgASgEEhMKC3JlZ2lzdHJ5X2lkGAIgASgJEg0KBXJlc2V0GAMgASgIEi8KBnJlYXNvbhgEIAEoDjIfLm1heGluZS5yZWdpc3RyeS52MS5SZXNldFJlYXNvbhIUCgxkaWZmZXJlbnRpYWwYBSABKAgitgEKCldhdGNoRXZlbnQSKwoEdHlwZRgBIAEoDjIdLm1heGluZS5yZWdpc3RyeS52MS5FdmVudFR5cGUSLgoIaW5zdGFuY2UYAiABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USEAoIcmV2aXNpb24YAyABKAQSOQoOcmVtb3ZhbF9yZWFzb24YBCABKA4yIS5tYXhpbmUucmVnaXN0cnkudjEuUmVtb3ZhbFJlYXNvbiIxCghQcm9ncmVzcxIQCghyZXZpc2lvbhgBIAEoBBITCgtyZWdpc3RyeV9pZBgCIAEoCSqIAQoNU2VydmluZ1N0YXR1cxIeChpTRVJWSU5HX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFlNFUlZJTkdfU1RBVFVTX1NFUlZJTkcQARIeChpTRVJWSU5HX1NUQVRVU19OT1RfU0VSVklORxACEhsKF1NFUlZJTkdfU1RBVFVTX0RSQUlOSU5HEAMqbQoOT3BlcmF0b3JTdGF0dXMSHwobT1BFUkFUT1JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYT1BFUkFUT1JfU1RBVFVTX0RSQUlOSU5HEAESHAoYT1BFUkFUT1JfU1RBVFVTX0RJU0FCTEVEEAIqswEKCkJlYXRSZXN1bHQSGwoXQkVBVF9SRVNVTFRfVU5TUEVDSUZJRUQQABIXChNCRUFUX1JFU1VMVF9SRU5FV0VEEAESFwoTQkVBVF9SRVNVTFRfVU5LTk9XThACEhcKE0JFQVRfUkVTVUxUX0lOVkFMSUQQAxIaChZCRUFUX1JFU1VMVF9SRUdJU1RFUkVEEAQSIQodQkVBVF9SRVNVTFRfUEVSTUlTU0lPTl9ERU5JRUQQBSq8AQoIU3RyYXRlZ3kSGAoUU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIYChRTVFJBVEVHWV9ST1VORF9ST0JJThABEhMKD1NUUkFURUdZX1JBTkRPTRACEhUKEVNUUkFURUdZX1dFSUdIVEVEEAMSGQoVU1RSQVRFR1lfTEVBU1RfTE9BREVEEAQSHAoYU1RSQVRFR1lfQ09OU0lTVEVOVF9IQVNIEAUSFwoTU1RSQVRFR1lfUkVOREVaVk9VUxAGKoUBCgtSZXNldFJlYXNvbhIcChhSRVNFVF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZSRVNFVF9SRUFTT05fQ09NUEFDVEVEEAESIQodUkVTRVRfUkVBU09OX1JFR0lTVFJZX0NIQU5HRUQQAhIZChVSRVNFVF9SRUFTT05fT1ZFUkZMT1cQAyptCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhQKEEVWRU5UX1RZUEVfQURERUQQARIWChJFVkVOVF9UWVBFX1VQREFURUQQAhIWChJFVkVOVF9UWVBFX1JFTU9WRUQQAyqxAQoNUmVtb3ZhbFJlYXNvbhIeChpSRU1PVkFMX1JFQVNPTl9VTlNQRUNJRklFRBAAEh8KG1JFTU9WQUxfUkVBU09OX0RFUkVHSVNURVJFRBABEiAKHFJFTU9WQUxfUkVBU09OX0xFQVNFX0VYUElSRUQQAhIgChxSRU1PVkFMX1JFQVNPTl9TVFJFQU1fQ0xPU0VEEAMSGwoXUkVNT1ZBTF9SRUFTT05fRklMVEVSRUQQBDK3BQoPUmVnaXN0cnlTZXJ2aWNlElUKCFJlZ2lzdGVyEiMubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlZ2lzdGVyUmVxdWVzdBokLm1heGluZS5yZWdpc3RyeS52MS5SZWdpc3RlclJlc3BvbnNlElwKCUhlYXJ0YmVhdBIkLm1heGluZS5yZWdpc3RyeS52MS5IZWFydGJlYXRSZXF1ZXN0GiUubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlYXJ0YmVhdFJlc3BvbnNlKAEwARJbCgpEZXJlZ2lzdGVyEiUubWF4aW5lLnJlZ2lzdHJ5LnYxLkRlcmVnaXN0ZXJSZXF1ZXN0GiYubWF4aW5lLnJlZ2lzdHJ5LnYxLkRlcmVnaXN0ZXJSZXNwb25zZRJVCghEaXNjb3ZlchIjLm1heGluZS5yZWdpc3RyeS52MS5EaXNjb3ZlclJlcXVlc3QaJC5tYXhpbmUucmVnaXN0cnkudjEuRGlzY292ZXJSZXNwb25zZRJhCgxMaXN0U2VydmljZXMSJy5tYXhpbmUucmVnaXN0cnkudjEuTGlzdFNlcnZpY2VzUmVxdWVzdBooLm1heGluZS5yZWdpc3RyeS52MS5MaXN0U2VydmljZXNSZXNwb25zZRJmCg1XYXRjaFNlcnZpY2VzEigubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoU2VydmljZXNSZXF1ZXN0GikubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoU2VydmljZXNSZXNwb25zZTABEnAKEVNldE9wZXJhdG9yU3RhdHVzEiwubWF4aW5lLnJlZ2lzdHJ5LnYxLlNldE9wZXJhdG9yU3RhdHVzUmVxdWVzdBotLm1heGluZS5yZWdpc3RyeS52MS5TZXRPcGVyYXRvclN0YXR1c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Instance is one network endpoint of a service.
@@ -881,6 +881,25 @@ export type WatchServicesRequest = Message<"maxine.registry.v1.WatchServicesRequ
    * @generated from field: string registry_id = 5;
    */
   registryId: string;
+
+  /**
+   * held, when set, names the instances the client holds from an earlier
+   * stream of this watch, each with its content digest, so that the
+   * snapshot this stream opens with carries only the differences
+   * (SnapshotEnd.differential): the instances that are new or whose digest
+   * differs, and, in SnapshotChunk.removed, the named ones the registry no
+   * longer has for this watch. A resume the server replays from its history
+   * ignores it. Only the opening snapshot is differential: a later reset
+   * (overflow) is whole. Servers that predate this field ignore it and send
+   * a whole snapshot, which the client handles as before. Limits:
+   * MAXINE_WATCH_MAX_HELD instances in all (INVALID_ARGUMENT naming
+   * held.services otherwise), each service and instance id valid and named
+   * once, and the whole request within MAXINE_MAX_MESSAGE_BYTES
+   * (RESOURCE_EXHAUSTED). A client holding more sends no holdings.
+   *
+   * @generated from field: maxine.registry.v1.WatchHoldings held = 6;
+   */
+  held?: WatchHoldings | undefined;
 };
 
 /**
@@ -889,6 +908,106 @@ export type WatchServicesRequest = Message<"maxine.registry.v1.WatchServicesRequ
  */
 export const WatchServicesRequestSchema: GenMessage<WatchServicesRequest> = /*@__PURE__*/
   messageDesc(file_maxine_registry_v1_registry, 18);
+
+/**
+ * WatchHoldings is what a resuming watcher holds, grouped by service. It
+ * names every instance the client holds: at a differential snapshot's end
+ * the client keeps only the instances it named here (less those removed,
+ * replaced by those the snapshot carries), so an instance held but not
+ * named is dropped.
+ *
+ * The digest of an instance (HeldInstance.digest) covers what a client acts
+ * on and leaves out what a registry sets for itself, so that an instance
+ * re-registered unchanged on a restarted registry keeps its digest. It is
+ * the first 8 bytes, read as a big-endian unsigned integer, of the SHA-256
+ * of these items of the Instance, in this order, each written as its length
+ * in bytes (4 bytes, big-endian) followed by its bytes: service,
+ * instance_id, host, port, version, zone, the number of tags, each tag in
+ * the order the Instance lists them (the server keeps them sorted), the
+ * number of metadata entries, then each metadata key followed by its value
+ * with the keys in the byte order of their UTF-8 form, weight, status,
+ * owner, operator_status. Strings are UTF-8; numbers (port, the counts,
+ * weight, and the enums' numbers) are written in decimal ASCII. An
+ * instance the client keeps because its digest matched keeps the
+ * registered_at, updated_at, create_revision and mod_revision the client
+ * had: they may come from the registry it held them from. A field added to
+ * Instance later that a client acts on is appended to the list; a client
+ * that computes the older digest then only gets more instances than it
+ * needs, never fewer.
+ *
+ * @generated from message maxine.registry.v1.WatchHoldings
+ */
+export type WatchHoldings = Message<"maxine.registry.v1.WatchHoldings"> & {
+  /**
+   * services the client holds instances of, each named once.
+   *
+   * @generated from field: repeated maxine.registry.v1.HeldService services = 1;
+   */
+  services: HeldService[];
+};
+
+/**
+ * Describes the message maxine.registry.v1.WatchHoldings.
+ * Use `create(WatchHoldingsSchema)` to create a new message.
+ */
+export const WatchHoldingsSchema: GenMessage<WatchHoldings> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 19);
+
+/**
+ * HeldService is the held instances of one service.
+ *
+ * @generated from message maxine.registry.v1.HeldService
+ */
+export type HeldService = Message<"maxine.registry.v1.HeldService"> & {
+  /**
+   * service is the service's name.
+   *
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * instances held of the service, each instance_id named once.
+   *
+   * @generated from field: repeated maxine.registry.v1.HeldInstance instances = 2;
+   */
+  instances: HeldInstance[];
+};
+
+/**
+ * Describes the message maxine.registry.v1.HeldService.
+ * Use `create(HeldServiceSchema)` to create a new message.
+ */
+export const HeldServiceSchema: GenMessage<HeldService> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 20);
+
+/**
+ * HeldInstance is one instance a resuming watcher holds.
+ *
+ * @generated from message maxine.registry.v1.HeldInstance
+ */
+export type HeldInstance = Message<"maxine.registry.v1.HeldInstance"> & {
+  /**
+   * instance_id of the held instance.
+   *
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+
+  /**
+   * digest of the held instance's content (see WatchHoldings).
+   *
+   * @generated from field: fixed64 digest = 2;
+   */
+  digest: bigint;
+};
+
+/**
+ * Describes the message maxine.registry.v1.HeldInstance.
+ * Use `create(HeldInstanceSchema)` to create a new message.
+ */
+export const HeldInstanceSchema: GenMessage<HeldInstance> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 21);
 
 /**
  * WatchServicesResponse is one message of a watch stream.
@@ -942,7 +1061,7 @@ export type WatchServicesResponse = Message<"maxine.registry.v1.WatchServicesRes
  * Use `create(WatchServicesResponseSchema)` to create a new message.
  */
 export const WatchServicesResponseSchema: GenMessage<WatchServicesResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 19);
+  messageDesc(file_maxine_registry_v1_registry, 22);
 
 /**
  * SnapshotChunk is part of a snapshot. A snapshot is zero or more chunks
@@ -953,11 +1072,21 @@ export const WatchServicesResponseSchema: GenMessage<WatchServicesResponse> = /*
  */
 export type SnapshotChunk = Message<"maxine.registry.v1.SnapshotChunk"> & {
   /**
-   * instances that match the watch.
+   * instances that match the watch. In a differential snapshot, only those
+   * the request's holdings lack or hold with another digest.
    *
    * @generated from field: repeated maxine.registry.v1.Instance instances = 1;
    */
   instances: Instance[];
+
+  /**
+   * removed is set in a differential snapshot only: instances the request's
+   * holdings named that the registry no longer has for this watch (gone, no
+   * longer matching its filter, or outside it). The receiver drops them.
+   *
+   * @generated from field: repeated maxine.registry.v1.InstanceKey removed = 2;
+   */
+  removed: InstanceKey[];
 };
 
 /**
@@ -965,7 +1094,7 @@ export type SnapshotChunk = Message<"maxine.registry.v1.SnapshotChunk"> & {
  * Use `create(SnapshotChunkSchema)` to create a new message.
  */
 export const SnapshotChunkSchema: GenMessage<SnapshotChunk> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 20);
+  messageDesc(file_maxine_registry_v1_registry, 23);
 
 /**
  * SnapshotEnd ends a snapshot.
@@ -1003,6 +1132,17 @@ export type SnapshotEnd = Message<"maxine.registry.v1.SnapshotEnd"> & {
    * @generated from field: maxine.registry.v1.ResetReason reason = 4;
    */
   reason: ResetReason;
+
+  /**
+   * differential is set when the snapshot carries only the differences from
+   * the holdings the request named (WatchServicesRequest.held): the
+   * receiver's view at this end is the held instances it named, less those
+   * removed, with the snapshot's instances added or replacing their held
+   * copies. When it is not set, the snapshot is whole and replaces the view.
+   *
+   * @generated from field: bool differential = 5;
+   */
+  differential: boolean;
 };
 
 /**
@@ -1010,7 +1150,7 @@ export type SnapshotEnd = Message<"maxine.registry.v1.SnapshotEnd"> & {
  * Use `create(SnapshotEndSchema)` to create a new message.
  */
 export const SnapshotEndSchema: GenMessage<SnapshotEnd> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 21);
+  messageDesc(file_maxine_registry_v1_registry, 24);
 
 /**
  * WatchEvent is one change of one watched instance.
@@ -1052,7 +1192,7 @@ export type WatchEvent = Message<"maxine.registry.v1.WatchEvent"> & {
  * Use `create(WatchEventSchema)` to create a new message.
  */
 export const WatchEventSchema: GenMessage<WatchEvent> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 22);
+  messageDesc(file_maxine_registry_v1_registry, 25);
 
 /**
  * Progress is a bookmark sent on an idle stream.
@@ -1080,7 +1220,7 @@ export type Progress = Message<"maxine.registry.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 23);
+  messageDesc(file_maxine_registry_v1_registry, 26);
 
 /**
  * ServingStatus says whether an instance should receive traffic.

@@ -329,18 +329,42 @@ class ServiceSummary(_message.Message):
     def __init__(self, service: _Optional[str] = ..., instance_count: _Optional[int] = ..., serving_count: _Optional[int] = ...) -> None: ...
 
 class WatchServicesRequest(_message.Message):
-    __slots__ = ("namespace", "services", "filter", "resume_revision", "registry_id")
+    __slots__ = ("namespace", "services", "filter", "resume_revision", "registry_id", "held")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     RESUME_REVISION_FIELD_NUMBER: _ClassVar[int]
     REGISTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     services: _containers.RepeatedScalarFieldContainer[str]
     filter: Filter
     resume_revision: int
     registry_id: str
-    def __init__(self, namespace: _Optional[str] = ..., services: _Optional[_Iterable[str]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., resume_revision: _Optional[int] = ..., registry_id: _Optional[str] = ...) -> None: ...
+    held: WatchHoldings
+    def __init__(self, namespace: _Optional[str] = ..., services: _Optional[_Iterable[str]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., resume_revision: _Optional[int] = ..., registry_id: _Optional[str] = ..., held: _Optional[_Union[WatchHoldings, _Mapping]] = ...) -> None: ...
+
+class WatchHoldings(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[HeldService]
+    def __init__(self, services: _Optional[_Iterable[_Union[HeldService, _Mapping]]] = ...) -> None: ...
+
+class HeldService(_message.Message):
+    __slots__ = ("service", "instances")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    instances: _containers.RepeatedCompositeFieldContainer[HeldInstance]
+    def __init__(self, service: _Optional[str] = ..., instances: _Optional[_Iterable[_Union[HeldInstance, _Mapping]]] = ...) -> None: ...
+
+class HeldInstance(_message.Message):
+    __slots__ = ("instance_id", "digest")
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    instance_id: str
+    digest: int
+    def __init__(self, instance_id: _Optional[str] = ..., digest: _Optional[int] = ...) -> None: ...
 
 class WatchServicesResponse(_message.Message):
     __slots__ = ("snapshot", "snapshot_end", "event", "progress")
@@ -355,22 +379,26 @@ class WatchServicesResponse(_message.Message):
     def __init__(self, snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ..., snapshot_end: _Optional[_Union[SnapshotEnd, _Mapping]] = ..., event: _Optional[_Union[WatchEvent, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
-    __slots__ = ("instances",)
+    __slots__ = ("instances", "removed")
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
     instances: _containers.RepeatedCompositeFieldContainer[Instance]
-    def __init__(self, instances: _Optional[_Iterable[_Union[Instance, _Mapping]]] = ...) -> None: ...
+    removed: _containers.RepeatedCompositeFieldContainer[InstanceKey]
+    def __init__(self, instances: _Optional[_Iterable[_Union[Instance, _Mapping]]] = ..., removed: _Optional[_Iterable[_Union[InstanceKey, _Mapping]]] = ...) -> None: ...
 
 class SnapshotEnd(_message.Message):
-    __slots__ = ("revision", "registry_id", "reset", "reason")
+    __slots__ = ("revision", "registry_id", "reset", "reason", "differential")
     REVISION_FIELD_NUMBER: _ClassVar[int]
     REGISTRY_ID_FIELD_NUMBER: _ClassVar[int]
     RESET_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENTIAL_FIELD_NUMBER: _ClassVar[int]
     revision: int
     registry_id: str
     reset: bool
     reason: ResetReason
-    def __init__(self, revision: _Optional[int] = ..., registry_id: _Optional[str] = ..., reset: _Optional[bool] = ..., reason: _Optional[_Union[ResetReason, str]] = ...) -> None: ...
+    differential: bool
+    def __init__(self, revision: _Optional[int] = ..., registry_id: _Optional[str] = ..., reset: _Optional[bool] = ..., reason: _Optional[_Union[ResetReason, str]] = ..., differential: _Optional[bool] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
     __slots__ = ("type", "instance", "revision", "removal_reason")
