@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { ANONYMOUS_PRINCIPAL, ownedByOther } from "../domain/access.js";
@@ -20,6 +20,8 @@ export interface RedisStoreOptions {
   readonly sentinels: readonly string[];
   /** sentinelName is the monitored master's name. */
   readonly sentinelName: string;
+  /** cluster are "host:port" seed nodes of a Redis Cluster; empty: not a Cluster. Its credentials and TLS still come from url. */
+  readonly cluster?: readonly string[];
   /** registry names the registry: its keys share the hash tag {maxine:<registry>}. */
   readonly registry: string;
   /** logMax is the approximate length the change stream is trimmed to. */
@@ -40,6 +42,9 @@ export interface RedisStoreOptions {
 }
 
 type Runner = Record<string, (...args: Array<string | number>) => Promise<unknown>>;
+
+/** Connection is one Redis connection: a single server (or the master Sentinels name), or a Cluster client that follows slot moves and failovers. */
+type Connection = Redis | Cluster;
 
 const BLOCK_MS = 2000;
 const RETRY_MS = 200;
@@ -63,8 +68,8 @@ export class RedisStore implements Store {
   readonly leases: HeldLeases;
   private readonly keys: RedisKeys;
   private readonly keyArgs: string[];
-  private readonly cmd: Redis;
-  private readonly reader: Redis;
+  private readonly cmd: Connection;
+  private readonly reader: Connection;
   private readonly view = new View();
   private readonly listeners = new Set<(change: Change) => void>();
   private readonly resetListeners = new Set<(reason: StoreResetReason) => void>();
@@ -96,9 +101,8 @@ export class RedisStore implements Store {
       connectionName: `maxine-${this.replicaId}`,
       lazyConnect: true,
     };
-    const config = connectionOptions(opts, base);
-    this.cmd = new Redis(config);
-    this.reader = new Redis({ ...config, commandTimeout: BLOCK_MS + opts.commandTimeoutMs });
+    this.cmd = connection(opts, base);
+    this.reader = connection(opts, { ...base, commandTimeout: BLOCK_MS + opts.commandTimeoutMs });
     for (const [name, lua] of Object.entries(SCRIPTS)) {
       this.cmd.defineCommand(name, { numberOfKeys: this.keyArgs.length, lua });
       this.reader.defineCommand(name, { numberOfKeys: this.keyArgs.length, lua });
@@ -245,7 +249,7 @@ export class RedisStore implements Store {
     this.sweeper?.start();
   }
 
-  private async ready(r: Redis): Promise<void> {
+  private async ready(r: Connection): Promise<void> {
     const timeoutMs = this.opts.connectTimeoutMs;
     let timer: Timer | undefined;
     r.connect().catch(() => undefined); // retried by ioredis until ready; the timeout below bounds the wait
@@ -411,7 +415,8 @@ export class RedisStore implements Store {
   /** measureClock estimates Redis's clock minus this host's (wall clocks; the round trip is split evenly). */
   private async measureClock(): Promise<void> {
     const before = Date.now();
-    const [s, us] = await this.cmd.time();
+    // TIME of the node that owns the registry's slot (a Cluster's nodes may differ)
+    const [s, us] = (await this.cmd.eval("return redis.call('TIME')", 1, this.keys.id)) as [string, string];
     const after = Date.now();
     this.clockOffsetMs = Number(s) * 1000 + Math.floor(Number(us) / 1000) - (before + after) / 2;
   }
@@ -527,6 +532,36 @@ export class RedisStore implements Store {
   }
 }
 
+/** connection makes one connection of the kind the options name: Cluster seeds, Sentinels, or a URL. */
+function connection(opts: RedisStoreOptions, base: RedisOptions): Connection {
+  const config = connectionOptions(opts, base);
+  const cluster = opts.cluster ?? [];
+  if (cluster.length === 0) return new Redis(config);
+  if ((config.db ?? 0) !== 0) throw new Error(`MAXINE_REDIS_URL: a Redis Cluster has only db 0, got db ${config.db} with MAXINE_REDIS_CLUSTER`);
+  if (opts.sentinels.length > 0) throw new Error("MAXINE_REDIS_CLUSTER and MAXINE_REDIS_SENTINELS: set one or the other");
+  const { host: _host, port: _port, db: _db, lazyConnect, enableOfflineQueue, ...node } = config;
+  const options: ClusterOptions = {
+    lazyConnect,
+    enableOfflineQueue,
+    // a node's address from CLUSTER SLOTS is used as given (loopback tests, hosts on one network)
+    redisOptions: node,
+    clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
+    // after a failover, wait for the promoted replica (MOVED / CLUSTERDOWN) a little before failing the write
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: opts.commandTimeoutMs,
+  };
+  return new Cluster(hostPorts(cluster), options);
+}
+
+function hostPorts(list: readonly string[]): Array<{ host: string; port: number }> {
+  return list.map((s) => {
+    const i = s.lastIndexOf(":");
+    return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+  });
+}
+
 function connectionOptions(opts: RedisStoreOptions, base: RedisOptions): RedisOptions {
   const url = new URL(opts.url);
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new Error(`MAXINE_REDIS_URL: must be redis://host:port or rediss://..., got ${redactUrl(opts.url)}`);
@@ -536,17 +571,12 @@ function connectionOptions(opts: RedisStoreOptions, base: RedisOptions): RedisOp
     db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
     ...(url.protocol === "rediss:" ? { tls: {} } : {}),
   };
-  if (opts.sentinels.length > 0) {
-    const sentinels = opts.sentinels.map((s) => {
-      const i = s.lastIndexOf(":");
-      return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
-    });
-    return { ...base, ...auth, sentinels, name: opts.sentinelName };
-  }
+  if (opts.sentinels.length > 0) return { ...base, ...auth, sentinels: hostPorts(opts.sentinels), name: opts.sentinelName };
   return { ...base, ...auth, host: url.hostname, port: url.port === "" ? 6379 : Number(url.port) };
 }
 
 function describe(opts: RedisStoreOptions): string {
+  if ((opts.cluster ?? []).length > 0) return `cluster ${opts.cluster!.join(",")}`;
   if (opts.sentinels.length > 0) return `sentinels ${opts.sentinels.join(",")} (master ${opts.sentinelName})`;
   const url = new URL(opts.url);
   return `${url.hostname}:${url.port || 6379}`;
