@@ -13,6 +13,7 @@ set -euo pipefail
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v openssl >/dev/null || need+=(openssl)
 command -v tmux >/dev/null || need+=(tmux)
 [ ${#need[@]} -eq 0 ] && exit 0
@@ -25,6 +26,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq "${need[@]}" >/dev/null
-for tool in curl redis-server openssl tmux; do
+for tool in curl redis-server redis-cli openssl tmux; do
   command -v "$tool" >/dev/null || { echo "ensure-test-tools: $tool still missing after apt-get" >&2; exit 1; }
 done

@@ -307,6 +307,7 @@ function connectRedis(config: Config, clock: Clock, logger: Logger): Promise<Red
     url: config.redisUrl,
     sentinels: config.redisSentinels === "" ? [] : config.redisSentinels.split(","),
     sentinelName: config.redisSentinelName,
+    cluster: config.redisCluster === "" ? [] : config.redisCluster.split(","),
     registry: config.redisRegistry,
     logMax: config.redisLogMax,
     historySize: Math.min(config.watchHistory, config.redisLogMax),

@@ -74,6 +74,7 @@ export interface Config {
   redisUrl: string;
   redisSentinels: string;
   redisSentinelName: string;
+  redisCluster: string;
   redisRegistry: string;
   redisLogMax: number;
   redisRenewIntervalMs: number;
@@ -304,6 +305,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("redisUrl", "MAXINE_REDIS_URL", "redis://127.0.0.1:6379", "Redis address, redis://[user:password@]host:port[/db] (rediss:// for TLS); with Sentinels, only its credentials and db are used.", redisUrl),
   setting("redisSentinels", "MAXINE_REDIS_SENTINELS", "", "Comma-separated host:port of Redis Sentinels; when set, Maxine connects to the master they name and follows its failovers (empty: MAXINE_REDIS_URL directly).", hostPorts),
   setting("redisSentinelName", "MAXINE_REDIS_SENTINEL_NAME", "mymaster", "Name of the master the Sentinels monitor.", str),
+  setting("redisCluster", "MAXINE_REDIS_CLUSTER", "", "Comma-separated host:port seed nodes of a Redis Cluster; when set, Maxine connects to the Cluster (all its keys share one hash slot) and follows slot moves and failovers; credentials and TLS still come from MAXINE_REDIS_URL, whose db must be 0 (empty: not a Cluster; exclusive with MAXINE_REDIS_SENTINELS).", hostPorts),
   setting("redisRegistry", "MAXINE_REDIS_REGISTRY", "default", "Registry name: its keys share the hash tag {maxine:NAME} (one Redis Cluster slot); replicas with the same name share one registry.", registryName),
   setting("redisLogMax", "MAXINE_REDIS_LOG_MAX", "10000", "Approximate length of the change stream kept in Redis (seeds the watch history of a replica that starts).", int(100, MAX)),
   setting("redisRenewIntervalMs", "MAXINE_REDIS_RENEW_INTERVAL", "250ms", "How often a replica writes its batched lease renewals to Redis; keep it well under MAXINE_LEASE_TTL_MIN.", duration(10)),
@@ -362,6 +364,12 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
   checkTls(config);
   if (config.store === "redis" && config.redisRenewIntervalMs * 2 > config.leaseTtlMinMs) {
     throw new ConfigError(`MAXINE_REDIS_RENEW_INTERVAL: must be at most half of MAXINE_LEASE_TTL_MIN, or short leases lapse between renewals`);
+  }
+  if (config.redisCluster !== "" && config.redisSentinels !== "") {
+    throw new ConfigError("MAXINE_REDIS_CLUSTER: set it or MAXINE_REDIS_SENTINELS, not both (a Cluster fails over by itself)");
+  }
+  if (config.redisCluster !== "" && !/^rediss?:\/\/[^/]*\/?0?$/.test(config.redisUrl)) {
+    throw new ConfigError("MAXINE_REDIS_URL: a Redis Cluster has only db 0, so with MAXINE_REDIS_CLUSTER the URL names no other database");
   }
   return config;
 }

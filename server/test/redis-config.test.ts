@@ -15,6 +15,7 @@ describe("Redis settings", () => {
       redisUrl: "redis://127.0.0.1:6379",
       redisSentinels: "",
       redisSentinelName: "mymaster",
+      redisCluster: "",
       redisRegistry: "default",
       redisRenewIntervalMs: 250,
       redisLockTtlMs: 2000,
@@ -32,6 +33,9 @@ describe("Redis settings", () => {
     [{ MAXINE_REDIS_URL: "redis://x:1/abc" }, "MAXINE_REDIS_URL: the path must be a database number"],
     [{ MAXINE_REDIS_SENTINELS: "s1" }, 'MAXINE_REDIS_SENTINELS: must be a comma-separated list of host:port, got "s1"'],
     [{ MAXINE_REDIS_REGISTRY: "a}b" }, "MAXINE_REDIS_REGISTRY: must be 1..64 letters"],
+    [{ MAXINE_REDIS_CLUSTER: "n1" }, 'MAXINE_REDIS_CLUSTER: must be a comma-separated list of host:port, got "n1"'],
+    [{ MAXINE_REDIS_CLUSTER: "n1:7000", MAXINE_REDIS_SENTINELS: "s1:26379" }, "MAXINE_REDIS_CLUSTER: set it or MAXINE_REDIS_SENTINELS, not both"],
+    [{ MAXINE_REDIS_CLUSTER: "n1:7000", MAXINE_REDIS_URL: "redis://:pw@n1:7000/2" }, "MAXINE_REDIS_URL: a Redis Cluster has only db 0"],
     [{ MAXINE_STORE: "redis", MAXINE_REDIS_RENEW_INTERVAL: "600ms" }, "MAXINE_REDIS_RENEW_INTERVAL: must be at most half of MAXINE_LEASE_TTL_MIN"],
   ])("rejects %j with a message naming the setting", (env, message) => {
     expect(() => loadConfig([], env)).toThrow(ConfigError);

@@ -2,26 +2,32 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ServingStatus } from "@maxine/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRedis, type RedisProcess } from "./support/redis-server.js";
+import { startRedis, startRedisCluster } from "./support/redis-server.js";
 import { events, startReplica, stopReplica, watch, type Replica } from "./support/replicas.js";
 
-// Three real server processes on one private redis-server: every replica
-// sends its watchers the same changes with the same revisions, a watch
-// resumes on another replica, and a replica reads its own writes.
+// Three real server processes on one Redis: every replica sends its watchers
+// the same changes with the same revisions, a watch resumes on another
+// replica, and a replica reads its own writes. The same suite runs on one
+// private redis-server and on a private Redis Cluster (three masters, three
+// replicas; MAXINE_REDIS_CLUSTER).
 
-let redis: RedisProcess;
-let a: Replica, b: Replica, c: Replica;
-let registry: string;
+interface Backend {
+  readonly url: string;
+  readonly env: Record<string, string>;
+  close(): Promise<void>;
+}
 
-beforeAll(async () => {
-  redis = await startRedis();
-  registry = `replicas-${randomUUID().slice(0, 8)}`;
-  [a, b, c] = await Promise.all([0, 1, 2].map(() => startReplica(redis.url, registry)));
-});
-afterAll(async () => {
-  await Promise.all([a, b, c].map((r) => stopReplica(r)));
-  await redis?.close();
-});
+const backends: Array<[string, () => Promise<Backend>]> = [
+  ["one redis-server", async () => {
+    const redis = await startRedis();
+    return { url: redis.url, env: {}, close: () => redis.close() };
+  }],
+  ["a Redis Cluster", async () => {
+    const cluster = await startRedisCluster();
+    // the URL names no node: with MAXINE_REDIS_CLUSTER only its credentials and TLS count
+    return { url: "redis://127.0.0.1:1", env: { MAXINE_REDIS_CLUSTER: cluster.seeds.join(",") }, close: () => cluster.close() };
+  }],
+];
 
 const inst = (id: string, over: Record<string, unknown> = {}) => ({
   service: "payments",
@@ -31,7 +37,21 @@ const inst = (id: string, over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-describe("three replicas on one Redis", () => {
+describe.each(backends)("three replicas on %s", (_name, start) => {
+  let backend: Backend;
+  let a: Replica, b: Replica, c: Replica;
+  let registry: string;
+
+  beforeAll(async () => {
+    backend = await start();
+    registry = `replicas-${randomUUID().slice(0, 8)}`;
+    [a, b, c] = await Promise.all([0, 1, 2].map(() => startReplica(backend.url, registry, backend.env)));
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([a, b, c].map((r) => stopReplica(r)));
+    await backend?.close();
+  });
+
   it("share one registry id and one revision", async () => {
     const [la, lb, lc] = await Promise.all([a, b, c].map((r) => r.client.listServices({})));
     expect(la!.registryId).not.toBe("");
@@ -107,7 +127,7 @@ describe("three replicas on one Redis", () => {
     const first = await a.client.register({ instance: inst("late-1", { service: "late" }) });
     const m1 = await b.client.register({ instance: inst("late-2", { service: "late" }) });
     await c.client.deregister({ key: { service: "late", instanceId: "late-1" } });
-    const d = await startReplica(redis.url, registry);
+    const d = await startReplica(backend.url, registry, backend.env);
     try {
       const wd = watch(d.client, { services: ["late"], resumeRevision: first.revision, registryId: first.registryId });
       try {

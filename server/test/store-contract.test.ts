@@ -2,18 +2,21 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InstanceSpec } from "../src/domain/instance.js";
 import { MemoryStore } from "../src/store/memory-store.js";
 import type { Change, Store } from "../src/store/store.js";
-import { startRedis, type RedisProcess } from "./support/redis-server.js";
+import { startRedis, startRedisCluster, type RedisClusterProcess, type RedisProcess } from "./support/redis-server.js";
 import { redisStore } from "./support/redis-store.js";
 
 // One contract, every store backend: the memory store and the Redis store
-// (against a private redis-server) must behave the same to the registry.
+// (against a private redis-server, and against a private Redis Cluster of
+// three masters and three replicas) must behave the same to the registry.
 
 let redis: RedisProcess;
+let cluster: RedisClusterProcess;
 beforeAll(async () => {
-  redis = await startRedis();
-});
+  [redis, cluster] = await Promise.all([startRedis(), startRedisCluster()]);
+}, 60_000);
 afterAll(async () => {
   await redis?.close();
+  await cluster?.close();
 });
 
 function spec(id: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
@@ -37,6 +40,7 @@ function spec(id: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
 const backends: Array<[string, () => Promise<Store>]> = [
   ["memory", async () => new MemoryStore()],
   ["redis", () => redisStore(redis.url)],
+  ["redis cluster", () => redisStore("redis://127.0.0.1:1", { cluster: cluster.seeds })],
 ];
 
 describe.each(backends)("store contract: %s", (_name, make) => {

@@ -64,9 +64,22 @@ local function late(deadline)
   end
   return nil
 end
+-- changed refuses a write made for another registry. expected is the
+-- registryId, or "registryId@revision" with the newest revision the writing
+-- replica has seen: Redis behind it lost acknowledged writes (a failover to a
+-- replica that lagged), and writing on would give new changes revisions that
+-- watchers already had for others.
 local function changed(expected)
+  local want, seen = string.match(expected, '^(.*)@(%d+)$')
+  if want == nil then want = expected end
   local id = redis.call('GET', K_ID)
-  if id ~= expected then return redis.error_reply('MAXINE_REGISTRY_CHANGED registry is now ' .. tostring(id)) end
+  if id ~= want then return redis.error_reply('MAXINE_REGISTRY_CHANGED registry is now ' .. tostring(id)) end
+  if seen ~= nil then
+    local rev = tonumber(redis.call('GET', K_REV) or '0')
+    if rev < tonumber(seen) then
+      return redis.error_reply('MAXINE_ROLLED_BACK Redis is at revision ' .. rev .. ' but revision ' .. seen .. ' was acknowledged')
+    end
+  end
   return nil
 end
 local function append(rev, maxlen, fields)
@@ -339,7 +352,11 @@ return out
 /**
  * INIT returns the registryId, creating it (ARGV[1]) when Redis has none,
  * and with ARGV[2] > 0 sets the hold key that pauses sweeping for that many
- * ms (after an outage). Returns {registryId, 1 if created}.
+ * ms (after an outage). ARGV[3] is "registryId@revision" the caller's mirror
+ * holds ('' for none): when Redis still names that registry but is behind
+ * that revision, it lost acknowledged writes, so the registry gets the new id
+ * ARGV[1] (watchers then reset rather than see revisions reused). Returns
+ * {registryId, 1 if created, 2 if replaced}.
  */
 export const INIT = `${PRELUDE}
 local id = redis.call('GET', K_ID)
@@ -348,6 +365,13 @@ if not id then
   redis.call('SET', K_ID, ARGV[1])
   id = ARGV[1]
   created = 1
+elseif ARGV[3] ~= nil and ARGV[3] ~= '' then
+  local want, seen = string.match(ARGV[3], '^(.*)@(%d+)$')
+  if want == id and tonumber(redis.call('GET', K_REV) or '0') < tonumber(seen) then
+    redis.call('SET', K_ID, ARGV[1])
+    id = ARGV[1]
+    created = 2
+  end
 end
 if tonumber(ARGV[2]) > 0 then redis.call('SET', K_HOLD, '1', 'PX', ARGV[2]) end
 return {id, created}

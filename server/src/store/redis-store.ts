@@ -116,7 +116,7 @@ export class RedisStore implements Store {
       clock: opts.clock,
       logger: opts.logger,
       writable: () => this.down === undefined && !this.needSync,
-      registryId: () => this.id,
+      registryId: () => this.fence(),
       script: (name, args) => this.script(name, args),
       failed: (err) => this.failed(err),
     });
@@ -127,7 +127,7 @@ export class RedisStore implements Store {
         intervalMs: opts.sweepIntervalMs,
         batch: 500,
         logMax: opts.logMax,
-        registryId: () => this.id,
+        registryId: () => this.fence(),
         clock: opts.clock,
         logger: opts.logger,
         active: () => this.down === undefined && !this.needSync,
@@ -190,7 +190,7 @@ export class RedisStore implements Store {
     const key = keyString(spec);
     const reply = (await this.write(
       "maxinePut",
-      [this.id, key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax, this.deadline(), ownerArg(owner), spec.operatorStatus === undefined ? "1" : ""],
+      [this.fence(), key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax, this.deadline(), ownerArg(owner), spec.operatorStatus === undefined ? "1" : ""],
       key,
       owner,
     )) as unknown[];
@@ -201,7 +201,7 @@ export class RedisStore implements Store {
 
   async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number, owner?: string): Promise<Change | undefined> {
     const k = keyString(key);
-    const reply = (await this.write("maxineRemove", [this.id, k, reason, ifModRevision ?? "", this.opts.logMax, this.deadline(), ownerArg(owner)], k, owner)) as unknown[];
+    const reply = (await this.write("maxineRemove", [this.fence(), k, reason, ifModRevision ?? "", this.opts.logMax, this.deadline(), ownerArg(owner)], k, owner)) as unknown[];
     if (typeof reply[0] !== "number" || reply[0] <= 0) return undefined;
     return this.settle(reply[0], reply[1] as string[]);
   }
@@ -287,6 +287,10 @@ export class RedisStore implements Store {
       return await this.script(name, args);
     } catch (err) {
       const message = (err as Error).message ?? String(err);
+      if (message.includes("MAXINE_ROLLED_BACK")) {
+        this.needSync = true;
+        throw new RegistryError(Reason.UNAVAILABLE, "store: Redis lost acknowledged writes (a failover to a replica that lagged); the registry moves to a new id and this replica is re-syncing, retry");
+      }
       if (message.includes("MAXINE_REGISTRY_CHANGED")) {
         this.needSync = true;
         throw new RegistryError(Reason.UNAVAILABLE, "store: the shared registry was replaced (Redis lost its data); this replica is re-syncing, retry");
@@ -381,7 +385,9 @@ export class RedisStore implements Store {
           | null;
         if (res === null) {
           // Idle: make sure the registry was not replaced under us (FLUSHALL without a restart).
-          if ((await this.reader.get(this.keys.id)) !== this.id) this.needSync = true;
+          // ... or did not go back in time (a failover to a replica that lagged)
+          const [id, rev] = await this.reader.mget(this.keys.id, this.keys.rev);
+          if (id !== this.id || Number(rev ?? 0) < this.rev) this.needSync = true;
           continue;
         }
         for (const [, entries] of res) for (const [id, fields] of entries) this.apply(Number.parseInt(id, 10), fields);
@@ -412,6 +418,11 @@ export class RedisStore implements Store {
     return Math.floor(Date.now() + this.clockOffsetMs + this.opts.commandTimeoutMs);
   }
 
+  /** fence names the registry and the newest revision seen here: a write refuses to run on a Redis behind it (see changed() in redis-scripts.ts). */
+  private fence(): string {
+    return `${this.id}@${this.rev}`;
+  }
+
   /** measureClock estimates Redis's clock minus this host's (wall clocks; the round trip is split evenly). */
   private async measureClock(): Promise<void> {
     const before = Date.now();
@@ -425,7 +436,10 @@ export class RedisStore implements Store {
     await this.measureClock();
     const first = this.id === "";
     const wasDown = this.down !== undefined && !first;
-    const [id] = (await this.script("maxineInit", [randomUUID(), wasDown || this.forceLoad ? this.opts.recoveryWindowMs : 0])) as [string, number];
+    const [id, created] = (await this.script("maxineInit", [randomUUID(), wasDown || this.forceLoad ? this.opts.recoveryWindowMs : 0, first ? "" : this.fence()])) as [string, number];
+    if (created === 2) {
+      this.opts.logger.warn({ registryId: id, previous: this.id, revision: this.rev }, "redis lost acknowledged writes (its revision went back): the registry has a new id; live instances are re-asserted and watchers reset");
+    }
     let reasserted = 0;
     if (id !== this.id) {
       if (!first) reasserted = await this.reassert(id);
@@ -508,7 +522,11 @@ export class RedisStore implements Store {
    * writes then fail fast, sweeping stops, and the next sync re-asserts.
    */
   private failed(err: unknown): void {
-    if ((err as Error)?.name === "ReplyError") return;
+    if ((err as Error)?.name === "ReplyError") {
+      // a renewal or sweep refused for another registry, or for one that went back in time
+      if (/MAXINE_(REGISTRY_CHANGED|ROLLED_BACK)/.test((err as Error).message)) this.needSync = true;
+      return;
+    }
     this.markDown((err as Error)?.message || this.lastError || String(err));
   }
 
@@ -544,7 +562,9 @@ function connection(opts: RedisStoreOptions, base: RedisOptions): Connection {
     lazyConnect,
     enableOfflineQueue,
     // a node's address from CLUSTER SLOTS is used as given (loopback tests, hosts on one network)
-    redisOptions: node,
+    // the Cluster checks cluster_state itself; a node's own ready check, cut by a
+    // disconnect, makes ioredis reconnect that node after the pool dropped it
+    redisOptions: { ...node, enableReadyCheck: false },
     clusterRetryStrategy: (n) => Math.min(100 * n, 1000),
     // after a failover, wait for the promoted replica (MOVED / CLUSTERDOWN) a little before failing the write
     retryDelayOnFailover: 100,

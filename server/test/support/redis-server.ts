@@ -149,3 +149,74 @@ export async function startSentinel(masterPort: number): Promise<SentinelProcess
     },
   };
 }
+
+/** RedisClusterProcess is a Redis Cluster this test started: private redis-servers on 127.0.0.1, masters and one replica each. */
+export interface RedisClusterProcess {
+  /** seeds are every node's "host:port" (MAXINE_REDIS_CLUSTER). */
+  readonly seeds: string[];
+  readonly nodes: RedisProcess[];
+  /** command runs one command on the node at port and returns its reply. */
+  command(port: number, ...args: string[]): Promise<unknown>;
+  /** masterOf is the port of the master serving key's slot, and the port of one of its replicas. */
+  shardOf(key: string): Promise<{ master: number; replica: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * startRedisCluster starts masters * 2 redis-servers with --cluster-enabled
+ * (each with its own bus port, so no port + 10000 arithmetic), joins them with
+ * `redis-cli --cluster create --cluster-replicas 1`, and resolves once every
+ * node reports cluster_state:ok and every replica is in sync.
+ */
+export async function startRedisCluster(masters = 3): Promise<RedisClusterProcess> {
+  const cli = spawnSync("sh", ["-c", "command -v redis-cli"], { encoding: "utf8" }).stdout.trim();
+  if (cli === "") throw new Error("redis-cli not found on PATH: install it (apt-get install -y redis-tools); the Redis Cluster tests need it and never skip");
+  const nodes: RedisProcess[] = [];
+  const close = async (): Promise<void> => {
+    await Promise.all(nodes.map((n) => n.close()));
+  };
+  try {
+    for (let i = 0; i < masters * 2; i++) {
+      const bus = await freePortForTest();
+      nodes.push(await startRedis(["--cluster-enabled", "yes", "--cluster-port", String(bus), "--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf"]));
+    }
+    const seeds = nodes.map((n) => `127.0.0.1:${n.port}`);
+    const created = spawnSync(cli, ["--cluster", "create", ...seeds, "--cluster-replicas", "1", "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed (${created.status}): ${created.stdout}${created.stderr}`);
+    const command = async (port: number, ...args: string[]): Promise<unknown> => {
+      const { Redis } = await import("ioredis");
+      const r = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        await r.connect();
+        return await r.call(args[0]!, ...args.slice(1));
+      } finally {
+        r.disconnect();
+      }
+    };
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const states = await Promise.all(nodes.map((n) => command(n.port, "CLUSTER", "INFO").then(String)));
+      const replication = await Promise.all(nodes.map((n) => command(n.port, "INFO", "replication").then(String)));
+      // ... and every node lists a replica for every shard (what shardOf reads)
+      const slots = (await Promise.all(nodes.map((n) => command(n.port, "CLUSTER", "SLOTS")))) as unknown[][][];
+      const ok =
+        states.every((s) => s.includes("cluster_state:ok")) &&
+        replication.filter((s) => s.includes("master_link_status:up")).length === masters &&
+        slots.every((shards) => shards.length === masters && shards.every((shard) => shard.length >= 4));
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`Redis Cluster not ready in 30 s: ${states.map((s) => s.match(/cluster_state:\w+/)?.[0]).join(", ")}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const shardOf = async (key: string): Promise<{ master: number; replica: number }> => {
+      const slot = Number(await command(nodes[0]!.port, "CLUSTER", "KEYSLOT", key));
+      const shards = (await command(nodes[0]!.port, "CLUSTER", "SLOTS")) as Array<[number, number, ...Array<[string, number, string]>]>;
+      const shard = shards.find(([from, to]) => slot >= from && slot <= to);
+      if (shard === undefined || shard.length < 4) throw new Error(`no master with a replica serves slot ${slot}`);
+      return { master: Number(shard[2]![1]), replica: Number(shard[3]![1]) };
+    };
+    return { seeds, nodes, command, shardOf, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
