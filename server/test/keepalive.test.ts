@@ -153,6 +153,30 @@ describe("keepalive PINGs find silent peers", () => {
     await until(() => s.removed.includes("stopped-1"), "stopped-1 REMOVED", 6_000);
   });
 
+  it("keeps its peers while the server itself stalls 1.5 s at a time: their ACKs are read late, not missing", async () => {
+    const s = await server({});
+    await child(s.url, "busy-1");
+    await until(() => s.has("busy-1"), "busy-1 ADDED", 5_000);
+    // This process is the server (in-process): block its event loop, as a
+    // long GC or a burst of registrations does, while the child answers. The
+    // blocks come from a timer of the server's keepalive tick (125 ms at the
+    // defaults), so each one starts right after the server's own timer ran
+    // in the same loop turn: a PING it just sent is in flight through the
+    // block, and its ACK waits unread in the socket until the block ends.
+    const blocked = new Int32Array(new SharedArrayBuffer(4));
+    let blocks = 0;
+    const blocker = setInterval(() => {
+      if (blocks < 6) Atomics.wait(blocked, 0, 0, 1_500);
+      blocks++;
+    }, 125);
+    await until(() => blocks >= 6, "six blocks of 1.5 s", 20_000);
+    clearInterval(blocker);
+    await new Promise((r) => setTimeout(r, 1_500)); // past another interval and timeout
+    expect(s.removed).toEqual([]);
+    expect(s.has("busy-1")).toBe(true);
+    expect(await s.metric("maxine_connections_silent_closed_total")).toBe(0);
+  });
+
   it("keeps the instance of a process whose event loop stalls 500 ms at a time (GC pauses) at the default settings", async () => {
     const s = await server({});
     const { lines } = await child(s.url, "stalls-1", { STALL_MS: "500", STALL_EVERY_MS: "700" });

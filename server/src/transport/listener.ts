@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import type { Logger } from "../domain/logger.js";
-import { drainingResponses } from "./unread-body.js";
+import { cutUnread, drainingResponses } from "./unread-body.js";
 
 /** ListenerOptions configure the HTTP servers behind the one port. */
 export interface ListenerOptions {
@@ -204,7 +204,14 @@ export class Listener {
       // few times per interval and timeout, so a PING leaves (and a silent
       // peer is found) within a quarter of the shorter of them.
       const tick = Math.max(10, Math.min(opts.keepaliveIntervalMs, opts.keepaliveTimeoutMs) / 4);
-      this.keepalive = setInterval(() => this.probe(), tick).unref();
+      // The check runs after the event loop's next read (setImmediate): a
+      // timer is due before pending I/O is read, so after the server's own
+      // event loop was blocked past the timeout (a burst of registrations)
+      // a PING ACK already waiting in the socket would otherwise be missed
+      // and a live peer cut (50,000 heartbeat streams lost 115 of their 50
+      // connections that way in bench/heartbeat-capacity.mjs).
+      const probe = (): void => this.probe(tick);
+      this.keepalive = setInterval(() => setImmediate(probe), tick).unref();
     }
   }
 
@@ -454,11 +461,21 @@ export class Listener {
    * streams release their instances after MAXINE_GRACE; watchers are freed).
    * A connection with no open stream is left to MAXINE_IDLE_TIMEOUT.
    */
-  private probe(): void {
+  /** probedAt is when probe last ran (performance.now()), to tell this server's own stalls. */
+  private probedAt = 0;
+
+  private probe(tick: number): void {
     const now = performance.now();
+    // Time this server's event loop was blocked (a GC, a burst of work) past
+    // a tick or two is not held against a peer: its ACK could not be read
+    // meanwhile. Under 50,000 heartbeat streams opening at once the loop
+    // stalled up to 1.5 s and live peers' ACKs took up to 2.4 s to be read.
+    const stalled = this.probedAt === 0 ? 0 : Math.max(0, now - this.probedAt - 2 * tick);
+    this.probedAt = now;
     for (const [s, state] of this.sessions) {
       if (s.destroyed || s.closed) continue;
       if (state.pingSentAt !== undefined) {
+        state.pingSentAt += stalled;
         if (now - state.pingSentAt < this.opts.keepaliveTimeoutMs) continue;
         this.silentPeers++;
         this.opts.log.info(
@@ -561,5 +578,23 @@ function serveAsRequest(handler: RequestHandler, stream: http2.ServerHttp2Stream
     }
     res.writeContinue();
   }
+  res.once("finish", () => drainUnreadStream(req, stream));
   handler(req, res);
+}
+
+/**
+ * drainUnreadStream is the HTTP/2 side of drainUnread (unread-body.ts) for
+ * the requests connect-es answers: one answered before its body ended (a
+ * message over the limit) would otherwise leave the rest unread, the stream's
+ * flow-control window full, and the client waiting for it to open forever.
+ * The rest is read and dropped, and the stream reset with NO_ERROR if it has
+ * not ended LINGER_MS later (cutUnread, as for Maxine's own framing). An
+ * abandoned async iterator may leave a 'readable' listener on the request,
+ * with which resume() does nothing: it goes first.
+ */
+function drainUnreadStream(req: http2.Http2ServerRequest, stream: http2.ServerHttp2Stream): void {
+  if (stream.closed || stream.readableEnded) return;
+  req.removeAllListeners("readable");
+  req.resume();
+  cutUnread(stream);
 }
