@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import type * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -12,10 +13,12 @@ import { startMaxine, type Maxine } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import type { Logger } from "../src/domain/logger.js";
 import { startRedis, type RedisProcess } from "./support/redis-server.js";
+import { makeTestCerts, type TestCerts } from "./support/tls-certs.js";
 
 // Authentication, authorization and instance ownership through the real
 // server: every RPC x every kind of caller x gRPC, Connect JSON and
-// gRPC-Web, with the memory and the Redis stores; then the attacks of the
+// gRPC-Web, over cleartext, TLS and mutual TLS, with the memory and the
+// Redis stores; then the attacks of the
 // security issue (hijack, foreign deregister, heartbeat steal), and a scan
 // of every log line the suite produced for the secrets it used.
 
@@ -51,6 +54,8 @@ function writeFiles(jwks: object): Record<string, string> {
     - { permissions: [read], namespaces: ["*"], services: ["*"] }
   admin:
     - { permissions: [admin], namespaces: ["*"], services: ["*"] }
+bindings:
+  "spiffe://maxine.test/ns/prod/sa/payments": [payments-writer]
 `;
   writeFileSync(join(dir, "tokens"), tokens + "\n");
   writeFileSync(join(dir, "policy.yaml"), policy);
@@ -71,6 +76,7 @@ const recorder: Logger = (() => {
 })();
 
 let redis: RedisProcess;
+let certs: TestCerts;
 let env: Record<string, string>;
 const servers: Maxine[] = [];
 
@@ -89,29 +95,46 @@ beforeAll(async () => {
   jwtValid = await sign(Math.floor(Date.now() / 1000) + 3600);
   jwtExpired = await sign(Math.floor(Date.now() / 1000) - 3600);
   redis = await startRedis();
+  certs = await makeTestCerts();
 });
 
 afterAll(async () => {
   for (const s of sessions.splice(0)) s.abort();
   await Promise.all(servers.splice(0).map((s) => s.close()));
   await redis?.close();
+  await certs?.remove();
   // No secret the suite used reaches a log line: tokens, JWTs, or their hashes' preimages.
   const all = logs.join("\n");
   for (const secret of [...Object.values(TOKENS), jwtValid, jwtExpired]) expect(all).not.toContain(secret);
   expect(logs.some((l) => l.includes('"audit"'))).toBe(true);
 });
 
-async function start(store: "memory" | "redis"): Promise<{ m: Maxine; url: string }> {
+/**
+ * Link is how callers reach the server: cleartext HTTP/2, TLS, or mutual TLS
+ * (the server requires a client certificate; every caller presents the
+ * test CA's "payments" certificate, whose SPIFFE id the policy binds to
+ * payments-writer, so a caller with no token acts as that principal).
+ */
+type Link = "cleartext" | "TLS" | "mTLS";
+
+async function start(store: "memory" | "redis", link: Link = "cleartext"): Promise<{ m: Maxine; url: string; tls?: http2.SecureClientSessionOptions }> {
+  const tlsEnv: Record<string, string> =
+    link === "cleartext" ? {} : { MAXINE_TLS_CERT: certs.path("server.pem"), MAXINE_TLS_KEY: certs.path("server-key.pem") };
+  if (link === "mTLS") Object.assign(tlsEnv, { MAXINE_TLS_CA: certs.path("ca.pem"), MAXINE_TLS_CLIENT_AUTH: "require" });
   const config = loadConfig([], {
     MAXINE_HOST: "127.0.0.1",
     MAXINE_PORT: "0",
     MAXINE_SHUTDOWN_GRACE: "1s",
     ...env,
+    ...tlsEnv,
     ...(store === "redis" ? { MAXINE_STORE: "redis", MAXINE_REDIS_URL: redis.url, MAXINE_REDIS_REGISTRY: `sec-${Date.now()}` } : {}),
   });
   const m = await startMaxine(config, { logger: recorder });
   servers.push(m);
-  return { m, url: `http://127.0.0.1:${m.port}` };
+  if (link === "cleartext") return { m, url: `http://127.0.0.1:${m.port}` };
+  const tls: http2.SecureClientSessionOptions = { ca: await certs.pem("ca.pem") };
+  if (link === "mTLS") Object.assign(tls, { cert: await certs.pem("client.pem"), key: await certs.pem("client-key.pem") });
+  return { m, url: `https://127.0.0.1:${m.port}`, tls };
 }
 
 type Caller = "none" | "bad token" | "expired JWT" | "wrong namespace" | "read-only" | "owner" | "other registrant" | "admin" | "JWT owner";
@@ -146,9 +169,9 @@ function expected(c: Caller, rpc: Rpc): Outcome {
 
 type Protocol = "gRPC" | "Connect JSON" | "gRPC-Web";
 const sessions: Http2SessionManager[] = [];
-function transport(p: Protocol, url: string, token: string | undefined): Transport {
+function transport(p: Protocol, url: string, token: string | undefined, tls?: http2.SecureClientSessionOptions): Transport {
   const interceptors: Interceptor[] = token === undefined ? [] : [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))];
-  const sessionManager = new Http2SessionManager(url);
+  const sessionManager = new Http2SessionManager(url, undefined, tls);
   sessions.push(sessionManager);
   if (p === "gRPC") return createGrpcTransport({ baseUrl: url, interceptors, sessionManager });
   if (p === "gRPC-Web") return createGrpcWebTransport({ baseUrl: url, httpVersion: "2", interceptors, sessionManager });
@@ -222,19 +245,29 @@ async function call(client: Client<typeof RegistryService>, rpc: Rpc, id: string
 
 const RPCS: Rpc[] = ["Register", "Discover", "ListServices", "WatchServices", "Heartbeat", "SetOperatorStatus", "Deregister"];
 
-describe.each(["memory", "redis"] as const)("authorization matrix (%s store)", (store) => {
+const MATRIX: Array<["memory" | "redis", Link]> = [
+  ["memory", "cleartext"],
+  ["memory", "TLS"],
+  ["memory", "mTLS"],
+  ["redis", "cleartext"],
+  ["redis", "TLS"],
+  ["redis", "mTLS"],
+];
+
+describe.each(MATRIX)("authorization matrix (%s store, %s)", (store, link) => {
   let url = "";
+  let tls: http2.SecureClientSessionOptions | undefined;
   beforeAll(async () => {
-    url = (await start(store)).url;
+    ({ url, tls } = await start(store, link));
   });
 
   it.each(["gRPC", "Connect JSON", "gRPC-Web"] as const)("every RPC x every caller over %s", async (p) => {
-    const alice = createClient(RegistryService, transport(p, url, TOKENS.alice));
-    const carol = createClient(RegistryService, transport(p, url, jwtValid));
+    const alice = createClient(RegistryService, transport(p, url, TOKENS.alice, tls));
+    const carol = createClient(RegistryService, transport(p, url, jwtValid, tls));
     const got: string[] = [];
     const want: string[] = [];
     for (const c of CALLERS) {
-      const client = createClient(RegistryService, transport(p, url, tokenOf(c)));
+      const client = createClient(RegistryService, transport(p, url, tokenOf(c), tls));
       for (const rpc of RPCS) {
         // gRPC-Web carries no client stream: Heartbeat is checked over the other two.
         if (rpc === "Heartbeat" && p === "gRPC-Web") continue;
@@ -244,7 +277,8 @@ describe.each(["memory", "redis"] as const)("authorization matrix (%s store)", (
         const id = c === "JWT owner" ? "c-1" : "p-1";
         const outcome = await call(client, rpc, id);
         got.push(`${c} ${rpc}: ${outcome}`);
-        want.push(`${c} ${rpc}: ${expected(c, rpc)}`);
+        // over mTLS a caller with no token is the certificate's principal, a registrant that does not own p-1
+        want.push(`${c} ${rpc}: ${expected(link === "mTLS" && c === "none" ? "other registrant" : c, rpc)}`);
       }
     }
     expect(got).toEqual(want);
