@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import type { Logger } from "../domain/logger.js";
-import { cutUnread, drainingResponses } from "./unread-body.js";
+import { drainingResponses } from "./unread-body.js";
 
 /** ListenerOptions configure the HTTP servers behind the one port. */
 export interface ListenerOptions {
@@ -449,6 +449,9 @@ export class Listener {
     });
   }
 
+  /** probedAt is when probe last ran (performance.now()), to tell this server's own stalls. */
+  private probedAt = 0;
+
   /**
    * probe finds the peers that went silent without closing: a process
    * stopped or hung, a network path that drops packets. TCP cannot tell: the
@@ -461,9 +464,6 @@ export class Listener {
    * streams release their instances after MAXINE_GRACE; watchers are freed).
    * A connection with no open stream is left to MAXINE_IDLE_TIMEOUT.
    */
-  /** probedAt is when probe last ran (performance.now()), to tell this server's own stalls. */
-  private probedAt = 0;
-
   private probe(tick: number): void {
     const now = performance.now();
     // Time this server's event loop was blocked (a GC, a burst of work) past
@@ -578,23 +578,5 @@ function serveAsRequest(handler: RequestHandler, stream: http2.ServerHttp2Stream
     }
     res.writeContinue();
   }
-  res.once("finish", () => drainUnreadStream(req, stream));
   handler(req, res);
-}
-
-/**
- * drainUnreadStream is the HTTP/2 side of drainUnread (unread-body.ts) for
- * the requests connect-es answers: one answered before its body ended (a
- * message over the limit) would otherwise leave the rest unread, the stream's
- * flow-control window full, and the client waiting for it to open forever.
- * The rest is read and dropped, and the stream reset with NO_ERROR if it has
- * not ended LINGER_MS later (cutUnread, as for Maxine's own framing). An
- * abandoned async iterator may leave a 'readable' listener on the request,
- * with which resume() does nothing: it goes first.
- */
-function drainUnreadStream(req: http2.Http2ServerRequest, stream: http2.ServerHttp2Stream): void {
-  if (stream.closed || stream.readableEnded) return;
-  req.removeAllListeners("readable");
-  req.resume();
-  cutUnread(stream);
 }
