@@ -86,7 +86,7 @@ try {
   await server.stop();
 }
 
-const settings = `grace ${process.env.MAXINE_GRACE ?? "1s"}, keepalive interval ${process.env.MAXINE_KEEPALIVE_INTERVAL ?? "500ms"}, timeout ${process.env.MAXINE_KEEPALIVE_TIMEOUT ?? "1s"}`;
+const settings = `grace ${process.env.MAXINE_GRACE ?? "1s"}, keepalive interval ${process.env.MAXINE_KEEPALIVE_INTERVAL ?? "500ms"}, timeout ${process.env.MAXINE_KEEPALIVE_TIMEOUT ?? "2s"}`;
 if (MODE === "stall") {
   console.log(`false removals under GC-like pauses, ${TRIALS} trials (an SDK Session child blocking its event loop 500 ms every 1 s for ${STALL_FOR_MS / 1000} s; ${settings})`);
   console.log(`  instances removed: ${falseRemovals} of ${TRIALS}; pauses: ${stalls}`);

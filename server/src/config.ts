@@ -256,7 +256,7 @@ export const SETTINGS: readonly Setting[] = [
   setting(
     "keepaliveTimeoutMs",
     "MAXINE_KEEPALIVE_TIMEOUT",
-    "1s",
+    "2s",
     "An HTTP/2 connection whose PING is not acknowledged within this is closed and its streams end: a stopped or hung process, or a dead network path (its instances go after MAXINE_GRACE).",
     duration(1),
   ),

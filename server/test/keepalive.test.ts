@@ -150,7 +150,7 @@ describe("keepalive PINGs find silent peers", () => {
     const { proc } = await child(s.url, "stopped-1");
     await until(() => s.has("stopped-1"), "stopped-1 ADDED", 5_000);
     proc.kill("SIGSTOP");
-    await until(() => s.removed.includes("stopped-1"), "stopped-1 REMOVED", 6_000);
+    await until(() => s.removed.includes("stopped-1"), "stopped-1 REMOVED", 8_000);
   });
 
   it("keeps its peers while the server itself stalls 1.5 s at a time: their ACKs are read late, not missing", async () => {
