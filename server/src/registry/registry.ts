@@ -342,12 +342,9 @@ export class Registry {
     if (stream.closed) return;
     stream.closed = true;
     this.streams.delete(stream);
-    const { released, moved } = this.leases.release(stream, this.clock.now(), this.lease.graceMs);
-    // Also while shutting down: a shared store (Redis) then gives these
-    // instances the grace in which their sessions move to another replica,
-    // instead of keeping them for their whole TTL.
-    if (released.length > 0) this.store.leases?.released(released, this.lease.graceMs, stream.id);
     if (this.closed) return;
+    const { released, moved } = this.leases.release(stream, this.clock.now(), this.lease.graceMs);
+    if (released.length > 0) this.store.leases?.released(released, this.lease.graceMs, stream.id);
     for (const lease of moved) this.store.leases?.renewed(lease.id, lease.ttlMs, lease.stream!.id);
     this.arm();
   }

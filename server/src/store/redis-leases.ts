@@ -47,7 +47,6 @@ const RENEW_CHUNK = 2000;
 export class HeldLeases implements SharedLeases {
   private readonly held = new Map<string, HeldLease>();
   private readonly pending = new Set<string>();
-  private readonly releasing = new Set<Promise<void>>();
 
   constructor(private readonly host: HeldLeasesHost) {}
 
@@ -89,20 +88,10 @@ export class HeldLeases implements SharedLeases {
       mine.push(k);
     }
     if (mine.length === 0 || !this.host.writable()) return;
-    const sent = this.host.script("maxineRelease", [this.host.registryId(), graceMs, owner, ...mine]).then(
-      () => undefined,
-      (err: unknown) => {
-        this.host.failed(err);
-        this.host.logger.debug({ err: (err as Error).message }, "lease release not stored; the TTL applies");
-      },
-    );
-    this.releasing.add(sent);
-    void sent.finally(() => this.releasing.delete(sent));
-  }
-
-  /** releasesSent waits for the releases sent so far (a closing store sends them before it disconnects). */
-  async releasesSent(): Promise<void> {
-    await Promise.all([...this.releasing]);
+    this.host.script("maxineRelease", [this.host.registryId(), graceMs, owner, ...mine]).catch((err: unknown) => {
+      this.host.failed(err);
+      this.host.logger.debug({ err: (err as Error).message }, "lease release not stored; the TTL applies");
+    });
   }
 
   /** registered notes a lease that a Register call just wrote to Redis. */

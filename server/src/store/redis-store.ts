@@ -231,10 +231,7 @@ export class RedisStore implements Store {
     this.closed = true;
     this.flushTimer?.cancel();
     await this.sweeper?.stop();
-    if (this.down === undefined) {
-      await this.leases.flush().catch(() => undefined);
-      await this.leases.releasesSent(); // the grace of the streams shutdown ended (never rejects)
-    }
+    if (this.down === undefined) await this.leases.flush().catch(() => undefined);
     this.sleepTimer?.wake();
     this.reader.disconnect();
     this.cmd.disconnect();
