@@ -555,8 +555,6 @@ function connection(opts: RedisStoreOptions, base: RedisOptions): Connection {
   const config = connectionOptions(opts, base);
   const cluster = opts.cluster ?? [];
   if (cluster.length === 0) return new Redis(config);
-  if ((config.db ?? 0) !== 0) throw new Error(`MAXINE_REDIS_URL: a Redis Cluster has only db 0, got db ${config.db} with MAXINE_REDIS_CLUSTER`);
-  if (opts.sentinels.length > 0) throw new Error("MAXINE_REDIS_CLUSTER and MAXINE_REDIS_SENTINELS: set one or the other");
   const { host: _host, port: _port, db: _db, lazyConnect, enableOfflineQueue, ...node } = config;
   const options: ClusterOptions = {
     lazyConnect,

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { freePortForTest } from "./free-port.js";
 
 /**
@@ -157,7 +158,7 @@ export interface RedisClusterProcess {
   readonly nodes: RedisProcess[];
   /** command runs one command on the node at port and returns its reply. */
   command(port: number, ...args: string[]): Promise<unknown>;
-  /** masterOf is the port of the master serving key's slot, and the port of one of its replicas. */
+  /** shardOf is the port of the master serving key's slot, and the port of one of its replicas. */
   shardOf(key: string): Promise<{ master: number; replica: number }>;
   close(): Promise<void>;
 }
@@ -184,7 +185,6 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterProces
     const created = spawnSync(cli, ["--cluster", "create", ...seeds, "--cluster-replicas", "1", "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
     if (created.status !== 0) throw new Error(`redis-cli --cluster create failed (${created.status}): ${created.stdout}${created.stderr}`);
     const command = async (port: number, ...args: string[]): Promise<unknown> => {
-      const { Redis } = await import("ioredis");
       const r = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       try {
         await r.connect();
