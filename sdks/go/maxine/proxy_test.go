@@ -15,6 +15,8 @@ type cutProxy struct {
 	conns  map[net.Conn]bool
 	refuse bool
 	frozen bool
+	// accepted counts the connections clients opened through the proxy
+	accepted int
 	// stalled connections forward nothing and close nothing (stallOpen)
 	stalled map[net.Conn]bool
 	thawed  *sync.Cond
@@ -46,6 +48,7 @@ func (p *cutProxy) accept() {
 		}
 		p.mu.Lock()
 		refuse := p.refuse
+		p.accepted++
 		p.mu.Unlock()
 		if refuse {
 			c.Close()
@@ -97,6 +100,13 @@ func (p *cutProxy) pipe(dst, src net.Conn) {
 	delete(p.conns, dst)
 	delete(p.conns, src)
 	p.mu.Unlock()
+}
+
+// opened reports how many connections clients opened through the proxy.
+func (p *cutProxy) opened() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
 }
 
 // cut closes every open connection and, while refuse is set, every new one.
