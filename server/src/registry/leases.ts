@@ -17,23 +17,47 @@ export class HeartbeatStream {
   ) {}
 }
 
-/** Lease is the liveness state of one instance. Not revisioned: renewals make no events. */
-export interface Lease {
-  readonly key: InstanceKey;
-  /** id is keyString(key), kept so that a renewal computes it once. */
-  readonly id: string;
-  ttlMs: number;
+/**
+ * Lease is the liveness state of one instance. Not revisioned: renewals
+ * make no events. It is also the instance's key (namespace, service,
+ * instanceId) and its own entry in the table's expiry heap, so that a
+ * stored instance costs one object here, not a lease, a key and heap
+ * entries (bench/instance-heap.mjs).
+ */
+export class Lease implements InstanceKey {
+  readonly namespace: string;
+  readonly service: string;
+  readonly instanceId: string;
   /** deadline is when the TTL runs out unless renewed. */
-  deadline: number;
+  deadline = 0;
   /** graceUntil is when the instance goes because its stream ended; Infinity while bound or never bound. */
-  graceUntil: number;
-  stream: HeartbeatStream | undefined;
+  graceUntil = Infinity;
+  stream: HeartbeatStream | undefined = undefined;
   /** others are other open streams that beat this instance while stream held it (a reconnecting session, or an intruder): one of them takes it when stream ends. */
-  others: HeartbeatStream[] | undefined;
+  others: HeartbeatStream[] | undefined = undefined;
   /** load is the last load reported by a heartbeat (undefined if none), for LEAST_LOADED and Discover include_all. */
-  load: number | undefined;
-  /** scheduled is the time of this lease's live entry in the expiry heap. */
-  scheduled: number;
+  load: number | undefined = undefined;
+  /** scheduled is when this lease is next looked at (its place in the expiry heap); Infinity when not in the heap. */
+  scheduled = Infinity;
+  /** at is this lease's index in the expiry heap, -1 when not in it. */
+  at = -1;
+
+  constructor(
+    key: InstanceKey,
+    /** id is keyString(key), kept so that a renewal computes it once. */
+    readonly id: string,
+    public ttlMs: number,
+  ) {
+    // copied, not kept: the caller's key may be a whole instance (a Register's spec)
+    this.namespace = key.namespace;
+    this.service = key.service;
+    this.instanceId = key.instanceId;
+  }
+
+  /** key is the instance's key (the lease itself). */
+  get key(): InstanceKey {
+    return this;
+  }
 }
 
 /** Expiry is one lease that ran out. */
@@ -43,14 +67,15 @@ export interface Expiry {
 }
 
 /**
- * LeaseTable tracks deadlines with a lazy min-heap: a renewal only moves a
- * lease's deadline (O(1) per heartbeat), and when the heap entry comes due a
- * renewed lease is pushed again at its new deadline. Each lease has at most
- * one live heap entry.
+ * LeaseTable tracks deadlines with a min-heap of leases ordered by when each
+ * is next looked at: a renewal only moves a lease's deadline later (O(1) per
+ * heartbeat, no heap work), and when a lease comes due with a later
+ * deadline it moves down the heap to it; an earlier time (a new lease, a
+ * grace period) moves it up. Every lease is in the heap at most once.
  */
 export class LeaseTable {
   private readonly leases = new Map<string, Lease>();
-  private readonly heap: Array<{ at: number; key: string }> = [];
+  private readonly heap: Lease[] = [];
 
   get size(): number {
     return this.leases.size;
@@ -74,13 +99,13 @@ export class LeaseTable {
     const k = keyString(key);
     let lease = this.leases.get(k);
     if (lease === undefined) {
-      lease = { key, id: k, ttlMs, deadline: 0, graceUntil: Infinity, stream: undefined, others: undefined, load: undefined, scheduled: Infinity };
+      lease = new Lease(key, k, ttlMs);
       this.leases.set(k, lease);
     } else if (replaceTtl) {
       lease.ttlMs = ttlMs;
     }
     lease.deadline = now + lease.ttlMs;
-    this.schedule(k, lease, lease.deadline);
+    this.schedule(lease, lease.deadline);
     return lease;
   }
 
@@ -138,7 +163,7 @@ export class LeaseTable {
         continue;
       }
       lease.graceUntil = now + graceMs;
-      this.schedule(k, lease, lease.graceUntil);
+      this.schedule(lease, lease.graceUntil);
       released.push(k);
     }
     stream.keys.clear();
@@ -147,73 +172,95 @@ export class LeaseTable {
 
   /** delete forgets a lease (its instance was removed). */
   delete(key: InstanceKey): void {
-    const k = keyString(key);
-    const lease = this.leases.get(k);
-    if (lease === undefined) return;
+    const lease = this.leases.get(keyString(key));
+    if (lease !== undefined) this.forget(lease);
+  }
+
+  private forget(lease: Lease): void {
+    const k = lease.id;
     lease.stream?.keys.delete(k);
     if (lease.others !== undefined) for (const s of lease.others) s.keys.delete(k);
     this.leases.delete(k);
+    if (lease.at >= 0) this.removeAt(lease.at);
   }
 
   /** nextDue is the earliest time a lease may run out, or undefined when none can. */
   nextDue(): number | undefined {
-    return this.heap[0]?.at;
+    return this.heap[0]?.scheduled;
   }
 
   /** expireDue removes and returns every lease whose deadline or grace has passed at now. */
   expireDue(now: number): Expiry[] {
     const out: Expiry[] = [];
-    while (this.heap.length > 0 && this.heap[0]!.at <= now) {
-      const { at, key } = this.pop();
-      const lease = this.leases.get(key);
-      if (lease === undefined || lease.scheduled !== at) continue; // stale entry
-      lease.scheduled = Infinity;
+    const h = this.heap;
+    while (h.length > 0 && h[0]!.scheduled <= now) {
+      const lease = h[0]!;
       const due = Math.min(lease.deadline, lease.graceUntil);
       if (due > now) {
-        this.schedule(key, lease, due);
+        // renewed since it was scheduled: look again at its new time
+        lease.scheduled = due;
+        this.down(0);
         continue;
       }
-      out.push({ key: lease.key, reason: lease.graceUntil <= lease.deadline ? "STREAM_CLOSED" : "LEASE_EXPIRED" });
-      this.delete(lease.key);
+      out.push({ key: lease, reason: lease.graceUntil <= lease.deadline ? "STREAM_CLOSED" : "LEASE_EXPIRED" });
+      this.forget(lease);
     }
     return out;
   }
 
-  private schedule(k: string, lease: Lease, at: number): void {
-    if (at >= lease.scheduled) return; // the live entry fires first and re-schedules
+  /** schedule has lease looked at by time at, if that is earlier than it would be. */
+  private schedule(lease: Lease, at: number): void {
+    if (at >= lease.scheduled) return; // it is looked at first, and then at its deadline or grace
     lease.scheduled = at;
-    this.push({ at, key: k });
+    if (lease.at < 0) {
+      lease.at = this.heap.length;
+      this.heap.push(lease);
+    }
+    this.up(lease.at);
   }
 
-  private push(e: { at: number; key: string }): void {
+  private removeAt(i: number): void {
     const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
+    const gone = h[i]!;
+    const last = h.pop()!;
+    gone.at = -1;
+    gone.scheduled = Infinity;
+    if (last === gone) return;
+    h[i] = last;
+    last.at = i;
+    this.up(i);
+    this.down(last.at);
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    const lease = h[i]!;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (h[p]!.at <= e.at) break;
-      h[i] = h[p]!;
+      const parent = h[p]!;
+      if (parent.scheduled <= lease.scheduled) break;
+      h[i] = parent;
+      parent.at = i;
       i = p;
     }
-    h[i] = e;
+    h[i] = lease;
+    lease.at = i;
   }
 
-  private pop(): { at: number; key: string } {
+  private down(i: number): void {
     const h = this.heap;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= h.length) break;
-        const c = l + 1 < h.length && h[l + 1]!.at < h[l]!.at ? l + 1 : l;
-        if (h[c]!.at >= last.at) break;
-        h[i] = h[c]!;
-        i = c;
-      }
-      h[i] = last;
+    const lease = h[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const c = l + 1 < h.length && h[l + 1]!.scheduled < h[l]!.scheduled ? l + 1 : l;
+      const child = h[c]!;
+      if (child.scheduled >= lease.scheduled) break;
+      h[i] = child;
+      child.at = i;
+      i = c;
     }
-    return top;
+    h[i] = lease;
+    lease.at = i;
   }
 }

@@ -1,5 +1,4 @@
 import type { WatchServicesRequest } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
-import type { InstanceRecord } from "../domain/instance.js";
 import { filterOf, namespaceOf, watchHeldOf, watchServicesOf, type Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
@@ -145,11 +144,13 @@ function drain({ flushes, budget }: WatchDeps, w: Watcher, out: StreamOutput, do
   write();
 }
 
-// Each event's answer is kept per record for the fan-out: every watcher
-// that sees a change gets the same bytes, and a snapshot chunk is mostly a
-// copy of cached Instance bytes. Records are immutable, so the cache is a
-// memo of a pure function of the record, not state.
-const events = new WeakMap<InstanceRecord, { item: WatchEventItem; answer: Outgoing }>();
+// Each event's answer is kept per event item for the fan-out: every
+// watcher without a filter gets the same item for a change (items.ts), so
+// the same bytes, encoded once. Items are immutable and live as long as
+// their change is in the bounded watch history, so the cache is a memo of a
+// pure function, bounded by MAXINE_WATCH_HISTORY, not by the instances
+// stored. (A filtered watcher's items are its own: encoded per watcher.)
+const events = new WeakMap<WatchEventItem, Outgoing>();
 
 /** outgoingOf is a watch item as an answer: protobuf frames from cached encodings, the message for other codecs. */
 export function outgoingOf(item: WatchItem): Outgoing {
@@ -157,18 +158,16 @@ export function outgoingOf(item: WatchItem): Outgoing {
     case "snapshot":
       return { frame: () => snapshotFrame(item.instances, item.removed), message: () => watchItemToPb(item) };
     case "event": {
-      const kept = events.get(item.instance);
-      if (kept !== undefined && sameEvent(kept.item, item)) return kept.answer;
-      let frame: Uint8Array | undefined;
-      const answer: Outgoing = { frame: () => (frame ??= watchEventFrame(item)), message: () => watchItemToPb(item) };
-      events.set(item.instance, { item, answer });
+      let answer = events.get(item);
+      if (answer === undefined) {
+        let frame: Uint8Array | undefined;
+        let message: ReturnType<typeof watchItemToPb> | undefined;
+        answer = { frame: () => (frame ??= watchEventFrame(item)), message: () => (message ??= watchItemToPb(item)) };
+        events.set(item, answer);
+      }
       return answer;
     }
     default:
       return { message: () => watchItemToPb(item) };
   }
-}
-
-function sameEvent(a: WatchEventItem, b: WatchEventItem): boolean {
-  return a.revision === b.revision && a.type === b.type && a.removalReason === b.removalReason;
 }

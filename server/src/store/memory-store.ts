@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { keyString, sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
+import { keyString, recordOf, sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import { ownedByOther } from "../domain/access.js";
 import type { Change, LeaseClaim, ServiceView, Store } from "./store.js";
 import { View } from "./view.js";
@@ -43,14 +43,7 @@ export class MemoryStore implements Store {
     if (spec.operatorStatus === undefined) spec = { ...spec, operatorStatus: previous?.operatorStatus ?? "NONE" };
     if (previous !== undefined && sameSpec(previous, spec)) return undefined;
     const revision = ++this.rev;
-    const instance: InstanceRecord = {
-      ...spec,
-      operatorStatus: spec.operatorStatus ?? "NONE",
-      registeredAt: previous?.registeredAt ?? now,
-      updatedAt: now,
-      createRevision: previous?.createRevision ?? revision,
-      modRevision: revision,
-    };
+    const instance = recordOf(spec, previous?.registeredAt ?? now, now, previous?.createRevision ?? revision, revision);
     this.view.set(instance);
     return this.emit(
       previous === undefined ? { type: "ADDED", revision, instance } : { type: "UPDATED", revision, instance, previous },

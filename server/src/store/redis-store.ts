@@ -3,7 +3,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis"
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { ANONYMOUS_PRINCIPAL, ownedByOther } from "../domain/access.js";
-import { keyString, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
+import { keyString, recordOf, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
 import { redactUrl } from "../domain/redact.js";
 import { keyList, redisKeys, SCRIPTS, type RedisKeys } from "./redis-scripts.js";
@@ -647,7 +647,7 @@ export function encodeSpec(s: InstanceSpec): string {
 function decodeRecord(json: string): InstanceRecord {
   const r = JSON.parse(json) as { createRevision: number; registeredAt: number; updatedAt: number; modRevision: number; spec: InstanceSpec };
   // Records written before instances had owners belong to "anonymous".
-  return { ...r.spec, owner: r.spec.owner ?? ANONYMOUS_PRINCIPAL, operatorStatus: r.spec.operatorStatus ?? "NONE", registeredAt: r.registeredAt, updatedAt: r.updatedAt, createRevision: r.createRevision, modRevision: r.modRevision };
+  return recordOf({ ...r.spec, owner: r.spec.owner ?? ANONYMOUS_PRINCIPAL }, r.registeredAt, r.updatedAt, r.createRevision, r.modRevision);
 }
 
 function fieldMap(fields: readonly string[]): Record<string, string> {

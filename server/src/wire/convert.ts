@@ -117,21 +117,16 @@ export function filterOfPb(f: Filter | undefined): FilterSpec | undefined {
   return f === undefined ? undefined : { tags: f.tags, version: f.version, zone: f.zone, metadata: f.metadata };
 }
 
-const instanceCache = new WeakMap<InstanceRecord, Instance>();
-
 /**
  * instanceToPb converts a stored record, from the one table that maps a
- * record to Instance (instance-fields.ts). Records are immutable, so the
- * wire message is built once per record and shared by every response and
- * watcher.
+ * record to Instance (instance-fields.ts). It is built per call, not kept
+ * with the record: a message per stored instance for its whole life cost
+ * more heap than the record itself, for answers (Register in JSON, the
+ * connect-es path) that are written once. Binary and JSON fan-out use the
+ * record's cached encodings (encoded.ts) instead.
  */
 export function instanceToPb(r: InstanceRecord): Instance {
-  let pb = instanceCache.get(r);
-  if (pb === undefined) {
-    pb = create(InstanceSchema, instanceWriter.init(r));
-    instanceCache.set(r, pb);
-  }
-  return pb;
+  return create(InstanceSchema, instanceWriter.init(r));
 }
 
 /**
