@@ -21,7 +21,7 @@ import type { Store } from "../store/store.js";
 import type { WatchEventItem } from "../watch/items.js";
 import { eventTypeToPb, removalToPb } from "./convert.js";
 import { instanceWriter, leaseWriter } from "./instance-fields.js";
-import { durationMs, encoded, encodedList, enumOf, messages, splicedList, string, timestampMs, uint64, type Spliced } from "./schema-columns.js";
+import { durationMs, encoded, encodedList, enumOf, messages, splicedList, string, timestampMs, uint64, bytesOf, type EncodedBytes, type Spliced } from "./schema-columns.js";
 import { fieldNamed, MessageWriter, oneofFrame } from "./schema-writer.js";
 
 // Encoded instances. Records are immutable (a change makes a new one), so a
@@ -34,24 +34,19 @@ import { fieldNamed, MessageWriter, oneofFrame } from "./schema-writer.js";
 // test/wire-properties.test.ts check every writer byte for byte against
 // protobuf-es; docs/decisions/0001-fast-encoding.md says why they exist.
 
-const binaryOf = new WeakMap<InstanceRecord, Uint8Array>();
+const binaryOf = new WeakMap<InstanceRecord, string>();
 const jsonOf = new WeakMap<InstanceRecord, string>();
 
 /**
- * instanceBytes returns r's Instance as protobuf, encoded once per record.
- * The cached bytes live as long as the record, so they get a buffer of
- * their own: a slice of Node's shared 8 KB pool (Buffer.allocUnsafe) would
- * keep the whole pool chunk alive, with the short-lived answers written
- * beside it (1 KB per instance at 100,000 instances, bench/instance-heap.mjs).
+ * instanceBytes returns r's Instance as protobuf, encoded once per record
+ * and kept with it as a latin1 string (EncodedBytes): on the V8 heap in
+ * one object, where a buffer per record cost two objects and memory
+ * outside the heap, and a slice of Node's shared pool kept a whole 8 KB
+ * chunk alive (bench/instance-heap.mjs).
  */
-export function instanceBytes(r: InstanceRecord): Uint8Array {
+export function instanceBytes(r: InstanceRecord): EncodedBytes {
   let b = binaryOf.get(r);
-  if (b === undefined) {
-    const pooled = encodeInstance(r);
-    b = new Uint8Array(pooled.length);
-    b.set(pooled);
-    binaryOf.set(r, b);
-  }
+  if (b === undefined) binaryOf.set(r, (b = encodeInstance(r).toString("latin1")));
   return b;
 }
 
@@ -81,7 +76,7 @@ const known = (l: LeaseState): boolean => l.load !== undefined || l.expiresAt !=
  * answers write the same bytes straight into their buffer (splicedList).
  */
 export function listedInstanceBytes(r: InstanceRecord, lease: LeaseState): Uint8Array {
-  const cached = instanceBytes(r);
+  const cached = bytesOf(instanceBytes(r));
   return known(lease) ? Buffer.concat([cached, leaseWriter.encode(lease)]) : cached;
 }
 
@@ -107,7 +102,7 @@ export function encodeStoredRecords(store: Store): () => void {
 
 /** DiscoverSource is a DiscoverResponse with its instances already encoded. */
 interface DiscoverSource {
-  readonly chosen: Uint8Array | undefined;
+  readonly chosen: EncodedBytes | undefined;
   readonly all: readonly Spliced<LeaseState>[];
   readonly revision: number;
   readonly registryId: string;
@@ -181,7 +176,7 @@ export function discoverJson(d: Discovered, registryId: string): string {
   return `{${parts.join(",")}}`;
 }
 
-const watchEventWriter = new MessageWriter<WatchEvent, { readonly item: WatchEventItem; readonly instance: Uint8Array }>(WatchEventSchema, {
+const watchEventWriter = new MessageWriter<WatchEvent, { readonly item: WatchEventItem; readonly instance: EncodedBytes }>(WatchEventSchema, {
   type: enumOf(EventTypeSchema, (e) => eventTypeToPb[e.item.type]),
   instance: encoded(InstanceSchema, (e) => e.instance),
   revision: uint64((e) => e.item.revision),
@@ -205,7 +200,7 @@ const instanceKeyWriter = new MessageWriter<InstanceKeyPb, InstanceKey>(Instance
   instanceId: string((k) => k.instanceId),
 });
 
-const snapshotWriter = new MessageWriter<SnapshotChunk, { readonly instances: readonly Uint8Array[]; readonly removed: readonly InstanceKey[] }>(SnapshotChunkSchema, {
+const snapshotWriter = new MessageWriter<SnapshotChunk, { readonly instances: readonly EncodedBytes[]; readonly removed: readonly InstanceKey[] }>(SnapshotChunkSchema, {
   instances: encodedList(InstanceSchema, (c) => c.instances),
   removed: messages(instanceKeyWriter, (c) => c.removed),
 });

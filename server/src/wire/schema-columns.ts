@@ -296,8 +296,28 @@ function nestedWrite<M extends Message, B>(body: MessageWriter<M, B>, out: Buffe
   return body.write(out, writeVarint(out, at, sizes.list[sizes.next++]!), v, sizes);
 }
 
+/**
+ * EncodedBytes is an already encoded message: a Uint8Array, or a string of
+ * one byte per character (latin1). Long-lived cached encodings (a record's
+ * Instance) are kept as strings: the V8 heap holds them in one small object
+ * each, where a buffer costs a typed array, an ArrayBuffer and memory
+ * outside the heap.
+ */
+export type EncodedBytes = Uint8Array | string;
+
+/** put copies b into out at at. */
+function put(out: Buffer, b: EncodedBytes, at: number): void {
+  if (typeof b === "string") out.write(b, at, "latin1");
+  else out.set(b, at);
+}
+
+/** bytesOf is b as a Uint8Array. */
+export function bytesOf(b: EncodedBytes): Uint8Array {
+  return typeof b === "string" ? Buffer.from(b, "latin1") : b;
+}
+
 /** encoded is a message field whose message is already encoded (a cached Instance): the bytes are spliced in. */
-export function encoded<S, M extends Message>(schema: GenMessage<M>, get: (s: S) => Uint8Array | undefined): Column<S, M | undefined> {
+export function encoded<S, M extends Message>(schema: GenMessage<M>, get: (s: S) => EncodedBytes | undefined): Column<S, M | undefined> {
   return {
     compile(field) {
       const tag = messageTag(field, schema, false);
@@ -310,12 +330,12 @@ export function encoded<S, M extends Message>(schema: GenMessage<M>, get: (s: S)
           const b = get(s);
           if (b === undefined) return at;
           at = writeVarint(out, writeTag(out, at, tag), b.length);
-          out.set(b, at);
+          put(out, b, at);
           return at + b.length;
         },
         init: (s) => {
           const b = get(s);
-          return b === undefined ? undefined : fromBinary(schema, b);
+          return b === undefined ? undefined : fromBinary(schema, bytesOf(b));
         },
       };
     },
@@ -323,7 +343,7 @@ export function encoded<S, M extends Message>(schema: GenMessage<M>, get: (s: S)
 }
 
 /** encodedList is a repeated message field of already encoded messages. */
-export function encodedList<S, M extends Message>(schema: GenMessage<M>, get: (s: S) => readonly Uint8Array[]): Column<S, M[]> {
+export function encodedList<S, M extends Message>(schema: GenMessage<M>, get: (s: S) => readonly EncodedBytes[]): Column<S, M[]> {
   return {
     compile(field) {
       const tag = messageTag(field, schema, true);
@@ -339,12 +359,12 @@ export function encodedList<S, M extends Message>(schema: GenMessage<M>, get: (s
           for (let i = 0; i < list.length; i++) {
             const b = list[i]!;
             at = writeVarint(out, writeTag(out, at, tag), b.length);
-            out.set(b, at);
+            put(out, b, at);
             at += b.length;
           }
           return at;
         },
-        init: (s) => get(s).map((b) => fromBinary(schema, b)),
+        init: (s) => get(s).map((b) => fromBinary(schema, bytesOf(b))),
       };
     },
   };
@@ -352,7 +372,7 @@ export function encodedList<S, M extends Message>(schema: GenMessage<M>, get: (s
 
 /** Spliced is one message written as its cached bytes followed by a suffix writer's fields from suffix (suffixWriter in schema-writer.ts). */
 export interface Spliced<L> {
-  readonly cached: Uint8Array;
+  readonly cached: EncodedBytes;
   readonly suffix: L;
 }
 
@@ -385,12 +405,12 @@ export function splicedList<S, M extends Message, L>(suffix: MessageWriter<M, L>
           for (let i = 0; i < list.length; i++) {
             const e = list[i]!;
             at = writeVarint(out, writeTag(out, at, tag), sizes.list[sizes.next++]!);
-            out.set(e.cached, at);
+            put(out, e.cached, at);
             at = suffix.write(out, at + e.cached.length, e.suffix, sizes);
           }
           return at;
         },
-        init: (s) => get(s).map((e) => fromBinary(suffix.schema, Buffer.concat([e.cached, suffix.encode(e.suffix)]))),
+        init: (s) => get(s).map((e) => fromBinary(suffix.schema, Buffer.concat([bytesOf(e.cached), suffix.encode(e.suffix)]))),
         nests: true,
       };
     },
