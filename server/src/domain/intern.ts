@@ -35,7 +35,8 @@ export function shared(s: string): string {
 /** sharedTags returns one frozen list for equal (sorted) tag lists. */
 export function sharedTags(tags: readonly string[]): readonly string[] {
   if (tags.length === 0) return NO_TAGS;
-  const key = tags.length === 1 ? tags[0]! : tags.join("\0");
+  let key = "";
+  for (const t of tags) key += `${t.length}:${t}`; // length-prefixed: no two lists share a key
   if (key.length > MAX_LENGTH) return Object.freeze(tags.map(shared));
   const had = tagLists.get(key);
   if (had !== undefined) return had;
@@ -54,7 +55,7 @@ export function sharedMetadata(metadata: Readonly<Record<string, string>>): Read
   const keys = Object.keys(metadata);
   if (keys.length === 0) return NO_METADATA;
   let key = "";
-  for (const k of keys) key += `${k}\0${metadata[k]!}\0`;
+  for (const k of keys) key += `${k.length}:${k}${metadata[k]!.length}:${metadata[k]!}`; // length-prefixed: no two objects share a key
   const had = key.length <= MAX_LENGTH ? metadataObjects.get(key) : undefined;
   if (had !== undefined) return had;
   const out: Record<string, string> = {};
