@@ -40,6 +40,7 @@ if (!process.argv.includes("--report-only")) {
   run("discover-throughput.mjs", "10", "50", "3");
   run("sdk-pick.mjs");
   run("snapshot.mjs", "10000", "10");
+  run("instance-heap.mjs", "100000");
   run("slow-watchers.mjs", "1000", "20000");
   run("redis-replicas.mjs", "1000", "10000", "20");
   stormRuns("service");
@@ -54,6 +55,7 @@ const hb = read("heartbeat");
 const disc = read("discover");
 const pick = read("sdk-pick");
 const snap = read("snapshot");
+const heap = read("instance-heap");
 const slow = read("slow-watchers");
 const redis = read("redis-replicas");
 const storm = read("reconnect-storm");
@@ -89,6 +91,12 @@ const rows = [
     : [["Discover, gRPC, 50 concurrent, h2load (C) client: cross-check of the server without the Go client", "p99 ≤ 10 ms", `${grpcH2load.per_second.toFixed(0)} req/s (median of ${disc.runs}, range ${range(grpcH2load)}), p99 ${ms(grpcH2load.p99_ms)}`, met(grpcH2load.p99_ms <= 10)]]),
   ["TypeScript SDK local pick (RR, random, weighted, consistent hash)", "≥ 1,000,000/s", `≥ ${(pickMin / 1e6).toFixed(2)} M/s (RENDEZVOUS: ${(pick.rows.find((r) => r.strategy === "RENDEZVOUS").perSecond / 1e6).toFixed(2)} M/s)`, met(pickMin >= 1e6)],
   ["Snapshot of 10,000 instances to a new watcher, p99", "≤ 200 ms", `${ms(snap.p99)} (median ${ms(snap.median)})`, met(snap.p99 <= 200)],
+  [
+    `Heap per registered instance at ${heap.instances.toLocaleString("en-US")} (zone, 2 tags, 2 metadata entries; memory store; V8 heap after a forced GC)`,
+    `≤ ${heap.target_kb} KB`,
+    `${(heap.heap_bytes_per_instance / 1024).toFixed(2)} KB (off the heap ${(heap.external_bytes_per_instance / 1024).toFixed(2)} KB); Discover of ${heap.instances / heap.services} instances (include_all, JSON) median ${ms(heap.discover_1pct_ms.median)}`,
+    met(heap.heap_bytes_per_instance / 1024 <= heap.target_kb),
+  ],
   [
     `Slow watchers: ${slow.slow} never reading + 1 healthy, ${slow.changes} changes`,
     "RSS growth ≤ 100 MB (≤ 100 KB per slow watcher); healthy watcher gets every change in order, latency unchanged",

@@ -54,6 +54,14 @@ export interface InstanceRecord extends InstanceSpec {
   readonly updatedAt: number;
   readonly createRevision: number;
   readonly modRevision: number;
+  /**
+   * encoded is the record's Instance as protobuf (latin1 bytes), written
+   * once by the wire layer when first needed (wire/encoded.ts
+   * instanceBytes) and never changed: the record is immutable, so its
+   * encoding is too. A slot in the record, not a table beside it: a weak
+   * map's entry per stored instance cost more than the slot.
+   */
+  encoded?: string;
 }
 
 /**
@@ -82,6 +90,7 @@ export function recordOf(spec: InstanceSpec, registeredAt: number, updatedAt: nu
     updatedAt,
     createRevision,
     modRevision,
+    encoded: undefined,
   };
 }
 

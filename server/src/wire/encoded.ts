@@ -34,7 +34,6 @@ import { fieldNamed, MessageWriter, oneofFrame } from "./schema-writer.js";
 // test/wire-properties.test.ts check every writer byte for byte against
 // protobuf-es; docs/decisions/0001-fast-encoding.md says why they exist.
 
-const binaryOf = new WeakMap<InstanceRecord, string>();
 const jsonOf = new WeakMap<InstanceRecord, string>();
 
 /**
@@ -45,9 +44,7 @@ const jsonOf = new WeakMap<InstanceRecord, string>();
  * chunk alive (bench/instance-heap.mjs).
  */
 export function instanceBytes(r: InstanceRecord): EncodedBytes {
-  let b = binaryOf.get(r);
-  if (b === undefined) binaryOf.set(r, (b = encodeInstance(r).toString("latin1")));
-  return b;
+  return (r.encoded ??= encodeInstance(r).toString("latin1"));
 }
 
 /**
