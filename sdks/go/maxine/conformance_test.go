@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
 	"github.com/maxine-registry/maxine/sdks/go/internal/testserver"
@@ -44,7 +45,7 @@ var conformanceFields = map[string][]string{
 	"stop_server":         {"server"},
 	"kill_server":         {"server"},
 	"restart_server":      {"server"},
-	"register":            {"server", "service", "instance", "port"},
+	"register":            {"server", "service", "instance", "port", "ttl_ms"},
 	"deregister":          {"server", "service", "instance"},
 	"set_operator_status": {"server", "service", "instance", "status"},
 	"open_session":        {"session", "servers"},
@@ -267,9 +268,13 @@ func (r *runner) step(kind string, s map[string]any) (err error) {
 		}
 		return r.startServer(slot)
 	case "register":
-		_, err := r.unary(str(s, "server")).RPC.Register(ctx, connect.NewRequest(&registryv1.RegisterRequest{Instance: &registryv1.Instance{
+		req := &registryv1.RegisterRequest{Instance: &registryv1.Instance{
 			Service: str(s, "service"), InstanceId: str(s, "instance"), Host: "127.0.0.1", Port: uint32(num(s, "port")),
-		}}))
+		}}
+		if _, has := s["ttl_ms"]; has {
+			req.LeaseTtl = durationpb.New(time.Duration(num(s, "ttl_ms")) * time.Millisecond)
+		}
+		_, err := r.unary(str(s, "server")).RPC.Register(ctx, connect.NewRequest(req))
 		return err
 	case "deregister":
 		_, err := r.unary(str(s, "server")).RPC.Deregister(ctx, connect.NewRequest(&registryv1.DeregisterRequest{Key: &registryv1.InstanceKey{

@@ -43,7 +43,7 @@ FIELDS: dict[str, list[str]] = {
     "stop_server": ["server"],
     "kill_server": ["server"],
     "restart_server": ["server"],
-    "register": ["server", "service", "instance", "port"],
+    "register": ["server", "service", "instance", "port", "ttl_ms"],
     "deregister": ["server", "service", "instance"],
     "set_operator_status": ["server", "service", "instance", "status"],
     "open_session": ["session", "servers"],
@@ -251,7 +251,7 @@ class Runner:
 
     async def _register(self, s: dict[str, Any]) -> None:
         inst = Instance(service=s["service"], instance_id=s["instance"], host="127.0.0.1", port=int(s["port"]))
-        await self._client([s["server"]]).register(inst)
+        await self._client([s["server"]]).register(inst, ttl=s["ttl_ms"] / 1000 if "ttl_ms" in s else None)
 
     async def _deregister(self, s: dict[str, Any]) -> None:
         await self._client([s["server"]]).deregister(InstanceKey(service=s["service"], instance_id=s["instance"]))

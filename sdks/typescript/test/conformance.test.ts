@@ -11,6 +11,7 @@ import {
   ServingStatusSchema,
   type Instance,
 } from "../src/gen/maxine/registry/v1/registry_pb.js";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { createMaxineTransport, type MaxineClient } from "../src/client.js";
@@ -73,7 +74,7 @@ const FIELDS: Record<string, readonly string[]> = {
   stop_server: ["server"],
   kill_server: ["server"],
   restart_server: ["server"],
-  register: ["server", "service", "instance", "port"],
+  register: ["server", "service", "instance", "port", "ttl_ms"],
   deregister: ["server", "service", "instance"],
   set_operator_status: ["server", "service", "instance", "status"],
   open_session: ["session", "servers"],
@@ -189,7 +190,10 @@ class Runner {
         return;
       }
       case "register":
-        await this.unary(str(s, "server")).register({ instance: { service: str(s, "service"), instanceId: str(s, "instance"), host: "127.0.0.1", port: num(s, "port") } });
+        await this.unary(str(s, "server")).register({
+          instance: { service: str(s, "service"), instanceId: str(s, "instance"), host: "127.0.0.1", port: num(s, "port") },
+          leaseTtl: s.ttl_ms === undefined ? undefined : durationFromMs(num(s, "ttl_ms")),
+        });
         return;
       case "deregister":
         await this.unary(str(s, "server")).deregister({ key: { service: str(s, "service"), instanceId: str(s, "instance") } });
