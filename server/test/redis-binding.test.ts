@@ -86,7 +86,7 @@ describe("the heartbeat binding across two replicas", () => {
       expect(result).toBe(BeatResult.RENEWED);
       expect(next).toMatch(/^\d+ [^~].*:\d+$/);
       expect(next).not.toContain(held!);
-      await sleep(1500); // well past the grace and several sweeps
+      await sleep(1500); // well past the grace and several sweeps: a sleep that proves nothing is removed
       expect(events(wb.seen)).toEqual([expect.stringMatching(/^ADDED bound-1@\d+$/)]);
       expect(await owner()).toBe(held);
       for (const r of [a, b]) expect((await r.client.discover({ service: "bound" })).instance?.instanceId).toBe("bound-1");
@@ -98,7 +98,7 @@ describe("the heartbeat binding across two replicas", () => {
       await until(() => reconnects.length > 0, "the session's reconnect to B", 5000);
       await until(async () => (await owner()) !== held, "B's stream to take the binding", TTL_MS + 3000);
       expect(await owner()).toMatch(/^[^~].*:\d+$/);
-      await sleep(TTL_MS + 500); // past the TTL and the grace: B's stream holds the instance
+      await sleep(TTL_MS + 500); // past the TTL and the grace: B's stream holds the instance (a sleep that proves it is NOT removed)
       expect(events(wb.seen)).toEqual([expect.stringMatching(/^ADDED bound-1@\d+$/)]);
       expect((await b.client.discover({ service: "bound" })).instance?.instanceId).toBe("bound-1");
 

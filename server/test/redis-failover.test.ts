@@ -87,7 +87,7 @@ describe("SDK failover between replicas", () => {
       expect(wsReconnects).toHaveLength(1);
       expect(synced).toHaveLength(1); // the first snapshot only: the move to B was a resume
       await b.client.deregister({ key: { service: "failover", instanceId: "f-mid" } });
-      // Longer than the TTL and the grace: had the lease not moved to B, C would see it go.
+      // Longer than the TTL and the grace: had the lease not moved to B, C would see it go (a sleep that proves it does not).
       await new Promise((r) => setTimeout(r, TTL_MS + 1500));
       expect(events(wc.seen).filter((e) => e.includes(" f-1@"))).toEqual([expect.stringMatching(/^ADDED f-1@\d+$/)]);
       const d = await b.client.discover({ service: "failover" });
@@ -116,7 +116,7 @@ describe("SDK failover between replicas", () => {
       process.kill(d.server.child.pid!, "SIGSTOP");
       try {
         await until(() => reconnects.length > 0, "the session to move to E", 5000);
-        await new Promise((r) => setTimeout(r, 3000 + 1000)); // past the TTL
+        await new Promise((r) => setTimeout(r, 3000 + 1000)); // past the TTL: a sleep that proves h-1 is NOT removed
       } finally {
         process.kill(d.server.child.pid!, "SIGCONT");
       }

@@ -47,7 +47,7 @@ it("never applies a write that reached a frozen Redis after its deadline", async
       () => undefined,
       (e: unknown) => e,
     );
-    await new Promise((r) => setTimeout(r, 800)); // well past the 300 ms deadline
+    await new Promise((r) => setTimeout(r, 800)); // frozen well past the 300 ms deadline: the freeze's length is the scenario
   } finally {
     redis.resume();
   }

@@ -54,12 +54,14 @@ describe("leases shared through Redis", () => {
       await r1.put(spec("gone"), Date.now(), { ttlMs: 5000 });
       r1.leases.renewed("default/svc/moved", 5000, 1);
       r1.leases.renewed("default/svc/gone", 5000, 1);
-      await sleep(150); // flushed: both owned by r1's stream 1
+      const keys = redisKeys(registry);
+      const bound = async (k: string) => (await raw.hget(keys.owner, k)) === `${r1.replicaId}:1`;
+      await waitFor(async () => (await bound("default/svc/moved")) && (await bound("default/svc/gone")), "both owned by r1's stream 1");
       r2.leases.renewed("default/svc/moved", 5000, 9); // the session moved to r2
-      await sleep(150);
+      await waitFor(async () => (await raw.hget(keys.next, "default/svc/moved")) !== null, "r2's renewal to reach Redis");
       r1.leases.released(["default/svc/moved", "default/svc/gone"], 200, 1);
       await waitFor(() => removed.length > 0, "the released instance to be swept");
-      await sleep(500);
+      await sleep(500); // a sleep that proves "moved" is NOT removed too
       expect(removed.map((c) => [c.instance.instanceId, c.type === "REMOVED" && c.reason])).toEqual([["gone", "STREAM_CLOSED"]]);
       expect(r1.get(spec("moved"))).toBeDefined();
       expect(r2.get(spec("moved"))).toBeDefined();
@@ -93,7 +95,7 @@ describe("leases shared through Redis", () => {
       expect(await raw.hget(keys.next, k)).toMatch(new RegExp(`^\\d+ ${r2.replicaId}:7$`));
       r2.leases.released([k], 100, 7);
       await waitFor(async () => (await raw.hget(keys.next, k)) === null, "r2's release to withdraw it");
-      await sleep(1200); // past the grace and two TTLs
+      await sleep(1200); // past the grace and two TTLs: a sleep that proves nothing is removed
       expect(removed).toEqual([]);
       expect(await raw.hget(keys.owner, k)).toBe(`${r1.replicaId}:1`);
       beating = false;

@@ -85,7 +85,8 @@ describe("Redis outage", () => {
     expect(err?.rawMessage).toMatch(/^store: Redis is unreachable .*retry/);
     expect(Date.now() - started).toBeLessThan(2000);
 
-    // Several seconds down, longer than the sessions' TTL: heartbeats are accepted locally meanwhile.
+    // Several seconds down, longer than the sessions' TTL: heartbeats are accepted locally meanwhile
+    // (the outage's length is the scenario, and the sleep proves no session reconnects and nothing is removed).
     await new Promise((r) => setTimeout(r, 3000));
     expect(reconnects).toEqual([]);
     expect(ids(wb)).toEqual(all);
@@ -103,7 +104,7 @@ describe("Redis outage", () => {
     expect(wb.registryId).toBe(wc.registryId);
     expect(wb.registryId).not.toBe(before.registryId);
 
-    // No mass expiry afterwards: past the recovery window and the TTL, everything is still there.
+    // No mass expiry afterwards: past the recovery window and the TTL, everything is still there (a sleep that proves it).
     await new Promise((r) => setTimeout(r, 3000));
     expect(ids(wb)).toEqual(all);
     expect(ids(wc)).toEqual(all);
@@ -127,12 +128,12 @@ describe("Redis outage", () => {
         (e: unknown) => ConnectError.from(e),
       );
       expect(err?.code).toBe(Code.Unavailable);
-      await new Promise((r) => setTimeout(r, 3000)); // past the sessions' 2 s TTL by Redis's clock
+      await new Promise((r) => setTimeout(r, 3000)); // frozen past the sessions' 2 s TTL by Redis's clock: the freeze's length is the scenario
     } finally {
       redis.resume();
     }
     await until(async () => (await Promise.all([a, b, c].map(health))).every((h) => h.status === "serving"), "every replica back in sync");
-    await new Promise((r) => setTimeout(r, 3000)); // past the recovery window and another TTL
+    await new Promise((r) => setTimeout(r, 3000)); // past the recovery window and another TTL: a sleep that proves nothing is removed
     expect(removed).toEqual([]);
     expect(ids(wc)).toEqual(all);
     const d = await a.client.discover({ service: "outage", includeAll: true });

@@ -158,6 +158,8 @@ func runHelper(name string) int {
 	switch name {
 	case "session":
 		return helperSession()
+	case "hold":
+		return helperHold()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", name)
 	return 2

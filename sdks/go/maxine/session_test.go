@@ -37,8 +37,12 @@ func TestSessionKeepsInstancesAliveAndDeregistersOnClose(t *testing.T) {
 				}
 				handles = append(handles, h)
 			}
-			// Three TTLs without a Register: only the heartbeats keep them.
-			time.Sleep(900 * time.Millisecond)
+			// Three TTLs without a Register: only the heartbeats keep them,
+			// renewing each lease past three TTLs from now.
+			threeTTLs := time.Now().Add(900 * time.Millisecond)
+			for _, h := range handles {
+				eventually(t, 5*time.Second, h.ID()+"'s lease renewed past three TTLs", func() bool { return h.LeaseExpiresAt().After(threeTTLs) })
+			}
 			if got := len(discoverAll(t, c, ns, "svc")); got != 2 {
 				t.Fatalf("after 3 TTLs: %d instances registered, want 2", got)
 			}
@@ -196,10 +200,14 @@ func TestSessionSurvivesServerRestart(t *testing.T) {
 		t.Fatal("the watcher got no snapshot from the restarted server")
 	}
 	eventually(t, 5*time.Second, "the watcher to hold both re-registered instances", func() bool { return len(w.Instances("payments")) == 2 })
-	// Still alive a few TTLs later: the new stream carries the heartbeats.
-	time.Sleep(1500 * time.Millisecond)
+	// Still alive past their TTL: the new stream carries the heartbeats,
+	// renewing both leases past two TTLs from now.
+	twoTTLs := time.Now().Add(2 * time.Second)
+	for _, h := range s.Instances() {
+		eventually(t, 5*time.Second, h.ID()+"'s lease renewed past two TTLs", func() bool { return h.LeaseExpiresAt().After(twoTTLs) })
+	}
 	if n := len(discoverAll(t, c2, "", "payments")); n != 2 {
-		t.Fatalf("%d instances 1.5 TTL after the restart, want 2", n)
+		t.Fatalf("%d instances a TTL after the restart, want 2", n)
 	}
 	select {
 	case <-s.Done():
@@ -298,7 +306,7 @@ func TestSessionReconnectWithinGraceCausesNoEvent(t *testing.T) {
 		t.Fatal("the session did not reconnect")
 	}
 	// Past the old stream's grace (3 s) the instance would be gone had
-	// the new stream not claimed it.
+	// the new stream not claimed it: a sleep that proves nothing happens.
 	time.Sleep(3500 * time.Millisecond)
 	if n := changes.Load() - before; n != 0 || w.Revision() != rev {
 		t.Fatalf("%d changes (revision %d -> %d) after a reconnect within the grace, want none", n, rev, w.Revision())
@@ -388,7 +396,9 @@ func TestSessionRegisteringUnderOperatorDrainReportsItsOwnStatus(t *testing.T) {
 	if got := h.Status(); got != registryv1.ServingStatus_SERVING_STATUS_SERVING {
 		t.Fatalf("session reports %s under an operator's drain, want SERVING (its own)", got)
 	}
-	time.Sleep(700 * time.Millisecond) // two beats at a third of the TTL
+	// two beats at a third of the TTL: one renewal moves the deadline by at most 367 ms
+	renewedFrom := h.LeaseExpiresAt()
+	eventually(t, 5*time.Second, "two heartbeats", func() bool { return h.LeaseExpiresAt().After(renewedFrom.Add(550 * time.Millisecond)) })
 	set(registryv1.OperatorStatus_OPERATOR_STATUS_UNSPECIFIED)
 	res, err := c.RPC.Discover(ctx, connect.NewRequest(&registryv1.DiscoverRequest{Namespace: ns, Service: "restarted"}))
 	if err != nil {

@@ -82,13 +82,19 @@ func WithRand(r *rand.Rand) WatchOption {
 // snapshot whose differences are reported as changes), and picks instances
 // locally with the server's algorithms. Its methods are safe for concurrent
 // use.
+//
+// Lifecycle (the same in the three SDKs): create (NewWatcher), Start
+// (idempotent), Ready (starts it if needed and waits for the first
+// snapshot, bounded by its ctx), use, Close (idempotent). Client.Watch is
+// NewWatcher followed by Start.
 type Watcher struct {
-	client *Client
-	cfg    watchConfig
-	cancel context.CancelFunc
-	done   chan struct{}
-	ready  chan struct{}
-	update chan struct{}
+	client    *Client
+	cfg       watchConfig
+	startOnce sync.Once
+	cancel    context.CancelFunc // set by Start, under mu
+	done      chan struct{}
+	ready     chan struct{}
+	update    chan struct{}
 
 	mu    sync.Mutex
 	view  *instanceView
@@ -102,8 +108,21 @@ type Watcher struct {
 
 // Watch starts a Watcher and returns at once; use Ready to wait for the
 // first snapshot. It runs until Close, or until ctx ends, or until a fatal
-// error (an invalid request, say: see Err).
+// error (an invalid request, say: see Err). It is NewWatcher then Start(ctx).
 func (c *Client) Watch(ctx context.Context, opts ...WatchOption) (*Watcher, error) {
+	w, err := c.NewWatcher(opts...)
+	if err != nil {
+		return nil, err
+	}
+	w.Start(ctx)
+	return w, nil
+}
+
+// NewWatcher checks the options and returns a Watcher that opens no stream
+// until Start (or Ready), so that everything a caller sets up around it
+// (the callbacks' state, a reference to the watcher itself) is in place
+// before the first change arrives.
+func (c *Client) NewWatcher(opts ...WatchOption) (*Watcher, error) {
 	cfg := watchConfig{backoff: DefaultBackoff}
 	for _, o := range opts {
 		o(&cfg)
@@ -116,20 +135,33 @@ func (c *Client) Watch(ctx context.Context, opts ...WatchOption) (*Watcher, erro
 			return nil, invalid("WithServices", "service %d must not be empty", i)
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	w := &Watcher{
-		client: c, cfg: cfg, cancel: cancel,
+	return &Watcher{
+		client: c, cfg: cfg,
 		done: make(chan struct{}), ready: make(chan struct{}), update: make(chan struct{}, 1),
 		view: newInstanceView(), cache: map[string]*candidates{},
-	}
-	go w.run(ctx)
-	return w, nil
+	}, nil
 }
 
-// Ready waits until the first snapshot was applied. It returns the fatal
-// error if the watcher stopped first, ErrClosed if it was closed, or
-// ctx's error.
+// Start opens the watch stream in the background and returns at once; the
+// watcher then runs until Close, until ctx ends, or until a fatal error.
+// Only the first call (of Start, Ready or Close) counts: later calls do
+// nothing.
+func (w *Watcher) Start(ctx context.Context) {
+	w.startOnce.Do(func() {
+		ctx, cancel := context.WithCancel(ctx)
+		w.mu.Lock()
+		w.cancel = cancel
+		w.mu.Unlock()
+		go w.run(ctx, cancel)
+	})
+}
+
+// Ready starts the watcher if it was not started (to run until Close) and
+// waits until the first snapshot was applied. It returns the fatal error if
+// the watcher stopped first, ErrClosed if it was closed, or ctx's error
+// (the watcher going on).
 func (w *Watcher) Ready(ctx context.Context) error {
+	w.Start(context.Background())
 	select {
 	case <-w.ready:
 		return nil
@@ -233,16 +265,23 @@ func (w *Watcher) PickFrom(service string, strategy registryv1.Strategy, hashKey
 }
 
 // Close stops the watch stream and any backoff timer and waits until the
-// watcher's goroutine returned. It is idempotent and always returns nil.
+// watcher's goroutine returned; a watcher that was never started will not
+// start. It is idempotent and always returns nil.
 func (w *Watcher) Close() error {
-	w.cancel()
+	w.startOnce.Do(func() { close(w.done) }) // never started: nothing runs
+	w.mu.Lock()
+	cancel := w.cancel
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 	<-w.done
 	return nil
 }
 
-func (w *Watcher) run(ctx context.Context) {
+func (w *Watcher) run(ctx context.Context, cancel context.CancelFunc) {
 	defer close(w.done)
-	defer w.cancel()
+	defer cancel()
 	attempt := 0
 	for {
 		delivered, err := w.stream(ctx)

@@ -225,3 +225,39 @@ func TestWatcherSeesOperatorDrain(t *testing.T) {
 		t.Fatalf("pick after undrain: %v %v", i, err)
 	}
 }
+
+// TestWatcherLifecycle: NewWatcher describes a watch; Ready starts it and
+// waits for the snapshot; Start after that does nothing; Close is
+// idempotent; a watcher closed before it started never starts.
+func TestWatcherLifecycle(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, serverURL())
+	ns := uniqueNS(t)
+	register(t, c, &registryv1.Instance{Namespace: ns, Service: "life", InstanceId: "l-1", Host: "127.0.0.1", Port: 9000})
+	w, err := c.NewWatcher(maxine.WithNamespace(ns), maxine.WithServices("life"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Ready(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatalf("Ready of a watcher not started: %v, want it started and ready", err)
+	}
+	w.Start(context.Background())
+	if w.Get("life", "l-1") == nil {
+		t.Fatal("l-1 is not in the view after Ready")
+	}
+	_ = w.Close()
+	_ = w.Close()
+
+	never, err := c.NewWatcher(maxine.WithServices("life"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = never.Close()
+	never.Start(context.Background())
+	if err := never.Ready(ctxT(t, time.Second)); err != maxine.ErrClosed {
+		t.Fatalf("Ready of a watcher closed before it started: %v, want ErrClosed", err)
+	}
+	if _, err := c.NewWatcher(maxine.WithServices("")); err == nil {
+		t.Fatal("NewWatcher with an empty service name: no error")
+	}
+}

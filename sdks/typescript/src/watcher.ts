@@ -29,6 +29,12 @@ export interface WatcherOptions {
   readonly signal?: AbortSignal;
   /** timers is the clock backoff sleeps on (default: global timers and Date.now). */
   readonly timers?: Timers;
+  /**
+   * start: false creates the watcher without opening the stream; start() or
+   * ready() opens it (the lifecycle of the Go and Python SDKs). The default,
+   * true, starts it in the constructor.
+   */
+  readonly start?: boolean;
 }
 
 /** WatcherState is where a Watcher's stream stands: "live" once a snapshot was applied on the current stream. */
@@ -70,7 +76,12 @@ export class WatchOverflowError extends Error {
  * registry_id it saw (the server replays what it missed, or sends a reset
  * snapshot whose differences are emitted as changes; it names what it holds,
  * so that a reset carries only those differences), and picks instances
- * locally with the server's algorithms. It starts watching when constructed.
+ * locally with the server's algorithms.
+ *
+ * Lifecycle (the same in the three SDKs): create, start() (idempotent),
+ * ready() (starts it if needed and waits for the first snapshot, with an
+ * optional bound), use, close() (idempotent). The constructor calls start()
+ * unless the options say `start: false`.
  */
 export class Watcher extends Emitter<WatcherEvents> {
   private readonly view = new InstanceView();
@@ -79,7 +90,7 @@ export class Watcher extends Emitter<WatcherEvents> {
   private readonly timers: Timers;
   private readonly backoff: Backoff;
   private readonly lifetime = new AbortController();
-  private readonly running: Promise<void>;
+  private running: Promise<void> | undefined;
   private readonly readyPromise: Promise<void>;
   private resolveReady!: () => void;
   private rejectReady!: (err: unknown) => void;
@@ -108,8 +119,17 @@ export class Watcher extends Emitter<WatcherEvents> {
     });
     this.readyPromise.catch(() => undefined); // rejected only for whoever awaits ready()
     opts.signal?.addEventListener("abort", this.onAbort, { once: true });
-    this.running = opts.signal?.aborted ? Promise.resolve() : this.run();
     if (opts.signal?.aborted) void this.close();
+    else if (opts.start !== false) this.start();
+  }
+
+  /**
+   * start opens the stream in the background and returns the watcher; it is
+   * idempotent, and a no-op once the watcher is closing.
+   */
+  start(): this {
+    if (this.running === undefined && this.closing === undefined) this.running = this.run();
+    return this;
   }
 
   /** state is where the stream stands. */
@@ -127,9 +147,23 @@ export class Watcher extends Emitter<WatcherEvents> {
     return this.view.registryId;
   }
 
-  /** ready resolves once the first snapshot was applied, and rejects if the watcher closes first. */
-  ready(): Promise<void> {
-    return this.readyPromise;
+  /**
+   * ready starts the watcher if it was not started and resolves once the
+   * first snapshot was applied; it rejects if the watcher closes first, or
+   * after timeoutMs (when given) with a TimeoutError, the watcher going on.
+   */
+  ready(timeoutMs?: number): Promise<void> {
+    this.start();
+    if (timeoutMs === undefined) return this.readyPromise;
+    if (!(timeoutMs >= 0)) return Promise.reject(new TypeError(`ready: timeoutMs must be >= 0, got ${timeoutMs}`));
+    return new Promise((resolve, reject) => {
+      const timer = this.timers.setTimeout(() => {
+        const err = new Error(`watcher: no snapshot within ${timeoutMs} ms`);
+        err.name = "TimeoutError";
+        reject(err);
+      }, timeoutMs);
+      this.readyPromise.then(resolve, reject).finally(() => this.timers.clearTimeout(timer));
+    });
   }
 
   /** instances returns the view: one service's instances, or all, in (service, instance_id) order. */

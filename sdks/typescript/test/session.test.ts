@@ -43,11 +43,11 @@ describe("Session", () => {
     await session.register(instance("beat", "fast"), { ttlMs: 300 });
     expect(session.heartbeatIntervalMs).toBe(100);
     const from = Date.now();
-    await delay(620);
-    const periodic = rec.of<HeartbeatRequest>("Heartbeat").filter((_, i) => rec.times("Heartbeat")[i]! > from);
-    expect(periodic.length).toBeGreaterThanOrEqual(5);
-    expect(periodic.length).toBeLessThanOrEqual(7);
-    for (const req of periodic) expect(req.beats.map((b) => b.key!.instanceId).sort()).toEqual(["fast", "slow"]);
+    const periodic = () => rec.of<HeartbeatRequest>("Heartbeat").filter((_, i) => rec.times("Heartbeat")[i]! > from);
+    await waitFor(() => periodic().length >= 6, "six periodic beats", 5000);
+    // paced at the 100 ms interval (each wait within ±10 %), not sent in a burst: the sixth comes five waits after the first
+    expect(Date.now() - from).toBeGreaterThanOrEqual(5 * 90);
+    for (const req of periodic()) expect(req.beats.map((b) => b.key!.instanceId).sort()).toEqual(["fast", "slow"]);
     expect(rec.calls.get("Heartbeat")).toBe(1); // one stream for every instance
     // The 300 ms lease survives because of the beats, well past its TTL.
     const d = await client().client.discover({ service: "beat", includeAll: true });
@@ -79,11 +79,14 @@ describe("Session", () => {
     await c.client.register({ instance: instance("restarted", "r1") });
     await c.client.setOperatorStatus({ key, status: OperatorStatus.DRAINING });
     // the process restarts and registers the same instance: the answer shows the override
-    const session = scope.defer(new Session(client().client), (s) => s.close());
+    const rec = new Recorder();
+    const session = scope.defer(new Session(client(rec).client), (s) => s.close());
     const handle = await session.register(instance("restarted", "r1"), { ttlMs: 1000 });
     expect(handle.instance).toMatchObject({ status: ServingStatus.DRAINING, operatorStatus: OperatorStatus.DRAINING });
     expect(handle.status).toBe(ServingStatus.SERVING); // what its beats report, not the override
-    await delay(700); // two beats at a third of the 1 s TTL
+    const beats = rec.of<HeartbeatRequest>("Heartbeat").length;
+    await waitFor(() => rec.of<HeartbeatRequest>("Heartbeat").length >= beats + 2, "two beats at a third of the 1 s TTL", 5000);
+    for (const req of rec.of<HeartbeatRequest>("Heartbeat")) expect(req.beats[0]!.status).toBe(ServingStatus.SERVING);
     await c.client.setOperatorStatus({ key, status: OperatorStatus.UNSPECIFIED });
     const d = await c.client.discover({ service: "restarted" });
     expect(d.instance).toMatchObject({ instanceId: "r1", status: ServingStatus.SERVING, operatorStatus: OperatorStatus.UNSPECIFIED });
@@ -101,7 +104,7 @@ describe("Session", () => {
     await waitFor(() => watcher.get("forgot", "f1") !== undefined, "the instance back in the watcher");
     expect(summary().map((s) => s.split("@")[0])).toEqual(["removed:f1", "added:f1"]);
     expect(h.registered).toBe(true);
-    await delay(400); // past the TTL: the new lease is heartbeated too
+    await delay(400); // past the TTL: the new lease is heartbeated too (a sleep that proves f1 is NOT removed)
     expect(watcher.get("forgot", "f1")).toBeDefined();
   });
 
@@ -126,7 +129,7 @@ describe("Session", () => {
     await waitFor(() => owned.connection.state() === "idle", "no stream left open on the connection", 1000);
     expect(a.registered).toBe(false);
     await expect(session.register(instance("closing", "c"))).rejects.toThrow(/closed/);
-    await delay(1200); // past the grace: nothing else happens
+    await delay(1200); // past the grace: nothing else happens (a sleep that proves it)
     expect(changes).toHaveLength(2);
   });
 

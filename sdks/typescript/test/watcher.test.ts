@@ -5,7 +5,8 @@ import type { ServerProcess } from "../../../server/test/support/server-process.
 import { collectChanges, Scope } from "./support/scope.js";
 import { ownedClient, startTestServer, type OwnedClient } from "./support/sdk-server.js";
 import { TrackingTimers } from "./support/tracking-timers.js";
-import { waitFor } from "./support/wait.js";
+import { Recorder } from "./support/recorder.js";
+import { delay, waitFor } from "./support/wait.js";
 
 let server: ServerProcess;
 const scope = new Scope();
@@ -119,5 +120,30 @@ describe("Watcher", () => {
     await waitFor(() => watcher.state === "closed", "the watcher to close");
     expect(timers.pending).toBe(0);
     await expect(watcher.ready()).rejects.toThrow(/closed/);
+  });
+  it("follows the aligned lifecycle: {start: false} opens no stream until start() or ready(), both idempotent; ready(timeoutMs) is bounded", async () => {
+    const c = client();
+    await add(c, "life", "l1");
+    const rec = new Recorder();
+    const watched = scope.defer(ownedClient(server.url, { interceptors: [rec.interceptor] }), (o) => o.connection.abort());
+    const watcher = scope.defer(new Watcher(watched.client, { services: "life", start: false }), (w) => w.close());
+    await delay(100); // proves that no stream opens by itself: a constructed watcher calls within microtasks
+    expect(rec.calls.get("WatchServices") ?? 0).toBe(0);
+    expect(watcher.start()).toBe(watcher);
+    await watcher.ready(10_000);
+    watcher.start();
+    expect(rec.calls.get("WatchServices")).toBe(1);
+    expect(watcher.instances().map((i) => i.instanceId)).toEqual(["l1"]);
+
+    // a watcher closed before it started never starts; ready() rejects
+    const never = new Watcher(c.client, { services: "life", start: false });
+    await never.close();
+    never.start();
+    await expect(never.ready()).rejects.toThrow(/closed before the first snapshot/);
+    // the bound: a server that never answers (a port nobody listens on keeps the watcher retrying)
+    const nowhere = scope.defer(ownedClient("http://127.0.0.1:1"), (o) => o.connection.abort());
+    const unreachable = scope.defer(new Watcher(nowhere.client, { services: "life" }), (w) => w.close());
+    await expect(unreachable.ready(200)).rejects.toThrow(/no snapshot within 200 ms/);
+    await expect(unreachable.ready(-1)).rejects.toThrow(/timeoutMs must be >= 0/);
   });
 });
