@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
@@ -188,5 +191,59 @@ describe("the dashboard in Chromium", () => {
     await expect.poll(() => page.locator(".notice").textContent()).toContain(`The registry changed: now ${newId}`);
     // the new registry is empty: the old one's instances are gone from the page
     await expect.poll(() => page.locator('[data-field="instances"]').textContent()).toBe("0");
+  });
+});
+
+describe("the dashboard with authentication on", () => {
+  const TOKEN = "viewer-token-5f1c2b9e7d";
+  let dir: string;
+  let secured: Maxine & { url: string };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "maxine-ui-auth-"));
+    writeFileSync(join(dir, "tokens"), `viewer sha256:${createHash("sha256").update(TOKEN).digest("hex")}\n`);
+    writeFileSync(join(dir, "policy.yaml"), "roles:\n  reader:\n    - { permissions: [read], namespaces: [\"*\"], services: [\"*\"] }\nbindings:\n  viewer: [reader]\n");
+    secured = await startInProcess({ MAXINE_AUTH_TOKENS_FILE: join(dir, "tokens"), MAXINE_AUTH_POLICY_FILE: join(dir, "policy.yaml") });
+    await secured.registry.register({ namespace: "default", service: "vault", instanceId: "vault-1", host: "10.2.0.1", port: 8200, version: "", zone: "", tags: [], metadata: {}, weight: 100 } as never, 3_600_000);
+  });
+
+  afterAll(async () => {
+    await secured?.close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("asks for a token, keeps it in memory only, and sends it as a bearer token", async () => {
+    const context = await browser.newContext();
+    try {
+      const p = await context.newPage();
+      const errors: string[] = [];
+      p.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      await p.goto(`${secured.url}/ui/`);
+      const input = p.getByLabel("Bearer token (kept in this page's memory only)");
+      await input.waitFor({ state: "visible" });
+      expect(await p.locator("form.token p").textContent()).toMatch(/^This server needs a token: /);
+      // the only console errors are the calls the server refused (401) before a token was given
+      expect(errors.length).toBeGreaterThan(0);
+      for (const e of errors) expect(e).toBe("Failed to load resource: the server responded with a status of 401 (Unauthorized)");
+      await input.fill(TOKEN);
+      await p.getByRole("button", { name: "Use token" }).click();
+      await p.getByRole("button", { name: /^vault\b/ }).waitFor({ state: "visible", timeout: 5000 });
+      await expect.poll(() => p.locator('[data-field="instances"]').textContent()).toBe("1");
+      expect(await p.locator("form.token").isVisible()).toBe(false);
+      // nowhere but in memory: no storage, cookie or URL holds it
+      const kept = await p.evaluate(() => {
+        const w = globalThis as unknown as { localStorage: { length: number }; sessionStorage: { length: number }; document: { cookie: string }; location: { href: string } };
+        return { local: w.localStorage.length, session: w.sessionStorage.length, cookie: w.document.cookie, href: w.location.href };
+      });
+      expect(kept).toEqual({ local: 0, session: 0, cookie: "", href: `${secured.url}/ui/` });
+      expect((await context.cookies()).length).toBe(0);
+      // a reload forgets it
+      await p.reload();
+      await input.waitFor({ state: "visible" });
+    } finally {
+      await context.close();
+    }
   });
 });
