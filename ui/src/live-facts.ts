@@ -34,28 +34,28 @@ export class LiveFactsLoader {
   constructor(
     private readonly client: RegistryClient,
     private readonly namespace: () => string,
+    /** sizeOf counts a service's live instances (read when deciding whether and what to ask). */
+    private readonly sizeOf: (service: string) => number,
     private readonly changed: () => void,
   ) {}
 
   /** get is an instance's facts, if read. */
   readonly get = (id: string): LiveFacts | undefined => this.facts.get(id);
 
-  /** select starts over for a service (size: its instance count) and reads its facts. */
-  select(service: string, size: number): void {
+  /** select starts over for a service and reads its facts (on request only, for one of more than AUTO_LIMIT instances). */
+  select(service: string): void {
     this.service = service;
-    this.size = size;
     this.facts = new Map();
     this.earliest = Infinity;
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (service !== "") void this.read();
+    this.size = service === "" ? 0 : this.sizeOf(service);
+    if (service !== "" && this.size <= AUTO_LIMIT) void this.read();
   }
 
   /** eventFor notes an event of a service: the selected one's facts are read again shortly. */
-  eventFor(service: string, size: number): void {
-    if (service !== this.service) return;
-    this.size = size;
-    if (size > AUTO_LIMIT || this.timer !== undefined) return;
+  eventFor(service: string): void {
+    if (service !== this.service || this.timer !== undefined || this.size > AUTO_LIMIT) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.read();
@@ -76,7 +76,8 @@ export class LiveFactsLoader {
 
   private async load(): Promise<void> {
     const service = this.service;
-    if (service === "" || this.size === 0) {
+    this.size = service === "" ? 0 : this.sizeOf(service);
+    if (this.size === 0) {
       // nothing to ask about (Discover would answer NOT_FOUND)
       this.facts = new Map();
       this.earliest = Infinity;

@@ -65,9 +65,16 @@ class Dashboard {
   private readonly discover: DiscoverPanel;
   private readonly facts: LiveFactsLoader;
   private selected = "";
+  /** linesOf caches the service lines (counts by status and zone) of a view at a number of changes: recounted only after a change. */
+  private linesOf: { view: NamespaceView | undefined; changes: number; lines: ServiceLine[]; instances: number } = { view: undefined, changes: -1, lines: [], instances: 0 };
 
   constructor(root: HTMLElement) {
-    this.facts = new LiveFactsLoader(this.client, () => this.view.namespace, () => this.invalidate());
+    this.facts = new LiveFactsLoader(
+      this.client,
+      () => this.view.namespace,
+      (s) => this.view.counts(s).total,
+      () => this.invalidate(),
+    );
     this.services = new ServicesView(
       (s) => this.select(s),
       () => this.invalidate(),
@@ -174,13 +181,13 @@ class Dashboard {
         } else if (reset) {
           this.feed.note(`reset snapshot (${ResetReason[reason]?.toLowerCase() ?? reason}) at r${view.revision}`);
         }
-        if (this.selected !== "") this.facts.select(this.selected, view.counts(this.selected).total);
+        if (this.selected !== "") this.facts.select(this.selected);
         this.invalidate();
       },
       event: (entry) => {
         if (view !== this.view) return;
         this.feed.add(entry);
-        if (entry.service === this.selected) this.facts.eventFor(entry.service, view.counts(entry.service).total);
+        this.facts.eventFor(entry.service);
         this.invalidate();
       },
       progress: () => this.invalidate(),
@@ -259,7 +266,7 @@ class Dashboard {
     this.services.selected = service;
     if (service !== "") this.discover.service.value = service;
     this.table.scrollToTop();
-    this.facts.select(service, this.view.counts(service).total);
+    this.facts.select(service);
     this.invalidate();
   }
 
@@ -282,10 +289,13 @@ class Dashboard {
     setAttr(f.health, "data-status", hh?.status);
     setText(f.heartbeats, hh?.heartbeatStreams === undefined ? "…" : String(hh.heartbeatStreams));
     setText(f.watchers, hh?.watchers === undefined ? "…" : String(hh.watchers));
-    setText(f.instances, view.synced ? String(view.instanceCount()) : "…");
 
-    const lines: ServiceLine[] = view.synced ? [...view.services.keys()].sort().map((s) => this.line(s)) : this.listed;
+    if (this.linesOf.view !== view || this.linesOf.changes !== view.changes) {
+      this.linesOf = { view, changes: view.changes, lines: [...view.services.keys()].sort().map((s) => this.line(s)), instances: view.instanceCount() };
+    }
+    const lines: ServiceLine[] = view.synced ? this.linesOf.lines : this.listed;
     setText(f.services, view.synced ? String(lines.filter((l) => l.counts.total > 0).length) : "…");
+    setText(f.instances, view.synced ? String(this.linesOf.instances) : "…");
     this.services.show(lines, view.synced ? `No services in namespace ${view.namespace}.` : "Loading…");
 
     if (this.selected === "") {
@@ -297,7 +307,7 @@ class Dashboard {
       const all = view.rowsOf(this.selected);
       const needle = this.instanceFilter.value.trim().toLowerCase();
       const rows = needle === "" ? all : all.filter((r) => matches(r.instance, needle));
-      const c = view.counts(this.selected);
+      const c = lines.find((l) => l.service === this.selected)?.counts ?? { total: 0, serving: 0, draining: 0, notServing: 0 };
       const facts = c.total > AUTO_LIMIT ? " Load and lease are read on request for a service this large." : "";
       setText(this.tableSummary, `${rows.length} of ${all.length} rows · ${c.serving} serving, ${c.draining} draining, ${c.notServing} not serving.${facts}`);
       this.table.show(rows, this.facts.get);

@@ -53,6 +53,8 @@ export class NamespaceView {
   registryId = "";
   /** synced is set once a snapshot ended: before it the view is empty, not "no instances". */
   synced = false;
+  /** changes grows with every snapshot, event and prune: what is computed from the view is recomputed only when it moved. */
+  changes = 0;
   /** generation grows whenever a service's set of rows changes (add or drop): sorted lists are cached per generation. */
   generation = 0;
   private readonly sorted = new Map<string, { generation: number; rows: Row[] }>();
@@ -80,6 +82,7 @@ export class NamespaceView {
     this.registryId = end.registryId;
     this.synced = true;
     this.generation++;
+    this.changes++;
   }
 
   /** apply changes the view by one event and returns its feed line. */
@@ -87,6 +90,7 @@ export class NamespaceView {
     const inst = ev.instance;
     if (inst === undefined) return undefined;
     this.revision = ev.revision;
+    this.changes++;
     let rows = this.services.get(inst.service);
     if (rows === undefined) this.services.set(inst.service, (rows = new Map()));
     const removed = ev.type === EventType.REMOVED ? { reason: removalReasonName(ev.removalReason), at: now } : undefined;
@@ -116,7 +120,10 @@ export class NamespaceView {
       }
       if (rows.size === 0) this.services.delete(service);
     }
-    if (dropped) this.generation++;
+    if (dropped) {
+      this.generation++;
+      this.changes++;
+    }
     return dropped;
   }
 
