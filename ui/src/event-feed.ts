@@ -1,5 +1,6 @@
 import { h, setText } from "./dom.js";
 import type { FeedEntry } from "./namespace-view.js";
+import { RateChart } from "./rate-chart.js";
 
 /** FEED_LINES is how many events the feed keeps on screen. */
 const FEED_LINES = 100;
@@ -8,6 +9,7 @@ const FEED_LINES = 100;
  * EventFeed shows the watch's events as they come, newest first: revision,
  * type, service/instance, status or removal reason. Pause holds the list
  * still (events keep counting, shown on the Resume button) for reading.
+ * A bar chart beside it shows events per second over the last minute.
  */
 export class EventFeed {
   readonly root: HTMLElement;
@@ -15,16 +17,19 @@ export class EventFeed {
   private readonly pause: HTMLButtonElement;
   private held: FeedEntry[] = [];
   private paused = false;
+  /** rate charts events per second, paused or not. */
+  readonly rate = new RateChart();
 
   constructor() {
     this.list = h("ol", { class: "feed", "aria-label": "Events, newest first", reversed: true });
     this.pause = h("button", { type: "button", "aria-pressed": "false" }, "Pause");
     this.pause.addEventListener("click", () => this.toggle());
-    this.root = h("div", {}, this.pause, this.list);
+    this.root = h("div", {}, h("div", { class: "feed-bar" }, this.pause, this.rate.root), this.list);
   }
 
   /** add shows one event (or holds it while paused). */
   add(e: FeedEntry): void {
+    this.rate.count(e.at);
     if (this.paused) {
       this.held.push(e);
       if (this.held.length > FEED_LINES) this.held.shift();

@@ -163,6 +163,7 @@ class Dashboard {
       const now = Date.now();
       this.view.prune(now);
       this.facts.tick(now);
+      this.feed.rate.tick(now);
       this.invalidate();
     }, 1000);
   }

@@ -89,6 +89,8 @@ describe("the dashboard in Chromium", () => {
     await page.locator('[role=row][data-id="orders-3"]').waitFor({ state: "visible", timeout: 1000 });
     expect(Date.now() - t0).toBeLessThan(1000);
     await expect.poll(() => page.locator(".feed li.ev").first().textContent()).toContain("ADDED");
+    // the events-per-second chart counted it
+    await expect.poll(() => page.getByRole("img", { name: /^Events per second/ }).getAttribute("aria-label"), { timeout: 3000 }).toMatch(/at most [1-9]\d*$/);
   });
 
   it("shows a SIGKILLed session's instance REMOVED (stream closed) within grace + 1 s, then fades it out", async () => {
