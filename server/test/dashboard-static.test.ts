@@ -141,6 +141,7 @@ describe("the dashboard's files at /ui/ (MAXINE_UI)", () => {
     expect(res.status).toBe(404);
     expect(res.body).toContain("the dashboard is not built");
     expect(res.body).toContain("npm run build");
+    expect(res.body).not.toContain(dir); // no server path in an answer
   });
 
   it("keeps the Host check: a loopback server refuses /ui/ under a foreign name (DNS rebinding)", async () => {

@@ -15,11 +15,6 @@ export class Credentials {
     this.token = token.trim();
   }
 
-  /** present reports whether a token is held. */
-  get present(): boolean {
-    return this.token !== "";
-  }
-
   /** interceptor adds the token to each call, when one is held. */
   readonly interceptor: Interceptor = (next) => (req) => {
     if (this.token !== "") req.header.set("authorization", `Bearer ${this.token}`);

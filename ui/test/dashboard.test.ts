@@ -164,7 +164,7 @@ describe("the dashboard in Chromium", () => {
 
   it("renders 10,000 instances of one service and scrolls them", async () => {
     for (let i = 0; i < 10_000; i++) {
-      await server.registry.register({ namespace: "default", service: "big", instanceId: `big-${String(i).padStart(5, "0")}`, host: "10.1.0.1", port: 10_000 + (i % 50_000), zone: `z${i % 3}`, version: "1", tags: [], metadata: {}, weight: 100 } as never, 3_600_000);
+      await server.registry.register({ namespace: "default", service: "big", instanceId: `big-${String(i).padStart(5, "0")}`, host: "10.1.0.1", port: 10_000 + (i % 50_000), zone: `z${i % 3}`, version: "1", tags: [], metadata: {}, weight: 100, status: undefined }, 3_600_000);
     }
     await page.reload();
     await selectService("big");
@@ -206,7 +206,7 @@ describe("the dashboard with authentication on", () => {
     writeFileSync(join(dir, "tokens"), `viewer sha256:${createHash("sha256").update(TOKEN).digest("hex")}\n`);
     writeFileSync(join(dir, "policy.yaml"), "roles:\n  reader:\n    - { permissions: [read], namespaces: [\"*\"], services: [\"*\"] }\nbindings:\n  viewer: [reader]\n");
     secured = await startInProcess({ MAXINE_AUTH_TOKENS_FILE: join(dir, "tokens"), MAXINE_AUTH_POLICY_FILE: join(dir, "policy.yaml") });
-    await secured.registry.register({ namespace: "default", service: "vault", instanceId: "vault-1", host: "10.2.0.1", port: 8200, version: "", zone: "", tags: [], metadata: {}, weight: 100 } as never, 3_600_000);
+    await secured.registry.register({ namespace: "default", service: "vault", instanceId: "vault-1", host: "10.2.0.1", port: 8200, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: undefined }, 3_600_000);
   });
 
   afterAll(async () => {

@@ -78,12 +78,7 @@ export class StaticFiles {
    */
   static async load(dir: string, prefix: string): Promise<StaticFiles> {
     const files = new Map<string, StaticFile>();
-    let names: string[];
-    try {
-      names = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((d) => d.isFile()).map((d) => path.relative(dir, path.join(d.parentPath, d.name)));
-    } catch {
-      names = [];
-    }
+    const names = await filesUnder(dir).catch(() => []);
     for (const name of names) {
       const rel = name.split(path.sep).join("/");
       const body = await readFile(path.join(dir, name));
@@ -97,13 +92,9 @@ export class StaticFiles {
       };
       files.set(rel, { body, headers, etag });
     }
-    const missing = files.has("index.html") ? undefined : `the dashboard is not built: ${dir} has no index.html (npm run build builds it)`;
+    // the answer names no server path; app.ts logs the directory
+    const missing = files.has("index.html") ? undefined : "the dashboard is not built: its directory has no index.html (npm run build builds ui/dist)";
     return new StaticFiles(prefix, files, missing);
-  }
-
-  /** size is the number of files served. */
-  get size(): number {
-    return this.files.size;
   }
 
   /**
@@ -153,6 +144,17 @@ export class StaticFiles {
     else res.end(file.body);
     return true;
   }
+}
+
+/** filesUnder lists the files under dir, recursively, as paths relative to it. */
+async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(path.join(dir, prefix), { withFileTypes: true })) {
+    const rel = path.join(prefix, entry.name);
+    if (entry.isDirectory()) out.push(...(await filesUnder(dir, rel)));
+    else if (entry.isFile()) out.push(rel);
+  }
+  return out;
 }
 
 function plain(res: Response, status: number, body: string, extra: Record<string, string> = {}): void {
