@@ -40,9 +40,10 @@ export class InstanceTable {
   private frame = 0;
 
   constructor(label: string) {
-    this.spacer = h("div", { class: "spacer" });
-    this.body = h("div", { class: "rows", role: "rowgroup" });
-    this.viewport = h("div", { class: "viewport", tabindex: 0, "aria-label": `${label} (scroll with the arrow keys, Page Up and Page Down)` }, this.spacer, this.body);
+    this.spacer = h("div", { class: "spacer", "aria-hidden": "true" });
+    this.body = h("div", { class: "rows", role: "presentation" });
+    // the scrolling viewport is the table's body: focusable, so the keyboard scrolls it
+    this.viewport = h("div", { class: "viewport", role: "rowgroup", tabindex: 0, "aria-label": `${label} (scroll with the arrow keys, Page Up, Page Down, Home and End)` }, this.spacer, this.body);
     const header = h("div", { class: "row head", role: "row", "aria-rowindex": 1 }, ...COLUMNS.map((c) => h("div", { role: "columnheader", class: "cell" }, c)));
     this.root = h("div", { class: "table", role: "table", "aria-label": label, "aria-rowcount": 1 }, h("div", { role: "rowgroup" }, header), this.viewport);
     this.viewport.addEventListener("scroll", () => this.schedule(), { passive: true });
