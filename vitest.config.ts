@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
 // each file's tests run in order.
 export default defineConfig({
   test: {
-    include: ["server/test/**/*.test.ts", "sdks/typescript/test/**/*.test.ts", "cli/test/**/*.test.ts"],
+    include: ["server/test/**/*.test.ts", "sdks/typescript/test/**/*.test.ts", "cli/test/**/*.test.ts", "ui/test/**/*.test.ts"],
     // fails a test file that leaves a socket, timer, server or child process behind
     setupFiles: ["server/test/support/no-leaks.ts"],
     testTimeout: 30_000,

@@ -4,7 +4,8 @@
 # missing, from Debian's archive (curl for the README's examples,
 # redis-server for the Redis-mode tests, which start their own on free
 # ports, openssl for the TLS tests' certificates, tmux for the CLI's
-# terminal test). Go tools the tests run
+# terminal test, chromium for the dashboard's browser tests, driven by
+# playwright-core, which downloads no browser). Go tools the tests run
 # (conformance runner) are installed with `go install` at pinned versions by
 # their own scripts. Without root or apt-get, it says what to install and
 # fails: the suites that need a tool never skip.
@@ -16,6 +17,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v openssl >/dev/null || need+=(openssl)
 command -v tmux >/dev/null || need+=(tmux)
+[ -x "${MAXINE_CHROMIUM:-/usr/bin/chromium}" ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "ensure-test-tools: installing ${need[*]} (apt-get)"
@@ -29,3 +31,4 @@ apt-get install -y -qq "${need[@]}" >/dev/null
 for tool in curl redis-server redis-cli openssl tmux; do
   command -v "$tool" >/dev/null || { echo "ensure-test-tools: $tool still missing after apt-get" >&2; exit 1; }
 done
+[ -x "${MAXINE_CHROMIUM:-/usr/bin/chromium}" ] || { echo "ensure-test-tools: chromium still missing after apt-get (MAXINE_CHROMIUM=${MAXINE_CHROMIUM:-/usr/bin/chromium})" >&2; exit 1; }

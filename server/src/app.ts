@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ConfigError, type Config } from "./config.js";
@@ -31,6 +32,7 @@ import { Listener, type ListenerTls } from "./transport/listener.js";
 import { CertificateReloader, loadCertificate } from "./transport/tls-certificates.js";
 import { Metrics } from "./transport/metrics.js";
 import { RequestCache } from "./transport/request-cache.js";
+import { StaticFiles } from "./transport/static-files.js";
 import { createRouter } from "./transport/router.js";
 import { unreadBodyLimit } from "./transport/unread-body.js";
 import { Shutdown } from "./transport/shutdown.js";
@@ -69,7 +71,12 @@ export interface StartOptions {
   readonly services?: readonly Service[];
   /** debugEnabled reports whether debug logs are written (access logs are built only then); pino's isLevelEnabled. */
   readonly debugEnabled?: () => boolean;
+  /** uiDir is where the built dashboard is read from (MAXINE_UI); default: ui/dist of this checkout. */
+  readonly uiDir?: string;
 }
+
+/** DASHBOARD_DIR is where npm run build writes the dashboard: ui/dist beside server/ (this file runs from server/src or server/dist). */
+const DASHBOARD_DIR = fileURLToPath(new URL("../../ui/dist/", import.meta.url));
 
 /** startMaxine builds the parts from config, wires them, and listens. */
 export async function startMaxine(config: Config, opts: StartOptions): Promise<Maxine> {
@@ -189,6 +196,9 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       },
     );
   };
+  // The dashboard (ui/, built into ui/dist by npm run build), read once; MAXINE_UI=off serves none.
+  const ui = config.ui ? await StaticFiles.load(opts.uiDir ?? DASHBOARD_DIR, "/ui/") : undefined;
+  if (ui?.missing !== undefined) log.warn({ dir: opts.uiDir ?? DASHBOARD_DIR }, `${ui.missing}; /ui/ answers 404`);
   const handler = connectNodeAdapter({
     routes: connectRoutes(pipeline, services),
     readMaxBytes: config.maxMessageBytes,
@@ -219,10 +229,15 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
             revision: store.revision(),
             registryId: store.registryId,
             ...(detail !== undefined ? { store: detail } : {}),
+            // for the dashboard's header: what no stream carries
+            storeKind: config.store,
+            heartbeatStreams: registry.openStreams,
+            watchers: hub.watchers,
           }),
         );
         return;
       }
+      if (ui?.serve(req, res) === true) return;
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found: Maxine serves maxine.registry.v1.RegistryService, grpc.health.v1.Health and gRPC reflection (see README)\n");
     },
@@ -243,6 +258,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     new HttpGuard({
       loopbackHostsOnly: isLoopbackHost(config.host) && !authenticationConfigured,
       corsOrigins: config.corsOrigins === "" ? [] : config.corsOrigins.split(","),
+      ...(ui !== undefined ? { ownOrigin: tls !== undefined ? ("https" as const) : ("http" as const) } : {}),
     }),
   );
   const listener = new Listener(router.requests, {

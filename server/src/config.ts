@@ -15,6 +15,7 @@ export interface Config {
   tlsReloadIntervalMs: number;
   insecure: boolean;
   corsOrigins: string;
+  ui: boolean;
   leaseTtlDefaultMs: number;
   leaseTtlMinMs: number;
   leaseTtlMaxMs: number;
@@ -234,6 +235,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("tlsReloadIntervalMs", "MAXINE_TLS_RELOAD_INTERVAL", "2s", "How often the TLS files are checked for changes, which are then loaded for new connections (0ms: only on SIGHUP); a bad new file keeps the old certificate.", duration(0)),
   setting("insecure", "MAXINE_INSECURE", "off", "on lets the server listen on a non-loopback address with neither TLS nor authentication (cleartext, anyone who reaches the port may change the registry); off refuses to start so.", onOff),
   setting("corsOrigins", "MAXINE_CORS_ORIGINS", "", "Comma-separated browser origins allowed to call (CORS, Connect and gRPC-Web), or *; empty: none (requests with any other Origin are refused).", origins),
+  setting("ui", "MAXINE_UI", "on", "on: the dashboard (a live web page, README \"Dashboard\") is served at /ui/ on the same port, and the page's own origin may call the API; off: /ui/ answers 404.", onOff),
   setting("leaseTtlDefaultMs", "MAXINE_LEASE_TTL_DEFAULT", "10s", "Lease TTL of a Register that sets none.", duration(1)),
   setting("leaseTtlMinMs", "MAXINE_LEASE_TTL_MIN", "1s", "Shortest lease TTL a client may ask for.", duration(1)),
   setting("leaseTtlMaxMs", "MAXINE_LEASE_TTL_MAX", "1h", "Longest lease TTL a client may ask for.", duration(1)),

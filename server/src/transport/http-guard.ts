@@ -13,6 +13,14 @@ export interface HttpGuardOptions {
   readonly loopbackHostsOnly: boolean;
   /** corsOrigins are the browser origins allowed to call (MAXINE_CORS_ORIGINS); "*" allows any; empty: none. */
   readonly corsOrigins: readonly string[];
+  /**
+   * ownOrigin, when set, is the scheme ("http" or "https") of the server's
+   * own pages (the dashboard, MAXINE_UI): a request whose Origin is that
+   * scheme with the request's own Host is same-origin, from a page the
+   * server served, and passes without CORS headers. Unset: the server
+   * serves no page, so no origin is its own.
+   */
+  readonly ownOrigin?: "http" | "https";
 }
 
 /** Verdict is what a request gets from the guard: go on (with CORS headers to add, if any), a preflight answer, or a refusal. */
@@ -43,8 +51,9 @@ const ALLOWED_METHODS = cors.allowedMethods.join(", ");
  *   gRPC and Connect headers); its preflight (OPTIONS with
  *   Access-Control-Request-Method) is answered 204 with the methods and
  *   headers connect-es lists for Connect and gRPC-Web. Any other origin is
- *   refused, preflight or not: the server serves no page of its own, so no
- *   browser origin is its own.
+ *   refused, preflight or not, except the server's own (ownOrigin: the
+ *   dashboard's calls, whose Origin names the Host they are sent to; the
+ *   Host check above has already judged that Host).
  */
 export class HttpGuard {
   private readonly anyOrigin: boolean;
@@ -69,6 +78,7 @@ export class HttpGuard {
       this.lastHost = host;
     }
     if (origin === undefined) return PASS;
+    if (this.opts.ownOrigin !== undefined && host !== undefined && sameOrigin(origin, this.opts.ownOrigin, host)) return PASS;
     if (!this.anyOrigin && !this.origins.has(origin.toLowerCase())) {
       return {
         kind: "refuse",
@@ -85,6 +95,13 @@ export class HttpGuard {
     headers["access-control-expose-headers"] = EXPOSED_HEADERS;
     return { kind: "pass", headers };
   }
+}
+
+/** sameOrigin reports whether a request's Origin is scheme://host with the Host (or :authority) it was sent to, as browsers write both. */
+function sameOrigin(origin: string, scheme: string, host: string): boolean {
+  const o = origin.toLowerCase();
+  const h = host.trim().toLowerCase();
+  return o.length === scheme.length + 3 + h.length && o.startsWith(scheme) && o.startsWith("://", scheme.length) && o.endsWith(h);
 }
 
 /**
