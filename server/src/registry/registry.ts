@@ -342,11 +342,15 @@ export class Registry {
     if (stream.closed) return;
     stream.closed = true;
     this.streams.delete(stream);
-    if (this.closed) return;
+    this.release(stream);
+    this.arm();
+  }
+
+  /** release ends stream's hold on its leases (it is closed): each passes to another open stream that beat it, or starts its grace. */
+  private release(stream: HeartbeatStream): void {
     const { released, moved } = this.leases.release(stream, this.clock.now(), this.lease.graceMs);
     if (released.length > 0) this.store.leases?.released(released, this.lease.graceMs, stream.id);
     for (const lease of moved) this.store.leases?.renewed(lease.id, lease.ttlMs, lease.stream!.id);
-    this.arm();
   }
 
   /**
@@ -526,11 +530,26 @@ export class Registry {
     }));
   }
 
-  /** close stops expiry; the store is closed by its owner. */
+  /**
+   * close refuses further calls, stops expiry and ends every open heartbeat
+   * stream's hold, as closeStream would, at once: a shared store (Redis)
+   * hears of the releases now, before the transport has ended the calls
+   * and before its owner closes it, so the instances bound to this
+   * server's streams go after the grace (or stay, bound to another
+   * replica's stream) rather than after their TTL. The calls' own
+   * closeStream then finds their streams closed. The store is closed by
+   * its owner.
+   */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
+    const open = [...this.streams];
+    this.streams.clear();
+    // all closed first: none takes over another's leases on its way out
+    for (const stream of open) stream.closed = true;
+    for (const stream of open) this.release(stream);
   }
 
   private loadOf(r: InstanceRecord): number {

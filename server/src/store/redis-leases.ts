@@ -47,6 +47,8 @@ const RENEW_CHUNK = 2000;
 export class HeldLeases implements SharedLeases {
   private readonly held = new Map<string, HeldLease>();
   private readonly pending = new Set<string>();
+  /** releasing are the RELEASE calls not answered yet (they never reject). */
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(private readonly host: HeldLeasesHost) {}
 
@@ -87,11 +89,31 @@ export class HeldLeases implements SharedLeases {
       this.pending.delete(k);
       mine.push(k);
     }
-    if (mine.length === 0 || !this.host.writable()) return;
-    this.host.script("maxineRelease", [this.host.registryId(), graceMs, owner, ...mine]).catch((err: unknown) => {
-      this.host.failed(err);
-      this.host.logger.debug({ err: (err as Error).message }, "lease release not stored; the TTL applies");
-    });
+    if (mine.length === 0) return;
+    if (!this.host.writable()) {
+      this.host.logger.debug({ keys: mine.length }, "lease release not sent (Redis unreachable or re-syncing); the TTL applies");
+      return;
+    }
+    // The renewals of these keys still pending are dropped: RELEASE starts the grace of a key whose binding is free in Redis too.
+    const sent = this.host.script("maxineRelease", [this.host.registryId(), graceMs, owner, ...mine]).then(
+      () => undefined,
+      (err: unknown) => {
+        this.host.failed(err);
+        this.host.logger.debug({ err: (err as Error).message }, "lease release not stored; the TTL applies");
+      },
+    );
+    this.releasing.add(sent);
+    void sent.finally(() => this.releasing.delete(sent));
+  }
+
+  /**
+   * releasesSent resolves once every RELEASE sent so far is answered (or
+   * failed; it never rejects): a closing store waits for it before it
+   * disconnects, so the streams its server ended get their grace. Each
+   * call is bounded by the command timeout (MAXINE_REDIS_COMMAND_TIMEOUT).
+   */
+  async releasesSent(): Promise<void> {
+    await Promise.all([...this.releasing]);
   }
 
   /** registered notes a lease that a Register call just wrote to Redis. */

@@ -243,12 +243,15 @@ return unknown
 
 /**
  * RELEASE ends a stream's part in the bindings of keys. Where the stream
- * holds the binding (or is the next holder of a stale one: the last stream
- * still beating it), the binding passes to the key's fresh next holder (a
- * session that moved to another replica keeps its lease) or, with none,
- * the grace starts. Where another stream holds it, the ending stream only
- * stops being its next holder: its end removes nothing. ARGV: expected
- * registryId, grace ms, owner, keys...
+ * holds the binding, or the binding is free as RENEW would have taken it
+ * (no holder, another stream of the same replica, or a stale holder: the
+ * stream's last renewal may not have been written when it ended, a
+ * replica writes them every renew interval), the binding passes to the
+ * key's fresh next holder (a session that moved to another replica keeps
+ * its lease) or, with none, the grace starts. A key already released into
+ * grace keeps its grace. Where another stream holds it, fresh, the ending
+ * stream only stops being its next holder: its end removes nothing.
+ * ARGV: expected registryId, grace ms, owner, keys...
  */
 export const RELEASE = `${PRELUDE}
 local err = changed(ARGV[1]); if err then return err end
@@ -259,10 +262,13 @@ for i = 4, #ARGV do
   local key = ARGV[i]
   local cur = redis.call('HGET', K_OWNER, key)
   local nu, nw = parse_next(redis.call('HGET', K_NEXT, key))
-  local holds = cur == who
-  if not holds and nw == who and cur and string.sub(cur, 1, 1) ~= '~' then
-    local held = redis.call('HGET', K_HELD, key)
-    holds = (not held) or tonumber(held) < now
+  local holds = cur == who or not cur
+  if not holds and string.sub(cur, 1, 1) ~= '~' then
+    holds = replica_of(cur) == replica_of(who)
+    if not holds then
+      local held = redis.call('HGET', K_HELD, key)
+      holds = (not held) or tonumber(held) < now
+    end
   end
   if nw == who then redis.call('HDEL', K_NEXT, key) end
   if holds then

@@ -232,6 +232,8 @@ export class RedisStore implements Store {
     this.flushTimer?.cancel();
     await this.sweeper?.stop();
     if (this.down === undefined) await this.leases.flush().catch(() => undefined);
+    // the releases of the streams the server ended (Registry.close sent them before the store closes); each bounded by the command timeout
+    await this.leases.releasesSent();
     this.sleepTimer?.wake();
     this.reader.disconnect();
     this.cmd.disconnect();
