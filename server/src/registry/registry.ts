@@ -366,8 +366,19 @@ export class Registry {
     return this.beatsFrom(stream, beats, 0, []);
   }
 
-  /** beatsFrom applies beats[i..] in order, synchronously up to the first status change. */
-  private beatsFrom(stream: HeartbeatStream, beats: readonly BeatInput[], i: number, out: BeatOutcome[]): BeatOutcome[] | Promise<BeatOutcome[]> {
+  /**
+   * beatsFrom applies beats[i..] in order, synchronously up to the first
+   * status change, or (shared store) the first beat for a lease this server
+   * has not seen: its TTL, and that of the later ones, is read from the
+   * store first (ttls), once per request.
+   */
+  private beatsFrom(
+    stream: HeartbeatStream,
+    beats: readonly BeatInput[],
+    i: number,
+    out: BeatOutcome[],
+    ttls?: ReadonlyMap<string, number>,
+  ): BeatOutcome[] | Promise<BeatOutcome[]> {
     for (; i < beats.length; i++) {
       const beat = beats[i]!;
       let key: InstanceKey;
@@ -399,7 +410,7 @@ export class Registry {
         const next = i + 1;
         return this.registerFromBeat(stream, key, beat, `beats[${i}].instance`).then((outcome) => {
           out.push(outcome);
-          return this.beatsFrom(stream, beats, next, out);
+          return this.beatsFrom(stream, beats, next, out, ttls);
         });
       }
       if (record === undefined) {
@@ -408,14 +419,19 @@ export class Registry {
         out.push({ key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered` });
         continue;
       }
+      const shared = this.store.leases;
+      if (ttls === undefined && shared !== undefined && this.leases.get(keyString(key)) === undefined) {
+        // a lease registered on another replica (or before a restart): renewed for its registered TTL, not the default
+        return shared.ttls(this.unseenLeases(beats, i)).then((found) => this.beatsFrom(stream, beats, i, out, found));
+      }
       if (beat.status !== undefined && beat.status !== record.status) {
         const next = i + 1;
         return this.changeStatus(record, beat.status, access).then(() => {
-          out.push(this.renew(stream, key, beat));
-          return this.beatsFrom(stream, beats, next, out);
+          out.push(this.renew(stream, key, beat, ttls));
+          return this.beatsFrom(stream, beats, next, out, ttls);
         });
       }
-      out.push(this.renew(stream, key, beat));
+      out.push(this.renew(stream, key, beat, ttls));
     }
     this.arm();
     return out;
@@ -460,9 +476,33 @@ export class Registry {
     }
   }
 
-  /** renew extends the lease of a registered instance's beat and binds it to stream. */
-  private renew(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput): { key: InstanceKey; result: "RENEWED"; expiresAt: number } {
-    const lease = this.leases.extend(key, this.lease.defaultTtlMs, this.clock.now());
+  /** unseenLeases lists the keys of beats[i..] that name a registered instance this server holds no lease of. */
+  private unseenLeases(beats: readonly BeatInput[], i: number): string[] {
+    const keys: string[] = [];
+    for (; i < beats.length; i++) {
+      const k = beats[i]!.key;
+      if (k === undefined) continue;
+      let key: InstanceKey;
+      try {
+        key = keyOf("key", k);
+      } catch {
+        continue; // answered INVALID in its turn
+      }
+      const id = keyString(key);
+      if (this.leases.get(id) === undefined && this.store.get(key) !== undefined) keys.push(id);
+    }
+    return keys;
+  }
+
+  /**
+   * renew extends the lease of a registered instance's beat and binds it to
+   * stream. A lease this server has not seen starts with the TTL its
+   * instance was registered with (ttls, from a shared store), else the
+   * default.
+   */
+  private renew(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput, ttls?: ReadonlyMap<string, number>): { key: InstanceKey; result: "RENEWED"; expiresAt: number } {
+    const ttl = ttls?.get(keyString(key)) ?? this.lease.defaultTtlMs;
+    const lease = this.leases.extend(key, ttl, this.clock.now());
     if (beat.load !== undefined) lease.load = beat.load;
     if (!stream.closed) {
       this.leases.bind(lease, stream);

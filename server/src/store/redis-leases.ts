@@ -26,6 +26,8 @@ export interface HeldLeasesHost {
   writable(): boolean;
   registryId(): string;
   script(name: "maxineRenew" | "maxineRelease", args: ReadonlyArray<string | number>): Promise<unknown>;
+  /** registeredTtls reads the stored lease TTLs (ms) of keys, null where none is stored. */
+  registeredTtls(keys: readonly string[]): Promise<Array<string | null>>;
   /** failed hears of a Redis call that failed. */
   failed(err: unknown): void;
 }
@@ -114,6 +116,28 @@ export class HeldLeases implements SharedLeases {
    */
   async releasesSent(): Promise<void> {
     await Promise.all([...this.releasing]);
+  }
+
+  async ttls(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
+    const found = new Map<string, number>();
+    if (keys.length > 0 && this.host.writable()) {
+      try {
+        const stored = await this.host.registeredTtls(keys);
+        keys.forEach((k, i) => {
+          const ttl = Number(stored[i] ?? Number.NaN);
+          if (ttl > 0) found.set(k, ttl);
+        });
+      } catch (err) {
+        this.host.failed(err);
+        this.host.logger.debug({ err: (err as Error).message }, "registered lease TTLs not read; the TTL known here, or the default, applies");
+      }
+    }
+    // Redis unreachable: what this replica last knew of the lease (a Register here, an earlier stream)
+    for (const k of keys) {
+      const h = this.held.get(k);
+      if (!found.has(k) && h !== undefined) found.set(k, h.ttlMs);
+    }
+    return found;
   }
 
   /** registered notes a lease that a Register call just wrote to Redis. */

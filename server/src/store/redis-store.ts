@@ -118,6 +118,7 @@ export class RedisStore implements Store {
       writable: () => this.down === undefined && !this.needSync,
       registryId: () => this.fence(),
       script: (name, args) => this.script(name, args),
+      registeredTtls: (keys) => this.cmd.hmget(this.keys.ttl, ...keys),
       failed: (err) => this.failed(err),
     });
     if (opts.sweep !== false) {
