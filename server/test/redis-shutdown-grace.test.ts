@@ -85,6 +85,30 @@ describe("Redis replicas stopped under open heartbeat streams", () => {
   }, 60_000);
 });
 
+describe("a replica stopped while Redis does not answer", () => {
+  it("still drains and exits 0: the releases it waits for are bounded by MAXINE_REDIS_COMMAND_TIMEOUT", async () => {
+    const frozen = await startRedis();
+    let d: Replica | undefined;
+    try {
+      d = await startReplica(frozen.url, `frozen-${randomUUID().slice(0, 8)}`, { MAXINE_GRACE: "1s", MAXINE_REDIS_COMMAND_TIMEOUT: "500ms" });
+      const onD = await beating(d, "on-d");
+      frozen.pause(); // SIGSTOP: connections stay open, nothing answers
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([
+        d.server.stop(),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the replica did not exit within 15 s of SIGTERM while Redis was frozen")), 15_000))),
+      ]).finally(() => clearTimeout(timer));
+      expect(code).toBe(0);
+      await onD.ended;
+      expect(d.server.logs.some((l) => l.includes('"msg":"drained"'))).toBe(true);
+    } finally {
+      frozen.resume();
+      await stopReplica(d);
+      await frozen.close();
+    }
+  }, 60_000);
+});
+
 async function until(cond: () => Promise<boolean>, what: string, timeoutMs = WAIT_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
