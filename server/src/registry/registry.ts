@@ -356,9 +356,11 @@ export class Registry {
   /**
    * heartbeat renews the leases of beats, binds them to stream, and applies
    * status changes. It answers synchronously unless a beat changes its
-   * instance's status (a store write): beats are the registry's most
-   * frequent call, and an answer written in the same turn as its request
-   * leaves with the same network write.
+   * instance's status (a store write), or names a lease of a shared store
+   * that this server has not seen (a session that failed over: the
+   * registered TTLs are read first, once per request): beats are the
+   * registry's most frequent call, and an answer written in the same turn
+   * as its request leaves with the same network write.
    */
   heartbeat(stream: HeartbeatStream, beats: readonly BeatInput[]): BeatOutcome[] | Promise<BeatOutcome[]> {
     this.assertOpen();
