@@ -200,6 +200,28 @@ describe("leases shared through Redis", () => {
     }
   });
 
+  it("a stream's end gives the grace by the replica's count of the lease, though Redis's deadline lags it (renewals are batched)", async () => {
+    const registry = `lagging-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const k = "default/svc/lagging";
+    const r1 = await redisStore(redis.url, { registry, renewIntervalMs: 60_000 });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    try {
+      await r1.put(spec("lagging"), Date.now(), { ttlMs: 300 }); // Redis's deadline: 300 ms from now
+      r1.leases.renewed(k, 5000, 1); // the replica's: 5 s (a beat whose renewal is not written yet)
+      r1.leases.released([k], 1000, 1);
+      await r1.leases.releasesSent();
+      expect(await raw.hget(keys.owner, k)).toBe(`~${r1.replicaId}:1`); // in grace, not left to the lagging deadline
+      await waitFor(() => removed.length > 0, "the grace to pass");
+      expect(removed).toEqual(["lagging:STREAM_CLOSED"]);
+    } finally {
+      await r1.close();
+      await r2.close();
+    }
+  });
+
   it("batches renewals: a lease renewed by heartbeats outlives its TTL, then expires once they stop", async () => {
     const registry = `renew-${randomUUID().slice(0, 8)}`;
     const r1 = await redisStore(redis.url, { registry, sweep: true });

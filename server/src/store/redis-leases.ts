@@ -81,19 +81,20 @@ export class HeldLeases implements SharedLeases {
   released(keys: readonly string[], graceMs: number, stream: number): void {
     const owner = `${this.host.replicaId}:${stream}`;
     const now = this.host.clock.now();
-    const mine: string[] = [];
+    // key, ms left of its lease by this replica's count (Redis's deadline lags it by up to half a TTL)
+    const mine: Array<string | number> = [];
     for (const k of keys) {
       const h = this.held.get(k);
       if (h === undefined || h.owner !== owner) continue;
+      mine.push(k, Math.max(0, h.until - now));
       h.owner = "";
       h.stream = 0;
       h.until = Math.min(h.until, now + graceMs);
       this.pending.delete(k);
-      mine.push(k);
     }
     if (mine.length === 0) return;
     if (!this.host.writable()) {
-      this.host.logger.debug({ keys: mine.length }, "lease release not sent (Redis unreachable or re-syncing); the TTL applies");
+      this.host.logger.debug({ keys: mine.length / 2 }, "lease release not sent (Redis unreachable or re-syncing); the TTL applies");
       return;
     }
     // The renewals of these keys still pending are dropped: RELEASE starts the grace of a key whose binding is free in Redis too.

@@ -254,17 +254,21 @@ return unknown
  * stream's last renewal may not have been written when it ended, a
  * replica writes them every renew interval), the binding passes to the
  * key's fresh next holder (a session that moved to another replica keeps
- * its lease) or, with none, the grace starts. A key already released into
- * grace keeps its grace. Where another stream holds it, fresh, the ending
- * stream only stops being its next holder: its end removes nothing.
- * ARGV: expected registryId, grace ms, owner, keys...
+ * its lease) or, with none, the lease ends as on one server: after the
+ * grace, or when the stream's last beat's TTL runs out if that comes first
+ * (by the replica's count: the deadline in Redis can be up to half a TTL
+ * behind it, renewals being batched). A key already released into grace
+ * keeps its grace. Where another stream holds it, fresh, the ending stream
+ * only stops being its next holder: its end removes nothing. ARGV:
+ * expected registryId, grace ms, owner, then pairs: key, ms left of its
+ * lease by the replica's count.
  */
 export const RELEASE = `${PRELUDE}
 local err = changed(ARGV[1]); if err then return err end
 local now = now_ms()
 local graceUntil = now + tonumber(ARGV[2])
 local who = ARGV[3]
-for i = 4, #ARGV do
+for i = 4, #ARGV, 2 do
   local key = ARGV[i]
   local cur = redis.call('HGET', K_OWNER, key)
   local nu, nw = parse_next(redis.call('HGET', K_NEXT, key))
@@ -285,9 +289,16 @@ for i = 4, #ARGV do
     else
       redis.call('HDEL', K_HELD, key)
       local d = redis.call('ZSCORE', K_LEASES, key)
-      if d and graceUntil < tonumber(d) then
-        redis.call('ZADD', K_LEASES, graceUntil, key)
-        redis.call('HSET', K_OWNER, key, '~' .. who)
+      if d then
+        -- the later of Redis's deadline (another replica may have extended it) and the replica's own
+        local due = math.max(tonumber(d), now + tonumber(ARGV[i + 1]))
+        if graceUntil < due then
+          redis.call('ZADD', K_LEASES, graceUntil, key)
+          redis.call('HSET', K_OWNER, key, '~' .. who)
+        else
+          redis.call('ZADD', K_LEASES, due, key)
+          redis.call('HDEL', K_OWNER, key)
+        end
       else
         redis.call('HDEL', K_OWNER, key)
       end
