@@ -174,6 +174,56 @@ describe("leases shared through Redis", () => {
     }
   });
 
+  it("a stream that ends before its renewal reached Redis starts the grace all the same (it beat once; or its replica moved the lease to it)", async () => {
+    const registry = `unflushed-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const r1 = await redisStore(redis.url, { registry, renewIntervalMs: 60_000 }); // no renewal is flushed by itself
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    try {
+      await r1.put(spec("once"), Date.now(), { ttlMs: 30_000 });
+      await r1.put(spec("moved"), Date.now(), { ttlMs: 30_000 });
+      r1.leases.renewed("default/svc/moved", 30_000, 1);
+      await r1.leases.flush();
+      expect(await raw.hget(keys.owner, "default/svc/moved")).toBe(`${r1.replicaId}:1`);
+      // stream 1 ended; r1's lease table moved "moved" to its stream 2, which ends before that renewal is written
+      r1.leases.renewed("default/svc/moved", 30_000, 2);
+      r1.leases.renewed("default/svc/once", 30_000, 3); // stream 3 beats once and ends at once
+      r1.leases.released(["default/svc/moved"], 200, 2);
+      r1.leases.released(["default/svc/once"], 200, 3);
+      await r1.leases.releasesSent();
+      expect(await raw.hget(keys.owner, "default/svc/once")).toBe(`~${r1.replicaId}:3`);
+      await waitFor(() => removed.length === 2, "both instances to go after the grace", 10_000);
+      expect(removed.sort()).toEqual(["moved:STREAM_CLOSED", "once:STREAM_CLOSED"]);
+    } finally {
+      await r1.close();
+      await r2.close();
+    }
+  });
+
+  it("a stream's end gives the grace by the replica's count of the lease, though Redis's deadline lags it (renewals are batched)", async () => {
+    const registry = `lagging-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(registry);
+    const k = "default/svc/lagging";
+    const r1 = await redisStore(redis.url, { registry, renewIntervalMs: 60_000 });
+    const r2 = await redisStore(redis.url, { registry, sweep: true });
+    const removed: string[] = [];
+    r2.subscribe((c) => c.type === "REMOVED" && removed.push(`${c.instance.instanceId}:${c.reason}`));
+    try {
+      await r1.put(spec("lagging"), Date.now(), { ttlMs: 300 }); // Redis's deadline: 300 ms from now
+      r1.leases.renewed(k, 5000, 1); // the replica's: 5 s (a beat whose renewal is not written yet)
+      r1.leases.released([k], 1000, 1);
+      await r1.leases.releasesSent();
+      expect(await raw.hget(keys.owner, k)).toBe(`~${r1.replicaId}:1`); // in grace, not left to the lagging deadline
+      await waitFor(() => removed.length > 0, "the grace to pass");
+      expect(removed).toEqual(["lagging:STREAM_CLOSED"]);
+    } finally {
+      await r1.close();
+      await r2.close();
+    }
+  });
+
   it("batches renewals: a lease renewed by heartbeats outlives its TTL, then expires once they stop", async () => {
     const registry = `renew-${randomUUID().slice(0, 8)}`;
     const r1 = await redisStore(redis.url, { registry, sweep: true });

@@ -342,19 +342,25 @@ export class Registry {
     if (stream.closed) return;
     stream.closed = true;
     this.streams.delete(stream);
-    if (this.closed) return;
+    this.release(stream);
+    this.arm();
+  }
+
+  /** release ends stream's hold on its leases (it is closed): each passes to another open stream that beat it, or starts its grace. */
+  private release(stream: HeartbeatStream): void {
     const { released, moved } = this.leases.release(stream, this.clock.now(), this.lease.graceMs);
     if (released.length > 0) this.store.leases?.released(released, this.lease.graceMs, stream.id);
     for (const lease of moved) this.store.leases?.renewed(lease.id, lease.ttlMs, lease.stream!.id);
-    this.arm();
   }
 
   /**
    * heartbeat renews the leases of beats, binds them to stream, and applies
    * status changes. It answers synchronously unless a beat changes its
-   * instance's status (a store write): beats are the registry's most
-   * frequent call, and an answer written in the same turn as its request
-   * leaves with the same network write.
+   * instance's status (a store write), or names a lease of a shared store
+   * that this server has not seen (a session that failed over: the
+   * registered TTLs are read first, once per request): beats are the
+   * registry's most frequent call, and an answer written in the same turn
+   * as its request leaves with the same network write.
    */
   heartbeat(stream: HeartbeatStream, beats: readonly BeatInput[]): BeatOutcome[] | Promise<BeatOutcome[]> {
     this.assertOpen();
@@ -362,8 +368,19 @@ export class Registry {
     return this.beatsFrom(stream, beats, 0, []);
   }
 
-  /** beatsFrom applies beats[i..] in order, synchronously up to the first status change. */
-  private beatsFrom(stream: HeartbeatStream, beats: readonly BeatInput[], i: number, out: BeatOutcome[]): BeatOutcome[] | Promise<BeatOutcome[]> {
+  /**
+   * beatsFrom applies beats[i..] in order, synchronously up to the first
+   * status change, or (shared store) the first beat for a lease this server
+   * has not seen: its TTL, and that of the later ones, is read from the
+   * store first (ttls), once per request.
+   */
+  private beatsFrom(
+    stream: HeartbeatStream,
+    beats: readonly BeatInput[],
+    i: number,
+    out: BeatOutcome[],
+    ttls?: ReadonlyMap<string, number>,
+  ): BeatOutcome[] | Promise<BeatOutcome[]> {
     for (; i < beats.length; i++) {
       const beat = beats[i]!;
       let key: InstanceKey;
@@ -395,7 +412,7 @@ export class Registry {
         const next = i + 1;
         return this.registerFromBeat(stream, key, beat, `beats[${i}].instance`).then((outcome) => {
           out.push(outcome);
-          return this.beatsFrom(stream, beats, next, out);
+          return this.beatsFrom(stream, beats, next, out, ttls);
         });
       }
       if (record === undefined) {
@@ -404,14 +421,19 @@ export class Registry {
         out.push({ key, result: "UNKNOWN", message: `instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered` });
         continue;
       }
+      const shared = this.store.leases;
+      if (ttls === undefined && shared !== undefined && this.leases.get(keyString(key)) === undefined) {
+        // a lease registered on another replica (or before a restart): renewed for its registered TTL, not the default
+        return shared.ttls(this.unseenLeases(beats, i)).then((found) => this.beatsFrom(stream, beats, i, out, found));
+      }
       if (beat.status !== undefined && beat.status !== record.status) {
         const next = i + 1;
         return this.changeStatus(record, beat.status, access).then(() => {
-          out.push(this.renew(stream, key, beat));
-          return this.beatsFrom(stream, beats, next, out);
+          out.push(this.renew(stream, key, beat, ttls));
+          return this.beatsFrom(stream, beats, next, out, ttls);
         });
       }
-      out.push(this.renew(stream, key, beat));
+      out.push(this.renew(stream, key, beat, ttls));
     }
     this.arm();
     return out;
@@ -456,9 +478,33 @@ export class Registry {
     }
   }
 
-  /** renew extends the lease of a registered instance's beat and binds it to stream. */
-  private renew(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput): { key: InstanceKey; result: "RENEWED"; expiresAt: number } {
-    const lease = this.leases.extend(key, this.lease.defaultTtlMs, this.clock.now());
+  /** unseenLeases lists the keys of beats[i..] that name a registered instance this server holds no lease of. */
+  private unseenLeases(beats: readonly BeatInput[], i: number): string[] {
+    const keys: string[] = [];
+    for (; i < beats.length; i++) {
+      const k = beats[i]!.key;
+      if (k === undefined) continue;
+      let key: InstanceKey;
+      try {
+        key = keyOf("key", k);
+      } catch {
+        continue; // answered INVALID in its turn
+      }
+      const id = keyString(key);
+      if (this.leases.get(id) === undefined && this.store.get(key) !== undefined) keys.push(id);
+    }
+    return keys;
+  }
+
+  /**
+   * renew extends the lease of a registered instance's beat and binds it to
+   * stream. A lease this server has not seen starts with the TTL its
+   * instance was registered with (ttls, from a shared store), else the
+   * default.
+   */
+  private renew(stream: HeartbeatStream, key: InstanceKey, beat: BeatInput, ttls?: ReadonlyMap<string, number>): { key: InstanceKey; result: "RENEWED"; expiresAt: number } {
+    const ttl = ttls?.get(keyString(key)) ?? this.lease.defaultTtlMs;
+    const lease = this.leases.extend(key, ttl, this.clock.now());
     if (beat.load !== undefined) lease.load = beat.load;
     if (!stream.closed) {
       this.leases.bind(lease, stream);
@@ -526,11 +572,26 @@ export class Registry {
     }));
   }
 
-  /** close stops expiry; the store is closed by its owner. */
+  /**
+   * close refuses further calls, stops expiry and ends every open heartbeat
+   * stream's hold, as closeStream would, at once: a shared store (Redis)
+   * hears of the releases now, before the transport has ended the calls
+   * and before its owner closes it, so the instances bound to this
+   * server's streams go after the grace (or stay, bound to another
+   * replica's stream) rather than after their TTL. The calls' own
+   * closeStream then finds their streams closed. The store is closed by
+   * its owner.
+   */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
+    const open = [...this.streams];
+    this.streams.clear();
+    // all closed first: none takes over another's leases on its way out
+    for (const stream of open) stream.closed = true;
+    for (const stream of open) this.release(stream);
   }
 
   private loadOf(r: InstanceRecord): number {

@@ -26,6 +26,8 @@ export interface HeldLeasesHost {
   writable(): boolean;
   registryId(): string;
   script(name: "maxineRenew" | "maxineRelease", args: ReadonlyArray<string | number>): Promise<unknown>;
+  /** registeredTtls reads the stored lease TTLs (ms) of keys, null where none is stored. */
+  registeredTtls(keys: readonly string[]): Promise<Array<string | null>>;
   /** failed hears of a Redis call that failed. */
   failed(err: unknown): void;
 }
@@ -47,6 +49,8 @@ const RENEW_CHUNK = 2000;
 export class HeldLeases implements SharedLeases {
   private readonly held = new Map<string, HeldLease>();
   private readonly pending = new Set<string>();
+  /** releasing are the RELEASE calls not answered yet (they never reject). */
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(private readonly host: HeldLeasesHost) {}
 
@@ -77,21 +81,64 @@ export class HeldLeases implements SharedLeases {
   released(keys: readonly string[], graceMs: number, stream: number): void {
     const owner = `${this.host.replicaId}:${stream}`;
     const now = this.host.clock.now();
-    const mine: string[] = [];
+    // key, ms left of its lease by this replica's count (Redis's deadline lags it by up to half a TTL)
+    const mine: Array<string | number> = [];
     for (const k of keys) {
       const h = this.held.get(k);
       if (h === undefined || h.owner !== owner) continue;
+      mine.push(k, Math.max(0, h.until - now));
       h.owner = "";
       h.stream = 0;
       h.until = Math.min(h.until, now + graceMs);
       this.pending.delete(k);
-      mine.push(k);
     }
-    if (mine.length === 0 || !this.host.writable()) return;
-    this.host.script("maxineRelease", [this.host.registryId(), graceMs, owner, ...mine]).catch((err: unknown) => {
-      this.host.failed(err);
-      this.host.logger.debug({ err: (err as Error).message }, "lease release not stored; the TTL applies");
-    });
+    if (mine.length === 0) return;
+    if (!this.host.writable()) {
+      this.host.logger.debug({ keys: mine.length / 2 }, "lease release not sent (Redis unreachable or re-syncing); the TTL applies");
+      return;
+    }
+    // The renewals of these keys still pending are dropped: RELEASE starts the grace of a key whose binding is free in Redis too.
+    const sent = this.host.script("maxineRelease", [this.host.registryId(), graceMs, owner, ...mine]).then(
+      () => undefined,
+      (err: unknown) => {
+        this.host.failed(err);
+        this.host.logger.debug({ err: (err as Error).message }, "lease release not stored; the TTL applies");
+      },
+    );
+    this.releasing.add(sent);
+    void sent.finally(() => this.releasing.delete(sent));
+  }
+
+  /**
+   * releasesSent resolves once every RELEASE sent so far is answered (or
+   * failed; it never rejects): a closing store waits for it before it
+   * disconnects, so the streams its server ended get their grace. Each
+   * call is bounded by the command timeout (MAXINE_REDIS_COMMAND_TIMEOUT).
+   */
+  async releasesSent(): Promise<void> {
+    await Promise.all([...this.releasing]);
+  }
+
+  async ttls(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
+    const found = new Map<string, number>();
+    if (keys.length > 0 && this.host.writable()) {
+      try {
+        const stored = await this.host.registeredTtls(keys);
+        keys.forEach((k, i) => {
+          const ttl = Number(stored[i] ?? Number.NaN);
+          if (ttl > 0) found.set(k, ttl);
+        });
+      } catch (err) {
+        this.host.failed(err);
+        this.host.logger.debug({ err: (err as Error).message }, "registered lease TTLs not read; the TTL known here, or the default, applies");
+      }
+    }
+    // Redis unreachable: what this replica last knew of the lease (a Register here, an earlier stream)
+    for (const k of keys) {
+      const h = this.held.get(k);
+      if (!found.has(k) && h !== undefined) found.set(k, h.ttlMs);
+    }
+    return found;
   }
 
   /** registered notes a lease that a Register call just wrote to Redis. */

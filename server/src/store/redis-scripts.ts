@@ -1,4 +1,4 @@
-// Lua scripts of the Redis store. Every script receives the same eleven keys
+// Lua scripts of the Redis store. Every script receives the same twelve keys
 // (all under one hash tag, so they run on Redis Cluster too) and works out
 // lease deadlines with Redis's own clock (TIME), so replicas' clocks never
 // decide an expiry. docs/redis.md describes the key layout.
@@ -18,6 +18,8 @@ export interface RedisKeys {
   readonly held: string;
   /** next is a hash: instance key -> "<fresh until ms> <replica>:<stream>" of one other stream that beats it (takes it when the holder ends). */
   readonly next: string;
+  /** ttl is a hash: instance key -> the lease TTL (ms) of its last Register, which every replica renews it for. */
+  readonly ttl: string;
   /** log is the change stream; entry id "<revision>-0". */
   readonly log: string;
   readonly lock: string;
@@ -36,6 +38,7 @@ export function redisKeys(registry: string): RedisKeys {
     owner: `${p}owner`,
     held: `${p}held`,
     next: `${p}next`,
+    ttl: `${p}ttl`,
     log: `${p}log`,
     lock: `${p}sweeper`,
     fence: `${p}fence`,
@@ -45,11 +48,11 @@ export function redisKeys(registry: string): RedisKeys {
 
 /** keyList is the KEYS array every script takes, in this order. */
 export function keyList(k: RedisKeys): string[] {
-  return [k.id, k.rev, k.inst, k.leases, k.owner, k.log, k.lock, k.fence, k.hold, k.held, k.next];
+  return [k.id, k.rev, k.inst, k.leases, k.owner, k.log, k.lock, k.fence, k.hold, k.held, k.next, k.ttl];
 }
 
 const PRELUDE = `
-local K_ID, K_REV, K_INST, K_LEASES, K_OWNER, K_LOG, K_LOCK, K_FENCE, K_HOLD, K_HELD, K_NEXT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local K_ID, K_REV, K_INST, K_LEASES, K_OWNER, K_LOG, K_LOCK, K_FENCE, K_HOLD, K_HELD, K_NEXT, K_TTL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -127,18 +130,20 @@ local function bind(key, owner, upto, now)
   redis.call('HSET', K_HELD, key, upto)
   return true
 end
--- unbind forgets key's binding (its instance is gone)
+-- unbind forgets key's binding and registered TTL (its instance is gone)
 local function unbind(key)
   redis.call('HDEL', K_OWNER, key)
   redis.call('HDEL', K_HELD, key)
   redis.call('HDEL', K_NEXT, key)
+  redis.call('HDEL', K_TTL, key)
 end
 `;
 
 /**
  * PUT adds or replaces an instance. ARGV: expected registryId, key, spec
  * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
- * lease; then an absent instance is not created), the stream that binds it
+ * lease; then an absent instance is not created; else it is also stored
+ * as the TTL every replica renews the lease for), the stream that binds it
  * ("<replica>:<stream>", taken under the heartbeat-binding rule; "" keeps
  * the binding), log MAXLEN, deadline (ms, Redis clock; "" for none), the
  * principal that must own an existing record (JSON-escaped; "" for no
@@ -161,6 +166,7 @@ if prev then
 end
 local function lease()
   if ttl == '' then return end
+  redis.call('HSET', K_TTL, key, ttl)
   local t = now_ms()
   local d = t + tonumber(ttl)
   if owner == '' or bind(key, owner, d + tonumber(ARGV[11]), t) then
@@ -243,26 +249,36 @@ return unknown
 
 /**
  * RELEASE ends a stream's part in the bindings of keys. Where the stream
- * holds the binding (or is the next holder of a stale one: the last stream
- * still beating it), the binding passes to the key's fresh next holder (a
- * session that moved to another replica keeps its lease) or, with none,
- * the grace starts. Where another stream holds it, the ending stream only
- * stops being its next holder: its end removes nothing. ARGV: expected
- * registryId, grace ms, owner, keys...
+ * holds the binding, or the binding is free as RENEW would have taken it
+ * (no holder, another stream of the same replica, or a stale holder: the
+ * stream's last renewal may not have been written when it ended, a
+ * replica writes them every renew interval), the binding passes to the
+ * key's fresh next holder (a session that moved to another replica keeps
+ * its lease) or, with none, the lease ends as on one server: after the
+ * grace, or when the stream's last beat's TTL runs out if that comes first
+ * (by the replica's count: the deadline in Redis can be up to half a TTL
+ * behind it, renewals being batched). A key already released into grace
+ * keeps its grace. Where another stream holds it, fresh, the ending stream
+ * only stops being its next holder: its end removes nothing. ARGV:
+ * expected registryId, grace ms, owner, then pairs: key, ms left of its
+ * lease by the replica's count.
  */
 export const RELEASE = `${PRELUDE}
 local err = changed(ARGV[1]); if err then return err end
 local now = now_ms()
 local graceUntil = now + tonumber(ARGV[2])
 local who = ARGV[3]
-for i = 4, #ARGV do
+for i = 4, #ARGV, 2 do
   local key = ARGV[i]
   local cur = redis.call('HGET', K_OWNER, key)
   local nu, nw = parse_next(redis.call('HGET', K_NEXT, key))
-  local holds = cur == who
-  if not holds and nw == who and cur and string.sub(cur, 1, 1) ~= '~' then
-    local held = redis.call('HGET', K_HELD, key)
-    holds = (not held) or tonumber(held) < now
+  local holds = cur == who or not cur
+  if not holds and string.sub(cur, 1, 1) ~= '~' then
+    holds = replica_of(cur) == replica_of(who)
+    if not holds then
+      local held = redis.call('HGET', K_HELD, key)
+      holds = (not held) or tonumber(held) < now
+    end
   end
   if nw == who then redis.call('HDEL', K_NEXT, key) end
   if holds then
@@ -273,9 +289,16 @@ for i = 4, #ARGV do
     else
       redis.call('HDEL', K_HELD, key)
       local d = redis.call('ZSCORE', K_LEASES, key)
-      if d and graceUntil < tonumber(d) then
-        redis.call('ZADD', K_LEASES, graceUntil, key)
-        redis.call('HSET', K_OWNER, key, '~' .. who)
+      if d then
+        -- the later of Redis's deadline (another replica may have extended it) and the replica's own
+        local due = math.max(tonumber(d), now + tonumber(ARGV[i + 1]))
+        if graceUntil < due then
+          redis.call('ZADD', K_LEASES, graceUntil, key)
+          redis.call('HSET', K_OWNER, key, '~' .. who)
+        else
+          redis.call('ZADD', K_LEASES, due, key)
+          redis.call('HDEL', K_OWNER, key)
+        end
       else
         redis.call('HDEL', K_OWNER, key)
       end

@@ -118,6 +118,7 @@ export class RedisStore implements Store {
       writable: () => this.down === undefined && !this.needSync,
       registryId: () => this.fence(),
       script: (name, args) => this.script(name, args),
+      registeredTtls: (keys) => this.cmd.hmget(this.keys.ttl, ...keys),
       failed: (err) => this.failed(err),
     });
     if (opts.sweep !== false) {
@@ -232,6 +233,8 @@ export class RedisStore implements Store {
     this.flushTimer?.cancel();
     await this.sweeper?.stop();
     if (this.down === undefined) await this.leases.flush().catch(() => undefined);
+    // the releases of the streams the server ended (Registry.close sent them before the store closes); each bounded by the command timeout
+    await this.leases.releasesSent();
     this.sleepTimer?.wake();
     this.reader.disconnect();
     this.cmd.disconnect();

@@ -114,4 +114,13 @@ export interface SharedLeases {
   renewed(key: string, ttlMs: number, stream: number): void;
   /** released: stream ended; its instances go after graceMs unless another stream takes them first. */
   released(keys: readonly string[], graceMs: number, stream: number): void;
+  /**
+   * ttls reads the lease TTLs keys were last registered with, on any
+   * replica: a heartbeat for a lease this replica has not seen (its
+   * session registered elsewhere and moved here, or this replica
+   * restarted) renews it for that TTL. A key it cannot tell (registered
+   * before TTLs were stored, or the store unreachable) is left out, and
+   * the caller uses its default. It never rejects.
+   */
+  ttls(keys: readonly string[]): Promise<ReadonlyMap<string, number>>;
 }
