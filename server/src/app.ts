@@ -273,6 +273,9 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     unreadBodyBytes: unreadBodyLimit(config.maxMessageBytes),
     keepaliveIntervalMs: config.keepaliveIntervalMs,
     keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+    onSilentPeer: (session) => {
+      connections.ofOwner(session).peerSilent = true;
+    },
     log,
     streams: router.streams,
     ...(tls !== undefined ? { tls } : {}),

@@ -3,7 +3,7 @@ import { once } from "node:events";
 import http2 from "node:http2";
 import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { WatchServicesRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { RemovalReason, WatchServicesRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createMaxineClient, Watcher } from "@maxine/sdk";
@@ -37,7 +37,11 @@ async function server(env: Record<string, string>) {
   const s = await startInProcess(env);
   const watcher = new Watcher(createMaxineClient({ baseUrl: s.url }), { services: "ka" });
   const removed: string[] = [];
-  watcher.on("removed", (c) => removed.push(c.instance.instanceId));
+  const reasons = new Map<string, RemovalReason>();
+  watcher.on("removed", (c) => {
+    removed.push(c.instance.instanceId);
+    reasons.set(c.instance.instanceId, c.removalReason);
+  });
   cleanups.push(async () => {
     await watcher.close();
     await s.close();
@@ -50,7 +54,7 @@ async function server(env: Record<string, string>) {
     if (line === undefined) throw new Error(`no ${name} in /metrics`);
     return Number(line.split(" ")[1]);
   };
-  return { url: s.url, watcher, removed, has, metric };
+  return { url: s.url, watcher, removed, reasons, has, metric };
 }
 
 /** child starts an SDK session process registering ka/<id> through url; env adds to its environment. */
@@ -112,8 +116,9 @@ async function frozenPath(port: number): Promise<{ url: string; freeze(): void }
 }
 
 describe("keepalive PINGs find silent peers", () => {
-  it("closes a connection whose path goes silent (a PING unanswered): its heartbeat stream ends, the instance goes after the grace, its watcher is freed", async () => {
-    const s = await server({ MAXINE_KEEPALIVE_INTERVAL: "200ms", MAXINE_KEEPALIVE_TIMEOUT: "400ms", MAXINE_GRACE: "200ms" });
+  it("closes a connection whose path goes silent (a PING unanswered): its heartbeat stream ends, the instance goes at once (no grace on top of the timeout), its watcher is freed", async () => {
+    // a grace of 30 s: only a removal without it can come within the bound below
+    const s = await server({ MAXINE_KEEPALIVE_INTERVAL: "200ms", MAXINE_KEEPALIVE_TIMEOUT: "400ms", MAXINE_GRACE: "30s" });
     const path = await frozenPath(Number(new URL(s.url).port));
     await child(path.url, "frozen-1");
     // a raw gRPC watch over the same kind of path
@@ -127,10 +132,28 @@ describe("keepalive PINGs find silent peers", () => {
     await until(() => s.has("frozen-1"), "frozen-1 ADDED", 5_000);
     expect(await s.metric("maxine_watchers")).toBe(2); // the test's own and the raw one
     path.freeze();
-    // the lease is 10 s: only the PING can remove it this soon
+    // the lease is 10 s and the grace 30 s: only the PING, with no grace after it, can remove it this soon
     await until(() => s.removed.includes("frozen-1"), "frozen-1 REMOVED", 5_000);
+    expect(s.reasons.get("frozen-1")).toBe(RemovalReason.STREAM_CLOSED);
+    // the raw watch's connection went silent at the same moment: its PING times out too (a tick later, at most)
+    const deadline = Date.now() + 5_000;
+    while ((await s.metric("maxine_connections_silent_closed_total")) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(await s.metric("maxine_connections_silent_closed_total")).toBeGreaterThanOrEqual(2);
     expect(await s.metric("maxine_watchers")).toBe(1);
+  });
+
+  it("keeps the grace for a stream that ended (the process died, its kernel closed the connection): the control", async () => {
+    const s = await server({ MAXINE_KEEPALIVE_INTERVAL: "200ms", MAXINE_KEEPALIVE_TIMEOUT: "400ms", MAXINE_GRACE: "30s" });
+    const { proc } = await child(s.url, "killed-1");
+    await until(() => s.has("killed-1"), "killed-1 ADDED", 5_000);
+    const exited = once(proc, "exit");
+    proc.kill("SIGKILL");
+    await exited;
+    // proves the absence: past several keepalive timeouts, the instance is still in its 30 s grace
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(s.removed).toEqual([]);
+    expect(s.has("killed-1")).toBe(true);
+    expect(await s.metric("maxine_connections_silent_closed_total")).toBe(0);
   });
 
   it("with MAXINE_KEEPALIVE_INTERVAL=0ms a silent path keeps its instance until the lease (the control)", async () => {

@@ -336,20 +336,21 @@ export class Registry {
 
   /**
    * closeStream ends a heartbeat stream: its instances start their grace
-   * period and go when it passes, unless another stream claims them first.
+   * period (MAXINE_GRACE, or graceMs: 0 for a peer the server found silent)
+   * and go when it passes, unless another stream claims them first.
    */
-  closeStream(stream: HeartbeatStream): void {
+  closeStream(stream: HeartbeatStream, graceMs = this.lease.graceMs): void {
     if (stream.closed) return;
     stream.closed = true;
     this.streams.delete(stream);
-    this.release(stream);
+    this.release(stream, graceMs);
     this.arm();
   }
 
   /** release ends stream's hold on its leases (it is closed): each passes to another open stream that beat it, or starts its grace. */
-  private release(stream: HeartbeatStream): void {
-    const { released, moved } = this.leases.release(stream, this.clock.now(), this.lease.graceMs);
-    if (released.length > 0) this.store.leases?.released(released, this.lease.graceMs, stream.id);
+  private release(stream: HeartbeatStream, graceMs = this.lease.graceMs): void {
+    const { released, moved } = this.leases.release(stream, this.clock.now(), graceMs);
+    if (released.length > 0) this.store.leases?.released(released, graceMs, stream.id);
     for (const lease of moved) this.store.leases?.renewed(lease.id, lease.ttlMs, lease.stream!.id);
   }
 

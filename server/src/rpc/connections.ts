@@ -41,6 +41,13 @@ class PrincipalStreams {
 export class Connection {
   watchers = 0;
   heartbeats = 0;
+  /**
+   * peerSilent is set when the server closes the connection because its
+   * peer stopped answering PINGs (MAXINE_KEEPALIVE_TIMEOUT): the peer was
+   * silent that long already, so its heartbeat streams' instances get no
+   * further grace (MAXINE_GRACE is for a client that may be reconnecting).
+   */
+  peerSilent = false;
   /** buffered is this connection's share of the server's budget for unfinished request messages. */
   readonly buffered: ByteBudget;
 

@@ -113,7 +113,8 @@ export class HeartbeatCall implements BidiCall {
     if (this.ended) return;
     this.ended = true;
     this.ctx.signal.offAbort(this);
-    this.registry.closeStream(this.hb);
+    // a peer the server closed for not answering PINGs was silent for MAXINE_KEEPALIVE_TIMEOUT already: no grace on top
+    this.registry.closeStream(this.hb, this.ctx.connection.peerSilent ? 0 : undefined);
     this.ctx.connection.release("heartbeats", this.ctx.principal.name);
     this.out.close(err);
   }

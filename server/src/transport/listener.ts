@@ -39,6 +39,8 @@ export interface ListenerOptions {
   readonly keepaliveTimeoutMs: number;
   /** log hears of refused connections and of clients that break the protocol (warn or debug, never error). */
   readonly log: Logger;
+  /** onSilentPeer hears of a connection about to be closed because its PING went unanswered (before its streams end). */
+  readonly onSilentPeer?: (session: object) => void;
   /** streams, when set, is offered every HTTP/2 stream before it is served as a request. */
   readonly streams?: StreamHandler;
   /** tls, when set, makes every connection TLS: ALPN picks h2 or http/1.1 (MAXINE_TLS_*). */
@@ -482,6 +484,7 @@ export class Listener {
           { address: state.socket?.remoteAddress, streams: state.open.size, limit: "MAXINE_KEEPALIVE_TIMEOUT", timeoutMs: this.opts.keepaliveTimeoutMs },
           "HTTP/2 connection closed: PING not acknowledged in time (the peer stopped answering)",
         );
+        this.opts.onSilentPeer?.(s);
         s.destroy();
         state.socket?.destroy();
         continue;
