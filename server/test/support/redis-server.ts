@@ -207,12 +207,22 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterProces
       if (Date.now() > deadline) throw new Error(`Redis Cluster not ready in 30 s: ${states.map((s) => s.match(/cluster_state:\w+/)?.[0]).join(", ")}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    // shardOf waits (15 s at most) for the key's shard to list a replica whose
+    // link to its master is up: after a failover (an earlier test's) the
+    // demoted master rejoins as a replica a moment later.
     const shardOf = async (key: string): Promise<{ master: number; replica: number }> => {
       const slot = Number(await command(nodes[0]!.port, "CLUSTER", "KEYSLOT", key));
-      const shards = (await command(nodes[0]!.port, "CLUSTER", "SLOTS")) as Array<[number, number, ...Array<[string, number, string]>]>;
-      const shard = shards.find(([from, to]) => slot >= from && slot <= to);
-      if (shard === undefined || shard.length < 4) throw new Error(`no master with a replica serves slot ${slot}`);
-      return { master: Number(shard[2]![1]), replica: Number(shard[3]![1]) };
+      const until = Date.now() + 15_000;
+      for (;;) {
+        const shards = (await command(nodes[0]!.port, "CLUSTER", "SLOTS")) as Array<[number, number, ...Array<[string, number, string]>]>;
+        const shard = shards.find(([from, to]) => slot >= from && slot <= to);
+        if (shard !== undefined && shard.length >= 4) {
+          const replica = Number(shard[3]![1]);
+          if (String(await command(replica, "INFO", "replication")).includes("master_link_status:up")) return { master: Number(shard[2]![1]), replica };
+        }
+        if (Date.now() > until) throw new Error(`no master with a replica in sync serves slot ${slot} after 15 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     };
     return { seeds, nodes, command, shardOf, close };
   } catch (err) {
