@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ResetReason } from "../../sdks/typescript/src/gen/maxine/registry/v1/registry_pb.js";
+import { ActionsPanel } from "./actions-panel.js";
 import { Credentials, createRegistryClient } from "./api.js";
 import { h, setAttr, setText, uid } from "./dom.js";
 import { DiscoverPanel } from "./discover-panel.js";
@@ -9,6 +10,9 @@ import { AUTO_LIMIT, LiveFactsLoader } from "./live-facts.js";
 import { LiveWatch, type LinkState } from "./live-watch.js";
 import { NamespaceView } from "./namespace-view.js";
 import { ServicesView, type ServiceLine } from "./services-view.js";
+
+/** SUGGEST_MAX is the most instance ids the actions panel suggests (a service larger than that: type the id). */
+const SUGGEST_MAX = 1000;
 
 /** HEALTH_MS is how often /healthz is read for what no stream carries: health, store, open streams. */
 const HEALTH_MS = 2000;
@@ -63,6 +67,7 @@ class Dashboard {
   private readonly factsError = h("p", { class: "error", role: "alert", hidden: true });
   private readonly feed = new EventFeed();
   private readonly discover: DiscoverPanel;
+  private readonly actions = new ActionsPanel(this.credentials);
   private readonly facts: LiveFactsLoader;
   private selected = "";
   /** linesOf caches the service lines (counts by status and zone) of a view at a number of changes: recounted only after a change. */
@@ -97,6 +102,7 @@ class Dashboard {
       this.tokenInput.value = "";
       this.tokenForm.hidden = true;
       this.watch.retry();
+      this.actions.recheck();
       void this.listServices();
       if (this.selected !== "") void this.facts.read();
     });
@@ -152,6 +158,7 @@ class Dashboard {
           { class: "side" },
           h("section", { class: "panel", "aria-labelledby": "feed-title" }, h("h2", { id: "feed-title" }, "Live events"), this.feed.root),
           h("section", { class: "panel", "aria-labelledby": "discover-title" }, h("h2", { id: "discover-title" }, "Try Discover"), this.discover.root),
+          this.actions.root,
         ),
       ),
     );
@@ -268,6 +275,7 @@ class Dashboard {
     if (service !== "") this.discover.service.value = service;
     this.table.scrollToTop();
     this.facts.select(service);
+    this.actions.show(this.view.namespace, service);
     this.invalidate();
   }
 
@@ -306,6 +314,7 @@ class Dashboard {
     } else {
       setText(this.tableTitle, `Instances of ${this.selected}`);
       const all = view.rowsOf(this.selected);
+      this.actions.offer(all.length <= SUGGEST_MAX ? all.filter((r) => r.removed === undefined).map((r) => r.instance.instanceId) : []);
       const needle = this.instanceFilter.value.trim().toLowerCase();
       const rows = needle === "" ? all : all.filter((r) => matches(r.instance, needle));
       const c = lines.find((l) => l.service === this.selected)?.counts ?? { total: 0, serving: 0, draining: 0, notServing: 0 };

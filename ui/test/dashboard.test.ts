@@ -118,6 +118,29 @@ describe("the dashboard in Chromium", () => {
     await expect.poll(() => page.locator('[data-service="orders"] .counts').textContent()).toBe("3 instances · 2 serving · 1 draining");
   });
 
+  it("offers drain, undrain and deregister to a caller who may (on an open server, everyone), acting on the rows", async () => {
+    await register("orders", "orders-del", { zone: "eu-1" });
+    await selectService("orders");
+    const panel = page.getByRole("region", { name: "Instance actions" });
+    await expect.poll(() => page.locator("section.actions").getAttribute("data-allowed")).toBe("yes");
+    await panel.waitFor({ state: "visible" });
+    const id = page.getByLabel("Instance id");
+    await id.fill("orders-1");
+    await panel.getByRole("button", { name: "Drain", exact: true }).click();
+    await expect.poll(() => statusCell("orders-1").textContent()).toBe("DRAINING");
+    await expect.poll(() => page.locator("output.action-answer").textContent()).toMatch(/^orders-1: DRAINING \(revision \d+\)$/);
+    await panel.getByRole("button", { name: "Undrain", exact: true }).click();
+    await expect.poll(() => statusCell("orders-1").textContent()).toBe("SERVING");
+    await id.fill("orders-del");
+    await panel.getByRole("button", { name: "Deregister", exact: true }).click();
+    await expect.poll(() => statusCell("orders-del").textContent()).toBe("REMOVED (deregistered)");
+    // a refusal shows in the panel; the browser logs nothing (gRPC-Web answers errors with HTTP 200)
+    await id.fill("no-such-instance");
+    await panel.getByRole("button", { name: "Drain", exact: true }).click();
+    await expect.poll(() => page.locator("output.action-answer").textContent()).toMatch(/^\[not_found\]/);
+    expect(consoleErrors).toEqual([]);
+  });
+
   it("answers Try Discover as the RPC does", async () => {
     await page.getByLabel("Service", { exact: true }).fill("orders");
     await page.getByLabel("Strategy").selectOption({ label: "consistent hash" });
@@ -198,13 +221,18 @@ describe("the dashboard in Chromium", () => {
 
 describe("the dashboard with authentication on", () => {
   const TOKEN = "viewer-token-5f1c2b9e7d";
+  const OPERATOR = "operator-token-8a2d41c6e0";
   let dir: string;
   let secured: Maxine & { url: string };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "maxine-ui-auth-"));
-    writeFileSync(join(dir, "tokens"), `viewer sha256:${createHash("sha256").update(TOKEN).digest("hex")}\n`);
-    writeFileSync(join(dir, "policy.yaml"), "roles:\n  reader:\n    - { permissions: [read], namespaces: [\"*\"], services: [\"*\"] }\nbindings:\n  viewer: [reader]\n");
+    const sha = (t: string): string => createHash("sha256").update(t).digest("hex");
+    writeFileSync(join(dir, "tokens"), `viewer sha256:${sha(TOKEN)}\noperator sha256:${sha(OPERATOR)}\n`);
+    writeFileSync(
+      join(dir, "policy.yaml"),
+      'roles:\n  reader:\n    - { permissions: [read], namespaces: ["*"], services: ["*"] }\n  admin:\n    - { permissions: [admin], namespaces: ["*"], services: ["*"] }\nbindings:\n  viewer: [reader]\n  operator: [admin]\n',
+    );
     secured = await startInProcess({ MAXINE_AUTH_TOKENS_FILE: join(dir, "tokens"), MAXINE_AUTH_POLICY_FILE: join(dir, "policy.yaml") });
     await secured.registry.register({ namespace: "default", service: "vault", instanceId: "vault-1", host: "10.2.0.1", port: 8200, version: "", zone: "", tags: [], metadata: {}, weight: 100, status: undefined }, 3_600_000);
   });
@@ -241,9 +269,30 @@ describe("the dashboard with authentication on", () => {
       });
       expect(kept).toEqual({ local: 0, session: 0, cookie: "", href: `${secured.url}/ui/` });
       expect((await context.cookies()).length).toBe(0);
+      // a reader may not change instances: no actions
+      await p.getByRole("button", { name: /^vault\b/ }).click();
+      await expect.poll(() => p.locator("section.actions").getAttribute("data-allowed")).toBe("no");
+      expect(await p.locator("section.actions").isVisible()).toBe(false);
       // a reload forgets it
       await p.reload();
       await input.waitFor({ state: "visible" });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("offers the instance actions to an admin's token, and they act", async () => {
+    const context = await browser.newContext();
+    try {
+      const p = await context.newPage();
+      await p.goto(`${secured.url}/ui/`);
+      await p.getByLabel("Bearer token (kept in this page's memory only)").fill(OPERATOR);
+      await p.getByRole("button", { name: "Use token" }).click();
+      await p.getByRole("button", { name: /^vault\b/ }).click();
+      await expect.poll(() => p.locator("section.actions").getAttribute("data-allowed")).toBe("yes");
+      await p.getByLabel("Instance id").fill("vault-1");
+      await p.getByRole("region", { name: "Instance actions" }).getByRole("button", { name: "Drain", exact: true }).click();
+      await expect.poll(() => p.locator('[role=row][data-id="vault-1"] [role=cell]').nth(6).textContent()).toBe("DRAINING");
     } finally {
       await context.close();
     }
