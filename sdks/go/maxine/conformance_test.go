@@ -643,14 +643,8 @@ func (r *runner) spawnSession(s map[string]any) error {
 // MAXINE_TEST_SERVICE with MAXINE_TEST_TTL_MS in a Session, prints
 // "registered" and waits to be killed.
 func helperHold() int {
-	c, err := maxine.NewClient(os.Getenv("MAXINE_URL"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	s, err := maxine.NewSession(c)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	s, ok := helperNewSession()
+	if !ok {
 		return 1
 	}
 	ttl, err := strconv.Atoi(os.Getenv("MAXINE_TEST_TTL_MS"))

@@ -13,14 +13,8 @@ import (
 // helperSession registers MAXINE_TEST_IDS instances of MAXINE_TEST_SERVICE
 // in MAXINE_TEST_NS, prints "registered" and waits to be killed.
 func helperSession() int {
-	c, err := maxine.NewClient(os.Getenv("MAXINE_URL"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	s, err := maxine.NewSession(c)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	s, ok := helperNewSession()
+	if !ok {
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -35,4 +29,20 @@ func helperSession() int {
 	fmt.Println("registered")
 	time.Sleep(time.Minute) // the test kills this process; a minute bounds it if not
 	return 3
+}
+
+// helperNewSession is a helper child's Session of the server at MAXINE_URL
+// (false, with the error on stderr, when it cannot be made).
+func helperNewSession() (*maxine.Session, bool) {
+	c, err := maxine.NewClient(os.Getenv("MAXINE_URL"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return nil, false
+	}
+	s, err := maxine.NewSession(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return nil, false
+	}
+	return s, true
 }

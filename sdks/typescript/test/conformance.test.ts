@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -22,6 +21,7 @@ import { Session } from "../src/session.js";
 import { Watcher } from "../src/watcher.js";
 import { startServerProcess, type ServerProcess } from "../../../server/test/support/server-process.js";
 import { startRedis, type RedisProcess } from "../../../server/test/support/redis-server.js";
+import { spawnReady } from "./support/child.js";
 import { Scope } from "./support/scope.js";
 import { ownedClient, requireBuilt, TEST_SERVER_ENV } from "./support/sdk-server.js";
 import { delay, freePort, waitFor } from "./support/wait.js";
@@ -385,32 +385,10 @@ class Runner {
   }
 
   private async spawnSession(s: Step): Promise<void> {
-    const args = [CHILD, this.url(str(s, "server")), str(s, "service"), str(s, "instance"), String(num(s, "ttl_ms"))];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = await spawnReady(this.scope, [CHILD, this.url(str(s, "server")), str(s, "service"), str(s, "instance"), String(num(s, "ttl_ms"))]);
     this.processes.set(str(s, "process"), child);
-    this.scope.defer(child, async (c) => {
-      if (c.exitCode === null && c.signalCode === null) {
-        process.kill(c.pid!, "SIGKILL");
-        await once(c, "exit");
-      }
-    });
-    let stderr = "";
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    const lines = createInterface({ input: child.stdout! });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the session process was not ready in 10 s: ${stderr}`)), 10_000);
-      lines.on("line", (l) => {
-        if (l === "ready") {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the session process exited with ${code}: ${stderr}`));
-      });
-    });
   }
+
 }
 
 function str(s: Step, k: string): string {

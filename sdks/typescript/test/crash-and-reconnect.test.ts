@@ -1,12 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { createInterface } from "node:readline";
+import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RemovalReason, ServingStatus } from "../src/gen/maxine/registry/v1/registry_pb.js";
 import { Session } from "../src/session.js";
 import { Watcher } from "../src/watcher.js";
 import type { ServerProcess } from "../../../server/test/support/server-process.js";
+import { spawnReady } from "./support/child.js";
 import { collectChanges, nextEvent, Scope } from "./support/scope.js";
 import { ownedClient, startTestServer, type OwnedClient } from "./support/sdk-server.js";
 import { delay, waitFor } from "./support/wait.js";
@@ -40,31 +39,8 @@ async function watch(service: string): Promise<Watcher> {
 }
 
 /** spawnService runs the fixture and resolves once it printed "ready"; afterEach kills it by PID if the test did not. */
-async function spawnService(service: string, instanceId: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [FIXTURE, server.url, service, instanceId, "10000"], { stdio: ["ignore", "pipe", "pipe"] });
-  scope.defer(child, async (c) => {
-    if (c.exitCode === null && c.signalCode === null) {
-      process.kill(c.pid!, "SIGKILL");
-      await once(c, "exit");
-    }
-  });
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const lines = createInterface({ input: child.stdout! });
-  const ready = new Promise<void>((resolve, reject) => {
-    lines.on("line", (l) => l === "ready" && resolve());
-    child.once("exit", (code) => reject(new Error(`fixture exited with ${code} before "ready": ${stderr}`)));
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`fixture not ready in 10 s: ${stderr}`)), 10_000);
-  });
-  try {
-    await Promise.race([ready, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-  return child;
+function spawnService(service: string, instanceId: string): Promise<ChildProcess> {
+  return spawnReady(scope, [FIXTURE, server.url, service, instanceId, "10000"]);
 }
 
 describe("end to end", () => {
