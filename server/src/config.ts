@@ -280,7 +280,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("maxWatchHeld", "MAXINE_WATCH_MAX_HELD", "100000", "Most instances a resuming WatchServices request may say it holds (held), so that its opening snapshot carries only the differences; more is refused with INVALID_ARGUMENT.", int(0, MAX)),
   setting("maxStreamsPerConnection", "MAXINE_MAX_STREAMS_PER_CONNECTION", "1000", "HTTP/2 concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).", int(1, MAX)),
   setting("maxHeartbeatStreams", "MAXINE_MAX_HEARTBEAT_STREAMS", "100000", "Most open Heartbeat streams in total.", int(1, MAX)),
-  setting("maxHeartbeatsPerConnection", "MAXINE_MAX_HEARTBEATS_PER_CONNECTION", "100", "Most open Heartbeat streams on one connection.", int(1, MAX)),
+  setting("maxHeartbeatsPerConnection", "MAXINE_MAX_HEARTBEATS_PER_CONNECTION", "1000", "Most open Heartbeat streams on one connection (the default matches MAXINE_MAX_STREAMS_PER_CONNECTION, so a client holding many Sessions on one connection is bounded by HTTP/2 flow, not refused).", int(1, MAX)),
   setting("maxWatchers", "MAXINE_MAX_WATCHERS", "100000", "Most open WatchServices streams in total.", int(1, MAX)),
   setting("maxWatchersPerConnection", "MAXINE_MAX_WATCHERS_PER_CONNECTION", "1000", "Most open WatchServices streams on one connection.", int(1, MAX)),
   setting("watchHistory", "MAXINE_WATCH_HISTORY", "10000", "Changes kept for resuming watches (a resume within them replays exactly, whatever their number); an older resume revision gets a reset snapshot.", int(0, MAX)),
