@@ -8,35 +8,19 @@
 // (median of 5 each).
 //
 // Usage: node bench/instance-heap.mjs [instances=100000]
-import { fileURLToPath } from "node:url";
-import { startServer, stats, writeResult } from "./support.mjs";
+import { GC_PROBE_ARGS, gcProbe, startServer, stats, writeResult } from "./support.mjs";
 
 const N = Number(process.argv[2] ?? 100000);
 const SERVICES = 100;
 const CONCURRENCY = 64;
-const PROBE = fileURLToPath(new URL("./gc-probe.cjs", import.meta.url));
 
 const server = await startServer(
   { MAXINE_MAX_INSTANCES_PER_SERVICE: String(N), MAXINE_MAX_INSTANCES_PER_PRINCIPAL: String(N), MAXINE_MAX_INSTANCES: String(N) },
-  ["--expose-gc", "--require", PROBE],
+  GC_PROBE_ARGS,
 );
 const base = `http://127.0.0.1:${server.port}/maxine.registry.v1.RegistryService`;
 
-/** probe asks the server for its memory after a full GC. */
-function probe() {
-  return new Promise((resolve) => {
-    let buf = "";
-    const onData = (d) => {
-      buf += d;
-      const m = /\{"gcProbe":(\{[^}]*\})\}/.exec(buf);
-      if (m === null) return;
-      server.child.stdout.off("data", onData);
-      resolve(JSON.parse(m[1]));
-    };
-    server.child.stdout.on("data", onData);
-    server.child.kill("SIGUSR2");
-  });
-}
+const probe = () => gcProbe(server);
 
 async function call(method, body) {
   const res = await fetch(`${base}/${method}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

@@ -2,16 +2,22 @@
 // Slow watchers: what watchers that never read cost the server, and whether
 // a healthy watcher beside them notices. One server process; this Node.js
 // process is the client. Phases:
-//   A. 1 healthy watcher (gRPC, connect-node), 5,000 changes to warm up (and
-//      fill the shared watch history), then `changes / 4` changes, one at a
-//      time: the fan-out latency without slow watchers (baseline).
+//   0. Warm-up: changes until the shared watch history is full (history + 1,000),
+//      so that every later phase runs in the same steady state.
+//   A. 1 healthy watcher (gRPC, connect-node): `changes / 4` changes, one at a
+//      time: the fan-out latency without slow watchers (the control before).
 //   B. `slow` watchers that never read (raw HTTP/2 streams, paused once
 //      their snapshot has arrived; 250 per connection, on their own
 //      connections) join, then `changes` changes: the healthy watcher must
-//      get every one, in order, and its latency is compared with phase A's
-//      (same run, same server). Server RSS and V8 heap are sampled.
-//   C. The slow watchers go (their connections are closed); RSS and heap
-//      again after a few seconds.
+//      get every one, in order, and its latency is compared with the
+//      controls' (same run, same server). Server RSS is sampled.
+//   C. The slow watchers go (their connections are closed); after a forced
+//      full GC the live heap and RSS again (do they return?), then another
+//      `changes / 4` changes without them: the control after. The ratio is
+//      B against A and C together, so that a drift of the run in either
+//      direction (the process warming up, the heap growing) is not counted
+//      for or against the slow watchers; C against A is printed as the
+//      control's own spread.
 // Each change updates one of 1,000 instances (its metadata counts changes,
 // 300 bytes of padding), so the registry's size stays put.
 //
@@ -23,7 +29,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RegistryService, WatchServicesRequestSchema } from "../sdks/typescript/dist/gen/maxine/registry/v1/registry_pb.js";
-import { fmt, startServer, stats, writeResult } from "./support.mjs";
+import { GC_PROBE_ARGS, fmt, gcProbe, startServer, stats, writeResult } from "./support.mjs";
 
 const SLOW = Number(process.argv[2] ?? 1000);
 const CHANGES = Number(process.argv[3] ?? 20000);
@@ -37,12 +43,18 @@ const rssBytes = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${
 const MB = (b) => b / 2 ** 20;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const server = await startServer({ MAXINE_MAX_WATCHERS_PER_CONNECTION: String(PER_CONNECTION) });
+const HISTORY = 10000; // MAXINE_WATCH_HISTORY's default, set explicitly: the warm-up fills it
+const server = await startServer({ MAXINE_MAX_WATCHERS_PER_CONNECTION: String(PER_CONNECTION), MAXINE_WATCH_HISTORY: String(HISTORY) }, GC_PROBE_ARGS);
 const pid = server.child.pid;
 const base = `http://127.0.0.1:${server.port}`;
 const heapUsed = async () => Number(/^maxine_nodejs_heap_size_used_bytes (\S+)$/m.exec(await (await fetch(`${base}/metrics`)).text())[1]);
 const metric = async (name) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await fetch(`${base}/metrics`)).text())[1]);
 const memory = async () => ({ rssMB: MB(rssBytes(pid)), heapMB: MB(await heapUsed()), externalMB: MB(await metric("maxine_nodejs_external_memory_bytes")) });
+/** collected is the server's memory after a forced full GC: what is live, not what waits for the collector. */
+const collected = async () => {
+  const m = await gcProbe(server);
+  return { rssMB: MB(m.rss), heapMB: MB(m.heapUsed), externalMB: MB(m.external + m.arrayBuffers) };
+};
 
 const client = createClient(RegistryService, createGrpcTransport({ baseUrl: base }));
 const watchClient = createClient(RegistryService, createGrpcTransport({ baseUrl: base }));
@@ -93,12 +105,13 @@ async function churn(count) {
   return samples;
 }
 
-// A. Baseline. The warm-up fills the watch history (10,000 changes by default, shared by every
-// watcher), so that what grows in phase B is the slow watchers' own.
-await churn(5000);
-const baseline = stats(await churn(BASELINE));
+// 0 and A. The warm-up fills the watch history (shared by every watcher), so that what grows in
+// phase B is the slow watchers' own, and every phase runs with a full history.
+await churn(HISTORY + 1000);
+const controlBefore = await churn(BASELINE);
 const before = await memory();
-console.error(`baseline done: median ${fmt(baseline.median)}; opening ${SLOW} slow watchers`);
+const beforeCollected = await collected();
+console.error(`control before done: median ${fmt(stats(controlBefore).median)}; opening ${SLOW} slow watchers`);
 
 // B. Slow watchers join: raw HTTP/2 gRPC streams that stop reading once their snapshot has arrived.
 const requestFrame = (() => {
@@ -152,10 +165,15 @@ peakRss = Math.max(peakRss, rssBytes(pid));
 const afterChurn = await memory();
 const overflows = Number(/^maxine_watch_overflows_total (\S+)$/m.exec(await (await fetch(`${base}/metrics`)).text())[1]);
 
-// C. The slow watchers go.
+// C. The slow watchers go; the control after.
 for (const s of sessions) s.destroy();
 await sleep(3000);
 const gone = await memory();
+const goneCollected = await collected();
+const controlAfter = await churn(BASELINE);
+const baseline = stats([...controlBefore, ...controlAfter]);
+const before1 = stats(controlBefore);
+const after1 = stats(controlAfter);
 
 ac.abort();
 await healthy;
@@ -166,11 +184,19 @@ const result = {
   slow: SLOW,
   changes: CHANGES,
   baselineChanges: BASELINE,
-  latency: { baseline, withSlow, medianRatio: withSlow.median / baseline.median, p99Ratio: withSlow.p99 / baseline.p99 },
+  latency: {
+    baseline,
+    withSlow,
+    medianRatio: withSlow.median / baseline.median,
+    p99Ratio: withSlow.p99 / baseline.p99,
+    controls: { before: before1, after: after1, medianRatio: after1.median / before1.median },
+  },
   healthy: { outOfOrder, resets, lastRevision: last },
-  memory: { before, slowOpen, peakRssMB: MB(peakRss), afterChurn, gone },
+  memory: { before, slowOpen, peakRssMB: MB(peakRss), afterChurn, gone, collected: { before: beforeCollected, gone: goneCollected } },
   rssGrowthMB: growthMB,
   liveGrowthMB: afterChurn.heapMB + afterChurn.externalMB - before.heapMB - before.externalMB,
+  // what stays live once they went, after a full GC on both sides: RSS returns when this is ~0
+  retainedMB: goneCollected.heapMB + goneCollected.externalMB - beforeCollected.heapMB - beforeCollected.externalMB,
   kbPerSlowWatcher: (growthMB * 1024) / SLOW,
   overflows,
   churnSeconds,
@@ -178,8 +204,9 @@ const result = {
 writeResult("slow-watchers", result);
 console.log(`slow watchers: ${SLOW} never reading + 1 healthy, ${CHANGES} changes (${(CHANGES / churnSeconds).toFixed(0)}/s, one at a time)`);
 console.log(`  healthy watcher: ${outOfOrder} out of order or missing, ${resets} resets`);
-console.log(`  fan-out latency to the healthy watcher: median ${fmt(withSlow.median)}, p99 ${fmt(withSlow.p99)}; without the slow ones (${BASELINE} changes, same run): median ${fmt(baseline.median)}, p99 ${fmt(baseline.p99)}; ratio median ${result.latency.medianRatio.toFixed(2)}, p99 ${result.latency.p99Ratio.toFixed(2)}`);
+console.log(`  fan-out latency to the healthy watcher: median ${fmt(withSlow.median)}, p99 ${fmt(withSlow.p99)}; without them (${BASELINE} changes before and ${BASELINE} after, same run): median ${fmt(baseline.median)}, p99 ${fmt(baseline.p99)}; ratio median ${result.latency.medianRatio.toFixed(2)}, p99 ${result.latency.p99Ratio.toFixed(2)} (the controls against each other: median ${fmt(before1.median)} before, ${fmt(after1.median)} after, ratio ${result.latency.controls.medianRatio.toFixed(2)})`);
 console.log(`  server RSS: ${before.rssMB.toFixed(0)} MB before, ${slowOpen.rssMB.toFixed(0)} MB with the slow watchers open, peak ${MB(peakRss).toFixed(0)} MB during the changes (growth ${growthMB.toFixed(1)} MB, ${result.kbPerSlowWatcher.toFixed(1)} KB per slow watcher), ${gone.rssMB.toFixed(0)} MB after they went`);
 const live = (m) => m.heapMB + m.externalMB;
 console.log(`  live memory (V8 heap used + external buffers): ${live(before).toFixed(0)} MB before, ${live(slowOpen).toFixed(0)} MB open, ${live(afterChurn).toFixed(0)} MB after the changes (growth ${(live(afterChurn) - live(before)).toFixed(1)} MB, ${(((live(afterChurn) - live(before)) * 1024) / SLOW).toFixed(1)} KB per slow watcher), ${live(gone).toFixed(0)} MB after they went; watch overflows ${overflows}`);
+console.log(`  after a full GC: live ${live(beforeCollected).toFixed(1)} MB before they came, ${live(goneCollected).toFixed(1)} MB after they went (retained ${result.retainedMB.toFixed(1)} MB); RSS ${beforeCollected.rssMB.toFixed(0)} / ${goneCollected.rssMB.toFixed(0)} MB`);
 if (outOfOrder > 0 || resets > 0) process.exitCode = 1;

@@ -77,6 +77,25 @@ export function startServer(env = {}, extraNodeArgs = [], { mainThreadCpus } = {
   });
 }
 
+/** GC_PROBE_ARGS are the server's node flags for gcProbe (bench/gc-probe.cjs). */
+export const GC_PROBE_ARGS = ["--expose-gc", "--require", fileURLToPath(new URL("./gc-probe.cjs", import.meta.url))];
+
+/** gcProbe asks a server started with GC_PROBE_ARGS for process.memoryUsage() after a full GC. */
+export function gcProbe(server) {
+  return new Promise((resolve) => {
+    let buf = "";
+    const onData = (d) => {
+      buf += d;
+      const m = /\{"gcProbe":(\{[^}]*\})\}/.exec(buf);
+      if (m === null) return;
+      server.child.stdout.off("data", onData);
+      resolve(JSON.parse(m[1]));
+    };
+    server.child.stdout.on("data", onData);
+    server.child.kill("SIGUSR2");
+  });
+}
+
 /** stats returns median, p99, min and max of samples (ms). */
 export function stats(samples) {
   const s = [...samples].sort((a, b) => a - b);
