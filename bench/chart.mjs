@@ -50,3 +50,44 @@ export function barChart({ title, unit, groups, series, log = false }) {
   out.push("</svg>");
   return out.join("\n") + "\n";
 }
+
+/**
+ * lineChart renders time series as stacked panels, one per series, each on
+ * its own y axis from 0 (RSS in MB and open handles do not share a scale),
+ * over a shared x axis, with each panel's last value printed.
+ * @param {{title: string, x: number[], xUnit: string, series: {name: string, values: number[]}[]}} spec
+ */
+export function lineChart({ title, x, xUnit, series }) {
+  const W = 640, left = 60, right = 90, top = 40, panelH = 90, gap = 30, bottom = 40;
+  const H = top + series.length * (panelH + gap) - gap + bottom;
+  const plotW = W - left - right;
+  const xMax = Math.max(...x, 1);
+  const px = (v) => left + (plotW * v) / xMax;
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${esc(title)}</text>`,
+  ];
+  series.forEach((s, k) => {
+    const y0 = top + k * (panelH + gap);
+    const finite = s.values.filter(Number.isFinite);
+    const max = Math.max(...finite, 1) * 1.1;
+    const py = (v) => y0 + panelH * (1 - Math.max(0, v) / max);
+    const points = s.values.map((v, i) => (Number.isFinite(v) ? `${px(x[i]).toFixed(1)},${py(v).toFixed(1)}` : null)).filter(Boolean);
+    const color = COLORS[k % COLORS.length];
+    const last = finite[finite.length - 1];
+    out.push(
+      `<text x="${left}" y="${y0 - 6}" fill="${color}">${esc(s.name)}</text>`,
+      `<line x1="${left}" y1="${y0 + panelH}" x2="${W - right}" y2="${y0 + panelH}" stroke="#444"/>`,
+      `<line x1="${left}" y1="${y0}" x2="${left}" y2="${y0 + panelH}" stroke="#444"/>`,
+      `<text x="${left - 6}" y="${y0 + 4}" text-anchor="end">${+(max / 1.1).toPrecision(3)}</text>`,
+      `<text x="${left - 6}" y="${y0 + panelH + 4}" text-anchor="end">0</text>`,
+      `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${points.join(" ")}"/>`,
+    );
+    if (last !== undefined) out.push(`<text x="${W - right + 6}" y="${py(last) + 4}" fill="${color}">${+last.toPrecision(3)}</text>`);
+  });
+  const yAxis = top + series.length * (panelH + gap) - gap;
+  for (const t of [0, xMax / 2, xMax]) out.push(`<text x="${px(t)}" y="${yAxis + 18}" text-anchor="middle">${Math.round(t)} ${esc(xUnit)}</text>`);
+  out.push("</svg>");
+  return out.join("\n");
+}

@@ -59,11 +59,14 @@ export function startServer(env = {}, extraNodeArgs = [], { mainThreadCpus } = {
   });
   return new Promise((resolve, reject) => {
     let buf = "";
-    child.stdout.on("data", (d) => {
+    if (process.env.BENCH_SERVER_LOG === "1") child.stdout.on("data", (d) => process.stderr.write(String(d)));
+    const onData = (d) => {
       buf += d;
-      if (process.env.BENCH_SERVER_LOG === "1") process.stderr.write(String(d));
       const m = /"port":(\d+).*"maxine listening"/.exec(buf);
       if (m && child.exitCode === null) {
+        // the rest of the log is the bench's to read (or to drop): nothing here keeps it
+        child.stdout.off("data", onData);
+        child.stdout.resume();
         buf = "";
         pinMainThread(mainThreadCpus, child.pid);
         resolve({
@@ -72,7 +75,8 @@ export function startServer(env = {}, extraNodeArgs = [], { mainThreadCpus } = {
           stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once("exit", r), child.kill("SIGTERM")))),
         });
       }
-    });
+    };
+    child.stdout.on("data", onData);
     child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
   });
 }
