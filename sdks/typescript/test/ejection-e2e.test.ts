@@ -143,4 +143,27 @@ describe("client-side outlier ejection against real gRPC backends", () => {
   it("connect-es gRPC client with connectOutcomeInterceptor", async () => {
     await scenario(connectCaller, "eject-connect");
   });
+  it("connectOutcomeInterceptor judges a server stream by how it ends; an abandoned one is not reported", async () => {
+    const backend = scope.defer(await startBackend(), (b) => b.close());
+    backend.streamLength = 3;
+    const reports: boolean[] = [];
+    const sink = { report: (_t: unknown, ok: boolean) => void reports.push(ok) };
+    const transport = createGrpcTransport({
+      baseUrl: `http://127.0.0.1:${backend.port}`,
+      interceptors: [connectOutcomeInterceptor(sink, { service: "s", instanceId: "i" })],
+    });
+    const health = createClient(Health, transport);
+    let n = 0;
+    for await (const _ of health.watch({ service: "" })) n++;
+    expect([n, reports]).toEqual([3, [true]]);
+    for await (const _ of health.watch({ service: "" })) break; // abandoned after the first answer
+    expect(reports).toEqual([true]);
+    backend.failing = true;
+    await expect(
+      (async () => {
+        for await (const _ of health.watch({ service: "" })) n++;
+      })(),
+    ).rejects.toThrow(/told to fail/);
+    expect(reports).toEqual([true, false]);
+  });
 });
