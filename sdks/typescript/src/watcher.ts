@@ -6,7 +6,7 @@ import type { MaxineClient } from "./client.js";
 import { Emitter } from "./emitter.js";
 import { Strategy, type FilterSchema, type Instance } from "./gen/maxine/registry/v1/registry_pb.js";
 import { InstanceView, type SyncInfo, type WatchChange } from "./instance-view.js";
-import type { EjectionCounters, EjectionEvent, EjectionOptions } from "./outlier-ejector.js";
+import { validateEjectionOptions, type EjectionCounters, type EjectionEvent, type EjectionOptions } from "./outlier-ejector.js";
 import { Picker } from "./picker.js";
 import type { ReconnectInfo } from "./session.js";
 import { sleep, systemTimers, type Timers } from "./timers.js";
@@ -133,6 +133,7 @@ export class Watcher extends Emitter<WatcherEvents> {
     this.timers = opts.timers ?? systemTimers;
     this.backoff = new Backoff(opts.backoff);
     const timers = this.timers;
+    if (opts.ejection !== false) validateEjectionOptions(opts.ejection); // refused here, not at the first pick
     this.picker = new Picker(
       this.view,
       opts.random,
