@@ -270,6 +270,19 @@ func TestResolverOutlierDetectionConfig(t *testing.T) {
 	}
 }
 
+// TestWatcherRefusesBadEjection: NewWatcher names the field and the rule.
+func TestWatcherRefusesBadEjection(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, serverURL())
+	_, err := c.NewWatcher(maxine.WithServices("x"), maxine.WithEjection(maxine.EjectionConfig{Interval: -time.Second}))
+	if want := "maxine: ejection.Interval: must be >= 0 (0: the default), got -1s"; err == nil || err.Error() != want {
+		t.Fatalf("NewWatcher with Interval -1s: %v; want %q", err, want)
+	}
+	if _, err := c.NewWatcher(maxine.WithServices("x"), maxine.WithoutEjection(), maxine.WithEjection(maxine.EjectionConfig{})); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestOutcome: which call errors count against an instance.
 func TestOutcome(t *testing.T) {
 	t.Parallel()

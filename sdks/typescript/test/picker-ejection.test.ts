@@ -5,6 +5,8 @@ import { InstanceView } from "../src/instance-view.js";
 import type { EjectionEvent } from "../src/outlier-ejector.js";
 import { validateEjectionOptions } from "../src/outlier-ejector.js";
 import { Picker } from "../src/picker.js";
+import type { MaxineClient } from "../src/client.js";
+import { Watcher } from "../src/watcher.js";
 import { event, inst, snapshot, snapshotEnd } from "./support/messages.js";
 
 // The Picker with ejection on, a fake clock: picks skip what the ejector
@@ -85,6 +87,10 @@ describe("Picker with outlier ejection", () => {
     expect(() => validateEjectionOptions({ maxEjectionPercent: 101 })).toThrow("ejection.maxEjectionPercent: must be an integer 0..100, got 101");
     expect(() => validateEjectionOptions({ intervalMs: 0 })).toThrow("ejection.intervalMs: must be an integer 1.., got 0");
     expect(() => validateEjectionOptions({ consecutiveFailures: 1.5 })).toThrow(/ejection.consecutiveFailures: must be an integer 0\.\./);
+    // a Watcher refuses them when it is created, not at its first pick
+    expect(() => new Watcher({} as MaxineClient, { start: false, ejection: { failurePercentageThreshold: -1 } })).toThrow(
+      "ejection.failurePercentageThreshold: must be an integer 0..100, got -1",
+    );
     expect(validateEjectionOptions({})).toMatchObject({ consecutiveFailures: 5, intervalMs: 10_000, maxEjectionPercent: 10 });
   });
 });
