@@ -188,7 +188,8 @@ func TestResolverOutlierDetection(t *testing.T) {
 	c := newClient(t, serverURL())
 	ns := uniqueNS(t)
 	backends := registerBackends(t, c, ns, "od", 5)
-	cfg := maxine.EjectionConfig{Interval: 200 * time.Millisecond, BaseEjectionTime: 600 * time.Millisecond, MaxEjectionPercent: 20,
+	// MaxEjectionTime keeps the ejections of backends that fail on and off short, so that they are back soon after healing
+	cfg := maxine.EjectionConfig{Interval: 200 * time.Millisecond, BaseEjectionTime: 600 * time.Millisecond, MaxEjectionTime: 1200 * time.Millisecond, MaxEjectionPercent: 20,
 		FailurePercentageThreshold: 50, FailurePercentageMinimumHosts: 5, FailurePercentageRequestVolume: 3}
 	conn, err := grpc.NewClient("maxine:///od?namespace="+url.QueryEscape(ns),
 		grpc.WithResolvers(maxine.NewResolverBuilder(c, maxine.WithOutlierDetection(cfg, ""))),
