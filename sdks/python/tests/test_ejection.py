@@ -62,7 +62,8 @@ async def test_ejects_a_failing_backend_and_brings_it_back(client: Client) -> No
     watcher = Watcher(client, "eject", ejection=options, on_ejection=events.append)
     try:
         for i, b in enumerate(backends):
-            await client.register(Instance(service="eject", instance_id=f"b{i}", host="127.0.0.1", port=b.port))
+            # a 10-minute lease: the default 10 s could expire them during a slow run
+            await client.register(Instance(service="eject", instance_id=f"b{i}", host="127.0.0.1", port=b.port), ttl=600)
         await watcher.ready(5)
         picks: list[tuple[str, int]] = []  # instance, when (the watcher's clock: monotonic ms)
         max_ejected = 0

@@ -73,7 +73,8 @@ async function scenario(makeCaller: (w: Watcher) => Caller, service: string): Pr
   for (let i = 0; i < 5; i++) backends.push(scope.defer(await startBackend(), (b) => b.close()));
   const c = scope.defer(ownedClient(server.url), (x) => x.connection.abort());
   for (const [i, b] of backends.entries()) {
-    await c.client.register({ instance: { service, instanceId: `b${i}`, host: "127.0.0.1", port: b.port } });
+    // a 10-minute lease: the default 10 s could expire them during a slow run
+    await c.client.register({ instance: { service, instanceId: `b${i}`, host: "127.0.0.1", port: b.port }, leaseTtl: { seconds: 600n } });
   }
   const watcher = scope.defer(new Watcher(c.client, { services: service, ejection: EJECTION }), (w) => w.close());
   await watcher.ready(5000);
