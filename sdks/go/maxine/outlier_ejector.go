@@ -170,6 +170,19 @@ type outlierEjector struct {
 	nextSweep  time.Time
 	notHealthy int
 	stats      EjectionStats
+	// gen changes whenever the set allowed could return may change, so a
+	// pick can keep its narrowed candidates until it does
+	gen uint64
+	// wake is the earliest instant expire has work (an ejection's end, a
+	// taken trial's release); zero: none
+	wake time.Time
+}
+
+// wakeAt makes expire look again at t at the latest.
+func (o *outlierEjector) wakeAt(t time.Time) {
+	if o.wake.IsZero() || t.Before(o.wake) {
+		o.wake = t
+	}
 }
 
 func newOutlierEjector(cfg EjectionConfig, service string, now func() time.Time, onEvent func(EjectionEvent)) *outlierEjector {
@@ -215,6 +228,7 @@ func (o *outlierEjector) report(id string, success bool) {
 		}
 		e.phase, e.consecutive, e.trialTaken = healthy, 0, false
 		o.notHealthy--
+		o.gen++
 		o.stats.RestoredTotal++
 		o.emit(EjectionEvent{Service: o.service, InstanceID: id, At: now})
 		return
@@ -235,14 +249,13 @@ func (o *outlierEjector) report(id string, success bool) {
 // instances whose ejection ended and whose single trial is not taken; all
 // of ids when that leaves none. Candidates that are not members pass.
 func (o *outlierEjector) allowed(ids []string) []string {
-	now := o.now()
-	o.advance(now)
+	o.advance(o.now())
 	if o.notHealthy == 0 {
 		return ids
 	}
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if o.available(o.entries[id], now) {
+		if o.available(o.entries[id]) {
 			out = append(out, id)
 		}
 	}
@@ -256,8 +269,11 @@ func (o *outlierEjector) allowed(ids []string) []string {
 // taken until an outcome is reported or an interval passes.
 func (o *outlierEjector) picked(id string) {
 	now := o.now()
-	if e := o.entries[id]; e != nil && e.phase == onTrial && o.available(e, now) {
+	o.advance(now)
+	if e := o.entries[id]; e != nil && e.phase == onTrial && !e.trialTaken {
 		e.trialTaken, e.trialTakenAt = true, now
+		o.gen++
+		o.wakeAt(now.Add(o.cfg.Interval))
 	}
 }
 
@@ -268,14 +284,13 @@ func (o *outlierEjector) counters() EjectionStats {
 	return s
 }
 
-func (o *outlierEjector) available(e *ejectEntry, now time.Time) bool {
+// available: healthy, or on trial with the trial not taken (a taken trial
+// is released by expire once an interval passed with no outcome).
+func (o *outlierEjector) available(e *ejectEntry) bool {
 	if e == nil || e.phase == healthy {
 		return true
 	}
-	if e.phase == ejected {
-		return false
-	}
-	return !e.trialTaken || now.Sub(e.trialTakenAt) >= o.cfg.Interval
+	return e.phase == onTrial && !e.trialTaken
 }
 
 // eject ejects e unless max_ejection_percent forbids it (a failed trial was
@@ -294,7 +309,9 @@ func (o *outlierEjector) eject(id string, e *ejectEntry, at time.Time, reason Ej
 		d = limit
 	}
 	e.until = at.Add(d)
+	o.wakeAt(e.until)
 	o.stats.EjectedTotal++
+	o.gen++
 	o.emit(EjectionEvent{Service: o.service, InstanceID: id, Ejected: true, Reason: reason, Ejections: e.ejections, Duration: d, At: at})
 }
 
@@ -313,12 +330,22 @@ func (o *outlierEjector) advance(now time.Time) {
 }
 
 func (o *outlierEjector) expire(t time.Time) {
-	if o.notHealthy == 0 {
+	if o.notHealthy == 0 || o.wake.IsZero() || t.Before(o.wake) {
 		return
 	}
+	o.wake = time.Time{}
 	for _, e := range o.entries {
-		if e.phase == ejected && !e.until.After(t) {
+		switch {
+		case e.phase == ejected && !e.until.After(t):
 			e.phase, e.trialTaken = onTrial, false
+			o.gen++
+		case e.phase == ejected:
+			o.wakeAt(e.until)
+		case e.phase == onTrial && e.trialTaken && t.Sub(e.trialTakenAt) >= o.cfg.Interval:
+			e.trialTaken = false // no outcome within an interval: the trial is offered again
+			o.gen++
+		case e.phase == onTrial && e.trialTaken:
+			o.wakeAt(e.trialTakenAt.Add(o.cfg.Interval))
 		}
 	}
 }

@@ -27,6 +27,27 @@ type candidates struct {
 	ejectRing *atomic.Pointer[keyedRing]
 	ringKey   string
 	kept      atomic.Pointer[keyedRing]
+	// narrow is these candidates as ejection narrowed them at generation
+	// narrowGen of the service's ejector (read and written under Watcher.mu)
+	narrow    *candidates
+	narrowGen uint64
+}
+
+// allowedBy returns c as ej allows it now, reusing the last narrowing
+// while ej's generation holds; ej is up to date (advanced).
+func (c *candidates) allowedBy(ej *outlierEjector) *candidates {
+	if ej.notHealthy == 0 {
+		return c
+	}
+	if c.narrow != nil && c.narrowGen == ej.gen {
+		return c.narrow
+	}
+	n := c
+	if allowed := ej.allowed(c.ids); len(allowed) < len(c.ids) {
+		n = c.narrowed(allowed)
+	}
+	c.narrow, c.narrowGen = n, ej.gen
+	return n
 }
 
 // keyedRing is a hash ring over a subset of the candidates, named by its ids.

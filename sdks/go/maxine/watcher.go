@@ -291,19 +291,22 @@ func (w *Watcher) Pick(strategy registryv1.Strategy, hashKey string) (*registryv
 func (w *Watcher) PickFrom(service string, strategy registryv1.Strategy, hashKey string) (*registryv1.Instance, error) {
 	w.mu.Lock()
 	c, ej := w.candidatesLocked(service)
+	mayTakeTrial := false
 	if ej != nil {
-		if allowed := ej.allowed(c.ids); len(allowed) < len(c.ids) {
-			c = c.narrowed(allowed)
-		}
+		ej.advance(ej.now())
+		mayTakeTrial = ej.notHealthy > 0
+		c = c.allowedBy(ej)
 	}
+	pending := w.takePendingLocked()
 	w.mu.Unlock()
 	inst, err := w.pickAmong(c, strategy, hashKey)
-	if ej != nil && err == nil {
+	if mayTakeTrial && err == nil {
 		w.mu.Lock()
 		ej.picked(inst.GetInstanceId())
+		pending = append(pending, w.takePendingLocked()...)
 		w.mu.Unlock()
 	}
-	w.deliverEjections()
+	w.deliver(pending)
 	return inst, err
 }
 
@@ -349,8 +352,9 @@ func (w *Watcher) Report(service, instanceID string, success bool) {
 	if _, ej := w.candidatesLocked(service); ej != nil {
 		ej.report(instanceID, success)
 	}
+	pending := w.takePendingLocked()
 	w.mu.Unlock()
-	w.deliverEjections()
+	w.deliver(pending)
 }
 
 // EjectionStats returns the ejections and restorations so far and the
@@ -366,20 +370,23 @@ func (w *Watcher) EjectionStats(service string) EjectionStats {
 			s.Ejected += c.Ejected
 		}
 	}
+	pending := w.takePendingLocked()
 	w.mu.Unlock()
-	w.deliverEjections()
+	w.deliver(pending)
 	return s
 }
 
-// deliverEjections hands the pending ejection events to WithOnEjection's
-// callback, outside w.mu.
-func (w *Watcher) deliverEjections() {
-	w.mu.Lock()
-	pending := w.pending
+// takePendingLocked returns the ejection events waiting for delivery; w.mu is held.
+func (w *Watcher) takePendingLocked() []EjectionEvent {
+	p := w.pending
 	w.pending = nil
-	w.mu.Unlock()
+	return p
+}
+
+// deliver hands ejection events to WithOnEjection's callback, outside w.mu.
+func (w *Watcher) deliver(events []EjectionEvent) {
 	if w.cfg.onEjection != nil {
-		for _, e := range pending {
+		for _, e := range events {
 			w.cfg.onEjection(e)
 		}
 	}
