@@ -104,6 +104,10 @@ export class OutlierEjector {
   private restoredTotal = 0;
   /** notHealthy counts the entries ejected or on trial. */
   private notHealthy = 0;
+  /** gen changes whenever the set allowed() could return may change, so a pick can keep its narrowed candidates until it does. */
+  private gen = 0;
+  /** wake is the earliest instant expire has work (an ejection's end, a taken trial's release); undefined: none. */
+  private wake: number | undefined;
 
   constructor(
     options: EjectionOptions,
@@ -139,6 +143,7 @@ export class OutlierEjector {
         e.consecutive = 0;
         e.trialTakenAt = undefined;
         this.notHealthy--;
+        this.gen++;
         this.restoredTotal++;
         this.onEvent({ type: "restored", instanceId: id, at: now });
       } else {
@@ -165,25 +170,33 @@ export class OutlierEjector {
    * because of ejection). Candidates that are not members pass.
    */
   allowed(ids: readonly string[]): readonly string[] {
-    const now = this.now();
-    this.advance(now);
-    const out = ids.filter((id) => this.available(this.entries.get(id), now));
+    this.advance(this.now());
+    if (this.notHealthy === 0) return ids;
+    const out = ids.filter((id) => this.available(this.entries.get(id)));
     return out.length === 0 ? ids : out;
   }
 
-  /** excludesAny tells whether allowed would drop any of ids (so a pick can keep its cached candidates). */
-  excludesAny(ids: readonly string[]): boolean {
-    const now = this.now();
-    this.advance(now);
-    if (this.notHealthy === 0) return false;
-    return ids.some((id) => !this.available(this.entries.get(id), now));
+  /**
+   * generation brings the ejector up to now and returns a number that
+   * changes whenever allowed() may answer differently, or undefined when
+   * nothing is ejected (allowed returns its argument): a pick keeps its
+   * narrowed candidates while it holds.
+   */
+  generation(): number | undefined {
+    this.advance(this.now());
+    return this.notHealthy === 0 ? undefined : this.gen;
   }
 
   /** picked tells the ejector a pick chose id: an instance on trial is then taken until an outcome is reported or an interval passes. */
   picked(id: string): void {
     const now = this.now();
+    this.advance(now);
     const e = this.entries.get(id);
-    if (e?.phase === "trial" && this.available(e, now)) e.trialTakenAt = now;
+    if (e?.phase === "trial" && e.trialTakenAt === undefined) {
+      e.trialTakenAt = now;
+      this.gen++;
+      this.wakeAt(now + this.o.intervalMs);
+    }
   }
 
   /** counters returns the totals so far and the instances ejected or on trial now. */
@@ -192,10 +205,13 @@ export class OutlierEjector {
     return { ejectedTotal: this.ejectedTotal, restoredTotal: this.restoredTotal, ejected: this.notHealthy };
   }
 
-  private available(e: Entry | undefined, now: number): boolean {
-    if (e === undefined || e.phase === "healthy") return true;
-    if (e.phase === "ejected") return false;
-    return e.trialTakenAt === undefined || now - e.trialTakenAt >= this.o.intervalMs;
+  /** available: healthy, or on trial with the trial not taken (a taken trial is released by expire after an interval with no outcome). */
+  private available(e: Entry | undefined): boolean {
+    return e === undefined || e.phase === "healthy" || (e.phase === "trial" && e.trialTakenAt === undefined);
+  }
+
+  private wakeAt(t: number): void {
+    if (this.wake === undefined || t < this.wake) this.wake = t;
   }
 
   /** eject ejects e unless max_ejection_percent forbids it (a failed trial was counted already: forced). */
@@ -211,6 +227,8 @@ export class OutlierEjector {
     e.trialTakenAt = undefined;
     const durationMs = Math.min(this.o.baseEjectionTimeMs * e.ejections, Math.max(this.o.baseEjectionTimeMs, this.o.maxEjectionTimeMs));
     e.until = at + durationMs;
+    this.wakeAt(e.until);
+    this.gen++;
     this.ejectedTotal++;
     this.onEvent({ type: "ejected", instanceId: id, reason, ejections: e.ejections, durationMs, at });
   }
@@ -224,11 +242,24 @@ export class OutlierEjector {
   }
 
   private expire(t: number): void {
-    if (this.notHealthy === 0) return;
+    if (this.notHealthy === 0 || this.wake === undefined || t < this.wake) return;
+    this.wake = undefined;
     for (const e of this.entries.values()) {
-      if (e.phase === "ejected" && e.until <= t) {
-        e.phase = "trial";
-        e.trialTakenAt = undefined;
+      if (e.phase === "ejected") {
+        if (e.until <= t) {
+          e.phase = "trial";
+          e.trialTakenAt = undefined;
+          this.gen++;
+        } else {
+          this.wakeAt(e.until);
+        }
+      } else if (e.phase === "trial" && e.trialTakenAt !== undefined) {
+        if (t - e.trialTakenAt >= this.o.intervalMs) {
+          e.trialTakenAt = undefined; // no outcome within an interval: the trial is offered again
+          this.gen++;
+        } else {
+          this.wakeAt(e.trialTakenAt + this.o.intervalMs);
+        }
       }
     }
   }

@@ -15,8 +15,8 @@ interface Candidates {
   readonly list: readonly Instance[];
   readonly ids: readonly string[];
   ring: HashRing | undefined;
-  /** the ring over the candidates ejection left, and their ids joined (its key). */
-  ejectedRing?: { readonly key: string; readonly ring: HashRing };
+  /** these candidates as ejection narrowed them at a generation of the service's ejector. */
+  narrow?: { readonly gen: number; readonly candidates: Candidates };
 }
 
 /**
@@ -80,29 +80,21 @@ export class Picker {
     }
     const c = this.entry(service);
     const ejector = this.ejectors.get(service);
-    const chosen = ejector?.excludesAny(c.ids) ? this.choose(this.narrowed(c, ejector), service, strategy, hashKey) : this.choose(c, service, strategy, hashKey);
-    if (chosen !== undefined) ejector?.picked(chosen.instanceId);
+    const gen = ejector?.generation();
+    if (ejector === undefined || gen === undefined) return this.choose(c, service, strategy, hashKey);
+    const chosen = this.choose(this.narrowed(c, ejector, gen), service, strategy, hashKey);
+    if (chosen !== undefined) ejector.picked(chosen.instanceId);
     return chosen;
   }
 
-  /** narrowed is c without the instances ejection excludes now; its hash ring is kept while that set holds. */
-  private narrowed(c: Candidates, ejector: OutlierEjector): Candidates {
+  /** narrowed is c without the instances ejection excludes now, kept (with its hash ring) while the ejector's generation holds. */
+  private narrowed(c: Candidates, ejector: OutlierEjector, gen: number): Candidates {
+    if (c.narrow?.gen === gen) return c.narrow.candidates;
     const allowed = new Set(ejector.allowed(c.ids));
-    const list = c.list.filter((i) => allowed.has(i.instanceId));
-    const ids = list.map((i) => i.instanceId);
-    const key = ids.join("\0");
-    if (c.ejectedRing?.key !== key) c.ejectedRing = undefined;
-    return {
-      version: c.version,
-      list,
-      ids,
-      get ring() {
-        return c.ejectedRing?.ring;
-      },
-      set ring(ring: HashRing | undefined) {
-        if (ring !== undefined) c.ejectedRing = { key, ring };
-      },
-    };
+    const list = allowed.size === c.ids.length ? c.list : c.list.filter((i) => allowed.has(i.instanceId));
+    const candidates: Candidates = { version: c.version, list, ids: list.map((i) => i.instanceId), ring: undefined };
+    c.narrow = { gen, candidates };
+    return candidates;
   }
 
   private choose(c: Candidates, service: string, strategy: Strategy, hashKey: string): Instance | undefined {

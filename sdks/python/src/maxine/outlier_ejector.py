@@ -131,6 +131,10 @@ class OutlierEjector:
         self._members: Sequence[str] = ()
         self._next_sweep = now_ms() + self._interval
         self._not_healthy = 0
+        # _gen changes whenever allowed() may answer differently, so a pick can keep its narrowed candidates
+        self._gen = 0
+        # _wake is the earliest instant _expire has work (an ejection's end, a taken trial's release)
+        self._wake: int | None = None
         self._ejected_total = 0
         self._restored_total = 0
 
@@ -159,6 +163,7 @@ class OutlierEjector:
                 return
             e.phase, e.consecutive, e.trial_taken_at = _HEALTHY, 0, None
             self._not_healthy -= 1
+            self._gen += 1
             self._restored_total += 1
             self._emit(EjectionEvent(self._service, instance_id, False, now))
             return
@@ -177,31 +182,44 @@ class OutlierEjector:
         Healthy instances pass, and those whose ejection ended and whose single
         trial is not taken; candidates that are not members pass.
         """
-        now = self._now()
-        self._advance(now)
+        self._advance(self._now())
         if self._not_healthy == 0:
             return ids
-        out = [i for i in ids if self._available(self._entries.get(i), now)]
+        out = [i for i in ids if self._available(self._entries.get(i))]
         return out if out else ids
+
+    def generation(self) -> int | None:
+        """generation brings the ejector up to now: a number that changes whenever allowed() may answer differently.
+
+        None when nothing is ejected (allowed returns its argument). A pick
+        keeps its narrowed candidates while it holds.
+        """
+        self._advance(self._now())
+        return None if self._not_healthy == 0 else self._gen
 
     def picked(self, instance_id: str) -> None:
         """picked tells the ejector a pick chose instance_id: one on trial is taken until an outcome (or an interval)."""
         now = self._now()
+        self._advance(now)
         e = self._entries.get(instance_id)
-        if e is not None and e.phase == _TRIAL and self._available(e, now):
+        if e is not None and e.phase == _TRIAL and e.trial_taken_at is None:
             e.trial_taken_at = now
+            self._gen += 1
+            self._wake_at(now + self._interval)
 
     def counters(self) -> EjectionCounters:
         """counters returns the totals so far and the instances ejected or on trial now."""
         self._advance(self._now())
         return EjectionCounters(self._ejected_total, self._restored_total, self._not_healthy)
 
-    def _available(self, e: _Entry | None, now: int) -> bool:
-        if e is None or e.phase == _HEALTHY:
-            return True
-        if e.phase == _EJECTED:
-            return False
-        return e.trial_taken_at is None or now - e.trial_taken_at >= self._interval
+    @staticmethod
+    def _available(e: _Entry | None) -> bool:
+        # healthy, or on trial with the trial not taken (_expire releases a taken trial after an interval)
+        return e is None or e.phase == _HEALTHY or (e.phase == _TRIAL and e.trial_taken_at is None)
+
+    def _wake_at(self, t: int) -> None:
+        if self._wake is None or t < self._wake:
+            self._wake = t
 
     def _eject(self, instance_id: str, e: _Entry, at: int, reason: EjectionReason, forced: bool) -> None:
         # a failed trial was counted already (forced); otherwise max_ejection_percent, at least one
@@ -214,6 +232,8 @@ class OutlierEjector:
         e.phase, e.consecutive, e.trial_taken_at = _EJECTED, 0, None
         duration = min(self._base * e.ejections, max(self._base, self._max))
         e.until = at + duration
+        self._wake_at(e.until)
+        self._gen += 1
         self._ejected_total += 1
         self._emit(EjectionEvent(self._service, instance_id, True, at, reason, e.ejections, duration))
 
@@ -228,11 +248,22 @@ class OutlierEjector:
         self._expire(now)
 
     def _expire(self, t: int) -> None:
-        if self._not_healthy == 0:
+        if self._not_healthy == 0 or self._wake is None or t < self._wake:
             return
+        self._wake = None
         for e in self._entries.values():
-            if e.phase == _EJECTED and e.until <= t:
-                e.phase, e.trial_taken_at = _TRIAL, None
+            if e.phase == _EJECTED:
+                if e.until <= t:
+                    e.phase, e.trial_taken_at = _TRIAL, None
+                    self._gen += 1
+                else:
+                    self._wake_at(e.until)
+            elif e.phase == _TRIAL and e.trial_taken_at is not None:
+                if t - e.trial_taken_at >= self._interval:
+                    e.trial_taken_at = None  # no outcome within an interval: the trial is offered again
+                    self._gen += 1
+                else:
+                    self._wake_at(e.trial_taken_at + self._interval)
 
     def _sweep(self, t: int) -> None:
         """_sweep is the interval's work (A50's timer): expiries, the failure-percentage rule, counts reset, decay."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random as _random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .balancer import HashRing, Random, cumulative_weights, pick_cumulative, rendezvous_encoded
@@ -30,8 +30,8 @@ class _Candidates:
     ring: HashRing | None = None
     encoded: list[bytes] | None = None
     cumulative: list[int] | None = None
-    # the hash ring over the candidates ejection left, and their ids (its key)
-    ejected_ring: tuple[tuple[str, ...], HashRing] | None = None
+    # these candidates as ejection narrowed them, at a generation of the service's ejector
+    narrow: tuple[int, _Candidates] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,28 +94,23 @@ class Picker:
             raise ValueError(f"pick: hash_key is required by {Strategy.Name(strategy)}")
         c = self._entry(service)
         ejector = self._ejectors.get(service)
-        if ejector is not None:
-            allowed = ejector.allowed(c.ids)
-            if len(allowed) < len(c.ids):
-                c = self._narrowed(c, allowed, strategy == _CONSISTENT_HASH)
-            chosen = self._choose(c, service, strategy, hash_key)
-            if chosen is not None:
-                ejector.picked(chosen.instance_id)
-            return chosen
-        return self._choose(c, service, strategy, hash_key)
+        gen = ejector.generation() if ejector is not None else None
+        if ejector is None or gen is None:
+            return self._choose(c, service, strategy, hash_key)
+        chosen = self._choose(self._narrowed(c, ejector, gen), service, strategy, hash_key)
+        if chosen is not None:
+            ejector.picked(chosen.instance_id)
+        return chosen
 
-    def _narrowed(self, c: _Candidates, allowed: Sequence[str], ring: bool) -> _Candidates:
-        """_narrowed is c without what ejection excludes; its hash ring is kept in c while that set holds."""
-        keep = set(allowed)
-        items = [i for i in c.items if i.instance_id in keep]
-        ids = [i.instance_id for i in items]
-        n = _Candidates(c.version, items, ids)
-        if not ring:
-            return n
-        key = tuple(ids)
-        if c.ejected_ring is None or c.ejected_ring[0] != key:
-            c.ejected_ring = (key, HashRing(ids))
-        n.ring = c.ejected_ring[1]
+    @staticmethod
+    def _narrowed(c: _Candidates, ejector: OutlierEjector, gen: int) -> _Candidates:
+        """_narrowed is c without what ejection excludes now, kept (with its ring) while the ejector's generation holds."""
+        if c.narrow is not None and c.narrow[0] == gen:
+            return c.narrow[1]
+        keep = set(ejector.allowed(c.ids))
+        items = c.items if len(keep) == len(c.ids) else [i for i in c.items if i.instance_id in keep]
+        n = _Candidates(c.version, items, [i.instance_id for i in items])
+        c.narrow = (gen, n)
         return n
 
     def _choose(self, c: _Candidates, service: str, strategy: Strategy, hash_key: str) -> Instance | None:
