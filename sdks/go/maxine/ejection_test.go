@@ -119,15 +119,16 @@ func TestWatcherEjectsFailingBackend(t *testing.T) {
 		defer mu.Unlock()
 		return append([]maxine.EjectionEvent(nil), events...)
 	}
+	// batches until the n-th event, for at most 10 s (a batch can take well under a millisecond)
 	until := func(n int, what string) {
 		t.Helper()
-		for range 400 {
-			if len(got()) >= n {
-				return
+		deadline := time.Now().Add(10 * time.Second)
+		for len(got()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 10 s; events %+v", what, got())
 			}
 			batch()
 		}
-		t.Fatalf("no %s after 400 batches; events %+v", what, got())
 	}
 
 	batch()
