@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -55,5 +56,20 @@ func Outcome(err error) (success, report bool) {
 func (w *Watcher) ReportError(service, instanceID string, err error) {
 	if success, report := Outcome(err); report {
 		w.Report(service, instanceID, success)
+	}
+}
+
+// UnaryOutcomeInterceptor is a grpc-go client interceptor for a connection
+// to ONE instance (dialled at its host:port): every unary call's error goes
+// to ReportError, so that the watcher's Pick stops choosing the instance
+// when it fails (docs/client-ejection.md).
+//
+//	conn, err := grpc.NewClient(net.JoinHostPort(inst.GetHost(), port),
+//		grpc.WithUnaryInterceptor(w.UnaryOutcomeInterceptor(inst.GetService(), inst.GetInstanceId())), ...)
+func (w *Watcher) UnaryOutcomeInterceptor(service, instanceID string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		w.ReportError(service, instanceID, err)
+		return err
 	}
 }

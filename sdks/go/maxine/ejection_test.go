@@ -52,9 +52,9 @@ func hits(bs []*testserver.Backend) []int64 {
 }
 
 // TestWatcherEjectsFailingBackend: five real gRPC backends registered in a
-// real server; the Watcher's Pick chooses, every call's error goes to
-// ReportError. One backend starts answering UNAVAILABLE: after three
-// failures no pick chooses it until its ejection time is over, then one
+// real server; the Watcher's Pick chooses, and UnaryOutcomeInterceptor on
+// each backend's connection reports every call. One backend starts
+// answering UNAVAILABLE: after three failures no pick chooses it until its ejection time is over, then one
 // trial (five picks at once: one gets it); it returns once it heals; a
 // second failing backend is not ejected while the first is out
 // (max_ejection_percent 20 % of 5: one).
@@ -77,7 +77,8 @@ func TestWatcherEjectsFailingBackend(t *testing.T) {
 	}
 	conns := map[string]healthpb.HealthClient{}
 	for _, inst := range w.Instances("eject") {
-		cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", inst.GetPort()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", inst.GetPort()), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithUnaryInterceptor(w.UnaryOutcomeInterceptor("eject", inst.GetInstanceId())))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,8 +108,7 @@ func TestWatcherEjectsFailingBackend(t *testing.T) {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				_, err := conns[inst.GetInstanceId()].Check(ctx, &healthpb.HealthCheckRequest{})
-				w.ReportError("eject", inst.GetInstanceId(), err)
+				_, _ = conns[inst.GetInstanceId()].Check(ctx, &healthpb.HealthCheckRequest{}) // reported by the interceptor
 			}()
 		}
 		wg.Wait()
