@@ -161,7 +161,9 @@ func TestPickAgreesWithDiscover(t *testing.T) {
 	}
 }
 
-// BenchmarkPick measures a local pick from a live watcher of 20 instances.
+// BenchmarkPick measures a local pick from a live watcher of 20 instances:
+// with outlier ejection off, on (the default) with nothing ejected, and on
+// with one instance ejected (the pick narrows the candidates).
 func BenchmarkPick(b *testing.B) {
 	c := newClient(b, serverURL())
 	ns := uniqueNS(b)
@@ -170,31 +172,47 @@ func BenchmarkPick(b *testing.B) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	w, err := c.Watch(ctx, maxine.WithNamespace(ns), maxine.WithServices("bench"))
-	if err != nil {
-		b.Fatal(err)
+	modes := []struct {
+		name string
+		opt  maxine.WatchOption
+	}{
+		{"no-ejection", maxine.WithoutEjection()},
+		{"ejection", maxine.WithEjection(maxine.EjectionConfig{})},
+		{"one-ejected", maxine.WithEjection(maxine.EjectionConfig{ConsecutiveFailures: 1, BaseEjectionTime: time.Hour})},
 	}
-	defer w.Close()
-	if err := w.Ready(ctx); err != nil {
-		b.Fatal(err)
-	}
-	for _, s := range []registryv1.Strategy{
-		registryv1.Strategy_STRATEGY_ROUND_ROBIN, registryv1.Strategy_STRATEGY_RANDOM, registryv1.Strategy_STRATEGY_WEIGHTED,
-		registryv1.Strategy_STRATEGY_CONSISTENT_HASH, registryv1.Strategy_STRATEGY_RENDEZVOUS,
-	} {
-		b.Run(s.String(), func(b *testing.B) {
-			keys := make([]string, 1024)
-			for i := range keys {
-				keys[i] = fmt.Sprintf("user-%d", i)
+	for _, mode := range modes {
+		w, err := c.Watch(ctx, maxine.WithNamespace(ns), maxine.WithServices("bench"), mode.opt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer w.Close()
+		if err := w.Ready(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if mode.name == "one-ejected" {
+			w.Report("bench", "bench-03", false)
+			if w.EjectionStats("bench").Ejected != 1 {
+				b.Fatal("bench-03 was not ejected")
 			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := w.Pick(s, keys[i&1023]); err != nil {
-					b.Fatal(err)
+		}
+		for _, s := range []registryv1.Strategy{
+			registryv1.Strategy_STRATEGY_ROUND_ROBIN, registryv1.Strategy_STRATEGY_RANDOM, registryv1.Strategy_STRATEGY_WEIGHTED,
+			registryv1.Strategy_STRATEGY_CONSISTENT_HASH, registryv1.Strategy_STRATEGY_RENDEZVOUS,
+		} {
+			b.Run(mode.name+"/"+s.String(), func(b *testing.B) {
+				keys := make([]string, 1024)
+				for i := range keys {
+					keys[i] = fmt.Sprintf("user-%d", i)
 				}
-				i++
-			}
-		})
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, err := w.Pick(s, keys[i&1023]); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
 	}
 }

@@ -3,6 +3,7 @@ package maxine
 import (
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
@@ -20,6 +21,58 @@ type candidates struct {
 	ids     []string
 	ring    atomic.Pointer[HashRing]
 	next    atomic.Uint64 // round-robin counter
+	// for candidates narrowed by ejection: the full set's counter, and
+	// where the ring over the allowed ids is kept
+	rr        *atomic.Uint64
+	ejectRing *atomic.Pointer[keyedRing]
+	ringKey   string
+	kept      atomic.Pointer[keyedRing]
+	// narrow is these candidates as ejection narrowed them at generation
+	// narrowGen of the service's ejector (read and written under Watcher.mu)
+	narrow    *candidates
+	narrowGen uint64
+}
+
+// allowedBy returns c as ej allows it now, reusing the last narrowing
+// while ej's generation holds; ej is up to date (advanced).
+func (c *candidates) allowedBy(ej *outlierEjector) *candidates {
+	if ej.notHealthy == 0 {
+		return c
+	}
+	if c.narrow != nil && c.narrowGen == ej.gen {
+		return c.narrow
+	}
+	n := c
+	if allowed := ej.allowed(c.ids); len(allowed) < len(c.ids) {
+		n = c.narrowed(allowed)
+	}
+	c.narrow, c.narrowGen = n, ej.gen
+	return n
+}
+
+// keyedRing is a hash ring over a subset of the candidates, named by its ids.
+type keyedRing struct {
+	key  string
+	ring *HashRing
+}
+
+// narrowed returns the candidates whose ids are in allowed (a subsequence
+// of c.ids), sharing c's round-robin counter and keeping their hash ring
+// in c while the allowed set holds.
+func (c *candidates) narrowed(allowed []string) *candidates {
+	n := &candidates{version: c.version, rr: &c.next, ejectRing: &c.kept, ringKey: strings.Join(allowed, "\x00")}
+	j := 0
+	for i, id := range c.ids {
+		if j < len(allowed) && allowed[j] == id {
+			n.list = append(n.list, c.list[i])
+			n.ids = append(n.ids, id)
+			j++
+		}
+	}
+	if k := c.kept.Load(); k != nil && k.key == n.ringKey {
+		n.ring.Store(k.ring)
+	}
+	return n
 }
 
 func newCandidates(version uint64, sorted []*registryv1.Instance, prev *candidates) *candidates {
@@ -81,12 +134,19 @@ func (c *candidates) pick(strategy registryv1.Strategy, hashKey string, r *rand.
 		if ring == nil {
 			ring = NewHashRing(c.ids)
 			c.ring.Store(ring)
+			if c.ejectRing != nil {
+				c.ejectRing.Store(&keyedRing{key: c.ringKey, ring: ring})
+			}
 		}
 		return c.list[ring.Lookup(hashKey)], nil
 	case registryv1.Strategy_STRATEGY_RENDEZVOUS:
 		return c.list[Rendezvous(c.ids, hashKey)], nil
 	default:
-		i := c.next.Add(1) - 1
+		next := &c.next
+		if c.rr != nil {
+			next = c.rr
+		}
+		i := next.Add(1) - 1
 		return c.list[i%uint64(n)], nil
 	}
 }

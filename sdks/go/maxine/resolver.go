@@ -2,14 +2,18 @@ package maxine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/serviceconfig"
 
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
 )
@@ -35,19 +39,94 @@ const Scheme = "maxine"
 //
 // The query's filters (tag may repeat) narrow the instances as
 // WatchServicesRequest.filter does.
+//
+// With WithOutlierDetection the resolver also hands grpc-go a service
+// config that wraps the child policy (round_robin by default) in grpc-go's
+// outlier_detection policy, so the connection stops sending to instances
+// whose calls fail (docs/client-ejection.md).
 type ResolverBuilder struct {
-	client *Client
+	client        *Client
+	serviceConfig string // "" unless WithOutlierDetection
+}
+
+// ResolverOption configures a ResolverBuilder.
+type ResolverOption func(*ResolverBuilder)
+
+// OutlierDetectionPolicy is grpc-go's name of its outlier detection
+// load-balancing policy (gRFC A50).
+const OutlierDetectionPolicy = "outlier_detection_experimental"
+
+// WithOutlierDetection makes the resolver's service config enable grpc-go's
+// outlier_detection policy around childPolicy ("" means round_robin), with
+// cfg's Interval, BaseEjectionTime, MaxEjectionTime, MaxEjectionPercent and
+// failure-percentage rule (zero fields take DefaultEjection's values:
+// 10 s, 30 s, 300 s, 10 %, 85 % of at least 50 calls on at least 5
+// instances). grpc-go has no consecutive-failures rule and no half-open
+// trial: ConsecutiveFailures is ignored, and an ejected address returns at
+// the first sweep after its ejection time. The policy must be registered:
+// import _ "github.com/maxine-registry/maxine/sdks/go/maxine/outlierdetection".
+// A service config from the resolver takes precedence over
+// grpc.WithDefaultServiceConfig.
+func WithOutlierDetection(cfg EjectionConfig, childPolicy string) ResolverOption {
+	return func(b *ResolverBuilder) {
+		sc, err := outlierServiceConfig(cfg, childPolicy)
+		if err != nil {
+			b.serviceConfig = "error:" + err.Error()
+			return
+		}
+		b.serviceConfig = sc
+	}
+}
+
+// outlierServiceConfig renders the service config of WithOutlierDetection.
+func outlierServiceConfig(cfg EjectionConfig, childPolicy string) (string, error) {
+	c, err := cfg.resolved()
+	if err != nil {
+		return "", err
+	}
+	if childPolicy == "" {
+		childPolicy = "round_robin"
+	}
+	od := map[string]any{
+		"interval":           seconds(c.Interval),
+		"baseEjectionTime":   seconds(c.BaseEjectionTime),
+		"maxEjectionTime":    seconds(c.MaxEjectionTime),
+		"maxEjectionPercent": c.MaxEjectionPercent,
+		"childPolicy":        []any{map[string]any{childPolicy: map[string]any{}}},
+	}
+	if c.FailurePercentageThreshold > 0 {
+		od["failurePercentageEjection"] = map[string]any{
+			"threshold":             c.FailurePercentageThreshold,
+			"enforcementPercentage": 100,
+			"minimumHosts":          c.FailurePercentageMinimumHosts,
+			"requestVolume":         c.FailurePercentageRequestVolume,
+		}
+	}
+	out, err := json.Marshal(map[string]any{"loadBalancingConfig": []any{map[string]any{OutlierDetectionPolicy: od}}})
+	return string(out), err
+}
+
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }
 
 // NewResolverBuilder returns a ResolverBuilder that watches through c.
 // Pass it to grpc.WithResolvers, or to resolver.Register to make the
 // "maxine" scheme known process-wide (see RegisterResolver).
-func NewResolverBuilder(c *Client) *ResolverBuilder { return &ResolverBuilder{client: c} }
+func NewResolverBuilder(c *Client, opts ...ResolverOption) *ResolverBuilder {
+	b := &ResolverBuilder{client: c}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
 
 // RegisterResolver registers a ResolverBuilder of c with grpc-go for the
 // whole process, so that every grpc.NewClient understands "maxine:///...".
 // Like resolver.Register, call it at init time only.
-func RegisterResolver(c *Client) { resolver.Register(NewResolverBuilder(c)) }
+func RegisterResolver(c *Client, opts ...ResolverOption) {
+	resolver.Register(NewResolverBuilder(c, opts...))
+}
 
 // Scheme returns "maxine".
 func (b *ResolverBuilder) Scheme() string { return Scheme }
@@ -89,6 +168,20 @@ func (b *ResolverBuilder) Build(target resolver.Target, cc resolver.ClientConn, 
 		return nil, err
 	}
 	r := &watchResolver{cc: cc, service: service, stopped: make(chan struct{})}
+	if sc := b.serviceConfig; sc != "" {
+		if msg, bad := strings.CutPrefix(sc, "error:"); bad {
+			return nil, fmt.Errorf("maxine: WithOutlierDetection: %s", msg)
+		}
+		if balancer.Get(OutlierDetectionPolicy) == nil {
+			return nil, fmt.Errorf("maxine: WithOutlierDetection needs grpc-go's %s policy registered: import _ %q",
+				OutlierDetectionPolicy, "github.com/maxine-registry/maxine/sdks/go/maxine/outlierdetection")
+		}
+		parsed := cc.ParseServiceConfig(sc)
+		if parsed.Err != nil {
+			return nil, fmt.Errorf("maxine: WithOutlierDetection: %w", parsed.Err)
+		}
+		r.serviceConfig = parsed
+	}
 	// A watch stream that fails after the first snapshot keeps the last
 	// addresses (the backends did not go away with it); before, grpc-go
 	// learns why nothing resolves.
@@ -117,6 +210,8 @@ type watchResolver struct {
 	cancel  context.CancelFunc
 	stopped chan struct{}
 	pushed  atomic.Bool
+	// serviceConfig is sent with every address list (WithOutlierDetection)
+	serviceConfig *serviceconfig.ParseResult
 }
 
 func (r *watchResolver) run() {
@@ -133,7 +228,7 @@ func (r *watchResolver) run() {
 
 // push hands grpc-go the SERVING instances' addresses, in instance_id order.
 func (r *watchResolver) push() {
-	var state resolver.State
+	state := resolver.State{ServiceConfig: r.serviceConfig}
 	for _, inst := range r.w.Instances(r.service) {
 		if inst.GetStatus() != registryv1.ServingStatus_SERVING_STATUS_SERVING {
 			continue

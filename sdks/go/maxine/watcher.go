@@ -24,6 +24,11 @@ type watchConfig struct {
 	onSync    func(SyncInfo)
 	onError   func(error)
 	rand      *rand.Rand
+	// local outlier ejection (outlier_ejector.go)
+	ejection    EjectionConfig
+	ejectionOff bool
+	onEjection  func(EjectionEvent)
+	now         func() time.Time
 }
 
 // WithNamespace sets the namespace to watch (default "default").
@@ -75,6 +80,31 @@ func WithRand(r *rand.Rand) WatchOption {
 	return func(c *watchConfig) { c.rand = r }
 }
 
+// WithEjection tunes the local outlier ejection that Report feeds (see
+// docs/client-ejection.md; zero fields take DefaultEjection's values). It
+// only changes this watcher's picks, never the registry.
+func WithEjection(c EjectionConfig) WatchOption {
+	return func(w *watchConfig) { w.ejection, w.ejectionOff = c, false }
+}
+
+// WithoutEjection turns local outlier ejection off: Report does nothing.
+func WithoutEjection() WatchOption {
+	return func(w *watchConfig) { w.ejectionOff = true }
+}
+
+// WithOnEjection calls fn when local outlier ejection takes an instance
+// out of the watcher's picks or restores it, after the Report or Pick that
+// caused it returned its lock: fn must return quickly.
+func WithOnEjection(fn func(EjectionEvent)) WatchOption {
+	return func(w *watchConfig) { w.onEjection = fn }
+}
+
+// WithClock sets the clock outlier ejection runs on (default time.Now), so
+// tests can move time without sleeping.
+func WithClock(now func() time.Time) WatchOption {
+	return func(w *watchConfig) { w.now = now }
+}
+
 // Watcher keeps a live local view of a service's (or several services')
 // instances from WatchServices. It applies the snapshot and then each event
 // in revision order, resumes after a failure from the last revision and
@@ -96,10 +126,12 @@ type Watcher struct {
 	ready     chan struct{}
 	update    chan struct{}
 
-	mu    sync.Mutex
-	view  *instanceView
-	cache map[string]*candidates
-	fatal error
+	mu       sync.Mutex
+	view     *instanceView
+	cache    map[string]*candidates
+	ejectors map[string]*outlierEjector
+	pending  []EjectionEvent // ejection events to deliver once mu is released
+	fatal    error
 	// the current stream named the view's holdings; a server refused them (none are named again)
 	sentHeld, heldRefused bool
 	readyOnce             sync.Once
@@ -123,9 +155,16 @@ func (c *Client) Watch(ctx context.Context, opts ...WatchOption) (*Watcher, erro
 // (the callbacks' state, a reference to the watcher itself) is in place
 // before the first change arrives.
 func (c *Client) NewWatcher(opts ...WatchOption) (*Watcher, error) {
-	cfg := watchConfig{backoff: DefaultBackoff}
+	cfg := watchConfig{backoff: DefaultBackoff, now: time.Now}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if !cfg.ejectionOff {
+		resolved, err := cfg.ejection.resolved()
+		if err != nil {
+			return nil, err
+		}
+		cfg.ejection = resolved
 	}
 	if err := cfg.backoff.validate("WithWatchBackoff"); err != nil {
 		return nil, err
@@ -138,7 +177,7 @@ func (c *Client) NewWatcher(opts ...WatchOption) (*Watcher, error) {
 	return &Watcher{
 		client: c, cfg: cfg,
 		done: make(chan struct{}), ready: make(chan struct{}), update: make(chan struct{}, 1),
-		view: newInstanceView(), cache: map[string]*candidates{},
+		view: newInstanceView(), cache: map[string]*candidates{}, ejectors: map[string]*outlierEjector{},
 	}, nil
 }
 
@@ -251,17 +290,106 @@ func (w *Watcher) Pick(strategy registryv1.Strategy, hashKey string) (*registryv
 // several.
 func (w *Watcher) PickFrom(service string, strategy registryv1.Strategy, hashKey string) (*registryv1.Instance, error) {
 	w.mu.Lock()
-	c := w.cache[service]
-	if v := w.view.versions[service]; c == nil || c.version != v {
-		c = newCandidates(v, w.view.sorted(service), c)
-		w.cache[service] = c
+	c, ej := w.candidatesLocked(service)
+	mayTakeTrial := false
+	if ej != nil {
+		ej.advance(ej.now())
+		mayTakeTrial = ej.notHealthy > 0
+		c = c.allowedBy(ej)
 	}
+	pending := w.takePendingLocked()
 	w.mu.Unlock()
+	inst, err := w.pickAmong(c, strategy, hashKey)
+	if mayTakeTrial && err == nil {
+		w.mu.Lock()
+		ej.picked(inst.GetInstanceId())
+		pending = append(pending, w.takePendingLocked()...)
+		w.mu.Unlock()
+	}
+	w.deliver(pending)
+	return inst, err
+}
+
+func (w *Watcher) pickAmong(c *candidates, strategy registryv1.Strategy, hashKey string) (*registryv1.Instance, error) {
 	if w.cfg.rand != nil && (strategy == registryv1.Strategy_STRATEGY_RANDOM || strategy == registryv1.Strategy_STRATEGY_WEIGHTED) {
 		w.randMu.Lock()
 		defer w.randMu.Unlock()
 	}
 	return c.pick(strategy, hashKey, w.cfg.rand)
+}
+
+// candidatesLocked returns service's SERVING candidates and its ejector
+// (nil with ejection off), brought up to date with the view; w.mu is held.
+func (w *Watcher) candidatesLocked(service string) (*candidates, *outlierEjector) {
+	prev := w.cache[service]
+	c := prev
+	if v := w.view.versions[service]; c == nil || c.version != v {
+		c = newCandidates(v, w.view.sorted(service), prev)
+		w.cache[service] = c
+	}
+	if w.cfg.ejectionOff {
+		return c, nil
+	}
+	ej := w.ejectors[service]
+	if ej == nil {
+		ej = newOutlierEjector(w.cfg.ejection, service, w.cfg.now, func(e EjectionEvent) { w.pending = append(w.pending, e) })
+		w.ejectors[service] = ej
+		ej.retain(c.ids)
+	} else if c != prev && (prev == nil || !same(prev.ids, c.ids)) {
+		ej.retain(c.ids)
+	}
+	return c, ej
+}
+
+// Report tells the watcher's pick how a call to an instance went: success
+// if it answered (whatever the answer), failure if it could not serve
+// (unavailable, timed out, reset). Failures eject the instance from this
+// watcher's picks under the rules of docs/client-ejection.md; the registry
+// is never told. An instance that is not a SERVING one of the view is
+// ignored, as is everything with WithoutEjection.
+func (w *Watcher) Report(service, instanceID string, success bool) {
+	w.mu.Lock()
+	if _, ej := w.candidatesLocked(service); ej != nil {
+		ej.report(instanceID, success)
+	}
+	pending := w.takePendingLocked()
+	w.mu.Unlock()
+	w.deliver(pending)
+}
+
+// EjectionStats returns the ejections and restorations so far and the
+// instances ejected now, of one service, or of every service for "".
+func (w *Watcher) EjectionStats(service string) EjectionStats {
+	w.mu.Lock()
+	var s EjectionStats
+	for name, ej := range w.ejectors {
+		if service == "" || name == service {
+			c := ej.counters()
+			s.EjectedTotal += c.EjectedTotal
+			s.RestoredTotal += c.RestoredTotal
+			s.Ejected += c.Ejected
+		}
+	}
+	pending := w.takePendingLocked()
+	w.mu.Unlock()
+	w.deliver(pending)
+	return s
+}
+
+// takePendingLocked returns the ejection events waiting for delivery; w.mu is held.
+func (w *Watcher) takePendingLocked() []EjectionEvent {
+	p := w.pending
+	w.pending = nil
+	return p
+}
+
+// deliver hands ejection events to WithOnEjection's callback, outside w.mu.
+func (w *Watcher) deliver(events []EjectionEvent) {
+	if w.cfg.onEjection != nil {
+		for _, e := range events {
+			w.cfg.onEjection(e)
+		}
+	}
 }
 
 // Close stops the watch stream and any backoff timer and waits until the

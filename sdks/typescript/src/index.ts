@@ -16,10 +16,30 @@ export {
   type SessionState,
 } from "./session.js";
 export { InstanceHandle, keyString, type InstanceKeyOf } from "./instance-handle.js";
-export { Watcher, WatchOverflowError, type FilterInit, type WatcherEvents, type WatcherOptions, type WatcherState } from "./watcher.js";
+export {
+  Watcher,
+  WatchOverflowError,
+  type FilterInit,
+  type OutcomeTarget,
+  type WatcherEjectionEvent,
+  type WatcherEvents,
+  type WatcherOptions,
+  type WatcherState,
+} from "./watcher.js";
+export {
+  DEFAULT_EJECTION,
+  OutlierEjector,
+  validateEjectionOptions,
+  type EjectionCounters,
+  type EjectionEvent,
+  type EjectionOptions,
+  type EjectionReason,
+} from "./outlier-ejector.js";
+export { FAILURE_CODES, outcomeOf, type OutcomeOptions } from "./call-outcome.js";
+export { connectOutcomeInterceptor } from "./connect-outcome-interceptor.js";
 export { InstanceView, MAX_HELD_BYTES, MAX_HELD_INSTANCES, type ApplyResult, type ChangeType, type Holdings, type SyncInfo, type WatchChange } from "./instance-view.js";
 export { instanceDigest, type DigestContent } from "./instance-digest.js";
-export { Picker } from "./picker.js";
+export { Picker, type PickerEjection } from "./picker.js";
 export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export { Emitter, type Listener } from "./emitter.js";
 export { systemTimers, type TimerHandle, type Timers } from "./timers.js";

@@ -6,6 +6,7 @@ import type { MaxineClient } from "./client.js";
 import { Emitter } from "./emitter.js";
 import { Strategy, type FilterSchema, type Instance } from "./gen/maxine/registry/v1/registry_pb.js";
 import { InstanceView, type SyncInfo, type WatchChange } from "./instance-view.js";
+import { validateEjectionOptions, type EjectionCounters, type EjectionEvent, type EjectionOptions } from "./outlier-ejector.js";
 import { Picker } from "./picker.js";
 import type { ReconnectInfo } from "./session.js";
 import { sleep, systemTimers, type Timers } from "./timers.js";
@@ -29,6 +30,12 @@ export interface WatcherOptions {
   readonly signal?: AbortSignal;
   /** timers is the clock backoff sleeps on (default: global timers and Date.now). */
   readonly timers?: Timers;
+  /**
+   * ejection tunes the local outlier ejection that report() feeds (see
+   * docs/client-ejection.md; defaults in DEFAULT_EJECTION), or turns it off
+   * with false. It only changes this watcher's picks, never the registry.
+   */
+  readonly ejection?: EjectionOptions | false;
   /**
    * start: false creates the watcher without opening the stream; start() or
    * ready() opens it (the lifecycle of the Go and Python SDKs). The default,
@@ -59,6 +66,19 @@ export interface WatcherEvents {
   error: [error: unknown];
   /** close: the watcher stopped; no stream or timer is left. */
   close: [];
+  /** ejected: local outlier ejection took an instance out of this watcher's picks (at: timers.now() milliseconds). */
+  ejected: [event: WatcherEjectionEvent & { readonly type: "ejected" }];
+  /** restored: an ejected instance's trial call succeeded; picks choose it again. */
+  restored: [event: WatcherEjectionEvent & { readonly type: "restored" }];
+}
+
+/** WatcherEjectionEvent is an EjectionEvent with the service it concerns. */
+export type WatcherEjectionEvent = EjectionEvent & { readonly service: string };
+
+/** OutcomeTarget names the instance a call went to: an Instance of the view will do. */
+export interface OutcomeTarget {
+  readonly service: string;
+  readonly instanceId: string;
 }
 
 // Errors that a retry cannot fix: the watcher closes and ready() rejects.
@@ -112,7 +132,22 @@ export class Watcher extends Emitter<WatcherEvents> {
     this.services = typeof opts.services === "string" ? [opts.services] : [...(opts.services ?? [])];
     this.timers = opts.timers ?? systemTimers;
     this.backoff = new Backoff(opts.backoff);
-    this.picker = new Picker(this.view, opts.random);
+    const timers = this.timers;
+    if (opts.ejection !== false) validateEjectionOptions(opts.ejection); // refused here, not at the first pick
+    this.picker = new Picker(
+      this.view,
+      opts.random,
+      opts.ejection === false
+        ? undefined
+        : {
+            options: opts.ejection ?? {},
+            now: () => timers.now(),
+            onEvent: (service, e) => {
+              if (e.type === "ejected") this.emit("ejected", { ...e, service });
+              else this.emit("restored", { ...e, service });
+            },
+          },
+    );
     this.readyPromise = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -187,6 +222,23 @@ export class Watcher extends Emitter<WatcherEvents> {
     const s = service ?? (this.services.length === 1 ? this.services[0]! : undefined);
     if (s === undefined) throw new TypeError("pick: this watcher watches several services; name the service to pick from");
     return this.picker.pick(s, strategy, hashKey);
+  }
+
+  /**
+   * report tells the watcher's pick how a call to an instance went: success
+   * if it answered (whatever the answer), failure if it could not serve
+   * (unavailable, timed out, reset). Failures eject the instance from this
+   * watcher's picks under the rules of docs/client-ejection.md; the
+   * registry is never told. The interceptors (grpcJsOutcomeInterceptor,
+   * connectOutcomeInterceptor) call it for every call.
+   */
+  report(target: OutcomeTarget, success: boolean): void {
+    this.picker.report(target.service, target.instanceId, success);
+  }
+
+  /** ejectionCounters returns the ejections and restorations so far and the instances ejected now, of one service or all. */
+  ejectionCounters(service?: string): EjectionCounters {
+    return this.picker.ejectionCounters(service);
   }
 
   /**

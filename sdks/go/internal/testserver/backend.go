@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // Backend is a tiny real gRPC service (the standard health service) on a
@@ -19,10 +21,11 @@ type Backend struct {
 	// Port is the port it listens on (127.0.0.1).
 	Port int
 
-	srv   *grpc.Server
-	calls atomic.Int64
-	mu    sync.Mutex
-	first time.Time
+	srv     *grpc.Server
+	calls   atomic.Int64
+	failing atomic.Bool
+	mu      sync.Mutex
+	first   time.Time
 }
 
 // StartBackend serves the health service on a free loopback port.
@@ -37,6 +40,9 @@ func StartBackend() (*Backend, error) {
 			b.mu.Lock()
 			b.first = time.Now()
 			b.mu.Unlock()
+		}
+		if b.failing.Load() {
+			return nil, status.Error(codes.Unavailable, "backend told to fail")
 		}
 		return h(ctx, req)
 	}))
@@ -54,6 +60,10 @@ func (b *Backend) FirstCall() time.Time {
 	defer b.mu.Unlock()
 	return b.first
 }
+
+// SetFailing makes every later call answer UNAVAILABLE (true) or be served
+// again (false).
+func (b *Backend) SetFailing(failing bool) { b.failing.Store(failing) }
 
 // Stop ends the server and its connections.
 func (b *Backend) Stop() { b.srv.Stop() }

@@ -41,6 +41,8 @@ from .messages import (
     ServingStatus,
     Strategy,
 )
+from .call_outcome import FAILURE_CODES, OutcomeInterceptor, outcome_of
+from .outlier_ejector import EjectionCounters, EjectionEvent, EjectionOptions, EjectionReason, OutlierEjector
 from .session import Session, SessionClosedError, SessionState
 from .sync import SyncClient
 from .watcher import Watcher, WatcherState, WatchOverflowError
@@ -51,7 +53,12 @@ __all__ = [
     "ChangeType",
     "Client",
     "DeadlineExceededError",
+    "EjectionCounters",
+    "EjectionEvent",
+    "EjectionOptions",
+    "EjectionReason",
     "EventType",
+    "FAILURE_CODES",
     "FailedPreconditionError",
     "Filter",
     "HashRing",
@@ -62,6 +69,8 @@ __all__ = [
     "InvalidArgumentError",
     "MaxineError",
     "NotFoundError",
+    "OutcomeInterceptor",
+    "OutlierEjector",
     "PermissionDeniedError",
     "ReconnectInfo",
     "RemovalReason",
@@ -87,6 +96,7 @@ __all__ = [
     "fnv1a32",
     "hash32",
     "instance_digest",
+    "outcome_of",
     "rendezvous",
     "tls_credentials",
 ]

@@ -12,12 +12,14 @@ from typing import Literal
 import grpc
 
 from .backoff import Backoff, BackoffOptions, ReconnectInfo
+from .call_outcome import outcome_of
 from .balancer import Random
 from .client import Client
 from .errors import FATAL_CODES, MaxineError, UnavailableError, from_rpc_error
 from .instance_view import InstanceView, SyncInfo, WatchChange
 from .messages import Filter, Instance, Strategy, WatchServicesRequest
-from .picker import Picker
+from .outlier_ejector import EjectionCounters, EjectionEvent, EjectionOptions
+from .picker import Picker, PickerEjection
 
 WatcherState = Literal["idle", "connecting", "live", "backoff", "closed"]
 """WatcherState is where a Watcher's stream stands: "live" once the current stream is up to date."""
@@ -77,6 +79,9 @@ class Watcher:
         on_error: Callable[[MaxineError], None] | None = None,
         on_sync: Callable[[SyncInfo], None] | None = None,
         on_reconnect: Callable[[ReconnectInfo], None] | None = None,
+        ejection: EjectionOptions | None = EjectionOptions(),
+        on_ejection: Callable[[EjectionEvent], None] | None = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         """Describe the watch; nothing happens before start() (or ``async with``).
 
@@ -84,6 +89,11 @@ class Watcher:
         filter narrows the instances as in Discover. on_error gets each stream
         failure (retried by itself), on_sync each applied snapshot, on_reconnect
         each recovery. queue_size bounds how far each change iterator may lag.
+        ejection tunes the local outlier ejection that report() feeds (see
+        docs/client-ejection.md; None turns it off); it changes this watcher's
+        picks only, never the registry. on_ejection gets each ejection and
+        restoration; clock_ms is the clock it runs on, in whole milliseconds
+        (default: time.monotonic_ns() // 1_000_000).
         """
         self._services = [services] if isinstance(services, str) else list(services)
         for s in self._services:
@@ -96,7 +106,10 @@ class Watcher:
         self._filter = filter
         self._backoff = Backoff(backoff, random)
         self._view = InstanceView()
-        self._picker = Picker(self._view, random)
+        now_ms = clock_ms if clock_ms is not None else _monotonic_ms
+        self._picker = Picker(
+            self._view, random, PickerEjection(ejection, now_ms, on_ejection) if ejection is not None else None
+        )
         self._queue_size = queue_size
         self._on_error = on_error
         self._on_sync = on_sync
@@ -167,6 +180,26 @@ class Watcher:
                 raise ValueError("pick: service is required when the watcher does not watch exactly one service")
             service = self._services[0]
         return self._picker.pick(service, strategy, hash_key)
+
+    def report(self, service: str, instance_id: str, success: bool) -> None:
+        """report tells the watcher's pick how a call to an instance went.
+
+        success if it answered (whatever the answer), failure if it could not
+        serve (unavailable, timed out, reset). Failures eject the instance from
+        this watcher's picks under the rules of docs/client-ejection.md; the
+        registry is never told. OutcomeInterceptor calls it for every call.
+        """
+        self._picker.report(service, instance_id, success)
+
+    def report_code(self, service: str, instance_id: str, code: grpc.StatusCode) -> None:
+        """report_code is report with the outcome a call's status code says (see call_outcome); a cancelled call is not reported."""
+        success = outcome_of(code)
+        if success is not None:
+            self.report(service, instance_id, success)
+
+    def ejection_counters(self, service: str | None = None) -> EjectionCounters:
+        """ejection_counters returns the ejections and restorations so far and the instances ejected now, of one service or all."""
+        return self._picker.ejection_counters(service)
 
     def changes(self) -> AsyncIterator[WatchChange]:
         """changes yields every change of the view from now on, until close (or the watcher's fatal error).
@@ -329,3 +362,7 @@ def _fatal(err: Exception) -> MaxineError:
     wrapped = MaxineError(f"watch: {type(err).__name__}: {err}", grpc.StatusCode.FAILED_PRECONDITION)
     wrapped.__cause__ = err
     return wrapped
+
+
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
