@@ -27,6 +27,13 @@
 // checks the HTTP status only (not grpc-status), so the Go row is the one
 // that checks answers.
 //
+// The references for each protocol: bench/plain-http-server.mjs (JSON over
+// HTTP/1.1) and bench/plain-http2-server.mjs (gRPC over HTTP/2, driven by the
+// same two clients), answering the same bytes (bench/discover-answer.mjs);
+// the ratios of Maxine to them are issue 23's first target. Each row gives
+// its client's CPU (cores used while measuring) to show whether the client,
+// not the server, was the bottleneck.
+//
 // Usage: node bench/discover-throughput.mjs [seconds=10] [concurrency=50] [runs=3]
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -75,19 +82,29 @@ try {
   await server.stop();
 }
 
-const plain = spawn(process.execPath, [fileURLToPath(new URL("./plain-http-server.mjs", import.meta.url))], { stdio: ["ignore", "pipe", "inherit"] });
-try {
-  const port = await new Promise((resolve, reject) => {
-    plain.stdout.once("data", (d) => {
-      pinMainThread(SERVER_CPUS, plain.pid);
-      resolve(Number(String(d).trim()));
+/** reference runs a bare reference server (its script prints its port), pinned like Maxine, for the duration of f(port). */
+async function reference(script, f) {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const port = await new Promise((resolve, reject) => {
+      child.stdout.once("data", (d) => {
+        pinMainThread(SERVER_CPUS, child.pid);
+        resolve(Number(String(d).trim()));
+      });
+      child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
     });
-    plain.once("exit", (code) => reject(new Error(`plain-http-server exited with ${code}`)));
-  });
-  results.push({ server: "plain node:http (reference)", protocol: "json", runs: await runs(`127.0.0.1:${port}`, "json") });
-} finally {
-  await new Promise((resolve) => (plain.exitCode !== null ? resolve() : (plain.once("exit", resolve), plain.kill("SIGTERM"))));
+    await f(port);
+  } finally {
+    await new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once("exit", resolve), child.kill("SIGTERM"))));
+  }
 }
+await reference("./plain-http-server.mjs", async (port) => {
+  results.push({ server: "plain node:http (reference)", protocol: "json", runs: await runs(`127.0.0.1:${port}`, "json") });
+});
+await reference("./plain-http2-server.mjs", async (port) => {
+  results.push({ server: "plain node:http2 (reference)", protocol: "grpc", runs: await runs(`127.0.0.1:${port}`, "grpc") });
+  results.push({ server: "plain node:http2 (reference)", protocol: "grpc-h2load", runs: h2loadRuns(port) });
+});
 
 /** h2loadRuns drives gRPC Discover calls with h2load, RUNS times, and returns what loadgen would: req/s, p50, p99, errors. */
 function h2loadRuns(port) {
@@ -105,13 +122,18 @@ function h2loadRuns(port) {
       const args = ["-c", "1", "-m", String(C), "-t", "1", "-D", String(SECONDS), "--warm-up-time=2", "-d", join(dir, "body")];
       args.push("-H", "content-type: application/grpc", "-H", "te: trailers", `--log-file=${log}`);
       args.push(`http://127.0.0.1:${port}/maxine.registry.v1.RegistryService/Discover`);
-      const r = spawnSync(...pinned(CLIENT_CPUS, h2load, args), { encoding: "utf8" });
+      // bash's `times` prints its children's CPU time (user, system) on its second line: the client's CPU
+      const [cmd, cmdArgs] = pinned(CLIENT_CPUS, h2load, args);
+      const r = spawnSync("bash", ["-c", '"$@"; rc=$?; times; exit $rc', "bash", cmd, ...cmdArgs], { encoding: "utf8" });
+      const times = /\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.stdout);
+      const cpuSeconds = times === null ? NaN : Number(times[1]) * 60 + Number(times[2]) + Number(times[3]) * 60 + Number(times[4]);
       const done = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded/.exec(r.stdout);
       const ok2xx = /status codes: (\d+) 2xx/.exec(r.stdout);
       if (r.status !== 0 || done === null || ok2xx === null) throw new Error(`h2load failed (${r.status}): ${r.stdout}${r.stderr}`);
       const lat = readFileSync(log, "utf8").trim().split("\n").map((l) => Number(l.split("\t")[2]) / 1000);
       const s = stats(lat);
-      out.push({ per_second: Number(done[3]) / SECONDS, p50_ms: s.median, p99_ms: s.p99, errors: Number(done[1]) - Number(done[3]) });
+      // h2load's CPU covers its warm-up too
+      out.push({ per_second: Number(done[3]) / SECONDS, p50_ms: s.median, p99_ms: s.p99, errors: Number(done[1]) - Number(done[3]), client_cpu: cpuSeconds / (SECONDS + 2) });
     }
     return out;
   } finally {
@@ -136,16 +158,29 @@ const rows = results.map(({ server, protocol, runs }) => {
 });
 
 const protocols = { json: "Connect JSON, HTTP/1.1", grpc: "gRPC, HTTP/2", "grpc-h2load": "gRPC, HTTP/2, h2load" };
-const label = (r) => `${r.server === "maxine" ? "Maxine" : "plain node:http"}, ${protocols[r.protocol]}`;
+const label = (r) => `${r.server === "maxine" ? "Maxine" : r.server.replace(" (reference)", "")}, ${protocols[r.protocol]}`;
 console.log(`Discover throughput, ${C} concurrent callers, ${SECONDS} s after 2 s warm-up, median of ${RUNS} runs; client: Go loadgen (GOMAXPROCS=1) unless the row says h2load; ${PINNING}`);
-console.log("server, protocol                         |   req/s (range)         | p50 ms | p99 ms | errors");
+console.log("server, protocol                              |   req/s (range)         | p50 ms | p99 ms | errors | client CPU");
 for (const r of rows) {
   const range = `${r.min_per_second.toFixed(0)}–${r.max_per_second.toFixed(0)}`;
-  console.log(`${label(r).padEnd(40)} | ${r.per_second.toFixed(0).padStart(7)} (${range.padEnd(13)}) | ${r.p50_ms.toFixed(2).padStart(6)} | ${r.p99_ms.toFixed(2).padStart(6)} | ${r.errors}`);
+  console.log(`${label(r).padEnd(45)} | ${r.per_second.toFixed(0).padStart(7)} (${range.padEnd(13)}) | ${r.p50_ms.toFixed(2).padStart(6)} | ${r.p99_ms.toFixed(2).padStart(6)} | ${String(r.errors).padStart(6)} | ${(r.client_cpu ?? NaN).toFixed(2)}`);
 }
+// Issue 23's first target: Maxine against the bare server of its protocol, same bytes, same client, same run.
+const row = (server, protocol) => rows.find((r) => r.server.startsWith(server) && r.protocol === protocol);
+const ratio = (a, b) => (a === undefined || b === undefined ? NaN : a.per_second / b.per_second);
+const ratios = {
+  grpcVsBareHttp2: ratio(row("maxine", "grpc-h2load"), row("plain node:http2", "grpc-h2load")),
+  grpcVsBareHttp2GoClient: ratio(row("maxine", "grpc"), row("plain node:http2", "grpc")),
+  jsonVsBareHttp: ratio(row("maxine", "json"), row("plain node:http ", "json")),
+  grpcVsJson: ratio(row("maxine", "grpc-h2load"), row("maxine", "json")),
+  bareHttp2VsBareHttp: ratio(row("plain node:http2", "grpc-h2load"), row("plain node:http ", "json")),
+};
+console.log(
+  `ratios: gRPC / bare node:http2 ${ratios.grpcVsBareHttp2.toFixed(2)} (h2load; Go client ${ratios.grpcVsBareHttp2GoClient.toFixed(2)}), Connect JSON / bare node:http ${ratios.jsonVsBareHttp.toFixed(2)}; beside them: Maxine gRPC / JSON ${ratios.grpcVsJson.toFixed(2)}, bare node:http2 / bare node:http ${ratios.bareHttp2VsBareHttp.toFixed(2)}`,
+);
 writeResult(
   "discover",
-  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1 (rows with protocol grpc-h2load: h2load, nghttp2's C client)", pinning: PINNING, rows },
+  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1 (rows with protocol grpc-h2load: h2load, nghttp2's C client)", pinning: PINNING, rows, ratios },
   barChart({
     title: `Discover throughput, ${C} concurrent callers (median of ${RUNS})`,
     unit: "requests/s",

@@ -6,26 +6,9 @@
 //
 // Usage: node bench/plain-http-server.mjs; prints its port on stdout.
 import http from "node:http";
+import { DISCOVER_ANSWER } from "./discover-answer.mjs";
 
-const answer = Buffer.from(
-  JSON.stringify({
-    instance: {
-      namespace: "default",
-      service: "discover-bench",
-      instanceId: "d1",
-      host: "10.7.0.1",
-      port: 8001,
-      weight: 100,
-      status: "SERVING_STATUS_SERVING",
-      registeredAt: "2026-11-23T10:00:00.000Z",
-      updatedAt: "2026-11-23T10:00:00.000Z",
-      createRevision: "1",
-      modRevision: "1",
-    },
-    revision: "10",
-    registryId: "0123456789abcdef",
-  }),
-);
+const answer = Buffer.from(JSON.stringify(DISCOVER_ANSWER));
 const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
   const chunks = [];
   req.on("data", (c) => chunks.push(c));

@@ -92,6 +92,16 @@ const rows = [
   ...(grpcH2load === undefined
     ? []
     : [["Discover, gRPC, 50 concurrent, h2load (C) client: cross-check of the server without the Go client", "p99 ≤ 10 ms", `${grpcH2load.per_second.toFixed(0)} req/s (median of ${disc.runs}, range ${range(grpcH2load)}), p99 ${ms(grpcH2load.p99_ms)}`, met(grpcH2load.p99_ms <= 10)]]),
+  ...(disc.ratios === undefined
+    ? []
+    : [
+        [
+          "Discover against a bare Node.js server of the same protocol answering the same bytes (bench/plain-http*-server.mjs), same client, same run",
+          "gRPC ≥ 0.9 of bare node:http2, Connect JSON ≥ 0.9 of bare node:http",
+          `gRPC ${disc.ratios.grpcVsBareHttp2.toFixed(2)} (h2load; Go client ${disc.ratios.grpcVsBareHttp2GoClient.toFixed(2)}), JSON ${disc.ratios.jsonVsBareHttp.toFixed(2)}; Maxine gRPC / JSON ${disc.ratios.grpcVsJson.toFixed(2)}, bare http2 / bare http ${disc.ratios.bareHttp2VsBareHttp.toFixed(2)}; client CPU (cores): ${disc.rows.map((r) => `${r.protocol} ${(r.client_cpu ?? NaN).toFixed(2)}`).join(", ")}`,
+          met(disc.ratios.grpcVsBareHttp2 >= 0.9 && disc.ratios.jsonVsBareHttp >= 0.9),
+        ],
+      ]),
   ["TypeScript SDK local pick (RR, random, weighted, consistent hash)", "≥ 1,000,000/s", `≥ ${(pickMin / 1e6).toFixed(2)} M/s (RENDEZVOUS: ${(pick.rows.find((r) => r.strategy === "RENDEZVOUS").perSecond / 1e6).toFixed(2)} M/s)`, met(pickMin >= 1e6)],
   ["Snapshot of 10,000 instances to a new watcher, p99", "≤ 200 ms", `${ms(snap.p99)} (median ${ms(snap.median)})`, met(snap.p99 <= 200)],
   [

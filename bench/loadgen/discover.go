@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
@@ -31,6 +32,8 @@ type discoverResult struct {
 	PerSecond   float64 `json:"per_second"`
 	P50         float64 `json:"p50_ms"`
 	P99         float64 `json:"p99_ms"`
+	// ClientCPU is the cores this client used while measuring (CPU time / wall time): near 1 with GOMAXPROCS=1, the client is the bottleneck.
+	ClientCPU float64 `json:"client_cpu"`
 }
 
 // discoverCommand runs c concurrent callers of Discover for a duration,
@@ -137,8 +140,10 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 	}
 	run(*warm, false)
 	start := time.Now()
+	cpu0 := cpuSeconds()
 	lat, errs := run(*d, true)
 	res.Seconds = time.Since(start).Seconds()
+	res.ClientCPU = (cpuSeconds() - cpu0) / res.Seconds
 	sort.Float64s(lat)
 	res.Requests, res.Errors = len(lat), errs
 	res.PerSecond = float64(len(lat)) / res.Seconds
@@ -146,4 +151,13 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 		res.P50, res.P99 = lat[len(lat)/2], lat[min(len(lat)-1, int(0.99*float64(len(lat))))]
 	}
 	return res, nil
+}
+
+// cpuSeconds is the CPU time (user and system) this process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
