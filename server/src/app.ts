@@ -37,6 +37,9 @@ import { createRouter } from "./transport/router.js";
 import { unreadBodyLimit } from "./transport/unread-body.js";
 import { Shutdown } from "./transport/shutdown.js";
 import { WatchHub } from "./watch/hub.js";
+import { Checker } from "./checks/checker.js";
+import { CheckScheduler } from "./checks/scheduler.js";
+import { TargetPolicy } from "./checks/targets.js";
 
 /** Maxine is a running server. */
 export interface Maxine {
@@ -105,11 +108,16 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     maxWatchServices: config.maxWatchServices,
     maxWatchHeld: config.maxWatchHeld,
   };
+  // Probes never go to this server's own address: the port is known once it listens.
+  let listeningPort = config.port;
+  const targets = new TargetPolicy({ allow: config.checkAllow, listening: { host: config.host, port: () => listeningPort } });
   const registry = new Registry({
     store,
     clock,
     logger: log,
     limits,
+    checkBounds: { intervalMinMs: config.checkIntervalMinMs, intervalMaxMs: config.checkIntervalMaxMs },
+    checkTargets: targets,
     audit: config.auditLog,
     quotas: {
       maxInstances: config.maxInstances,
@@ -145,6 +153,10 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   const serving = new ServingState(shutdown.signal, store);
   const watchBudget = new WatchBudget(config.watchMemoryBudget, clock, log);
   const metrics = new Metrics(registry, hub, watchBudget);
+  const checkMetrics = metrics.checks();
+  const scheduler = new CheckScheduler({ clock, concurrency: config.checkConcurrency, slipped: checkMetrics.slipped });
+  const checker = new Checker({ registry, store, clock, logger: log, scheduler, targets, observer: checkMetrics });
+  checkMetrics.follow(checker, scheduler);
   const connections = new Connections(
     {
       maxWatchersPerConnection: config.maxWatchersPerConnection,
@@ -287,6 +299,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     reloader?.close();
     throw err;
   });
+  listeningPort = port;
+  checker.start();
   let closing: Promise<void> | undefined;
   return {
     port,
@@ -301,6 +315,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
         const t0 = performance.now();
         const open = listener.connections;
         reloader?.close();
+        checker.close();
+        scheduler.close();
         registry.close();
         shutdown.abort(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
         hub.close();

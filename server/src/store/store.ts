@@ -56,7 +56,9 @@ export interface Store {
    * undefined when the stored instance already equals spec (nothing to do).
    * With owner set, a stored instance that another principal owns is left
    * as it is and put rejects with PERMISSION_DENIED (checked with the write,
-   * atomically: two replicas cannot both win).
+   * atomically: two replicas cannot both win). A spec whose health has no
+   * result keeps the stored result while the check is the same, and starts
+   * PENDING otherwise (resolveHealth in domain/health.ts), in the same write.
    */
   put(spec: InstanceSpec, now: number, lease?: LeaseClaim, owner?: string): Promise<Change | undefined>;
   /**
