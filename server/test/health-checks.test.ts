@@ -270,6 +270,54 @@ describe("active health checks (in-memory store)", () => {
   });
 });
 
+describe("the concurrency limit (MAXINE_CHECK_CONCURRENCY) under 1,000 slow targets", () => {
+  it("never has more probes in flight than the limit, and still probes every target", async () => {
+    const LIMIT = 40;
+    let inFlight = 0;
+    let peak = 0;
+    const seen = new Set<string>();
+    const slow = createHttpServer((req, res) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      seen.add(String(req.url));
+      // in flight until its connection closes: answered, or dropped by the probe's timeout
+      res.once("close", () => inFlight--);
+      const t = setTimeout(() => res.writeHead(200).end("slow ok"), 100);
+      res.once("close", () => clearTimeout(t));
+    });
+    const port = await listen(slow);
+    const server = await startInProcess({ ...FAST, MAXINE_CHECK_CONCURRENCY: String(LIMIT) });
+    const client = grpcClient(server.port);
+    try {
+      // 1,000 instances, each its own check (path names it, so the target can tell them apart)
+      for (let i = 0; i < 1_000; i += 50) {
+        await Promise.all(
+          Array.from({ length: 50 }, (_, j) =>
+            unary(client, "Register", {
+              instance: { service: "many", instanceId: `m-${i + j}`, host: "127.0.0.1", port, healthCheck: { http: { path: `/p/${i + j}` }, interval: ms(1_000), timeout: ms(1_000) } },
+            }),
+          ),
+        );
+      }
+      // each round needs 1,000 x 100 ms / 40 = 2.5 s of probe time: the limit is reached and held
+      await until(() => seen.size === 1_000, 20_000, "every target probed");
+      expect(peak).toBe(LIMIT);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/^maxine_checks 1000$/m);
+      const running = Number(/^maxine_check_probes_running (\d+)$/m.exec(metrics)![1]);
+      expect(running).toBeLessThanOrEqual(LIMIT);
+      expect(Number(/^maxine_check_probes_total\{kind="http",result="pass"\} (\d+)$/m.exec(metrics)![1])).toBeGreaterThanOrEqual(1_000);
+      expect(metrics).toMatch(/^maxine_check_schedule_slip_seconds_count \d+$/m);
+      await until(async () => (await unary<any>(client, "ListServices", {})).services.find((s: any) => s.service === "many")?.servingCount === 1_000, 10_000, "all serving");
+    } finally {
+      client.close();
+      await server.close();
+      await closeServer(slow);
+    }
+    expect(peak).toBe(LIMIT);
+  }, 60_000);
+});
+
 describe("where probes may go (MAXINE_CHECK_ALLOW)", () => {
   let server: Maxine & { url: string };
   let client: grpc.Client & Record<string, any>;

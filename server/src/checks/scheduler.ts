@@ -54,6 +54,8 @@ export class CheckScheduler {
   private waitingHead = 0;
   private active = 0;
   private closed = false;
+  /** aborts are the running probes' abort controllers: close ends them all. */
+  private readonly aborts = new Set<AbortController>();
   /** peak is the most runs that were ever going at once (tests hold it to the limit). */
   peak = 0;
 
@@ -123,9 +125,11 @@ export class CheckScheduler {
     return this.entries.keys();
   }
 
-  /** close stops every job; runs going now are aborted by their timeouts as usual. */
+  /** close stops every job and aborts the runs going now (their sockets close; their results are ignored). */
   close(): void {
     this.closed = true;
+    for (const a of this.aborts) a.abort();
+    this.aborts.clear();
     for (const id of [...this.entries.keys()]) this.delete(id);
     this.waiting.length = 0;
     this.waitingHead = 0;
@@ -161,10 +165,12 @@ export class CheckScheduler {
     if (this.active > this.peak) this.peak = this.active;
     const job = e.job;
     const abort = new AbortController();
+    this.aborts.add(abort);
     let finished = false;
     const finish = (): void => {
       if (finished) return;
       finished = true;
+      this.aborts.delete(abort);
       timer.cancel();
       this.active--;
       e.running = false;
