@@ -40,6 +40,7 @@ import { WatchHub } from "./watch/hub.js";
 import { Checker } from "./checks/checker.js";
 import { CheckScheduler } from "./checks/scheduler.js";
 import { TargetPolicy } from "./checks/targets.js";
+import { ownership } from "./checks/ownership.js";
 
 /** Maxine is a running server. */
 export interface Maxine {
@@ -155,7 +156,10 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   const metrics = new Metrics(registry, hub, watchBudget);
   const checkMetrics = metrics.checks();
   const scheduler = new CheckScheduler({ clock, concurrency: config.checkConcurrency, slipped: checkMetrics.slipped });
-  const checker = new Checker({ registry, store, clock, logger: log, scheduler, targets, observer: checkMetrics });
+  // In Redis mode each check runs on one live replica (rendezvous hashing over the replica set), divided again when it changes.
+  const replicas = store.replicas;
+  const checker = new Checker({ registry, store, clock, logger: log, scheduler, targets, observer: checkMetrics, ...(replicas !== undefined ? { owns: ownership(replicas) } : {}) });
+  replicas?.subscribe(() => checker.rebalance(ownership(replicas)));
   checkMetrics.follow(checker, scheduler);
   const connections = new Connections(
     {
@@ -352,6 +356,8 @@ function connectRedis(config: Config, clock: Clock, logger: Logger): Promise<Red
     recoveryWindowMs: config.redisRecoveryWindowMs,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     connectTimeoutMs: config.redisConnectTimeoutMs,
+    // a replica that stops leaves the replica set within the grace: its health checks move on within an interval plus the grace
+    memberTtlMs: Math.max(300, Math.round(config.graceMs * 0.75)),
     clock,
     logger,
   });

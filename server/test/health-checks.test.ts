@@ -258,7 +258,7 @@ describe("active health checks (in-memory store)", () => {
 
   it("refuses a check without exactly one probe kind, and bounds the interval by its setting", async () => {
     const reg = (healthCheck: object) => unary(client, "Register", { instance: { service: "bad", instanceId: "b", host: "127.0.0.1", port: 9, healthCheck } });
-    const both = await reg({ http: {}, tcp: {} }).catch((e) => e);
+    const both: any = await reg({ http: {}, tcp: {} }).catch((e) => e);
     expect(both.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(details(both)).toBe("instance.health_check: must set exactly one of http, tcp and grpc, got http and tcp");
     const fast = await reg({ tcp: {}, interval: ms(50) }).catch((e) => e);
@@ -334,7 +334,7 @@ describe("where probes may go (MAXINE_CHECK_ALLOW)", () => {
 
   it("allows 127.0.0.1/32 and refuses 127.0.0.2, naming the rule and the setting, on every protocol", async () => {
     expect(await reg("127.0.0.1", 9)).toMatchObject({ instance: { instanceId: "a-127.0.0.1-9" } });
-    const refused = await reg("127.0.0.2", 9);
+    const refused: any = await reg("127.0.0.2", 9);
     expect(refused.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(details(refused)).toBe("instance.health_check: probe target 127.0.0.2:9 is outside the networks health checks may reach (MAXINE_CHECK_ALLOW=127.0.0.1/32)");
     // the same refusal in Connect JSON over HTTP/1.1

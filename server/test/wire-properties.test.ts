@@ -144,13 +144,18 @@ describe("wire properties: what the server writes is what protobuf-es writes", (
   });
 
   it("RegisterResponse", () => {
-    const registered = fc.record({ instance: record, ttlMs: fc.integer({ min: 0, max: 10 * 86_400_000 }), expiresAt: ms, revision: safe });
+    const registered = fc.record({
+      instance: record,
+      ttlMs: fc.option(fc.integer({ min: 0, max: 10 * 86_400_000 }), { nil: undefined }),
+      expiresAt: fc.option(ms, { nil: undefined }),
+      revision: safe,
+    });
     fc.assert(
       fc.property(registered, text, (r: Registered, registryId) => {
         const msg = create(RegisterResponseSchema, {
           instance: instanceToPb(r.instance),
-          leaseTtl: durationFromMs(r.ttlMs),
-          leaseExpiresAt: timestampFromMs(r.expiresAt),
+          leaseTtl: r.ttlMs === undefined ? undefined : durationFromMs(r.ttlMs),
+          leaseExpiresAt: r.expiresAt === undefined ? undefined : timestampFromMs(r.expiresAt),
           revision: BigInt(r.revision),
           registryId,
         });

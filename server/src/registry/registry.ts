@@ -250,7 +250,7 @@ export class Registry {
     }
     if (existing === undefined) this.checkQuotas(spec.namespace, spec.service, access.principal);
     const now = this.clock.now();
-    const change = await this.store.put(spec, now, ttl === undefined ? undefined : { ttlMs: ttl }, guard);
+    const change = await this.store.put(spec, now, { ttlMs: ttl ?? 0 }, guard); // 0: persistent, no lease
     const instance = change?.instance ?? this.store.get(spec);
     if (instance === undefined) {
       throw new RegistryError(Reason.UNAVAILABLE, "instance: removed concurrently with its registration, retry");

@@ -142,7 +142,9 @@ end
 /**
  * PUT adds or replaces an instance. ARGV: expected registryId, key, spec
  * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
- * lease; then an absent instance is not created; else it is also stored
+ * lease; then an absent instance is not created; "0" makes the instance
+ * persistent: created if absent, and any lease it had, with its TTL,
+ * removed (an instance with an active check); else it is also stored
  * as the TTL every replica renews the lease for), the stream that binds it
  * ("<replica>:<stream>", taken under the heartbeat-binding rule; "" keeps
  * the binding), log MAXLEN, deadline (ms, Redis clock; "" for none), the
@@ -166,6 +168,11 @@ if prev then
 end
 local function lease()
   if ttl == '' then return end
+  if ttl == '0' then
+    redis.call('ZREM', K_LEASES, key)
+    redis.call('HDEL', K_TTL, key)
+    return
+  end
   redis.call('HSET', K_TTL, key, ttl)
   local t = now_ms()
   local d = t + tonumber(ttl)
