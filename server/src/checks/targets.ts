@@ -15,6 +15,9 @@ const NEVER: readonly (readonly [string, number, "ipv4" | "ipv6", string])[] = [
   ["::", 128, "ipv6", "unspecified ::"],
 ];
 
+/** MAX_VETTED bounds TargetPolicy's memory of allowed literal targets. */
+const MAX_VETTED = 100_000;
+
 /** Cidr is one parsed network of an allow-list. */
 interface Cidr {
   readonly address: string;
@@ -72,6 +75,8 @@ export class TargetPolicy implements CheckTargets {
   private readonly allowText: string;
   private readonly listening: Listening;
   private readonly resolver: (host: string) => Promise<string[]>;
+  /** vetted holds the IP literal targets (address|port) already allowed, so a probe does not check them again. */
+  private readonly vetted = new Set<string>();
 
   constructor(opts: TargetOptions) {
     for (const c of parseAllowList(opts.allow)) this.allowed.addSubnet(c.address, c.prefix, c.family);
@@ -97,16 +102,22 @@ export class TargetPolicy implements CheckTargets {
    */
   async address(host: string, port: number): Promise<string> {
     const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-    let addresses: string[];
-    if (isIP(bare) !== 0) addresses = [bare];
-    else {
-      try {
-        addresses = await this.resolver(bare);
-      } catch (err) {
-        throw invalid("instance.host", `must resolve for its health check to be probed, got ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} for ${JSON.stringify(host)}`);
-      }
-      if (addresses.length === 0) throw invalid("instance.host", `must resolve for its health check to be probed, got no address for ${JSON.stringify(host)}`);
+    if (isIP(bare) !== 0) {
+      // the same literal is vetted on every probe: the answer cannot change (the port set is fixed once listening)
+      const id = `${bare}|${port}`;
+      if (this.vetted.has(id)) return bare;
+      this.check(bare, port, host);
+      if (this.vetted.size >= MAX_VETTED) this.vetted.clear();
+      this.vetted.add(id);
+      return bare;
     }
+    let addresses: string[];
+    try {
+      addresses = await this.resolver(bare);
+    } catch (err) {
+      throw invalid("instance.host", `must resolve for its health check to be probed, got ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} for ${JSON.stringify(host)}`);
+    }
+    if (addresses.length === 0) throw invalid("instance.host", `must resolve for its health check to be probed, got no address for ${JSON.stringify(host)}`);
     for (const a of addresses) this.check(a, port, host);
     return addresses[0]!;
   }
