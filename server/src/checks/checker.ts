@@ -6,7 +6,7 @@ import type { Logger } from "../domain/logger.js";
 import type { Registry } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
 import { judge, type CheckCounts } from "./check-state.js";
-import { probe as realProbe, type ProbeOutcome, type Prober } from "./probes.js";
+import { Probes, type ProbeOutcome, type Prober } from "./probes.js";
 import type { CheckScheduler } from "./scheduler.js";
 import type { TargetPolicy } from "./targets.js";
 
@@ -75,7 +75,7 @@ export class Checker {
     this.log = opts.logger;
     this.scheduler = opts.scheduler;
     this.targets = opts.targets;
-    this.prober = opts.prober ?? realProbe;
+    this.prober = opts.prober ?? new Probes().probe;
     this.observer = opts.observer;
     this.owns = opts.owns ?? (() => true);
   }
