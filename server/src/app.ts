@@ -38,7 +38,7 @@ import { unreadBodyLimit } from "./transport/unread-body.js";
 import { Shutdown } from "./transport/shutdown.js";
 import { WatchHub } from "./watch/hub.js";
 import { Checker } from "./checks/checker.js";
-import { CheckScheduler } from "./checks/scheduler.js";
+import { ProbeWorker } from "./checks/probe-runner.js";
 import { TargetPolicy } from "./checks/targets.js";
 import { ownership } from "./checks/ownership.js";
 
@@ -155,12 +155,6 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   const watchBudget = new WatchBudget(config.watchMemoryBudget, clock, log);
   const metrics = new Metrics(registry, hub, watchBudget);
   const checkMetrics = metrics.checks();
-  const scheduler = new CheckScheduler({ clock, concurrency: config.checkConcurrency, slipped: checkMetrics.slipped });
-  // In Redis mode each check runs on one live replica (rendezvous hashing over the replica set), divided again when it changes.
-  const replicas = store.replicas;
-  const checker = new Checker({ registry, store, clock, logger: log, scheduler, targets, observer: checkMetrics, ...(replicas !== undefined ? { owns: ownership(replicas) } : {}) });
-  replicas?.subscribe(() => checker.rebalance(ownership(replicas)));
-  checkMetrics.follow(checker, scheduler);
   const connections = new Connections(
     {
       maxWatchersPerConnection: config.maxWatchersPerConnection,
@@ -304,6 +298,16 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     throw err;
   });
   listeningPort = port;
+  // Probes run on a worker thread of their own (checks/probe-worker.ts), started once the port is known (never probed).
+  const probeWorker = new ProbeWorker({ allow: config.checkAllow, listenHost: config.host, listenPort: port, concurrency: config.checkConcurrency }, (code) =>
+    log.error({ code }, "the health-check worker exited: checks stopped until restart"),
+    (text) => log.warn({ output: text }, "health-check worker output"),
+  );
+  // In Redis mode each check runs on one live replica (rendezvous hashing over the replica set), divided again when it changes.
+  const replicas = store.replicas;
+  const checker = new Checker({ registry, store, clock, logger: log, runner: probeWorker, observer: checkMetrics, ...(replicas !== undefined ? { owns: ownership(replicas) } : {}) });
+  replicas?.subscribe(() => checker.rebalance(ownership(replicas)));
+  checkMetrics.follow(checker);
   checker.start();
   let closing: Promise<void> | undefined;
   return {
@@ -320,7 +324,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
         const open = listener.connections;
         reloader?.close();
         checker.close();
-        scheduler.close();
+        await probeWorker.close();
         registry.close();
         shutdown.abort(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
         hub.close();

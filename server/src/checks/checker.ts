@@ -1,21 +1,20 @@
 import type { Clock } from "../domain/clock.js";
-import { RegistryError } from "../domain/errors.js";
 import { checkPort, sameCheck, type CheckKind, type CheckSpec } from "../domain/health.js";
 import { keyString, type InstanceKey, type InstanceRecord } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
 import type { Registry } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
 import { judge, type CheckCounts } from "./check-state.js";
-import { Probes, type ProbeOutcome, type Prober } from "./probes.js";
-import type { CheckScheduler } from "./scheduler.js";
-import type { TargetPolicy } from "./targets.js";
+import type { ProbeBatch, ProbeReport, ProbeRunner } from "./probe-runner.js";
 
 /** ProbeResult labels a probe's outcome in metrics. */
 export type ProbeResult = "pass" | "fail" | "timeout";
 
-/** CheckObserver is told of every probe (metrics: maxine_check_probes_total, maxine_check_probe_duration_seconds). */
+/** CheckObserver is told of every probe (metrics: maxine_check_probes_total, maxine_check_probe_duration_seconds, maxine_check_schedule_slip_seconds). */
 export interface CheckObserver {
   probed(kind: CheckKind, result: ProbeResult, seconds: number): void;
+  /** slipped: a probe started ms after it was due. */
+  slipped(ms: number): void;
 }
 
 /** CheckerOptions are the parts a Checker is built from. */
@@ -24,9 +23,8 @@ export interface CheckerOptions {
   readonly store: Store;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly scheduler: CheckScheduler;
-  readonly targets: TargetPolicy;
-  readonly prober?: Prober;
+  /** runner schedules and runs the probes (ProbeWorker: on a worker thread). */
+  readonly runner: ProbeRunner;
   readonly observer?: CheckObserver;
   /**
    * owns says whether this server runs the check of an instance (by its
@@ -42,27 +40,31 @@ interface Probed {
   readonly check: CheckSpec;
   readonly host: string;
   readonly port: number;
+  /** gen tells this check's reports from those of a check the instance had before. */
+  readonly gen: number;
   readonly counts: CheckCounts;
 }
 
 /**
  * Checker runs the active health checks of the instances this server owns:
  * it follows the store's change feed (so every replica knows every check),
- * schedules a probe per owned check, turns outcomes into results with the
- * check's thresholds (check-state.ts), and stores a result through the
- * registry only when it changes: a status change is an ordinary watch
- * event. Probes go only where the target policy allows, resolved again
- * for every probe.
+ * gives the probe runner a task per owned check, turns the outcomes it
+ * reports into results with the check's thresholds (check-state.ts), and
+ * stores a result through the registry only when it changes: a status
+ * change is an ordinary watch event. The runner probes only where the
+ * target policy allows, resolved again for every probe.
  */
 export class Checker {
   private readonly registry: Registry;
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly scheduler: CheckScheduler;
-  private readonly targets: TargetPolicy;
-  private readonly prober: Prober;
+  private readonly runner: ProbeRunner;
   private readonly observer: CheckObserver | undefined;
+  private nextGen = 1;
+  /** running and queued are the runner's probes in flight and waiting, as of its last batch. */
+  running = 0;
+  queued = 0;
   private owns: (id: string) => boolean;
   private readonly probed = new Map<string, Probed>();
   private readonly unsubscribe: (() => void)[] = [];
@@ -73,10 +75,9 @@ export class Checker {
     this.store = opts.store;
     this.clock = opts.clock;
     this.log = opts.logger;
-    this.scheduler = opts.scheduler;
-    this.targets = opts.targets;
-    this.prober = opts.prober ?? new Probes().probe;
+    this.runner = opts.runner;
     this.observer = opts.observer;
+    this.runner.reports((b) => this.received(b));
     this.owns = opts.owns ?? (() => true);
   }
 
@@ -119,11 +120,11 @@ export class Checker {
     for (const id of [...this.probed.keys()]) if (!seen.has(id)) this.drop(id);
   }
 
-  /** close stops every check; the scheduler is closed by its owner. */
+  /** close stops every check; the runner is closed by its owner. */
   close(): void {
     this.closed = true;
     for (const off of this.unsubscribe.splice(0)) off();
-    for (const id of [...this.probed.keys()]) this.drop(id);
+    this.probed.clear();
   }
 
   private sync(r: InstanceRecord): void {
@@ -137,52 +138,36 @@ export class Checker {
     const port = checkPort(check, r.port);
     const was = this.probed.get(id);
     if (was !== undefined && was.host === r.host && was.port === port && sameCheck(was.check, check)) return;
-    const p: Probed = { key: { namespace: r.namespace, service: r.service, instanceId: r.instanceId }, check, host: r.host, port, counts: { passes: 0, failures: 0, failingSince: undefined } };
+    const p: Probed = { key: { namespace: r.namespace, service: r.service, instanceId: r.instanceId }, check, host: r.host, port, gen: this.nextGen++, counts: { passes: 0, failures: 0, failingSince: undefined } };
     this.probed.set(id, p);
-    this.scheduler.set(
-      id,
-      {
-        intervalMs: check.intervalMs,
-        timeoutMs: check.timeoutMs,
-        run: (signal) => this.run(id, p, signal),
-        timedOut: (startedAt) => this.apply(id, p, { pass: false, message: `timeout after ${check.timeoutMs / 1000} s`, timedOut: true }, startedAt),
-      },
-      true,
-    );
+    this.runner.set(id, p.gen, { check, host: r.host, port });
   }
 
   private drop(id: string): void {
-    if (this.probed.delete(id)) this.scheduler.delete(id);
+    if (this.probed.delete(id)) this.runner.delete(id);
   }
 
-  private async run(id: string, p: Probed, signal: AbortSignal): Promise<void> {
-    const startedAt = this.clock.now();
-    let outcome: ProbeOutcome;
-    try {
-      const address = await this.targets.address(p.host, p.port);
-      if (signal.aborted) return;
-      outcome = await this.prober(p.check, { address, port: p.port, host: p.host }, signal);
-    } catch (err) {
-      if (!(err instanceof RegistryError)) throw err;
-      outcome = { pass: false, message: `target refused: ${err.message}` };
-    }
-    if (signal.aborted) return; // timedOut has answered for this run
-    this.apply(id, p, outcome, startedAt);
+  private received(b: ProbeBatch): void {
+    this.running = b.running;
+    this.queued = b.queued;
+    for (const ms of b.slips) this.observer?.slipped(ms);
+    for (const r of b.reports) this.apply(r);
   }
 
-  private apply(id: string, p: Probed, outcome: ProbeOutcome, startedAt: number): void {
-    const now = this.clock.now();
-    this.observer?.probed(p.check.kind, outcome.pass ? "pass" : outcome.timedOut === true ? "timeout" : "fail", (now - startedAt) / 1000);
-    if (this.closed || this.probed.get(id) !== p) return; // stopped or changed meanwhile
+  private apply(r: ProbeReport): void {
+    this.observer?.probed(r.kind, r.pass ? "pass" : r.timedOut ? "timeout" : "fail", r.seconds);
+    const p = this.probed.get(r.id);
+    if (this.closed || p === undefined || p.gen !== r.gen) return; // stopped or changed meanwhile
     const record = this.store.get(p.key);
     if (record?.health === undefined || !sameCheck(record.health.check, p.check)) return;
-    const verdict = judge(p.check, record.health.result, p.counts, outcome.pass, outcome.message, now);
+    const now = this.clock.now();
+    const verdict = judge(p.check, record.health.result, p.counts, r.pass, r.message, now);
     if (verdict.deregister) {
-      this.registry.removeFailedCheck(p.key, record.modRevision).catch((err: unknown) => this.failed(id, "removing", err));
+      this.registry.removeFailedCheck(p.key, record.modRevision).catch((err: unknown) => this.failed(r.id, "removing", err));
       return;
     }
     if (verdict.result !== undefined) {
-      this.registry.recordCheck(p.key, p.check, verdict.result).catch((err: unknown) => this.failed(id, "storing a result of", err));
+      this.registry.recordCheck(p.key, p.check, verdict.result).catch((err: unknown) => this.failed(r.id, "storing a result of", err));
     }
   }
 

@@ -76,7 +76,7 @@ export class Metrics {
    * after it was due (maxine_check_schedule_slip_seconds), and, once
    * follow is called, the checks this server runs and the probes going now.
    */
-  checks(): CheckObserver & { slipped(ms: number): void; follow(checker: { readonly count: number }, scheduler: { readonly running: number; readonly queued: number }): void } {
+  checks(): CheckObserver & { follow(checker: { readonly count: number; readonly running: number; readonly queued: number }): void } {
     const probes = new Counter({ name: "maxine_check_probes_total", help: "Health-check probes run by this server, by kind (http, tcp, grpc) and result (pass, fail, timeout).", labelNames: ["kind", "result"], registers: [this.registry] });
     const durations = new Histogram({
       name: "maxine_check_probe_duration_seconds",
@@ -111,10 +111,10 @@ export class Metrics {
       slipped(ms: number) {
         slip.observe(ms / 1000);
       },
-      follow(checker, scheduler) {
+      follow(checker) {
         gauge("maxine_checks", "Health checks this server runs (in Redis mode, those it owns).", () => checker.count);
-        gauge("maxine_check_probes_running", "Health-check probes running now (at most MAXINE_CHECK_CONCURRENCY).", () => scheduler.running);
-        gauge("maxine_check_probes_queued", "Health-check probes due and waiting for a slot (MAXINE_CHECK_CONCURRENCY).", () => scheduler.queued);
+        gauge("maxine_check_probes_running", "Health-check probes running now (at most MAXINE_CHECK_CONCURRENCY).", () => checker.running);
+        gauge("maxine_check_probes_queued", "Health-check probes due and waiting for a slot (MAXINE_CHECK_CONCURRENCY).", () => checker.queued);
       },
     };
   }

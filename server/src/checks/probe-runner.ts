@@ -1,0 +1,117 @@
+import { Worker } from "node:worker_threads";
+import type { CheckKind, CheckSpec } from "../domain/health.js";
+
+/** ProbeTask is one instance's check as a runner probes it: the check, the host to resolve and vet, the port. */
+export interface ProbeTask {
+  readonly check: CheckSpec;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** ProbeReport is one probe's outcome, for the checker to judge. */
+export interface ProbeReport {
+  readonly id: string;
+  /** gen is the task's generation given to set: a report of an older generation is for a check that changed since. */
+  readonly gen: number;
+  readonly kind: CheckKind;
+  readonly pass: boolean;
+  readonly message: string;
+  readonly timedOut: boolean;
+  /** startedAt is when the probe started (ms since the epoch). */
+  readonly startedAt: number;
+  readonly seconds: number;
+}
+
+/** ProbeBatch is what a runner reports at once: outcomes, how late the probes started (ms), and its load. */
+export interface ProbeBatch {
+  readonly reports: readonly ProbeReport[];
+  readonly slips: readonly number[];
+  readonly running: number;
+  readonly queued: number;
+}
+
+/**
+ * ProbeRunner schedules and runs the probes of the checks the checker gives
+ * it and reports their outcomes in batches. The server's runs them on a
+ * worker thread of their own (probe-worker.ts, ProbeWorker), so that
+ * thousands of probes a second do not delay the RPCs on the main event
+ * loop.
+ */
+export interface ProbeRunner {
+  /** set schedules (or reschedules, the check having changed) the task of id under generation gen. */
+  set(id: string, gen: number, task: ProbeTask): void;
+  /** delete stops id's probes. */
+  delete(id: string): void;
+  /** reports registers the one receiver of the batches. */
+  reports(receiver: (batch: ProbeBatch) => void): void;
+  /** close stops every probe (those in flight are aborted). */
+  close(): Promise<void>;
+}
+
+/** WorkerSettings are what the probe worker is started with. */
+export interface WorkerSettings {
+  /** allow is MAXINE_CHECK_ALLOW. */
+  readonly allow: string;
+  /** listenHost and listenPort are the registry's own listening address, which probes never reach. */
+  readonly listenHost: string;
+  readonly listenPort: number;
+  /** concurrency is MAXINE_CHECK_CONCURRENCY. */
+  readonly concurrency: number;
+}
+
+/** ToWorker is a message from the checker to the probe worker. */
+export type ToWorker = { readonly op: "set"; readonly id: string; readonly gen: number; readonly task: ProbeTask } | { readonly op: "delete"; readonly id: string } | { readonly op: "close" };
+
+/**
+ * WORKER_SCRIPT is the probe worker's compiled entry. Run from the sources
+ * (tests under vitest, which compiles TypeScript in process only), the
+ * server starts the one `npm run build` wrote into server/dist: a worker
+ * thread loads plain JavaScript.
+ */
+const WORKER_SCRIPT = import.meta.url.endsWith(".ts") ? new URL("../../dist/checks/probe-worker.js", import.meta.url) : new URL("./probe-worker.js", import.meta.url);
+
+/**
+ * ProbeWorker is the ProbeRunner of the server: it starts the probe worker
+ * thread (unref'd: it never keeps the process alive) and passes tasks and
+ * batches across. A worker that exits before close is logged by the
+ * caller's onExit and not restarted; what it writes goes to onOutput.
+ */
+export class ProbeWorker implements ProbeRunner {
+  private readonly worker: Worker;
+  private receiver: (batch: ProbeBatch) => void = () => {};
+  private closed = false;
+
+  constructor(settings: WorkerSettings, onExit: (code: number) => void, onOutput: (text: string) => void = () => {}) {
+    // the worker's own stdout and stderr are read here, not copied to the process's (which would open them in a test's process)
+    this.worker = new Worker(WORKER_SCRIPT, { workerData: settings, name: "maxine-probes", stdout: true, stderr: true });
+    this.worker.unref();
+    const relay = (d: Buffer): void => onOutput(d.toString().trimEnd());
+    this.worker.stdout.on("data", relay);
+    this.worker.stderr.on("data", relay);
+    this.worker.on("message", (b: ProbeBatch) => this.receiver(b));
+    this.worker.on("error", () => {}); // reported by exit
+    this.worker.once("exit", (code) => {
+      if (!this.closed) onExit(code);
+    });
+  }
+
+  set(id: string, gen: number, task: ProbeTask): void {
+    if (!this.closed) this.worker.postMessage({ op: "set", id, gen, task } satisfies ToWorker);
+  }
+
+  delete(id: string): void {
+    if (!this.closed) this.worker.postMessage({ op: "delete", id } satisfies ToWorker);
+  }
+
+  reports(receiver: (batch: ProbeBatch) => void): void {
+    this.receiver = receiver;
+  }
+
+  /** close stops the worker's probes and ends the thread. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.worker.postMessage({ op: "close" } satisfies ToWorker);
+    await this.worker.terminate();
+  }
+}
