@@ -72,35 +72,49 @@ const WORKER_SCRIPT = import.meta.url.endsWith(".ts") ? new URL("../../dist/chec
 
 /**
  * ProbeWorker is the ProbeRunner of the server: it starts the probe worker
- * thread (unref'd: it never keeps the process alive) and passes tasks and
+ * thread with the first check (unref'd: it never keeps the process alive)
+ * and passes tasks and
  * batches across. A worker that exits before close is logged by the
  * caller's onExit and not restarted; what it writes goes to onOutput.
  */
 export class ProbeWorker implements ProbeRunner {
-  private readonly worker: Worker;
+  private worker: Worker | undefined;
   private receiver: (batch: ProbeBatch) => void = () => {};
   private closed = false;
 
-  constructor(settings: WorkerSettings, onExit: (code: number) => void, onOutput: (text: string) => void = () => {}) {
+  constructor(
+    private readonly settings: WorkerSettings,
+    private readonly onExit: (code: number) => void,
+    private readonly onOutput: (text: string) => void = () => {},
+  ) {}
+
+  /** started reports whether the thread runs (it starts with the first check: a server without checks has none). */
+  get started(): boolean {
+    return this.worker !== undefined;
+  }
+
+  private thread(): Worker {
+    if (this.worker !== undefined) return this.worker;
     // the worker's own stdout and stderr are read here, not copied to the process's (which would open them in a test's process)
-    this.worker = new Worker(WORKER_SCRIPT, { workerData: settings, name: "maxine-probes", stdout: true, stderr: true });
-    this.worker.unref();
-    const relay = (d: Buffer): void => onOutput(d.toString().trimEnd());
-    this.worker.stdout.on("data", relay);
-    this.worker.stderr.on("data", relay);
-    this.worker.on("message", (b: ProbeBatch) => this.receiver(b));
-    this.worker.on("error", () => {}); // reported by exit
-    this.worker.once("exit", (code) => {
-      if (!this.closed) onExit(code);
+    const w = new Worker(WORKER_SCRIPT, { workerData: this.settings, name: "maxine-probes", stdout: true, stderr: true });
+    w.unref();
+    const relay = (d: Buffer): void => this.onOutput(d.toString().trimEnd());
+    w.stdout.on("data", relay);
+    w.stderr.on("data", relay);
+    w.on("message", (b: ProbeBatch) => this.receiver(b));
+    w.on("error", () => {}); // reported by exit
+    w.once("exit", (code) => {
+      if (!this.closed) this.onExit(code);
     });
+    return (this.worker = w);
   }
 
   set(id: string, gen: number, task: ProbeTask): void {
-    if (!this.closed) this.worker.postMessage({ op: "set", id, gen, task } satisfies ToWorker);
+    if (!this.closed) this.thread().postMessage({ op: "set", id, gen, task } satisfies ToWorker);
   }
 
   delete(id: string): void {
-    if (!this.closed) this.worker.postMessage({ op: "delete", id } satisfies ToWorker);
+    if (!this.closed) this.worker?.postMessage({ op: "delete", id } satisfies ToWorker);
   }
 
   reports(receiver: (batch: ProbeBatch) => void): void {
@@ -111,6 +125,7 @@ export class ProbeWorker implements ProbeRunner {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.worker === undefined) return;
     this.worker.postMessage({ op: "close" } satisfies ToWorker);
     await this.worker.terminate();
   }
