@@ -173,6 +173,33 @@ describe("active health checks (in-memory store)", () => {
     expect((await listed()).status).toBe("SERVING_STATUS_NOT_SERVING"); // check failing is worse
   });
 
+  it("an instance with a session and a check: bound to its heartbeat stream (removed when it ends), status the worse of its beats and its check", async () => {
+    const target = await new FlipTarget().start();
+    cleanups.push(() => target.close());
+    const w = watch(client, "session-svc");
+    cleanups.push(() => w.call.cancel());
+    await w.waitFor((m) => m.some((x) => x.snapshotEnd));
+    const hb = new Collector(client.Heartbeat());
+    cleanups.push(() => hb.call.cancel());
+    const key = { service: "session-svc", instanceId: "s-1" };
+    const instance = { ...key, host: "127.0.0.1", port: target.port, healthCheck: httpCheck(0) };
+    hb.call.write({ sequence: 1, beats: [{ key, instance, leaseTtl: { seconds: 5 } }] });
+    const [first] = (await hb.waitFor((m) => m.length === 1))[0].acks;
+    expect(first.result).toBe("BEAT_RESULT_REGISTERED");
+    await w.waitFor((m) => events({ messages: m } as never).some((e: any) => e.instance.checkResult?.status === "CHECK_STATUS_PASSING"), 3_000);
+    // the beat says DRAINING, the check passes: DRAINING
+    hb.call.write({ sequence: 2, beats: [{ key, status: "SERVING_STATUS_DRAINING" }] });
+    await w.waitFor((m) => events({ messages: m } as never).some((e: any) => e.instance.status === "SERVING_STATUS_DRAINING"), 3_000);
+    // the check fails: NOT_SERVING, whatever the beats say
+    target.status = 503;
+    await w.waitFor((m) => events({ messages: m } as never).some((e: any) => e.instance.checkResult?.status === "CHECK_STATUS_FAILING"), 3_000);
+    expect(events(w).at(-1).instance.status).toBe("SERVING_STATUS_NOT_SERVING");
+    // the session ends: removed after the grace, as any session's instance
+    hb.call.end();
+    await w.waitFor((m) => events({ messages: m } as never).some((e: any) => e.type === "EVENT_TYPE_REMOVED"), 4_000);
+    expect(events(w).at(-1).removalReason).toBe("REMOVAL_REASON_STREAM_CLOSED");
+  });
+
   it("a TCP check fails when the listener goes away, with the connect error, and deregister_after removes the instance", async () => {
     const sockets = new Set<Socket>();
     const tcp = createTcpServer((s) => {
