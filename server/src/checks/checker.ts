@@ -29,7 +29,7 @@ export interface CheckerOptions {
   /**
    * owns says whether this server runs the check of an instance (by its
    * key string). Default: every check (one server). In Redis mode each
-   * check has exactly one owner among the live replicas (CheckOwnership).
+   * check has exactly one owner among the live replicas (ownership.ts).
    */
   readonly owns?: (id: string) => boolean;
 }

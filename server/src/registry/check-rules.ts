@@ -28,7 +28,7 @@ export interface CheckBounds {
 /** DEFAULT_CHECK_BOUNDS are the bounds of a server started with no settings. */
 export const DEFAULT_CHECK_BOUNDS: CheckBounds = { intervalMinMs: 1_000, intervalMaxMs: 3_600_000 };
 
-/** Defaults of an unset HealthCheck field (documented in registry.proto). */
+/** CHECK_DEFAULTS are the values of a HealthCheck's unset fields (documented in registry.proto). */
 export const CHECK_DEFAULTS = { intervalMs: 10_000, timeoutMs: 2_000, healthyThreshold: 1, unhealthyThreshold: 3 } as const;
 
 /** MIN_TIMEOUT_MS is the shortest probe timeout: below it a loaded registry fails healthy targets. */
