@@ -13,13 +13,13 @@
 //   open loop, against a service of 10 instances without checks) before
 //   the checks are registered and while they run, in the same process run:
 //   the ratio of the medians and of the p99s (target: within 20 %).
-// Writes docs/benchmarks/health-checks.json. Under `npm run bench` the
-// registry and the clients share the machine: figures taken on a loaded
-// machine are indicative.
+// Writes docs/benchmarks/health-checks.json, with the machine's load
+// average at the end: figures taken on a loaded machine are indicative.
 //
 // Usage: node bench/health-checks.mjs [instances=10000] [window seconds=20] [interval ms=5000]
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DiscoverRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
@@ -197,7 +197,9 @@ try {
     instances: N,
     interval_ms: INTERVAL_MS,
     window_s: WINDOW_S,
-    under_load: true,
+    // the machine's 1-minute load average at the end, against its cores: above about half, the figures are indicative only
+    load_average: loadavg()[0],
+    cores: cpus().length,
     registered_ms: Math.round(registeredMs),
     all_passing_ms: Math.round(passingMs),
     probes_per_second: probes / WINDOW_S,
