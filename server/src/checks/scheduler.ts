@@ -42,7 +42,8 @@ class Entry {
  * checks registered together (a restart, a replica taking over) do not
  * probe together; and at most `concurrency` runs go at once, the others
  * waiting in due order. Every run is bounded by its job's timeout. Built
- * by the composition root; no state outside the object.
+ * by the probe worker's entry (probe-worker.ts); no state outside the
+ * object.
  */
 export class CheckScheduler {
   private readonly clock: Clock;
