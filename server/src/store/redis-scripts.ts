@@ -144,7 +144,9 @@ end
  * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
  * lease; then an absent instance is not created; "0" makes the instance
  * persistent: created if absent, and any lease it had, with its TTL,
- * removed (an instance with an active check); else it is also stored
+ * removed (an instance with an active check); "P" creates it persistent
+ * only if absent and otherwise changes nothing (re-asserting check-only
+ * instances into a Redis that lost its data); else it is also stored
  * as the TTL every replica renews the lease for), the stream that binds it
  * ("<replica>:<stream>", taken under the heartbeat-binding rule; "" keeps
  * the binding), log MAXLEN, deadline (ms, Redis clock; "" for none), the
@@ -159,6 +161,10 @@ export const PUT = `${PRELUDE}
 local err = changed(ARGV[1]) or late(ARGV[8]); if err then return err end
 local key, spec, now, ttl, owner = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local prev = redis.call('HGET', K_INST, key)
+if ttl == 'P' then
+  if prev then return {0} end
+  ttl = '0'
+end
 if prev then
   local e = owned(prev, ARGV[9]); if e then return e end
   if ARGV[10] == '1' then

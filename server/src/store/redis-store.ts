@@ -506,7 +506,12 @@ export class RedisStore implements Store {
     }
   }
 
-  /** reassert writes every lease still live here (and its instance, from the mirror) into registry id. */
+  /**
+   * reassert writes every lease still live here (and its instance, from
+   * the mirror) into registry id, and every instance with an active check
+   * that no lease here holds, where the registry lacks it (persistent
+   * instances have no lease for any replica to re-assert).
+   */
   private async reassert(id: string): Promise<number> {
     const now = this.opts.clock.now();
     const pipe = this.cmd.pipeline();
@@ -521,6 +526,19 @@ export class RedisStore implements Store {
       (pipe as unknown as Runner).maxinePut!(...this.keyArgs, id, k, encodeSpec(record), now, h.ttlMs, h.owner, this.opts.logMax, "", "", "", this.leases.bindingSlackMs);
       this.leases.asserted(k, h, now);
       n++;
+    }
+    // instances with an active check and no lease held here: created again only where absent, without a lease
+    // (a replica that holds a lease of one re-asserts it with its TTL, before or after this)
+    const leased = new Set(this.leases.live(now).map(([k]) => k));
+    for (const ns of this.view.namespaceNames()) {
+      for (const [, service] of this.view.services(ns)) {
+        for (const record of service.sorted()) {
+          const k = keyString(record);
+          if (record.health === undefined || leased.has(k)) continue;
+          (pipe as unknown as Runner).maxinePut!(...this.keyArgs, id, k, encodeSpec(record), now, "P", "", this.opts.logMax, "", "", "", this.leases.bindingSlackMs);
+          n++;
+        }
+      }
     }
     if (n === 0) return 0;
     const results = (await pipe.exec()) ?? [];
