@@ -300,7 +300,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   listeningPort = port;
   // Probes run on a worker thread of their own (checks/probe-worker.ts), started once the port is known (never probed).
   const probeWorker = new ProbeWorker({ allow: config.checkAllow, listenHost: config.host, listenPort: port, concurrency: config.checkConcurrency }, (code) =>
-    log.error({ code }, "the health-check worker exited: checks stopped until restart"),
+    log.error({ code }, "the health-check worker exited: started again in a second, with every check"),
     (text) => log.warn({ output: text }, "health-check worker output"),
   );
   // In Redis mode each check runs on one live replica (rendezvous hashing over the replica set), divided again when it changes.

@@ -70,17 +70,25 @@ export type ToWorker = { readonly op: "set"; readonly id: string; readonly gen: 
  */
 const WORKER_SCRIPT = import.meta.url.endsWith(".ts") ? new URL("../../dist/checks/probe-worker.js", import.meta.url) : new URL("./probe-worker.js", import.meta.url);
 
+/** RESTART_MS is how long after an unexpected exit the probe worker is started again. */
+const RESTART_MS = 1000;
+
 /**
  * ProbeWorker is the ProbeRunner of the server: it starts the probe worker
  * thread with the first check (unref'd: it never keeps the process alive)
- * and passes tasks and
- * batches across. A worker that exits before close is logged by the
- * caller's onExit and not restarted; what it writes goes to onOutput.
+ * and passes tasks and batches across. It keeps every task, so a worker
+ * that exits unexpectedly (reported to onExit) is started again
+ * RESTART_MS later with all of them; what the thread writes goes to
+ * onOutput.
  */
 export class ProbeWorker implements ProbeRunner {
   private worker: Worker | undefined;
   private receiver: (batch: ProbeBatch) => void = () => {};
+  private readonly tasks = new Map<string, { readonly gen: number; readonly task: ProbeTask }>();
+  private restart: NodeJS.Timeout | undefined;
   private closed = false;
+  /** restarts counts the threads started again after an unexpected exit. */
+  restarts = 0;
 
   constructor(
     private readonly settings: WorkerSettings,
@@ -104,17 +112,33 @@ export class ProbeWorker implements ProbeRunner {
     w.on("message", (b: ProbeBatch) => this.receiver(b));
     w.on("error", () => {}); // reported by exit
     w.once("exit", (code) => {
-      if (!this.closed) this.onExit(code);
+      if (this.worker === w) this.worker = undefined;
+      if (this.closed) return;
+      this.onExit(code);
+      this.restart = setTimeout(() => this.resume(), RESTART_MS);
+      this.restart.unref();
     });
     return (this.worker = w);
   }
 
+  /** resume starts the thread again with every task it had. */
+  private resume(): void {
+    this.restart = undefined;
+    if (this.closed || this.tasks.size === 0) return;
+    this.restarts++;
+    const w = this.thread();
+    for (const [id, { gen, task }] of this.tasks) w.postMessage({ op: "set", id, gen, task } satisfies ToWorker);
+  }
+
   set(id: string, gen: number, task: ProbeTask): void {
-    if (!this.closed) this.thread().postMessage({ op: "set", id, gen, task } satisfies ToWorker);
+    if (this.closed) return;
+    this.tasks.set(id, { gen, task });
+    if (this.restart === undefined) this.thread().postMessage({ op: "set", id, gen, task } satisfies ToWorker);
   }
 
   delete(id: string): void {
-    if (!this.closed) this.worker?.postMessage({ op: "delete", id } satisfies ToWorker);
+    if (this.closed || !this.tasks.delete(id)) return;
+    this.worker?.postMessage({ op: "delete", id } satisfies ToWorker);
   }
 
   reports(receiver: (batch: ProbeBatch) => void): void {
@@ -125,8 +149,11 @@ export class ProbeWorker implements ProbeRunner {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.worker === undefined) return;
-    this.worker.postMessage({ op: "close" } satisfies ToWorker);
-    await this.worker.terminate();
+    if (this.restart !== undefined) clearTimeout(this.restart);
+    this.tasks.clear();
+    const w = this.worker;
+    if (w === undefined) return;
+    w.postMessage({ op: "close" } satisfies ToWorker);
+    await w.terminate();
   }
 }
