@@ -37,6 +37,10 @@ import { createRouter } from "./transport/router.js";
 import { unreadBodyLimit } from "./transport/unread-body.js";
 import { Shutdown } from "./transport/shutdown.js";
 import { WatchHub } from "./watch/hub.js";
+import { Checker } from "./checks/checker.js";
+import { ProbeWorker } from "./checks/probe-runner.js";
+import { TargetPolicy } from "./checks/targets.js";
+import { ownership } from "./checks/ownership.js";
 
 /** Maxine is a running server. */
 export interface Maxine {
@@ -105,11 +109,16 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     maxWatchServices: config.maxWatchServices,
     maxWatchHeld: config.maxWatchHeld,
   };
+  // Probes never go to this server's own address: the port is known once it listens.
+  let listeningPort = config.port;
+  const targets = new TargetPolicy({ allow: config.checkAllow, listening: { host: config.host, port: () => listeningPort } });
   const registry = new Registry({
     store,
     clock,
     logger: log,
     limits,
+    checkBounds: { intervalMinMs: config.checkIntervalMinMs, intervalMaxMs: config.checkIntervalMaxMs },
+    checkTargets: targets,
     audit: config.auditLog,
     quotas: {
       maxInstances: config.maxInstances,
@@ -145,6 +154,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   const serving = new ServingState(shutdown.signal, store);
   const watchBudget = new WatchBudget(config.watchMemoryBudget, clock, log);
   const metrics = new Metrics(registry, hub, watchBudget);
+  const checkMetrics = metrics.checks();
   const connections = new Connections(
     {
       maxWatchersPerConnection: config.maxWatchersPerConnection,
@@ -287,6 +297,18 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     reloader?.close();
     throw err;
   });
+  listeningPort = port;
+  // Probes run on a worker thread of their own (checks/probe-worker.ts), started once the port is known (never probed).
+  const probeWorker = new ProbeWorker({ allow: config.checkAllow, listenHost: config.host, listenPort: port, concurrency: config.checkConcurrency }, (code) =>
+    log.error({ code }, "the health-check worker exited: started again in a second, with every check"),
+    (text) => log.warn({ output: text }, "health-check worker output"),
+  );
+  // In Redis mode each check runs on one live replica (rendezvous hashing over the replica set), divided again when it changes.
+  const replicas = store.replicas;
+  const checker = new Checker({ registry, store, clock, logger: log, runner: probeWorker, observer: checkMetrics, ...(replicas !== undefined ? { owns: ownership(replicas) } : {}) });
+  replicas?.subscribe(() => checker.rebalance(ownership(replicas)));
+  checkMetrics.follow(checker);
+  checker.start();
   let closing: Promise<void> | undefined;
   return {
     port,
@@ -301,6 +323,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
         const t0 = performance.now();
         const open = listener.connections;
         reloader?.close();
+        checker.close();
+        await probeWorker.close();
         registry.close();
         shutdown.abort(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
         hub.close();
@@ -336,6 +360,8 @@ function connectRedis(config: Config, clock: Clock, logger: Logger): Promise<Red
     recoveryWindowMs: config.redisRecoveryWindowMs,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     connectTimeoutMs: config.redisConnectTimeoutMs,
+    // a replica that stops leaves the replica set within the grace: its health checks move on within an interval plus the grace
+    memberTtlMs: Math.max(300, Math.round(config.graceMs * 0.75)),
     clock,
     logger,
   });

@@ -1,5 +1,6 @@
 import { redactUrl } from "./domain/redact.js";
 import type { OverflowPolicy } from "./watch/watcher.js";
+import { DEFAULT_CHECK_ALLOW, parseAllowList } from "./checks/targets.js";
 
 export { redactUrl };
 
@@ -20,6 +21,10 @@ export interface Config {
   leaseTtlMinMs: number;
   leaseTtlMaxMs: number;
   graceMs: number;
+  checkAllow: string;
+  checkConcurrency: number;
+  checkIntervalMinMs: number;
+  checkIntervalMaxMs: number;
   maxMessageBytes: number;
   maxResponseBytes: number;
   maxHeaderBytes: number;
@@ -190,6 +195,15 @@ export function secretsOf(config: Pick<Config, "redisUrl">): string[] {
   return [...new Set([password, decoded])];
 }
 
+function checkAllow(raw: string, name: string): string {
+  try {
+    parseAllowList(raw);
+  } catch (err) {
+    throw new ConfigError(`${name}: ${(err as Error).message}`);
+  }
+  return raw;
+}
+
 function claimName(raw: string, name: string): string {
   if (!/^[A-Za-z0-9._:/-]{1,128}$/.test(raw)) throw new ConfigError(`${name}: must be a JWT claim name, got ${JSON.stringify(raw)}`);
   return raw;
@@ -240,6 +254,10 @@ export const SETTINGS: readonly Setting[] = [
   setting("leaseTtlMinMs", "MAXINE_LEASE_TTL_MIN", "1s", "Shortest lease TTL a client may ask for.", duration(1)),
   setting("leaseTtlMaxMs", "MAXINE_LEASE_TTL_MAX", "1h", "Longest lease TTL a client may ask for.", duration(1)),
   setting("graceMs", "MAXINE_GRACE", "1s", "How long an instance outlives its ended heartbeat stream; a reconnect within it causes no events (none after a stream that MAXINE_KEEPALIVE_TIMEOUT closed).", duration(0)),
+  setting("checkAllow", "MAXINE_CHECK_ALLOW", DEFAULT_CHECK_ALLOW, "Networks (CIDR, comma-separated) the registry's health-check probes may reach; link-local ranges and the registry's own listening address are refused whatever it says. A Register whose check targets anything else fails with INVALID_ARGUMENT.", checkAllow),
+  setting("checkConcurrency", "MAXINE_CHECK_CONCURRENCY", "512", "Health-check probes running at once on this server, for all instances; due probes beyond it wait (their delay shows in maxine_check_schedule_slip_seconds).", int(1, 100_000)),
+  setting("checkIntervalMinMs", "MAXINE_CHECK_INTERVAL_MIN", "1s", "Shortest health-check interval a client may ask for.", duration(100)),
+  setting("checkIntervalMaxMs", "MAXINE_CHECK_INTERVAL_MAX", "1h", "Longest health-check interval a client may ask for.", duration(100)),
   setting("maxMessageBytes", "MAXINE_MAX_MESSAGE_BYTES", "4194304", "Largest request message, in bytes (larger ones are refused with RESOURCE_EXHAUSTED before they are read).", int(1024, 2 ** 32 - 1)),
   setting("maxResponseBytes", "MAXINE_MAX_RESPONSE_BYTES", "4194304", "Largest response message, in bytes: a larger answer is RESOURCE_EXHAUSTED on every protocol, and watch snapshots are cut into chunks that fit it.", int(1024, 2 ** 32 - 1)),
   setting("maxHeaderBytes", "MAXINE_MAX_HEADER_BYTES", "16384", "Largest request header block, HTTP/1.1 and HTTP/2, in bytes (HTTP/1.1 gets 431, an HTTP/2 stream RST_STREAM ENHANCE_YOUR_CALM).", int(1024, 1 << 20)),
@@ -364,6 +382,9 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
     throw new ConfigError(`MAXINE_LEASE_TTL_DEFAULT: must lie within MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX`);
   }
   checkTls(config);
+  if (config.checkIntervalMinMs > config.checkIntervalMaxMs) {
+    throw new ConfigError(`MAXINE_CHECK_INTERVAL_MIN: must not exceed MAXINE_CHECK_INTERVAL_MAX`);
+  }
   if (config.store === "redis" && config.redisRenewIntervalMs * 2 > config.leaseTtlMinMs) {
     throw new ConfigError(`MAXINE_REDIS_RENEW_INTERVAL: must be at most half of MAXINE_LEASE_TTL_MIN, or short leases lapse between renewals`);
   }

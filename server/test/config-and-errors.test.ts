@@ -60,6 +60,10 @@ describe("configuration", () => {
     [["--port"], {}, "--port: needs a value"],
     [[], { MAXINE_LEASE_TTL_MIN: "2h" }, "MAXINE_LEASE_TTL_MIN: must not exceed MAXINE_LEASE_TTL_MAX"],
     [[], { MAXINE_LEASE_TTL_DEFAULT: "500ms" }, "MAXINE_LEASE_TTL_DEFAULT: must lie within"],
+    [[], { MAXINE_CHECK_ALLOW: "10.0.0.0/8,10.1.2.3" }, 'MAXINE_CHECK_ALLOW: must be networks in CIDR notation separated by commas (10.0.0.0/8,::1/128), got "10.1.2.3"'],
+    [[], { MAXINE_CHECK_ALLOW: "10.0.0.0/33" }, 'MAXINE_CHECK_ALLOW: must be networks in CIDR notation separated by commas (10.0.0.0/8,::1/128), got "10.0.0.0/33"'],
+    [[], { MAXINE_CHECK_INTERVAL_MIN: "2h" }, "MAXINE_CHECK_INTERVAL_MIN: must not exceed MAXINE_CHECK_INTERVAL_MAX"],
+    [[], { MAXINE_CHECK_CONCURRENCY: "0" }, "MAXINE_CHECK_CONCURRENCY: must be an integer 1..100000"],
   ])("rejects %j %j with a message naming the setting", (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);

@@ -18,6 +18,7 @@ function record(id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord
     instanceId: id,
     owner: "anonymous",
     operatorStatus: "NONE",
+    health: undefined,
     host: "10.0.0.1",
     port: 8080,
     version: "",
@@ -132,12 +133,13 @@ describe("encoded Register answers", () => {
   it.each<[string, Registered, string]>([
     ["a 10-s lease", { instance: record("a"), ttlMs: 10_000, expiresAt: 1_700_000_010_123, revision: 42 }, "0123456789abcdef"],
     ["a 1.5-s lease, revision 0 and no registry id (left out)", { instance: record("b"), ttlMs: 1500, expiresAt: 1_700_000_001_500, revision: 0 }, ""],
+    ["an instance with a check: no lease", { instance: record("h"), ttlMs: undefined, expiresAt: undefined, revision: 3 }, "id"],
     ["an hour's lease and a revision above 2^32", { instance: record("c", { tags: ["x"] }), ttlMs: 3_600_000, expiresAt: 1_700_003_600_000, revision: 2 ** 40 }, "id-ü"],
   ])("%s: byte for byte what protobuf-es writes", (_what, r, id) => {
     const msg = create(RegisterResponseSchema, {
       instance: instanceToPb(r.instance),
-      leaseTtl: durationFromMs(r.ttlMs),
-      leaseExpiresAt: timestampFromMs(r.expiresAt),
+      leaseTtl: r.ttlMs === undefined ? undefined : durationFromMs(r.ttlMs),
+      leaseExpiresAt: r.expiresAt === undefined ? undefined : timestampFromMs(r.expiresAt),
       revision: BigInt(r.revision),
       registryId: id,
     });

@@ -8,7 +8,8 @@ import { startReplica, stopReplica, type Replica } from "./support/replicas.js";
 // Redis stops for several seconds, then comes back EMPTY: replicas keep
 // serving reads from their mirrors (health degraded), writes fail fast with
 // a retryable UNAVAILABLE, heartbeats go on; afterwards every live instance
-// is back in the new registry and every watcher converges on one state.
+// (those with leases, and one registered with an active check, which has
+// none) is back in the new registry and every watcher converges on one state.
 
 let redis: RedisProcess;
 let a: Replica, b: Replica, c: Replica;
@@ -58,12 +59,14 @@ describe("Redis outage", () => {
     await sa.register(inst("live-a"), { ttlMs: 2000 });
     await sb.register(inst("live-b"), { ttlMs: 2000 });
     await c.client.register({ instance: inst("unary-c"), leaseTtl: { seconds: 60n, nanos: 0 } });
+    // registered with an active check: no lease for any replica to re-assert (it probes 127.0.0.1:9, refused: FAILING, kept)
+    await c.client.register({ instance: { ...inst("check-c"), host: "127.0.0.1", port: 9, healthCheck: { tcp: {} } } });
     const wb = new Watcher(sdkClient(b), { services: "outage" });
     const wc = new Watcher(sdkClient(c), { services: "outage" });
     watchers.push(wb, wc);
     await Promise.all([wb.ready(), wc.ready()]);
-    const all = ["live-a", "live-b", "unary-c"];
-    await until(() => ids(wb).length === 3 && ids(wc).length === 3, "both watchers to hold the three instances");
+    const all = ["check-c", "live-a", "live-b", "unary-c"];
+    await until(() => ids(wb).length === 4 && ids(wc).length === 4, "both watchers to hold the four instances");
     const before = await health(a);
     expect(before.status).toBe("serving");
 
@@ -118,7 +121,7 @@ describe("Redis outage", () => {
     const wc = watchers[1]!;
     const removed: string[] = [];
     wc.on("removed", (change) => removed.push(change.instance.instanceId));
-    const all = ["after", "live-a", "live-b", "unary-c"];
+    const all = ["after", "check-c", "live-a", "live-b", "unary-c"];
     expect(ids(wc)).toEqual(all);
     redis.pause();
     try {

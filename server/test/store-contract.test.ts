@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InstanceSpec } from "../src/domain/instance.js";
+import type { CheckSpec } from "../src/domain/health.js";
 import { MemoryStore } from "../src/store/memory-store.js";
 import type { Change, Store } from "../src/store/store.js";
 import { startRedis, startRedisCluster, type RedisClusterProcess, type RedisProcess } from "./support/redis-server.js";
@@ -127,6 +128,43 @@ describe.each(backends)("store contract: %s", (_name, make) => {
       await s.put({ ...spec("p-1"), operatorStatus: "DISABLED" }, 7000);
       expect(s.service("default", "payments")?.servingCount).toBe(0);
       expect(seen.map((c) => c.type)).toEqual(["ADDED", "UPDATED", "UPDATED", "UPDATED", "UPDATED", "UPDATED"]);
+    }));
+
+  it("keeps a check's result across puts that carry none while the check is the same; a new check starts PENDING; counts by the effective status", () =>
+    withStore(async (s, seen) => {
+      const check: CheckSpec = {
+        kind: "HTTP",
+        port: 0,
+        intervalMs: 10_000,
+        timeoutMs: 2_000,
+        healthyThreshold: 1,
+        unhealthyThreshold: 3,
+        deregisterAfterMs: 0,
+        httpPath: "/healthz",
+        httpMethod: "GET",
+        statusMin: 200,
+        statusMax: 399,
+        grpcService: "",
+      };
+      const key = spec("h-1");
+      const added = await s.put(spec("h-1", { health: { check } }), 1000, { ttlMs: 0 });
+      expect(added?.instance.health).toEqual({ check, result: { status: "PENDING", message: "", changedAt: 1000 } });
+      expect(s.service("default", "payments")?.servingCount).toBe(0); // a pending check is not SERVING
+      const passing = { status: "PASSING" as const, message: "HTTP 200 from /healthz", changedAt: 2000 };
+      expect((await s.put({ ...s.get(key)!, health: { check, result: passing } }, 2000))?.type).toBe("UPDATED");
+      expect(s.service("default", "payments")?.servingCount).toBe(1);
+      // the owner registers again, unchanged: no change, the result stays
+      expect(await s.put(spec("h-1", { health: { check } }), 3000, { ttlMs: 0 })).toBeUndefined();
+      expect(s.get(key)?.health?.result).toEqual(passing);
+      // a status change carrying the check without a result keeps the result
+      const drained = await s.put({ ...spec("h-1", { status: "DRAINING" }), health: { check } }, 4000);
+      expect(drained?.instance.health?.result).toEqual(passing);
+      // another check starts over
+      const changed = await s.put(spec("h-1", { health: { check: { ...check, httpPath: "/ready" } } }), 5000, { ttlMs: 0 });
+      expect(changed?.instance.health?.result).toEqual({ status: "PENDING", message: "", changedAt: 5000 });
+      // and without a check, none
+      expect((await s.put(spec("h-1"), 6000, { ttlMs: 0 }))?.instance.health).toBeUndefined();
+      expect(seen.map((c) => c.type)).toEqual(["ADDED", "UPDATED", "UPDATED", "UPDATED", "UPDATED"]);
     }));
 
   it("removes with a reason, conditionally on the mod revision", () =>

@@ -22,13 +22,15 @@ import {
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { InstanceRecord, LeaseState, OperatorStatus, Status } from "../src/domain/instance.js";
+import type { CheckKind, CheckStatus, Health } from "../src/domain/health.js";
 import type { BeatOutcome, Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
 import { beatAckOf, instanceInputOf, instanceToPb, listedInstanceToPb, operatorStatusOf, watchItemToPb } from "../src/wire/convert.js";
 import { discoverBinary, discoverJson, encodeInstance, instanceJson, listedInstanceBytes, listedInstanceJson, registerBinary, snapshotFrame, watchEventFrame } from "../src/wire/encoded.js";
 import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/wire/heartbeat-wire.js";
 import { string, strings, uint64 } from "../src/wire/schema-columns.js";
-import { MessageWriter, perAnswer, suffixWriter, type Table } from "../src/wire/schema-writer.js";
+import { MessageWriter, perAnswer, Sizes, suffixWriter, tailWriter, type Table } from "../src/wire/schema-writer.js";
+import { splicedBytes } from "../src/wire/schema-columns.js";
 
 // Every message the server writes without protobuf-es, for random values,
 // must be byte for byte what protobuf-es writes for the same message built
@@ -49,7 +51,31 @@ const safe = fc.oneof(fc.nat({ max: 300 }), fc.integer({ min: 0, max: 2 ** 32 })
 const ms = fc.oneof(fc.integer({ min: 0, max: 2 ** 42 }), fc.integer({ min: -(2 ** 40), max: 0 }), fc.constantFrom(0, 1000, 1_700_000_000_000));
 const status = fc.constantFrom<Status>("SERVING", "NOT_SERVING", "DRAINING");
 
+// an active check and its result, or none (most instances): every kind, any values the writer must carry
+const duration = fc.oneof(fc.integer({ min: 1, max: 3_600_000 }), fc.constantFrom(100, 1000, 2500));
+const health: fc.Arbitrary<Health | undefined> = fc.option(
+  fc.record({
+    check: fc.record({
+      kind: fc.constantFrom<CheckKind>("HTTP", "TCP", "GRPC"),
+      port: fc.integer({ min: 0, max: 65535 }),
+      intervalMs: duration,
+      timeoutMs: duration,
+      healthyThreshold: fc.integer({ min: 1, max: 100 }),
+      unhealthyThreshold: fc.integer({ min: 1, max: 100 }),
+      deregisterAfterMs: fc.oneof(fc.constant(0), duration),
+      httpPath: text,
+      httpMethod: text,
+      statusMin: fc.integer({ min: 0, max: 599 }),
+      statusMax: fc.integer({ min: 0, max: 599 }),
+      grpcService: text,
+    }),
+    result: fc.record({ status: fc.constantFrom<CheckStatus>("PENDING", "PASSING", "FAILING"), message: text, changedAt: ms }),
+  }),
+  { nil: undefined },
+);
+
 const record: fc.Arbitrary<InstanceRecord> = fc.record({
+  health,
   owner: text,
   namespace: text,
   service: text,
@@ -118,13 +144,18 @@ describe("wire properties: what the server writes is what protobuf-es writes", (
   });
 
   it("RegisterResponse", () => {
-    const registered = fc.record({ instance: record, ttlMs: fc.integer({ min: 0, max: 10 * 86_400_000 }), expiresAt: ms, revision: safe });
+    const registered = fc.record({
+      instance: record,
+      ttlMs: fc.option(fc.integer({ min: 0, max: 10 * 86_400_000 }), { nil: undefined }),
+      expiresAt: fc.option(ms, { nil: undefined }),
+      revision: safe,
+    });
     fc.assert(
       fc.property(registered, text, (r: Registered, registryId) => {
         const msg = create(RegisterResponseSchema, {
           instance: instanceToPb(r.instance),
-          leaseTtl: durationFromMs(r.ttlMs),
-          leaseExpiresAt: timestampFromMs(r.expiresAt),
+          leaseTtl: r.ttlMs === undefined ? undefined : durationFromMs(r.ttlMs),
+          leaseExpiresAt: r.expiresAt === undefined ? undefined : timestampFromMs(r.expiresAt),
           revision: BigInt(r.revision),
           registryId,
         });
@@ -318,10 +349,29 @@ function populated<M extends Message>(schema: DescMessage): M {
 
 /** recordOf is the stored record whose Instance is i: the spec as a client sends it, and what the server sets. */
 function recordOf(i: Instance): InstanceRecord {
-  const spec = instanceInputOf(i)!;
+  const { healthCheck: _, ...spec } = instanceInputOf(i)!;
   const ms = (t: typeof i.registeredAt) => Number(t!.seconds) * 1000 + t!.nanos / 1_000_000;
+  const c = i.healthCheck!;
+  const d = (t: typeof c.interval) => Number(t!.seconds) * 1000 + t!.nanos / 1_000_000;
   return {
     ...spec,
+    health: {
+      check: {
+        kind: "HTTP",
+        port: c.port,
+        intervalMs: d(c.interval),
+        timeoutMs: d(c.timeout),
+        healthyThreshold: c.healthyThreshold,
+        unhealthyThreshold: c.unhealthyThreshold,
+        deregisterAfterMs: d(c.deregisterAfter),
+        httpPath: c.http!.path,
+        httpMethod: c.http!.method,
+        statusMin: c.http!.expectedStatusMin,
+        statusMax: c.http!.expectedStatusMax,
+        grpcService: "",
+      },
+      result: { status: "FAILING", message: i.checkResult!.message, changedAt: ms(i.checkResult!.changedAt) },
+    },
     status: spec.status!,
     tags: [...spec.tags],
     metadata: { ...spec.metadata },
@@ -357,6 +407,10 @@ describe("wire properties: every Instance field", () => {
   // status on the wire is the effective one: with an operator's override set (DRAINING, the first non-zero value), the override's
   expect(full.operatorStatus).toBe(OperatorStatusPb.DRAINING);
   full.status = ServingStatus.DRAINING;
+  // a check has one kind (http here: the kinds are exclusive), and its result's status is the third value, FAILING
+  full.healthCheck!.tcp = undefined;
+  full.healthCheck!.grpc = undefined;
+  full.checkResult!.status = 3;
   const r = recordOf(full);
   const l = leaseOf(full);
 
@@ -428,19 +482,34 @@ describe("wire properties: field numbers from 16 up (multi-byte tags)", () => {
     expect(() => new MessageWriter(schema, missing as Table<Wide, Source>)).toThrow("test.Wide.d: no column in the table");
   });
 
-  it("writes per-answer fields after the cached bytes only when they come last, and only the fields marked perAnswer", () => {
+  it("splices per-answer fields into the cached bytes before the cached fields numbered above them, and only the fields marked perAnswer", () => {
+    const source = fc.record({ a: text, b: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), c: fc.array(text, { maxLength: 3 }), d: text });
+    // last (d): appended after the cached bytes
     const cached: Table<Wide, Source> = { ...table, d: perAnswer() };
     const suffix = suffixWriter(schema, cached, { d: string((s: Source) => s.d) });
     const head = new MessageWriter(schema, cached);
     fc.assert(
-      fc.property(fc.record({ a: text, b: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), c: fc.array(text, { maxLength: 3 }), d: text }), (s) => {
+      fc.property(source, (s) => {
         expect(hex(Buffer.concat([head.encode(s), suffix.encode(s)]))).toBe(hex(toBinary(schema, create(schema, s))));
+        expect(tailWriter(schema, cached).size(s, new Sizes())).toBe(0);
       }),
       runs,
     );
-    // field 16 (a) before the cached 2047, 2048 and 2^29-1: appended after their bytes it would be out of order
-    expect(() => suffixWriter(schema, { ...table, a: perAnswer() }, { a: string((s: Source) => s.a) })).toThrow(
-      "test.Wide: per-answer field 16 comes before cached field 536870911;",
+    // first (a, field 16): spliced before the cached 2047, 2048 and 2^29-1, which the tail writer measures
+    const early: Table<Wide, Source> = { ...table, a: perAnswer() };
+    const earlySuffix = suffixWriter(schema, early, { a: string((s: Source) => s.a) });
+    const earlyCached = new MessageWriter(schema, early);
+    const tail = tailWriter(schema, early);
+    fc.assert(
+      fc.property(source, (s) => {
+        const spliced = splicedBytes(earlySuffix, { cached: earlyCached.encode(s), suffix: s, tail: tail.size(s, new Sizes()) });
+        expect(hex(spliced)).toBe(hex(toBinary(schema, create(schema, s))));
+      }),
+      runs,
+    );
+    // per-answer fields with a cached one between them: no splice keeps the order
+    expect(() => suffixWriter(schema, { ...table, a: perAnswer(), d: perAnswer() }, { a: string((s: Source) => s.a), d: string((s: Source) => s.d) })).toThrow(
+      "test.Wide: cached field 2047 lies between per-answer fields 16 and 536870911;",
     );
     expect(() => suffixWriter(schema, cached, {})).toThrow("test.Wide.d: marked perAnswer in the cached table, no column in the suffix");
     expect(() => suffixWriter(schema, cached, { d: string((s: Source) => s.d), b: uint64((s: Source) => s.b) })).toThrow(

@@ -46,6 +46,7 @@ export { systemTimers, type TimerHandle, type Timers } from "./timers.js";
 export { HashRing, RING_POINTS, compareIds, hash32, pickLeastLoaded, pickWeighted, rendezvous, type Candidate, type Random } from "./balancer.js";
 export {
   BeatResult,
+  CheckStatus,
   EventType,
   OperatorStatus,
   RegistryService,
@@ -54,7 +55,9 @@ export {
   ServingStatus,
   Strategy,
   InstanceSchema,
+  type CheckResult,
   type Filter,
+  type HealthCheck,
   type Instance,
   type InstanceKey,
   type DiscoverRequest,

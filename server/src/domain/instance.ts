@@ -1,3 +1,4 @@
+import { checkServingStatus, resolveHealth, sameHealth, worseStatus, type Health, type HealthSpec } from "./health.js";
 import { shared, sharedMetadata, sharedTags } from "./intern.js";
 
 /** Status is an instance's serving status. */
@@ -10,8 +11,8 @@ export type Status = "SERVING" | "NOT_SERVING" | "DRAINING";
  */
 export type OperatorStatus = "NONE" | "DRAINING" | "DISABLED";
 
-/** RemovalReason says why an instance left the registry. */
-export type RemovalReason = "DEREGISTERED" | "LEASE_EXPIRED" | "STREAM_CLOSED";
+/** RemovalReason says why an instance left the registry (CHECK_FAILED: its check's deregister-after passed). */
+export type RemovalReason = "DEREGISTERED" | "LEASE_EXPIRED" | "STREAM_CLOSED" | "CHECK_FAILED";
 
 /** DEFAULT_NAMESPACE is the namespace of requests that name none. */
 export const DEFAULT_NAMESPACE = "default";
@@ -42,6 +43,12 @@ export interface InstanceSpec {
    * change never clears it.
    */
   readonly operatorStatus?: OperatorStatus;
+  /**
+   * health is the instance's active check (set by the client) with its
+   * result (set by the registry's checker). A spec without a result keeps
+   * the stored one while the check is unchanged (resolveHealth).
+   */
+  readonly health?: HealthSpec | undefined;
 }
 
 /**
@@ -50,6 +57,8 @@ export interface InstanceSpec {
  */
 export interface InstanceRecord extends InstanceSpec {
   readonly operatorStatus: OperatorStatus;
+  /** health is the check and its result, in one slot (most instances have none: a slot per field would cost every record). */
+  readonly health: Health | undefined;
   readonly registeredAt: number;
   readonly updatedAt: number;
   readonly createRevision: number;
@@ -86,6 +95,7 @@ export function recordOf(spec: InstanceSpec, registeredAt: number, updatedAt: nu
     status: spec.status,
     owner: shared(spec.owner),
     operatorStatus: spec.operatorStatus ?? "NONE",
+    health: resolveHealth(spec.health, undefined, updatedAt),
     registeredAt,
     updatedAt,
     createRevision,
@@ -97,7 +107,8 @@ export function recordOf(spec: InstanceSpec, registeredAt: number, updatedAt: nu
 /**
  * effectiveStatus is the status an instance is treated as having (Discover,
  * ListServices counts, Instance.status on the wire): the operator's override
- * when set, else what the instance reported.
+ * when set, else the worse of what the instance reported and what its
+ * active check allows (SERVING only while the check is PASSING).
  */
 export function effectiveStatus(r: InstanceRecord): Status {
   switch (r.operatorStatus) {
@@ -106,7 +117,7 @@ export function effectiveStatus(r: InstanceRecord): Status {
     case "DISABLED":
       return "NOT_SERVING";
     default:
-      return r.status;
+      return r.health === undefined ? r.status : worseStatus(r.status, checkServingStatus(r.health));
   }
 }
 
@@ -151,7 +162,8 @@ export function sameSpec(a: InstanceSpec, b: InstanceSpec): boolean {
     a.status !== b.status ||
     a.owner !== b.owner ||
     (a.operatorStatus ?? "NONE") !== (b.operatorStatus ?? "NONE") ||
-    a.tags.length !== b.tags.length
+    a.tags.length !== b.tags.length ||
+    !sameHealth(a.health, b.health)
   ) {
     return false;
   }

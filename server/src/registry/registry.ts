@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Random } from "@maxine/sdk/balancer";
-import type { Store } from "../store/store.js";
+import type { Change, Store } from "../store/store.js";
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError, invalid } from "../domain/errors.js";
 import { isEmptyFilter, matches } from "../domain/filter.js";
@@ -12,6 +12,8 @@ import type { Logger } from "../domain/logger.js";
 import { Selector, type Strategy } from "./select.js";
 import type { FilterSpec } from "../domain/filter.js";
 import { filterOf, hashKeyOf, keyOf, namespaceOf, serviceOf, specOf, textOf, type InstanceInput, type Limits } from "./validate.js";
+import { checkOf, DEFAULT_CHECK_BOUNDS, type CheckBounds } from "./check-rules.js";
+import { checkPort, sameCheck, type CheckResult, type CheckSpec, type CheckTargets, type HealthSpec } from "../domain/health.js";
 
 /** LeaseSettings bound lease TTLs and set the grace after a heartbeat stream ends. */
 export interface LeaseSettings {
@@ -57,13 +59,21 @@ export interface RegistryOptions {
   readonly audit?: boolean;
   readonly random?: Random;
   readonly newId?: () => string;
+  /** checkBounds bound a check's interval (MAXINE_CHECK_INTERVAL_MIN..MAX); default DEFAULT_CHECK_BOUNDS. */
+  readonly checkBounds?: CheckBounds;
+  /**
+   * checkTargets vets where a check's probes go (the allow-list). Unset:
+   * Register refuses every check (a registry that runs no checker).
+   */
+  readonly checkTargets?: CheckTargets;
 }
 
 /** Registered is the outcome of register. */
 export interface Registered {
   readonly instance: InstanceRecord;
-  readonly ttlMs: number;
-  readonly expiresAt: number;
+  /** ttlMs and expiresAt are undefined for an instance registered with a check by Register: it has no lease. */
+  readonly ttlMs: number | undefined;
+  readonly expiresAt: number | undefined;
   readonly revision: number;
 }
 
@@ -138,6 +148,8 @@ export class Registry {
   private readonly streams = new Set<HeartbeatStream>();
   private readonly quotas: Quotas;
   private readonly auditEnabled: boolean;
+  private readonly checkBounds: CheckBounds;
+  private readonly checkTargets: CheckTargets | undefined;
   /** usage counts what the quotas bound, from the store's change feed. */
   readonly usage: Usage;
   /** counts are running totals of calls, read by /metrics. */
@@ -163,6 +175,8 @@ export class Registry {
     this.newId = opts.newId ?? randomUUID;
     this.quotas = opts.quotas ?? UNLIMITED_QUOTAS;
     this.auditEnabled = opts.audit ?? true;
+    this.checkBounds = opts.checkBounds ?? DEFAULT_CHECK_BOUNDS;
+    this.checkTargets = opts.checkTargets;
     this.usage = new Usage(this.store);
     this.store.subscribe((c) => this.usage.apply(c));
     this.store.subscribeResets?.(() => this.usage.recount());
@@ -185,7 +199,7 @@ export class Registry {
   async register(input: InstanceInput | undefined, ttlMs: number | undefined, access: Access = OPEN): Promise<Registered> {
     this.assertOpen();
     try {
-      const r = await this.registerInstance(input, ttlMs, access);
+      const r = await this.registerInstance(input, ttlMs, access, true);
       this.audit("Register", access, keyString(r.instance), "ok", r.revision);
       return r;
     } catch (err) {
@@ -215,11 +229,18 @@ export class Registry {
    * register permission on the service; an instance another principal owns
    * needs admin (it keeps its owner); a new instance must fit the quotas.
    */
-  private async registerInstance(input: InstanceInput | undefined, ttlMs: number | undefined, access: Access): Promise<Registered> {
+  private async registerInstance(input: InstanceInput | undefined, ttlMs: number | undefined, access: Access, unary = false): Promise<Registered> {
     let spec = specOf(input, this.limits, access.principal);
-    const ttl = this.ttlOf(ttlMs);
+    if (input?.healthCheck !== undefined) spec = { ...spec, health: { check: checkOf("instance.health_check", input.healthCheck, this.checkBounds) } };
+    // Register with a check makes a persistent instance (no lease); a beat's registration binds it to its session as any other
+    const leased = !(unary && spec.health !== undefined);
+    const ttl = leased ? this.ttlOf(ttlMs) : undefined;
     if (spec.instanceId === "") spec = { ...spec, instanceId: this.newId() };
     requirePermission(access, "register", spec.namespace, spec.service);
+    if (spec.health !== undefined) {
+      if (this.checkTargets === undefined) throw invalid("instance.health_check", "this server runs no health checks");
+      await this.checkTargets.vet(spec.host, checkPort(spec.health.check, spec.port));
+    }
     const existing = this.store.get(spec);
     let guard: string | undefined = access.principal;
     if (existing !== undefined && existing.owner !== access.principal) {
@@ -229,14 +250,53 @@ export class Registry {
     }
     if (existing === undefined) this.checkQuotas(spec.namespace, spec.service, access.principal);
     const now = this.clock.now();
-    const change = await this.store.put(spec, now, { ttlMs: ttl }, guard);
+    const change = await this.store.put(spec, now, { ttlMs: ttl ?? 0 }, guard); // 0: persistent, no lease
     const instance = change?.instance ?? this.store.get(spec);
     if (instance === undefined) {
       throw new RegistryError(Reason.UNAVAILABLE, "instance: removed concurrently with its registration, retry");
     }
+    const revision = change?.revision ?? this.store.revision();
+    if (ttl === undefined) {
+      // persistent: whatever lease it had (an earlier registration without a check) ends here
+      this.leases.delete(spec);
+      return { instance, ttlMs: undefined, expiresAt: undefined, revision };
+    }
     const lease = this.leases.renew(spec, ttl, this.clock.now());
     this.arm();
-    return { instance, ttlMs: ttl, expiresAt: lease.deadline, revision: change?.revision ?? this.store.revision() };
+    return { instance, ttlMs: ttl, expiresAt: lease.deadline, revision };
+  }
+
+  /**
+   * recordCheck stores what an instance's check concluded (the checker
+   * calls it on a change of status or reason): an UPDATED event when it
+   * differs from the stored result. It does nothing when the instance is
+   * gone or its check is no longer check (changed meanwhile). The checker
+   * is the server itself, so no permission applies.
+   */
+  async recordCheck(k: InstanceKey, check: CheckSpec, result: CheckResult): Promise<Change | undefined> {
+    this.assertOpen();
+    const record = this.store.get(k);
+    if (record?.health === undefined || !sameCheck(record.health.check, check)) return undefined;
+    const change = await this.store.put({ ...record, operatorStatus: undefined, health: { check, result } }, this.clock.now());
+    if (change !== undefined) {
+      this.log.info({ instance: keyString(k), check: result.status, reason: result.message, revision: change.revision }, "health check result");
+    }
+    return change;
+  }
+
+  /**
+   * removeFailedCheck removes an instance whose check has failed for its
+   * deregister-after (REMOVAL_REASON_CHECK_FAILED), unless it changed since
+   * the checker read it (modRevision).
+   */
+  async removeFailedCheck(k: InstanceKey, modRevision: number): Promise<Change | undefined> {
+    this.assertOpen();
+    const change = await this.store.remove(k, "CHECK_FAILED", modRevision);
+    if (change !== undefined) {
+      this.leases.delete(k);
+      this.log.info({ instance: keyString(k), reason: "CHECK_FAILED", revision: change.revision }, "instance removed");
+    }
+    return change;
   }
 
   /** checkQuotas refuses a new instance of namespace/service for principal that a quota does not leave room for. */
@@ -307,7 +367,7 @@ export class Registry {
       const absent = (): RegistryError =>
         new RegistryError(Reason.NOT_FOUND, `key: instance ${key.instanceId} of service ${key.namespace}/${key.service} is not registered`);
       if (existing === undefined) throw absent();
-      const change = await this.store.put({ ...existing, operatorStatus: status }, this.clock.now());
+      const change = await this.store.put({ ...existing, operatorStatus: status, health: keptHealth(existing) }, this.clock.now());
       const instance = change?.instance ?? this.store.get(key);
       if (instance === undefined) throw absent();
       const revision = change?.revision ?? this.store.revision();
@@ -470,7 +530,7 @@ export class Registry {
   private async changeStatus(record: InstanceRecord, status: Status, access: Access): Promise<void> {
     try {
       // operatorStatus unset: the store keeps the stored override (a beat never clears an operator's drain)
-      const change = await this.store.put({ ...record, status, operatorStatus: undefined }, this.clock.now(), undefined, access.principal === record.owner ? record.owner : undefined);
+      const change = await this.store.put({ ...record, status, operatorStatus: undefined, health: keptHealth(record) }, this.clock.now(), undefined, access.principal === record.owner ? record.owner : undefined);
       this.audit(`Heartbeat status ${status}`, access, keyString(record), "ok", change?.revision);
     } catch (err) {
       this.audit(`Heartbeat status ${status}`, access, keyString(record), err);
@@ -649,4 +709,9 @@ function inputKey(input: InstanceInput | undefined): string {
   if (input === undefined) return "";
   const clip = (v: string) => (v.length > 128 ? `${v.slice(0, 128)}...` : v);
   return `${clip(input.namespace || "default")}/${clip(input.service)}/${clip(input.instanceId)}`;
+}
+
+/** keptHealth is r's check without its result, for a put that must keep whatever result is stored when it commits (a checker may write one meanwhile). */
+function keptHealth(r: InstanceRecord): HealthSpec | undefined {
+  return r.health === undefined ? undefined : { check: r.health.check };
 }

@@ -2,6 +2,7 @@ import { invalid } from "../domain/errors.js";
 import { DEFAULT_NAMESPACE, DEFAULT_WEIGHT, type InstanceKey, type InstanceSpec, type Status } from "../domain/instance.js";
 import type { FilterSpec } from "../domain/filter.js";
 import type { Holdings } from "../watch/items.js";
+import type { CheckInput } from "./check-rules.js";
 
 /** Limits bounds what one client may store; every field is a server setting. */
 export interface Limits {
@@ -46,6 +47,8 @@ export interface InstanceInput {
   readonly weight: number;
   /** status; undefined means SERVING. */
   readonly status: Status | undefined;
+  /** healthCheck is the active check to run against the instance, if any (validated by the registry: check-rules.ts). */
+  readonly healthCheck?: CheckInput | undefined;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;

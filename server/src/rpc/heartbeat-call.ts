@@ -132,7 +132,7 @@ export function applyBeats(registry: Registry, stream: HeartbeatStream, req: Bea
     if (b.instance !== undefined && !knownStatus(b.instance.status)) {
       throw invalid(`beats[${i}].instance.status`, `unknown value ${b.instance.status}`);
     }
-    const register = b.instance === undefined ? undefined : { instance: instanceInputOf(b.instance), ttlMs: ttlOf(b.leaseTtl, `beats[${i}].lease_ttl`) };
+    const register = b.instance === undefined ? undefined : { instance: instanceInputOf(b.instance, `beats[${i}].instance`), ttlMs: ttlOf(b.leaseTtl, `beats[${i}].lease_ttl`) };
     return { key: keyOfPb(b.key), status: statusOf(b.status), load: b.load, register };
   });
   return registry.heartbeat(stream, beats);

@@ -67,8 +67,8 @@ export function registryService(deps: RegistryServiceDeps): Service {
             message: () =>
               create(RegisterResponseSchema, {
                 instance: instanceToPb(r.instance),
-                leaseTtl: durationFromMs(r.ttlMs),
-                leaseExpiresAt: timestampFromMs(r.expiresAt),
+                leaseTtl: r.ttlMs === undefined ? undefined : durationFromMs(r.ttlMs),
+                leaseExpiresAt: r.expiresAt === undefined ? undefined : timestampFromMs(r.expiresAt),
                 revision: BigInt(r.revision),
                 registryId,
               }),

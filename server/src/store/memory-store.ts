@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { keyString, recordOf, sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import { ownedByOther } from "../domain/access.js";
+import { resolveHealth } from "../domain/health.js";
 import type { Change, LeaseClaim, ServiceView, Store } from "./store.js";
 import { View } from "./view.js";
 
@@ -41,6 +42,8 @@ export class MemoryStore implements Store {
     if (previous !== undefined && owner !== undefined && previous.owner !== owner) throw ownedByOther(keyString(spec), previous.owner, owner);
     // an unset override keeps the stored one (the Store contract's put)
     if (spec.operatorStatus === undefined) spec = { ...spec, operatorStatus: previous?.operatorStatus ?? "NONE" };
+    // a check without a result keeps the stored result while the check is the same (the Store contract's put)
+    if (spec.health !== undefined && spec.health.result === undefined) spec = { ...spec, health: resolveHealth(spec.health, previous?.health, now) };
     if (previous !== undefined && sameSpec(previous, spec)) return undefined;
     const revision = ++this.rev;
     const instance = recordOf(spec, previous?.registeredAt ?? now, now, previous?.createRevision ?? revision, revision);

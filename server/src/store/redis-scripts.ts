@@ -142,7 +142,11 @@ end
 /**
  * PUT adds or replaces an instance. ARGV: expected registryId, key, spec
  * JSON, now (ms, for registeredAt/updatedAt), lease TTL ms ("" keeps the
- * lease; then an absent instance is not created; else it is also stored
+ * lease; then an absent instance is not created; "0" makes the instance
+ * persistent: created if absent, and any lease it had, with its TTL,
+ * removed (an instance with an active check); "P" creates it persistent
+ * only if absent and otherwise changes nothing (re-asserting check-only
+ * instances into a Redis that lost its data); else it is also stored
  * as the TTL every replica renews the lease for), the stream that binds it
  * ("<replica>:<stream>", taken under the heartbeat-binding rule; "" keeps
  * the binding), log MAXLEN, deadline (ms, Redis clock; "" for none), the
@@ -157,6 +161,10 @@ export const PUT = `${PRELUDE}
 local err = changed(ARGV[1]) or late(ARGV[8]); if err then return err end
 local key, spec, now, ttl, owner = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local prev = redis.call('HGET', K_INST, key)
+if ttl == 'P' then
+  if prev then return {0} end
+  ttl = '0'
+end
 if prev then
   local e = owned(prev, ARGV[9]); if e then return e end
   if ARGV[10] == '1' then
@@ -166,6 +174,11 @@ if prev then
 end
 local function lease()
   if ttl == '' then return end
+  if ttl == '0' then
+    redis.call('ZREM', K_LEASES, key)
+    redis.call('HDEL', K_TTL, key)
+    return
+  end
   redis.call('HSET', K_TTL, key, ttl)
   local t = now_ms()
   local d = t + tonumber(ttl)

@@ -3,12 +3,14 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis"
 import type { Clock, Timer } from "../domain/clock.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { ANONYMOUS_PRINCIPAL, ownedByOther } from "../domain/access.js";
+import { resolveHealth, type HealthSpec } from "../domain/health.js";
 import { keyString, recordOf, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
 import { redactUrl } from "../domain/redact.js";
 import { keyList, redisKeys, SCRIPTS, type RedisKeys } from "./redis-scripts.js";
 import { HeldLeases } from "./redis-leases.js";
 import { Sweeper } from "./redis-sweeper.js";
+import { MEMBERS, RedisMembers } from "./redis-members.js";
 import type { Change, LeaseClaim, ServiceView, Store, StoreHealth, StoreResetReason } from "./store.js";
 import { View } from "./view.js";
 
@@ -39,6 +41,8 @@ export interface RedisStoreOptions {
   readonly logger: Logger;
   /** sweep: false leaves expiry to the other replicas (tests); default true. */
   readonly sweep?: boolean;
+  /** memberTtlMs is how long a replica stays in the replica set unrefreshed (it divides the health checks); default 1 s. */
+  readonly memberTtlMs?: number;
 }
 
 type Runner = Record<string, (...args: Array<string | number>) => Promise<unknown>>;
@@ -66,6 +70,7 @@ export class RedisStore implements Store {
   /** replicaId names this replica in lease owners and the sweeper lock. */
   readonly replicaId = randomUUID();
   readonly leases: HeldLeases;
+  readonly replicas: RedisMembers;
   private readonly keys: RedisKeys;
   private readonly keyArgs: string[];
   private readonly cmd: Connection;
@@ -107,6 +112,14 @@ export class RedisStore implements Store {
       this.cmd.defineCommand(name, { numberOfKeys: this.keyArgs.length, lua });
       this.reader.defineCommand(name, { numberOfKeys: this.keyArgs.length, lua });
     }
+    this.cmd.defineCommand("maxineMembers", { numberOfKeys: 1, lua: MEMBERS });
+    this.replicas = new RedisMembers({
+      replicaId: this.replicaId,
+      ttlMs: opts.memberTtlMs ?? 1000,
+      clock: opts.clock,
+      logger: opts.logger,
+      run: (args) => (this.cmd as unknown as Runner).maxineMembers!(`{maxine:${opts.registry}}:replicas`, ...args),
+    });
     this.cmd.on("error", (err: Error) => (this.lastError = err.message));
     this.reader.on("error", (err: Error) => (this.lastError = err.message));
     this.cmd.on("close", () => this.markDown(this.lastError || "connection closed"));
@@ -189,13 +202,18 @@ export class RedisStore implements Store {
 
   async put(spec: InstanceSpec, now: number, lease?: LeaseClaim, owner?: string): Promise<Change | undefined> {
     const key = keyString(spec);
+    // A check's result is kept from the mirror (the scripts compare specs as text, not JSON): a result written
+    // meanwhile by another replica may be replaced by the one seen here; its checker writes it again after its
+    // next probe (docs/decisions/0010-health-checks.md).
+    if (spec.health !== undefined && spec.health.result === undefined) spec = { ...spec, health: resolveHealth(spec.health, this.view.get(spec)?.health, now) };
     const reply = (await this.write(
       "maxinePut",
       [this.fence(), key, encodeSpec(spec), now, lease?.ttlMs ?? "", "", this.opts.logMax, this.deadline(), ownerArg(owner), spec.operatorStatus === undefined ? "1" : ""],
       key,
       owner,
     )) as unknown[];
-    if (lease !== undefined) this.leases.registered(key, lease.ttlMs);
+    if (lease !== undefined && lease.ttlMs === 0) this.leases.forget(key);
+    else if (lease !== undefined) this.leases.registered(key, lease.ttlMs);
     if (typeof reply[0] !== "number" || reply[0] <= 0) return undefined;
     return this.settle(reply[0], reply[1] as string[]);
   }
@@ -231,6 +249,7 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     this.flushTimer?.cancel();
+    await this.replicas.stop();
     await this.sweeper?.stop();
     if (this.down === undefined) await this.leases.flush().catch(() => undefined);
     // the releases of the streams the server ended (Registry.close sent them before the store closes); each bounded by the command timeout
@@ -250,6 +269,7 @@ export class RedisStore implements Store {
     this.loop = this.readLoop();
     this.scheduleFlush();
     this.sweeper?.start();
+    await this.replicas.start();
   }
 
   private async ready(r: Connection): Promise<void> {
@@ -486,7 +506,12 @@ export class RedisStore implements Store {
     }
   }
 
-  /** reassert writes every lease still live here (and its instance, from the mirror) into registry id. */
+  /**
+   * reassert writes every lease still live here (and its instance, from
+   * the mirror) into registry id, and every instance with an active check
+   * that no lease here holds, where the registry lacks it (persistent
+   * instances have no lease for any replica to re-assert).
+   */
   private async reassert(id: string): Promise<number> {
     const now = this.opts.clock.now();
     const pipe = this.cmd.pipeline();
@@ -501,6 +526,19 @@ export class RedisStore implements Store {
       (pipe as unknown as Runner).maxinePut!(...this.keyArgs, id, k, encodeSpec(record), now, h.ttlMs, h.owner, this.opts.logMax, "", "", "", this.leases.bindingSlackMs);
       this.leases.asserted(k, h, now);
       n++;
+    }
+    // instances with an active check and no lease held here: created again only where absent, without a lease
+    // (a replica that holds a lease of one re-asserts it with its TTL, before or after this)
+    const leased = new Set(this.leases.live(now).map(([k]) => k));
+    for (const ns of this.view.namespaceNames()) {
+      for (const [, service] of this.view.services(ns)) {
+        for (const record of service.sorted()) {
+          const k = keyString(record);
+          if (record.health === undefined || leased.has(k)) continue;
+          (pipe as unknown as Runner).maxinePut!(...this.keyArgs, id, k, encodeSpec(record), now, "P", "", this.opts.logMax, "", "", "", this.leases.bindingSlackMs);
+          n++;
+        }
+      }
     }
     if (n === 0) return 0;
     const results = (await pipe.exec()) ?? [];
@@ -642,9 +680,34 @@ export function encodeSpec(s: InstanceSpec): string {
     metadata,
     weight: s.weight,
     status: s.status,
+    // only when set, each field in a fixed order: the scripts compare specs as text
+    ...(s.health !== undefined ? { health: healthJson(s.health) } : {}),
     // last, and only when set: the PUT script reads it at the end of the record, and records without one compare equal to a spec without one
     ...(s.operatorStatus !== undefined && s.operatorStatus !== "NONE" ? { operatorStatus: s.operatorStatus } : {}),
   });
+}
+
+/** healthJson is a check and its result with their fields in one order, whatever order the objects were built in. */
+function healthJson(h: HealthSpec): object {
+  const c = h.check;
+  const r = h.result;
+  return {
+    check: {
+      kind: c.kind,
+      port: c.port,
+      intervalMs: c.intervalMs,
+      timeoutMs: c.timeoutMs,
+      healthyThreshold: c.healthyThreshold,
+      unhealthyThreshold: c.unhealthyThreshold,
+      deregisterAfterMs: c.deregisterAfterMs,
+      httpPath: c.httpPath,
+      httpMethod: c.httpMethod,
+      statusMin: c.statusMin,
+      statusMax: c.statusMax,
+      grpcService: c.grpcService,
+    },
+    ...(r !== undefined ? { result: { status: r.status, message: r.message, changedAt: r.changedAt } } : {}),
+  };
 }
 
 function decodeRecord(json: string): InstanceRecord {

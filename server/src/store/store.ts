@@ -56,7 +56,9 @@ export interface Store {
    * undefined when the stored instance already equals spec (nothing to do).
    * With owner set, a stored instance that another principal owns is left
    * as it is and put rejects with PERMISSION_DENIED (checked with the write,
-   * atomically: two replicas cannot both win).
+   * atomically: two replicas cannot both win). A spec whose health has no
+   * result keeps the stored result while the check is the same, and starts
+   * PENDING otherwise (resolveHealth in domain/health.ts), in the same write.
    */
   put(spec: InstanceSpec, now: number, lease?: LeaseClaim, owner?: string): Promise<Change | undefined>;
   /**
@@ -76,6 +78,12 @@ export interface Store {
    * memory store): the registry expires instances itself.
    */
   readonly leases?: SharedLeases;
+  /**
+   * replicas is set by stores shared between replicas: the live replicas
+   * of the registry, among which the health checks are divided (each runs
+   * on exactly one). Unset: this server is the only one.
+   */
+  readonly replicas?: ReplicaSet;
   /** recentChanges are changes committed before this process subscribed, oldest first, to seed resume history. */
   recentChanges?(): readonly Change[];
   /**
@@ -99,7 +107,11 @@ export interface StoreHealth {
   readonly detail: string;
 }
 
-/** LeaseClaim asks put to start or renew the instance's lease in a shared store (Register). */
+/**
+ * LeaseClaim asks put to start or renew the instance's lease in a shared
+ * store (Register). ttlMs 0 makes the instance persistent instead: no
+ * lease, and any lease it had ends (Register with an active check).
+ */
 export interface LeaseClaim {
   readonly ttlMs: number;
 }
@@ -123,4 +135,14 @@ export interface SharedLeases {
    * the caller uses its default. It never rejects.
    */
   ttls(keys: readonly string[]): Promise<ReadonlyMap<string, number>>;
+}
+
+/** ReplicaSet is the live replicas of a shared registry, this one included once it has joined. */
+export interface ReplicaSet {
+  /** self is this replica's id. */
+  readonly self: string;
+  /** live lists the live replicas' ids in order (the same list on every replica, give or take a refresh). */
+  live(): readonly string[];
+  /** subscribe registers a listener called when live() changes. */
+  subscribe(listener: () => void): () => void;
 }

@@ -1,4 +1,6 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry as MetricsRegistry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as MetricsRegistry } from "prom-client";
+import type { CheckObserver, ProbeResult } from "../checks/checker.js";
+import type { CheckKind } from "../domain/health.js";
 import type { Interceptor, MethodInfo, Protocol } from "../rpc/context.js";
 import { CODE_NAMES, codeOf } from "../rpc/interceptors.js";
 import type { Registry } from "../registry/registry.js";
@@ -65,6 +67,56 @@ export class Metrics {
       "HTTP/2 connections closed because a PING went unacknowledged (MAXINE_KEEPALIVE_TIMEOUT): a stopped or hung peer, or a dead path.",
       () => listener.silentPeers,
     );
+  }
+
+  /**
+   * checks makes the health checks' metrics: probes by kind and result
+   * (maxine_check_probes_total), their durations
+   * (maxine_check_probe_duration_seconds), how late each probe started
+   * after it was due (maxine_check_schedule_slip_seconds), and, once
+   * follow is called, the checks this server runs and the probes going now.
+   */
+  checks(): CheckObserver & { follow(checker: { readonly count: number; readonly running: number; readonly queued: number }): void } {
+    const probes = new Counter({ name: "maxine_check_probes_total", help: "Health-check probes run by this server, by kind (http, tcp, grpc) and result (pass, fail, timeout).", labelNames: ["kind", "result"], registers: [this.registry] });
+    const durations = new Histogram({
+      name: "maxine_check_probe_duration_seconds",
+      help: "How long health-check probes took, by kind (a timeout counts its timeout).",
+      labelNames: ["kind"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+    const slip = new Histogram({
+      name: "maxine_check_schedule_slip_seconds",
+      help: "How late health-check probes started after they were due (waiting for MAXINE_CHECK_CONCURRENCY, or a busy event loop).",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+    for (const kind of ["http", "tcp", "grpc"]) for (const result of ["pass", "fail", "timeout"]) probes.inc({ kind, result }, 0);
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    };
+    return {
+      probed(kind: CheckKind, result: ProbeResult, seconds: number) {
+        const k = kind.toLowerCase();
+        probes.inc({ kind: k, result });
+        durations.observe({ kind: k }, seconds);
+      },
+      slipped(ms: number) {
+        slip.observe(ms / 1000);
+      },
+      follow(checker) {
+        gauge("maxine_checks", "Health checks this server runs (in Redis mode, those it owns).", () => checker.count);
+        gauge("maxine_check_probes_running", "Health-check probes running now (at most MAXINE_CHECK_CONCURRENCY).", () => checker.running);
+        gauge("maxine_check_probes_queued", "Health-check probes due and waiting for a slot (MAXINE_CHECK_CONCURRENCY).", () => checker.queued);
+      },
+    };
   }
 
   /** counter shows a number that only grows, read when scraped. */

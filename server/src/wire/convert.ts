@@ -11,6 +11,7 @@ import {
   Strategy as StrategyPb,
   WatchServicesResponseSchema,
   type Filter,
+  type HealthCheck,
   type Instance,
   type InstanceKey as InstanceKeyPb,
   type WatchServicesResponse,
@@ -22,6 +23,8 @@ import type { BeatOutcome } from "../registry/registry.js";
 import type { Strategy } from "../registry/select.js";
 import type { FilterSpec } from "../domain/filter.js";
 import type { InstanceInput } from "../registry/validate.js";
+import type { CheckInput } from "../registry/check-rules.js";
+import type { CheckKind } from "../domain/health.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
 
 // Conversions between the wire types (generated from proto/) and the core's
@@ -89,10 +92,37 @@ export function ttlOf(d: Duration | undefined, field = "lease_ttl"): number | un
   return durationMs(d);
 }
 
-/** instanceInputOf converts a wire instance to the core's input. */
-export function instanceInputOf(i: Instance | undefined): InstanceInput | undefined {
+/**
+ * checkInputOf converts a wire HealthCheck to the core's input; field
+ * names it in errors (a malformed duration throws INVALID_ARGUMENT here).
+ */
+export function checkInputOf(c: HealthCheck | undefined, field: string): CheckInput | undefined {
+  if (c === undefined) return undefined;
+  const kinds: CheckKind[] = [];
+  if (c.http !== undefined) kinds.push("HTTP");
+  if (c.tcp !== undefined) kinds.push("TCP");
+  if (c.grpc !== undefined) kinds.push("GRPC");
+  return {
+    kinds,
+    port: c.port,
+    intervalMs: ttlOf(c.interval, `${field}.interval`),
+    timeoutMs: ttlOf(c.timeout, `${field}.timeout`),
+    healthyThreshold: c.healthyThreshold,
+    unhealthyThreshold: c.unhealthyThreshold,
+    deregisterAfterMs: ttlOf(c.deregisterAfter, `${field}.deregister_after`),
+    httpPath: c.http?.path ?? "",
+    httpMethod: c.http?.method ?? "",
+    statusMin: c.http?.expectedStatusMin ?? 0,
+    statusMax: c.http?.expectedStatusMax ?? 0,
+    grpcService: c.grpc?.service ?? "",
+  };
+}
+
+/** instanceInputOf converts a wire instance to the core's input; field names it in errors ("beats[0].instance" for a beat's). */
+export function instanceInputOf(i: Instance | undefined, field = "instance"): InstanceInput | undefined {
   if (i === undefined) return undefined;
   return {
+    healthCheck: checkInputOf(i.healthCheck, `${field}.health_check`),
     namespace: i.namespace,
     service: i.service,
     instanceId: i.instanceId,
@@ -149,6 +179,7 @@ export const removalToPb = {
   LEASE_EXPIRED: RemovalReasonPb.LEASE_EXPIRED,
   STREAM_CLOSED: RemovalReasonPb.STREAM_CLOSED,
   FILTERED: RemovalReasonPb.FILTERED,
+  CHECK_FAILED: RemovalReasonPb.CHECK_FAILED,
 } as const;
 const resetToPb = {
   COMPACTED: ResetReasonPb.COMPACTED,

@@ -20,9 +20,9 @@ import type { Discovered, Registered } from "../registry/registry.js";
 import type { Store } from "../store/store.js";
 import type { WatchEventItem } from "../watch/items.js";
 import { eventTypeToPb, removalToPb } from "./convert.js";
-import { instanceWriter, leaseWriter } from "./instance-fields.js";
-import { durationMs, encoded, encodedList, enumOf, messages, splicedList, string, timestampMs, uint64, bytesOf, type EncodedBytes, type Spliced } from "./schema-columns.js";
-import { fieldNamed, MessageWriter, oneofFrame } from "./schema-writer.js";
+import { instanceTailWriter, instanceWriter, leaseWriter } from "./instance-fields.js";
+import { durationMs, encoded, encodedList, enumOf, messages, splicedBytes, splicedList, string, timestampMs, uint64, bytesOf, type EncodedBytes, type Spliced } from "./schema-columns.js";
+import { fieldNamed, MessageWriter, oneofFrame, Sizes } from "./schema-writer.js";
 
 // Encoded instances. Records are immutable (a change makes a new one), so a
 // record's Instance is encoded once, as protobuf and as JSON, and every
@@ -73,16 +73,30 @@ const known = (l: LeaseState): boolean => l.load !== undefined || l.expiresAt !=
  * answers write the same bytes straight into their buffer (splicedList).
  */
 export function listedInstanceBytes(r: InstanceRecord, lease: LeaseState): Uint8Array {
-  const cached = bytesOf(instanceBytes(r));
-  return known(lease) ? Buffer.concat([cached, leaseWriter.encode(lease)]) : cached;
+  return known(lease) ? splicedBytes(leaseWriter, listed(r, lease)) : bytesOf(instanceBytes(r));
+}
+
+/**
+ * listed is r's cached Instance bytes spliced with its lease state: the
+ * lease's fields go before the check's (numbered above them), which only
+ * an instance with a check has, so its tail is measured only then.
+ */
+function listed(r: InstanceRecord, lease: LeaseState): Spliced<LeaseState> {
+  return { cached: instanceBytes(r), suffix: lease, tail: r.health === undefined ? 0 : instanceTailWriter.size(r, new Sizes()) };
 }
 
 /** listedInstanceJson is listedInstanceBytes in the JSON mapping: the cached JSON with the lease's fields spliced in last. */
 export function listedInstanceJson(r: InstanceRecord, lease: LeaseState): string {
   const cached = instanceJson(r);
   if (!known(lease)) return cached;
-  const tail = toJsonString(InstanceSchema, create(InstanceSchema, leaseWriter.init(lease))); // {"reportedLoad":...}, never "{}"
-  return cached === "{}" ? tail : `${cached.slice(0, -1)},${tail.slice(1)}`;
+  const live = toJsonString(InstanceSchema, create(InstanceSchema, leaseWriter.init(lease))); // {"reportedLoad":...}, never "{}"
+  if (r.health !== undefined) {
+    // the check's fields come after the lease's: cached is {head,tail}, the answer {head,live,tail}
+    const tail = toJsonString(InstanceSchema, create(InstanceSchema, instanceTailWriter.init(r))); // {"healthCheck":...}
+    const head = cached.slice(0, cached.length - tail.length + 1); // "{...," or "{"
+    return `${head}${live.slice(1, -1)},${tail.slice(1)}`;
+  }
+  return cached === "{}" ? live : `${cached.slice(0, -1)},${live.slice(1)}`;
 }
 
 /**
@@ -116,7 +130,7 @@ const discoverWriter = new MessageWriter<DiscoverResponse, DiscoverSource>(Disco
 export function discoverBinary(d: Discovered, registryId: string): Buffer {
   return discoverWriter.encode({
     chosen: d.chosen === undefined ? undefined : instanceBytes(d.chosen),
-    all: d.all.map((r, i) => ({ cached: instanceBytes(r), suffix: d.leases[i]! })),
+    all: d.all.map((r, i) => listed(r, d.leases[i]!)),
     revision: d.revision,
     registryId,
   });

@@ -1,14 +1,27 @@
 import {
+  CheckResultSchema,
+  CheckStatus as CheckStatusPb,
+  CheckStatusSchema,
+  GrpcCheckSchema,
+  HealthCheckSchema,
+  HttpCheckSchema,
   InstanceSchema,
+  TcpCheckSchema,
   OperatorStatus as OperatorStatusPb,
   OperatorStatusSchema,
   ServingStatus,
   ServingStatusSchema,
+  type CheckResult as CheckResultPb,
+  type GrpcCheck,
+  type HealthCheck,
+  type HttpCheck,
   type Instance,
+  type TcpCheck,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { effectiveStatus, type InstanceRecord, type LeaseState, type OperatorStatus, type Status } from "../domain/instance.js";
-import { enumOf, optionalDouble, string, stringMap, strings, timestampMs, uint32, uint64 } from "./schema-columns.js";
-import { MessageWriter, perAnswer, suffixWriter, type Table } from "./schema-writer.js";
+import type { CheckResult, CheckSpec, CheckStatus } from "../domain/health.js";
+import { durationMs, enumOf, message, optionalDouble, string, stringMap, strings, timestampMs, uint32, uint64 } from "./schema-columns.js";
+import { MessageWriter, perAnswer, suffixWriter, tailWriter, type Table } from "./schema-writer.js";
 
 /** statusToPb maps the core's statuses to the wire enum. */
 export const statusToPb: Record<Status, ServingStatus> = {
@@ -23,6 +36,41 @@ export const operatorStatusToPb: Record<OperatorStatus, OperatorStatusPb> = {
   DRAINING: OperatorStatusPb.DRAINING,
   DISABLED: OperatorStatusPb.DISABLED,
 };
+
+/** checkStatusToPb maps the core's check statuses to the wire enum. */
+export const checkStatusToPb: Record<CheckStatus, CheckStatusPb> = {
+  PENDING: CheckStatusPb.PENDING,
+  PASSING: CheckStatusPb.PASSING,
+  FAILING: CheckStatusPb.FAILING,
+};
+
+const httpCheckWriter = new MessageWriter<HttpCheck, CheckSpec>(HttpCheckSchema, {
+  path: string((c) => c.httpPath),
+  method: string((c) => c.httpMethod),
+  expectedStatusMin: uint32((c) => c.statusMin),
+  expectedStatusMax: uint32((c) => c.statusMax),
+});
+const tcpCheckWriter = new MessageWriter<TcpCheck, CheckSpec>(TcpCheckSchema, {});
+const grpcCheckWriter = new MessageWriter<GrpcCheck, CheckSpec>(GrpcCheckSchema, { service: string((c) => c.grpcService) });
+
+/** healthCheckWriter writes a check as the HealthCheck a client sent, with the server's defaults applied. */
+const healthCheckWriter = new MessageWriter<HealthCheck, CheckSpec>(HealthCheckSchema, {
+  http: message(httpCheckWriter, (c) => (c.kind === "HTTP" ? c : undefined)),
+  tcp: message(tcpCheckWriter, (c) => (c.kind === "TCP" ? c : undefined)),
+  grpc: message(grpcCheckWriter, (c) => (c.kind === "GRPC" ? c : undefined)),
+  port: uint32((c) => c.port),
+  interval: durationMs((c) => c.intervalMs),
+  timeout: durationMs((c) => c.timeoutMs),
+  healthyThreshold: uint32((c) => c.healthyThreshold),
+  unhealthyThreshold: uint32((c) => c.unhealthyThreshold),
+  deregisterAfter: durationMs((c) => (c.deregisterAfterMs === 0 ? undefined : c.deregisterAfterMs)),
+});
+
+const checkResultWriter = new MessageWriter<CheckResultPb, CheckResult>(CheckResultSchema, {
+  status: enumOf(CheckStatusSchema, (r) => checkStatusToPb[r.status]),
+  message: string((r) => r.message),
+  changedAt: timestampMs((r) => r.changedAt),
+});
 
 /**
  * instanceFields is the one place that says how a stored record becomes an
@@ -50,9 +98,11 @@ export const instanceFields: Table<Instance, InstanceRecord> = {
   modRevision: uint64((r) => r.modRevision),
   owner: string((r) => r.owner),
   operatorStatus: enumOf(OperatorStatusSchema, (r) => operatorStatusToPb[r.operatorStatus]),
-  // live lease state, not in the record: written per answer by leaseWriter, after the record's cached bytes
+  // live lease state, not in the record: written per answer by leaseWriter, spliced into the record's cached bytes
   reportedLoad: perAnswer(),
   leaseExpiresAt: perAnswer(),
+  healthCheck: message(healthCheckWriter, (r) => r.health?.check),
+  checkResult: message(checkResultWriter, (r) => r.health?.result),
 };
 
 /** instanceWriter encodes records as Instance messages, compiled from instanceFields and InstanceSchema at load. */
@@ -60,11 +110,20 @@ export const instanceWriter = new MessageWriter(InstanceSchema, instanceFields);
 
 /**
  * leaseWriter writes an Instance's per-answer fields (those instanceFields
- * marks perAnswer) from a LeaseState: appended to a record's cached
- * Instance bytes, they make the Instance protobuf-es writes with every
- * field (suffixWriter checks at load that these fields come last).
+ * marks perAnswer) from a LeaseState: spliced into a record's cached
+ * Instance bytes before the fields numbered above them (instanceTailWriter's),
+ * they make the Instance protobuf-es writes with every field (suffixWriter
+ * checks at load that the per-answer fields are consecutive in number order).
  */
 export const leaseWriter = suffixWriter(InstanceSchema, instanceFields, {
   reportedLoad: optionalDouble((l: LeaseState) => l.load),
   leaseExpiresAt: timestampMs((l: LeaseState) => l.expiresAt),
 });
+
+/**
+ * instanceTailWriter writes the cached fields numbered above the per-answer
+ * ones (the check and its result): the end of a record's cached bytes,
+ * which a listed instance writes after its lease state. Empty for an
+ * instance without a check, the common case.
+ */
+export const instanceTailWriter = tailWriter(InstanceSchema, instanceFields);

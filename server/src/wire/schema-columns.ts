@@ -370,15 +370,35 @@ export function encodedList<S, M extends Message>(schema: GenMessage<M>, get: (s
   };
 }
 
-/** Spliced is one message written as its cached bytes followed by a suffix writer's fields from suffix (suffixWriter in schema-writer.ts). */
+/**
+ * Spliced is one message written as its cached bytes with a suffix
+ * writer's fields from suffix (suffixWriter in schema-writer.ts) inserted
+ * before the last tail bytes of cached (the fields numbered above the
+ * suffix's; tailWriter's output, usually none).
+ */
 export interface Spliced<L> {
   readonly cached: EncodedBytes;
   readonly suffix: L;
+  /** tail is how many of cached's last bytes go after the suffix (0: the suffix is appended). */
+  readonly tail: number;
+}
+
+/** putRange copies b[from..to) into out at at. */
+function putRange(out: Buffer, b: EncodedBytes, from: number, to: number, at: number): void {
+  if (typeof b === "string") out.write(b.slice(from, to), at, "latin1");
+  else out.set(b.subarray(from, to), at);
+}
+
+/** splicedBytes is e as one message's bytes (no tag or length), for tests and the rare answer outside a list. */
+export function splicedBytes<M extends Message, L>(suffix: MessageWriter<M, L>, e: Spliced<L>): Uint8Array {
+  const cached = bytesOf(e.cached);
+  const head = cached.length - e.tail;
+  return Buffer.concat([cached.subarray(0, head), suffix.encode(e.suffix), cached.subarray(head)]);
 }
 
 /**
  * splicedList is a repeated message field whose every element is cached
- * bytes and the per-answer fields suffix writes after them, straight into
+ * bytes and the per-answer fields suffix writes into them (Spliced), straight into
  * the answer's buffer (no per-element buffer): the element's size is kept
  * in Sizes, before the suffix's nested sizes.
  */
@@ -405,12 +425,20 @@ export function splicedList<S, M extends Message, L>(suffix: MessageWriter<M, L>
           for (let i = 0; i < list.length; i++) {
             const e = list[i]!;
             at = writeVarint(out, writeTag(out, at, tag), sizes.list[sizes.next++]!);
-            put(out, e.cached, at);
-            at = suffix.write(out, at + e.cached.length, e.suffix, sizes);
+            if (e.tail === 0) {
+              put(out, e.cached, at);
+              at = suffix.write(out, at + e.cached.length, e.suffix, sizes);
+            } else {
+              const head = e.cached.length - e.tail;
+              putRange(out, e.cached, 0, head, at);
+              at = suffix.write(out, at + head, e.suffix, sizes);
+              putRange(out, e.cached, head, e.cached.length, at);
+              at += e.tail;
+            }
           }
           return at;
         },
-        init: (s) => get(s).map((e) => fromBinary(suffix.schema, Buffer.concat([bytesOf(e.cached), suffix.encode(e.suffix)]))),
+        init: (s) => get(s).map((e) => fromBinary(suffix.schema, splicedBytes(suffix, e))),
         nests: true,
       };
     },

@@ -172,32 +172,56 @@ export type SuffixTable<M extends Message, S> = { readonly [K in FieldName<M>]?:
 
 /**
  * suffixWriter is a writer of the fields cached marks perAnswer, from
- * another source S: appended to the bytes cached's writer made, they are
- * the message protobuf-es writes with every field. That holds because
+ * another source S: inserted into the bytes cached's writer made, before
+ * the cached fields numbered above them (tailWriter writes those), they
+ * are the message protobuf-es writes with every field. That holds because
  * protobuf-es writes fields in number order, so suffixWriter checks at load
- * that suffix covers exactly cached's perAnswer fields and that each has a
- * higher number than every field cached writes.
+ * that suffix covers exactly cached's perAnswer fields and that no cached
+ * field's number lies between two of theirs.
  */
 export function suffixWriter<M extends Message, R, S>(schema: GenMessage<M>, cached: Table<M, R>, suffix: SuffixTable<M, S>): MessageWriter<M, S> {
   const cachedColumns = cached as unknown as Record<string, Column<R, unknown> & { perAnswer?: true }>;
   const suffixColumns = suffix as unknown as Record<string, Column<S, unknown> | undefined>;
   const table: Record<string, Column<S, unknown>> = {};
-  let highestCached = 0;
   let lowestSuffix = Infinity;
+  let highestSuffix = 0;
   for (const f of schema.fields) {
     const later = cachedColumns[f.localName]?.perAnswer === true;
     const column = suffixColumns[f.localName];
     if (later !== (column !== undefined)) {
       throw new Error(`${schema.typeName}.${f.name}: ${later ? "marked perAnswer in the cached table, no column in the suffix" : "in the suffix but not marked perAnswer in the cached table"}`);
     }
-    if (column !== undefined) lowestSuffix = Math.min(lowestSuffix, f.number);
-    else highestCached = Math.max(highestCached, f.number);
+    if (column !== undefined) {
+      lowestSuffix = Math.min(lowestSuffix, f.number);
+      highestSuffix = Math.max(highestSuffix, f.number);
+    }
     table[f.localName] = column ?? { compile: () => NOTHING as Step<S> };
   }
-  if (lowestSuffix < highestCached) {
-    throw new Error(`${schema.typeName}: per-answer field ${lowestSuffix} comes before cached field ${highestCached}; appended after the cached bytes, it would break protobuf's field order`);
+  for (const f of schema.fields) {
+    if (cachedColumns[f.localName]?.perAnswer !== true && f.number > lowestSuffix && f.number < highestSuffix) {
+      throw new Error(`${schema.typeName}: cached field ${f.number} lies between per-answer fields ${lowestSuffix} and ${highestSuffix}; spliced into the cached bytes, they would break protobuf's field order`);
+    }
   }
   return new MessageWriter(schema, table as unknown as Table<M, S>);
+}
+
+/**
+ * tailWriter is a writer of the cached fields numbered above every field
+ * cached marks perAnswer, from the same source: the end of a cached
+ * encoding, which the per-answer fields go before. A spliced message is
+ * the cached bytes less this tail, the suffix, then the tail (Spliced.tail
+ * is its length).
+ */
+export function tailWriter<M extends Message, R>(schema: GenMessage<M>, cached: Table<M, R>): MessageWriter<M, R> {
+  const cachedColumns = cached as unknown as Record<string, Column<R, unknown> & { perAnswer?: true }>;
+  let highestSuffix = 0;
+  for (const f of schema.fields) if (cachedColumns[f.localName]?.perAnswer === true) highestSuffix = Math.max(highestSuffix, f.number);
+  const table: Record<string, Column<R, unknown>> = {};
+  for (const f of schema.fields) {
+    const column = cachedColumns[f.localName];
+    table[f.localName] = f.number > highestSuffix && column !== undefined && column.perAnswer !== true ? column : { compile: () => NOTHING as Step<R> };
+  }
+  return new MessageWriter(schema, table as unknown as Table<M, R>);
 }
 
 /** fieldNamed returns schema's field whose TypeScript name is localName; it throws when there is none, so a renamed field fails at load. */

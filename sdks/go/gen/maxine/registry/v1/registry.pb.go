@@ -93,6 +93,65 @@ func (ServingStatus) EnumDescriptor() ([]byte, []int) {
 	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{0}
 }
 
+// CheckStatus is the state of an instance's health check.
+type CheckStatus int32
+
+const (
+	// CHECK_STATUS_UNSPECIFIED: the instance has no check.
+	CheckStatus_CHECK_STATUS_UNSPECIFIED CheckStatus = 0
+	// CHECK_STATUS_PENDING: the check has not passed yet since it was set
+	// (registered, or changed); the instance is treated as NOT_SERVING.
+	CheckStatus_CHECK_STATUS_PENDING CheckStatus = 1
+	// CHECK_STATUS_PASSING: the last healthy_threshold probes passed.
+	CheckStatus_CHECK_STATUS_PASSING CheckStatus = 2
+	// CHECK_STATUS_FAILING: the last unhealthy_threshold probes failed; the
+	// instance is treated as NOT_SERVING.
+	CheckStatus_CHECK_STATUS_FAILING CheckStatus = 3
+)
+
+// Enum value maps for CheckStatus.
+var (
+	CheckStatus_name = map[int32]string{
+		0: "CHECK_STATUS_UNSPECIFIED",
+		1: "CHECK_STATUS_PENDING",
+		2: "CHECK_STATUS_PASSING",
+		3: "CHECK_STATUS_FAILING",
+	}
+	CheckStatus_value = map[string]int32{
+		"CHECK_STATUS_UNSPECIFIED": 0,
+		"CHECK_STATUS_PENDING":     1,
+		"CHECK_STATUS_PASSING":     2,
+		"CHECK_STATUS_FAILING":     3,
+	}
+)
+
+func (x CheckStatus) Enum() *CheckStatus {
+	p := new(CheckStatus)
+	*p = x
+	return p
+}
+
+func (x CheckStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CheckStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_maxine_registry_v1_registry_proto_enumTypes[1].Descriptor()
+}
+
+func (CheckStatus) Type() protoreflect.EnumType {
+	return &file_maxine_registry_v1_registry_proto_enumTypes[1]
+}
+
+func (x CheckStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CheckStatus.Descriptor instead.
+func (CheckStatus) EnumDescriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+}
+
 // OperatorStatus is an operator's override of an instance's status.
 type OperatorStatus int32
 
@@ -133,11 +192,11 @@ func (x OperatorStatus) String() string {
 }
 
 func (OperatorStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[1].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[2].Descriptor()
 }
 
 func (OperatorStatus) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[1]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[2]
 }
 
 func (x OperatorStatus) Number() protoreflect.EnumNumber {
@@ -146,7 +205,7 @@ func (x OperatorStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OperatorStatus.Descriptor instead.
 func (OperatorStatus) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{2}
 }
 
 // BeatResult is the outcome of one Beat.
@@ -207,11 +266,11 @@ func (x BeatResult) String() string {
 }
 
 func (BeatResult) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[2].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[3].Descriptor()
 }
 
 func (BeatResult) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[2]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[3]
 }
 
 func (x BeatResult) Number() protoreflect.EnumNumber {
@@ -220,7 +279,7 @@ func (x BeatResult) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BeatResult.Descriptor instead.
 func (BeatResult) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{3}
 }
 
 // Strategy is how Discover (and the SDKs' local pick) chooses an instance.
@@ -284,11 +343,11 @@ func (x Strategy) String() string {
 }
 
 func (Strategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[3].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[4].Descriptor()
 }
 
 func (Strategy) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[3]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[4]
 }
 
 func (x Strategy) Number() protoreflect.EnumNumber {
@@ -297,7 +356,7 @@ func (x Strategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Strategy.Descriptor instead.
 func (Strategy) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{4}
 }
 
 // ResetReason says why a snapshot with reset set was sent.
@@ -350,11 +409,11 @@ func (x ResetReason) String() string {
 }
 
 func (ResetReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[4].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[5].Descriptor()
 }
 
 func (ResetReason) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[4]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[5]
 }
 
 func (x ResetReason) Number() protoreflect.EnumNumber {
@@ -363,7 +422,7 @@ func (x ResetReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResetReason.Descriptor instead.
 func (ResetReason) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{5}
 }
 
 // EventType is the kind of a WatchEvent.
@@ -407,11 +466,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[5].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[6].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[5]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[6]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -420,7 +479,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 // RemovalReason says why an instance was removed.
@@ -439,6 +498,9 @@ const (
 	// REMOVAL_REASON_FILTERED: the instance changed and no longer matches
 	// the watch's filter; it is still registered.
 	RemovalReason_REMOVAL_REASON_FILTERED RemovalReason = 4
+	// REMOVAL_REASON_CHECK_FAILED: its health check failed continuously for
+	// the check's deregister_after.
+	RemovalReason_REMOVAL_REASON_CHECK_FAILED RemovalReason = 5
 )
 
 // Enum value maps for RemovalReason.
@@ -449,6 +511,7 @@ var (
 		2: "REMOVAL_REASON_LEASE_EXPIRED",
 		3: "REMOVAL_REASON_STREAM_CLOSED",
 		4: "REMOVAL_REASON_FILTERED",
+		5: "REMOVAL_REASON_CHECK_FAILED",
 	}
 	RemovalReason_value = map[string]int32{
 		"REMOVAL_REASON_UNSPECIFIED":   0,
@@ -456,6 +519,7 @@ var (
 		"REMOVAL_REASON_LEASE_EXPIRED": 2,
 		"REMOVAL_REASON_STREAM_CLOSED": 3,
 		"REMOVAL_REASON_FILTERED":      4,
+		"REMOVAL_REASON_CHECK_FAILED":  5,
 	}
 )
 
@@ -470,11 +534,11 @@ func (x RemovalReason) String() string {
 }
 
 func (RemovalReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_maxine_registry_v1_registry_proto_enumTypes[6].Descriptor()
+	return file_maxine_registry_v1_registry_proto_enumTypes[7].Descriptor()
 }
 
 func (RemovalReason) Type() protoreflect.EnumType {
-	return &file_maxine_registry_v1_registry_proto_enumTypes[6]
+	return &file_maxine_registry_v1_registry_proto_enumTypes[7]
 }
 
 func (x RemovalReason) Number() protoreflect.EnumNumber {
@@ -483,7 +547,7 @@ func (x RemovalReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RemovalReason.Descriptor instead.
 func (RemovalReason) EnumDescriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
 // Instance is one network endpoint of a service.
@@ -554,8 +618,22 @@ type Instance struct {
 	// instance without a lease here, and in Redis mode unless this replica
 	// holds the instance's heartbeat stream.
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// health_check, when set on Register (or in a Beat's instance), makes the
+	// registry probe the instance itself (see HealthCheck): its status is then
+	// the worse of what it reports and what the check finds. An instance
+	// registered by Register with a check needs no lease renewal: it stays
+	// until deregistered or removed by the check's deregister_after. Probes go
+	// only to the instance's own host, to networks the server allows
+	// (MAXINE_CHECK_ALLOW); Register refuses any other target with
+	// INVALID_ARGUMENT naming the rule and the setting.
+	HealthCheck *HealthCheck `protobuf:"bytes,20,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
+	// check_result is what the registry's check last concluded about the
+	// instance (absent without health_check). Server-set, ignored in
+	// requests. It is revisioned: a change of check status, or of the
+	// reason it gives, is an UPDATED watch event.
+	CheckResult   *CheckResult `protobuf:"bytes,21,opt,name=check_result,json=checkResult,proto3" json:"check_result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -721,6 +799,383 @@ func (x *Instance) GetLeaseExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Instance) GetHealthCheck() *HealthCheck {
+	if x != nil {
+		return x.HealthCheck
+	}
+	return nil
+}
+
+func (x *Instance) GetCheckResult() *CheckResult {
+	if x != nil {
+		return x.CheckResult
+	}
+	return nil
+}
+
+// HealthCheck is a probe the registry runs against an instance (an active
+// check, as Consul's HTTP / TCP / gRPC checks): every interval it probes,
+// a probe that does not answer within timeout fails, healthy_threshold
+// consecutive passes make the check PASSING and unhealthy_threshold
+// consecutive failures make it FAILING. A new check is PENDING until it
+// first passes, and the instance is not chosen meanwhile. Exactly one of
+// http, tcp and grpc must be set (INVALID_ARGUMENT otherwise): they are
+// plain fields rather than a oneof so that the server's cached instance
+// encoding (docs/decisions/0001-fast-encoding.md) writes them like any
+// other message field.
+type HealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http: the probe is an HTTP request that must answer an expected status.
+	Http *HttpCheck `protobuf:"bytes,1,opt,name=http,proto3" json:"http,omitempty"`
+	// tcp: the probe is a TCP connection that must open.
+	Tcp *TcpCheck `protobuf:"bytes,2,opt,name=tcp,proto3" json:"tcp,omitempty"`
+	// grpc: the probe is grpc.health.v1.Health/Check, which must answer
+	// SERVING.
+	Grpc *GrpcCheck `protobuf:"bytes,3,opt,name=grpc,proto3" json:"grpc,omitempty"`
+	// port to probe on the instance's host; 0 means the instance's port.
+	Port uint32 `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
+	// interval between the starts of two probes. Unset means 10 s; it must
+	// lie within MAXINE_CHECK_INTERVAL_MIN..MAXINE_CHECK_INTERVAL_MAX
+	// (1 s..1 h by default).
+	Interval *durationpb.Duration `protobuf:"bytes,5,opt,name=interval,proto3" json:"interval,omitempty"`
+	// timeout after which a probe fails ("timeout after 2 s"). Unset means
+	// 2 s, or the interval if shorter; it must be at least 100 ms and at most
+	// the interval.
+	Timeout *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// healthy_threshold is how many consecutive passes make the check
+	// PASSING, 1..100; 0 means 1.
+	HealthyThreshold uint32 `protobuf:"varint,7,opt,name=healthy_threshold,json=healthyThreshold,proto3" json:"healthy_threshold,omitempty"`
+	// unhealthy_threshold is how many consecutive failures make the check
+	// FAILING, 1..100; 0 means 3.
+	UnhealthyThreshold uint32 `protobuf:"varint,8,opt,name=unhealthy_threshold,json=unhealthyThreshold,proto3" json:"unhealthy_threshold,omitempty"`
+	// deregister_after removes the instance (REMOVAL_REASON_CHECK_FAILED)
+	// once its probes have failed continuously this long, counted from the
+	// first failure of the run. Unset or 0 means never.
+	DeregisterAfter *durationpb.Duration `protobuf:"bytes,9,opt,name=deregister_after,json=deregisterAfter,proto3" json:"deregister_after,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *HealthCheck) GetHttp() *HttpCheck {
+	if x != nil {
+		return x.Http
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTcp() *TcpCheck {
+	if x != nil {
+		return x.Tcp
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetGrpc() *GrpcCheck {
+	if x != nil {
+		return x.Grpc
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetHealthyThreshold() uint32 {
+	if x != nil {
+		return x.HealthyThreshold
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetUnhealthyThreshold() uint32 {
+	if x != nil {
+		return x.UnhealthyThreshold
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetDeregisterAfter() *durationpb.Duration {
+	if x != nil {
+		return x.DeregisterAfter
+	}
+	return nil
+}
+
+// HttpCheck probes with one HTTP/1.1 request over plain TCP.
+type HttpCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path of the request, starting with '/'; empty means "/".
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// method of the request: GET (the default when empty), HEAD or POST.
+	Method string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// expected_status_min and expected_status_max bound the statuses that
+	// pass, inclusive; both 0 means 200..399.
+	ExpectedStatusMin uint32 `protobuf:"varint,3,opt,name=expected_status_min,json=expectedStatusMin,proto3" json:"expected_status_min,omitempty"`
+	// expected_status_max: see expected_status_min.
+	ExpectedStatusMax uint32 `protobuf:"varint,4,opt,name=expected_status_max,json=expectedStatusMax,proto3" json:"expected_status_max,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *HttpCheck) Reset() {
+	*x = HttpCheck{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HttpCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HttpCheck) ProtoMessage() {}
+
+func (x *HttpCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HttpCheck.ProtoReflect.Descriptor instead.
+func (*HttpCheck) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HttpCheck) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HttpCheck) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HttpCheck) GetExpectedStatusMin() uint32 {
+	if x != nil {
+		return x.ExpectedStatusMin
+	}
+	return 0
+}
+
+func (x *HttpCheck) GetExpectedStatusMax() uint32 {
+	if x != nil {
+		return x.ExpectedStatusMax
+	}
+	return 0
+}
+
+// TcpCheck passes when a TCP connection to the port opens; it is closed at
+// once.
+type TcpCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TcpCheck) Reset() {
+	*x = TcpCheck{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TcpCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TcpCheck) ProtoMessage() {}
+
+func (x *TcpCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TcpCheck.ProtoReflect.Descriptor instead.
+func (*TcpCheck) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+}
+
+// GrpcCheck calls grpc.health.v1.Health/Check over HTTP/2 cleartext.
+type GrpcCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service is HealthCheckRequest.service: empty asks about the server as
+	// a whole.
+	Service       string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrpcCheck) Reset() {
+	*x = GrpcCheck{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrpcCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrpcCheck) ProtoMessage() {}
+
+func (x *GrpcCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrpcCheck.ProtoReflect.Descriptor instead.
+func (*GrpcCheck) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GrpcCheck) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+// CheckResult is what an instance's check last concluded.
+type CheckResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// status of the check.
+	Status CheckStatus `protobuf:"varint,1,opt,name=status,proto3,enum=maxine.registry.v1.CheckStatus" json:"status,omitempty"`
+	// message is the probe result behind status, readable: "HTTP 200 from
+	// /healthz", "HTTP 503 from /healthz", "connect ECONNREFUSED", "timeout
+	// after 2 s", "grpc.health.v1 NOT_SERVING". It changes with status, and
+	// while FAILING or PENDING when a failure gives another reason; a single
+	// failure below the threshold does not change it.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// changed_at is when status last changed.
+	ChangedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResult) Reset() {
+	*x = CheckResult{}
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResult) ProtoMessage() {}
+
+func (x *CheckResult) ProtoReflect() protoreflect.Message {
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
+func (*CheckResult) Descriptor() ([]byte, []int) {
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CheckResult) GetStatus() CheckStatus {
+	if x != nil {
+		return x.Status
+	}
+	return CheckStatus_CHECK_STATUS_UNSPECIFIED
+}
+
+func (x *CheckResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CheckResult) GetChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangedAt
+	}
+	return nil
+}
+
 // SetOperatorStatusRequest is the input of SetOperatorStatus.
 type SetOperatorStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -734,7 +1189,7 @@ type SetOperatorStatusRequest struct {
 
 func (x *SetOperatorStatusRequest) Reset() {
 	*x = SetOperatorStatusRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[1]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +1201,7 @@ func (x *SetOperatorStatusRequest) String() string {
 func (*SetOperatorStatusRequest) ProtoMessage() {}
 
 func (x *SetOperatorStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[1]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +1214,7 @@ func (x *SetOperatorStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOperatorStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetOperatorStatusRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SetOperatorStatusRequest) GetKey() *InstanceKey {
@@ -792,7 +1247,7 @@ type SetOperatorStatusResponse struct {
 
 func (x *SetOperatorStatusResponse) Reset() {
 	*x = SetOperatorStatusResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[2]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +1259,7 @@ func (x *SetOperatorStatusResponse) String() string {
 func (*SetOperatorStatusResponse) ProtoMessage() {}
 
 func (x *SetOperatorStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[2]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +1272,7 @@ func (x *SetOperatorStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOperatorStatusResponse.ProtoReflect.Descriptor instead.
 func (*SetOperatorStatusResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SetOperatorStatusResponse) GetInstance() *Instance {
@@ -856,7 +1311,7 @@ type InstanceKey struct {
 
 func (x *InstanceKey) Reset() {
 	*x = InstanceKey{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +1323,7 @@ func (x *InstanceKey) String() string {
 func (*InstanceKey) ProtoMessage() {}
 
 func (x *InstanceKey) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +1336,7 @@ func (x *InstanceKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceKey.ProtoReflect.Descriptor instead.
 func (*InstanceKey) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InstanceKey) GetNamespace() string {
@@ -912,7 +1367,8 @@ type RegisterRequest struct {
 	Instance *Instance `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
 	// lease_ttl is how long the instance lives without a heartbeat or a new
 	// Register. Unset means the server's default (10 s); it must lie within
-	// the server's configured bounds (by default 1 s..1 h).
+	// the server's configured bounds (by default 1 s..1 h). Ignored when the
+	// instance has a health_check (it has no lease then).
 	LeaseTtl      *durationpb.Duration `protobuf:"bytes,2,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -920,7 +1376,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1388,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1401,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RegisterRequest) GetInstance() *Instance {
@@ -967,9 +1423,11 @@ type RegisterResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// instance as stored, with server-set fields filled in.
 	Instance *Instance `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	// lease_ttl is the lease's time to live.
+	// lease_ttl is the lease's time to live; unset for an instance with a
+	// health_check (no lease).
 	LeaseTtl *durationpb.Duration `protobuf:"bytes,2,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
-	// lease_expires_at is when the lease ends unless renewed.
+	// lease_expires_at is when the lease ends unless renewed; unset for an
+	// instance with a health_check.
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	// revision is the registry revision after the call. It equals
 	// instance.mod_revision when the call changed the instance; a Register
@@ -983,7 +1441,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1453,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1466,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RegisterResponse) GetInstance() *Instance {
@@ -1060,7 +1518,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1530,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1543,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeartbeatRequest) GetSequence() uint64 {
@@ -1131,7 +1589,7 @@ type Beat struct {
 
 func (x *Beat) Reset() {
 	*x = Beat{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1601,7 @@ func (x *Beat) String() string {
 func (*Beat) ProtoMessage() {}
 
 func (x *Beat) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1614,7 @@ func (x *Beat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Beat.ProtoReflect.Descriptor instead.
 func (*Beat) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Beat) GetKey() *InstanceKey {
@@ -1207,7 +1665,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1677,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1690,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeartbeatResponse) GetSequence() uint64 {
@@ -1266,7 +1724,7 @@ type BeatAck struct {
 
 func (x *BeatAck) Reset() {
 	*x = BeatAck{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1736,7 @@ func (x *BeatAck) String() string {
 func (*BeatAck) ProtoMessage() {}
 
 func (x *BeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1749,7 @@ func (x *BeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeatAck.ProtoReflect.Descriptor instead.
 func (*BeatAck) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BeatAck) GetKey() *InstanceKey {
@@ -1333,7 +1791,7 @@ type DeregisterRequest struct {
 
 func (x *DeregisterRequest) Reset() {
 	*x = DeregisterRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1803,7 @@ func (x *DeregisterRequest) String() string {
 func (*DeregisterRequest) ProtoMessage() {}
 
 func (x *DeregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1816,7 @@ func (x *DeregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterRequest.ProtoReflect.Descriptor instead.
 func (*DeregisterRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeregisterRequest) GetKey() *InstanceKey {
@@ -1381,7 +1839,7 @@ type DeregisterResponse struct {
 
 func (x *DeregisterResponse) Reset() {
 	*x = DeregisterResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1851,7 @@ func (x *DeregisterResponse) String() string {
 func (*DeregisterResponse) ProtoMessage() {}
 
 func (x *DeregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1864,7 @@ func (x *DeregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterResponse.ProtoReflect.Descriptor instead.
 func (*DeregisterResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeregisterResponse) GetRevision() uint64 {
@@ -1441,7 +1899,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1911,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1924,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Filter) GetTags() []string {
@@ -1527,7 +1985,7 @@ type DiscoverRequest struct {
 
 func (x *DiscoverRequest) Reset() {
 	*x = DiscoverRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1997,7 @@ func (x *DiscoverRequest) String() string {
 func (*DiscoverRequest) ProtoMessage() {}
 
 func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +2010,7 @@ func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverRequest.ProtoReflect.Descriptor instead.
 func (*DiscoverRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DiscoverRequest) GetNamespace() string {
@@ -1623,7 +2081,7 @@ type DiscoverResponse struct {
 
 func (x *DiscoverResponse) Reset() {
 	*x = DiscoverResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +2093,7 @@ func (x *DiscoverResponse) String() string {
 func (*DiscoverResponse) ProtoMessage() {}
 
 func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +2106,7 @@ func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverResponse.ProtoReflect.Descriptor instead.
 func (*DiscoverResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DiscoverResponse) GetInstance() *Instance {
@@ -1690,7 +2148,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +2160,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +2173,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -1740,7 +2198,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +2210,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +2223,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -1804,7 +2262,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2274,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2287,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ServiceSummary) GetService() string {
@@ -1892,7 +2350,7 @@ type WatchServicesRequest struct {
 
 func (x *WatchServicesRequest) Reset() {
 	*x = WatchServicesRequest{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2362,7 @@ func (x *WatchServicesRequest) String() string {
 func (*WatchServicesRequest) ProtoMessage() {}
 
 func (x *WatchServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2375,7 @@ func (x *WatchServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServicesRequest.ProtoReflect.Descriptor instead.
 func (*WatchServicesRequest) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchServicesRequest) GetNamespace() string {
@@ -1996,7 +2454,7 @@ type WatchHoldings struct {
 
 func (x *WatchHoldings) Reset() {
 	*x = WatchHoldings{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2466,7 @@ func (x *WatchHoldings) String() string {
 func (*WatchHoldings) ProtoMessage() {}
 
 func (x *WatchHoldings) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2479,7 @@ func (x *WatchHoldings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchHoldings.ProtoReflect.Descriptor instead.
 func (*WatchHoldings) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchHoldings) GetServices() []*HeldService {
@@ -2044,7 +2502,7 @@ type HeldService struct {
 
 func (x *HeldService) Reset() {
 	*x = HeldService{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2514,7 @@ func (x *HeldService) String() string {
 func (*HeldService) ProtoMessage() {}
 
 func (x *HeldService) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2527,7 @@ func (x *HeldService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldService.ProtoReflect.Descriptor instead.
 func (*HeldService) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HeldService) GetService() string {
@@ -2099,7 +2557,7 @@ type HeldInstance struct {
 
 func (x *HeldInstance) Reset() {
 	*x = HeldInstance{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2569,7 @@ func (x *HeldInstance) String() string {
 func (*HeldInstance) ProtoMessage() {}
 
 func (x *HeldInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2582,7 @@ func (x *HeldInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldInstance.ProtoReflect.Descriptor instead.
 func (*HeldInstance) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HeldInstance) GetInstanceId() string {
@@ -2159,7 +2617,7 @@ type WatchServicesResponse struct {
 
 func (x *WatchServicesResponse) Reset() {
 	*x = WatchServicesResponse{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2629,7 @@ func (x *WatchServicesResponse) String() string {
 func (*WatchServicesResponse) ProtoMessage() {}
 
 func (x *WatchServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2642,7 @@ func (x *WatchServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchServicesResponse.ProtoReflect.Descriptor instead.
 func (*WatchServicesResponse) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchServicesResponse) GetMessage() isWatchServicesResponse_Message {
@@ -2281,7 +2739,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2751,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2764,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SnapshotChunk) GetInstances() []*Instance {
@@ -2349,7 +2807,7 @@ type SnapshotEnd struct {
 
 func (x *SnapshotEnd) Reset() {
 	*x = SnapshotEnd{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2819,7 @@ func (x *SnapshotEnd) String() string {
 func (*SnapshotEnd) ProtoMessage() {}
 
 func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2832,7 @@ func (x *SnapshotEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotEnd.ProtoReflect.Descriptor instead.
 func (*SnapshotEnd) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotEnd) GetRevision() uint64 {
@@ -2429,7 +2887,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2441,7 +2899,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2454,7 +2912,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchEvent) GetType() EventType {
@@ -2498,7 +2956,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2968,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_maxine_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_maxine_registry_v1_registry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2981,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_maxine_registry_v1_registry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Progress) GetRevision() uint64 {
@@ -2544,7 +3002,7 @@ var File_maxine_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"!maxine/registry/v1/registry.proto\x12\x12maxine.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x06\n" +
+	"!maxine/registry/v1/registry.proto\x12\x12maxine.registry.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\a\n" +
 	"\bInstance\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1f\n" +
@@ -2567,11 +3025,37 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x05owner\x18\x10 \x01(\tR\x05owner\x12K\n" +
 	"\x0foperator_status\x18\x11 \x01(\x0e2\".maxine.registry.v1.OperatorStatusR\x0eoperatorStatus\x12(\n" +
 	"\rreported_load\x18\x12 \x01(\x01H\x00R\freportedLoad\x88\x01\x01\x12D\n" +
-	"\x10lease_expires_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\x1a;\n" +
+	"\x10lease_expires_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\x12B\n" +
+	"\fhealth_check\x18\x14 \x01(\v2\x1f.maxine.registry.v1.HealthCheckR\vhealthCheck\x12B\n" +
+	"\fcheck_result\x18\x15 \x01(\v2\x1f.maxine.registry.v1.CheckResultR\vcheckResult\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x10\n" +
-	"\x0e_reported_load\"\x89\x01\n" +
+	"\x0e_reported_load\"\xc7\x03\n" +
+	"\vHealthCheck\x121\n" +
+	"\x04http\x18\x01 \x01(\v2\x1d.maxine.registry.v1.HttpCheckR\x04http\x12.\n" +
+	"\x03tcp\x18\x02 \x01(\v2\x1c.maxine.registry.v1.TcpCheckR\x03tcp\x121\n" +
+	"\x04grpc\x18\x03 \x01(\v2\x1d.maxine.registry.v1.GrpcCheckR\x04grpc\x12\x12\n" +
+	"\x04port\x18\x04 \x01(\rR\x04port\x125\n" +
+	"\binterval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12+\n" +
+	"\x11healthy_threshold\x18\a \x01(\rR\x10healthyThreshold\x12/\n" +
+	"\x13unhealthy_threshold\x18\b \x01(\rR\x12unhealthyThreshold\x12D\n" +
+	"\x10deregister_after\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0fderegisterAfter\"\x97\x01\n" +
+	"\tHttpCheck\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12.\n" +
+	"\x13expected_status_min\x18\x03 \x01(\rR\x11expectedStatusMin\x12.\n" +
+	"\x13expected_status_max\x18\x04 \x01(\rR\x11expectedStatusMax\"\n" +
+	"\n" +
+	"\bTcpCheck\"%\n" +
+	"\tGrpcCheck\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"\x9b\x01\n" +
+	"\vCheckResult\x127\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1f.maxine.registry.v1.CheckStatusR\x06status\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x129\n" +
+	"\n" +
+	"changed_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt\"\x89\x01\n" +
 	"\x18SetOperatorStatusRequest\x121\n" +
 	"\x03key\x18\x01 \x01(\v2\x1f.maxine.registry.v1.InstanceKeyR\x03key\x12:\n" +
 	"\x06status\x18\x02 \x01(\x0e2\".maxine.registry.v1.OperatorStatusR\x06status\"\x92\x01\n" +
@@ -2700,7 +3184,12 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n" +
 	"\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x12\x1b\n" +
-	"\x17SERVING_STATUS_DRAINING\x10\x03*m\n" +
+	"\x17SERVING_STATUS_DRAINING\x10\x03*y\n" +
+	"\vCheckStatus\x12\x1c\n" +
+	"\x18CHECK_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14CHECK_STATUS_PENDING\x10\x01\x12\x18\n" +
+	"\x14CHECK_STATUS_PASSING\x10\x02\x12\x18\n" +
+	"\x14CHECK_STATUS_FAILING\x10\x03*m\n" +
 	"\x0eOperatorStatus\x12\x1f\n" +
 	"\x1bOPERATOR_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18OPERATOR_STATUS_DRAINING\x10\x01\x12\x1c\n" +
@@ -2730,13 +3219,14 @@ const file_maxine_registry_v1_registry_proto_rawDesc = "" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10EVENT_TYPE_ADDED\x10\x01\x12\x16\n" +
 	"\x12EVENT_TYPE_UPDATED\x10\x02\x12\x16\n" +
-	"\x12EVENT_TYPE_REMOVED\x10\x03*\xb1\x01\n" +
+	"\x12EVENT_TYPE_REMOVED\x10\x03*\xd2\x01\n" +
 	"\rRemovalReason\x12\x1e\n" +
 	"\x1aREMOVAL_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bREMOVAL_REASON_DEREGISTERED\x10\x01\x12 \n" +
 	"\x1cREMOVAL_REASON_LEASE_EXPIRED\x10\x02\x12 \n" +
 	"\x1cREMOVAL_REASON_STREAM_CLOSED\x10\x03\x12\x1b\n" +
-	"\x17REMOVAL_REASON_FILTERED\x10\x042\xb7\x05\n" +
+	"\x17REMOVAL_REASON_FILTERED\x10\x04\x12\x1f\n" +
+	"\x1bREMOVAL_REASON_CHECK_FAILED\x10\x052\xb7\x05\n" +
 	"\x0fRegistryService\x12U\n" +
 	"\bRegister\x12#.maxine.registry.v1.RegisterRequest\x1a$.maxine.registry.v1.RegisterResponse\x12\\\n" +
 	"\tHeartbeat\x12$.maxine.registry.v1.HeartbeatRequest\x1a%.maxine.registry.v1.HeartbeatResponse(\x010\x01\x12[\n" +
@@ -2759,112 +3249,128 @@ func file_maxine_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_maxine_registry_v1_registry_proto_rawDescData
 }
 
-var file_maxine_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_maxine_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_maxine_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_maxine_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_maxine_registry_v1_registry_proto_goTypes = []any{
 	(ServingStatus)(0),                // 0: maxine.registry.v1.ServingStatus
-	(OperatorStatus)(0),               // 1: maxine.registry.v1.OperatorStatus
-	(BeatResult)(0),                   // 2: maxine.registry.v1.BeatResult
-	(Strategy)(0),                     // 3: maxine.registry.v1.Strategy
-	(ResetReason)(0),                  // 4: maxine.registry.v1.ResetReason
-	(EventType)(0),                    // 5: maxine.registry.v1.EventType
-	(RemovalReason)(0),                // 6: maxine.registry.v1.RemovalReason
-	(*Instance)(nil),                  // 7: maxine.registry.v1.Instance
-	(*SetOperatorStatusRequest)(nil),  // 8: maxine.registry.v1.SetOperatorStatusRequest
-	(*SetOperatorStatusResponse)(nil), // 9: maxine.registry.v1.SetOperatorStatusResponse
-	(*InstanceKey)(nil),               // 10: maxine.registry.v1.InstanceKey
-	(*RegisterRequest)(nil),           // 11: maxine.registry.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 12: maxine.registry.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 13: maxine.registry.v1.HeartbeatRequest
-	(*Beat)(nil),                      // 14: maxine.registry.v1.Beat
-	(*HeartbeatResponse)(nil),         // 15: maxine.registry.v1.HeartbeatResponse
-	(*BeatAck)(nil),                   // 16: maxine.registry.v1.BeatAck
-	(*DeregisterRequest)(nil),         // 17: maxine.registry.v1.DeregisterRequest
-	(*DeregisterResponse)(nil),        // 18: maxine.registry.v1.DeregisterResponse
-	(*Filter)(nil),                    // 19: maxine.registry.v1.Filter
-	(*DiscoverRequest)(nil),           // 20: maxine.registry.v1.DiscoverRequest
-	(*DiscoverResponse)(nil),          // 21: maxine.registry.v1.DiscoverResponse
-	(*ListServicesRequest)(nil),       // 22: maxine.registry.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),      // 23: maxine.registry.v1.ListServicesResponse
-	(*ServiceSummary)(nil),            // 24: maxine.registry.v1.ServiceSummary
-	(*WatchServicesRequest)(nil),      // 25: maxine.registry.v1.WatchServicesRequest
-	(*WatchHoldings)(nil),             // 26: maxine.registry.v1.WatchHoldings
-	(*HeldService)(nil),               // 27: maxine.registry.v1.HeldService
-	(*HeldInstance)(nil),              // 28: maxine.registry.v1.HeldInstance
-	(*WatchServicesResponse)(nil),     // 29: maxine.registry.v1.WatchServicesResponse
-	(*SnapshotChunk)(nil),             // 30: maxine.registry.v1.SnapshotChunk
-	(*SnapshotEnd)(nil),               // 31: maxine.registry.v1.SnapshotEnd
-	(*WatchEvent)(nil),                // 32: maxine.registry.v1.WatchEvent
-	(*Progress)(nil),                  // 33: maxine.registry.v1.Progress
-	nil,                               // 34: maxine.registry.v1.Instance.MetadataEntry
-	nil,                               // 35: maxine.registry.v1.Filter.MetadataEntry
-	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 37: google.protobuf.Duration
+	(CheckStatus)(0),                  // 1: maxine.registry.v1.CheckStatus
+	(OperatorStatus)(0),               // 2: maxine.registry.v1.OperatorStatus
+	(BeatResult)(0),                   // 3: maxine.registry.v1.BeatResult
+	(Strategy)(0),                     // 4: maxine.registry.v1.Strategy
+	(ResetReason)(0),                  // 5: maxine.registry.v1.ResetReason
+	(EventType)(0),                    // 6: maxine.registry.v1.EventType
+	(RemovalReason)(0),                // 7: maxine.registry.v1.RemovalReason
+	(*Instance)(nil),                  // 8: maxine.registry.v1.Instance
+	(*HealthCheck)(nil),               // 9: maxine.registry.v1.HealthCheck
+	(*HttpCheck)(nil),                 // 10: maxine.registry.v1.HttpCheck
+	(*TcpCheck)(nil),                  // 11: maxine.registry.v1.TcpCheck
+	(*GrpcCheck)(nil),                 // 12: maxine.registry.v1.GrpcCheck
+	(*CheckResult)(nil),               // 13: maxine.registry.v1.CheckResult
+	(*SetOperatorStatusRequest)(nil),  // 14: maxine.registry.v1.SetOperatorStatusRequest
+	(*SetOperatorStatusResponse)(nil), // 15: maxine.registry.v1.SetOperatorStatusResponse
+	(*InstanceKey)(nil),               // 16: maxine.registry.v1.InstanceKey
+	(*RegisterRequest)(nil),           // 17: maxine.registry.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 18: maxine.registry.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 19: maxine.registry.v1.HeartbeatRequest
+	(*Beat)(nil),                      // 20: maxine.registry.v1.Beat
+	(*HeartbeatResponse)(nil),         // 21: maxine.registry.v1.HeartbeatResponse
+	(*BeatAck)(nil),                   // 22: maxine.registry.v1.BeatAck
+	(*DeregisterRequest)(nil),         // 23: maxine.registry.v1.DeregisterRequest
+	(*DeregisterResponse)(nil),        // 24: maxine.registry.v1.DeregisterResponse
+	(*Filter)(nil),                    // 25: maxine.registry.v1.Filter
+	(*DiscoverRequest)(nil),           // 26: maxine.registry.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),          // 27: maxine.registry.v1.DiscoverResponse
+	(*ListServicesRequest)(nil),       // 28: maxine.registry.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),      // 29: maxine.registry.v1.ListServicesResponse
+	(*ServiceSummary)(nil),            // 30: maxine.registry.v1.ServiceSummary
+	(*WatchServicesRequest)(nil),      // 31: maxine.registry.v1.WatchServicesRequest
+	(*WatchHoldings)(nil),             // 32: maxine.registry.v1.WatchHoldings
+	(*HeldService)(nil),               // 33: maxine.registry.v1.HeldService
+	(*HeldInstance)(nil),              // 34: maxine.registry.v1.HeldInstance
+	(*WatchServicesResponse)(nil),     // 35: maxine.registry.v1.WatchServicesResponse
+	(*SnapshotChunk)(nil),             // 36: maxine.registry.v1.SnapshotChunk
+	(*SnapshotEnd)(nil),               // 37: maxine.registry.v1.SnapshotEnd
+	(*WatchEvent)(nil),                // 38: maxine.registry.v1.WatchEvent
+	(*Progress)(nil),                  // 39: maxine.registry.v1.Progress
+	nil,                               // 40: maxine.registry.v1.Instance.MetadataEntry
+	nil,                               // 41: maxine.registry.v1.Filter.MetadataEntry
+	(*timestamppb.Timestamp)(nil),     // 42: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 43: google.protobuf.Duration
 }
 var file_maxine_registry_v1_registry_proto_depIdxs = []int32{
-	34, // 0: maxine.registry.v1.Instance.metadata:type_name -> maxine.registry.v1.Instance.MetadataEntry
+	40, // 0: maxine.registry.v1.Instance.metadata:type_name -> maxine.registry.v1.Instance.MetadataEntry
 	0,  // 1: maxine.registry.v1.Instance.status:type_name -> maxine.registry.v1.ServingStatus
-	36, // 2: maxine.registry.v1.Instance.registered_at:type_name -> google.protobuf.Timestamp
-	36, // 3: maxine.registry.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
-	1,  // 4: maxine.registry.v1.Instance.operator_status:type_name -> maxine.registry.v1.OperatorStatus
-	36, // 5: maxine.registry.v1.Instance.lease_expires_at:type_name -> google.protobuf.Timestamp
-	10, // 6: maxine.registry.v1.SetOperatorStatusRequest.key:type_name -> maxine.registry.v1.InstanceKey
-	1,  // 7: maxine.registry.v1.SetOperatorStatusRequest.status:type_name -> maxine.registry.v1.OperatorStatus
-	7,  // 8: maxine.registry.v1.SetOperatorStatusResponse.instance:type_name -> maxine.registry.v1.Instance
-	7,  // 9: maxine.registry.v1.RegisterRequest.instance:type_name -> maxine.registry.v1.Instance
-	37, // 10: maxine.registry.v1.RegisterRequest.lease_ttl:type_name -> google.protobuf.Duration
-	7,  // 11: maxine.registry.v1.RegisterResponse.instance:type_name -> maxine.registry.v1.Instance
-	37, // 12: maxine.registry.v1.RegisterResponse.lease_ttl:type_name -> google.protobuf.Duration
-	36, // 13: maxine.registry.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	14, // 14: maxine.registry.v1.HeartbeatRequest.beats:type_name -> maxine.registry.v1.Beat
-	10, // 15: maxine.registry.v1.Beat.key:type_name -> maxine.registry.v1.InstanceKey
-	0,  // 16: maxine.registry.v1.Beat.status:type_name -> maxine.registry.v1.ServingStatus
-	7,  // 17: maxine.registry.v1.Beat.instance:type_name -> maxine.registry.v1.Instance
-	37, // 18: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 19: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
-	10, // 20: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
-	2,  // 21: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
-	36, // 22: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
-	10, // 23: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
-	35, // 24: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
-	19, // 25: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
-	3,  // 26: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
-	7,  // 27: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
-	7,  // 28: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
-	24, // 29: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
-	19, // 30: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
-	26, // 31: maxine.registry.v1.WatchServicesRequest.held:type_name -> maxine.registry.v1.WatchHoldings
-	27, // 32: maxine.registry.v1.WatchHoldings.services:type_name -> maxine.registry.v1.HeldService
-	28, // 33: maxine.registry.v1.HeldService.instances:type_name -> maxine.registry.v1.HeldInstance
-	30, // 34: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
-	31, // 35: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
-	32, // 36: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
-	33, // 37: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
-	7,  // 38: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
-	10, // 39: maxine.registry.v1.SnapshotChunk.removed:type_name -> maxine.registry.v1.InstanceKey
-	4,  // 40: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
-	5,  // 41: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
-	7,  // 42: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
-	6,  // 43: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
-	11, // 44: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
-	13, // 45: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
-	17, // 46: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
-	20, // 47: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
-	22, // 48: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
-	25, // 49: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
-	8,  // 50: maxine.registry.v1.RegistryService.SetOperatorStatus:input_type -> maxine.registry.v1.SetOperatorStatusRequest
-	12, // 51: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
-	15, // 52: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
-	18, // 53: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
-	21, // 54: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
-	23, // 55: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
-	29, // 56: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
-	9,  // 57: maxine.registry.v1.RegistryService.SetOperatorStatus:output_type -> maxine.registry.v1.SetOperatorStatusResponse
-	51, // [51:58] is the sub-list for method output_type
-	44, // [44:51] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	42, // 2: maxine.registry.v1.Instance.registered_at:type_name -> google.protobuf.Timestamp
+	42, // 3: maxine.registry.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 4: maxine.registry.v1.Instance.operator_status:type_name -> maxine.registry.v1.OperatorStatus
+	42, // 5: maxine.registry.v1.Instance.lease_expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 6: maxine.registry.v1.Instance.health_check:type_name -> maxine.registry.v1.HealthCheck
+	13, // 7: maxine.registry.v1.Instance.check_result:type_name -> maxine.registry.v1.CheckResult
+	10, // 8: maxine.registry.v1.HealthCheck.http:type_name -> maxine.registry.v1.HttpCheck
+	11, // 9: maxine.registry.v1.HealthCheck.tcp:type_name -> maxine.registry.v1.TcpCheck
+	12, // 10: maxine.registry.v1.HealthCheck.grpc:type_name -> maxine.registry.v1.GrpcCheck
+	43, // 11: maxine.registry.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	43, // 12: maxine.registry.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	43, // 13: maxine.registry.v1.HealthCheck.deregister_after:type_name -> google.protobuf.Duration
+	1,  // 14: maxine.registry.v1.CheckResult.status:type_name -> maxine.registry.v1.CheckStatus
+	42, // 15: maxine.registry.v1.CheckResult.changed_at:type_name -> google.protobuf.Timestamp
+	16, // 16: maxine.registry.v1.SetOperatorStatusRequest.key:type_name -> maxine.registry.v1.InstanceKey
+	2,  // 17: maxine.registry.v1.SetOperatorStatusRequest.status:type_name -> maxine.registry.v1.OperatorStatus
+	8,  // 18: maxine.registry.v1.SetOperatorStatusResponse.instance:type_name -> maxine.registry.v1.Instance
+	8,  // 19: maxine.registry.v1.RegisterRequest.instance:type_name -> maxine.registry.v1.Instance
+	43, // 20: maxine.registry.v1.RegisterRequest.lease_ttl:type_name -> google.protobuf.Duration
+	8,  // 21: maxine.registry.v1.RegisterResponse.instance:type_name -> maxine.registry.v1.Instance
+	43, // 22: maxine.registry.v1.RegisterResponse.lease_ttl:type_name -> google.protobuf.Duration
+	42, // 23: maxine.registry.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	20, // 24: maxine.registry.v1.HeartbeatRequest.beats:type_name -> maxine.registry.v1.Beat
+	16, // 25: maxine.registry.v1.Beat.key:type_name -> maxine.registry.v1.InstanceKey
+	0,  // 26: maxine.registry.v1.Beat.status:type_name -> maxine.registry.v1.ServingStatus
+	8,  // 27: maxine.registry.v1.Beat.instance:type_name -> maxine.registry.v1.Instance
+	43, // 28: maxine.registry.v1.Beat.lease_ttl:type_name -> google.protobuf.Duration
+	22, // 29: maxine.registry.v1.HeartbeatResponse.acks:type_name -> maxine.registry.v1.BeatAck
+	16, // 30: maxine.registry.v1.BeatAck.key:type_name -> maxine.registry.v1.InstanceKey
+	3,  // 31: maxine.registry.v1.BeatAck.result:type_name -> maxine.registry.v1.BeatResult
+	42, // 32: maxine.registry.v1.BeatAck.lease_expires_at:type_name -> google.protobuf.Timestamp
+	16, // 33: maxine.registry.v1.DeregisterRequest.key:type_name -> maxine.registry.v1.InstanceKey
+	41, // 34: maxine.registry.v1.Filter.metadata:type_name -> maxine.registry.v1.Filter.MetadataEntry
+	25, // 35: maxine.registry.v1.DiscoverRequest.filter:type_name -> maxine.registry.v1.Filter
+	4,  // 36: maxine.registry.v1.DiscoverRequest.strategy:type_name -> maxine.registry.v1.Strategy
+	8,  // 37: maxine.registry.v1.DiscoverResponse.instance:type_name -> maxine.registry.v1.Instance
+	8,  // 38: maxine.registry.v1.DiscoverResponse.instances:type_name -> maxine.registry.v1.Instance
+	30, // 39: maxine.registry.v1.ListServicesResponse.services:type_name -> maxine.registry.v1.ServiceSummary
+	25, // 40: maxine.registry.v1.WatchServicesRequest.filter:type_name -> maxine.registry.v1.Filter
+	32, // 41: maxine.registry.v1.WatchServicesRequest.held:type_name -> maxine.registry.v1.WatchHoldings
+	33, // 42: maxine.registry.v1.WatchHoldings.services:type_name -> maxine.registry.v1.HeldService
+	34, // 43: maxine.registry.v1.HeldService.instances:type_name -> maxine.registry.v1.HeldInstance
+	36, // 44: maxine.registry.v1.WatchServicesResponse.snapshot:type_name -> maxine.registry.v1.SnapshotChunk
+	37, // 45: maxine.registry.v1.WatchServicesResponse.snapshot_end:type_name -> maxine.registry.v1.SnapshotEnd
+	38, // 46: maxine.registry.v1.WatchServicesResponse.event:type_name -> maxine.registry.v1.WatchEvent
+	39, // 47: maxine.registry.v1.WatchServicesResponse.progress:type_name -> maxine.registry.v1.Progress
+	8,  // 48: maxine.registry.v1.SnapshotChunk.instances:type_name -> maxine.registry.v1.Instance
+	16, // 49: maxine.registry.v1.SnapshotChunk.removed:type_name -> maxine.registry.v1.InstanceKey
+	5,  // 50: maxine.registry.v1.SnapshotEnd.reason:type_name -> maxine.registry.v1.ResetReason
+	6,  // 51: maxine.registry.v1.WatchEvent.type:type_name -> maxine.registry.v1.EventType
+	8,  // 52: maxine.registry.v1.WatchEvent.instance:type_name -> maxine.registry.v1.Instance
+	7,  // 53: maxine.registry.v1.WatchEvent.removal_reason:type_name -> maxine.registry.v1.RemovalReason
+	17, // 54: maxine.registry.v1.RegistryService.Register:input_type -> maxine.registry.v1.RegisterRequest
+	19, // 55: maxine.registry.v1.RegistryService.Heartbeat:input_type -> maxine.registry.v1.HeartbeatRequest
+	23, // 56: maxine.registry.v1.RegistryService.Deregister:input_type -> maxine.registry.v1.DeregisterRequest
+	26, // 57: maxine.registry.v1.RegistryService.Discover:input_type -> maxine.registry.v1.DiscoverRequest
+	28, // 58: maxine.registry.v1.RegistryService.ListServices:input_type -> maxine.registry.v1.ListServicesRequest
+	31, // 59: maxine.registry.v1.RegistryService.WatchServices:input_type -> maxine.registry.v1.WatchServicesRequest
+	14, // 60: maxine.registry.v1.RegistryService.SetOperatorStatus:input_type -> maxine.registry.v1.SetOperatorStatusRequest
+	18, // 61: maxine.registry.v1.RegistryService.Register:output_type -> maxine.registry.v1.RegisterResponse
+	21, // 62: maxine.registry.v1.RegistryService.Heartbeat:output_type -> maxine.registry.v1.HeartbeatResponse
+	24, // 63: maxine.registry.v1.RegistryService.Deregister:output_type -> maxine.registry.v1.DeregisterResponse
+	27, // 64: maxine.registry.v1.RegistryService.Discover:output_type -> maxine.registry.v1.DiscoverResponse
+	29, // 65: maxine.registry.v1.RegistryService.ListServices:output_type -> maxine.registry.v1.ListServicesResponse
+	35, // 66: maxine.registry.v1.RegistryService.WatchServices:output_type -> maxine.registry.v1.WatchServicesResponse
+	15, // 67: maxine.registry.v1.RegistryService.SetOperatorStatus:output_type -> maxine.registry.v1.SetOperatorStatusResponse
+	61, // [61:68] is the sub-list for method output_type
+	54, // [54:61] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_maxine_registry_v1_registry_proto_init() }
@@ -2873,8 +3379,8 @@ func file_maxine_registry_v1_registry_proto_init() {
 		return
 	}
 	file_maxine_registry_v1_registry_proto_msgTypes[0].OneofWrappers = []any{}
-	file_maxine_registry_v1_registry_proto_msgTypes[7].OneofWrappers = []any{}
-	file_maxine_registry_v1_registry_proto_msgTypes[22].OneofWrappers = []any{
+	file_maxine_registry_v1_registry_proto_msgTypes[12].OneofWrappers = []any{}
+	file_maxine_registry_v1_registry_proto_msgTypes[27].OneofWrappers = []any{
 		(*WatchServicesResponse_Snapshot)(nil),
 		(*WatchServicesResponse_SnapshotEnd)(nil),
 		(*WatchServicesResponse_Event)(nil),
@@ -2885,8 +3391,8 @@ func file_maxine_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_maxine_registry_v1_registry_proto_rawDesc), len(file_maxine_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   29,
+			NumEnums:      8,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

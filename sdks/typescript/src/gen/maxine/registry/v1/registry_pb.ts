@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file maxine/registry/v1/registry.proto.
  */
 export const file_maxine_registry_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("CiFtYXhpbmUvcmVnaXN0cnkvdjEvcmVnaXN0cnkucHJvdG8SEm1heGluZS5yZWdpc3RyeS52MSKABQoISW5zdGFuY2USEQoJbmFtZXNwYWNlGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIMCgRwb3J0GAUgASgNEg8KB3ZlcnNpb24YBiABKAkSDAoEem9uZRgHIAEoCRIMCgR0YWdzGAggAygJEjwKCG1ldGFkYXRhGAkgAygLMioubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlLk1ldGFkYXRhRW50cnkSDgoGd2VpZ2h0GAogASgNEjEKBnN0YXR1cxgLIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEjEKDXJlZ2lzdGVyZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0ZV9yZXZpc2lvbhgOIAEoBBIUCgxtb2RfcmV2aXNpb24YDyABKAQSDQoFb3duZXIYECABKAkSOwoPb3BlcmF0b3Jfc3RhdHVzGBEgASgOMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLk9wZXJhdG9yU3RhdHVzEhoKDXJlcG9ydGVkX2xvYWQYEiABKAFIAIgBARI0ChBsZWFzZV9leHBpcmVzX2F0GBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCEAoOX3JlcG9ydGVkX2xvYWQifAoYU2V0T3BlcmF0b3JTdGF0dXNSZXF1ZXN0EiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleRIyCgZzdGF0dXMYAiABKA4yIi5tYXhpbmUucmVnaXN0cnkudjEuT3BlcmF0b3JTdGF0dXMicgoZU2V0T3BlcmF0b3JTdGF0dXNSZXNwb25zZRIuCghpbnN0YW5jZRgBIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgCIAEoBBITCgtyZWdpc3RyeV9pZBgDIAEoCSJGCgtJbnN0YW5jZUtleRIRCgluYW1lc3BhY2UYASABKAkSDwoHc2VydmljZRgCIAEoCRITCgtpbnN0YW5jZV9pZBgDIAEoCSJvCg9SZWdpc3RlclJlcXVlc3QSLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIs0BChBSZWdpc3RlclJlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgEIAEoBBITCgtyZWdpc3RyeV9pZBgFIAEoCSJNChBIZWFydGJlYXRSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEicKBWJlYXRzGAIgAygLMhgubWF4aW5lLnJlZ2lzdHJ5LnYxLkJlYXQi4QEKBEJlYXQSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5EjEKBnN0YXR1cxgCIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEhEKBGxvYWQYAyABKAFIAIgBARIuCghpbnN0YW5jZRgEIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIsCglsZWFzZV90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBwoFX2xvYWQiUAoRSGVhcnRiZWF0UmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAQSKQoEYWNrcxgCIAMoCzIbLm1heGluZS5yZWdpc3RyeS52MS5CZWF0QWNrIq4BCgdCZWF0QWNrEiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleRIuCgZyZXN1bHQYAiABKA4yHi5tYXhpbmUucmVnaXN0cnkudjEuQmVhdFJlc3VsdBI0ChBsZWFzZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdtZXNzYWdlGAQgASgJIkEKEURlcmVnaXN0ZXJSZXF1ZXN0EiwKA2tleRgBIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleSI7ChJEZXJlZ2lzdGVyUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkiogEKBkZpbHRlchIMCgR0YWdzGAEgAygJEg8KB3ZlcnNpb24YAiABKAkSDAoEem9uZRgDIAEoCRI6CghtZXRhZGF0YRgEIAMoCzIoLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXIuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi0AEKD0Rpc2NvdmVyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDwoHc2VydmljZRgCIAEoCRIqCgZmaWx0ZXIYAyABKAsyGi5tYXhpbmUucmVnaXN0cnkudjEuRmlsdGVyEi4KCHN0cmF0ZWd5GAQgASgOMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLlN0cmF0ZWd5EhAKCGhhc2hfa2V5GAUgASgJEhYKDnByZWZlcnJlZF96b25lGAYgASgJEhMKC2luY2x1ZGVfYWxsGAcgASgIIpoBChBEaXNjb3ZlclJlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEi8KCWluc3RhbmNlcxgCIAMoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgDIAEoBBITCgtyZWdpc3RyeV9pZBgEIAEoCSIoChNMaXN0U2VydmljZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJzChRMaXN0U2VydmljZXNSZXNwb25zZRI0CghzZXJ2aWNlcxgBIAMoCzIiLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aWNlU3VtbWFyeRIQCghyZXZpc2lvbhgCIAEoBBITCgtyZWdpc3RyeV9pZBgDIAEoCSJQCg5TZXJ2aWNlU3VtbWFyeRIPCgdzZXJ2aWNlGAEgASgJEhYKDmluc3RhbmNlX2NvdW50GAIgASgNEhUKDXNlcnZpbmdfY291bnQYAyABKA0ixgEKFFdhdGNoU2VydmljZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIQCghzZXJ2aWNlcxgCIAMoCRIqCgZmaWx0ZXIYAyABKAsyGi5tYXhpbmUucmVnaXN0cnkudjEuRmlsdGVyEhcKD3Jlc3VtZV9yZXZpc2lvbhgEIAEoBBITCgtyZWdpc3RyeV9pZBgFIAEoCRIvCgRoZWxkGAYgASgLMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoSG9sZGluZ3MiQgoNV2F0Y2hIb2xkaW5ncxIxCghzZXJ2aWNlcxgBIAMoCzIfLm1heGluZS5yZWdpc3RyeS52MS5IZWxkU2VydmljZSJTCgtIZWxkU2VydmljZRIPCgdzZXJ2aWNlGAEgASgJEjMKCWluc3RhbmNlcxgCIAMoCzIgLm1heGluZS5yZWdpc3RyeS52MS5IZWxkSW5zdGFuY2UiMwoMSGVsZEluc3RhbmNlEhMKC2luc3RhbmNlX2lkGAEgASgJEg4KBmRpZ2VzdBgCIAEoBiL1AQoVV2F0Y2hTZXJ2aWNlc1Jlc3BvbnNlEjUKCHNuYXBzaG90GAEgASgLMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlNuYXBzaG90Q2h1bmtIABI3CgxzbmFwc2hvdF9lbmQYAiABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuU25hcHNob3RFbmRIABIvCgVldmVudBgDIAEoCzIeLm1heGluZS5yZWdpc3RyeS52MS5XYXRjaEV2ZW50SAASMAoIcHJvZ3Jlc3MYBCABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuUHJvZ3Jlc3NIAEIJCgdtZXNzYWdlInIKDVNuYXBzaG90Q2h1bmsSLwoJaW5zdGFuY2VzGAEgAygLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEjAKB3JlbW92ZWQYAiADKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2VLZXkiigEKC1NuYXBzaG90RW5kEhAKCHJldmlzaW9uGAEgASgEEhMKC3JlZ2lzdHJ5X2lkGAIgASgJEg0KBXJlc2V0GAMgASgIEi8KBnJlYXNvbhgEIAEoDjIfLm1heGluZS5yZWdpc3RyeS52MS5SZXNldFJlYXNvbhIUCgxkaWZmZXJlbnRpYWwYBSABKAgitgEKCldhdGNoRXZlbnQSKwoEdHlwZRgBIAEoDjIdLm1heGluZS5yZWdpc3RyeS52MS5FdmVudFR5cGUSLgoIaW5zdGFuY2UYAiABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USEAoIcmV2aXNpb24YAyABKAQSOQoOcmVtb3ZhbF9yZWFzb24YBCABKA4yIS5tYXhpbmUucmVnaXN0cnkudjEuUmVtb3ZhbFJlYXNvbiIxCghQcm9ncmVzcxIQCghyZXZpc2lvbhgBIAEoBBITCgtyZWdpc3RyeV9pZBgCIAEoCSqIAQoNU2VydmluZ1N0YXR1cxIeChpTRVJWSU5HX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFlNFUlZJTkdfU1RBVFVTX1NFUlZJTkcQARIeChpTRVJWSU5HX1NUQVRVU19OT1RfU0VSVklORxACEhsKF1NFUlZJTkdfU1RBVFVTX0RSQUlOSU5HEAMqbQoOT3BlcmF0b3JTdGF0dXMSHwobT1BFUkFUT1JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYT1BFUkFUT1JfU1RBVFVTX0RSQUlOSU5HEAESHAoYT1BFUkFUT1JfU1RBVFVTX0RJU0FCTEVEEAIqswEKCkJlYXRSZXN1bHQSGwoXQkVBVF9SRVNVTFRfVU5TUEVDSUZJRUQQABIXChNCRUFUX1JFU1VMVF9SRU5FV0VEEAESFwoTQkVBVF9SRVNVTFRfVU5LTk9XThACEhcKE0JFQVRfUkVTVUxUX0lOVkFMSUQQAxIaChZCRUFUX1JFU1VMVF9SRUdJU1RFUkVEEAQSIQodQkVBVF9SRVNVTFRfUEVSTUlTU0lPTl9ERU5JRUQQBSq8AQoIU3RyYXRlZ3kSGAoUU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIYChRTVFJBVEVHWV9ST1VORF9ST0JJThABEhMKD1NUUkFURUdZX1JBTkRPTRACEhUKEVNUUkFURUdZX1dFSUdIVEVEEAMSGQoVU1RSQVRFR1lfTEVBU1RfTE9BREVEEAQSHAoYU1RSQVRFR1lfQ09OU0lTVEVOVF9IQVNIEAUSFwoTU1RSQVRFR1lfUkVOREVaVk9VUxAGKoUBCgtSZXNldFJlYXNvbhIcChhSRVNFVF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZSRVNFVF9SRUFTT05fQ09NUEFDVEVEEAESIQodUkVTRVRfUkVBU09OX1JFR0lTVFJZX0NIQU5HRUQQAhIZChVSRVNFVF9SRUFTT05fT1ZFUkZMT1cQAyptCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhQKEEVWRU5UX1RZUEVfQURERUQQARIWChJFVkVOVF9UWVBFX1VQREFURUQQAhIWChJFVkVOVF9UWVBFX1JFTU9WRUQQAyqxAQoNUmVtb3ZhbFJlYXNvbhIeChpSRU1PVkFMX1JFQVNPTl9VTlNQRUNJRklFRBAAEh8KG1JFTU9WQUxfUkVBU09OX0RFUkVHSVNURVJFRBABEiAKHFJFTU9WQUxfUkVBU09OX0xFQVNFX0VYUElSRUQQAhIgChxSRU1PVkFMX1JFQVNPTl9TVFJFQU1fQ0xPU0VEEAMSGwoXUkVNT1ZBTF9SRUFTT05fRklMVEVSRUQQBDK3BQoPUmVnaXN0cnlTZXJ2aWNlElUKCFJlZ2lzdGVyEiMubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlZ2lzdGVyUmVxdWVzdBokLm1heGluZS5yZWdpc3RyeS52MS5SZWdpc3RlclJlc3BvbnNlElwKCUhlYXJ0YmVhdBIkLm1heGluZS5yZWdpc3RyeS52MS5IZWFydGJlYXRSZXF1ZXN0GiUubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlYXJ0YmVhdFJlc3BvbnNlKAEwARJbCgpEZXJlZ2lzdGVyEiUubWF4aW5lLnJlZ2lzdHJ5LnYxLkRlcmVnaXN0ZXJSZXF1ZXN0GiYubWF4aW5lLnJlZ2lzdHJ5LnYxLkRlcmVnaXN0ZXJSZXNwb25zZRJVCghEaXNjb3ZlchIjLm1heGluZS5yZWdpc3RyeS52MS5EaXNjb3ZlclJlcXVlc3QaJC5tYXhpbmUucmVnaXN0cnkudjEuRGlzY292ZXJSZXNwb25zZRJhCgxMaXN0U2VydmljZXMSJy5tYXhpbmUucmVnaXN0cnkudjEuTGlzdFNlcnZpY2VzUmVxdWVzdBooLm1heGluZS5yZWdpc3RyeS52MS5MaXN0U2VydmljZXNSZXNwb25zZRJmCg1XYXRjaFNlcnZpY2VzEigubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoU2VydmljZXNSZXF1ZXN0GikubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoU2VydmljZXNSZXNwb25zZTABEnAKEVNldE9wZXJhdG9yU3RhdHVzEiwubWF4aW5lLnJlZ2lzdHJ5LnYxLlNldE9wZXJhdG9yU3RhdHVzUmVxdWVzdBotLm1heGluZS5yZWdpc3RyeS52MS5TZXRPcGVyYXRvclN0YXR1c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiFtYXhpbmUvcmVnaXN0cnkvdjEvcmVnaXN0cnkucHJvdG8SEm1heGluZS5yZWdpc3RyeS52MSLuBQoISW5zdGFuY2USEQoJbmFtZXNwYWNlGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIMCgRwb3J0GAUgASgNEg8KB3ZlcnNpb24YBiABKAkSDAoEem9uZRgHIAEoCRIMCgR0YWdzGAggAygJEjwKCG1ldGFkYXRhGAkgAygLMioubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlLk1ldGFkYXRhRW50cnkSDgoGd2VpZ2h0GAogASgNEjEKBnN0YXR1cxgLIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5TZXJ2aW5nU3RhdHVzEjEKDXJlZ2lzdGVyZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2NyZWF0ZV9yZXZpc2lvbhgOIAEoBBIUCgxtb2RfcmV2aXNpb24YDyABKAQSDQoFb3duZXIYECABKAkSOwoPb3BlcmF0b3Jfc3RhdHVzGBEgASgOMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLk9wZXJhdG9yU3RhdHVzEhoKDXJlcG9ydGVkX2xvYWQYEiABKAFIAIgBARI0ChBsZWFzZV9leHBpcmVzX2F0GBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1CgxoZWFsdGhfY2hlY2sYFCABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuSGVhbHRoQ2hlY2sSNQoMY2hlY2tfcmVzdWx0GBUgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkNoZWNrUmVzdWx0Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIQCg5fcmVwb3J0ZWRfbG9hZCLmAgoLSGVhbHRoQ2hlY2sSKwoEaHR0cBgBIAEoCzIdLm1heGluZS5yZWdpc3RyeS52MS5IdHRwQ2hlY2sSKQoDdGNwGAIgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLlRjcENoZWNrEisKBGdycGMYAyABKAsyHS5tYXhpbmUucmVnaXN0cnkudjEuR3JwY0NoZWNrEgwKBHBvcnQYBCABKA0SKwoIaW50ZXJ2YWwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFoZWFsdGh5X3RocmVzaG9sZBgHIAEoDRIbChN1bmhlYWx0aHlfdGhyZXNob2xkGAggASgNEjMKEGRlcmVnaXN0ZXJfYWZ0ZXIYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iYwoJSHR0cENoZWNrEgwKBHBhdGgYASABKAkSDgoGbWV0aG9kGAIgASgJEhsKE2V4cGVjdGVkX3N0YXR1c19taW4YAyABKA0SGwoTZXhwZWN0ZWRfc3RhdHVzX21heBgEIAEoDSIKCghUY3BDaGVjayIcCglHcnBjQ2hlY2sSDwoHc2VydmljZRgBIAEoCSJ/CgtDaGVja1Jlc3VsdBIvCgZzdGF0dXMYASABKA4yHy5tYXhpbmUucmVnaXN0cnkudjEuQ2hlY2tTdGF0dXMSDwoHbWVzc2FnZRgCIAEoCRIuCgpjaGFuZ2VkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ8ChhTZXRPcGVyYXRvclN0YXR1c1JlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5EjIKBnN0YXR1cxgCIAEoDjIiLm1heGluZS5yZWdpc3RyeS52MS5PcGVyYXRvclN0YXR1cyJyChlTZXRPcGVyYXRvclN0YXR1c1Jlc3BvbnNlEi4KCGluc3RhbmNlGAEgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIkYKC0luc3RhbmNlS2V5EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJIm8KD1JlZ2lzdGVyUmVxdWVzdBIuCghpbnN0YW5jZRgBIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIsCglsZWFzZV90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24izQEKEFJlZ2lzdGVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLAoJbGVhc2VfdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJIk0KEEhlYXJ0YmVhdFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSJwoFYmVhdHMYAiADKAsyGC5tYXhpbmUucmVnaXN0cnkudjEuQmVhdCLhAQoEQmVhdBIsCgNrZXkYASABKAsyHy5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2VLZXkSMQoGc3RhdHVzGAIgASgOMiEubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpbmdTdGF0dXMSEQoEbG9hZBgDIAEoAUgAiAEBEi4KCGluc3RhbmNlGAQgASgLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIHCgVfbG9hZCJQChFIZWFydGJlYXRSZXNwb25zZRIQCghzZXF1ZW5jZRgBIAEoBBIpCgRhY2tzGAIgAygLMhsubWF4aW5lLnJlZ2lzdHJ5LnYxLkJlYXRBY2sirgEKB0JlYXRBY2sSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5Ei4KBnJlc3VsdBgCIAEoDjIeLm1heGluZS5yZWdpc3RyeS52MS5CZWF0UmVzdWx0EjQKEGxlYXNlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB21lc3NhZ2UYBCABKAkiQQoRRGVyZWdpc3RlclJlcXVlc3QSLAoDa2V5GAEgASgLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlS2V5IjsKEkRlcmVnaXN0ZXJSZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoBBITCgtyZWdpc3RyeV9pZBgCIAEoCSKiAQoGRmlsdGVyEgwKBHRhZ3MYASADKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgR6b25lGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMigubWF4aW5lLnJlZ2lzdHJ5LnYxLkZpbHRlci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLQAQoPRGlzY292ZXJSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXJ2aWNlGAIgASgJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISLgoIc3RyYXRlZ3kYBCABKA4yHC5tYXhpbmUucmVnaXN0cnkudjEuU3RyYXRlZ3kSEAoIaGFzaF9rZXkYBSABKAkSFgoOcHJlZmVycmVkX3pvbmUYBiABKAkSEwoLaW5jbHVkZV9hbGwYByABKAgimgEKEERpc2NvdmVyUmVzcG9uc2USLgoIaW5zdGFuY2UYASABKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USLwoJaW5zdGFuY2VzGAIgAygLMhwubWF4aW5lLnJlZ2lzdHJ5LnYxLkluc3RhbmNlEhAKCHJldmlzaW9uGAMgASgEEhMKC3JlZ2lzdHJ5X2lkGAQgASgJIigKE0xpc3RTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJInMKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEjQKCHNlcnZpY2VzGAEgAygLMiIubWF4aW5lLnJlZ2lzdHJ5LnYxLlNlcnZpY2VTdW1tYXJ5EhAKCHJldmlzaW9uGAIgASgEEhMKC3JlZ2lzdHJ5X2lkGAMgASgJIlAKDlNlcnZpY2VTdW1tYXJ5Eg8KB3NlcnZpY2UYASABKAkSFgoOaW5zdGFuY2VfY291bnQYAiABKA0SFQoNc2VydmluZ19jb3VudBgDIAEoDSLGAQoUV2F0Y2hTZXJ2aWNlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEioKBmZpbHRlchgDIAEoCzIaLm1heGluZS5yZWdpc3RyeS52MS5GaWx0ZXISFwoPcmVzdW1lX3JldmlzaW9uGAQgASgEEhMKC3JlZ2lzdHJ5X2lkGAUgASgJEi8KBGhlbGQYBiABKAsyIS5tYXhpbmUucmVnaXN0cnkudjEuV2F0Y2hIb2xkaW5ncyJCCg1XYXRjaEhvbGRpbmdzEjEKCHNlcnZpY2VzGAEgAygLMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlbGRTZXJ2aWNlIlMKC0hlbGRTZXJ2aWNlEg8KB3NlcnZpY2UYASABKAkSMwoJaW5zdGFuY2VzGAIgAygLMiAubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlbGRJbnN0YW5jZSIzCgxIZWxkSW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSDgoGZGlnZXN0GAIgASgGIvUBChVXYXRjaFNlcnZpY2VzUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5tYXhpbmUucmVnaXN0cnkudjEuU25hcHNob3RDaHVua0gAEjcKDHNuYXBzaG90X2VuZBgCIAEoCzIfLm1heGluZS5yZWdpc3RyeS52MS5TbmFwc2hvdEVuZEgAEi8KBWV2ZW50GAMgASgLMh4ubWF4aW5lLnJlZ2lzdHJ5LnYxLldhdGNoRXZlbnRIABIwCghwcm9ncmVzcxgEIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5Qcm9ncmVzc0gAQgkKB21lc3NhZ2UicgoNU25hcHNob3RDaHVuaxIvCglpbnN0YW5jZXMYASADKAsyHC5tYXhpbmUucmVnaXN0cnkudjEuSW5zdGFuY2USMAoHcmVtb3ZlZBgCIAMoCzIfLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZUtleSKKAQoLU25hcHNob3RFbmQSEAoIcmV2aXNpb24YASABKAQSEwoLcmVnaXN0cnlfaWQYAiABKAkSDQoFcmVzZXQYAyABKAgSLwoGcmVhc29uGAQgASgOMh8ubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlc2V0UmVhc29uEhQKDGRpZmZlcmVudGlhbBgFIAEoCCK2AQoKV2F0Y2hFdmVudBIrCgR0eXBlGAEgASgOMh0ubWF4aW5lLnJlZ2lzdHJ5LnYxLkV2ZW50VHlwZRIuCghpbnN0YW5jZRgCIAEoCzIcLm1heGluZS5yZWdpc3RyeS52MS5JbnN0YW5jZRIQCghyZXZpc2lvbhgDIAEoBBI5Cg5yZW1vdmFsX3JlYXNvbhgEIAEoDjIhLm1heGluZS5yZWdpc3RyeS52MS5SZW1vdmFsUmVhc29uIjEKCFByb2dyZXNzEhAKCHJldmlzaW9uGAEgASgEEhMKC3JlZ2lzdHJ5X2lkGAIgASgJKogBCg1TZXJ2aW5nU3RhdHVzEh4KGlNFUlZJTkdfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWU0VSVklOR19TVEFUVVNfU0VSVklORxABEh4KGlNFUlZJTkdfU1RBVFVTX05PVF9TRVJWSU5HEAISGwoXU0VSVklOR19TVEFUVVNfRFJBSU5JTkcQAyp5CgtDaGVja1N0YXR1cxIcChhDSEVDS19TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRDSEVDS19TVEFUVVNfUEVORElORxABEhgKFENIRUNLX1NUQVRVU19QQVNTSU5HEAISGAoUQ0hFQ0tfU1RBVFVTX0ZBSUxJTkcQAyptCg5PcGVyYXRvclN0YXR1cxIfChtPUEVSQVRPUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhPUEVSQVRPUl9TVEFUVVNfRFJBSU5JTkcQARIcChhPUEVSQVRPUl9TVEFUVVNfRElTQUJMRUQQAiqzAQoKQmVhdFJlc3VsdBIbChdCRUFUX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE0JFQVRfUkVTVUxUX1JFTkVXRUQQARIXChNCRUFUX1JFU1VMVF9VTktOT1dOEAISFwoTQkVBVF9SRVNVTFRfSU5WQUxJRBADEhoKFkJFQVRfUkVTVUxUX1JFR0lTVEVSRUQQBBIhCh1CRUFUX1JFU1VMVF9QRVJNSVNTSU9OX0RFTklFRBAFKrwBCghTdHJhdGVneRIYChRTVFJBVEVHWV9VTlNQRUNJRklFRBAAEhgKFFNUUkFURUdZX1JPVU5EX1JPQklOEAESEwoPU1RSQVRFR1lfUkFORE9NEAISFQoRU1RSQVRFR1lfV0VJR0hURUQQAxIZChVTVFJBVEVHWV9MRUFTVF9MT0FERUQQBBIcChhTVFJBVEVHWV9DT05TSVNURU5UX0hBU0gQBRIXChNTVFJBVEVHWV9SRU5ERVpWT1VTEAYqhQEKC1Jlc2V0UmVhc29uEhwKGFJFU0VUX1JFQVNPTl9VTlNQRUNJRklFRBAAEhoKFlJFU0VUX1JFQVNPTl9DT01QQUNURUQQARIhCh1SRVNFVF9SRUFTT05fUkVHSVNUUllfQ0hBTkdFRBACEhkKFVJFU0VUX1JFQVNPTl9PVkVSRkxPVxADKm0KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQRVZFTlRfVFlQRV9BRERFRBABEhYKEkVWRU5UX1RZUEVfVVBEQVRFRBACEhYKEkVWRU5UX1RZUEVfUkVNT1ZFRBADKtIBCg1SZW1vdmFsUmVhc29uEh4KGlJFTU9WQUxfUkVBU09OX1VOU1BFQ0lGSUVEEAASHwobUkVNT1ZBTF9SRUFTT05fREVSRUdJU1RFUkVEEAESIAocUkVNT1ZBTF9SRUFTT05fTEVBU0VfRVhQSVJFRBACEiAKHFJFTU9WQUxfUkVBU09OX1NUUkVBTV9DTE9TRUQQAxIbChdSRU1PVkFMX1JFQVNPTl9GSUxURVJFRBAEEh8KG1JFTU9WQUxfUkVBU09OX0NIRUNLX0ZBSUxFRBAFMrcFCg9SZWdpc3RyeVNlcnZpY2USVQoIUmVnaXN0ZXISIy5tYXhpbmUucmVnaXN0cnkudjEuUmVnaXN0ZXJSZXF1ZXN0GiQubWF4aW5lLnJlZ2lzdHJ5LnYxLlJlZ2lzdGVyUmVzcG9uc2USXAoJSGVhcnRiZWF0EiQubWF4aW5lLnJlZ2lzdHJ5LnYxLkhlYXJ0YmVhdFJlcXVlc3QaJS5tYXhpbmUucmVnaXN0cnkudjEuSGVhcnRiZWF0UmVzcG9uc2UoATABElsKCkRlcmVnaXN0ZXISJS5tYXhpbmUucmVnaXN0cnkudjEuRGVyZWdpc3RlclJlcXVlc3QaJi5tYXhpbmUucmVnaXN0cnkudjEuRGVyZWdpc3RlclJlc3BvbnNlElUKCERpc2NvdmVyEiMubWF4aW5lLnJlZ2lzdHJ5LnYxLkRpc2NvdmVyUmVxdWVzdBokLm1heGluZS5yZWdpc3RyeS52MS5EaXNjb3ZlclJlc3BvbnNlEmEKDExpc3RTZXJ2aWNlcxInLm1heGluZS5yZWdpc3RyeS52MS5MaXN0U2VydmljZXNSZXF1ZXN0GigubWF4aW5lLnJlZ2lzdHJ5LnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlEmYKDVdhdGNoU2VydmljZXMSKC5tYXhpbmUucmVnaXN0cnkudjEuV2F0Y2hTZXJ2aWNlc1JlcXVlc3QaKS5tYXhpbmUucmVnaXN0cnkudjEuV2F0Y2hTZXJ2aWNlc1Jlc3BvbnNlMAEScAoRU2V0T3BlcmF0b3JTdGF0dXMSLC5tYXhpbmUucmVnaXN0cnkudjEuU2V0T3BlcmF0b3JTdGF0dXNSZXF1ZXN0Gi0ubWF4aW5lLnJlZ2lzdHJ5LnYxLlNldE9wZXJhdG9yU3RhdHVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Instance is one network endpoint of a service.
@@ -191,6 +191,30 @@ export type Instance = Message<"maxine.registry.v1.Instance"> & {
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 19;
    */
   leaseExpiresAt?: Timestamp | undefined;
+
+  /**
+   * health_check, when set on Register (or in a Beat's instance), makes the
+   * registry probe the instance itself (see HealthCheck): its status is then
+   * the worse of what it reports and what the check finds. An instance
+   * registered by Register with a check needs no lease renewal: it stays
+   * until deregistered or removed by the check's deregister_after. Probes go
+   * only to the instance's own host, to networks the server allows
+   * (MAXINE_CHECK_ALLOW); Register refuses any other target with
+   * INVALID_ARGUMENT naming the rule and the setting.
+   *
+   * @generated from field: maxine.registry.v1.HealthCheck health_check = 20;
+   */
+  healthCheck?: HealthCheck | undefined;
+
+  /**
+   * check_result is what the registry's check last concluded about the
+   * instance (absent without health_check). Server-set, ignored in
+   * requests. It is revisioned: a change of check status, or of the
+   * reason it gives, is an UPDATED watch event.
+   *
+   * @generated from field: maxine.registry.v1.CheckResult check_result = 21;
+   */
+  checkResult?: CheckResult | undefined;
 };
 
 /**
@@ -199,6 +223,221 @@ export type Instance = Message<"maxine.registry.v1.Instance"> & {
  */
 export const InstanceSchema: GenMessage<Instance> = /*@__PURE__*/
   messageDesc(file_maxine_registry_v1_registry, 0);
+
+/**
+ * HealthCheck is a probe the registry runs against an instance (an active
+ * check, as Consul's HTTP / TCP / gRPC checks): every interval it probes,
+ * a probe that does not answer within timeout fails, healthy_threshold
+ * consecutive passes make the check PASSING and unhealthy_threshold
+ * consecutive failures make it FAILING. A new check is PENDING until it
+ * first passes, and the instance is not chosen meanwhile. Exactly one of
+ * http, tcp and grpc must be set (INVALID_ARGUMENT otherwise): they are
+ * plain fields rather than a oneof so that the server's cached instance
+ * encoding (docs/decisions/0001-fast-encoding.md) writes them like any
+ * other message field.
+ *
+ * @generated from message maxine.registry.v1.HealthCheck
+ */
+export type HealthCheck = Message<"maxine.registry.v1.HealthCheck"> & {
+  /**
+   * http: the probe is an HTTP request that must answer an expected status.
+   *
+   * @generated from field: maxine.registry.v1.HttpCheck http = 1;
+   */
+  http?: HttpCheck | undefined;
+
+  /**
+   * tcp: the probe is a TCP connection that must open.
+   *
+   * @generated from field: maxine.registry.v1.TcpCheck tcp = 2;
+   */
+  tcp?: TcpCheck | undefined;
+
+  /**
+   * grpc: the probe is grpc.health.v1.Health/Check, which must answer
+   * SERVING.
+   *
+   * @generated from field: maxine.registry.v1.GrpcCheck grpc = 3;
+   */
+  grpc?: GrpcCheck | undefined;
+
+  /**
+   * port to probe on the instance's host; 0 means the instance's port.
+   *
+   * @generated from field: uint32 port = 4;
+   */
+  port: number;
+
+  /**
+   * interval between the starts of two probes. Unset means 10 s; it must
+   * lie within MAXINE_CHECK_INTERVAL_MIN..MAXINE_CHECK_INTERVAL_MAX
+   * (1 s..1 h by default).
+   *
+   * @generated from field: google.protobuf.Duration interval = 5;
+   */
+  interval?: Duration | undefined;
+
+  /**
+   * timeout after which a probe fails ("timeout after 2 s"). Unset means
+   * 2 s, or the interval if shorter; it must be at least 100 ms and at most
+   * the interval.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 6;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * healthy_threshold is how many consecutive passes make the check
+   * PASSING, 1..100; 0 means 1.
+   *
+   * @generated from field: uint32 healthy_threshold = 7;
+   */
+  healthyThreshold: number;
+
+  /**
+   * unhealthy_threshold is how many consecutive failures make the check
+   * FAILING, 1..100; 0 means 3.
+   *
+   * @generated from field: uint32 unhealthy_threshold = 8;
+   */
+  unhealthyThreshold: number;
+
+  /**
+   * deregister_after removes the instance (REMOVAL_REASON_CHECK_FAILED)
+   * once its probes have failed continuously this long, counted from the
+   * first failure of the run. Unset or 0 means never.
+   *
+   * @generated from field: google.protobuf.Duration deregister_after = 9;
+   */
+  deregisterAfter?: Duration | undefined;
+};
+
+/**
+ * Describes the message maxine.registry.v1.HealthCheck.
+ * Use `create(HealthCheckSchema)` to create a new message.
+ */
+export const HealthCheckSchema: GenMessage<HealthCheck> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 1);
+
+/**
+ * HttpCheck probes with one HTTP/1.1 request over plain TCP.
+ *
+ * @generated from message maxine.registry.v1.HttpCheck
+ */
+export type HttpCheck = Message<"maxine.registry.v1.HttpCheck"> & {
+  /**
+   * path of the request, starting with '/'; empty means "/".
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * method of the request: GET (the default when empty), HEAD or POST.
+   *
+   * @generated from field: string method = 2;
+   */
+  method: string;
+
+  /**
+   * expected_status_min and expected_status_max bound the statuses that
+   * pass, inclusive; both 0 means 200..399.
+   *
+   * @generated from field: uint32 expected_status_min = 3;
+   */
+  expectedStatusMin: number;
+
+  /**
+   * expected_status_max: see expected_status_min.
+   *
+   * @generated from field: uint32 expected_status_max = 4;
+   */
+  expectedStatusMax: number;
+};
+
+/**
+ * Describes the message maxine.registry.v1.HttpCheck.
+ * Use `create(HttpCheckSchema)` to create a new message.
+ */
+export const HttpCheckSchema: GenMessage<HttpCheck> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 2);
+
+/**
+ * TcpCheck passes when a TCP connection to the port opens; it is closed at
+ * once.
+ *
+ * @generated from message maxine.registry.v1.TcpCheck
+ */
+export type TcpCheck = Message<"maxine.registry.v1.TcpCheck"> & {
+};
+
+/**
+ * Describes the message maxine.registry.v1.TcpCheck.
+ * Use `create(TcpCheckSchema)` to create a new message.
+ */
+export const TcpCheckSchema: GenMessage<TcpCheck> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 3);
+
+/**
+ * GrpcCheck calls grpc.health.v1.Health/Check over HTTP/2 cleartext.
+ *
+ * @generated from message maxine.registry.v1.GrpcCheck
+ */
+export type GrpcCheck = Message<"maxine.registry.v1.GrpcCheck"> & {
+  /**
+   * service is HealthCheckRequest.service: empty asks about the server as
+   * a whole.
+   *
+   * @generated from field: string service = 1;
+   */
+  service: string;
+};
+
+/**
+ * Describes the message maxine.registry.v1.GrpcCheck.
+ * Use `create(GrpcCheckSchema)` to create a new message.
+ */
+export const GrpcCheckSchema: GenMessage<GrpcCheck> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 4);
+
+/**
+ * CheckResult is what an instance's check last concluded.
+ *
+ * @generated from message maxine.registry.v1.CheckResult
+ */
+export type CheckResult = Message<"maxine.registry.v1.CheckResult"> & {
+  /**
+   * status of the check.
+   *
+   * @generated from field: maxine.registry.v1.CheckStatus status = 1;
+   */
+  status: CheckStatus;
+
+  /**
+   * message is the probe result behind status, readable: "HTTP 200 from
+   * /healthz", "HTTP 503 from /healthz", "connect ECONNREFUSED", "timeout
+   * after 2 s", "grpc.health.v1 NOT_SERVING". It changes with status, and
+   * while FAILING or PENDING when a failure gives another reason; a single
+   * failure below the threshold does not change it.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * changed_at is when status last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp changed_at = 3;
+   */
+  changedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message maxine.registry.v1.CheckResult.
+ * Use `create(CheckResultSchema)` to create a new message.
+ */
+export const CheckResultSchema: GenMessage<CheckResult> = /*@__PURE__*/
+  messageDesc(file_maxine_registry_v1_registry, 5);
 
 /**
  * SetOperatorStatusRequest is the input of SetOperatorStatus.
@@ -226,7 +465,7 @@ export type SetOperatorStatusRequest = Message<"maxine.registry.v1.SetOperatorSt
  * Use `create(SetOperatorStatusRequestSchema)` to create a new message.
  */
 export const SetOperatorStatusRequestSchema: GenMessage<SetOperatorStatusRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 1);
+  messageDesc(file_maxine_registry_v1_registry, 6);
 
 /**
  * SetOperatorStatusResponse is the output of SetOperatorStatus.
@@ -262,7 +501,7 @@ export type SetOperatorStatusResponse = Message<"maxine.registry.v1.SetOperatorS
  * Use `create(SetOperatorStatusResponseSchema)` to create a new message.
  */
 export const SetOperatorStatusResponseSchema: GenMessage<SetOperatorStatusResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 2);
+  messageDesc(file_maxine_registry_v1_registry, 7);
 
 /**
  * InstanceKey names one instance.
@@ -297,7 +536,7 @@ export type InstanceKey = Message<"maxine.registry.v1.InstanceKey"> & {
  * Use `create(InstanceKeySchema)` to create a new message.
  */
 export const InstanceKeySchema: GenMessage<InstanceKey> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 3);
+  messageDesc(file_maxine_registry_v1_registry, 8);
 
 /**
  * RegisterRequest is the input of Register.
@@ -315,7 +554,8 @@ export type RegisterRequest = Message<"maxine.registry.v1.RegisterRequest"> & {
   /**
    * lease_ttl is how long the instance lives without a heartbeat or a new
    * Register. Unset means the server's default (10 s); it must lie within
-   * the server's configured bounds (by default 1 s..1 h).
+   * the server's configured bounds (by default 1 s..1 h). Ignored when the
+   * instance has a health_check (it has no lease then).
    *
    * @generated from field: google.protobuf.Duration lease_ttl = 2;
    */
@@ -327,7 +567,7 @@ export type RegisterRequest = Message<"maxine.registry.v1.RegisterRequest"> & {
  * Use `create(RegisterRequestSchema)` to create a new message.
  */
 export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 4);
+  messageDesc(file_maxine_registry_v1_registry, 9);
 
 /**
  * RegisterResponse is the output of Register.
@@ -343,14 +583,16 @@ export type RegisterResponse = Message<"maxine.registry.v1.RegisterResponse"> & 
   instance?: Instance | undefined;
 
   /**
-   * lease_ttl is the lease's time to live.
+   * lease_ttl is the lease's time to live; unset for an instance with a
+   * health_check (no lease).
    *
    * @generated from field: google.protobuf.Duration lease_ttl = 2;
    */
   leaseTtl?: Duration | undefined;
 
   /**
-   * lease_expires_at is when the lease ends unless renewed.
+   * lease_expires_at is when the lease ends unless renewed; unset for an
+   * instance with a health_check.
    *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 3;
    */
@@ -378,7 +620,7 @@ export type RegisterResponse = Message<"maxine.registry.v1.RegisterResponse"> & 
  * Use `create(RegisterResponseSchema)` to create a new message.
  */
 export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 5);
+  messageDesc(file_maxine_registry_v1_registry, 10);
 
 /**
  * HeartbeatRequest renews the leases of one or more instances.
@@ -407,7 +649,7 @@ export type HeartbeatRequest = Message<"maxine.registry.v1.HeartbeatRequest"> & 
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 6);
+  messageDesc(file_maxine_registry_v1_registry, 11);
 
 /**
  * Beat renews one instance's lease.
@@ -466,7 +708,7 @@ export type Beat = Message<"maxine.registry.v1.Beat"> & {
  * Use `create(BeatSchema)` to create a new message.
  */
 export const BeatSchema: GenMessage<Beat> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 7);
+  messageDesc(file_maxine_registry_v1_registry, 12);
 
 /**
  * HeartbeatResponse answers one HeartbeatRequest.
@@ -494,7 +736,7 @@ export type HeartbeatResponse = Message<"maxine.registry.v1.HeartbeatResponse"> 
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 8);
+  messageDesc(file_maxine_registry_v1_registry, 13);
 
 /**
  * BeatAck is the outcome of one Beat.
@@ -536,7 +778,7 @@ export type BeatAck = Message<"maxine.registry.v1.BeatAck"> & {
  * Use `create(BeatAckSchema)` to create a new message.
  */
 export const BeatAckSchema: GenMessage<BeatAck> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 9);
+  messageDesc(file_maxine_registry_v1_registry, 14);
 
 /**
  * DeregisterRequest is the input of Deregister.
@@ -557,7 +799,7 @@ export type DeregisterRequest = Message<"maxine.registry.v1.DeregisterRequest"> 
  * Use `create(DeregisterRequestSchema)` to create a new message.
  */
 export const DeregisterRequestSchema: GenMessage<DeregisterRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 10);
+  messageDesc(file_maxine_registry_v1_registry, 15);
 
 /**
  * DeregisterResponse is the output of Deregister.
@@ -585,7 +827,7 @@ export type DeregisterResponse = Message<"maxine.registry.v1.DeregisterResponse"
  * Use `create(DeregisterResponseSchema)` to create a new message.
  */
 export const DeregisterResponseSchema: GenMessage<DeregisterResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 11);
+  messageDesc(file_maxine_registry_v1_registry, 16);
 
 /**
  * Filter narrows a service's instances. Every set field must match.
@@ -628,7 +870,7 @@ export type Filter = Message<"maxine.registry.v1.Filter"> & {
  * Use `create(FilterSchema)` to create a new message.
  */
 export const FilterSchema: GenMessage<Filter> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 12);
+  messageDesc(file_maxine_registry_v1_registry, 17);
 
 /**
  * DiscoverRequest is the input of Discover.
@@ -698,7 +940,7 @@ export type DiscoverRequest = Message<"maxine.registry.v1.DiscoverRequest"> & {
  * Use `create(DiscoverRequestSchema)` to create a new message.
  */
 export const DiscoverRequestSchema: GenMessage<DiscoverRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 13);
+  messageDesc(file_maxine_registry_v1_registry, 18);
 
 /**
  * DiscoverResponse is the output of Discover.
@@ -742,7 +984,7 @@ export type DiscoverResponse = Message<"maxine.registry.v1.DiscoverResponse"> & 
  * Use `create(DiscoverResponseSchema)` to create a new message.
  */
 export const DiscoverResponseSchema: GenMessage<DiscoverResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 14);
+  messageDesc(file_maxine_registry_v1_registry, 19);
 
 /**
  * ListServicesRequest is the input of ListServices.
@@ -763,7 +1005,7 @@ export type ListServicesRequest = Message<"maxine.registry.v1.ListServicesReques
  * Use `create(ListServicesRequestSchema)` to create a new message.
  */
 export const ListServicesRequestSchema: GenMessage<ListServicesRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 15);
+  messageDesc(file_maxine_registry_v1_registry, 20);
 
 /**
  * ListServicesResponse is the output of ListServices.
@@ -798,7 +1040,7 @@ export type ListServicesResponse = Message<"maxine.registry.v1.ListServicesRespo
  * Use `create(ListServicesResponseSchema)` to create a new message.
  */
 export const ListServicesResponseSchema: GenMessage<ListServicesResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 16);
+  messageDesc(file_maxine_registry_v1_registry, 21);
 
 /**
  * ServiceSummary describes one service of a namespace.
@@ -833,7 +1075,7 @@ export type ServiceSummary = Message<"maxine.registry.v1.ServiceSummary"> & {
  * Use `create(ServiceSummarySchema)` to create a new message.
  */
 export const ServiceSummarySchema: GenMessage<ServiceSummary> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 17);
+  messageDesc(file_maxine_registry_v1_registry, 22);
 
 /**
  * WatchServicesRequest is the input of WatchServices.
@@ -907,7 +1149,7 @@ export type WatchServicesRequest = Message<"maxine.registry.v1.WatchServicesRequ
  * Use `create(WatchServicesRequestSchema)` to create a new message.
  */
 export const WatchServicesRequestSchema: GenMessage<WatchServicesRequest> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 18);
+  messageDesc(file_maxine_registry_v1_registry, 23);
 
 /**
  * WatchHoldings is what a resuming watcher holds, grouped by service. It
@@ -951,7 +1193,7 @@ export type WatchHoldings = Message<"maxine.registry.v1.WatchHoldings"> & {
  * Use `create(WatchHoldingsSchema)` to create a new message.
  */
 export const WatchHoldingsSchema: GenMessage<WatchHoldings> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 19);
+  messageDesc(file_maxine_registry_v1_registry, 24);
 
 /**
  * HeldService is the held instances of one service.
@@ -979,7 +1221,7 @@ export type HeldService = Message<"maxine.registry.v1.HeldService"> & {
  * Use `create(HeldServiceSchema)` to create a new message.
  */
 export const HeldServiceSchema: GenMessage<HeldService> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 20);
+  messageDesc(file_maxine_registry_v1_registry, 25);
 
 /**
  * HeldInstance is one instance a resuming watcher holds.
@@ -1007,7 +1249,7 @@ export type HeldInstance = Message<"maxine.registry.v1.HeldInstance"> & {
  * Use `create(HeldInstanceSchema)` to create a new message.
  */
 export const HeldInstanceSchema: GenMessage<HeldInstance> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 21);
+  messageDesc(file_maxine_registry_v1_registry, 26);
 
 /**
  * WatchServicesResponse is one message of a watch stream.
@@ -1061,7 +1303,7 @@ export type WatchServicesResponse = Message<"maxine.registry.v1.WatchServicesRes
  * Use `create(WatchServicesResponseSchema)` to create a new message.
  */
 export const WatchServicesResponseSchema: GenMessage<WatchServicesResponse> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 22);
+  messageDesc(file_maxine_registry_v1_registry, 27);
 
 /**
  * SnapshotChunk is part of a snapshot. A snapshot is zero or more chunks
@@ -1094,7 +1336,7 @@ export type SnapshotChunk = Message<"maxine.registry.v1.SnapshotChunk"> & {
  * Use `create(SnapshotChunkSchema)` to create a new message.
  */
 export const SnapshotChunkSchema: GenMessage<SnapshotChunk> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 23);
+  messageDesc(file_maxine_registry_v1_registry, 28);
 
 /**
  * SnapshotEnd ends a snapshot.
@@ -1150,7 +1392,7 @@ export type SnapshotEnd = Message<"maxine.registry.v1.SnapshotEnd"> & {
  * Use `create(SnapshotEndSchema)` to create a new message.
  */
 export const SnapshotEndSchema: GenMessage<SnapshotEnd> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 24);
+  messageDesc(file_maxine_registry_v1_registry, 29);
 
 /**
  * WatchEvent is one change of one watched instance.
@@ -1192,7 +1434,7 @@ export type WatchEvent = Message<"maxine.registry.v1.WatchEvent"> & {
  * Use `create(WatchEventSchema)` to create a new message.
  */
 export const WatchEventSchema: GenMessage<WatchEvent> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 25);
+  messageDesc(file_maxine_registry_v1_registry, 30);
 
 /**
  * Progress is a bookmark sent on an idle stream.
@@ -1220,7 +1462,7 @@ export type Progress = Message<"maxine.registry.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_maxine_registry_v1_registry, 26);
+  messageDesc(file_maxine_registry_v1_registry, 31);
 
 /**
  * ServingStatus says whether an instance should receive traffic.
@@ -1265,6 +1507,49 @@ export const ServingStatusSchema: GenEnum<ServingStatus> = /*@__PURE__*/
   enumDesc(file_maxine_registry_v1_registry, 0);
 
 /**
+ * CheckStatus is the state of an instance's health check.
+ *
+ * @generated from enum maxine.registry.v1.CheckStatus
+ */
+export enum CheckStatus {
+  /**
+   * CHECK_STATUS_UNSPECIFIED: the instance has no check.
+   *
+   * @generated from enum value: CHECK_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * CHECK_STATUS_PENDING: the check has not passed yet since it was set
+   * (registered, or changed); the instance is treated as NOT_SERVING.
+   *
+   * @generated from enum value: CHECK_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * CHECK_STATUS_PASSING: the last healthy_threshold probes passed.
+   *
+   * @generated from enum value: CHECK_STATUS_PASSING = 2;
+   */
+  PASSING = 2,
+
+  /**
+   * CHECK_STATUS_FAILING: the last unhealthy_threshold probes failed; the
+   * instance is treated as NOT_SERVING.
+   *
+   * @generated from enum value: CHECK_STATUS_FAILING = 3;
+   */
+  FAILING = 3,
+}
+
+/**
+ * Describes the enum maxine.registry.v1.CheckStatus.
+ */
+export const CheckStatusSchema: GenEnum<CheckStatus> = /*@__PURE__*/
+  enumDesc(file_maxine_registry_v1_registry, 1);
+
+/**
  * OperatorStatus is an operator's override of an instance's status.
  *
  * @generated from enum maxine.registry.v1.OperatorStatus
@@ -1299,7 +1584,7 @@ export enum OperatorStatus {
  * Describes the enum maxine.registry.v1.OperatorStatus.
  */
 export const OperatorStatusSchema: GenEnum<OperatorStatus> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 1);
+  enumDesc(file_maxine_registry_v1_registry, 2);
 
 /**
  * BeatResult is the outcome of one Beat.
@@ -1363,7 +1648,7 @@ export enum BeatResult {
  * Describes the enum maxine.registry.v1.BeatResult.
  */
 export const BeatResultSchema: GenEnum<BeatResult> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 2);
+  enumDesc(file_maxine_registry_v1_registry, 3);
 
 /**
  * Strategy is how Discover (and the SDKs' local pick) chooses an instance.
@@ -1433,7 +1718,7 @@ export enum Strategy {
  * Describes the enum maxine.registry.v1.Strategy.
  */
 export const StrategySchema: GenEnum<Strategy> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 3);
+  enumDesc(file_maxine_registry_v1_registry, 4);
 
 /**
  * ResetReason says why a snapshot with reset set was sent.
@@ -1483,7 +1768,7 @@ export enum ResetReason {
  * Describes the enum maxine.registry.v1.ResetReason.
  */
 export const ResetReasonSchema: GenEnum<ResetReason> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 4);
+  enumDesc(file_maxine_registry_v1_registry, 5);
 
 /**
  * EventType is the kind of a WatchEvent.
@@ -1524,7 +1809,7 @@ export enum EventType {
  * Describes the enum maxine.registry.v1.EventType.
  */
 export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 5);
+  enumDesc(file_maxine_registry_v1_registry, 6);
 
 /**
  * RemovalReason says why an instance was removed.
@@ -1568,13 +1853,21 @@ export enum RemovalReason {
    * @generated from enum value: REMOVAL_REASON_FILTERED = 4;
    */
   FILTERED = 4,
+
+  /**
+   * REMOVAL_REASON_CHECK_FAILED: its health check failed continuously for
+   * the check's deregister_after.
+   *
+   * @generated from enum value: REMOVAL_REASON_CHECK_FAILED = 5;
+   */
+  CHECK_FAILED = 5,
 }
 
 /**
  * Describes the enum maxine.registry.v1.RemovalReason.
  */
 export const RemovalReasonSchema: GenEnum<RemovalReason> = /*@__PURE__*/
-  enumDesc(file_maxine_registry_v1_registry, 6);
+  enumDesc(file_maxine_registry_v1_registry, 7);
 
 /**
  * RegistryService registers service instances, keeps them alive through a
@@ -1588,7 +1881,10 @@ export const RegistryService: GenService<{
    * the same (namespace, service, instance_id) again updates the instance and
    * renews its lease, so Register is idempotent and a client that can only
    * make unary calls keeps an instance alive by registering it again before
-   * its TTL passes. An empty instance_id makes the server assign one.
+   * its TTL passes. An empty instance_id makes the server assign one. An
+   * instance registered with a health_check has no lease: the registry's
+   * own probes decide its status, and it stays until deregistered or
+   * removed by the check's deregister_after.
    * Errors: INVALID_ARGUMENT (a field breaks a rule; the message names it),
    * RESOURCE_EXHAUSTED (the service already holds the maximum number of
    * instances).

@@ -18,6 +18,13 @@ class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SERVING_STATUS_NOT_SERVING: _ClassVar[ServingStatus]
     SERVING_STATUS_DRAINING: _ClassVar[ServingStatus]
 
+class CheckStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHECK_STATUS_UNSPECIFIED: _ClassVar[CheckStatus]
+    CHECK_STATUS_PENDING: _ClassVar[CheckStatus]
+    CHECK_STATUS_PASSING: _ClassVar[CheckStatus]
+    CHECK_STATUS_FAILING: _ClassVar[CheckStatus]
+
 class OperatorStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     OPERATOR_STATUS_UNSPECIFIED: _ClassVar[OperatorStatus]
@@ -64,10 +71,15 @@ class RemovalReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REMOVAL_REASON_LEASE_EXPIRED: _ClassVar[RemovalReason]
     REMOVAL_REASON_STREAM_CLOSED: _ClassVar[RemovalReason]
     REMOVAL_REASON_FILTERED: _ClassVar[RemovalReason]
+    REMOVAL_REASON_CHECK_FAILED: _ClassVar[RemovalReason]
 SERVING_STATUS_UNSPECIFIED: ServingStatus
 SERVING_STATUS_SERVING: ServingStatus
 SERVING_STATUS_NOT_SERVING: ServingStatus
 SERVING_STATUS_DRAINING: ServingStatus
+CHECK_STATUS_UNSPECIFIED: CheckStatus
+CHECK_STATUS_PENDING: CheckStatus
+CHECK_STATUS_PASSING: CheckStatus
+CHECK_STATUS_FAILING: CheckStatus
 OPERATOR_STATUS_UNSPECIFIED: OperatorStatus
 OPERATOR_STATUS_DRAINING: OperatorStatus
 OPERATOR_STATUS_DISABLED: OperatorStatus
@@ -97,9 +109,10 @@ REMOVAL_REASON_DEREGISTERED: RemovalReason
 REMOVAL_REASON_LEASE_EXPIRED: RemovalReason
 REMOVAL_REASON_STREAM_CLOSED: RemovalReason
 REMOVAL_REASON_FILTERED: RemovalReason
+REMOVAL_REASON_CHECK_FAILED: RemovalReason
 
 class Instance(_message.Message):
-    __slots__ = ("namespace", "service", "instance_id", "host", "port", "version", "zone", "tags", "metadata", "weight", "status", "registered_at", "updated_at", "create_revision", "mod_revision", "owner", "operator_status", "reported_load", "lease_expires_at")
+    __slots__ = ("namespace", "service", "instance_id", "host", "port", "version", "zone", "tags", "metadata", "weight", "status", "registered_at", "updated_at", "create_revision", "mod_revision", "owner", "operator_status", "reported_load", "lease_expires_at", "health_check", "check_result")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +139,8 @@ class Instance(_message.Message):
     OPERATOR_STATUS_FIELD_NUMBER: _ClassVar[int]
     REPORTED_LOAD_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CHECK_FIELD_NUMBER: _ClassVar[int]
+    CHECK_RESULT_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     service: str
     instance_id: str
@@ -145,7 +160,63 @@ class Instance(_message.Message):
     operator_status: OperatorStatus
     reported_load: float
     lease_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, namespace: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., version: _Optional[str] = ..., zone: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., weight: _Optional[int] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., owner: _Optional[str] = ..., operator_status: _Optional[_Union[OperatorStatus, str]] = ..., reported_load: _Optional[float] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    health_check: HealthCheck
+    check_result: CheckResult
+    def __init__(self, namespace: _Optional[str] = ..., service: _Optional[str] = ..., instance_id: _Optional[str] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., version: _Optional[str] = ..., zone: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., weight: _Optional[int] = ..., status: _Optional[_Union[ServingStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_revision: _Optional[int] = ..., mod_revision: _Optional[int] = ..., owner: _Optional[str] = ..., operator_status: _Optional[_Union[OperatorStatus, str]] = ..., reported_load: _Optional[float] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., health_check: _Optional[_Union[HealthCheck, _Mapping]] = ..., check_result: _Optional[_Union[CheckResult, _Mapping]] = ...) -> None: ...
+
+class HealthCheck(_message.Message):
+    __slots__ = ("http", "tcp", "grpc", "port", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "deregister_after")
+    HTTP_FIELD_NUMBER: _ClassVar[int]
+    TCP_FIELD_NUMBER: _ClassVar[int]
+    GRPC_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    UNHEALTHY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DEREGISTER_AFTER_FIELD_NUMBER: _ClassVar[int]
+    http: HttpCheck
+    tcp: TcpCheck
+    grpc: GrpcCheck
+    port: int
+    interval: _duration_pb2.Duration
+    timeout: _duration_pb2.Duration
+    healthy_threshold: int
+    unhealthy_threshold: int
+    deregister_after: _duration_pb2.Duration
+    def __init__(self, http: _Optional[_Union[HttpCheck, _Mapping]] = ..., tcp: _Optional[_Union[TcpCheck, _Mapping]] = ..., grpc: _Optional[_Union[GrpcCheck, _Mapping]] = ..., port: _Optional[int] = ..., interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., healthy_threshold: _Optional[int] = ..., unhealthy_threshold: _Optional[int] = ..., deregister_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class HttpCheck(_message.Message):
+    __slots__ = ("path", "method", "expected_status_min", "expected_status_max")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_STATUS_MIN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_STATUS_MAX_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    method: str
+    expected_status_min: int
+    expected_status_max: int
+    def __init__(self, path: _Optional[str] = ..., method: _Optional[str] = ..., expected_status_min: _Optional[int] = ..., expected_status_max: _Optional[int] = ...) -> None: ...
+
+class TcpCheck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GrpcCheck(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    def __init__(self, service: _Optional[str] = ...) -> None: ...
+
+class CheckResult(_message.Message):
+    __slots__ = ("status", "message", "changed_at")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    status: CheckStatus
+    message: str
+    changed_at: _timestamp_pb2.Timestamp
+    def __init__(self, status: _Optional[_Union[CheckStatus, str]] = ..., message: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SetOperatorStatusRequest(_message.Message):
     __slots__ = ("key", "status")

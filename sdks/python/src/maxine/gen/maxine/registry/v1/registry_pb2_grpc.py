@@ -83,7 +83,10 @@ class RegistryServiceServicer:
         the same (namespace, service, instance_id) again updates the instance and
         renews its lease, so Register is idempotent and a client that can only
         make unary calls keeps an instance alive by registering it again before
-        its TTL passes. An empty instance_id makes the server assign one.
+        its TTL passes. An empty instance_id makes the server assign one. An
+        instance registered with a health_check has no lease: the registry's
+        own probes decide its status, and it stays until deregistered or
+        removed by the check's deregister_after.
         Errors: INVALID_ARGUMENT (a field breaks a rule; the message names it),
         RESOURCE_EXHAUSTED (the service already holds the maximum number of
         instances).
