@@ -33,7 +33,7 @@ async function slot(k) {
     const s = new Session(client);
     s.on("error", (err) => countError("session", err));
     try {
-      await s.register({ service: `soak-${k % 20}`, instanceId: `w${worker}-s${k}`, host: "10.1.0.1", port: 8000 + k, metadata: { cycle: String(cycle) } }, { ttlMs: 3000 });
+      await s.register({ service: `soak-${k % 20}`, instanceId: `w${worker}-s${k}`, host: "10.1.0.1", port: 8000 + k, metadata: { cycle: String(cycle) } });
       counts.opened++;
       await sleep(10_000 + Math.random() * 50_000);
       await unlessFrozen();

@@ -30,7 +30,7 @@ import { fileURLToPath } from "node:url";
 import { equals } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { InstanceSchema, RegistryService } from "../sdks/typescript/dist/gen/maxine/registry/v1/registry_pb.js";
+import { InstanceSchema, RegistryService, ResetReason } from "../sdks/typescript/dist/gen/maxine/registry/v1/registry_pb.js";
 import { lineChart } from "./chart.mjs";
 import { startServer, writeResult } from "./support.mjs";
 
@@ -106,6 +106,7 @@ class CheckedWatcher {
   gaps = 0;
   backwards = 0;
   resets = 0;
+  resetReasons = {};
   reconnects = 0;
   errors = 0;
 
@@ -140,7 +141,11 @@ class CheckedWatcher {
         break;
       case "snapshotEnd": {
         const end = msg.value;
-        if (this.last !== 0n) this.resets++; // a resume within the history never needs a snapshot
+        if (this.last !== 0n) {
+          // a resume within the history never needs a snapshot; a watcher that fell behind gets one flagged OVERFLOW
+          this.resets++;
+          this.resetReasons[ResetReason[end.reason]] = (this.resetReasons[ResetReason[end.reason]] ?? 0) + 1;
+        }
         this.state = new Map(this.pending.map((i) => [keyOf(i), i]));
         this.pending = [];
         this.last = end.revision;
@@ -241,17 +246,27 @@ async function reference() {
   }
   throw new Error("reference watch ended before its snapshot");
 }
-const ref = await reference();
-const deadline = performance.now() + 20_000;
-while (watchers.some((w) => w.last < ref.revision) && performance.now() < deadline) await sleep(100);
+// The registry must hold still at one revision that every watcher reached: a session that
+// reconnected late can still change it, so take the reference again until it does (bounded).
+let ref;
+let caughtUp = false;
+for (let attempt = 0; attempt < 10 && !caughtUp; attempt++) {
+  ref = await reference();
+  const deadline = performance.now() + 30_000;
+  while (watchers.some((w) => w.last < ref.revision) && performance.now() < deadline) await sleep(100);
+  caughtUp = watchers.every((w) => w.last === ref.revision);
+  if (!caughtUp) await sleep(2000);
+}
 stop.abort();
 await Promise.all(watching);
 const stillOpen = [...workers.entries()].filter(([, c]) => c.exitCode === null && c.signalCode === null);
 await Promise.all(stillOpen.map(([i]) => killWorker(i)));
 killed -= stillOpen.length; // the closing kills are not part of the 5 %
+const behind = watchers.filter((w) => w.last !== ref.revision).length;
 let mismatched = 0;
 for (const w of watchers) {
-  const same = w.last === ref.revision && w.state.size === ref.state.size && [...ref.state].every(([k, i]) => w.state.has(k) && equals(InstanceSchema, w.state.get(k), i));
+  if (w.last !== ref.revision) continue;
+  const same = w.state.size === ref.state.size && [...ref.state].every(([k, i]) => w.state.has(k) && equals(InstanceSchema, w.state.get(k), i));
   if (!same) mismatched++;
 }
 await server.stop();
@@ -288,6 +303,11 @@ const result = {
     gaps: sum((w) => w.gaps),
     backwards: sum((w) => w.backwards),
     resets: sum((w) => w.resets),
+    resetReasons: watchers.reduce((acc, w) => {
+      for (const [k, v] of Object.entries(w.resetReasons)) acc[k] = (acc[k] ?? 0) + v;
+      return acc;
+    }, {}),
+    behindAtEnd: behind,
     streamErrors: sum((w) => w.errors),
     mismatched,
   },
@@ -308,6 +328,7 @@ result.met =
   result.watch.gaps === 0 &&
   result.watch.backwards === 0 &&
   result.watch.mismatched === 0 &&
+  result.watch.behindAtEnd === 0 &&
   result.errorLogs === 0;
 const chart = lineChart({
   title: `Soak: ${MINUTES} min, ${SESSIONS} sessions, ${WATCHERS} watchers`,
@@ -324,7 +345,7 @@ writeResult("soak", result, chart);
 const pct = (r) => `${((r - 1) * 100).toFixed(1)} %`;
 console.log(`soak: ${MINUTES} min, ${SESSIONS} sessions (${totals.opened} opened, ${totals.closed} closed, ${killed} workers of ${SESSIONS / WORKERS} SIGKILLed), ${WATCHERS} watchers (${result.watch.reconnects} resumes), ${unary.ok} unary Registers`);
 console.log(`  after the ${WARMUP_S}-s warm-up, last third against first third: RSS ${pct(result.rssDrift)}, heap ${pct(result.heapDrift)}, handles ${pct(result.handlesDrift)} (max/min: RSS ${pct(result.rssSpread)}, handles ${pct(result.handlesSpread)}); event-loop lag p99 at most ${result.lagP99MaxMs.toFixed(1)} ms`);
-console.log(`  watchers: ${result.watch.duplicates} duplicated, ${result.watch.gaps} lost, ${result.watch.backwards} going back, ${result.watch.resets} resets, ${mismatched} of ${WATCHERS} unequal to the registry at revision ${ref.revision} (${ref.state.size} instances)`);
+console.log(`  watchers: ${result.watch.duplicates} duplicated, ${result.watch.gaps} lost, ${result.watch.backwards} going back, ${result.watch.resets} resets (by reason: ${JSON.stringify(result.watch.resetReasons)}), ${mismatched} of ${WATCHERS} unequal to the registry at revision ${ref.revision} (${ref.state.size} instances), ${behind} never reached it`);
 console.log(`  server error logs: ${errorLogs.length}; session errors: ${JSON.stringify(totals.errors)}; unary errors: ${JSON.stringify(unary.errors)}`);
 console.log(`  targets (flat within 10 %, nothing lost or duplicated, copies equal, no error logs): ${result.met ? "met" : "NOT met"}`);
 // a lost, duplicated or wrong change is a bug, not a figure: the run fails
