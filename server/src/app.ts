@@ -22,7 +22,7 @@ import { ServiceConfig } from "./registry/service-config.js";
 import type { ConfigStore } from "./store/config-store.js";
 import { LevelConfigStore } from "./store/level-config-store.js";
 import { MemoryConfigStore } from "./store/memory-config-store.js";
-import { Reason, RegistryError } from "./domain/errors.js";
+import { RedisConfigStore } from "./store/redis-config-store.js";
 import { ServingState } from "./rpc/serving-state.js";
 import type { Service } from "./rpc/service.js";
 import { FlushScheduler } from "./rpc/stream-output.js";
@@ -168,7 +168,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     openWatches.endAll(new ConnectError("the access policy changed; reconnect (and resume) to watch under it", Code.Unavailable));
   });
   const serviceConfig = new ServiceConfig({
-    open: () => openConfigStore(config),
+    open: () => openConfigStore(config, log),
     clock,
     logger: log,
     audit: config.auditLog,
@@ -352,12 +352,23 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
 
 /**
  * openConfigStore opens the service configuration store the settings name:
- * LevelDB in MAXINE_DATA_DIR (the default), memory with MAXINE_DATA_DIR=off.
+ * LevelDB in MAXINE_DATA_DIR (the default), memory with MAXINE_DATA_DIR=off,
+ * Redis (shared by the replicas) with MAXINE_STORE=redis.
  */
-function openConfigStore(config: Config): Promise<ConfigStore> {
+function openConfigStore(config: Config, logger: Logger): Promise<ConfigStore> {
   const limits = { maxKeysPerService: config.configMaxKeysPerService, historyDepth: config.configHistoryDepth };
   if (config.store === "redis") {
-    return Promise.reject(new RegistryError(Reason.UNAVAILABLE, "configuration store: not available with MAXINE_STORE=redis yet (see docs/service-config.md)"));
+    return RedisConfigStore.connect({
+      url: config.redisUrl,
+      sentinels: config.redisSentinels === "" ? [] : config.redisSentinels.split(","),
+      sentinelName: config.redisSentinelName,
+      cluster: config.redisCluster === "" ? [] : config.redisCluster.split(","),
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+      registry: config.redisRegistry,
+      logMax: config.redisLogMax,
+      limits,
+      logger,
+    });
   }
   if (config.dataDir === "off") return Promise.resolve(new MemoryConfigStore(limits));
   return LevelConfigStore.open({ dir: config.dataDir, limits, fsync: config.configFsync });

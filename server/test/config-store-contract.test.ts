@@ -8,13 +8,19 @@ import { Reason, RegistryError } from "../src/domain/errors.js";
 import type { ConfigStore } from "../src/store/config-store.js";
 import { LevelConfigStore } from "../src/store/level-config-store.js";
 import { MemoryConfigStore } from "../src/store/memory-config-store.js";
+import { RedisConfigStore } from "../src/store/redis-config-store.js";
+import { silentLogger } from "../src/domain/logger.js";
+import { startRedis, type RedisProcess } from "./support/redis-server.js";
 
 // One contract suite, run against every ConfigStore implementation: the
 // same writes give the same versions, revisions, refusals and changes.
 
 const dirs: string[] = [];
-afterAll(() => {
+let redis: RedisProcess | undefined;
+let registries = 0;
+afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await redis?.close();
 });
 
 function tempDir(): string {
@@ -50,7 +56,27 @@ const BACKENDS: Backend[] = [
       return s;
     },
   },
+  {
+    name: "redis",
+    async open(limits) {
+      redis ??= await startRedis();
+      // a registry of its own per store: the stores of one test share nothing
+      const registry = `contract-${++registries}`;
+      const s = await RedisConfigStore.connect({ url: redis.url, sentinels: [], sentinelName: "", commandTimeoutMs: 2000, registry, logMax: 10000, limits, logger: silentLogger });
+      redisRegistries.set(s, registry);
+      return s;
+    },
+    async reopen(store, limits) {
+      const registry = redisRegistries.get(store)!;
+      await store.close();
+      const s = await RedisConfigStore.connect({ url: redis!.url, sentinels: [], sentinelName: "", commandTimeoutMs: 2000, registry, logMax: 10000, limits, logger: silentLogger });
+      redisRegistries.set(s, registry);
+      return s;
+    },
+  },
 ];
+
+const redisRegistries = new WeakMap<ConfigStore, string>();
 
 const LIMITS: ConfigLimits = { maxKeysPerService: 3, historyDepth: 4 };
 const text = (s: string) => new TextEncoder().encode(s);
@@ -216,7 +242,7 @@ describe.each(BACKENDS)("ConfigStore contract: $name", (backend) => {
           await s.close();
         },
       ),
-      { numRuns: backend.name === "memory" ? 100 : 25 },
+      { numRuns: backend.name === "memory" ? 100 : 20 },
     );
   });
 });

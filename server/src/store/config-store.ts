@@ -149,4 +149,15 @@ export function changeOf(entry: ConfigEntry): ConfigChange {
   return { revision: entry.revision, type: entry.deleted ? "DELETED" : "PUT", entry };
 }
 
+/** encodeConfigEntry is an entry as the durable stores keep it: JSON, its value in base64. */
+export function encodeConfigEntry(e: ConfigEntry): string {
+  return JSON.stringify({ ...e, value: Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength).toString("base64") });
+}
+
+/** decodeConfigEntry reads back what encodeConfigEntry wrote. */
+export function decodeConfigEntry(text: string): ConfigEntry {
+  const r = JSON.parse(text) as Omit<ConfigEntry, "value"> & { value: string };
+  return { ...r, value: new Uint8Array(Buffer.from(r.value, "base64")) };
+}
+
 const NONE: readonly ConfigEntry[] = Object.freeze([]);

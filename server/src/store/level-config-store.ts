@@ -5,7 +5,7 @@ import { ClassicLevel } from "classic-level";
 import type { ConfigChange, ConfigEntry, ConfigLimits } from "../domain/config-entry.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { BatchedConfigStore, type Commit } from "./batched-config-store.js";
-import { changeOf } from "./config-store.js";
+import { changeOf, decodeConfigEntry as entryOf, encodeConfigEntry as recordOf } from "./config-store.js";
 
 /** LevelConfigOptions configure the durable configuration store. */
 export interface LevelConfigOptions {
@@ -70,12 +70,13 @@ export class LevelConfigStore extends BatchedConfigStore {
     return store;
   }
 
-  protected async persist({ changes, dropped }: Commit): Promise<void> {
+  protected async persist({ changes, dropped }: Commit): Promise<boolean> {
     const ops: Array<{ type: "put"; key: string; value: string } | { type: "del"; key: string }> = [];
     for (const c of changes) ops.push({ type: "put", key: recordKey(c.revision), value: recordOf(c.entry) });
     for (const e of dropped) ops.push({ type: "del", key: recordKey(e.revision) });
     ops.push({ type: "put", key: META_REVISION, value: String(changes[changes.length - 1]!.revision) });
     await this.db.batch(ops, { sync: this.fsync });
+    return true;
   }
 
   override async close(): Promise<void> {
@@ -87,14 +88,4 @@ export class LevelConfigStore extends BatchedConfigStore {
 /** recordKey orders records by revision: fixed-width decimal sorts as numbers do. */
 function recordKey(revision: number): string {
   return VERSION + String(revision).padStart(16, "0");
-}
-
-/** recordOf is an entry as stored: JSON, its value in base64. */
-function recordOf(e: ConfigEntry): string {
-  return JSON.stringify({ ...e, value: Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength).toString("base64") });
-}
-
-function entryOf(text: string): ConfigEntry {
-  const r = JSON.parse(text) as Omit<ConfigEntry, "value"> & { value: string };
-  return { ...r, value: new Uint8Array(Buffer.from(r.value, "base64")) };
 }

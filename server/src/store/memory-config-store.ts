@@ -12,5 +12,7 @@ export class MemoryConfigStore extends BatchedConfigStore {
     super(limits);
   }
 
-  protected async persist(): Promise<void> {}
+  protected async persist(): Promise<boolean> {
+    return true;
+  }
 }
