@@ -131,9 +131,19 @@ function outgoingOf(item: ConfigWatchItem): Outgoing {
   if (answer === undefined) {
     let message: ReturnType<typeof configWatchItemToPb> | undefined;
     let bytes: Uint8Array | undefined;
+    let frame: Uint8Array | undefined;
     const msg = () => (message ??= configWatchItemToPb(item));
-    answer = { message: msg, bytes: () => (bytes ??= toBinary(WatchResponseSchema, msg())) };
+    const encoded = () => (bytes ??= toBinary(WatchResponseSchema, msg()));
+    answer = { message: msg, bytes: encoded, frame: () => (frame ??= enveloped(encoded())) };
     events.set(item, answer);
   }
   return answer;
+}
+
+/** enveloped is bytes as one message frame (flags 0, big-endian length): what gRPC, gRPC-Web and Connect streams write. */
+function enveloped(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + bytes.length);
+  new DataView(out.buffer).setUint32(1, bytes.length);
+  out.set(bytes, 5);
+  return out;
 }
