@@ -43,6 +43,7 @@ if (!process.argv.includes("--report-only")) {
   run("instance-heap.mjs", "100000");
   run("slow-watchers.mjs", "1000", "20000");
   run("redis-replicas.mjs", "1000", "10000", "20");
+  run("config-watch.mjs", "1000", "50", "64", "5");
   stormRuns("service");
   stormRuns("namespace");
 }
@@ -60,6 +61,7 @@ const slow = read("slow-watchers");
 const redis = read("redis-replicas");
 const storm = read("reconnect-storm");
 const stormNs = read("reconnect-storm-namespace");
+const config = read("config");
 const ms = (x) => `${x.toFixed(1)} ms`;
 const met = (ok) => (ok ? "met" : "**not met**");
 const json = disc.rows.find((r) => r.server === "maxine" && r.protocol === "json");
@@ -104,6 +106,18 @@ const rows = [
     met(slow.rssGrowthMB <= 100 && slow.healthy.outOfOrder === 0 && slow.healthy.resets === 0 && slow.latency.medianRatio <= 1.2 && slow.retainedMB <= 10),
   ],
   ["Redis mode: Register on replica A → watcher on replica B, p99 of 1,000", "≤ 20 ms", `${ms(redis.crossReplica.p99)} (p50 ${ms(redis.crossReplica.p50)}); ${redis.registrationsPerSecond.toFixed(0)} registrations/s; ${redis.keepAlive.commandsPerSecond.toFixed(0)} Redis commands/s keep 10,000 alive`, met(redis.crossReplica.p99 <= 20)],
+  [
+    `Service configuration: a Put seen by ${config.watchers.toLocaleString("en-US")} config watchers, p99 of ${config.trials} (side by side with etcd's watchers)`,
+    "≤ 50 ms",
+    `${ms(config.fanout.maxine.p99)} (median ${ms(config.fanout.maxine.median)}); etcd ${ms(config.fanout.etcd.p99)} (median ${ms(config.fanout.etcd.median)})`,
+    met(config.fanout.maxine.p99 <= 50),
+  ],
+  [
+    `Service configuration: Put throughput, ${config.writers} writers, durability on (fsync per group commit; data on ${config.disk}, etcd's too)`,
+    "≥ 2,000/s",
+    `${config.put.maxine.perSecond.toLocaleString("en-US")}/s (p99 ${ms(config.put.maxine.latencyMs.p99)}); etcd ${config.put.etcd.perSecond.toLocaleString("en-US")}/s (p99 ${ms(config.put.etcd.latencyMs.p99)})`,
+    met(config.put.maxine.perSecond >= 2000),
+  ],
   ...[storm, stormNs].map((st) => {
     const runs = st.runs ?? [st];
     const converged = runs.map((r) => r.converged_ms);

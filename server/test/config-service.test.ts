@@ -235,3 +235,25 @@ describe("ConfigService passes the one interceptor chain on every protocol", () 
     ]);
   });
 });
+
+describe("one server per data directory", () => {
+  it("a second server on a data directory another holds answers config calls UNAVAILABLE naming MAXINE_DATA_DIR, and serves the registry", async () => {
+    const dir = tempDir();
+    const a = await startInProcess({ MAXINE_DATA_DIR: dir });
+    const b = await startInProcess({ MAXINE_DATA_DIR: dir });
+    try {
+      expect((await postJson(a.url, "Put", { service: "s", key: "k", value: b64("a") })).status).toBe(200);
+      const refused = await postJson(b.url, "Get", { service: "s", key: "k" });
+      expect(refused.json.code).toBe("unavailable");
+      expect(refused.json.message).toMatch(/^configuration store: .*config is in use by another process \(one Maxine server per data directory\); set MAXINE_DATA_DIR$/);
+      const registry = await fetch(`${b.url}/maxine.registry.v1.RegistryService/ListServices`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      expect(registry.status).toBe(200);
+      // once the holder is gone, the next call opens it
+      await a.close();
+      expect((await postJson(b.url, "Get", { service: "s", key: "k" })).json.entry).toMatchObject({ value: b64("a") });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
