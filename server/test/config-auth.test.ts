@@ -142,7 +142,9 @@ describe("ConfigService authorization", () => {
   });
 
   it("writes and refusals are audited with the principal; no token reaches a log line", async () => {
-    expect(logs.some((l) => l.includes('"method":"Put"') && l.includes('"principal":"writer"') && l.includes("config write"))).toBe(true);
+    expect(logs.some((l) => l.includes('"method":"Put"') && l.includes('"principal":"writer"') && l.includes('"config write"'))).toBe(true);
+    // a refusal too: the reader's Put on prod/orders, with the reason
+    expect(logs.some((l) => l.includes('"method":"Put"') && l.includes('"principal":"reader"') && l.includes('"refused":"PERMISSION_DENIED"') && l.includes("config write refused"))).toBe(true);
     for (const t of Object.values(TOKENS)) expect(logs.join("\n")).not.toContain(t);
   });
 });

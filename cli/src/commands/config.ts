@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import type { ConfigEntry } from "@maxine/sdk";
+import { diffLines, type ConfigEntry } from "@maxine/sdk";
 import { UNARY_TIMEOUT_MS, type Connection, type GlobalOptions } from "../connection.js";
 import { InvalidArgumentError } from "commander";
 import { CliError, ExitCode, usage } from "../errors.js";
@@ -165,25 +165,4 @@ function lines(s: string): string[] {
   const out = s.split("\n");
   if (out.at(-1) === "") out.pop();
   return out;
-}
-
-/** diffLines is a line diff by longest common subsequence: [" ", line] kept, ["-", line] removed, ["+", line] added. */
-export function diffLines(a: readonly string[], b: readonly string[]): Array<[" " | "-" | "+", string]> {
-  const n = a.length;
-  const m = b.length;
-  // lcs[i][j]: the longest common subsequence of a[i..] and b[j..]
-  const lcs = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
-  const ops: Array<[" " | "-" | "+", string]> = [];
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) {
-      ops.push([" ", a[i]!]);
-      i++;
-      j++;
-    } else if (i < n && (j === m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) ops.push(["-", a[i++]!]);
-    else ops.push(["+", b[j++]!]);
-  }
-  return ops;
 }

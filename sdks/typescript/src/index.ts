@@ -33,6 +33,7 @@ export {
   type Decoder,
 } from "./config-watcher.js";
 export { ConfigService, type ConfigEntry } from "./gen/maxine/config/v1/config_pb.js";
+export { diffLines, type LineOp } from "./line-diff.js";
 export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export { Emitter, type Listener } from "./emitter.js";
 export { systemTimers, type TimerHandle, type Timers } from "./timers.js";

@@ -71,8 +71,7 @@ export class ServiceConfig {
   /** put writes a key's value as a new version (compare-and-set with expectedVersion). */
   async put(access: Access, ref: KeyRef, value: Uint8Array, contentType: string, expectedVersion: bigint | undefined): Promise<ConfigEntry> {
     const k = this.keyOf(ref);
-    requirePermission(access, "config_write", k.namespace, k.service);
-    return this.write(access, "Put", {
+    return this.write(access, "Put", k, () => ({
       ...k,
       op: "put",
       value: valueOf("value", value, this.opts.limits),
@@ -80,27 +79,27 @@ export class ServiceConfig {
       ...this.expected(expectedVersion),
       principal: access.principal,
       now: this.opts.clock.now(),
-    });
+    }));
   }
 
+  /** delete deletes a key (a new version marked deleted; compare-and-set with expectedVersion). */
   async delete(access: Access, ref: KeyRef, expectedVersion: bigint | undefined): Promise<ConfigEntry> {
     const k = this.keyOf(ref);
-    requirePermission(access, "config_write", k.namespace, k.service);
-    return this.write(access, "Delete", { ...k, op: "delete", ...this.expected(expectedVersion), principal: access.principal, now: this.opts.clock.now() });
+    return this.write(access, "Delete", k, () => ({ ...k, op: "delete", ...this.expected(expectedVersion), principal: access.principal, now: this.opts.clock.now() }));
   }
 
+  /** rollback writes the content of a kept version as a new version (compare-and-set with expectedVersion). */
   async rollback(access: Access, ref: KeyRef, toVersion: bigint, expectedVersion: bigint | undefined): Promise<ConfigEntry> {
     const k = this.keyOf(ref);
     if (toVersion === 0n) throw new RegistryError(Reason.INVALID_ARGUMENT, "to_version: is required (the version to roll back to)");
-    requirePermission(access, "config_write", k.namespace, k.service);
-    return this.write(access, "Rollback", {
+    return this.write(access, "Rollback", k, () => ({
       ...k,
       op: "rollback",
       toVersion: versionOf("to_version", toVersion),
       ...this.expected(expectedVersion),
       principal: access.principal,
       now: this.opts.clock.now(),
-    });
+    }));
   }
 
   /** get reads a key's latest version (version 0) or a kept one. */
@@ -182,10 +181,16 @@ export class ServiceConfig {
     await opened?.store.close();
   }
 
-  private async write(access: Access, method: string, w: ConfigWrite): Promise<ConfigEntry> {
-    const { store } = await this.ready();
-    const where = { namespace: w.namespace, service: w.service, key: w.key };
+  /**
+   * write checks config_write, builds the write and commits it; with the
+   * audit log on, every write and every refusal (permission, compare-and-set,
+   * limits) is logged with the principal, the method and the key.
+   */
+  private async write(access: Access, method: string, where: KeyRef, build: () => ConfigWrite): Promise<ConfigEntry> {
     try {
+      requirePermission(access, "config_write", where.namespace, where.service);
+      const w = build();
+      const { store } = await this.ready();
       const change = await store.write(w);
       if (this.opts.audit) this.opts.logger.info({ audit: true, principal: access.principal, method, ...where, version: change.entry.version, revision: change.revision }, "config write");
       return change.entry;
