@@ -30,7 +30,7 @@ export class ConfigPanel {
   private readonly keyInput: HTMLInputElement;
   private readonly version = h("span", { "data-field": "config-version" });
   private readonly diff = h("pre", { class: "config-diff", "data-field": "config-diff" });
-  private readonly output = h("output", { class: "action-answer", "aria-live": "polite" });
+  private readonly output = h("output", { class: "config-answer", "aria-live": "polite" });
   private readonly entries = new Map<string, ConfigEntry>();
   private namespace = "";
   private service = "";
