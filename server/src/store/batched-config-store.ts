@@ -41,11 +41,12 @@ export abstract class BatchedConfigStore implements ConfigStore {
   batches = 0;
   writes = 0;
 
-  constructor(
-    limits: ConfigLimits,
-    readonly registryId: string = randomUUID(),
-  ) {
+  /** registryId names this store's state; a shared store whose state was lost (Redis emptied) takes the new state's. */
+  registryId: string;
+
+  constructor(limits: ConfigLimits, registryId: string = randomUUID()) {
     this.view = new ConfigView(limits);
+    this.registryId = registryId;
   }
 
   /**

@@ -101,9 +101,11 @@ export class RedisConfigStore extends BatchedConfigStore {
   }
 
   protected override async prepare(): Promise<void> {
-    const rev = Number((await this.cmd.get(this.redisKeys.rev)) ?? 0);
-    if (rev > this.view.revision()) await this.catchUp(rev);
-    else if (rev < this.view.revision()) await this.reload("REGISTRY_CHANGED");
+    const [id, revText] = await this.cmd.mget(this.redisKeys.id, this.redisKeys.rev);
+    const rev = Number(revText ?? 0);
+    // Redis lost the configuration (emptied, or a failover to a replica that lagged): take its state, under a new id
+    if (id !== this.registryId || rev < this.view.revision()) await this.reload("REGISTRY_CHANGED");
+    else if (rev > this.view.revision()) await this.catchUp(rev);
   }
 
   protected async persist({ base, changes, dropped }: Commit): Promise<boolean> {
@@ -144,8 +146,18 @@ export class RedisConfigStore extends BatchedConfigStore {
     }
   }
 
-  /** reload replaces the view with every version the hash keeps (reason undefined: the first load, no watcher to reset). */
+  /**
+   * reload replaces the view with every version the hash keeps (reason
+   * undefined: the first load, no watcher to reset). After a loss
+   * (REGISTRY_CHANGED) the state gets a new id, or takes the one another
+   * replica gave it first.
+   */
   private async reload(reason: "COMPACTED" | "REGISTRY_CHANGED" | undefined): Promise<void> {
+    if (reason === "REGISTRY_CHANGED") {
+      await this.cmd.set(this.redisKeys.id, randomUUID(), "NX");
+      this.registryId = (await this.cmd.get(this.redisKeys.id)) ?? this.registryId;
+      this.opts.logger.warn({ registryId: this.registryId }, "configuration: Redis lost its state; the replica took the new one and reset its watchers");
+    }
     const all = await this.cmd.hgetall(this.redisKeys.entries);
     const entries = Object.values(all).map(entryOf);
     const changes = entries.map(changeOf).sort((a, b) => a.revision - b.revision);
@@ -159,7 +171,11 @@ export class RedisConfigStore extends BatchedConfigStore {
         const res = (await this.reader.xread("BLOCK", BLOCK_MS, "STREAMS", this.redisKeys.log, `${this.view.revision()}-0`)) as
           | Array<[string, Array<[string, string[]]>]>
           | null;
-        if (res === null) continue;
+        if (res === null) {
+          // idle: make sure the configuration was not replaced under us (emptied, or gone back in time)
+          await this.prepare();
+          continue;
+        }
         for (const [, entries] of res) {
           for (const [, fields] of entries) {
             if (!this.applyCommitted(changeOf(entryOf(fields[1]!)))) {
