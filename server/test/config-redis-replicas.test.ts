@@ -98,8 +98,7 @@ describe("service configuration across Redis replicas", () => {
     for (let i = 0; i < 5; i++) more.push((await a.client.put({ service: "pay", key: `m${i}`, value: text("x") })).entry!.revision);
     const wc = watch(c.client, { services: ["pay"], resumeRevision: last, registryId: end.registryId });
     // the replay (up to what C had applied when the watch opened), its bookmark, then live changes: all five, in order
-    await until(() => wc.messages.filter((m) => m.message.case === "event").length >= more.length, "C's five events");
-    expect(wc.messages.some((m) => m.message.case === "progress")).toBe(true);
+    await until(() => wc.messages.filter((m) => m.message.case === "event").length >= more.length && wc.messages.some((m) => m.message.case === "progress"), "C's five events and its bookmark");
     expect(wc.messages.some((m) => m.message.case === "snapshotEnd")).toBe(false);
     expect(wc.messages.filter((m) => m.message.case === "event").map((m) => (m.message.value as { revision: bigint }).revision)).toEqual(more);
     wc.abort();
