@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -139,6 +139,33 @@ describe("ConfigService authorization", () => {
     const r = new JsonStream(refused);
     expect(await r.next()).toBeUndefined();
     expect(r.end.error).toMatchObject({ code: "permission_denied", message: expect.stringContaining("lacks the config_read permission on any service of namespace staging") });
+  });
+
+  it("a policy reload ends open configuration watches with UNAVAILABLE; they resume under the new policy", async () => {
+    const ac = new AbortController();
+    const res = await fetch(`${server.url}/${SERVICE}/Watch`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", authorization: `Bearer ${TOKENS.reader}` },
+      body: envelope({ namespace: "prod", services: ["orders"] }),
+      signal: ac.signal,
+    });
+    const s = new JsonStream(res);
+    while ((await s.next())?.snapshotEnd === undefined);
+    const policy = join(dir, "policy.yaml");
+    writeFileSync(policy, readFileSync(policy, "utf8").replace('services: ["payments*", "orders"]', 'services: ["payments*"]'));
+    expect(await server.reloadAuth()).toBe(true);
+    expect(await s.next()).toBeUndefined();
+    expect(s.end.error).toMatchObject({ code: "unavailable", message: expect.stringContaining("access policy changed") });
+    // the resume, under the new policy: orders is no longer readable
+    const again = await fetch(`${server.url}/${SERVICE}/Watch`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", authorization: `Bearer ${TOKENS.reader}` },
+      body: envelope({ namespace: "prod", services: ["orders"] }),
+    });
+    const r = new JsonStream(again);
+    expect(await r.next()).toBeUndefined();
+    expect(r.end.error).toMatchObject({ code: "permission_denied" });
+    ac.abort();
   });
 
   it("writes and refusals are audited with the principal; no token reaches a log line", async () => {
