@@ -124,9 +124,12 @@ export class RedisConfigStore extends BatchedConfigStore {
   override async close(): Promise<void> {
     this.stopped = true;
     await super.close();
+    // both connections closed and ended (ioredis's close handling done) before close resolves: nothing of them is left running
+    const ended = [this.reader, this.cmd].map((c) => (c.status === "end" ? Promise.resolve() : new Promise<void>((resolve) => c.once("end", () => resolve()))));
     this.reader.disconnect();
     await this.readLoopDone;
     this.cmd.disconnect();
+    await Promise.all(ended);
   }
 
   /** catchUp applies the changes between the view and rev from the stream, or reloads when the stream no longer holds them. */
