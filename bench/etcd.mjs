@@ -23,12 +23,17 @@ export async function freePort() {
   return port;
 }
 
-/** startEtcd runs one etcd member on loopback; resolves {addr, version, stop} once it serves clients. */
-export async function startEtcd() {
+/**
+ * startEtcd runs one etcd member on loopback; resolves {addr, version, stop}
+ * once it serves clients. dataBase is where its data dir goes (default
+ * /dev/shm, where fsync costs nothing; a disk directory to compare durable
+ * writes with another durable store on the same disk).
+ */
+export async function startEtcd({ dataBase } = {}) {
   const bin = ensureEtcd();
   const version = execFileSync(bin, ["--version"], { encoding: "utf8" }).split("\n")[0].trim();
   const [client, peer] = [await freePort(), await freePort()];
-  const base = existsDir("/dev/shm") ? "/dev/shm" : tmpdir();
+  const base = dataBase ?? (existsDir("/dev/shm") ? "/dev/shm" : tmpdir());
   const dir = mkdtempSync(join(base, "maxine-bench-etcd-"));
   const child = spawn(
     bin,

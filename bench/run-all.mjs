@@ -45,6 +45,7 @@ if (!process.argv.includes("--report-only")) {
   run("slow-watchers.mjs", "1000", "20000");
   run("redis-replicas.mjs", "1000", "10000", "20");
   run("health-checks.mjs", "10000", "20", "5000");
+  run("config-watch.mjs", "1000", "50", "64", "5");
   stormRuns("service");
   stormRuns("namespace");
   run("soak.mjs", "10");
@@ -65,6 +66,7 @@ const soak = read("soak");
 const checks = read("health-checks");
 const storm = read("reconnect-storm");
 const stormNs = read("reconnect-storm-namespace");
+const config = read("config");
 const ms = (x) => `${x.toFixed(1)} ms`;
 const met = (ok) => (ok ? "met" : "**not met**");
 const json = disc.rows.find((r) => r.server === "maxine" && r.protocol === "json");
@@ -130,6 +132,18 @@ const rows = [
     "registry CPU < 0.5 core; schedule slip p99 ≤ 100 ms; Discover latency within 20 % of a run without checks",
     `${checks.registry_cpu_cores.toFixed(2)} cores (${checks.probes_per_second.toFixed(0)} probes/s); slip p99 ≤ ${Number(checks.slip_p99_bucket_s) * 1000} ms (server histogram bucket), arrival gap deviation at the target p99 ${checks.target_gap_deviation_ms.p99} ms; Discover (gRPC, ${checks.discover.calls_per_second}/s) median ${ms(checks.discover.with_checks.median_ms)} vs ${ms(checks.discover.without_checks.median_ms)} without checks (ratio ${checks.discover.median_ratio.toFixed(2)}), p99 ratio ${checks.discover.p99_ratio.toFixed(2)}${checks.load_average > checks.cores / 2 ? ` (taken under load: load average ${checks.load_average.toFixed(1)} on ${checks.cores} cores, indicative)` : ""}`,
     met(checks.registry_cpu_cores < 0.5 && Number(checks.slip_p99_bucket_s) <= 0.1 && checks.discover.median_ratio <= 1.2),
+  ],
+  [
+    `Service configuration: a Put seen by ${config.watchers.toLocaleString("en-US")} config watchers, p99 of ${config.trials} (side by side with etcd's watchers)`,
+    "≤ 50 ms",
+    `${ms(config.fanout.maxine.p99)} (median ${ms(config.fanout.maxine.median)}); etcd ${ms(config.fanout.etcd.p99)} (median ${ms(config.fanout.etcd.median)})`,
+    met(config.fanout.maxine.p99 <= 50),
+  ],
+  [
+    `Service configuration: Put throughput, ${config.writers} writers, durability on (fsync per group commit; data on ${config.disk}, etcd's too)`,
+    "≥ 2,000/s",
+    `${config.put.maxine.perSecond.toLocaleString("en-US")}/s (p99 ${ms(config.put.maxine.latencyMs.p99)}); etcd ${config.put.etcd.perSecond.toLocaleString("en-US")}/s (p99 ${ms(config.put.etcd.latencyMs.p99)})`,
+    met(config.put.maxine.perSecond >= 2000),
   ],
   ...[storm, stormNs].map((st) => {
     const runs = st.runs ?? [st];

@@ -9,6 +9,8 @@
 //	loadgen discover -addr 127.0.0.1:7400 -protocol json -c 50 -duration 10s
 //	loadgen snapshot -addr 127.0.0.1:7400 -instances 10000 -trials 10
 //	loadgen storm -addr 127.0.0.1:7400 -sessions 10000 -watchers 100   (then "GO" on stdin)
+//	loadgen fanout -target maxine-config -addr 127.0.0.1:7400 -n 1000 -trials 20
+//	loadgen put -target maxine -addr 127.0.0.1:7400 -c 64 -duration 5s   (or -target etcd)
 package main
 
 import (
@@ -55,8 +57,10 @@ func main() {
 		out, err = snapshotCommand(ctx, os.Args[2:])
 	case "storm":
 		out, err = stormCommand(ctx, os.Args[2:])
+	case "put":
+		out, err = putCommand(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown scenario %q (want fanout, heartbeat, discover, snapshot or storm)", os.Args[1])
+		err = fmt.Errorf("unknown scenario %q (want fanout, heartbeat, discover, snapshot, storm or put)", os.Args[1])
 	}
 	if err != nil {
 		pprof.StopCPUProfile()
@@ -83,8 +87,10 @@ func fanoutCommand(ctx context.Context, args []string) (any, error) {
 		t = &maxineFanout{addr: *addr, conns: *conns, service: "fanout"}
 	case "etcd":
 		t = &etcdFanout{endpoint: *addr, conns: *conns, prefix: "/fanout/"}
+	case "maxine-config":
+		t = &configFanout{addr: *addr, conns: *conns, service: "fanout"}
 	default:
-		return nil, fmt.Errorf("-target must be maxine or etcd, got %q", *target)
+		return nil, fmt.Errorf("-target must be maxine, maxine-config or etcd, got %q", *target)
 	}
 	defer t.close()
 	return runFanout(ctx, t, *target, *n, *conns, *trials, *gap)

@@ -1,7 +1,7 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { ConnectError } from "@connectrpc/connect";
 import { readFileSync } from "node:fs";
-import { createMaxineTransport, FAILOVER_CODES, type MaxineClient, type TlsOptions, type TokenSource } from "@maxine/sdk";
+import { createConfigClient, createMaxineTransport, FAILOVER_CODES, type ConfigClient, type MaxineClient, type TlsOptions, type TokenSource } from "@maxine/sdk";
 import { Health } from "@maxine/sdk/gen/grpc/health/v1/health_pb";
 import { RegistryService } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { usage } from "./errors.js";
@@ -107,6 +107,8 @@ export function serversOf(values: readonly string[]): string[] {
 /** Connection is the clients a command uses, failing over between the servers given. */
 export interface Connection {
   readonly registry: MaxineClient;
+  /** config is the service configuration client (maxine.config.v1.ConfigService) on the same servers. */
+  readonly config: ConfigClient;
   /**
    * once runs a one-shot call (a unary RPC, a snapshot), trying the next
    * server when one is gone, draining or unreachable (the SDK's failover
@@ -122,6 +124,7 @@ export interface Connection {
 export function connect(opts: GlobalOptions): Connection {
   return {
     registry: createClient(RegistryService, createMaxineTransport({ baseUrl: opts.server, ...opts.credentials })),
+    config: createConfigClient({ baseUrl: opts.server, ...opts.credentials }),
     async once(call) {
       for (let left = opts.server.length - 1; ; left--) {
         try {

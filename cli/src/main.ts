@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { deregister, drain, register, undrain } from "./commands/write.js";
 import { discover, health, instances, services, STRATEGIES } from "./commands/read.js";
 import { watch } from "./commands/watch.js";
+import { configDelete, configDiff, configGet, configHistory, configList, configPut, configRollback, configWatch, expectArg, versionArg } from "./commands/config.js";
 import { connect, credentialsOf, serversOf, type GlobalOptions } from "./connection.js";
 import { ExitCode, failure } from "./errors.js";
 import { Output } from "./output.js";
@@ -122,6 +123,65 @@ function program(run: Run): Command {
   p.command("health")
     .description("ask each server's grpc.health.v1 about the server and the registry service (exit 1 unless all SERVING)")
     .action(() => run((g, out) => health(connect(g), g, out)));
+  const config = p.command("config").description("read, write (with compare-and-set), diff, roll back and follow service configuration");
+  config
+    .command("get")
+    .description("print a key's value (the latest, or --version); -o json prints the entry, value in base64")
+    .argument("<service>", "service name")
+    .argument("<key>", "key")
+    .option("--version <n>", "a kept version instead of the latest", versionArg)
+    .action((service: string, key: string, o) => run((g, out) => configGet(connect(g), g, out, service, key, o)));
+  config
+    .command("put")
+    .description("write a key's value as a new version")
+    .argument("<service>", "service name")
+    .argument("<key>", "key")
+    .argument("[value]", "the value (or --file)")
+    .option("--file <path>", "read the value from a file (- for standard input)")
+    .option("--content-type <type>", "content type, e.g. application/json (default application/octet-stream)")
+    .option("--expect-version <n>", "write only if the key is at this version (0: only if it does not exist)", expectArg)
+    .action((service: string, key: string, value: string | undefined, o) => run((g, out) => configPut(connect(g), g, out, service, key, value, o)));
+  config
+    .command("delete")
+    .description("delete a key (its history is kept)")
+    .argument("<service>", "service name")
+    .argument("<key>", "key")
+    .option("--expect-version <n>", "delete only if the key is at this version", expectArg)
+    .action((service: string, key: string, o) => run((g, out) => configDelete(connect(g), g, out, service, key, o)));
+  config
+    .command("list")
+    .description("list a service's keys with their latest versions")
+    .argument("<service>", "service name")
+    .action((service: string) => run((g, out) => configList(connect(g), g, out, service)));
+  config
+    .command("history")
+    .description("list a key's kept versions, newest first")
+    .argument("<service>", "service name")
+    .argument("<key>", "key")
+    .option("--limit <n>", "at most this many versions", intIn(1, 1_000_000))
+    .action((service: string, key: string, o) => run((g, out) => configHistory(connect(g), g, out, service, key, o)));
+  config
+    .command("diff")
+    .description("show a version (default: the latest) against the version before it, line by line")
+    .argument("<service>", "service name")
+    .argument("<key>", "key")
+    .option("--version <n>", "the version to compare with its predecessor", versionArg)
+    .action((service: string, key: string, o) => run((g, out) => configDiff(connect(g), g, out, service, key, o)));
+  config
+    .command("rollback")
+    .description("write an older version's content again, as a new version")
+    .argument("<service>", "service name")
+    .argument("<key>", "key")
+    .argument("<version>", "the kept version to roll back to", versionArg)
+    .option("--expect-version <n>", "roll back only if the key is at this version", expectArg)
+    .action((service: string, key: string, version: bigint, o) => run((g, out) => configRollback(connect(g), g, out, service, key, version, o)));
+  config
+    .command("watch")
+    .description("follow a service's configuration (or one key) until Ctrl-C: the current values, then one line per change")
+    .argument("<service>", "service name")
+    .argument("[key]", "only this key")
+    .action((service: string, key: string | undefined) => run((g, out) => configWatch(connect(g), g, out, service, key)));
+  for (const c of config.commands) c.exitOverride().showHelpAfterError(`Usage: maxine config ${c.name()} ${c.usage()}\n(run maxine config ${c.name()} --help for more)`);
   // A usage error prints what commander found wrong, then the command's usage line.
   for (const c of p.commands) c.exitOverride().showHelpAfterError(`Usage: maxine ${c.name()} ${c.usage()}\n(run maxine ${c.name()} --help for more)`);
   return p;

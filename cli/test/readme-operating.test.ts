@@ -62,7 +62,7 @@ describe("README: Operating Maxine", () => {
 
   it("grpcurl", async () => {
     const { stdout } = await sh(block("grpcurl -plaintext"));
-    expect(stdout).toContain("grpc.health.v1.Health\ngrpc.reflection.v1.ServerReflection\ngrpc.reflection.v1alpha.ServerReflection\nmaxine.registry.v1.RegistryService\n");
+    expect(stdout).toContain("grpc.health.v1.Health\ngrpc.reflection.v1.ServerReflection\ngrpc.reflection.v1alpha.ServerReflection\nmaxine.config.v1.ConfigService\nmaxine.registry.v1.RegistryService\n");
     expect(stdout).toContain("service RegistryService {");
     expect(stdout).toContain('"instanceId": "payments-1"');
   });

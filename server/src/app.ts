@@ -17,6 +17,12 @@ import { Pipeline } from "./rpc/pipeline.js";
 import { healthService } from "./rpc/health-service.js";
 import { reflectionServices } from "./rpc/reflection-service.js";
 import { registryService } from "./rpc/registry-service.js";
+import { configService } from "./rpc/config-service.js";
+import { ServiceConfig } from "./registry/service-config.js";
+import type { ConfigStore } from "./store/config-store.js";
+import { LevelConfigStore } from "./store/level-config-store.js";
+import { MemoryConfigStore } from "./store/memory-config-store.js";
+import { RedisConfigStore } from "./store/redis-config-store.js";
 import { ServingState } from "./rpc/serving-state.js";
 import type { Service } from "./rpc/service.js";
 import { FlushScheduler } from "./rpc/stream-output.js";
@@ -171,8 +177,31 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     log.info({ watches: openWatches.size }, "access policy changed: open watches end and reconnect under it");
     openWatches.endAll(new ConnectError("the access policy changed; reconnect (and resume) to watch under it", Code.Unavailable));
   });
+  const serviceConfig = new ServiceConfig({
+    open: () => openConfigStore(config, log),
+    clock,
+    logger: log,
+    audit: config.auditLog,
+    limits: {
+      maxValueBytes: config.configMaxValueBytes,
+      maxKeysPerService: config.configMaxKeysPerService,
+      historyDepth: config.configHistoryDepth,
+      maxWatchServices: config.maxWatchServices,
+    },
+    hub: {
+      historySize: config.watchHistory,
+      maxQueue: config.watchQueue,
+      overflow: config.watchOverflow,
+      maxWatchers: config.maxWatchers,
+      progressIntervalMs: config.watchProgressIntervalMs,
+      snapshotChunk: config.watchSnapshotChunk,
+      snapshotChunkBytes: config.maxResponseBytes - 1024,
+    },
+  });
+  const flushes = new FlushScheduler();
   const served: Service[] = [
-    registryService({ registry, hub, limits, flushes: new FlushScheduler(), open: openWatches, budget: watchBudget }),
+    registryService({ registry, hub, limits, flushes, open: openWatches, budget: watchBudget }),
+    configService({ config: serviceConfig, flushes, open: openWatches, budget: watchBudget }),
     healthService(serving),
     ...(opts.services ?? []),
   ];
@@ -249,7 +278,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       }
       if (ui?.serve(req, res) === true) return;
       res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found: Maxine serves maxine.registry.v1.RegistryService, grpc.health.v1.Health and gRPC reflection (see README)\n");
+      res.end("not found: Maxine serves maxine.registry.v1.RegistryService, maxine.config.v1.ConfigService, grpc.health.v1.Health and gRPC reflection (see README)\n");
     },
   });
   const stopEncoding = encodeStoredRecords(store);
@@ -333,6 +362,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
         await listener.close(config.shutdownGraceMs);
         const closed = performance.now();
         serving.close();
+        await serviceConfig.close();
         await store.close();
         log.info(
           { connections: open, streamsEndedMs: Math.round(ended - t0), connectionsClosedMs: Math.round(closed - ended), storeClosedMs: Math.round(performance.now() - closed) },
@@ -342,6 +372,30 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       return closing;
     },
   };
+}
+
+/**
+ * openConfigStore opens the service configuration store the settings name:
+ * LevelDB in MAXINE_DATA_DIR (the default), memory with MAXINE_DATA_DIR=off,
+ * Redis (shared by the replicas) with MAXINE_STORE=redis.
+ */
+function openConfigStore(config: Config, logger: Logger): Promise<ConfigStore> {
+  const limits = { maxKeysPerService: config.configMaxKeysPerService, historyDepth: config.configHistoryDepth };
+  if (config.store === "redis") {
+    return RedisConfigStore.connect({
+      url: config.redisUrl,
+      sentinels: config.redisSentinels === "" ? [] : config.redisSentinels.split(","),
+      sentinelName: config.redisSentinelName,
+      cluster: config.redisCluster === "" ? [] : config.redisCluster.split(","),
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+      registry: config.redisRegistry,
+      logMax: config.redisLogMax,
+      limits,
+      logger,
+    });
+  }
+  if (config.dataDir === "off") return Promise.resolve(new MemoryConfigStore(limits));
+  return LevelConfigStore.open({ dir: config.dataDir, limits, fsync: config.configFsync });
 }
 
 /** connectRedis builds the Redis store from the MAXINE_REDIS_* settings. */

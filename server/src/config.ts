@@ -89,6 +89,11 @@ export interface Config {
   redisRecoveryWindowMs: number;
   redisCommandTimeoutMs: number;
   redisConnectTimeoutMs: number;
+  dataDir: string;
+  configFsync: boolean;
+  configMaxValueBytes: number;
+  configMaxKeysPerService: number;
+  configHistoryDepth: number;
 }
 
 /** Setting describes one configuration entry; README's table lists every one (a test checks). */
@@ -334,6 +339,11 @@ export const SETTINGS: readonly Setting[] = [
   setting("redisRecoveryWindowMs", "MAXINE_REDIS_RECOVERY_WINDOW", "5s", "After a Redis outage, how long sweeping pauses while replicas re-assert their leases (no mass expiry).", duration(0)),
   setting("redisCommandTimeoutMs", "MAXINE_REDIS_COMMAND_TIMEOUT", "2s", "How long a write may wait on Redis before it fails with UNAVAILABLE.", duration(10)),
   setting("redisConnectTimeoutMs", "MAXINE_REDIS_CONNECT_TIMEOUT", "10s", "How long a starting server waits for Redis before it exits with an error.", duration(10)),
+  setting("dataDir", "MAXINE_DATA_DIR", "maxine-data", "Directory of the embedded service configuration store (LevelDB in DIR/config, relative to the working directory; opened at the first ConfigService call, one server per directory); off keeps configuration in memory only. Ignored with MAXINE_STORE=redis, which keeps configuration in Redis.", str),
+  setting("configFsync", "MAXINE_CONFIG_FSYNC", "on", "on: a configuration write is acknowledged only once it is on disk (fsync; concurrent writes share one, group commit); off: once the OS has it (lost with the machine, not with the process).", onOff),
+  setting("configMaxValueBytes", "MAXINE_CONFIG_MAX_VALUE_BYTES", "1048576", "Largest configuration value, in bytes (keep it under MAXINE_MAX_MESSAGE_BYTES and MAXINE_MAX_RESPONSE_BYTES).", int(0, 2 ** 30)),
+  setting("configMaxKeysPerService", "MAXINE_CONFIG_MAX_KEYS_PER_SERVICE", "1000", "Most configuration keys that exist at once in one service.", int(1, MAX)),
+  setting("configHistoryDepth", "MAXINE_CONFIG_HISTORY_DEPTH", "10", "Versions of a configuration key kept (the latest included) for Get of a version, History and Rollback.", int(1, 10000)),
 ];
 
 /** checkTls refuses TLS settings that do not go together. */

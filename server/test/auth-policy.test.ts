@@ -91,7 +91,7 @@ describe("Policy", () => {
   });
 
   it.each([
-    ["roles:\n  r:\n    - permissions: [write]\n      namespaces: [a]\n      services: [b]\n", 3, 'role r: unknown permission "write" (read, register or admin)'],
+    ["roles:\n  r:\n    - permissions: [write]\n      namespaces: [a]\n      services: [b]\n", 3, 'role r: unknown permission "write" (read, register, admin, config_read or config_write)'],
     ["roles:\n  r:\n    - permissions: [read]\n      namespaces: [a]\n      services: [b]\nbindings:\n  alice: [r, writer]\n", 7, 'bindings of "alice": unknown role "writer"'],
     ["roles:\n  r:\n    - permissions: [read]\n      namespaces: [\"a[b]\"]\n      services: [b]\n", 4, 'role r: bad glob "a[b]" in namespaces'],
     ["roles:\n  r:\n    - permissions: [read]\n      namespaces: [a]\n      services: [\"\"]\n", 5, 'role r: bad glob "" in services'],
@@ -130,7 +130,13 @@ function naiveMatch(glob: string, name: string): boolean {
   return (glob[0] === "?" || glob[0] === name[0]) && naiveMatch(glob.slice(1), name.slice(1));
 }
 
-const IMPLIED: Record<Permission, Permission[]> = { read: ["read"], register: ["register", "read"], admin: ["admin", "register", "read"] };
+const IMPLIED: Record<Permission, Permission[]> = {
+  read: ["read"],
+  register: ["register", "read"],
+  admin: ["admin", "register", "read", "config_write", "config_read"],
+  config_read: ["config_read"],
+  config_write: ["config_write", "config_read"],
+};
 
 interface RuleSpec {
   permissions: Permission[];
@@ -150,7 +156,7 @@ describe("Policy.can property", () => {
   const alphabet = ["a", "b", ".", "-"];
   const name = fc.string({ unit: fc.constantFrom(...alphabet), minLength: 1, maxLength: 6 });
   const glob = fc.string({ unit: fc.constantFrom(...alphabet, "*", "?"), minLength: 1, maxLength: 6 });
-  const perm = fc.constantFrom<Permission>("read", "register", "admin");
+  const perm = fc.constantFrom<Permission>("read", "register", "admin", "config_read", "config_write");
   const rule = fc.record({ permissions: fc.uniqueArray(perm, { minLength: 1, maxLength: 3 }), namespaces: fc.array(glob, { minLength: 1, maxLength: 3 }), services: fc.array(glob, { minLength: 1, maxLength: 3 }) });
   const roles = fc.dictionary(fc.constantFrom("r1", "r2", "r3"), fc.array(rule, { minLength: 1, maxLength: 3 }), { minKeys: 1 });
 

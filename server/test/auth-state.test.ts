@@ -47,7 +47,7 @@ describe("AuthState", () => {
     expect(p.name).toBe("ci");
     expect(s.policy.can([...p.roles, ...s.policy.rolesOf(p.name)], "read", "dev", "x")).toBe(true);
     writeFileSync(f.policy, "roles:\n  r:\n    - { permissions: [fly], namespaces: [a], services: [b] }\n");
-    await expect(AuthState.load({ policyFile: f.policy }, silentLogger)).rejects.toThrow(new ConfigError(`${f.policy}:3: role r: unknown permission "fly" (read, register or admin)`));
+    await expect(AuthState.load({ policyFile: f.policy }, silentLogger)).rejects.toThrow(new ConfigError(`${f.policy}:3: role r: unknown permission "fly" (read, register, admin, config_read or config_write)`));
     await expect(AuthState.load({ tokensFile: join(f.dir, "nope") }, silentLogger)).rejects.toThrow("cannot read the tokens file (ENOENT)");
   });
 

@@ -57,6 +57,7 @@ describe("grpcurl through server reflection", () => {
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
       "grpc.reflection.v1alpha.ServerReflection",
+      "maxine.config.v1.ConfigService",
       REGISTRY,
     ]);
     const service = await tool(grpcurl, ["-plaintext", addr, "describe", REGISTRY]);

@@ -48,6 +48,7 @@ describe.each(["on", "off"])("server reflection with MAXINE_FAST_PATH=%s", (fast
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
+            "maxine.config.v1.ConfigService",
             "maxine.registry.v1.RegistryService",
           ]);
           expect(files(byName!)).toEqual(["maxine/registry/v1/registry.proto", "google/protobuf/duration.proto", "google/protobuf/timestamp.proto"]);

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ResetReason } from "../../sdks/typescript/src/gen/maxine/registry/v1/registry_pb.js";
 import { ActionsPanel } from "./actions-panel.js";
+import { ConfigPanel } from "./config-panel.js";
 import { Credentials, createRegistryClient } from "./api.js";
 import { h, setAttr, setText, uid } from "./dom.js";
 import { DiscoverPanel } from "./discover-panel.js";
@@ -68,6 +69,7 @@ class Dashboard {
   private readonly feed = new EventFeed();
   private readonly discover: DiscoverPanel;
   private readonly actions = new ActionsPanel(this.credentials);
+  private readonly configPanel = new ConfigPanel(this.credentials);
   private readonly facts: LiveFactsLoader;
   private selected = "";
   /** linesOf caches the service lines (counts by status and zone) of a view at a number of changes: recounted only after a change. */
@@ -103,6 +105,7 @@ class Dashboard {
       this.tokenForm.hidden = true;
       this.watch.retry();
       this.actions.recheck();
+      this.configPanel.recheck();
       void this.listServices();
       if (this.selected !== "") void this.facts.read();
     });
@@ -159,6 +162,7 @@ class Dashboard {
           h("section", { class: "panel", "aria-labelledby": "feed-title" }, h("h2", { id: "feed-title" }, "Live events"), this.feed.root),
           h("section", { class: "panel", "aria-labelledby": "discover-title" }, h("h2", { id: "discover-title" }, "Try Discover"), this.discover.root),
           this.actions.root,
+          this.configPanel.root,
         ),
       ),
     );
@@ -276,6 +280,7 @@ class Dashboard {
     this.table.scrollToTop();
     this.facts.select(service);
     this.actions.show(this.view.namespace, service);
+    this.configPanel.show(this.view.namespace, service);
     this.invalidate();
   }
 

@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
 
+	"github.com/maxine-registry/maxine/sdks/go/gen/maxine/config/v1/configv1connect"
 	"github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1/registryv1connect"
 )
 
@@ -113,6 +114,10 @@ type Client struct {
 	// RPC is the generated connect-go client, for the calls this package
 	// does not wrap (Discover, ListServices, raw Register...).
 	RPC registryv1connect.RegistryServiceClient
+	// Config is the generated connect-go client of the service
+	// configuration (maxine.config.v1.ConfigService), on the same
+	// connections and options; ConfigWatcher and GetConfig are built on it.
+	Config configv1connect.ConfigServiceClient
 
 	baseURL  string
 	owned    *http2.Transport
@@ -171,6 +176,7 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		copts = append(copts, connect.WithGRPC())
 	}
 	c.RPC = registryv1connect.NewRegistryServiceClient(hc, c.baseURL, copts...)
+	c.Config = configv1connect.NewConfigServiceClient(hc, c.baseURL, copts...)
 	return c, nil
 }
 

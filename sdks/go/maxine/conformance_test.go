@@ -59,6 +59,12 @@ var conformanceFields = map[string][]string{
 	"skip_events":         {"watcher"},
 	"expect_view":         {"watcher", "instances", "within_ms", "server"},
 	"expect_discover":     {"server", "service", "instances", "within_ms"},
+	// service configuration (conformance_config_test.go)
+	"put_config":           {"server", "service", "key", "value", "raw"},
+	"delete_config":        {"server", "service", "key"},
+	"watch_config":         {"watcher", "servers", "service", "key", "cache"},
+	"expect_config":        {"watcher", "values", "within_ms"},
+	"close_config_watcher": {"watcher"},
 }
 
 var expectedFields = []string{"type", "service", "instance", "status", "operator_status", "removal_reason"}
@@ -163,6 +169,8 @@ type runner struct {
 	sessions  map[string]*maxine.Session
 	watchers  map[string]*watchRecord
 	processes map[string]*exec.Cmd
+	config    map[string]*configRecord
+	dataDir   string
 	lastEnd   time.Time
 }
 
@@ -238,6 +246,11 @@ func (r *runner) step(kind string, s map[string]any) (err error) {
 			return err
 		}
 		env["MAXINE_PORT"] = strconv.Itoa(port)
+		// each server keeps its service configuration in a directory of the scenario's own (kept across a restart)
+		if r.dataDir == "" {
+			r.dataDir = t.TempDir()
+		}
+		env["MAXINE_DATA_DIR"] = filepath.Join(r.dataDir, "server-"+name)
 		slot := &serverSlot{port: port, env: env}
 		r.servers[name] = slot
 		t.Cleanup(func() {
@@ -364,6 +377,8 @@ func (r *runner) step(kind string, s map[string]any) (err error) {
 			}
 			return slices.Equal(got, want)
 		}, func() string { return fmt.Sprintf("Discover lists %q, want %q", got, want) })
+	case "put_config", "delete_config", "watch_config", "expect_config", "close_config_watcher":
+		return r.configStep(ctx, kind, s)
 	default:
 		return fmt.Errorf("unknown step kind %q", kind)
 	}

@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tempfile
 from maxine_server import REPO, MaxineServer, RedisServer, free_port
 
 from maxine import (
     BackoffOptions,
     Client,
+    ConfigValue,
+    ConfigWatcher,
+    config_stub,
     Instance,
     InstanceKey,
     RemovalReason,
@@ -30,6 +34,7 @@ from maxine import (
     Watcher,
     WatchChange,
 )
+from maxine.gen.maxine.config.v1 import config_pb2
 from maxine.messages import OperatorStatus
 
 DIR = REPO / "testdata" / "conformance"
@@ -57,7 +62,14 @@ FIELDS: dict[str, list[str]] = {
     "skip_events": ["watcher"],
     "expect_view": ["watcher", "instances", "within_ms", "server"],
     "expect_discover": ["server", "service", "instances", "within_ms"],
+    # service configuration
+    "put_config": ["server", "service", "key", "value", "raw"],
+    "delete_config": ["server", "service", "key"],
+    "watch_config": ["watcher", "servers", "service", "key", "cache"],
+    "expect_config": ["watcher", "values", "within_ms"],
+    "close_config_watcher": ["watcher"],
 }
+EXPECTED_CONFIG_FIELDS = {"value", "version", "source", "deleted"}
 EXPECTED_FIELDS = {"type", "service", "instance", "status", "operator_status", "removal_reason"}
 
 
@@ -143,6 +155,8 @@ class Runner:
         self.sessions: dict[str, Session] = {}
         self.watchers: dict[str, WatchRecord] = {}
         self.processes: dict[str, subprocess.Popen[str]] = {}
+        self.config: dict[str, ConfigRecord] = {}
+        self._data_dir: tempfile.TemporaryDirectory[str] | None = None
         self.last_end = time.monotonic()
 
     async def run(self) -> None:
@@ -161,6 +175,8 @@ class Runner:
             self.last_end = time.monotonic()
 
     async def close(self) -> None:
+        for crec in self.config.values():
+            await crec.watcher.close()
         for rec in self.watchers.values():
             await rec.watcher.close()
             if rec.task is not None:
@@ -181,6 +197,14 @@ class Runner:
                 await asyncio.to_thread(slot.proc.kill)
         if self.redis is not None:
             await asyncio.to_thread(self.redis.stop)
+        if self._data_dir is not None:
+            self._data_dir.cleanup()
+
+    def data_dir(self) -> Path:
+        """data_dir is the scenario's own directory: each server's configuration, the config watchers' cache files."""
+        if self._data_dir is None:
+            self._data_dir = tempfile.TemporaryDirectory(prefix="maxine-conformance-")
+        return Path(self._data_dir.name)
 
     # -- servers
 
@@ -202,6 +226,8 @@ class Runner:
             env |= {"MAXINE_STORE": "redis", "MAXINE_REDIS_URL": self.redis.url}
         elif store != "memory":
             raise ScenarioError(f'store: "memory" or "redis", got {store!r}')
+        # each server keeps its service configuration in a directory of the scenario's own (kept across a restart)
+        env["MAXINE_DATA_DIR"] = str(self.data_dir() / f"server-{name}")
         slot = ServerSlot(port=free_port(), env=env)
         self.servers[name] = slot
         await self._start(slot)
@@ -426,6 +452,76 @@ class Runner:
                 await asyncio.sleep(0.02)
         await wait_until(ok, within, lambda: f"the view {view()}, want {expected}")
         rec.check()
+
+    # -- service configuration
+
+    async def _put_config(self, s: dict[str, Any]) -> None:
+        if ("value" in s) == ("raw" in s):
+            raise ScenarioError("put_config: give value (JSON) or raw (text), one of them")
+        value = s["raw"].encode() if "raw" in s else json.dumps(s["value"]).encode()
+        req = config_pb2.PutRequest(service=s["service"], key=s["key"], value=value, content_type="application/json")
+        # wait_for_ready: right after a restart, grpc's shared subchannel may still be in its reconnect backoff
+        await config_stub(self._client([s["server"]])).Put(req, timeout=10, wait_for_ready=True)
+
+    async def _delete_config(self, s: dict[str, Any]) -> None:
+        await config_stub(self._client([s["server"]])).Delete(config_pb2.DeleteRequest(service=s["service"], key=s["key"]), timeout=10, wait_for_ready=True)
+
+    async def _watch_config(self, s: dict[str, Any]) -> None:
+        rec = ConfigRecord()
+        cache = self.data_dir() / "cache" / f"{s['cache']}.json" if "cache" in s else None
+
+        def changed(v: ConfigValue[Any]) -> None:
+            rec.records.append({"value": v.value, "version": v.version, "source": v.source, "deleted": False})
+
+        def deleted(version: int) -> None:
+            rec.records.append({"value": None, "version": version, "source": "registry", "deleted": True})
+
+        rec.watcher = ConfigWatcher(
+            self._client(s["servers"]), s["service"], s["key"], cache_file=cache, backoff=BACKOFF, on_change=changed, on_deleted=deleted
+        )
+        self.config[s["watcher"]] = rec
+        await rec.watcher.ready(timeout=10)
+        current = rec.watcher.current
+        # a value the watcher started with (its cache file) is its first record
+        if not rec.records and current is not None:
+            rec.records.append({"value": current.value, "version": current.version, "source": current.source, "deleted": False})
+
+    def _config_record(self, name: str) -> ConfigRecord:
+        rec = self.config.get(name)
+        if rec is None:
+            raise ScenarioError(f"no config watcher {name}")
+        return rec
+
+    async def _expect_config(self, s: dict[str, Any]) -> None:
+        rec = self._config_record(s["watcher"])
+        expected: list[dict[str, Any]] = s["values"]
+        for e in expected:
+            unknown = set(e) - EXPECTED_CONFIG_FIELDS
+            if unknown:
+                raise ScenarioError(f"unknown expected field(s) {sorted(unknown)}")
+        start = rec.cursor
+        await wait_until(
+            lambda: len(rec.records) - start >= len(expected),
+            s["within_ms"] / 1000,
+            lambda: f"{len(rec.records) - start} of {len(expected)} values: {rec.records[start:]}, want {expected}",
+        )
+        got = rec.records[start : start + len(expected)]
+        if not all(all(json.dumps(g.get(k)) == json.dumps(v) for k, v in e.items()) for e, g in zip(expected, got)):
+            raise ScenarioError(f"values {got}, want {expected}")
+        rec.cursor = start + len(expected)
+
+    async def _close_config_watcher(self, s: dict[str, Any]) -> None:
+        await self._config_record(s["watcher"]).watcher.close()
+
+
+class ConfigRecord:
+    """ConfigRecord is a config watcher and every state it recorded (a value, or a delete)."""
+
+    watcher: ConfigWatcher[Any]
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.cursor = 0
 
 
 def test_has_the_scenarios() -> None:

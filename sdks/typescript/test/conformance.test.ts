@@ -1,6 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -19,6 +21,8 @@ import { RegistryService } from "../src/gen/maxine/registry/v1/registry_pb.js";
 import type { WatchChange } from "../src/instance-view.js";
 import { Session } from "../src/session.js";
 import { Watcher } from "../src/watcher.js";
+import { ConfigWatcher, type ConfigClient } from "../src/config-watcher.js";
+import { ConfigService } from "../src/gen/maxine/config/v1/config_pb.js";
 import { startServerProcess, type ServerProcess } from "../../../server/test/support/server-process.js";
 import { startRedis, type RedisProcess } from "../../../server/test/support/redis-server.js";
 import { spawnReady } from "./support/child.js";
@@ -52,6 +56,18 @@ interface WatchRecord {
   readonly changes: Recorded[];
   cursor: number;
   violation?: string;
+}
+/** ConfigRecord is one recorded state of a config watcher: a value, or a delete (value null). */
+interface ConfigRecord {
+  readonly value: unknown;
+  readonly version: number;
+  readonly source: string;
+  readonly deleted: boolean;
+}
+interface ConfigWatchRecord {
+  readonly watcher: ConfigWatcher<unknown>;
+  readonly records: ConfigRecord[];
+  cursor: number;
 }
 interface ServerSlot {
   proc: ServerProcess | undefined;
@@ -88,7 +104,13 @@ const FIELDS: Record<string, readonly string[]> = {
   skip_events: ["watcher"],
   expect_view: ["watcher", "instances", "within_ms", "server"],
   expect_discover: ["server", "service", "instances", "within_ms"],
+  put_config: ["server", "service", "key", "value", "raw"],
+  delete_config: ["server", "service", "key"],
+  watch_config: ["watcher", "servers", "service", "key", "cache"],
+  expect_config: ["watcher", "values", "within_ms"],
+  close_config_watcher: ["watcher"],
 };
+const EXPECTED_CONFIG_FIELDS = ["value", "version", "source", "deleted"];
 const EXPECTED_FIELDS = ["type", "service", "instance", "status", "operator_status", "removal_reason"];
 
 /** describeChange is how runners print a change: the fields a scenario may expect. */
@@ -123,7 +145,9 @@ class Runner {
   private readonly sessions = new Map<string, Session>();
   private readonly watchers = new Map<string, WatchRecord>();
   private readonly processes = new Map<string, ChildProcess>();
+  private readonly configWatchers = new Map<string, ConfigWatchRecord>();
   private redis: RedisProcess | undefined;
+  private dataDir: string | undefined;
   private lastStepEnd = performance.now();
 
   constructor(
@@ -164,6 +188,8 @@ class Runner {
           if (this.redis === undefined) throw new Error("store redis needs a start_redis step first");
           Object.assign(env, { MAXINE_STORE: "redis", MAXINE_REDIS_URL: this.redis.url });
         } else if (store !== "memory") throw new Error(`store: "memory" or "redis", got ${store}`);
+        // each server keeps its service configuration in a directory of the scenario's own (kept across a restart)
+        env.MAXINE_DATA_DIR = join(this.scenarioDir(), `server-${name}`);
         const slot: ServerSlot = { proc: undefined, port: await freePort(), env };
         this.servers.set(name, slot);
         this.scope.defer(slot, (x) => x.proc?.kill());
@@ -303,9 +329,80 @@ class Runner {
         );
         return;
       }
+      case "put_config": {
+        if ((s.value === undefined) === (s.raw === undefined)) throw new Error("put_config: give value (JSON) or raw (text), one of them");
+        const value = new TextEncoder().encode(s.raw !== undefined ? str(s, "raw") : JSON.stringify(s.value));
+        await this.configClientOf([str(s, "server")]).put({ service: str(s, "service"), key: str(s, "key"), value, contentType: "application/json" });
+        return;
+      }
+      case "delete_config":
+        await this.configClientOf([str(s, "server")]).delete({ service: str(s, "service"), key: str(s, "key") });
+        return;
+      case "watch_config": {
+        const name = str(s, "watcher");
+        const cacheFile = s.cache === undefined ? undefined : join(this.scenarioDir(), "cache", `${str(s, "cache")}.json`);
+        const watcher = new ConfigWatcher<unknown>(this.configClientOf(strs(s, "servers")), {
+          service: str(s, "service"),
+          key: str(s, "key"),
+          backoff: BACKOFF,
+          start: false,
+          ...(cacheFile !== undefined ? { cacheFile } : {}),
+        });
+        this.scope.defer(watcher, (w) => w.close());
+        const rec: ConfigWatchRecord = { watcher, records: [], cursor: 0 };
+        watcher.on("change", (v) => rec.records.push({ value: v.value, version: Number(v.version), source: v.source, deleted: false }));
+        watcher.on("deleted", (version) => rec.records.push({ value: null, version: Number(version), source: "registry", deleted: true }));
+        this.configWatchers.set(name, rec);
+        await watcher.start().ready(10_000);
+        // a value the watcher started with (its cache file) is its first record
+        const current = watcher.current;
+        if (rec.records.length === 0 && current !== undefined) rec.records.push({ value: current.value, version: Number(current.version), source: current.source, deleted: false });
+        return;
+      }
+      case "expect_config": {
+        const rec = this.configWatcher(str(s, "watcher"));
+        const expected = list(s, "values");
+        for (const e of expected) for (const k of Object.keys(e)) if (!EXPECTED_CONFIG_FIELDS.includes(k)) throw new Error(`unknown expected field ${JSON.stringify(k)}`);
+        const start = rec.cursor;
+        await waitOr(() => rec.records.length - start >= expected.length, num(s, "within_ms"), () =>
+          `${rec.records.length - start} of ${expected.length} values: ${JSON.stringify(rec.records.slice(start))}, want ${JSON.stringify(expected)}`,
+        );
+        const got = rec.records.slice(start, start + expected.length);
+        const ok = expected.every((e, i) => Object.entries(e).every(([k, v]) => JSON.stringify(got[i]![k as keyof ConfigRecord]) === JSON.stringify(v)));
+        if (!ok) throw new Error(`values ${JSON.stringify(got)}, want ${JSON.stringify(expected)}`);
+        rec.cursor = start + expected.length;
+        return;
+      }
+      case "close_config_watcher":
+        await this.configWatcher(str(s, "watcher")).watcher.close();
+        return;
       default:
         throw new Error(`unknown step kind ${JSON.stringify(s.do)}`);
     }
+  }
+
+  private scenarioDir(): string {
+    if (this.dataDir === undefined) {
+      const dir = mkdtempSync(join(tmpdir(), "maxine-conformance-"));
+      this.dataDir = this.scope.defer(dir, (d) => rmSync(d, { recursive: true, force: true }));
+    }
+    return this.dataDir;
+  }
+
+  private configWatcher(name: string): ConfigWatchRecord {
+    const w = this.configWatchers.get(name);
+    if (w === undefined) throw new Error(`no config watcher ${name}`);
+    return w;
+  }
+
+  /** configClientOf is a ConfigService client of those servers (several: the SDK's failover transport). */
+  private configClientOf(names: readonly string[]): ConfigClient {
+    const transports = names.map((n) => {
+      const baseUrl = this.url(n);
+      const connection = this.scope.defer(new Http2SessionManager(baseUrl), (c) => c.abort());
+      return createMaxineTransport({ baseUrl, sessionManager: connection });
+    });
+    return createClient(ConfigService, transports.length === 1 ? transports[0]! : createFailoverTransport(transports));
   }
 
   private async expectEvents(s: Step): Promise<void> {

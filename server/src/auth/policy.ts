@@ -5,9 +5,21 @@ import type { Permission } from "../domain/access.js";
 
 export type { Permission };
 
-const PERMISSIONS: readonly Permission[] = ["read", "register", "admin"];
-/** LEVEL orders permissions: a grant of one implies every lower one. */
-const LEVEL: Record<Permission, number> = { read: 1, register: 2, admin: 3 };
+const PERMISSIONS: readonly Permission[] = ["read", "register", "admin", "config_read", "config_write"];
+/**
+ * GRANT says what each permission is on two ladders, where a grant of one
+ * implies every lower one: the registry's (read < register < admin) and
+ * the service configuration's (config_read < config_write). The ladders
+ * are apart (read does not give config_read: configuration may hold what
+ * discovery should not show), except that admin holds everything.
+ */
+const GRANT: Record<Permission, { readonly ladder: "level" | "configLevel"; readonly level: number }> = {
+  read: { ladder: "level", level: 1 },
+  register: { ladder: "level", level: 2 },
+  admin: { ladder: "level", level: 3 },
+  config_read: { ladder: "configLevel", level: 1 },
+  config_write: { ladder: "configLevel", level: 2 },
+};
 const ROLE = /^[A-Za-z0-9._:-]{1,128}$/;
 const GLOB = /^[A-Za-z0-9._*?-]{1,128}$/;
 const NO_ROLES: readonly string[] = Object.freeze([]);
@@ -25,7 +37,10 @@ export function compileGlob(glob: string): Matcher {
 }
 
 interface Rule {
+  /** level is the registry permission the rule grants (GRANT), 0 for none. */
   readonly level: number;
+  /** configLevel is the configuration permission the rule grants (GRANT; admin grants config_write), 0 for none. */
+  readonly configLevel: number;
   readonly namespaces: readonly Matcher[];
   readonly services: readonly Matcher[];
   /** allServices is true when a service pattern is "*": the rule covers every service of its namespaces. */
@@ -141,11 +156,14 @@ export class Policy {
     for (const need of ["permissions", "namespaces", "services"]) {
       if (!fields.has(need)) r.fail(node, `${what}: a rule needs ${need}`);
     }
-    let level = 0;
+    const levels = { level: 0, configLevel: 0 };
     for (const { text, node: n } of r.strings(fields.get("permissions")!.value, `${what}: permissions`)) {
-      if (!(PERMISSIONS as readonly string[]).includes(text)) r.fail(n, `${what}: unknown permission ${JSON.stringify(text)} (read, register or admin)`);
-      level = Math.max(level, LEVEL[text as Permission]);
+      if (!(PERMISSIONS as readonly string[]).includes(text)) r.fail(n, `${what}: unknown permission ${JSON.stringify(text)} (read, register, admin, config_read or config_write)`);
+      const grant = GRANT[text as Permission];
+      levels[grant.ladder] = Math.max(levels[grant.ladder], grant.level);
     }
+    const { level } = levels;
+    const configLevel = level >= GRANT.admin.level ? GRANT.config_write.level : levels.configLevel;
     const globs = (field: "namespaces" | "services") =>
       r.strings(fields.get(field)!.value, `${what}: ${field}`).map(({ text, node: n }) => {
         if (!GLOB.test(text)) r.fail(n, `${what}: bad glob ${JSON.stringify(text)} in ${field} (1..128 letters, digits, '.', '_', '-', with * for any run and ? for one character)`);
@@ -153,7 +171,7 @@ export class Policy {
       });
     const namespaces = globs("namespaces");
     const services = globs("services");
-    return { level, namespaces: namespaces.map(compileGlob), services: services.map(compileGlob), allServices: services.includes("*") };
+    return { level, configLevel, namespaces: namespaces.map(compileGlob), services: services.map(compileGlob), allServices: services.includes("*") };
   }
 
   /** rolesOf lists the roles the policy binds to a principal name (added to those its credential carries). */
@@ -169,20 +187,20 @@ export class Policy {
    */
   can(roles: readonly string[], perm: Permission, namespace: string, service: string): boolean {
     if (roles.length === 0) return false;
-    const need = LEVEL[perm];
-    return this.#some(roles, (rule) => rule.level >= need && rule.namespaces.some((m) => m(namespace)) && rule.services.some((m) => m(service)));
+    const { ladder, level: need } = GRANT[perm];
+    return this.#some(roles, (rule) => rule[ladder] >= need && rule.namespaces.some((m) => m(namespace)) && rule.services.some((m) => m(service)));
   }
 
   /** canAll reports whether perm holds for every service of namespace (a rule with service pattern "*" covering it). */
   canAll(roles: readonly string[], perm: Permission, namespace: string): boolean {
-    const need = LEVEL[perm];
-    return this.#some(roles, (rule) => rule.level >= need && rule.allServices && rule.namespaces.some((m) => m(namespace)));
+    const { ladder, level: need } = GRANT[perm];
+    return this.#some(roles, (rule) => rule[ladder] >= need && rule.allServices && rule.namespaces.some((m) => m(namespace)));
   }
 
   /** canAny reports whether perm may hold for some service of namespace: a rule at that level covers the namespace (whatever its service patterns). */
   canAny(roles: readonly string[], perm: Permission, namespace: string): boolean {
-    const need = LEVEL[perm];
-    return this.#some(roles, (rule) => rule.level >= need && rule.namespaces.some((m) => m(namespace)));
+    const { ladder, level: need } = GRANT[perm];
+    return this.#some(roles, (rule) => rule[ladder] >= need && rule.namespaces.some((m) => m(namespace)));
   }
 
   #some(roles: readonly string[], test: (rule: Rule) => boolean): boolean {

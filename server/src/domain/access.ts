@@ -1,7 +1,14 @@
 import { Reason, RegistryError } from "./errors.js";
 
-/** Permission is what a principal may do on a service: read (Discover, ListServices, WatchServices), register (Register, Heartbeat, Deregister of its own instances), admin (anything, other principals' instances included). */
-export type Permission = "read" | "register" | "admin";
+/**
+ * Permission is what a principal may do on a service: read (Discover,
+ * ListServices, WatchServices), register (Register, Heartbeat, Deregister of
+ * its own instances), admin (anything, other principals' instances and the
+ * configuration included); config_read (ConfigService Get, List, History,
+ * Watch) and config_write (Put, Delete, Rollback, and config_read), which
+ * the registry permissions below admin do not give.
+ */
+export type Permission = "read" | "register" | "admin" | "config_read" | "config_write";
 
 /**
  * Access is what the caller of one operation may do, as the core sees it:

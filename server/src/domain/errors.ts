@@ -11,6 +11,8 @@ export const Reason = {
   WATCH_OVERFLOW: "WATCH_OVERFLOW",
   PERMISSION_DENIED: "PERMISSION_DENIED",
   UNAUTHENTICATED: "UNAUTHENTICATED",
+  /** FAILED_PRECONDITION: a compare-and-set whose expected version does not hold (service configuration). */
+  FAILED_PRECONDITION: "FAILED_PRECONDITION",
 } as const;
 
 /** Reason is one of the values of the Reason table. */

@@ -104,7 +104,7 @@ export function keyOf(prefix: string, k: InstanceKey | undefined): InstanceKey {
  * of the namespace) and drops repeats. The count is checked before any name,
  * so a request naming a million services costs one pass.
  */
-export function watchServicesOf(field: string, services: readonly string[], limits: Limits): string[] {
+export function watchServicesOf(field: string, services: readonly string[], limits: Pick<Limits, "maxWatchServices">): string[] {
   const unique = [...new Set(services)];
   if (unique.length > limits.maxWatchServices) {
     throw invalid(field, `at most ${limits.maxWatchServices} services (MAXINE_MAX_WATCH_SERVICES), got ${unique.length}`);

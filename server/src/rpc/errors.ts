@@ -14,6 +14,7 @@ export const reasonCodes: Record<Reason, Code> = {
   [Reason.WATCH_OVERFLOW]: Code.ResourceExhausted,
   [Reason.PERMISSION_DENIED]: Code.PermissionDenied,
   [Reason.UNAUTHENTICATED]: Code.Unauthenticated,
+  [Reason.FAILED_PRECONDITION]: Code.FailedPrecondition,
 };
 
 /**

@@ -2,7 +2,7 @@ import type { WatchServicesRequest } from "@maxine/sdk/gen/maxine/registry/v1/re
 import { filterOf, namespaceOf, watchHeldOf, watchServicesOf, type Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { WatchEventItem, WatchItem } from "../watch/items.js";
-import type { Watcher } from "../watch/watcher.js";
+import type { FeedItem, Revisioned, Watcher } from "../watch/watcher.js";
 import { filterOfPb, watchItemToPb } from "../wire/convert.js";
 import { snapshotFrame, watchEventFrame } from "../wire/encoded.js";
 import { denied, requirePermission } from "../domain/access.js";
@@ -56,12 +56,30 @@ export class OpenWatches {
  * are released however it ends. It resolves or rejects when the call ends.
  */
 export async function runWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest, out: StreamOutput): Promise<void> {
-  const w = openWatch(deps, ctx, req);
+  return serveWatcher(deps, ctx, openWatch(deps, ctx, req), out, outgoingOf);
+}
+
+/** ServeDeps are what serving an open watcher needs: the flush scheduler, and optionally the policy-change registry and the memory budget. */
+export type ServeDeps = Pick<WatchDeps, "flushes" | "open" | "budget">;
+
+/**
+ * serveWatcher writes an open watcher's items, encoded by encode, to out
+ * until the watcher ends or the call must end, and ends the watcher however
+ * the call ends: the one way every watch stream is served (WatchServices
+ * and the configuration Watch), whatever its protocol.
+ */
+export async function serveWatcher<C extends Revisioned, I extends FeedItem>(
+  deps: ServeDeps,
+  ctx: CallContext,
+  w: Watcher<C, I>,
+  out: StreamOutput,
+  encode: (item: I) => Outgoing,
+): Promise<void> {
   const onAbort = (reason: unknown): void => w.end(reason);
   ctx.signal.onAbort(onAbort);
   deps.open?.add(ctx.signal);
   try {
-    await new Promise<void>((resolve, reject) => drain(deps, w, out, (err) => (err === undefined ? resolve() : reject(err))));
+    await new Promise<void>((resolve, reject) => drain(deps, w, out, encode, (err) => (err === undefined ? resolve() : reject(err))));
   } finally {
     ctx.signal.offAbort(onAbort);
     deps.open?.delete(ctx.signal);
@@ -113,7 +131,13 @@ function openWatch(deps: WatchDeps, ctx: CallContext, req: WatchServicesRequest)
  * rest waits until the client reads again (whenWritable), so the stream's
  * flow control paces every catch-up and nothing is copied per watcher.
  */
-function drain({ flushes, budget }: WatchDeps, w: Watcher, out: StreamOutput, done: (err?: unknown) => void): void {
+function drain<C extends Revisioned, I extends FeedItem>(
+  { flushes, budget }: ServeDeps,
+  w: Watcher<C, I>,
+  out: StreamOutput,
+  encode: (item: I) => Outgoing,
+  done: (err?: unknown) => void,
+): void {
   let finished = false;
   const counted = budget?.add(w, out);
   const finish = (err?: unknown): void => {
@@ -131,7 +155,7 @@ function drain({ flushes, budget }: WatchDeps, w: Watcher, out: StreamOutput, do
         if (ended !== undefined) return finish(ended.error);
         return w.whenQueued(() => flushes.soon(write));
       }
-      while (item !== undefined && out.push(outgoingOf(item))) item = w.take();
+      while (item !== undefined && out.push(encode(item))) item = w.take();
       const writable = out.flush();
       if (writable) w.whenQueued(() => flushes.soon(write));
       else out.whenWritable(write);

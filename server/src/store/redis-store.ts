@@ -591,8 +591,11 @@ export class RedisStore implements Store {
   }
 }
 
-/** connection makes one connection of the kind the options name: Cluster seeds, Sentinels, or a URL. */
-function connection(opts: RedisStoreOptions, base: RedisOptions): Connection {
+/** RedisAddress is where a Redis connection goes: a URL, Sentinels or Cluster seeds (the MAXINE_REDIS_* settings). */
+export type RedisAddress = Pick<RedisStoreOptions, "url" | "sentinels" | "sentinelName" | "cluster" | "commandTimeoutMs">;
+
+/** connection makes one connection of the kind the options name: Cluster seeds, Sentinels, or a URL (the configuration store's too). */
+export function connection(opts: RedisAddress, base: RedisOptions): Connection {
   const config = connectionOptions(opts, base);
   const cluster = opts.cluster ?? [];
   if (cluster.length === 0) return new Redis(config);
@@ -621,7 +624,7 @@ function hostPorts(list: readonly string[]): Array<{ host: string; port: number 
   });
 }
 
-function connectionOptions(opts: RedisStoreOptions, base: RedisOptions): RedisOptions {
+function connectionOptions(opts: RedisAddress, base: RedisOptions): RedisOptions {
   const url = new URL(opts.url);
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw new Error(`MAXINE_REDIS_URL: must be redis://host:port or rediss://..., got ${redactUrl(opts.url)}`);
   const auth = {

@@ -1,4 +1,5 @@
 import type { Change } from "../store/store.js";
+import type { Revisioned } from "./watcher.js";
 
 /**
  * History is the shared, ordered log of the latest changes: what a resume
@@ -7,16 +8,16 @@ import type { Change } from "../store/store.js";
  * revision order with no gaps, so the change of a revision is found by
  * arithmetic. The ring keeps capacity changes; older ones are dropped.
  */
-export class History {
-  private readonly ring: Array<Change | undefined>;
+export class History<C extends Revisioned = Change> {
+  private readonly ring: Array<C | undefined>;
   private start = 0;
   private count = 0;
 
   constructor(readonly capacity: number) {
-    this.ring = new Array<Change | undefined>(capacity);
+    this.ring = new Array<C | undefined>(capacity);
   }
 
-  append(change: Change): void {
+  append(change: C): void {
     if (this.capacity === 0) return;
     const end = (this.start + this.count) % this.capacity;
     this.ring[end] = change;
@@ -35,7 +36,7 @@ export class History {
   }
 
   /** at returns the change of revision, or undefined when it is not retained (dropped, or not yet made). */
-  at(revision: number): Change | undefined {
+  at(revision: number): C | undefined {
     if (this.count === 0) return undefined;
     const i = revision - this.ring[this.start]!.revision;
     if (i < 0 || i >= this.count) return undefined;

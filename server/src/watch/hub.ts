@@ -1,23 +1,15 @@
-import type { Clock, Timer } from "../domain/clock.js";
-import { Reason, RegistryError } from "../domain/errors.js";
+import type { Clock } from "../domain/clock.js";
 import { isEmptyFilter, matches } from "../domain/filter.js";
 import type { InstanceKey, InstanceRecord } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
 import type { FilterSpec } from "../domain/filter.js";
 import type { Change, Store } from "../store/store.js";
-import { History } from "./history.js";
-import type { Holdings, ResetReason, WatchItem } from "./items.js";
-import { Watcher, type OverflowPolicy, type Replay, type SnapshotStart, type WatchScope, type WatcherHost } from "./watcher.js";
+import { Fanout, type FanoutSettings } from "./fanout.js";
+import { eventFor, sees, type Holdings, type ResetReason, type WatchItem } from "./items.js";
+import type { WatchLens, WatchScope, Watcher } from "./watcher.js";
 
-/** WatchSettings configure the hub; every field is a server setting. */
-export interface WatchSettings {
-  /** historySize is how many changes are kept for resuming watches. */
-  readonly historySize: number;
-  /** maxQueue is how many changes one watcher may fall behind the live head (a resume's backlog aside). */
-  readonly maxQueue: number;
-  readonly overflow: OverflowPolicy;
-  /** maxWatchers bounds open watch streams in total. */
-  readonly maxWatchers: number;
+/** WatchSettings configure the instances' hub; every field is a server setting. */
+export interface WatchSettings extends FanoutSettings {
   /** snapshotChunk is the most instances in one snapshot message. */
   readonly snapshotChunk: number;
   /**
@@ -33,8 +25,6 @@ export interface WatchSettings {
    * compared with. Unset, holdings are ignored and snapshots are whole.
    */
   readonly digestOf?: (r: InstanceRecord) => bigint;
-  /** progressIntervalMs is how long a stream may stay silent before a progress bookmark. */
-  readonly progressIntervalMs: number;
 }
 
 /** WatchRequest is a validated WatchServices request. */
@@ -50,56 +40,35 @@ export interface WatchRequest {
   readonly readable?: (service: string) => boolean;
 }
 
-interface NamespaceWatchers {
-  readonly all: Set<Watcher>;
-  readonly byService: Map<string, Set<Watcher>>;
-}
+/** instanceLens reads the registry's changes for watchers: by the changed instance's namespace and service, through the watch's filter. */
+const instanceLens: WatchLens<Change, WatchItem> = {
+  namespaceOf: (c) => c.instance.namespace,
+  serviceOf: (c) => c.instance.service,
+  sees: (c, scope) => sees(c, scope.filter, scope.matchAll),
+  eventFor: (c, scope) => eventFor(c, scope.filter, scope.matchAll),
+  progress: (revision, registryId) => ({ kind: "progress", revision, registryId }),
+};
 
 /**
- * WatchHub fans the store's changes out to watchers. Each change is appended
- * once to a shared history, and each interested watcher is told of it
- * without waiting on any reader: the watcher's stream reads the change from
- * the history at its own pace (watcher.ts). The same history serves
- * resumes. The hub also sends progress bookmarks on idle streams.
+ * WatchHub fans the store's changes out to WatchServices watchers: the
+ * shared machinery of Fanout (one history, cursors, resumes, bookmarks)
+ * with the instances' lens and snapshots, differential against what a
+ * resuming watcher holds.
  */
-export class WatchHub implements WatcherHost {
-  private history: History;
-  private readonly namespaces = new Map<string, NamespaceWatchers>();
-  private readonly unsubscribe: () => void;
-  private count = 0;
-  /** opened counts watchers opened since start, for /metrics. */
-  opened = 0;
-  /** overflows counts watchers that fell too far behind (reset or closed by the overflow policy), for /metrics. */
-  overflows = 0;
+export class WatchHub extends Fanout<Change, WatchItem> {
+  readonly lens = instanceLens;
   /** snapshotInstances counts instances sent in snapshots (whole or differential), for /metrics. */
   snapshotInstances = 0;
   /** snapshotKept counts held instances a differential snapshot did not send again (their digest matched), for /metrics. */
   snapshotKept = 0;
-  private progressTimer: Timer | undefined;
-  // the revision of the latest change appended to the history and offered to watchers
-  private dispatched: number;
-  private closed = false;
 
   constructor(
     private readonly store: Store,
-    private readonly clock: Clock,
-    private readonly log: Logger,
+    clock: Clock,
+    log: Logger,
     private readonly settings: WatchSettings,
   ) {
-    this.history = this.seededHistory();
-    this.dispatched = store.revision();
-    const unsubscribeChanges = store.subscribe((c) => this.dispatch(c));
-    const unsubscribeResets = store.subscribeResets?.((reason) => this.reset(reason));
-    this.unsubscribe = () => {
-      unsubscribeChanges();
-      unsubscribeResets?.();
-    };
-    this.scheduleProgress();
-  }
-
-  /** watchers counts open watchers. */
-  get watchers(): number {
-    return this.count;
+    super(store, clock, log, settings, { noun: "watch", maxSetting: "MAXINE_MAX_WATCHERS" });
   }
 
   /**
@@ -108,13 +77,6 @@ export class WatchHub implements WatcherHost {
    * snapshot is differential when the request says what it holds.
    */
   watch(req: WatchRequest): Watcher {
-    if (this.closed) throw new RegistryError(Reason.SHUTTING_DOWN, "server: shutting down, retry on another server");
-    if (this.count >= this.settings.maxWatchers) {
-      throw new RegistryError(
-        Reason.RESOURCE_EXHAUSTED,
-        `watch: the server holds the maximum of ${this.settings.maxWatchers} watch streams (MAXINE_MAX_WATCHERS)`,
-      );
-    }
     const scope: WatchScope = {
       namespace: req.namespace,
       services: req.services,
@@ -122,22 +84,7 @@ export class WatchHub implements WatcherHost {
       matchAll: isEmptyFilter(req.filter),
       readable: req.services.length === 0 ? req.readable : undefined,
     };
-    const w = new Watcher(scope, this, this.settings.maxQueue, this.settings.overflow, this.clock.now(), this.start(req));
-    this.opened++;
-    this.add(w);
-    return w;
-  }
-
-  get registryId(): string {
-    return this.store.registryId;
-  }
-
-  changeAt(revision: number): Change | undefined {
-    return this.history.at(revision);
-  }
-
-  head(): number {
-    return this.dispatched;
+    return this.open(scope, req);
   }
 
   /**
@@ -210,133 +157,5 @@ export class WatchHub implements WatcherHost {
     if (chunk.length + removed.length > 0) flush();
     items.push({ kind: "snapshot_end", revision: this.store.revision(), registryId: this.store.registryId, reason, differential });
     return items;
-  }
-
-  overflowed(): void {
-    this.overflows++;
-  }
-
-  remove(w: Watcher): void {
-    const ns = this.namespaces.get(w.scope.namespace);
-    if (ns === undefined) return;
-    let removed = false;
-    if (w.scope.services.length === 0) removed = ns.all.delete(w);
-    for (const s of w.scope.services) {
-      const set = ns.byService.get(s);
-      if (set?.delete(w)) removed = true;
-      if (set?.size === 0) ns.byService.delete(s);
-    }
-    if (removed) this.count--;
-    if (ns.all.size === 0 && ns.byService.size === 0) this.namespaces.delete(w.scope.namespace);
-  }
-
-  /** close ends every watcher with SHUTTING_DOWN and stops the hub. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.unsubscribe();
-    this.progressTimer?.cancel();
-    const err = new RegistryError(Reason.SHUTTING_DOWN, "server: shutting down, resume the watch on another server");
-    for (const ns of [...this.namespaces.values()]) {
-      for (const w of [...ns.all]) w.end(err);
-      for (const set of [...ns.byService.values()]) for (const w of [...set]) w.end(err);
-    }
-  }
-
-  /**
-   * reset handles a store that replaced its view (shared state lost, or
-   * changes missed): the history no longer leads to the view, so it is
-   * dropped (then re-seeded from the store), and every watcher gets a
-   * fresh snapshot flagged reset with reason.
-   */
-  private reset(reason: ResetReason): void {
-    this.history = this.seededHistory();
-    this.dispatched = this.store.revision();
-    for (const ns of this.namespaces.values()) {
-      const each = (w: Watcher): void => w.resetTo(reason);
-      ns.all.forEach(each);
-      for (const set of ns.byService.values()) set.forEach(each);
-    }
-    this.log.warn({ reason, watchers: this.count }, "watchers reset to a fresh snapshot");
-  }
-
-  /**
-   * seededHistory is an empty history seeded with the store's recent
-   * changes. It holds historySize changes for resumes, and at least
-   * maxQueue, which watchers behind the live head read from.
-   */
-  private seededHistory(): History {
-    const history = new History(Math.max(this.settings.historySize, this.settings.maxQueue));
-    for (const c of this.store.recentChanges?.() ?? []) history.append(c);
-    return history;
-  }
-
-  /**
-   * start says how a watcher begins: a snapshot (with a reset reason when
-   * a resume cannot be honoured), or the replay of exactly the changes
-   * after the resume revision, read from the history at the stream's pace
-   * whatever their number, when the history holds them all.
-   */
-  private start(req: WatchRequest): SnapshotStart | Replay {
-    const current = this.store.revision();
-    const held = req.held;
-    if (req.resumeRevision === 0) return { snapshot: undefined, held };
-    if ((req.registryId !== "" && req.registryId !== this.store.registryId) || req.resumeRevision > current) {
-      return { snapshot: "REGISTRY_CHANGED", held };
-    }
-    if (req.resumeRevision === current) return { from: current, until: current };
-    if (current - req.resumeRevision > this.settings.historySize || !this.history.holds(req.resumeRevision)) return { snapshot: "COMPACTED", held };
-    return { from: req.resumeRevision, until: current };
-  }
-
-  private add(w: Watcher): void {
-    const { namespace, services } = w.scope;
-    let ns = this.namespaces.get(namespace);
-    if (ns === undefined) this.namespaces.set(namespace, (ns = { all: new Set(), byService: new Map() }));
-    if (services.length === 0) ns.all.add(w);
-    for (const s of services) {
-      let set = ns.byService.get(s);
-      if (set === undefined) ns.byService.set(s, (set = new Set()));
-      set.add(w);
-    }
-    this.count++;
-  }
-
-  private dispatch(change: Change): void {
-    this.history.append(change);
-    this.dispatched = change.revision;
-    const ns = this.namespaces.get(change.instance.namespace);
-    if (ns === undefined) return;
-    const now = this.clock.now();
-    for (const w of ns.all) w.offer(change, now);
-    const set = ns.byService.get(change.instance.service);
-    if (set !== undefined) for (const w of set) w.offer(change, now);
-  }
-
-  private scheduleProgress(): void {
-    const interval = this.settings.progressIntervalMs;
-    if (interval <= 0 || this.closed) return;
-    this.progressTimer = this.clock.setTimer(() => {
-      this.sendProgress();
-      this.scheduleProgress();
-    }, interval);
-  }
-
-  private sendProgress(): void {
-    const now = this.clock.now();
-    const idleSince = now - this.settings.progressIntervalMs;
-    const item: WatchItem = { kind: "progress", revision: this.store.revision(), registryId: this.store.registryId };
-    let sent = 0;
-    for (const ns of this.namespaces.values()) {
-      const each = (w: Watcher): void => {
-        if (w.lastActivity <= idleSince && !w.ready) {
-          w.push(item, now);
-          sent++;
-        }
-      };
-      ns.all.forEach(each);
-      for (const set of ns.byService.values()) set.forEach(each);
-    }
-    if (sent > 0) this.log.debug({ watchers: sent }, "progress bookmarks sent");
   }
 }

@@ -1,7 +1,7 @@
 import { Reason, RegistryError } from "../domain/errors.js";
 import type { FilterSpec } from "../domain/filter.js";
 import type { Change } from "../store/store.js";
-import { eventFor, sees, type Holdings, type ResetReason, type WatchItem } from "./items.js";
+import type { Holdings, ResetReason, WatchItem } from "./items.js";
 
 /** OverflowPolicy is what happens to a watcher that falls too far behind. */
 export type OverflowPolicy = "reset" | "close";
@@ -21,20 +21,50 @@ export interface WatchScope {
   readonly readable?: (service: string) => boolean;
 }
 
+/** Revisioned is what every change of a feed has: its revision, one more than the change before it. */
+export interface Revisioned {
+  readonly revision: number;
+}
+
+/** FeedItem is what every message of a watch stream has: its kind ("snapshot_end" items carry the snapshot's revision). */
+export interface FeedItem {
+  readonly kind: string;
+}
+
+/**
+ * WatchLens is how a watcher reads the changes of one feed: where a change
+ * belongs (namespace and service), whether a scope sees it, and what the
+ * scope's stream sends for it. The registry's instances and the service
+ * configuration are two feeds with one watcher, history and hub machinery
+ * (ADR 0011); a lens is what differs.
+ */
+export interface WatchLens<C extends Revisioned, I extends FeedItem> {
+  namespaceOf(c: C): string;
+  serviceOf(c: C): string;
+  /** sees reports whether a watcher of scope sends something for c (eventFor without building it). */
+  sees(c: C, scope: WatchScope): boolean;
+  /** eventFor is what a watcher of scope sends for c, or undefined when it sends nothing. */
+  eventFor(c: C, scope: WatchScope): I | undefined;
+  /** progress is the bookmark item at revision. */
+  progress(revision: number, registryId: string): I;
+}
+
 /** WatcherHost is what a watcher needs from its hub: the shared history, snapshots, and its accounting. */
-export interface WatcherHost {
+export interface WatcherHost<C extends Revisioned = Change, I extends FeedItem = WatchItem> {
   readonly registryId: string;
+  /** lens reads this hub's changes. */
+  readonly lens: WatchLens<C, I>;
   /**
    * snapshot builds the snapshot messages of scope at the store's current
    * revision, ending with snapshot_end; differential (only what held lacks
    * or holds otherwise, and removals) when held is given.
    */
-  snapshot(scope: WatchScope, reason: ResetReason | undefined, held?: Holdings): WatchItem[];
+  snapshot(scope: WatchScope, reason: ResetReason | undefined, held?: Holdings): I[];
   /** changeAt returns the change of revision from the shared history, or undefined when it is no longer (or not yet) held. */
-  changeAt(revision: number): Change | undefined;
+  changeAt(revision: number): C | undefined;
   /** head is the revision of the latest change dispatched. */
   head(): number;
-  remove(w: Watcher): void;
+  remove(w: Watcher<C, I>): void;
   /** overflowed counts a watcher that fell too far behind (reset or closed, by policy). */
   overflowed(): void;
 }
@@ -66,9 +96,9 @@ export interface Replay {
  * snapshot flagged OVERFLOW, built when the client reads again, followed
  * only by changes after it) or close (WATCH_OVERFLOW).
  */
-export class Watcher implements AsyncIterableIterator<WatchItem> {
+export class Watcher<C extends Revisioned = Change, I extends FeedItem = WatchItem> implements AsyncIterableIterator<I> {
   // items to send before any change: a snapshot's chunks and end, a bookmark
-  private front: WatchItem[] = [];
+  private front: I[] = [];
   private frontAt = 0;
   // every change this watcher sees up to cursor was sent or is in the snapshot
   private cursor = 0;
@@ -92,7 +122,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
 
   constructor(
     readonly scope: WatchScope,
-    private readonly host: WatcherHost,
+    private readonly host: WatcherHost<C, I>,
     private readonly maxQueue: number,
     private readonly policy: OverflowPolicy,
     now: number,
@@ -115,11 +145,12 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   }
 
   /** offer tells the watcher of a change in its namespace or services, just appended to the history. */
-  offer(change: Change, now: number): void {
+  offer(change: C, now: number): void {
     // a change the snapshot being sent already holds, or one after a due snapshot (which will hold it)
     if (this.ended !== undefined || this.snapshotDue !== null || change.revision <= this.cursor) return;
-    if (this.scope.readable !== undefined && !this.scope.readable(change.instance.service)) return;
-    if (!sees(change, this.scope.filter, this.scope.matchAll)) return;
+    const lens = this.host.lens;
+    if (this.scope.readable !== undefined && !this.scope.readable(lens.serviceOf(change))) return;
+    if (!lens.sees(change, this.scope)) return;
     this.lastActivity = now;
     // nothing unsent: every change up to this one's was sent or never seen
     if (this.unsent === 0) this.cursor = change.revision - 1;
@@ -129,7 +160,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
   }
 
   /** push queues an item (a progress bookmark) before any later change. */
-  push(item: WatchItem, now: number): void {
+  push(item: I, now: number): void {
     if (this.ended !== undefined) return;
     this.lastActivity = now;
     this.front.push(item);
@@ -193,7 +224,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
    * there is none: a due snapshot is built now (at the store's current
    * revision), changes are read from the shared history at the cursor.
    */
-  take(): WatchItem | undefined {
+  take(): I | undefined {
     for (;;) {
       if (this.ended !== undefined) return undefined;
       // a snapshot partly sent is finished first: its chunks are only whole with their end
@@ -212,7 +243,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     }
   }
 
-  next(): Promise<IteratorResult<WatchItem>> {
+  next(): Promise<IteratorResult<I>> {
     const value = this.take();
     if (value !== undefined) return Promise.resolve({ value, done: false });
     if (this.ended !== undefined) {
@@ -223,7 +254,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     return new Promise((resolve) => this.whenQueued(() => resolve(this.next())));
   }
 
-  return(): Promise<IteratorResult<WatchItem>> {
+  return(): Promise<IteratorResult<I>> {
     this.end();
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -239,7 +270,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     let first = 0;
     for (let rev = r.from + 1; rev <= r.until; rev++) {
       const c = this.host.changeAt(rev);
-      if (c === undefined || !this.inScope(c) || !sees(c, this.scope.filter, this.scope.matchAll)) continue;
+      if (c === undefined || !this.inScope(c) || !this.host.lens.sees(c, this.scope)) continue;
       if (first === 0) first = rev;
       this.unsent++;
     }
@@ -251,7 +282,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     this.snapshotDue = null;
     const items = this.host.snapshot(this.scope, reason, held);
     const end = items[items.length - 1];
-    const revision = end?.kind === "snapshot_end" ? end.revision : this.host.head();
+    const revision = end?.kind === "snapshot_end" ? (end as unknown as { readonly revision: number }).revision : this.host.head();
     this.front = items;
     this.frontAt = 0;
     this.cursor = this.liveFrom = revision;
@@ -259,9 +290,9 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     this.bookmark = undefined;
   }
 
-  private shiftFront(): WatchItem {
+  private shiftFront(): I {
     const item = this.front[this.frontAt]!;
-    this.front[this.frontAt++] = undefined as unknown as WatchItem;
+    this.front[this.frontAt++] = undefined as unknown as I;
     if (this.frontAt === this.front.length) {
       this.front = [];
       this.frontAt = 0;
@@ -269,14 +300,14 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     return item;
   }
 
-  private sendBookmark(): WatchItem {
+  private sendBookmark(): I {
     const revision = this.bookmark!;
     this.bookmark = undefined;
-    return { kind: "progress", revision, registryId: this.host.registryId };
+    return this.host.lens.progress(revision, this.host.registryId);
   }
 
   /** nextChange returns the next change this watcher sees after the cursor, or undefined after an overflow. */
-  private nextChange(): WatchItem | undefined {
+  private nextChange(): I | undefined {
     const head = this.host.head();
     for (let rev = this.cursor + 1; rev <= head; rev++) {
       const c = this.host.changeAt(rev);
@@ -285,7 +316,7 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
         return undefined;
       }
       if (!this.inScope(c)) continue;
-      const item = eventFor(c, this.scope.filter, this.scope.matchAll);
+      const item = this.host.lens.eventFor(c, this.scope);
       if (item === undefined) continue;
       if (this.bookmark !== undefined && rev > this.bookmark) {
         this.cursor = rev - 1;
@@ -302,12 +333,13 @@ export class Watcher implements AsyncIterableIterator<WatchItem> {
     return undefined;
   }
 
-  private inScope(c: Change): boolean {
-    const i = c.instance;
-    if (i.namespace !== this.scope.namespace) return false;
+  private inScope(c: C): boolean {
+    const lens = this.host.lens;
+    if (lens.namespaceOf(c) !== this.scope.namespace) return false;
+    const service = lens.serviceOf(c);
     const services = this.scope.services;
-    if (services.length === 0) return this.scope.readable === undefined || this.scope.readable(i.service);
-    return this.serviceSet !== undefined ? this.serviceSet.has(i.service) : services.includes(i.service);
+    if (services.length === 0) return this.scope.readable === undefined || this.scope.readable(service);
+    return this.serviceSet !== undefined ? this.serviceSet.has(service) : services.includes(service);
   }
 
   private dropUnsent(): void {

@@ -2,9 +2,14 @@ import { startMaxine, type Maxine, type StartOptions } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/domain/logger.js";
 
-/** startInProcess runs a real server (real sockets, port 0 on loopback) inside the test process. */
+/**
+ * startInProcess runs a real server (real sockets, port 0 on loopback) inside
+ * the test process. Its service configuration is kept in memory
+ * (MAXINE_DATA_DIR=off) unless env names a directory: test files run side by
+ * side, and one data directory serves one server.
+ */
 export async function startInProcess(env: Record<string, string> = {}, opts: Partial<StartOptions> = {}): Promise<Maxine & { url: string }> {
-  const config = loadConfig([], { MAXINE_HOST: "127.0.0.1", MAXINE_PORT: "0", MAXINE_SHUTDOWN_GRACE: "1s", ...env });
+  const config = loadConfig([], { MAXINE_HOST: "127.0.0.1", MAXINE_PORT: "0", MAXINE_SHUTDOWN_GRACE: "1s", MAXINE_DATA_DIR: "off", ...env });
   const m = await startMaxine(config, { logger: silentLogger, ...opts });
   return Object.assign(m, { url: `http://127.0.0.1:${m.port}` });
 }

@@ -4,6 +4,7 @@
 - Session: keeps instances alive over one heartbeat stream.
 - Watcher: a live local view of services, iterable as changes, with pick().
 - SyncClient: blocking Register / Discover for scripts.
+- ConfigWatcher, get_config: a service configuration key, decoded and kept up to date.
 
 Messages and enums (Instance, Strategy, ServingStatus...) come from the
 code generated from proto/maxine/registry/v1/registry.proto (maxine.gen).
@@ -12,6 +13,7 @@ code generated from proto/maxine/registry/v1/registry.proto (maxine.gen).
 from .backoff import BackoffOptions, ReconnectInfo
 from .balancer import HashRing, fmix32, fnv1a32, hash32, rendezvous
 from .client import Client
+from .config_watcher import ConfigValue, ConfigWatcher, config_stub, get_config, json_decoder
 from .credentials import TokenSource, tls_credentials
 from .errors import (
     AlreadyExistsError,
@@ -48,6 +50,11 @@ from .sync import SyncClient
 from .watcher import Watcher, WatcherState, WatchOverflowError
 
 __all__ = [
+    "ConfigValue",
+    "ConfigWatcher",
+    "config_stub",
+    "get_config",
+    "json_decoder",
     "AlreadyExistsError",
     "BackoffOptions",
     "ChangeType",
