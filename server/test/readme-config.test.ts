@@ -15,7 +15,7 @@ const run = promisify(execFile);
 // calls in order, then the TypeScript ConfigWatcher example as a program.
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-const section = readme.slice(readme.indexOf("## Service configuration"), readme.indexOf("## Redis-backed replicas"));
+const section = readme.slice(readme.indexOf("## Service configuration"), readme.indexOf("\n## ", readme.indexOf("## Service configuration") + 1));
 const sh = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
 const ts = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
 const SDK = new URL("../../sdks/typescript/dist/index.js", import.meta.url).href;

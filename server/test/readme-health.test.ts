@@ -13,7 +13,7 @@ import { startServerProcess, type ServerProcess } from "./support/server-process
 // process is gone the instance goes NOT_SERVING with the connect error.
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-const section = readme.slice(readme.indexOf("## Health"), readme.indexOf("## Redis-backed replicas"));
+const section = readme.slice(readme.indexOf("## Health"), readme.indexOf("\n## ", readme.indexOf("## Health") + 1));
 const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
 let server: ServerProcess;
