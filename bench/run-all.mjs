@@ -169,6 +169,10 @@ said otherwise. See bench/README.md for what each scenario does.
 |---|---|---|---|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
+When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, pick, snap, heap, slow, redis, soak, checks, config, storm, stormNs })
+  .map(([k, v]) => `${k} ${String(v.date ?? "unknown").slice(0, 16).replace("T", " ")}`)
+  .join(", ")}.
+
 ![watch fan-out](fanout.svg) ![heartbeat capacity](heartbeat.svg) ![Discover throughput](discover.svg)
 
 Where the time goes and what would move each target not met:
