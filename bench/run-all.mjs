@@ -44,6 +44,7 @@ if (!process.argv.includes("--report-only")) {
   run("instance-heap.mjs", "100000");
   run("slow-watchers.mjs", "1000", "20000");
   run("redis-replicas.mjs", "1000", "10000", "20");
+  run("redis-failover.mjs", "5");
   run("health-checks.mjs", "10000", "20", "5000");
   run("config-watch.mjs", "1000", "50", "64", "5");
   stormRuns("service");
@@ -63,6 +64,7 @@ const heap = read("instance-heap");
 const slow = read("slow-watchers");
 const redis = read("redis-replicas");
 const soak = read("soak");
+const failover = read("redis-failover");
 const checks = read("health-checks");
 const storm = read("reconnect-storm");
 const stormNs = read("reconnect-storm-namespace");
@@ -120,6 +122,12 @@ const rows = [
     `RSS growth ${slow.rssGrowthMB.toFixed(0)} MB (${slow.kbPerSlowWatcher.toFixed(0)} KB per slow watcher), live heap + buffers ${slow.liveGrowthMB.toFixed(0)} MB; healthy: ${slow.healthy.outOfOrder} out of order, ${slow.healthy.resets} resets, latency median ${ms(slow.latency.withSlow.median)} vs ${ms(slow.latency.baseline.median)} without them (ratio ${slow.latency.medianRatio.toFixed(2)}, p99 ratio ${slow.latency.p99Ratio.toFixed(2)}; controls before/after ${ms(slow.latency.controls.before.median)} / ${ms(slow.latency.controls.after.median)}); live after they went, full GC: ${slow.retainedMB.toFixed(1)} MB retained`,
     met(slow.rssGrowthMB <= 100 && slow.healthy.outOfOrder === 0 && slow.healthy.resets === 0 && slow.latency.medianRatio <= 1.2 && slow.retainedMB <= 10),
   ],
+  [
+    `Redis Sentinel failover: the master SIGKILLed under a writer registering every 20 ms (down-after ${failover.sentinel.downAfterMs} ms, quorum 1)`,
+    "writes accepted again (measured); no acknowledged write lost",
+    `first Register sent after the kill acknowledged ${ms(failover.sentinel.writesAgainMs.median)} after it (median of ${failover.sentinel.trials.length}; ${ms(failover.sentinel.writesAgainMs.min)}–${ms(failover.sentinel.writesAgainMs.max)}); ${failover.sentinel.lost} acknowledged Registers missing`,
+    met(failover.sentinel.lost === 0),
+  ],
   ["Redis mode: Register on replica A → watcher on replica B, p99 of 1,000", "≤ 20 ms", `${ms(redis.crossReplica.p99)} (p50 ${ms(redis.crossReplica.p50)}); ${redis.registrationsPerSecond.toFixed(0)} registrations/s; ${redis.keepAlive.commandsPerSecond.toFixed(0)} Redis commands/s keep 10,000 alive`, met(redis.crossReplica.p99 <= 20)],
   [
     `Soak: ${soak.minutes} min on one server, ${soak.sessions} SDK sessions opening and closing, ${soak.workersKilled} SIGKILLs of 5 % of them, ${soak.unaryRegisters} Connect JSON Registers, ${soak.watchers} resuming watchers`,
@@ -169,7 +177,7 @@ said otherwise. See bench/README.md for what each scenario does.
 |---|---|---|---|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
-When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, pick, snap, heap, slow, redis, soak, checks, config, storm, stormNs })
+When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, pick, snap, heap, slow, redis, failover, soak, checks, config, storm, stormNs })
   .map(([k, v]) => `${k} ${String(v.date ?? "unknown").slice(0, 16).replace("T", " ")}`)
   .join(", ")}.
 
