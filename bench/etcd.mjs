@@ -4,23 +4,13 @@
 // in-memory store costs: nothing on disk), stopped by PID.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureCommand } from "./support.mjs";
+import { ensureCommand, freePort } from "./support.mjs";
 
 /** ensureEtcd returns the etcd binary's path, installing etcd-server with apt when it is missing. */
 export function ensureEtcd() {
   return ensureCommand("etcd", "etcd-server");
-}
-
-/** freePort asks the OS for a free loopback port. */
-export async function freePort() {
-  const srv = createServer();
-  await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 /**

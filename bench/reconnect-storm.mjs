@@ -14,8 +14,7 @@
 //
 // Usage: node bench/reconnect-storm.mjs [sessions=10000] [watchers=100] [heap MB=1024] [scope=service|namespace]
 import { readFileSync } from "node:fs";
-import { freePort } from "./etcd.mjs";
-import { buildLoadgen, fmt, loadgen, startServer, writeResult } from "./support.mjs";
+import { buildLoadgen, fmt, freePort, loadgen, startServer, writeResult } from "./support.mjs";
 
 const N = Number(process.argv[2] ?? 10000);
 const W = Number(process.argv[3] ?? 100);

@@ -13,26 +13,16 @@
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { ensureCommand, startServer, stats, writeResult } from "./support.mjs";
+import { ensureCommand, freePort, startServer, stats, writeResult } from "./support.mjs";
 
 const TRIALS = Number(process.argv[2] ?? 3);
 const DOWN_AFTER_MS = 1000;
 const NODE_TIMEOUT_MS = 2000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 ensureCommand("redis-server", "redis-server");
-
-async function freePort() {
-  const srv = createServer().listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, "close");
-  return port;
-}
 
 /** redisProcess runs redis-server with args in a private directory and resolves once its log shows ready (the Sentinel's: monitoring). */
 async function redisProcess(args, readyLine) {

@@ -10,13 +10,12 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { createMaxineClient, Session } from "@maxine/sdk";
 import { Redis } from "ioredis";
-import { fmt, startServer, stats, writeResult } from "./support.mjs";
+import { fmt, freePort, startServer, stats, writeResult } from "./support.mjs";
 
 /** result collects the figures for docs/benchmarks/redis-replicas.json. */
 const result = { scenario: "Redis mode, 3 replicas" };
@@ -24,15 +23,6 @@ const result = { scenario: "Redis mode, 3 replicas" };
 const N = Number(process.argv[2] ?? 1000);
 const K = Number(process.argv[3] ?? 10_000);
 const WINDOW_S = Number(process.argv[4] ?? 20);
-
-async function freePort() {
-  const srv = createServer().listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, "close");
-  return port;
-}
 
 async function startRedis() {
   const dir = mkdtempSync(join(tmpdir(), "maxine-bench-redis-"));

@@ -2,6 +2,7 @@
 // process on loopback, and summarise samples.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
 export const MAIN = fileURLToPath(new URL("../server/dist/main.js", import.meta.url));
@@ -98,6 +99,15 @@ export function gcProbe(server) {
     server.child.stdout.on("data", onData);
     server.child.kill("SIGUSR2");
   });
+}
+
+/** freePort returns a port free on 127.0.0.1 now (for a process the bench starts). */
+export async function freePort() {
+  const srv = createServer();
+  await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const { port } = srv.address();
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
 }
 
 /** stats returns median, p99, min and max of samples (ms). */

@@ -29,17 +29,9 @@ type configFanout struct {
 }
 
 func (m *configFanout) open(ctx context.Context, n int, onEvent func(int, string)) error {
-	writer, err := grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
+	var err error
+	if m.writer, m.cc, err = dialWatchers(m.addr, m.conns); err != nil {
 		return err
-	}
-	m.writer = writer
-	for i := 0; i < m.conns; i++ {
-		cc, err := grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return err
-		}
-		m.cc = append(m.cc, cc)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	m.cancel = cancel

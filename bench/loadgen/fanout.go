@@ -107,17 +107,9 @@ type maxineFanout struct {
 }
 
 func (m *maxineFanout) open(ctx context.Context, n int, onEvent func(int, string)) error {
-	writer, err := grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
+	var err error
+	if m.writer, m.cc, err = dialWatchers(m.addr, m.conns); err != nil {
 		return err
-	}
-	m.writer = writer
-	for i := 0; i < m.conns; i++ {
-		cc, err := grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return err
-		}
-		m.cc = append(m.cc, cc)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	m.cancel = cancel
@@ -267,4 +259,26 @@ func (e *etcdFanout) close() {
 	if e.writer != nil {
 		_ = e.writer.Close()
 	}
+}
+
+// dialWatchers opens a writer's connection and conns connections for watch
+// streams to addr (cleartext HTTP/2, loopback only).
+func dialWatchers(addr string, conns int) (*grpc.ClientConn, []*grpc.ClientConn, error) {
+	writer, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	cc := make([]*grpc.ClientConn, 0, conns)
+	for i := 0; i < conns; i++ {
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			_ = writer.Close()
+			for _, open := range cc {
+				_ = open.Close()
+			}
+			return nil, nil, err
+		}
+		cc = append(cc, c)
+	}
+	return writer, cc, nil
 }

@@ -18,16 +18,7 @@ export class Metrics {
 
   constructor(core: Registry, hub: WatchHub, watchBudget?: WatchBudget) {
     collectDefaultMetrics({ register: this.registry, prefix: "maxine_" });
-    const gauge = (name: string, help: string, read: () => number): void => {
-      new Gauge({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          this.set(read());
-        },
-      });
-    };
+    const gauge = (name: string, help: string, read: () => number): void => this.gauge(name, help, read);
     const counter = (name: string, help: string, read: () => number): void => this.counter(name, help, read);
     const c = core.counts;
     counter("maxine_heartbeat_streams_opened_total", "Heartbeat streams opened.", () => c.heartbeatStreamsOpened);
@@ -92,16 +83,7 @@ export class Metrics {
       registers: [this.registry],
     });
     for (const kind of ["http", "tcp", "grpc"]) for (const result of ["pass", "fail", "timeout"]) probes.inc({ kind, result }, 0);
-    const gauge = (name: string, help: string, read: () => number): void => {
-      new Gauge({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          this.set(read());
-        },
-      });
-    };
+    const gauge = (name: string, help: string, read: () => number): void => this.gauge(name, help, read);
     return {
       probed(kind: CheckKind, result: ProbeResult, seconds: number) {
         const k = kind.toLowerCase();
@@ -117,6 +99,18 @@ export class Metrics {
         gauge("maxine_check_probes_queued", "Health-check probes due and waiting for a slot (MAXINE_CHECK_CONCURRENCY).", () => checker.queued);
       },
     };
+  }
+
+  /** gauge shows a number read when scraped. */
+  private gauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 
   /** counter shows a number that only grows, read when scraped. */
