@@ -47,6 +47,7 @@ if (!process.argv.includes("--report-only")) {
   run("redis-failover.mjs", "3");
   run("health-checks.mjs", "10000", "20", "5000");
   run("config-watch.mjs", "1000", "50", "64", "5");
+  run("xds-fanout.mjs", "1000", "20");
   stormRuns("service");
   stormRuns("namespace");
   run("soak.mjs", "10");
@@ -69,6 +70,7 @@ const checks = read("health-checks");
 const storm = read("reconnect-storm");
 const stormNs = read("reconnect-storm-namespace");
 const config = read("config");
+const xdsFan = read("xds-fanout");
 const ms = (x) => `${x.toFixed(1)} ms`;
 const met = (ok) => (ok ? "met" : "**not met**");
 const json = disc.rows.find((r) => r.server === "maxine" && r.protocol === "json");
@@ -163,6 +165,12 @@ const rows = [
     `${config.put.maxine.perSecond.toLocaleString("en-US")}/s (p99 ${ms(config.put.maxine.latencyMs.p99)}); etcd ${config.put.etcd.perSecond.toLocaleString("en-US")}/s (p99 ${ms(config.put.etcd.latencyMs.p99)})`,
     met(config.put.maxine.perSecond >= 2000),
   ],
+  [
+    `xDS: a Register seen by ${xdsFan.subscribers.toLocaleString("en-US")} raw ADS subscribers (EDS, ACKing), p99 of ${xdsFan.trials} (beside ${xdsFan.subscribers.toLocaleString("en-US")} WatchServices watchers, same run, same Go client)`,
+    "≤ 50 ms",
+    `${ms(xdsFan.xds.all.p99)} (median ${ms(xdsFan.xds.all.median)}); WatchServices ${ms(xdsFan.watch.all.p99)} (median ${ms(xdsFan.watch.all.median)}), ratio ${(xdsFan.xds.all.p99 / xdsFan.watch.all.p99).toFixed(2)}${xdsFan.load_average > xdsFan.cores / 2 ? ` (taken under load: load average ${xdsFan.load_average.toFixed(1)} on ${xdsFan.cores} cores, indicative)` : ""}`,
+    met(xdsFan.xds.all.p99 <= 50),
+  ],
   ...[storm, stormNs].map((st) => {
     const runs = st.runs ?? [st];
     const converged = runs.map((r) => r.converged_ms);
@@ -187,11 +195,11 @@ said otherwise. See bench/README.md for what each scenario does.
 |---|---|---|---|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
-When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, pick, snap, heap, slow, redis, failover, soak, checks, config, storm, stormNs })
+When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, pick, snap, heap, slow, redis, failover, soak, checks, config, xds: xdsFan, storm, stormNs })
   .map(([k, v]) => `${k} ${String(v.date ?? "unknown").slice(0, 16).replace("T", " ")}`)
   .join(", ")}.
 
-![watch fan-out](fanout.svg) ![heartbeat capacity](heartbeat.svg) ![Discover throughput](discover.svg)
+![watch fan-out](fanout.svg) ![heartbeat capacity](heartbeat.svg) ![Discover throughput](discover.svg) ![xDS fan-out](xds-fanout.svg)
 
 Where the time goes and what would move each target not met:
 [docs/performance.md](../performance.md).

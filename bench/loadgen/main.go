@@ -10,6 +10,7 @@
 //	loadgen snapshot -addr 127.0.0.1:7400 -instances 10000 -trials 10
 //	loadgen storm -addr 127.0.0.1:7400 -sessions 10000 -watchers 100   (then "GO" on stdin)
 //	loadgen fanout -target maxine-config -addr 127.0.0.1:7400 -n 1000 -trials 20
+//	loadgen fanout -target maxine-xds -addr 127.0.0.1:7400 -n 1000 -trials 20   (raw ADS subscribers, EDS)
 //	loadgen put -target maxine -addr 127.0.0.1:7400 -c 64 -duration 5s   (or -target etcd)
 package main
 
@@ -72,7 +73,7 @@ func main() {
 
 func fanoutCommand(ctx context.Context, args []string) (any, error) {
 	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
-	target := fs.String("target", "maxine", "maxine or etcd")
+	target := fs.String("target", "maxine", "maxine (WatchServices), maxine-config (ConfigService.Watch), maxine-xds (ADS, EDS) or etcd")
 	addr := fs.String("addr", "127.0.0.1:7400", "server address (loopback only)")
 	n := fs.Int("n", 1000, "watchers")
 	conns := fs.Int("conns", 4, "client connections the watchers are spread over")
@@ -89,8 +90,10 @@ func fanoutCommand(ctx context.Context, args []string) (any, error) {
 		t = &etcdFanout{endpoint: *addr, conns: *conns, prefix: "/fanout/"}
 	case "maxine-config":
 		t = &configFanout{addr: *addr, conns: *conns, service: "fanout"}
+	case "maxine-xds":
+		t = &xdsFanout{addr: *addr, conns: *conns, service: "fanout"}
 	default:
-		return nil, fmt.Errorf("-target must be maxine, maxine-config or etcd, got %q", *target)
+		return nil, fmt.Errorf("-target must be maxine, maxine-config, maxine-xds or etcd, got %q", *target)
 	}
 	defer t.close()
 	return runFanout(ctx, t, *target, *n, *conns, *trials, *gap)

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
+	"google.golang.org/grpc"
+)
+
+// typeCLA is the xDS v3 type URL of an EDS resource (ClusterLoadAssignment).
+const typeCLA = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+
+// xdsFanout subscribes with raw ADS streams (StreamAggregatedResources,
+// state of the world), each one a node of its own asking for the EDS
+// resource of one service and ACKing every response, as a proxyless gRPC
+// client or Envoy does; spread over conns HTTP/2 connections. A change is a
+// Register of a new instance on a connection of its own; a subscriber has
+// it when a ClusterLoadAssignment lists the new instance's address (each
+// change gets an address of its own).
+type xdsFanout struct {
+	addr    string
+	conns   int
+	service string
+	cc      []*grpc.ClientConn
+	writer  *grpc.ClientConn
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	ids     sync.Map // "host:port" -> change id
+	port    atomic.Uint32
+}
+
+func (x *xdsFanout) open(ctx context.Context, n int, onEvent func(int, string)) error {
+	var err error
+	if x.writer, x.cc, err = dialWatchers(x.addr, x.conns); err != nil {
+		return err
+	}
+	x.port.Store(1000)
+	wctx, cancel := context.WithCancel(ctx)
+	x.cancel = cancel
+	ready := make(chan error, n)
+	for w := 0; w < n; w++ {
+		client := discoveryv3.NewAggregatedDiscoveryServiceClient(x.cc[w%len(x.cc)])
+		x.wg.Add(1)
+		go func(w int) {
+			defer x.wg.Done()
+			synced := false
+			fail := func(err error) {
+				if !synced {
+					ready <- fmt.Errorf("xds subscriber %d: %w", w, err)
+				}
+			}
+			stream, err := client.StreamAggregatedResources(wctx)
+			if err != nil {
+				fail(err)
+				return
+			}
+			req := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: fmt.Sprintf("loadgen-%d", w)}, TypeUrl: typeCLA, ResourceNames: []string{x.service}}
+			if err := stream.Send(req); err != nil {
+				fail(err)
+				return
+			}
+			req.Node = nil // only the first request of a stream carries the node
+			seen := map[string]bool{}
+			for {
+				res, err := stream.Recv()
+				if err != nil {
+					fail(err)
+					return
+				}
+				for _, a := range res.GetResources() {
+					cla := &endpointv3.ClusterLoadAssignment{}
+					if err := a.UnmarshalTo(cla); err != nil {
+						fail(fmt.Errorf("unpack %s: %w", a.GetTypeUrl(), err))
+						return
+					}
+					for _, l := range cla.GetEndpoints() {
+						for _, e := range l.GetLbEndpoints() {
+							sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+							key := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+							if seen[key] {
+								continue
+							}
+							seen[key] = true
+							if id, ok := x.ids.Load(key); ok {
+								onEvent(w, id.(string))
+							}
+						}
+					}
+				}
+				req.VersionInfo, req.ResponseNonce = res.GetVersionInfo(), res.GetNonce()
+				if err := stream.Send(req); err != nil { // the ACK
+					fail(err)
+					return
+				}
+				if !synced {
+					synced = true
+					ready <- nil
+				}
+			}
+		}(w)
+	}
+	return waitReady(ctx, "maxine-xds", ready, n)
+}
+
+func (x *xdsFanout) change(ctx context.Context, id string) error {
+	port := x.port.Add(1)
+	x.ids.Store(fmt.Sprintf("10.9.0.1:%d", port), id)
+	client := registryv1.NewRegistryServiceClient(x.writer)
+	_, err := client.Register(ctx, &registryv1.RegisterRequest{Instance: &registryv1.Instance{
+		Service: x.service, InstanceId: id, Host: "10.9.0.1", Port: port,
+	}})
+	return err
+}
+
+func (x *xdsFanout) close() {
+	if x.cancel != nil {
+		x.cancel()
+	}
+	x.wg.Wait()
+	for _, cc := range x.cc {
+		_ = cc.Close()
+	}
+	if x.writer != nil {
+		_ = x.writer.Close()
+	}
+}
