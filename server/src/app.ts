@@ -18,6 +18,9 @@ import { healthService } from "./rpc/health-service.js";
 import { reflectionServices } from "./rpc/reflection-service.js";
 import { registryService } from "./rpc/registry-service.js";
 import { configService } from "./rpc/config-service.js";
+import { xdsService } from "./rpc/xds-service.js";
+import { XdsStats } from "./rpc/ads-call.js";
+import { XdsCache } from "./xds/cache.js";
 import { ServiceConfig } from "./registry/service-config.js";
 import type { ConfigStore } from "./store/config-store.js";
 import { LevelConfigStore } from "./store/level-config-store.js";
@@ -199,9 +202,21 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     },
   });
   const flushes = new FlushScheduler();
+  // the xDS control plane's views, fed by the registry's change feed (docs/xds.md)
+  const xdsCache = new XdsCache({ store, logger: log });
+  const xdsStats = new XdsStats();
   const served: Service[] = [
     registryService({ registry, hub, limits, flushes, open: openWatches, budget: watchBudget }),
     configService({ config: serviceConfig, flushes, open: openWatches, budget: watchBudget }),
+    xdsService({
+      cache: xdsCache,
+      stats: xdsStats,
+      limits: { maxResources: config.xdsMaxResourcesPerStream, names: limits },
+      maxStreams: config.xdsMaxStreams,
+      flushes,
+      log,
+      open: openWatches,
+    }),
     healthService(serving),
     ...(opts.services ?? []),
   ];
@@ -357,6 +372,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
         registry.close();
         shutdown.abort(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
         hub.close();
+        xdsCache.close();
         stopEncoding();
         const ended = performance.now();
         await listener.close(config.shutdownGraceMs);

@@ -1,0 +1,227 @@
+import type { Access } from "../domain/access.js";
+import { matches } from "../domain/filter.js";
+import type { InstanceRecord } from "../domain/instance.js";
+import type { Logger } from "../domain/logger.js";
+import type { Change, Store } from "../store/store.js";
+import { xdsNameOf, type XdsName } from "./names.js";
+import { policyOfMetadata } from "./policy.js";
+import {
+  ROUND_ROBIN_POLICY,
+  clusterOf,
+  listenerOf,
+  loadAssignmentOf,
+  routeOf,
+  sameLbPolicy,
+  type LbPolicy,
+  type Packed,
+  type XdsType,
+} from "./resources.js";
+
+/** XdsSubscriber is an open xDS stream as the cache tells it of changes. */
+export interface XdsSubscriber {
+  /** changed: the instances or the policy of namespace/service changed (or, with reset, everything may have). */
+  changed(namespace: string, service: string): void;
+  reset(): void;
+}
+
+/**
+ * XdsView is one subscribed resource name's four resources, shared by every
+ * stream subscribed to it: each resource is built and encoded once per
+ * change that alters it (the ClusterLoadAssignment once per client zone),
+ * then handed to every stream as the same Packed object. A rebuilt resource
+ * whose bytes equal the previous one keeps the previous object (and
+ * version), so streams compare identities to know what changed.
+ */
+export class XdsView {
+  refs = 0;
+  private stale = true;
+  private lb: LbPolicy = ROUND_ROBIN_POLICY;
+  private listener: Packed | undefined;
+  private route: Packed | undefined;
+  private cluster: Packed | undefined;
+  private instances: readonly InstanceRecord[] = [];
+  private loads = new Map<string, Packed>();
+  private previousLoads: Map<string, Packed> | undefined;
+
+  constructor(
+    readonly name: XdsName,
+    private readonly cache: XdsCache,
+  ) {}
+
+  /** invalidate marks the view's resources for a rebuild on next read. */
+  invalidate(): void {
+    if (this.stale) return;
+    this.stale = true;
+  }
+
+  /** resource is the view's resource of type for a client in zone ("" unknown). */
+  resource(type: XdsType, zone: string): Packed {
+    if (this.stale) this.refresh();
+    const version = String(this.cache.revision());
+    switch (type) {
+      case "listener":
+        return (this.listener ??= { name: this.name.name, any: listenerOf(this.name.name), version });
+      case "route":
+        return (this.route ??= { name: this.name.name, any: routeOf(this.name.name, this.lb), version });
+      case "cluster":
+        return (this.cluster ??= { name: this.name.name, any: clusterOf(this.name.name, this.lb), version });
+      case "endpoints": {
+        let p = this.loads.get(zone);
+        if (p === undefined) {
+          const any = loadAssignmentOf(this.name.name, this.instances, zone);
+          const before = this.previousLoads?.get(zone);
+          p = before !== undefined && sameBytes(before.any.value, any.value) ? before : { name: this.name.name, any, version };
+          this.loads.set(zone, p);
+        }
+        return p;
+      }
+    }
+  }
+
+  private refresh(): void {
+    this.stale = false;
+    const { namespace, service, filter, matchAll } = this.name;
+    const all = this.cache.store.service(namespace, service)?.sorted() ?? [];
+    this.instances = matchAll ? all : all.filter((r) => matches(filter, r));
+    const lb = this.cache.policyOf(namespace, service, all);
+    if (!sameLbPolicy(lb, this.lb)) {
+      this.lb = lb;
+      this.route = undefined;
+      this.cluster = undefined;
+    }
+    this.previousLoads = this.loads;
+    this.loads = new Map();
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** ConfigPolicies reads a service's load-balancing policy from its configuration (key `xds`), when it sets one. */
+export interface ConfigPolicies {
+  policyOf(namespace: string, service: string): LbPolicy | undefined;
+}
+
+/** XdsCacheOptions are the parts the cache reads. */
+export interface XdsCacheOptions {
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly config?: ConfigPolicies;
+}
+
+/**
+ * XdsCache is the xDS control plane's state: the views streams subscribe
+ * to (by name, counted), fed by the registry's change feed, one
+ * subscription for every stream (as the watch hub is): a change marks the
+ * views of its service stale and tells every open stream, which rebuilds
+ * nothing itself: it reads the views, rebuilt once.
+ */
+export class XdsCache {
+  readonly store: Store;
+  private readonly views = new Map<string, XdsView>();
+  private readonly byService = new Map<string, Set<XdsView>>();
+  private readonly subscribers = new Set<XdsSubscriber>();
+  private readonly stop: () => void;
+  private readonly log: Logger;
+  private readonly config: ConfigPolicies | undefined;
+
+  constructor(opts: XdsCacheOptions) {
+    this.store = opts.store;
+    this.log = opts.logger;
+    this.config = opts.config;
+    const offChanges = this.store.subscribe((c: Change) => this.invalidate(c.instance.namespace, c.instance.service));
+    const offResets = this.store.subscribeResets?.(() => this.resetAll());
+    this.stop = () => {
+      offChanges();
+      offResets?.();
+    };
+  }
+
+  /** revision is the registry revision the views reflect: a response's version_info. */
+  revision(): number {
+    return this.store.revision();
+  }
+
+  /** streams counts open subscribers (maxine_xds_streams). */
+  get streams(): number {
+    return this.subscribers.size;
+  }
+
+  /** subscribe registers an open stream; the result unsubscribes it. */
+  subscribe(s: XdsSubscriber): () => void {
+    this.subscribers.add(s);
+    return () => this.subscribers.delete(s);
+  }
+
+  /** acquire returns the shared view of name, counting the holder; release it when done. */
+  acquire(name: XdsName): XdsView {
+    let v = this.views.get(name.name);
+    if (v === undefined) {
+      v = new XdsView(name, this);
+      this.views.set(name.name, v);
+      const key = serviceKey(name.namespace, name.service);
+      let set = this.byService.get(key);
+      if (set === undefined) this.byService.set(key, (set = new Set()));
+      set.add(v);
+    }
+    v.refs++;
+    return v;
+  }
+
+  release(v: XdsView): void {
+    if (--v.refs > 0) return;
+    this.views.delete(v.name.name);
+    const key = serviceKey(v.name.namespace, v.name.service);
+    const set = this.byService.get(key);
+    set?.delete(v);
+    if (set?.size === 0) this.byService.delete(key);
+  }
+
+  /**
+   * wildcardNames lists the unfiltered names of every service with at least
+   * one instance that access may read: what a wildcard LDS or CDS
+   * subscription gets.
+   */
+  wildcardNames(access: Access): XdsName[] {
+    const out: XdsName[] = [];
+    for (const namespace of this.store.namespaces()) {
+      if (!access.allowsAny("read", namespace)) continue;
+      for (const [service, view] of this.store.services(namespace)) {
+        if (view.size === 0 || !access.allows("read", namespace, service)) continue;
+        out.push({ name: xdsNameOf(namespace, service), namespace, service, filter: EMPTY_FILTER, matchAll: true });
+      }
+    }
+    return out;
+  }
+
+  /** policyOf is a service's load-balancing policy: its configuration's `xds` key wins, else its instances' metadata, else round robin. */
+  policyOf(namespace: string, service: string, instances: readonly InstanceRecord[]): LbPolicy {
+    return this.config?.policyOf(namespace, service) ?? policyOfMetadata(instances, this.log) ?? ROUND_ROBIN_POLICY;
+  }
+
+  /** invalidate marks the views of namespace/service stale and tells every stream (a registry change, or a change of its xds configuration). */
+  invalidate(namespace: string, service: string): void {
+    const set = this.byService.get(serviceKey(namespace, service));
+    if (set !== undefined) for (const v of set) v.invalidate();
+    for (const s of this.subscribers) s.changed(namespace, service);
+  }
+
+  private resetAll(): void {
+    for (const v of this.views.values()) v.invalidate();
+    for (const s of this.subscribers) s.reset();
+  }
+
+  /** close stops following the registry. */
+  close(): void {
+    this.stop();
+  }
+}
+
+const EMPTY_FILTER = Object.freeze({ tags: [], version: "", zone: "", metadata: Object.freeze({}) });
+
+function serviceKey(namespace: string, service: string): string {
+  return `${namespace}/${service}`;
+}
