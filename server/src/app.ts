@@ -21,6 +21,7 @@ import { configService } from "./rpc/config-service.js";
 import { xdsService } from "./rpc/xds-service.js";
 import { XdsStats } from "./rpc/ads-call.js";
 import { XdsCache } from "./xds/cache.js";
+import { XdsConfigPolicies } from "./xds/config-policies.js";
 import { ServiceConfig } from "./registry/service-config.js";
 import type { ConfigStore } from "./store/config-store.js";
 import { LevelConfigStore } from "./store/level-config-store.js";
@@ -203,8 +204,13 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   });
   const flushes = new FlushScheduler();
   // the xDS control plane's views, fed by the registry's change feed (docs/xds.md)
-  const xdsCache = new XdsCache({ store, logger: log });
+  const xdsCache = new XdsCache({
+    store,
+    logger: log,
+    config: (changed) => new XdsConfigPolicies(async () => (await serviceConfig.ready()).store, log, changed),
+  });
   const xdsStats = new XdsStats();
+  metrics.xds(xdsCache, xdsStats);
   const served: Service[] = [
     registryService({ registry, hub, limits, flushes, open: openWatches, budget: watchBudget }),
     configService({ config: serviceConfig, flushes, open: openWatches, budget: watchBudget }),

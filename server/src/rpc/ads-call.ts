@@ -53,7 +53,6 @@ export class AdsCall implements BidiCall, XdsSubscriber {
   private readonly types = new Map<XdsType, SotwType>();
   private readonly count: StreamCount;
   private zone: string | undefined;
-  private nonces = 0;
   private due = false;
   private blocked = false;
   private ended = false;
@@ -121,14 +120,16 @@ export class AdsCall implements BidiCall, XdsSubscriber {
       this.types.set(type, (t = { subs, sent: undefined, nonce: "", version: "" }));
     }
     if (req.responseNonce !== "") {
-      if (req.responseNonce !== t.nonce) {
-        this.deps.log.debug({ type, nonce: req.responseNonce, latest: t.nonce }, "xds: a request answering an earlier response (stale nonce)");
-      } else if (req.errorDetail !== undefined) {
+      const stale = req.responseNonce !== t.nonce;
+      if (req.errorDetail !== undefined) {
+        // a rejection counts even when a newer response is already on its way: the client rejected the one it names
         this.deps.stats.nacks[type]++;
         this.deps.log.warn(
-          { type, version: t.version, nonce: t.nonce, peer: this.ctx.peer, principal: this.ctx.principal.name, error: req.errorDetail.message },
+          { type, nonce: req.responseNonce, stale, acceptedVersion: req.versionInfo, peer: this.ctx.peer, principal: this.ctx.principal.name, error: req.errorDetail.message },
           "xds: the client rejected a response (NACK); the last configuration it accepted stands",
         );
+      } else if (stale) {
+        this.deps.log.debug({ type, nonce: req.responseNonce, latest: t.nonce }, "xds: a request answering an earlier response (stale nonce)");
       } else {
         this.deps.log.debug({ type, version: req.versionInfo, nonce: req.responseNonce }, "xds: ACK");
       }
@@ -182,7 +183,7 @@ export class AdsCall implements BidiCall, XdsSubscriber {
     if (t.sent !== undefined && sameResources(now, t.sent)) return;
     // the first response of a subscription goes out even when empty: the client then knows nothing exists
     t.sent = now;
-    t.nonce = String(++this.nonces);
+    t.nonce = this.deps.cache.nonce();
     t.version = String(this.deps.cache.revision());
     const resources = [...now.values()].map((p) => p.any);
     this.out.push(outgoing(create(DiscoveryResponseSchema, { versionInfo: t.version, resources, typeUrl: TYPE_URLS[type], nonce: t.nonce })));

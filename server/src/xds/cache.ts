@@ -103,13 +103,17 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** ConfigPolicies reads a service's load-balancing policy from its configuration (key `xds`), when it sets one. */
 export interface ConfigPolicies {
   policyOf(namespace: string, service: string): LbPolicy | undefined;
+  /** start is called at the first stream: the configuration is read from then on. */
+  start(): void;
+  close(): void;
 }
 
 /** XdsCacheOptions are the parts the cache reads. */
 export interface XdsCacheOptions {
   readonly store: Store;
   readonly logger: Logger;
-  readonly config?: ConfigPolicies;
+  /** config, when set, reads policies from the services' configuration; it is given the cache's invalidate. */
+  readonly config?: (changed: (namespace: string | undefined, service: string | undefined) => void) => ConfigPolicies;
 }
 
 /**
@@ -127,17 +131,23 @@ export class XdsCache {
   private readonly stop: () => void;
   private readonly log: Logger;
   private readonly config: ConfigPolicies | undefined;
+  private nonces = 0;
 
   constructor(opts: XdsCacheOptions) {
     this.store = opts.store;
     this.log = opts.logger;
-    this.config = opts.config;
+    this.config = opts.config?.((namespace, service) => (namespace === undefined || service === undefined ? this.resetAll() : this.invalidate(namespace, service)));
     const offChanges = this.store.subscribe((c: Change) => this.invalidate(c.instance.namespace, c.instance.service));
     const offResets = this.store.subscribeResets?.(() => this.resetAll());
     this.stop = () => {
       offChanges();
       offResets?.();
     };
+  }
+
+  /** nonce is a response nonce unique on the server (so unique on each stream, and a log line names one response). */
+  nonce(): string {
+    return (++this.nonces).toString(36);
   }
 
   /** revision is the registry revision the views reflect: a response's version_info. */
@@ -153,6 +163,7 @@ export class XdsCache {
   /** subscribe registers an open stream; the result unsubscribes it. */
   subscribe(s: XdsSubscriber): () => void {
     this.subscribers.add(s);
+    this.config?.start();
     return () => this.subscribers.delete(s);
   }
 
@@ -217,6 +228,7 @@ export class XdsCache {
   /** close stops following the registry. */
   close(): void {
     this.stop();
+    this.config?.close();
   }
 }
 
