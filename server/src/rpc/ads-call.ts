@@ -2,6 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { Reason, RegistryError } from "../domain/errors.js";
 import type { Logger } from "../domain/logger.js";
 import type { XdsCache, XdsSubscriber } from "../xds/cache.js";
+import type { Status } from "../xds/gen/google/rpc/status_pb.js";
+import type { Node } from "../xds/gen/envoy/config/core/v3/base_pb.js";
 import { DiscoveryResponseSchema, type DiscoveryRequest } from "../xds/gen/envoy/service/discovery/v3/discovery_pb.js";
 import { TYPE_URLS, XDS_TYPES, typeOfUrl, type Packed, type XdsType } from "../xds/resources.js";
 import { StreamCount, TypeSubscriptions, type XdsStreamLimits } from "../xds/subscriptions.js";
@@ -29,39 +31,51 @@ export class XdsStats {
   readonly nacks: Record<XdsType, number> = { listener: 0, route: 0, cluster: 0, endpoints: 0 };
 }
 
-interface SotwType {
+/** TypeState is one resource type of a stream: the client's subscription, the latest response's nonce, and what the client holds. */
+export interface TypeState {
   readonly subs: TypeSubscriptions;
-  /** sent is what the last response carried, by name: a resource is sent again only when its object changed. */
-  sent: ReadonlyMap<string, Packed> | undefined;
+  /** held is what the client holds by our account, by name (the objects sent: a resource is sent again only when its object changed). */
+  held: Map<string, Packed> | undefined;
   nonce: string;
   version: string;
 }
 
+/** XdsRequest is what SotW and Delta requests share: the type, the node, and the answer to an earlier response. */
+interface XdsRequest {
+  readonly typeUrl: string;
+  readonly node?: Node | undefined;
+  readonly responseNonce: string;
+  readonly errorDetail?: Status | undefined;
+}
+
 /**
- * AdsCall is one StreamAggregatedResources stream (state of the world): per
- * type, the client's subscription, the nonce and version of the last
- * response and what it carried. A response goes out when the client
- * subscribes to something it was not sent, or when a resource it holds
- * changed in the registry (the cache tells every stream; the stream reads
- * the shared, already encoded resources). An ACK changes nothing; a NACK is
- * logged and counted, and since nothing changed, nothing is resent until
- * the next change. Bursts of changes coalesce into one response per type,
- * and a client that does not read gets nothing more queued: responses are
- * built when its stream can take them.
+ * AdsStreamCall is what both xDS protocol variants do on a stream: the
+ * stream's slots, a state per resource type, the client's zone (from the
+ * first request's node), ACK and NACK (a NACK is logged at warn and counted,
+ * and changes nothing: the last configuration the client accepted stands
+ * and, nothing having changed, nothing is resent), and when to answer. The
+ * cache tells every stream of a change; a stream whose subscriptions it
+ * touches schedules one flush, which reads the cache's shared, already
+ * encoded resources and sends what differs from what the client holds.
+ * Bursts coalesce into one response per type, and a client that does not
+ * read gets nothing more queued: its responses are built, current, when it
+ * reads again. The stream ends on client half-close, cancel, shutdown, a
+ * policy reload or a limit, and releases everything it held.
  */
-export class AdsCall implements BidiCall, XdsSubscriber {
-  private readonly types = new Map<XdsType, SotwType>();
+export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, XdsSubscriber {
+  protected readonly types = new Map<XdsType, TypeState>();
   private readonly count: StreamCount;
-  private zone: string | undefined;
+  protected zone = "";
+  private zoneRead = false;
   private due = false;
   private blocked = false;
   private ended = false;
   private readonly unsubscribe: () => void;
 
   constructor(
-    private readonly deps: AdsDeps,
-    private readonly ctx: CallContext,
-    private readonly out: StreamOutput,
+    protected readonly deps: AdsDeps,
+    protected readonly ctx: CallContext,
+    protected readonly out: StreamOutput,
   ) {
     this.count = new StreamCount(deps.limits.maxResources);
     openXdsStream(deps, ctx);
@@ -77,7 +91,7 @@ export class AdsCall implements BidiCall, XdsSubscriber {
   receive(req: unknown): void {
     if (this.ended) return;
     try {
-      this.read(req as DiscoveryRequest);
+      this.read(req as R);
     } catch (err) {
       this.end(err);
     }
@@ -105,10 +119,19 @@ export class AdsCall implements BidiCall, XdsSubscriber {
     this.schedule();
   }
 
-  private read(req: DiscoveryRequest): void {
+  /** apply applies a request's subscription changes to the type's state (first: the stream's first request of the type). */
+  protected abstract apply(req: R, type: XdsType, t: TypeState, first: boolean): void;
+
+  /** respond queues a response for the type if the client lacks something; it returns whether it did. */
+  protected abstract respond(type: XdsType, t: TypeState): boolean;
+
+  private read(req: R): void {
     const type = typeOfUrl(req.typeUrl);
-    // the node (and its zone) comes with the first request; later ones may leave it out
-    this.zone ??= req.node?.locality?.zone ?? "";
+    if (!this.zoneRead) {
+      // the node (and its zone) comes with the first request; later ones may leave it out
+      this.zoneRead = true;
+      this.zone = req.node?.locality?.zone ?? "";
+    }
     if (type === undefined) {
       this.deps.log.debug({ typeUrl: req.typeUrl, peer: this.ctx.peer }, "xds: a request for a type Maxine does not serve; ignored");
       return;
@@ -117,37 +140,28 @@ export class AdsCall implements BidiCall, XdsSubscriber {
     const first = t === undefined;
     if (t === undefined) {
       const subs = new TypeSubscriptions(type, this.deps.cache, this.ctx.access, this.deps.limits, this.count, this.deps.log);
-      this.types.set(type, (t = { subs, sent: undefined, nonce: "", version: "" }));
+      this.types.set(type, (t = { subs, held: undefined, nonce: "", version: "" }));
     }
-    if (req.responseNonce !== "") {
-      const stale = req.responseNonce !== t.nonce;
-      if (req.errorDetail !== undefined) {
-        // a rejection counts even when a newer response is already on its way: the client rejected the one it names
-        this.deps.stats.nacks[type]++;
-        this.deps.log.warn(
-          { type, nonce: req.responseNonce, stale, acceptedVersion: req.versionInfo, peer: this.ctx.peer, principal: this.ctx.principal.name, error: req.errorDetail.message },
-          "xds: the client rejected a response (NACK); the last configuration it accepted stands",
-        );
-      } else if (stale) {
-        this.deps.log.debug({ type, nonce: req.responseNonce, latest: t.nonce }, "xds: a request answering an earlier response (stale nonce)");
-      } else {
-        this.deps.log.debug({ type, version: req.versionInfo, nonce: req.responseNonce }, "xds: ACK");
-      }
-    }
-    const names = req.resourceNames;
-    const wildcardable = type === "listener" || type === "cluster";
-    // SotW: no names in the first request of LDS or CDS is the wildcard, as is "*"; later an empty list unsubscribes
-    const wildcard = wildcardable && (names.includes("*") || (names.length === 0 && (first || t.subs.wildcard)));
-    t.subs.setWildcard(wildcard);
-    t.subs.replace(names, "resource_names");
-    // what the client holds no longer counts as sent once it unsubscribes from it
-    if (t.sent !== undefined) {
-      const kept = new Map<string, Packed>();
-      for (const [name, p] of t.sent) if (t.subs.named.has(name) || t.subs.wildcard) kept.set(name, p);
-      t.sent = kept;
-    }
-    // a response goes out only for what the client was not sent (send compares): an ACK or a NACK sends nothing
+    if (req.responseNonce !== "") this.answered(req, type, t);
+    this.apply(req, type, t, first);
+    // a response goes out only for what the client lacks (respond compares): an ACK or a NACK alone sends nothing
     this.schedule();
+  }
+
+  private answered(req: R, type: XdsType, t: TypeState): void {
+    const stale = req.responseNonce !== t.nonce;
+    if (req.errorDetail !== undefined) {
+      // a rejection counts even when a newer response is already on its way: the client rejected the one it names
+      this.deps.stats.nacks[type]++;
+      this.deps.log.warn(
+        { type, nonce: req.responseNonce, stale, peer: this.ctx.peer, principal: this.ctx.principal.name, error: req.errorDetail.message },
+        "xds: the client rejected a response (NACK); the last configuration it accepted stands",
+      );
+    } else if (stale) {
+      this.deps.log.debug({ type, nonce: req.responseNonce, latest: t.nonce }, "xds: a request answering an earlier response (stale nonce)");
+    } else {
+      this.deps.log.debug({ type, nonce: req.responseNonce }, "xds: ACK");
+    }
   }
 
   private schedule(): void {
@@ -162,14 +176,13 @@ export class AdsCall implements BidiCall, XdsSubscriber {
     try {
       for (const type of XDS_TYPES) {
         const t = this.types.get(type);
-        if (t !== undefined) this.send(type, t);
+        if (t !== undefined && this.respond(type, t)) this.deps.stats.pushes[type]++;
       }
     } catch (err) {
       this.end(err); // a response the protocol cannot carry (larger than MAXINE_MAX_RESPONSE_BYTES)
       return;
     }
     if (!this.out.flush()) {
-      // a client that does not read gets nothing more queued: what changed meanwhile is sent, current, once it reads
       this.blocked = true;
       this.out.whenWritable(() => {
         this.blocked = false;
@@ -177,18 +190,6 @@ export class AdsCall implements BidiCall, XdsSubscriber {
       });
     }
   };
-
-  private send(type: XdsType, t: SotwType): void {
-    const now = t.subs.current(this.zone ?? "");
-    if (t.sent !== undefined && sameResources(now, t.sent)) return;
-    // the first response of a subscription goes out even when empty: the client then knows nothing exists
-    t.sent = now;
-    t.nonce = this.deps.cache.nonce();
-    t.version = String(this.deps.cache.revision());
-    const resources = [...now.values()].map((p) => p.any);
-    this.out.push(outgoing(create(DiscoveryResponseSchema, { versionInfo: t.version, resources, typeUrl: TYPE_URLS[type], nonce: t.nonce })));
-    this.deps.stats.pushes[type]++;
-  }
 
   private end(err?: unknown): void {
     if (this.ended) return;
@@ -199,6 +200,37 @@ export class AdsCall implements BidiCall, XdsSubscriber {
     this.unsubscribe();
     for (const t of this.types.values()) t.subs.close();
     this.out.close(err);
+  }
+}
+
+/**
+ * AdsCall is one StreamAggregatedResources stream (state of the world):
+ * each request carries the type's whole subscription; each response
+ * carries every subscribed resource that exists, with version_info the
+ * registry revision it reflects and a nonce unique on the server. No names
+ * in the first LDS or CDS request, or "*", is the wildcard.
+ */
+export class AdsCall extends AdsStreamCall<DiscoveryRequest> {
+  protected apply(req: DiscoveryRequest, type: XdsType, t: TypeState, first: boolean): void {
+    const names = req.resourceNames;
+    const wildcardable = type === "listener" || type === "cluster";
+    // no names in the first request of LDS or CDS is the wildcard, as is "*"; later, an empty list unsubscribes from everything named
+    t.subs.setWildcard(wildcardable && (names.includes("*") || (names.length === 0 && (first || t.subs.wildcard))));
+    t.subs.replace(names, "resource_names");
+    // what the client unsubscribed from no longer counts as held: subscribed again, it is sent again
+    if (t.held !== undefined) for (const name of t.held.keys()) if (!t.subs.named.has(name) && !t.subs.wildcard) t.held.delete(name);
+  }
+
+  protected respond(type: XdsType, t: TypeState): boolean {
+    const now = t.subs.current(this.zone);
+    // the first response of a subscription goes out even when empty: the client then knows that nothing exists
+    if (t.held !== undefined && sameResources(now, t.held)) return false;
+    t.held = now;
+    t.nonce = this.deps.cache.nonce();
+    t.version = String(this.deps.cache.revision());
+    const resources = [...now.values()].map((p) => p.any);
+    this.out.push(outgoing(create(DiscoveryResponseSchema, { versionInfo: t.version, resources, typeUrl: TYPE_URLS[type], nonce: t.nonce })));
+    return true;
   }
 }
 

@@ -10,6 +10,7 @@ import {
   clusterOf,
   listenerOf,
   loadAssignmentOf,
+  packed,
   routeOf,
   sameLbPolicy,
   type LbPolicy,
@@ -57,20 +58,19 @@ export class XdsView {
   /** resource is the view's resource of type for a client in zone ("" unknown). */
   resource(type: XdsType, zone: string): Packed {
     if (this.stale) this.refresh();
-    const version = String(this.cache.revision());
     switch (type) {
       case "listener":
-        return (this.listener ??= { name: this.name.name, any: listenerOf(this.name.name), version });
+        return (this.listener ??= packed(this.name.name, listenerOf(this.name.name)));
       case "route":
-        return (this.route ??= { name: this.name.name, any: routeOf(this.name.name, this.lb), version });
+        return (this.route ??= packed(this.name.name, routeOf(this.name.name, this.lb)));
       case "cluster":
-        return (this.cluster ??= { name: this.name.name, any: clusterOf(this.name.name, this.lb), version });
+        return (this.cluster ??= packed(this.name.name, clusterOf(this.name.name, this.lb)));
       case "endpoints": {
         let p = this.loads.get(zone);
         if (p === undefined) {
           const any = loadAssignmentOf(this.name.name, this.instances, zone);
           const before = this.previousLoads?.get(zone);
-          p = before !== undefined && sameBytes(before.any.value, any.value) ? before : { name: this.name.name, any, version };
+          p = before !== undefined && sameBytes(before.any.value, any.value) ? before : packed(this.name.name, any);
           this.loads.set(zone, p);
         }
         return p;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { create, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { effectiveStatus, type InstanceRecord } from "../domain/instance.js";
@@ -50,13 +51,20 @@ export function sameLbPolicy(a: LbPolicy, b: LbPolicy): boolean {
 
 /**
  * Packed is one resource ready to send: its name, the Any that carries it
- * (encoded once, shared by every stream it goes to), and the revision of
- * the registry change that last altered it (Delta's per-resource version).
+ * (encoded once, shared by every stream it goes to), and its version for
+ * Delta: a digest of its bytes, so that equal content has an equal version
+ * on every replica and across restarts (a reconnecting client's
+ * initial_resource_versions are then compared exactly).
  */
 export interface Packed {
   readonly name: string;
   readonly any: Any;
   readonly version: string;
+}
+
+/** packed makes the Packed of a resource. */
+export function packed(name: string, any: Any): Packed {
+  return { name, any, version: createHash("sha256").update(any.value).digest("base64url").slice(0, 22) };
 }
 
 /** pack encodes message into the Any a DiscoveryResponse carries. */
