@@ -255,3 +255,25 @@ func TestXdsFilteredName(t *testing.T) {
 		return seen["v1"] > 0 && seen["v2a"] > 0 && seen["v2b"] > 0
 	})
 }
+
+// TestXdsNamespaceAndTagNames: xds:///team/payments reaches the payments
+// of namespace team only, and xds:///payments;tag=canary only the
+// instances of the default namespace's payments that carry tag canary.
+func TestXdsNamespaceAndTagNames(t *testing.T) {
+	m := startMaxine(t)
+	m.addBackend(t, "team-1", &registryv1.Instance{Namespace: "team", Service: "payments"})
+	m.addBackend(t, "canary-1", &registryv1.Instance{Service: "payments", Tags: []string{"canary", "eu"}})
+	m.addBackend(t, "plain-1", &registryv1.Instance{Service: "payments", Tags: []string{"eu"}})
+
+	team := dialXDS(t, m, "xds:///team/payments", "")
+	waitCalls(t, team, firstCallBound, "a call to xds:///team/payments answered by team-1", func(_ map[string]int, last string) bool { return last == "team-1" })
+	if s := tally(team, 100); s["team-1"] != 100 {
+		t.Fatalf("100 calls to xds:///team/payments: want all on team-1 (namespace team), got %v", s)
+	}
+
+	canary := dialXDS(t, m, "xds:///payments;tag=canary", "")
+	waitCalls(t, canary, firstCallBound, "a call to xds:///payments;tag=canary answered by canary-1", func(_ map[string]int, last string) bool { return last == "canary-1" })
+	if s := tally(canary, 100); s["canary-1"] != 100 {
+		t.Fatalf("100 calls to xds:///payments;tag=canary: want all on canary-1, got %v", s)
+	}
+}
