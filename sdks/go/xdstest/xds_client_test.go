@@ -2,6 +2,7 @@ package xdstest_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	configv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/config/v1"
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
+	"github.com/maxine-registry/maxine/sdks/go/internal/testserver"
 )
 
 // firstCallBound is how long grpc-go's xDS client may take to resolve a
@@ -275,5 +283,63 @@ func TestXdsNamespaceAndTagNames(t *testing.T) {
 	waitCalls(t, canary, firstCallBound, "a call to xds:///payments;tag=canary answered by canary-1", func(_ map[string]int, last string) bool { return last == "canary-1" })
 	if s := tally(canary, 100); s["canary-1"] != 100 {
 		t.Fatalf("100 calls to xds:///payments;tag=canary: want all on canary-1, got %v", s)
+	}
+}
+
+// TestXdsRingHashAndLeastRequest: a service whose configuration (key xds)
+// asks for RING_HASH on header x-user-id sends every call of one user to
+// one backend and spreads users over the backends; a service whose
+// instances' metadata asks for LEAST_REQUEST is served by grpc-go's
+// least_request balancer over all of them.
+func TestXdsRingHashAndLeastRequest(t *testing.T) {
+	m := startMaxine(t)
+	if _, err := m.client.Config.Put(ctxT(t, 5*time.Second), connect.NewRequest(&configv1.PutRequest{Service: "payments", Key: "xds", Value: []byte(`{"lbPolicy":"RING_HASH","hashHeader":"x-user-id"}`), ContentType: "application/json"})); err != nil {
+		t.Fatalf("Put payments' xds configuration: %v", err)
+	}
+	for _, n := range []string{"r1", "r2", "r3"} {
+		m.addBackend(t, n, &registryv1.Instance{Service: "payments"})
+	}
+	cc := dialXDS(t, m, "xds:///payments", "")
+	callAs := func(user string) (string, error) {
+		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "x-user-id", user), callTimeout)
+		defer cancel()
+		var md metadata.MD
+		if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&md)); err != nil {
+			return "", err
+		}
+		return strings.Join(md.Get(testserver.BackendHeader), ","), nil
+	}
+	waitFor(t, firstCallBound, "a call to the ring-hash service to succeed", func() (bool, string) {
+		_, err := callAs("warm-up")
+		return err == nil, fmt.Sprint(err)
+	})
+	used := map[string]bool{}
+	for u := 0; u < 30; u++ {
+		user := fmt.Sprintf("user-%d", u)
+		first := ""
+		for i := 0; i < 10; i++ {
+			got, err := callAs(user)
+			if err != nil {
+				t.Fatalf("call %d of %s: %v", i, user, err)
+			}
+			if first == "" {
+				first = got
+			} else if got != first {
+				t.Fatalf("ring hash on x-user-id: %s's calls went to %s and then to %s", user, first, got)
+			}
+		}
+		used[first] = true
+	}
+	if len(used) < 2 {
+		t.Fatalf("ring hash: 30 users all landed on %v, want them spread over r1, r2, r3", used)
+	}
+
+	for _, n := range []string{"l1", "l2"} {
+		m.addBackend(t, n, &registryv1.Instance{Service: "orders", Metadata: map[string]string{"xds-lb-policy": "LEAST_REQUEST"}})
+	}
+	lr := dialXDS(t, m, "xds:///orders", "")
+	waitCalls(t, lr, firstCallBound, "calls to the least-request service answered by l1 and l2", func(seen map[string]int, _ string) bool { return seen["l1"] > 0 && seen["l2"] > 0 })
+	if s := tally(lr, 100); !only(s, "l1", "l2") {
+		t.Fatalf("100 calls to the least-request service: want all answered by l1 or l2, got %v", s)
 	}
 }
