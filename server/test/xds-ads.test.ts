@@ -346,6 +346,48 @@ describe("StreamAggregatedResources (SotW) with a raw grpc-js client", () => {
   });
 });
 
+describe("xDS stream lifecycle", () => {
+  it("streams go through the per-method metrics, release what they held when they end, and end with UNAVAILABLE on shutdown", async () => {
+    const server = await startInProcess({ MAXINE_MAX_WATCHERS_PER_CONNECTION: "2" });
+    const client = adsClient(server.port);
+    try {
+      await server.registry.register(instance("a"), undefined);
+      const a = sotw(client);
+      a.send({ node: node(), typeUrl: TYPE.eds, resourceNames: ["payments"] });
+      await a.nth(TYPE.eds, 0);
+      const b = sotw(client);
+      b.send({ node: node(), typeUrl: TYPE.lds, resourceNames: [] });
+      await b.nth(TYPE.lds, 0);
+      expect(await metric(server.url, "maxine_xds_streams")).toBe(2);
+      // an xDS stream takes a watch slot of its connection (MAXINE_MAX_WATCHERS_PER_CONNECTION): the third is refused
+      const c = sotw(client);
+      c.send({ node: node(), typeUrl: TYPE.lds, resourceNames: [] });
+      await c.closed();
+      expect(c.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(c.error?.details).toContain("MAXINE_MAX_WATCHERS_PER_CONNECTION");
+      // a client that ends its stream frees its slot
+      a.close();
+      const t0 = Date.now();
+      while ((await metric(server.url, "maxine_xds_streams")) !== 1) {
+        if (Date.now() - t0 > 5_000) throw new Error("the cancelled stream was not released");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const d = sotw(client);
+      d.send({ node: node(), typeUrl: TYPE.eds, resourceNames: ["payments"] });
+      await d.nth(TYPE.eds, 0);
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      expect(text).toMatch(/^maxine_rpc_requests_total\{method="StreamAggregatedResources",protocol="grpc",code="resource_exhausted"\} 1$/m);
+      // shutdown ends every open stream with UNAVAILABLE: clients reconnect elsewhere
+      await server.close();
+      await Promise.all([b.closed(), d.closed()]);
+      expect([b.error?.code, d.error?.code]).toEqual([grpc.status.UNAVAILABLE, grpc.status.UNAVAILABLE]);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
+
 describe("xDS authorization", () => {
   const dir = mkdtempSync(join(tmpdir(), "maxine-xds-auth-"));
   const sha = (t: string) => createHash("sha256").update(t).digest("hex");
@@ -399,5 +441,27 @@ describe("xDS authorization", () => {
     admin.send({ node: node(), typeUrl: TYPE.lds, resourceNames: [] });
     expect((await admin.nth(TYPE.lds, 0)).resources.map((r: any) => r.name).sort()).toEqual(["prod/payments", "staging/payments"]);
     admin.close();
+  });
+
+  it("a policy reload ends open xDS streams (UNAVAILABLE): clients reconnect under the new policy", async () => {
+    const s = sotw(client, bearer(TOKENS.prod));
+    s.send({ node: node(), typeUrl: TYPE.lds, resourceNames: [] });
+    await s.nth(TYPE.lds, 0);
+    writeFileSync(
+      join(dir, "policy.yaml"),
+      `roles:
+  prod-reader:
+    - { permissions: [read], namespaces: [prod, staging], services: ["*"] }
+  admin:
+    - { permissions: [admin], namespaces: ["*"], services: ["*"] }
+`,
+    );
+    expect(await server.reloadAuth()).toBe(true);
+    await s.closed();
+    expect(s.error?.code).toBe(grpc.status.UNAVAILABLE);
+    const again = sotw(client, bearer(TOKENS.prod));
+    again.send({ node: node(), typeUrl: TYPE.lds, resourceNames: [] });
+    expect((await again.nth(TYPE.lds, 0)).resources.map((r: any) => r.name).sort()).toEqual(["prod/payments", "staging/payments"]);
+    again.close();
   });
 });

@@ -41,6 +41,7 @@ export class XdsView {
   private route: Packed | undefined;
   private cluster: Packed | undefined;
   private instances: readonly InstanceRecord[] = [];
+  private zones: ReadonlySet<string> = new Set();
   private loads = new Map<string, Packed>();
   private previousLoads: Map<string, Packed> | undefined;
 
@@ -66,6 +67,8 @@ export class XdsView {
       case "cluster":
         return (this.cluster ??= packed(this.name.name, clusterOf(this.name.name, this.lb)));
       case "endpoints": {
+        // a zone none of the view's instances is in gets the same CLA as no zone: one copy for all of them
+        if (!this.zones.has(zone)) zone = "";
         let p = this.loads.get(zone);
         if (p === undefined) {
           const any = loadAssignmentOf(this.name.name, this.instances, zone);
@@ -83,6 +86,7 @@ export class XdsView {
     const { namespace, service, filter, matchAll } = this.name;
     const all = this.cache.store.service(namespace, service)?.sorted() ?? [];
     this.instances = matchAll ? all : all.filter((r) => matches(filter, r));
+    this.zones = new Set(this.instances.map((r) => r.zone));
     const lb = this.cache.policyOf(namespace, service, all);
     if (!sameLbPolicy(lb, this.lb)) {
       this.lb = lb;
