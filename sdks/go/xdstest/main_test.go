@@ -49,10 +49,12 @@ type maxineServer struct {
 }
 
 // startMaxine runs the built server on a free loopback port with the
-// tests' grace, stopped with the test.
+// tests' grace and its service configuration in memory (a test's xds
+// policy must not outlive it in a data directory another server opens),
+// stopped with the test.
 func startMaxine(t *testing.T) *maxineServer {
 	t.Helper()
-	srv, err := testserver.Start(map[string]string{"MAXINE_GRACE": grace.String(), "MAXINE_LEASE_TTL_MIN": "100ms"})
+	srv, err := testserver.Start(map[string]string{"MAXINE_GRACE": grace.String(), "MAXINE_LEASE_TTL_MIN": "100ms", "MAXINE_DATA_DIR": "off"})
 	if err != nil {
 		t.Fatal(err)
 	}
