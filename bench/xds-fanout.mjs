@@ -20,7 +20,9 @@ if (!(N >= 1) || !(TRIALS >= 1)) throw new Error(`usage: node bench/xds-fanout.m
 buildLoadgen();
 
 const conns = Math.max(4, Math.ceil(N / 1000));
-const env = { MAXINE_MAX_WATCHERS_PER_CONNECTION: "1000", MAXINE_MAX_STREAMS_PER_CONNECTION: "1000" };
+// configuration in memory: the xDS server reads policies from the configuration store, which
+// otherwise opens ./maxine-data (one server per directory)
+const env = { MAXINE_MAX_WATCHERS_PER_CONNECTION: "1000", MAXINE_MAX_STREAMS_PER_CONNECTION: "1000", MAXINE_DATA_DIR: "off" };
 const args = ["-n", String(N), "-conns", String(conns), "-trials", String(TRIALS)];
 
 async function run(target) {

@@ -22,17 +22,18 @@ const typeCLA = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignm
 // client or Envoy does; spread over conns HTTP/2 connections. A change is a
 // Register of a new instance on a connection of its own; a subscriber has
 // it when a ClusterLoadAssignment lists the new instance's address (each
-// change gets an address of its own).
+// change gets a port of its own, so a subscriber compares ports only: the
+// client's cost per response is decoding the CLA, as any xDS client's).
 type xdsFanout struct {
-	addr    string
-	conns   int
-	service string
-	cc      []*grpc.ClientConn
-	writer  *grpc.ClientConn
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	ids     sync.Map // "host:port" -> change id
-	port    atomic.Uint32
+	addr     string
+	conns    int
+	service  string
+	cc       []*grpc.ClientConn
+	writer   *grpc.ClientConn
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	port     atomic.Uint32 // the last change's port (0 before the first)
+	targetID atomic.Value  // the last change's id
 }
 
 func (x *xdsFanout) open(ctx context.Context, n int, onEvent func(int, string)) error {
@@ -40,7 +41,7 @@ func (x *xdsFanout) open(ctx context.Context, n int, onEvent func(int, string)) 
 	if x.writer, x.cc, err = dialWatchers(x.addr, x.conns); err != nil {
 		return err
 	}
-	x.port.Store(1000)
+	x.targetID.Store("")
 	wctx, cancel := context.WithCancel(ctx)
 	x.cancel = cancel
 	ready := make(chan error, n)
@@ -65,8 +66,9 @@ func (x *xdsFanout) open(ctx context.Context, n int, onEvent func(int, string)) 
 				fail(err)
 				return
 			}
-			req.Node = nil // only the first request of a stream carries the node
-			seen := map[string]bool{}
+			req.Node = nil      // only the first request of a stream carries the node
+			var reported uint32 // the last change's port this subscriber reported
+			cla := &endpointv3.ClusterLoadAssignment{}
 			for {
 				res, err := stream.Recv()
 				if err != nil {
@@ -74,21 +76,19 @@ func (x *xdsFanout) open(ctx context.Context, n int, onEvent func(int, string)) 
 					return
 				}
 				for _, a := range res.GetResources() {
-					cla := &endpointv3.ClusterLoadAssignment{}
 					if err := a.UnmarshalTo(cla); err != nil {
 						fail(fmt.Errorf("unpack %s: %w", a.GetTypeUrl(), err))
 						return
 					}
+					target := x.port.Load()
+					if target == 0 || target == reported {
+						continue
+					}
 					for _, l := range cla.GetEndpoints() {
 						for _, e := range l.GetLbEndpoints() {
-							sa := e.GetEndpoint().GetAddress().GetSocketAddress()
-							key := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
-							if seen[key] {
-								continue
-							}
-							seen[key] = true
-							if id, ok := x.ids.Load(key); ok {
-								onEvent(w, id.(string))
+							if e.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue() == target {
+								reported = target
+								onEvent(w, x.targetID.Load().(string))
 							}
 						}
 					}
@@ -109,8 +109,12 @@ func (x *xdsFanout) open(ctx context.Context, n int, onEvent func(int, string)) 
 }
 
 func (x *xdsFanout) change(ctx context.Context, id string) error {
-	port := x.port.Add(1)
-	x.ids.Store(fmt.Sprintf("10.9.0.1:%d", port), id)
+	port := uint32(1001)
+	if last := x.port.Load(); last != 0 {
+		port = last + 1
+	}
+	x.targetID.Store(id) // before the port: a subscriber that sees the port reads this id
+	x.port.Store(port)
 	client := registryv1.NewRegistryServiceClient(x.writer)
 	_, err := client.Register(ctx, &registryv1.RegisterRequest{Instance: &registryv1.Instance{
 		Service: x.service, InstanceId: id, Host: "10.9.0.1", Port: port,
