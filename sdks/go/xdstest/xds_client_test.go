@@ -14,8 +14,10 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	configv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/config/v1"
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
@@ -92,6 +94,45 @@ func TestXdsDrainedInstanceGetsNoNewCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCalls(t, cc, 2*time.Second, "a call answered by b once it serves again", func(_ map[string]int, last string) bool { return last == "b" })
+
+	// NOT_SERVING (endpoint health UNHEALTHY) takes b out the same way
+	if err := b.inst.SetStatus(ctxT(t, 5*time.Second), registryv1.ServingStatus_SERVING_STATUS_NOT_SERVING); err != nil {
+		t.Fatal(err)
+	}
+	run = 0
+	waitCalls(t, cc, 2*time.Second, "50 calls in a row answered by a once b was NOT_SERVING", func(_ map[string]int, last string) bool {
+		if last == "a" {
+			run++
+		} else {
+			run = 0
+		}
+		return run == 50
+	})
+	before = b.Calls()
+	if s := tally(cc, 200); s["a"] != 200 || b.Calls() != before {
+		t.Fatalf("200 calls after b went NOT_SERVING: want all on a and none served by b, got %v (b served %d)", s, b.Calls()-before)
+	}
+}
+
+// TestXdsDialBeforeFirstBackend: a client dialed while payments has no
+// instance (Maxine serves its resources with an empty ClusterLoadAssignment)
+// fails its calls fast with UNAVAILABLE, and its calls succeed within 1 s
+// of the first backend's Register.
+func TestXdsDialBeforeFirstBackend(t *testing.T) {
+	m := startMaxine(t)
+	cc := dialXDS(t, m, "xds:///payments", "")
+	waitFor(t, firstCallBound, "a call failing UNAVAILABLE while payments has no instance", func() (bool, string) {
+		_, err := call(cc)
+		return status.Code(err) == codes.Unavailable, fmt.Sprint(err)
+	})
+	registering := time.Now()
+	m.addBackend(t, "a", &registryv1.Instance{Service: "payments"})
+	waitCalls(t, cc, 3*time.Second, "a call answered by a once it registered", func(_ map[string]int, last string) bool { return last == "a" })
+	took := time.Since(registering)
+	t.Logf("first call answered %v after the first backend's Register started", took)
+	if took > time.Second {
+		t.Fatalf("the first call answered %v after the first backend's Register started, want within 1 s", took)
+	}
 }
 
 // TestXdsKilledBackendProcessIsDropped: a backend in a child process (its
