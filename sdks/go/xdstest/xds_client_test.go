@@ -253,8 +253,9 @@ func TestXdsWeightsSplitTraffic(t *testing.T) {
 }
 
 // TestXdsZonePreference: a client in zone z1 (bootstrap node.locality.zone)
-// sends every call to the z1 backends while they exist; when they go, calls
-// fail over to z2; when a z1 backend comes back, calls return to z1.
+// sends every call to the z1 backends while they serve; when they are
+// drained, and again when they go, calls fail over to z2; when z1 serves
+// again, calls return to z1.
 func TestXdsZonePreference(t *testing.T) {
 	m := startMaxine(t)
 	a1 := m.addBackend(t, "a1", &registryv1.Instance{Service: "payments", Zone: "z1"})
@@ -265,6 +266,23 @@ func TestXdsZonePreference(t *testing.T) {
 	if s := tally(cc, 200); !only(s, "a1", "a2") {
 		t.Fatalf("200 calls from a client in z1: want all on z1 (a1, a2), got %v", s)
 	}
+
+	// drained, still registered: z1's endpoints are all DRAINING
+	for _, b := range []*backend{a1, a2} {
+		if err := b.inst.Drain(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCalls(t, cc, 3*time.Second, "calls failing over to z2 (b1) once z1's backends were drained", func(_ map[string]int, last string) bool { return last == "b1" })
+	if s := tally(cc, 100); s["b1"] != 100 {
+		t.Fatalf("100 calls while z1's backends are drained: want all on b1 (z2), got %v", s)
+	}
+	for _, b := range []*backend{a1, a2} {
+		if err := b.inst.SetStatus(ctxT(t, 5*time.Second), registryv1.ServingStatus_SERVING_STATUS_SERVING); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCalls(t, cc, 3*time.Second, "calls back on z1 once its backends serve again", func(_ map[string]int, last string) bool { return last == "a1" || last == "a2" })
 
 	for _, b := range []*backend{a1, a2} {
 		if err := b.inst.Deregister(ctxT(t, 5*time.Second)); err != nil {
