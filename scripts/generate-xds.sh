@@ -60,4 +60,5 @@ e=envoy-api/envoy
   --path "$e/config/cluster/v3/cluster.proto" \
   --path "$e/config/endpoint/v3/endpoint.proto" \
   --path "$e/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto" \
-  --path "$e/extensions/filters/http/router/v3/router.proto")
+  --path "$e/extensions/filters/http/router/v3/router.proto" \
+  --path "$e/extensions/upstreams/http/v3/http_protocol_options.proto")

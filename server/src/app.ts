@@ -299,7 +299,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       }
       if (ui?.serve(req, res) === true) return;
       res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found: Maxine serves maxine.registry.v1.RegistryService, maxine.config.v1.ConfigService, grpc.health.v1.Health and gRPC reflection (see README)\n");
+      res.end("not found: Maxine serves maxine.registry.v1.RegistryService, maxine.config.v1.ConfigService, envoy.service.discovery.v3.AggregatedDiscoveryService (xDS), grpc.health.v1.Health and gRPC reflection (see README)\n");
     },
   });
   const stopEncoding = encodeStoredRecords(store);

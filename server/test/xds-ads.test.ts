@@ -120,6 +120,8 @@ describe("StreamAggregatedResources (SotW) with a raw grpc-js client", () => {
     const cds = await s.nth(TYPE.cds, 0);
     expect(cds.resources[0]).toMatchObject({ name: "payments", type: "EDS", edsClusterConfig: { serviceName: "payments", edsConfig: { ads: {} } } });
     expect(cds.resources[0].lbPolicy ?? "ROUND_ROBIN").toBe("ROUND_ROBIN");
+    // the endpoints are gRPC servers: Envoy is told to speak HTTP/2 to them
+    expect(cds.resources[0].typedExtensionProtocolOptions["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]).toMatchObject({ explicitHttpConfig: { http2ProtocolOptions: {} } });
     await ack(s, TYPE.cds, cds, ["payments"]);
 
     s.send({ typeUrl: TYPE.eds, resourceNames: ["payments"] });
@@ -381,6 +383,24 @@ describe("xDS stream lifecycle", () => {
       await server.close();
       await Promise.all([b.closed(), d.closed()]);
       expect([b.error?.code, d.error?.code]).toEqual([grpc.status.UNAVAILABLE, grpc.status.UNAVAILABLE]);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
+
+describe("xDS responses over MAXINE_MAX_RESPONSE_BYTES", () => {
+  it("end the stream with RESOURCE_EXHAUSTED naming the setting", async () => {
+    const server = await startInProcess({ MAXINE_MAX_RESPONSE_BYTES: "1024" });
+    const client = adsClient(server.port);
+    try {
+      for (let i = 0; i < 40; i++) await server.registry.register(instance(`i${i}`, { host: `10.0.0.${i}` }), undefined);
+      const s = sotw(client);
+      s.send({ node: node(), typeUrl: TYPE.eds, resourceNames: ["payments"] });
+      await s.closed();
+      expect(s.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(s.error?.details).toMatch(/^response: a message of \d+ bytes exceeds the limit of 1024 bytes \(MAXINE_MAX_RESPONSE_BYTES\)$/);
     } finally {
       client.close();
       await server.close();

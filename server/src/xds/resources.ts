@@ -10,6 +10,7 @@ import { EndpointSchema, LbEndpointSchema, LocalityLbEndpointsSchema, type LbEnd
 import { ListenerSchema } from "./gen/envoy/config/listener/v3/listener_pb.js";
 import { RouteConfigurationSchema } from "./gen/envoy/config/route/v3/route_pb.js";
 import { RouterSchema } from "./gen/envoy/extensions/filters/http/router/v3/router_pb.js";
+import { HttpProtocolOptionsSchema } from "./gen/envoy/extensions/upstreams/http/v3/http_protocol_options_pb.js";
 import { HttpConnectionManagerSchema } from "./gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js";
 
 /** XdsType is one of the four resource types Maxine serves, by its short name. */
@@ -109,10 +110,24 @@ export function routeOf(name: string, lb: LbPolicy): Any {
   return pack(RouteConfigurationSchema, route, TYPE_URLS.route);
 }
 
-/** clusterOf is Cluster N: EDS over ADS (ClusterLoadAssignment N) with the view's load-balancing policy. */
+const HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/**
+ * HTTP2_UPSTREAM says that the cluster's endpoints speak HTTP/2 (they are
+ * gRPC servers): Envoy would speak HTTP/1.1 to them otherwise. gRPC's
+ * clients, which always speak HTTP/2, do not read it.
+ */
+const HTTP2_UPSTREAM = pack(
+  HttpProtocolOptionsSchema,
+  create(HttpProtocolOptionsSchema, { upstreamProtocolOptions: { case: "explicitHttpConfig", value: { protocolConfig: { case: "http2ProtocolOptions", value: {} } } } }),
+  `type.googleapis.com/${HTTP_OPTIONS}`,
+);
+
+/** clusterOf is Cluster N: EDS over ADS (ClusterLoadAssignment N) with the view's load-balancing policy, its endpoints spoken to over HTTP/2. */
 export function clusterOf(name: string, lb: LbPolicy): Any {
   const cluster = create(ClusterSchema, {
     name,
+    typedExtensionProtocolOptions: { [HTTP_OPTIONS]: HTTP2_UPSTREAM },
     clusterDiscoveryType: { case: "type", value: Cluster_DiscoveryType.EDS },
     edsClusterConfig: { edsConfig: ADS, serviceName: name },
     lbPolicy: Cluster_LbPolicy[lb.policy],

@@ -32,6 +32,7 @@ export function adsClient(port: number): grpc.Client & Record<string, any> {
         "envoy/config/endpoint/v3/endpoint.proto",
         "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
         "envoy/extensions/filters/http/router/v3/router.proto",
+        "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
       ],
       {
         includeDirs: ["envoy-api", "xds", "googleapis", "protoc-gen-validate"].map((d) => DEPS + d),
