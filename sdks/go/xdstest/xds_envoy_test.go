@@ -15,6 +15,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -249,6 +250,14 @@ func checkServed(t *testing.T, names []string, lds, rds, cds, eds map[string]*an
 		c := unpack(t, "Cluster "+n, cds[n], &clusterv3.Cluster{})
 		if c.GetType() != clusterv3.Cluster_EDS || c.GetEdsClusterConfig().GetServiceName() != n || c.GetEdsClusterConfig().GetEdsConfig().GetAds() == nil {
 			t.Fatalf("Cluster %s: want type EDS over ADS with service_name %q, got %v", n, n, c)
+		}
+		// for Envoy, which would speak HTTP/1.1 to the endpoints otherwise
+		opts := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+		if opts == nil {
+			t.Fatalf("Cluster %s: no envoy.extensions.upstreams.http.v3.HttpProtocolOptions (HTTP/2 to the endpoints): %v", n, c)
+		}
+		if h := unpack(t, "Cluster "+n+"'s HttpProtocolOptions", opts, &upstreamhttpv3.HttpProtocolOptions{}); h.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+			t.Fatalf("Cluster %s: HttpProtocolOptions do not ask for HTTP/2: %v", n, h)
 		}
 		clas[n] = unpack(t, "ClusterLoadAssignment "+n, eds[n], &endpointv3.ClusterLoadAssignment{})
 	}
