@@ -8,7 +8,7 @@ import type { Maxine } from "../src/app.js";
 import type { Logger } from "../src/domain/logger.js";
 import { instance } from "./support/core.js";
 import { startInProcess } from "./support/in-process.js";
-import { adsClient, node, sotw, TYPE, type AdsStream } from "./support/ads-client.js";
+import { adsClient, delta, node, sotw, TYPE, type AdsStream } from "./support/ads-client.js";
 
 // StreamAggregatedResources (state of the world) on a real server over real
 // HTTP/2, with an independent client: @grpc/grpc-js and the Envoy protos
@@ -461,6 +461,15 @@ describe("xDS authorization", () => {
     admin.send({ node: node(), typeUrl: TYPE.lds, resourceNames: [] });
     expect((await admin.nth(TYPE.lds, 0)).resources.map((r: any) => r.name).sort()).toEqual(["prod/payments", "staging/payments"]);
     admin.close();
+  });
+
+  it("Delta: a resource of a namespace the caller may not read does not exist (removed_resources)", async () => {
+    const s = delta(client, bearer(TOKENS.prod));
+    s.send({ node: node(), typeUrl: TYPE.eds, resourceNamesSubscribe: ["prod/payments", "staging/payments"] });
+    const r0 = await s.nth(TYPE.eds, 0);
+    expect(r0.resources.map((r: any) => r.name)).toEqual(["prod/payments"]);
+    expect(r0.removedResources).toEqual(["staging/payments"]);
+    s.close();
   });
 
   it("a policy reload ends open xDS streams (UNAVAILABLE): clients reconnect under the new policy", async () => {
