@@ -8,7 +8,7 @@ import type { Maxine } from "../src/app.js";
 import type { Logger } from "../src/domain/logger.js";
 import { instance } from "./support/core.js";
 import { startInProcess } from "./support/in-process.js";
-import { adsClient, node, sotw, TYPE, type AdsStream } from "./support/ads-client.js";
+import { adsClient, delta, node, sotw, TYPE, type AdsStream } from "./support/ads-client.js";
 
 // StreamAggregatedResources (state of the world) on a real server over real
 // HTTP/2, with an independent client: @grpc/grpc-js and the Envoy protos
@@ -390,6 +390,49 @@ describe("xDS stream lifecycle", () => {
   });
 });
 
+describe("an xDS client that does not read", () => {
+  it("gets nothing more queued while it does not read, then the current state once it reads again", async () => {
+    const server = await startInProcess();
+    const client = adsClient(server.port);
+    try {
+      for (let i = 0; i < 200; i++) await server.registry.register(instance(`i${String(i).padStart(3, "0")}`, { host: `10.0.${i >> 8}.${i & 255}` }), undefined);
+      const s = sotw(client);
+      s.send({ node: node(), typeUrl: TYPE.eds, resourceNames: ["payments"] });
+      await s.nth(TYPE.eds, 0);
+      s.call.pause();
+      // 300 changes, each in a turn of its own (a reading client would get one response each: see the control below),
+      // each a whole CLA of 200 endpoints (about 8 KB)
+      for (let i = 0; i < 300; i++) {
+        await server.registry.setOperatorStatus(key("i000"), i % 2 === 0 ? "DRAINING" : "NONE");
+        await new Promise((r) => setImmediate(r));
+      }
+      await server.registry.setOperatorStatus(key("i001"), "DRAINING");
+      s.call.resume();
+      const last = await s.waitFor((ms) => {
+        const cla = ms.at(-1)?.resources[0];
+        return cla !== undefined && endpointsOf(cla)[0]!.endpoints[1]!.health === "DRAINING";
+      });
+      // without backpressure all 301 would have been queued; flow control holds a few, then one current response
+      expect(last.length).toBeLessThan(60);
+      expect(endpointsOf(last.at(-1).resources[0])[0]!.endpoints.slice(0, 2).map((e) => e.health)).toEqual(["HEALTHY", "DRAINING"]);
+      s.close();
+      // the control: a client that reads gets a response per change made in a turn of its own
+      const reader = sotw(client);
+      reader.send({ node: node(), typeUrl: TYPE.eds, resourceNames: ["payments"] });
+      await reader.nth(TYPE.eds, 0);
+      for (let i = 0; i < 20; i++) {
+        await server.registry.setOperatorStatus(key("i002"), i % 2 === 0 ? "DRAINING" : "NONE");
+        await new Promise((r) => setImmediate(r));
+      }
+      await reader.nth(TYPE.eds, 20);
+      reader.close();
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
+
 describe("xDS responses over MAXINE_MAX_RESPONSE_BYTES", () => {
   it("end the stream with RESOURCE_EXHAUSTED naming the setting", async () => {
     const server = await startInProcess({ MAXINE_MAX_RESPONSE_BYTES: "1024" });
@@ -461,6 +504,15 @@ describe("xDS authorization", () => {
     admin.send({ node: node(), typeUrl: TYPE.lds, resourceNames: [] });
     expect((await admin.nth(TYPE.lds, 0)).resources.map((r: any) => r.name).sort()).toEqual(["prod/payments", "staging/payments"]);
     admin.close();
+  });
+
+  it("Delta: a resource of a namespace the caller may not read does not exist (removed_resources)", async () => {
+    const s = delta(client, bearer(TOKENS.prod));
+    s.send({ node: node(), typeUrl: TYPE.eds, resourceNamesSubscribe: ["prod/payments", "staging/payments"] });
+    const r0 = await s.nth(TYPE.eds, 0);
+    expect(r0.resources.map((r: any) => r.name)).toEqual(["prod/payments"]);
+    expect(r0.removedResources).toEqual(["staging/payments"]);
+    s.close();
   });
 
   it("a policy reload ends open xDS streams (UNAVAILABLE): clients reconnect under the new policy", async () => {

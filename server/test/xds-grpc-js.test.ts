@@ -76,7 +76,7 @@ describe("@grpc/grpc-js-xds against Maxine's ADS", () => {
     });
     const xds = await import("@grpc/grpc-js-xds");
     xds.register();
-    for (const n of ["a", "b", "c"]) backends.push(await new Backend(n).start());
+    for (const n of ["a", "b", "c", "w1", "w3", "near", "far"]) backends.push(await new Backend(n).start());
   });
   afterAll(async () => {
     client?.close();
@@ -86,6 +86,7 @@ describe("@grpc/grpc-js-xds against Maxine's ADS", () => {
 
   const register = (b: Backend, over: Parameters<typeof instance>[1] = {}) =>
     server.registry.register(instance(b.name, { host: "127.0.0.1", port: b.port, zone: "z1", ...over }), undefined);
+  const backend = (name: string) => backends.find((b) => b.name === name)!;
 
   it("calls reach the registered backends; a new instance gets traffic; a drained one stops getting new calls", async () => {
     await register(backends[0]!);
@@ -108,5 +109,37 @@ describe("@grpc/grpc-js-xds against Maxine's ADS", () => {
     const before = backends[0]!.calls;
     for (let i = 0; i < 30; i++) expect(await who(client)).not.toBe("a");
     expect(backends[0]!.calls).toBe(before);
+  });
+
+  it("weights split traffic (1:3 over 800 calls) through the weight sub-localities", async () => {
+    await register(backend("w1"), { service: "weighted", weight: 100 });
+    await register(backend("w3"), { service: "weighted", weight: 300 });
+    const weighted = new Client("xds:///weighted", grpc.credentials.createInsecure());
+    try {
+      const counts = new Map<string, number>();
+      for (let i = 0; i < 800; i++) {
+        const who_ = await who(weighted);
+        counts.set(who_, (counts.get(who_) ?? 0) + 1);
+      }
+      expect([...counts.keys()].sort()).toEqual(["w1", "w3"]);
+      expect(counts.get("w3")! / 800).toBeGreaterThan(0.68);
+      expect(counts.get("w3")! / 800).toBeLessThan(0.82);
+    } finally {
+      weighted.close();
+    }
+  });
+
+  it("zone preference: every call goes to the client's zone (z1) while it has a serving instance, then fails over", async () => {
+    await register(backend("near"), { service: "zoned", zone: "z1" });
+    await register(backend("far"), { service: "zoned", zone: "z2" });
+    const zoned = new Client("xds:///zoned", grpc.credentials.createInsecure());
+    try {
+      for (let i = 0; i < 30; i++) expect(await who(zoned)).toBe("near");
+      await server.registry.setOperatorStatus({ namespace: "", service: "zoned", instanceId: "near" }, "DISABLED");
+      await until(async () => (await who(zoned)) === "far", 5_000, "failover to z2");
+      for (let i = 0; i < 10; i++) expect(await who(zoned)).toBe("far");
+    } finally {
+      zoned.close();
+    }
   });
 });

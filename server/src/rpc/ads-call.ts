@@ -84,10 +84,12 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     ctx.signal.onAbort(this);
   }
 
+  /** callAborted ends the stream when the call must end (cancel, deadline, shutdown, a policy reload). */
   callAborted(reason: unknown): void {
     this.end(reason);
   }
 
+  /** receive reads one request (a DiscoveryRequest or DeltaDiscoveryRequest, decoded by the framing); a limit it breaks ends the stream. */
   receive(req: unknown): void {
     if (this.ended) return;
     try {
@@ -97,14 +99,17 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     }
   }
 
+  /** inputEnded ends the stream cleanly: the client half-closed. */
   inputEnded(): void {
     this.end();
   }
 
+  /** fail ends the stream with err (a frame or message the framing could not read). */
   fail(err: unknown): void {
     this.end(err);
   }
 
+  /** changed schedules a flush when the change touches what the stream subscribes to. */
   changed(namespace: string, service: string): void {
     if (this.due || this.ended) return;
     for (const t of this.types.values()) {
@@ -115,6 +120,7 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     }
   }
 
+  /** reset schedules a flush: after a store reset anything may differ from what the client holds. */
   reset(): void {
     this.schedule();
   }

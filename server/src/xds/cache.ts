@@ -22,6 +22,7 @@ import {
 export interface XdsSubscriber {
   /** changed: the instances or the policy of namespace/service changed (or, with reset, everything may have). */
   changed(namespace: string, service: string): void;
+  /** reset: the registry replaced its state (a store reset): everything may have changed. */
   reset(): void;
 }
 
@@ -34,6 +35,7 @@ export interface XdsSubscriber {
  * version), so streams compare identities to know what changed.
  */
 export class XdsView {
+  /** refs counts the holders (subscriptions of open streams); the cache drops the view at 0. */
   refs = 0;
   private stale = true;
   private lb: LbPolicy = ROUND_ROBIN_POLICY;
@@ -52,7 +54,6 @@ export class XdsView {
 
   /** invalidate marks the view's resources for a rebuild on next read. */
   invalidate(): void {
-    if (this.stale) return;
     this.stale = true;
   }
 
@@ -106,9 +107,11 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** ConfigPolicies reads a service's load-balancing policy from its configuration (key `xds`), when it sets one. */
 export interface ConfigPolicies {
+  /** policyOf is the policy the service's configuration sets, or undefined when it sets none (or the store is not open yet). */
   policyOf(namespace: string, service: string): LbPolicy | undefined;
   /** start is called at the first stream: the configuration is read from then on. */
   start(): void;
+  /** close stops following the configuration. */
   close(): void;
 }
 
@@ -186,6 +189,7 @@ export class XdsCache {
     return v;
   }
 
+  /** release gives back a view acquire returned; the last holder's release drops it. */
   release(v: XdsView): void {
     if (--v.refs > 0) return;
     this.views.delete(v.name.name);

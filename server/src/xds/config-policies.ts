@@ -47,6 +47,7 @@ export class XdsConfigPolicies implements ConfigPolicies {
     );
   }
 
+  /** policyOf is the policy of the service's latest `xds` value, parsed once per version; undefined when there is none or it is not a policy. */
   policyOf(namespace: string, service: string): LbPolicy | undefined {
     const entry = this.store?.versions(namespace, service, XDS_CONFIG_KEY)[0];
     if (entry === undefined || entry.deleted) return undefined;
@@ -61,6 +62,7 @@ export class XdsConfigPolicies implements ConfigPolicies {
     return policy;
   }
 
+  /** close stops following the configuration store's changes. */
   close(): void {
     this.stop?.();
   }

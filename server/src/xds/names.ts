@@ -20,17 +20,14 @@ export interface XdsName {
   readonly matchAll: boolean;
 }
 
-/** XDS_NAME_MAX_LENGTH bounds a resource name before it is read: two names, a version and MAXINE_MAX_TAGS tags fit. */
-export const XDS_NAME_MAX_LENGTH = 4096;
-
 /**
  * parseXdsName reads a resource name; field names it in errors
  * (`resource_names[2]: ...`). Filter values are percent-decoded (`;`, `=`
  * and `%` inside a value are written %3B, %3D, %25) and checked by the
  * rules of a WatchServices filter (MAXINE_MAX_TAGS, MAXINE_MAX_TAG_LENGTH).
+ * The work is linear in the name, which MAXINE_MAX_MESSAGE_BYTES bounds.
  */
 export function parseXdsName(field: string, name: string, limits: Limits): XdsName {
-  if (name.length > XDS_NAME_MAX_LENGTH) throw invalid(field, `must be at most ${XDS_NAME_MAX_LENGTH} characters, got ${name.length}`);
   const parts = name.split(";");
   const path = parts[0]!;
   const slash = path.indexOf("/");
