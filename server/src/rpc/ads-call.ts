@@ -1,13 +1,13 @@
-import { create } from "@bufbuild/protobuf";
 import { Reason, RegistryError } from "../domain/errors.js";
 import type { Logger } from "../domain/logger.js";
 import type { XdsCache, XdsSubscriber } from "../xds/cache.js";
 import type { Status } from "../xds/gen/google/rpc/status_pb.js";
 import type { Node } from "../xds/gen/envoy/config/core/v3/base_pb.js";
-import { DiscoveryResponseSchema, type DiscoveryRequest } from "../xds/gen/envoy/service/discovery/v3/discovery_pb.js";
+import type { DiscoveryRequest } from "../xds/gen/envoy/service/discovery/v3/discovery_pb.js";
+import { sotwResponse } from "../wire/xds-wire.js";
 import { TYPE_URLS, XDS_TYPES, typeOfUrl, type Packed, type XdsType } from "../xds/resources.js";
 import { StreamCount, TypeSubscriptions, type XdsStreamLimits } from "../xds/subscriptions.js";
-import { outgoing, type CallContext } from "./context.js";
+import type { CallContext } from "./context.js";
 import type { BidiCall } from "./service.js";
 import type { FlushScheduler, StreamOutput } from "./stream-output.js";
 import type { OpenWatches } from "./watch-call.js";
@@ -234,8 +234,7 @@ export class AdsCall extends AdsStreamCall<DiscoveryRequest> {
     t.held = now;
     t.nonce = this.deps.cache.nonce();
     t.version = String(this.deps.cache.revision());
-    const resources = [...now.values()].map((p) => p.any);
-    this.out.push(outgoing(create(DiscoveryResponseSchema, { versionInfo: t.version, resources, typeUrl: TYPE_URLS[type], nonce: t.nonce })));
+    this.out.push(sotwResponse({ versionInfo: t.version, resources: [...now.values()], typeUrl: TYPE_URLS[type], nonce: t.nonce }));
     return true;
   }
 }

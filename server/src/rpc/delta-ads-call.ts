@@ -1,7 +1,6 @@
-import { create } from "@bufbuild/protobuf";
-import { DeltaDiscoveryResponseSchema, ResourceSchema, type DeltaDiscoveryRequest, type Resource } from "../xds/gen/envoy/service/discovery/v3/discovery_pb.js";
-import { TYPE_URLS, type XdsType } from "../xds/resources.js";
-import { outgoing } from "./context.js";
+import { deltaResponse } from "../wire/xds-wire.js";
+import type { DeltaDiscoveryRequest } from "../xds/gen/envoy/service/discovery/v3/discovery_pb.js";
+import { TYPE_URLS, type Packed, type XdsType } from "../xds/resources.js";
 import { AdsStreamCall, type TypeState } from "./ads-call.js";
 
 /** DeltaState is what a Delta stream keeps per type beyond TypeState. */
@@ -55,7 +54,7 @@ export class DeltaAdsCall extends AdsStreamCall<DeltaDiscoveryRequest> {
     const d = this.delta.get(type)!;
     const held = (t.held ??= new Map());
     const now = t.subs.current(this.zone);
-    const resources: Resource[] = [];
+    const resources: Packed[] = [];
     const removed: string[] = [];
     for (const [name, p] of now) {
       if (held.get(name) === p) continue;
@@ -63,7 +62,7 @@ export class DeltaAdsCall extends AdsStreamCall<DeltaDiscoveryRequest> {
       const known = d.known.get(name);
       d.known.delete(name);
       if (known === p.version) continue;
-      resources.push(create(ResourceSchema, { name, version: p.version, resource: p.any }));
+      resources.push(p);
     }
     for (const name of held.keys()) {
       if (now.has(name)) continue;
@@ -80,9 +79,7 @@ export class DeltaAdsCall extends AdsStreamCall<DeltaDiscoveryRequest> {
     if (resources.length === 0 && removed.length === 0) return false;
     t.nonce = this.deps.cache.nonce();
     t.version = String(this.deps.cache.revision());
-    this.out.push(
-      outgoing(create(DeltaDiscoveryResponseSchema, { systemVersionInfo: t.version, resources, typeUrl: TYPE_URLS[type], removedResources: removed, nonce: t.nonce })),
-    );
+    this.out.push(deltaResponse({ systemVersionInfo: t.version, resources, removed, typeUrl: TYPE_URLS[type], nonce: t.nonce }));
     return true;
   }
 }
