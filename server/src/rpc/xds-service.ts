@@ -1,5 +1,4 @@
 import { AggregatedDiscoveryService } from "../xds/gen/envoy/service/discovery/v3/ads_pb.js";
-import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from "../wire/xds-wire.js";
 import { AdsCall, type AdsDeps } from "./ads-call.js";
 import { DeltaAdsCall } from "./delta-ads-call.js";
 import { methodInfo, type Service } from "./service.js";
@@ -16,8 +15,8 @@ export function xdsService(deps: AdsDeps): Service {
   return {
     desc: AggregatedDiscoveryService,
     methods: [
-      { kind: "bidi_streaming", info: info("StreamAggregatedResources"), open: (ctx, out) => new AdsCall(deps, ctx, out), decodeBinary: decodeDiscoveryRequest },
-      { kind: "bidi_streaming", info: info("DeltaAggregatedResources"), open: (ctx, out) => new DeltaAdsCall(deps, ctx, out), decodeBinary: decodeDeltaDiscoveryRequest },
+      { kind: "bidi_streaming", info: info("StreamAggregatedResources"), open: (ctx, out) => new AdsCall(deps, ctx, out) },
+      { kind: "bidi_streaming", info: info("DeltaAggregatedResources"), open: (ctx, out) => new DeltaAdsCall(deps, ctx, out) },
     ],
   };
 }

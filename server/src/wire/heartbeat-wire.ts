@@ -1,4 +1,5 @@
-import { fromBinary, ScalarType, type DescField } from "@bufbuild/protobuf";
+import { isUtf8 } from "node:buffer";
+import { fromBinary, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import {
   BeatAckSchema,
@@ -15,8 +16,7 @@ import {
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import type { InstanceKey } from "../domain/instance.js";
 import type { BeatOutcome } from "../registry/registry.js";
-import { readTag as fastTag, Reader } from "./proto-read.js";
-import { WIRE_BIT64, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from "./proto-write.js";
+import { tagValue, WIRE_BIT64, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from "./proto-write.js";
 import { enumOf, message, messages, string, timestampMs, uint64 } from "./schema-columns.js";
 import { fieldNamed, MessageWriter } from "./schema-writer.js";
 
@@ -95,7 +95,6 @@ type Key = NonNullable<Beat["key"]>;
 // the kind the reader expects, so a changed field fails at load rather than
 // being misread; a field added to any of these messages is not known to
 // the fast reader, which then hands the request to fromBinary.
-const readTag = (schema: Parameters<typeof fastTag>[0], name: string, wireType: number, fits: (f: DescField) => boolean): number => fastTag(schema, name, wireType, fits, "heartbeat");
 const REQUEST_SEQUENCE = readTag(HeartbeatRequestSchema, "sequence", WIRE_VARINT, (f) => f.fieldKind === "scalar" && f.scalar === ScalarType.UINT64);
 const REQUEST_BEATS = readTag(HeartbeatRequestSchema, "beats", WIRE_LENGTH_DELIMITED, (f) => f.fieldKind === "list" && f.listKind === "message" && f.message.typeName === BeatSchema.typeName);
 const BEAT_KEY = readTag(BeatSchema, "key", WIRE_LENGTH_DELIMITED, (f) => f.fieldKind === "message" && f.message.typeName === InstanceKeySchema.typeName);
@@ -105,6 +104,55 @@ const isString = (f: DescField): boolean => f.fieldKind === "scalar" && f.scalar
 const KEY_NAMESPACE = readTag(InstanceKeySchema, "namespace", WIRE_LENGTH_DELIMITED, isString);
 const KEY_SERVICE = readTag(InstanceKeySchema, "service", WIRE_LENGTH_DELIMITED, isString);
 const KEY_INSTANCE_ID = readTag(InstanceKeySchema, "instanceId", WIRE_LENGTH_DELIMITED, isString);
+
+function readTag(schema: DescMessage, name: string, wireType: number, fits: (f: DescField) => boolean): number {
+  const field = fieldNamed(schema, name);
+  if (field.oneof !== undefined || !fits(field)) throw new Error(`${schema.typeName}.${field.name}: not what the fast heartbeat reader reads`);
+  return tagValue(field.number, wireType);
+}
+
+/** Reader reads varints and lengths from buf; every method returns undefined (or -1) for input the fast path does not take. */
+class Reader {
+  at = 0;
+  constructor(readonly buf: Buffer) {}
+
+  /** varint reads a varint of at most 7 bytes (below 2^49), or -1. */
+  varint(end: number): number {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 7 && this.at < end; i++) {
+      const b = this.buf[this.at++]!;
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) return n;
+      scale *= 0x80;
+    }
+    return -1;
+  }
+
+  /** tag reads a tag: one byte for fields below 16, as a varint above. */
+  tag(end: number): number {
+    const b = this.buf[this.at]!;
+    if (b < 0x80) {
+      this.at++;
+      return b;
+    }
+    return this.varint(end);
+  }
+
+  /** length reads a length prefix and returns the end of the field, or -1 when it does not fit before end. */
+  length(end: number): number {
+    const n = this.varint(end);
+    return n < 0 || this.at + n > end ? -1 : this.at + n;
+  }
+
+  string(end: number): string | undefined {
+    const stop = this.length(end);
+    if (stop < 0) return undefined;
+    const bytes = this.buf.subarray(this.at, stop);
+    this.at = stop;
+    return isUtf8(bytes) ? bytes.toString("utf8") : undefined;
+  }
+}
 
 function readRequest(buf: Buffer): BeatsRequest | undefined {
   const r = new Reader(buf);

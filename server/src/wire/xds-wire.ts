@@ -1,22 +1,16 @@
-import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { ControlPlaneSchema } from "../xds/gen/envoy/config/core/v3/base_pb.js";
 import {
-  DeltaDiscoveryRequestSchema,
   DeltaDiscoveryResponseSchema,
-  DiscoveryRequestSchema,
   DiscoveryResponseSchema,
   ResourceNameSchema,
   ResourceSchema,
-  type DeltaDiscoveryRequest,
   type DeltaDiscoveryResponse,
-  type DiscoveryRequest,
   type DiscoveryResponse,
 } from "../xds/gen/envoy/service/discovery/v3/discovery_pb.js";
 import type { Packed } from "../xds/resources.js";
 import type { Outgoing } from "../rpc/context.js";
-import { readTag, Reader } from "./proto-read.js";
-import { WIRE_LENGTH_DELIMITED } from "./proto-write.js";
 import { bool, encoded, encodedList, string, strings } from "./schema-columns.js";
 import { MessageWriter } from "./schema-writer.js";
 
@@ -103,81 +97,4 @@ export function deltaResponse(answer: DeltaAnswer): Outgoing {
     bytes: () => deltaWriter.encode(a),
     frame: () => deltaWriter.frame(a),
   };
-}
-
-// The fast readers of the requests most often sent: ACKs (a type, a nonce,
-// the version and, in SotW, the subscribed names again) and subscription
-// changes. A request with anything else (the node of a stream's first
-// request, a NACK's error_detail, Delta's initial versions, locators,
-// unknown fields, a string field twice, invalid UTF-8) goes to fromBinary.
-
-const isString = (f: DescField): boolean => f.fieldKind === "scalar" && f.scalar === ScalarType.STRING;
-const isStrings = (f: DescField): boolean => f.fieldKind === "list" && f.listKind === "scalar" && f.scalar === ScalarType.STRING;
-const tag = (schema: DescMessage, name: string, fits: (f: DescField) => boolean): number => readTag(schema, name, WIRE_LENGTH_DELIMITED, fits, "xDS request");
-
-const SOTW_VERSION = tag(DiscoveryRequestSchema, "versionInfo", isString);
-const SOTW_NAMES = tag(DiscoveryRequestSchema, "resourceNames", isStrings);
-const SOTW_TYPE = tag(DiscoveryRequestSchema, "typeUrl", isString);
-const SOTW_NONCE = tag(DiscoveryRequestSchema, "responseNonce", isString);
-const DELTA_TYPE = tag(DeltaDiscoveryRequestSchema, "typeUrl", isString);
-const DELTA_SUBSCRIBE = tag(DeltaDiscoveryRequestSchema, "resourceNamesSubscribe", isStrings);
-const DELTA_UNSUBSCRIBE = tag(DeltaDiscoveryRequestSchema, "resourceNamesUnsubscribe", isStrings);
-const DELTA_NONCE = tag(DeltaDiscoveryRequestSchema, "responseNonce", isString);
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-}
-
-/** decodeDiscoveryRequest decodes a DiscoveryRequest as fromBinary does (the fields AdsCall reads); the fast reader takes ACKs and subscription changes. */
-export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
-  const r = new Reader(asBuffer(bytes));
-  const end = bytes.length;
-  let versionInfo: string | undefined;
-  let typeUrl: string | undefined;
-  let responseNonce: string | undefined;
-  const resourceNames: string[] = [];
-  while (r.at < end) {
-    const t = r.tag(end);
-    let v: string | undefined;
-    if (t === SOTW_NAMES) {
-      v = r.string(end);
-      if (v !== undefined) resourceNames.push(v);
-    } else if (t === SOTW_TYPE && typeUrl === undefined) v = typeUrl = r.string(end);
-    else if (t === SOTW_NONCE && responseNonce === undefined) v = responseNonce = r.string(end);
-    else if (t === SOTW_VERSION && versionInfo === undefined) v = versionInfo = r.string(end);
-    if (v === undefined) return fromBinary(DiscoveryRequestSchema, bytes);
-  }
-  return { versionInfo: versionInfo ?? "", typeUrl: typeUrl ?? "", responseNonce: responseNonce ?? "", resourceNames, node: undefined, errorDetail: undefined } as unknown as DiscoveryRequest;
-}
-
-/** decodeDeltaDiscoveryRequest decodes a DeltaDiscoveryRequest as fromBinary does (the fields DeltaAdsCall reads), with a fast reader as decodeDiscoveryRequest. */
-export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): DeltaDiscoveryRequest {
-  const r = new Reader(asBuffer(bytes));
-  const end = bytes.length;
-  let typeUrl: string | undefined;
-  let responseNonce: string | undefined;
-  const resourceNamesSubscribe: string[] = [];
-  const resourceNamesUnsubscribe: string[] = [];
-  while (r.at < end) {
-    const t = r.tag(end);
-    let v: string | undefined;
-    if (t === DELTA_SUBSCRIBE) {
-      v = r.string(end);
-      if (v !== undefined) resourceNamesSubscribe.push(v);
-    } else if (t === DELTA_UNSUBSCRIBE) {
-      v = r.string(end);
-      if (v !== undefined) resourceNamesUnsubscribe.push(v);
-    } else if (t === DELTA_TYPE && typeUrl === undefined) v = typeUrl = r.string(end);
-    else if (t === DELTA_NONCE && responseNonce === undefined) v = responseNonce = r.string(end);
-    if (v === undefined) return fromBinary(DeltaDiscoveryRequestSchema, bytes);
-  }
-  return {
-    typeUrl: typeUrl ?? "",
-    responseNonce: responseNonce ?? "",
-    resourceNamesSubscribe,
-    resourceNamesUnsubscribe,
-    initialResourceVersions: {},
-    node: undefined,
-    errorDetail: undefined,
-  } as unknown as DeltaDiscoveryRequest;
 }
