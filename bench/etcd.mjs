@@ -15,7 +15,7 @@ export function ensureEtcd() {
 
 /**
  * startEtcd runs one etcd member on loopback; resolves {addr, version, stop}
- * once it serves clients. dataBase is where its data dir goes (default
+ * (pid: its process) once it serves clients. dataBase is where its data dir goes (default
  * /dev/shm, where fsync costs nothing; a disk directory to compare durable
  * writes with another durable store on the same disk).
  */
@@ -66,7 +66,7 @@ export async function startEtcd({ dataBase } = {}) {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { addr: `127.0.0.1:${client}`, version, stop };
+  return { addr: `127.0.0.1:${client}`, version, pid: child.pid, stop };
 }
 
 function existsDir(p) {

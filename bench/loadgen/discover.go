@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// discoverResult is what one Discover throughput run measured.
-type discoverResult struct {
+// throughputResult is what one throughput run (Discover, Register) measured.
+type throughputResult struct {
 	Protocol    string  `json:"protocol"`
 	Concurrency int     `json:"concurrency"`
 	Client      string  `json:"client"`
@@ -32,6 +32,8 @@ type discoverResult struct {
 	PerSecond   float64 `json:"per_second"`
 	P50         float64 `json:"p50_ms"`
 	P99         float64 `json:"p99_ms"`
+	// FirstError is the first failed call's error, to say why calls failed.
+	FirstError string `json:"first_error,omitempty"`
 	// ClientCPU is the cores this client used while measuring (CPU time / wall time): near 1 with GOMAXPROCS=1, the client is the bottleneck.
 	ClientCPU float64 `json:"client_cpu"`
 }
@@ -106,14 +108,23 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 	default:
 		return nil, fmt.Errorf("-protocol must be json or grpc, got %q", *proto)
 	}
-	res := &discoverResult{Protocol: *proto, Concurrency: *c, Client: "Go net/http (json) or grpc-go (grpc)"}
+	res := &throughputResult{Protocol: *proto, Concurrency: *c, Client: "Go net/http (json) or grpc-go (grpc)"}
+	measure(ctx, *c, *warm, *d, call, res)
+	return res, nil
+}
+
+// measure runs c concurrent callers of call for warm (unmeasured), then for
+// d, and fills res with the measured run: requests, errors, rate, latency
+// and this client's CPU.
+func measure(ctx context.Context, c int, warm, d time.Duration, call func(ctx context.Context) error, res *throughputResult) {
 	run := func(d time.Duration, record bool) ([]float64, int) {
 		var mu sync.Mutex
 		var lat []float64
 		errs := 0
+		var once sync.Once
 		deadline := time.Now().Add(d)
 		var wg sync.WaitGroup
-		for i := 0; i < *c; i++ {
+		for i := 0; i < c; i++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -123,6 +134,7 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 					t := time.Now()
 					if err := call(ctx); err != nil {
 						le++
+						once.Do(func() { res.FirstError = err.Error() })
 						continue
 					}
 					local = append(local, float64(time.Since(t).Microseconds())/1000)
@@ -138,10 +150,10 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 		wg.Wait()
 		return lat, errs
 	}
-	run(*warm, false)
+	run(warm, false)
 	start := time.Now()
 	cpu0 := cpuSeconds()
-	lat, errs := run(*d, true)
+	lat, errs := run(d, true)
 	res.Seconds = time.Since(start).Seconds()
 	res.ClientCPU = (cpuSeconds() - cpu0) / res.Seconds
 	sort.Float64s(lat)
@@ -150,7 +162,6 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 	if len(lat) > 0 {
 		res.P50, res.P99 = lat[len(lat)/2], lat[min(len(lat)-1, int(0.99*float64(len(lat))))]
 	}
-	return res, nil
 }
 
 // cpuSeconds is the CPU time (user and system) this process has used.

@@ -31,7 +31,7 @@ var stderr = os.Stderr
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen fanout|heartbeat|discover|snapshot|storm [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen fanout|heartbeat|discover|snapshot|storm|put|register [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,8 +60,10 @@ func main() {
 		out, err = stormCommand(ctx, os.Args[2:])
 	case "put":
 		out, err = putCommand(ctx, os.Args[2:])
+	case "register":
+		out, err = registerCommand(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown scenario %q (want fanout, heartbeat, discover, snapshot, storm or put)", os.Args[1])
+		err = fmt.Errorf("unknown scenario %q (want fanout, heartbeat, discover, snapshot, storm, put or register)", os.Args[1])
 	}
 	if err != nil {
 		pprof.StopCPUProfile()

@@ -58,8 +58,10 @@ export class WatchBudget {
 
   /** update measures e's stream after a write (the client read, or there was more to send) and checks the budget soon when it is passed. */
   update(e: BudgetEntry): void {
-    if (!this.open.has(e)) return;
     const bytes = e.out.buffered();
+    // the common case, a client that reads: nothing held before or now, nothing to count (progressAt matters only while bytes are held)
+    if (bytes === 0 && e.counted === 0) return;
+    if (!this.open.has(e)) return;
     this.total += bytes - e.counted;
     e.counted = bytes;
     e.progressAt = this.clock.now();

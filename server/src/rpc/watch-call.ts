@@ -146,6 +146,8 @@ function drain<C extends Revisioned, I extends FeedItem>(
     if (counted !== undefined) budget!.remove(counted);
     done(err);
   };
+  // one closure for every wake-up of this stream, not one per write
+  const wake = (): void => flushes.soon(write);
   const write = (): void => {
     if (finished) return;
     try {
@@ -153,11 +155,11 @@ function drain<C extends Revisioned, I extends FeedItem>(
       if (item === undefined) {
         const ended = w.endedWith;
         if (ended !== undefined) return finish(ended.error);
-        return w.whenQueued(() => flushes.soon(write));
+        return w.whenQueued(wake);
       }
       while (item !== undefined && out.push(encode(item))) item = w.take();
       const writable = out.flush();
-      if (writable) w.whenQueued(() => flushes.soon(write));
+      if (writable) w.whenQueued(wake);
       else out.whenWritable(write);
       // after the waits are set: a stream the budget cuts wakes them, and the call ends
       if (counted !== undefined) budget!.update(counted);

@@ -104,6 +104,8 @@ export class Watcher<C extends Revisioned = Change, I extends FeedItem = WatchIt
   private cursor = 0;
   // changes after cursor that this watcher sees and has not sent
   private unsent = 0;
+  // the revision of the first unsent change when offer found it in scope and seen (nextChange need not look again); 0: none
+  private seenNext = 0;
   // of unsent, those of a resume's backlog (revision <= liveFrom)
   private backlog = 0;
   private liveFrom = 0;
@@ -153,7 +155,10 @@ export class Watcher<C extends Revisioned = Change, I extends FeedItem = WatchIt
     if (!lens.sees(change, this.scope)) return;
     this.lastActivity = now;
     // nothing unsent: every change up to this one's was sent or never seen
-    if (this.unsent === 0) this.cursor = change.revision - 1;
+    if (this.unsent === 0) {
+      this.cursor = change.revision - 1;
+      this.seenNext = change.revision;
+    }
     this.unsent++;
     if (this.unsent - this.backlog > this.maxQueue) this.overflow(`fell more than ${this.maxQueue} changes behind (MAXINE_WATCH_QUEUE)`);
     else this.notifyQueued();
@@ -286,7 +291,7 @@ export class Watcher<C extends Revisioned = Change, I extends FeedItem = WatchIt
     this.front = items;
     this.frontAt = 0;
     this.cursor = this.liveFrom = revision;
-    this.unsent = this.backlog = 0;
+    this.unsent = this.backlog = this.seenNext = 0;
     this.bookmark = undefined;
   }
 
@@ -315,7 +320,7 @@ export class Watcher<C extends Revisioned = Change, I extends FeedItem = WatchIt
         this.overflow(`fell behind the last changes the server keeps for it (MAXINE_WATCH_HISTORY)`);
         return undefined;
       }
-      if (!this.inScope(c)) continue;
+      if (rev !== this.seenNext && !this.inScope(c)) continue;
       const item = this.host.lens.eventFor(c, this.scope);
       if (item === undefined) continue;
       if (this.bookmark !== undefined && rev > this.bookmark) {
@@ -345,7 +350,7 @@ export class Watcher<C extends Revisioned = Change, I extends FeedItem = WatchIt
   private dropUnsent(): void {
     this.front = [];
     this.frontAt = 0;
-    this.unsent = this.backlog = 0;
+    this.unsent = this.backlog = this.seenNext = 0;
     this.bookmark = undefined;
     this.snapshotDue = null;
   }
