@@ -54,8 +54,8 @@ interface XdsRequest {
  * first request's node), ACK and NACK (a NACK is logged at warn and counted,
  * and changes nothing: the last configuration the client accepted stands
  * and, nothing having changed, nothing is resent), and when to answer. The
- * cache tells every stream of a change; a stream whose subscriptions it
- * touches schedules one flush, which reads the cache's shared, already
+ * cache tells a stream of each change to what it holds (a wildcard stream,
+ * of every change); the stream schedules one flush, which reads the cache's shared, already
  * encoded resources and sends what differs from what the client holds.
  * Bursts coalesce into one response per type, and a client that does not
  * read gets nothing more queued: its responses are built, current, when it
@@ -109,15 +109,9 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     this.end(err);
   }
 
-  /** changed schedules a flush when the change touches what the stream subscribes to. */
-  changed(namespace: string, service: string): void {
-    if (this.due || this.ended) return;
-    for (const t of this.types.values()) {
-      if (t.subs.touches(namespace, service)) {
-        this.schedule();
-        return;
-      }
-    }
+  /** changed schedules a flush: the cache tells a stream of changes to what it holds (and a wildcard stream of every change). */
+  changed(): void {
+    this.schedule();
   }
 
   /** reset schedules a flush: after a store reset anything may differ from what the client holds. */
@@ -145,7 +139,7 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     let t = this.types.get(type);
     const first = t === undefined;
     if (t === undefined) {
-      const subs = new TypeSubscriptions(type, this.deps.cache, this.ctx.access, this.deps.limits, this.count, this.deps.log);
+      const subs = new TypeSubscriptions(type, this.deps.cache, this, this.ctx.access, this.deps.limits, this.count, this.deps.log);
       this.types.set(type, (t = { subs, held: undefined, nonce: "", version: "" }));
     }
     if (req.responseNonce !== "") this.answered(req, type, t);

@@ -2,7 +2,7 @@ import type { Access } from "../domain/access.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import type { Logger } from "../domain/logger.js";
 import type { Limits } from "../registry/validate.js";
-import type { XdsCache, XdsView } from "./cache.js";
+import type { XdsCache, XdsSubscriber, XdsView } from "./cache.js";
 import { parseXdsName } from "./names.js";
 import type { Packed, XdsType } from "./resources.js";
 
@@ -36,6 +36,8 @@ export class TypeSubscriptions {
   constructor(
     readonly type: XdsType,
     private readonly cache: XdsCache,
+    /** holder is the stream: the cache tells it of changes to what this subscription holds. */
+    private readonly holder: XdsSubscriber,
     private readonly access: Access,
     private readonly limits: XdsStreamLimits,
     private readonly count: StreamCount,
@@ -66,7 +68,7 @@ export class TypeSubscriptions {
       const v = this.named.get(name);
       this.named.delete(name);
       this.count.used--;
-      if (v !== undefined) this.cache.release(v);
+      if (v !== undefined) this.cache.release(v, this.holder);
     }
   }
 
@@ -79,15 +81,10 @@ export class TypeSubscriptions {
 
   /** setWildcard turns the wildcard subscription on or off. */
   setWildcard(on: boolean): void {
+    if (on === this.wildcard) return;
     this.wildcard = on;
+    this.cache.wildcard(this.holder, on);
     if (!on) this.dropWild();
-  }
-
-  /** touches reports whether a change of namespace/service may alter what this subscription gets. */
-  touches(namespace: string, service: string): boolean {
-    if (this.wildcard) return true;
-    for (const v of this.named.values()) if (v !== undefined && v.name.namespace === namespace && v.name.service === service) return true;
-    return false;
   }
 
   /** current lists every resource the subscription gets now, by name, for a client in zone. */
@@ -100,13 +97,13 @@ export class TypeSubscriptions {
         if (this.named.has(n.name)) continue;
         now.add(n.name);
         let v = this.wild.get(n.name);
-        if (v === undefined) this.wild.set(n.name, (v = this.cache.acquire(n)));
+        if (v === undefined) this.wild.set(n.name, (v = this.cache.acquire(n, this.holder)));
         out.set(n.name, v.resource(this.type, zone));
       }
       for (const [name, v] of this.wild) {
         if (now.has(name)) continue;
         this.wild.delete(name);
-        this.cache.release(v);
+        this.cache.release(v, this.holder);
       }
     }
     for (const [name, v] of this.named) if (v !== undefined) out.set(name, v.resource(this.type, zone));
@@ -116,11 +113,11 @@ export class TypeSubscriptions {
   /** close releases every view held. */
   close(): void {
     this.remove([...this.named.keys()]);
-    this.dropWild();
+    this.setWildcard(false);
   }
 
   private dropWild(): void {
-    for (const v of this.wild.values()) this.cache.release(v);
+    for (const v of this.wild.values()) this.cache.release(v, this.holder);
     this.wild.clear();
   }
 
@@ -136,6 +133,6 @@ export class TypeSubscriptions {
       this.log.debug({ type: this.type, name, principal: this.access.principal }, "xds: the caller may not read this resource's namespace; it does not exist for it");
       return undefined;
     }
-    return this.cache.acquire(parsed);
+    return this.cache.acquire(parsed, this.holder);
   }
 }
