@@ -119,8 +119,8 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     this.schedule();
   }
 
-  /** apply applies a request's subscription changes to the type's state (first: the stream's first request of the type). */
-  protected abstract apply(req: R, type: XdsType, t: TypeState, first: boolean): void;
+  /** apply applies a request's subscription changes to the type's state (first: the stream's first request of the type) and reports whether the subscription changed. */
+  protected abstract apply(req: R, type: XdsType, t: TypeState, first: boolean): boolean;
 
   /** respond queues a response for the type if the client lacks something; it returns whether it did. */
   protected abstract respond(type: XdsType, t: TypeState): boolean;
@@ -143,9 +143,8 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
       this.types.set(type, (t = { subs, held: undefined, nonce: "", version: "" }));
     }
     if (req.responseNonce !== "") this.answered(req, type, t);
-    this.apply(req, type, t, first);
-    // a response goes out only for what the client lacks (respond compares): an ACK or a NACK alone sends nothing
-    this.schedule();
+    // an ACK or a NACK that leaves the subscription as it was has nothing to answer
+    if (this.apply(req, type, t, first) || first) this.schedule();
   }
 
   private answered(req: R, type: XdsType, t: TypeState): void {
@@ -211,14 +210,15 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
  * in the first LDS or CDS request, or "*", is the wildcard.
  */
 export class AdsCall extends AdsStreamCall<DiscoveryRequest> {
-  protected apply(req: DiscoveryRequest, type: XdsType, t: TypeState, first: boolean): void {
+  protected apply(req: DiscoveryRequest, type: XdsType, t: TypeState, first: boolean): boolean {
     const names = req.resourceNames;
     const wildcardable = type === "listener" || type === "cluster";
     // no names in the first request of LDS or CDS is the wildcard, as is "*"; later, an empty list unsubscribes from everything named
-    t.subs.setWildcard(wildcardable && (names.includes("*") || (names.length === 0 && (first || t.subs.wildcard))));
-    t.subs.replace(names, "resource_names");
+    const wildcardChanged = t.subs.setWildcard(wildcardable && (names.includes("*") || (names.length === 0 && (first || t.subs.wildcard))));
+    if (!t.subs.replace(names, "resource_names") && !wildcardChanged) return false;
     // what the client unsubscribed from no longer counts as held: subscribed again, it is sent again
     if (t.held !== undefined) for (const name of t.held.keys()) if (!t.subs.named.has(name) && !t.subs.wildcard) t.held.delete(name);
+    return true;
   }
 
   protected respond(type: XdsType, t: TypeState): boolean {

@@ -44,9 +44,10 @@ export class TypeSubscriptions {
     private readonly log: Logger,
   ) {}
 
-  /** add subscribes to names; field names the request's field in errors and logs. RESOURCE_EXHAUSTED past the stream's limit. */
-  add(names: Iterable<string>, field: string): void {
+  /** add subscribes to names and returns how many were new; field names the request's field in errors and logs. RESOURCE_EXHAUSTED past the stream's limit. */
+  add(names: Iterable<string>, field: string): number {
     let i = 0;
+    let added = 0;
     for (const name of names) {
       const at = `${field}[${i++}]`;
       if (name === "*" || this.named.has(name)) continue;
@@ -57,34 +58,44 @@ export class TypeSubscriptions {
         );
       }
       this.count.used++;
+      added++;
       this.named.set(name, this.viewOf(at, name));
     }
+    return added;
   }
 
-  /** remove unsubscribes from names. */
-  remove(names: Iterable<string>): void {
+  /** remove unsubscribes from names and returns how many it held. */
+  remove(names: Iterable<string>): number {
+    let removed = 0;
     for (const name of names) {
       if (!this.named.has(name)) continue;
+      removed++;
       const v = this.named.get(name);
       this.named.delete(name);
       this.count.used--;
       if (v !== undefined) this.cache.release(v, this.holder);
     }
+    return removed;
   }
 
-  /** replace makes names the whole named subscription (SotW). */
-  replace(names: readonly string[], field: string): void {
-    const wanted = new Set(names);
-    this.remove([...this.named.keys()].filter((n) => !wanted.has(n)));
-    this.add(names, field);
+  /** replace makes names the whole named subscription (SotW) and reports whether it changed. */
+  replace(names: readonly string[], field: string): boolean {
+    let gone: string[] | undefined;
+    if (this.named.size > 0) {
+      const wanted = new Set(names);
+      for (const n of this.named.keys()) if (!wanted.has(n)) (gone ??= []).push(n);
+    }
+    const removed = gone === undefined ? 0 : this.remove(gone);
+    return this.add(names, field) + removed > 0;
   }
 
-  /** setWildcard turns the wildcard subscription on or off. */
-  setWildcard(on: boolean): void {
-    if (on === this.wildcard) return;
+  /** setWildcard turns the wildcard subscription on or off and reports whether it changed. */
+  setWildcard(on: boolean): boolean {
+    if (on === this.wildcard) return false;
     this.wildcard = on;
     this.cache.wildcard(this.holder, on);
     if (!on) this.dropWild();
+    return true;
   }
 
   /** current lists every resource the subscription gets now, by name, for a client in zone. */
