@@ -178,11 +178,14 @@ describe("XdsCache: each resource built once per change, shared by every stream"
     const store = new MemoryStore();
     const cache = new XdsCache({ store, logger: silentLogger });
     const told: string[] = [];
-    cache.subscribe({ changed: (ns, svc) => told.push(`${ns}/${svc}`), reset: () => told.push("reset") });
+    const holder = (who: string) => ({ changed: (ns: string, svc: string) => void told.push(`${who}:${ns}/${svc}`), reset: () => void told.push(`${who}:reset`) });
+    const [h1, h2, idle, wild] = [holder("h1"), holder("h2"), holder("idle"), holder("wild")];
+    for (const h of [h1, h2, idle, wild]) cache.subscribe(h);
+    cache.wildcard(wild, true);
     await store.put(spec("a"), 1);
     const name = parseXdsName("n", "payments", DEFAULT_LIMITS);
-    const v1 = cache.acquire(name);
-    const v2 = cache.acquire(name);
+    const v1 = cache.acquire(name, h1);
+    const v2 = cache.acquire(name, h2);
     expect(v2).toBe(v1);
     const cla = v1.resource("endpoints", "z1");
     expect(v2.resource("endpoints", "z1")).toBe(cla);
@@ -193,7 +196,8 @@ describe("XdsCache: each resource built once per change, shared by every stream"
     // a change elsewhere: nothing rebuilt; a change here that the resources do not show (metadata): the same objects
     await store.put(spec("o", { service: "orders" }), 2);
     await store.put(spec("a", { metadata: { note: "x" } }), 3);
-    expect(told).toEqual(["default/payments", "default/orders", "default/payments"]);
+    // told: the holders of the changed service's views and the wildcard stream, no other
+    expect(told).toEqual(["wild:default/payments", "wild:default/orders", "h1:default/payments", "h2:default/payments", "wild:default/payments"]);
     expect(v1.resource("endpoints", "z1")).toBe(cla);
     expect(v1.resource("cluster", "")).toBe(cluster);
     // a change the CLA shows: a new CLA (with a new version), the Cluster unchanged
@@ -206,9 +210,12 @@ describe("XdsCache: each resource built once per change, shared by every stream"
     // a policy change in the metadata: a new Cluster
     await store.put(spec("a", { metadata: { "xds-lb-policy": "RING_HASH" } }), 5);
     expect(v1.resource("cluster", "")).not.toBe(cluster);
-    cache.release(v1);
-    cache.release(v2);
-    expect(cache.acquire(name)).not.toBe(v1); // released by every holder: gone
+    cache.release(v1, h1);
+    told.length = 0;
+    await store.put(spec("c", { host: "10.0.0.3" }), 6);
+    expect(told).toEqual(["h2:default/payments", "wild:default/payments"]);
+    cache.release(v2, h2);
+    expect(cache.acquire(name, h1)).not.toBe(v1); // released by every holder: gone
     cache.close();
   });
 });

@@ -54,8 +54,8 @@ interface XdsRequest {
  * first request's node), ACK and NACK (a NACK is logged at warn and counted,
  * and changes nothing: the last configuration the client accepted stands
  * and, nothing having changed, nothing is resent), and when to answer. The
- * cache tells every stream of a change; a stream whose subscriptions it
- * touches schedules one flush, which reads the cache's shared, already
+ * cache tells a stream of each change to what it holds (a wildcard stream,
+ * of every change); the stream schedules one flush, which reads the cache's shared, already
  * encoded resources and sends what differs from what the client holds.
  * Bursts coalesce into one response per type, and a client that does not
  * read gets nothing more queued: its responses are built, current, when it
@@ -109,15 +109,9 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     this.end(err);
   }
 
-  /** changed schedules a flush when the change touches what the stream subscribes to. */
-  changed(namespace: string, service: string): void {
-    if (this.due || this.ended) return;
-    for (const t of this.types.values()) {
-      if (t.subs.touches(namespace, service)) {
-        this.schedule();
-        return;
-      }
-    }
+  /** changed schedules a flush: the cache tells a stream of changes to what it holds (and a wildcard stream of every change). */
+  changed(): void {
+    this.schedule();
   }
 
   /** reset schedules a flush: after a store reset anything may differ from what the client holds. */
@@ -125,8 +119,8 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     this.schedule();
   }
 
-  /** apply applies a request's subscription changes to the type's state (first: the stream's first request of the type). */
-  protected abstract apply(req: R, type: XdsType, t: TypeState, first: boolean): void;
+  /** apply applies a request's subscription changes to the type's state (first: the stream's first request of the type) and reports whether the subscription changed. */
+  protected abstract apply(req: R, type: XdsType, t: TypeState, first: boolean): boolean;
 
   /** respond queues a response for the type if the client lacks something; it returns whether it did. */
   protected abstract respond(type: XdsType, t: TypeState): boolean;
@@ -145,13 +139,12 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     let t = this.types.get(type);
     const first = t === undefined;
     if (t === undefined) {
-      const subs = new TypeSubscriptions(type, this.deps.cache, this.ctx.access, this.deps.limits, this.count, this.deps.log);
+      const subs = new TypeSubscriptions(type, this.deps.cache, this, this.ctx.access, this.deps.limits, this.count, this.deps.log);
       this.types.set(type, (t = { subs, held: undefined, nonce: "", version: "" }));
     }
     if (req.responseNonce !== "") this.answered(req, type, t);
-    this.apply(req, type, t, first);
-    // a response goes out only for what the client lacks (respond compares): an ACK or a NACK alone sends nothing
-    this.schedule();
+    // an ACK or a NACK that leaves the subscription as it was has nothing to answer
+    if (this.apply(req, type, t, first) || first) this.schedule();
   }
 
   private answered(req: R, type: XdsType, t: TypeState): void {
@@ -217,14 +210,15 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
  * in the first LDS or CDS request, or "*", is the wildcard.
  */
 export class AdsCall extends AdsStreamCall<DiscoveryRequest> {
-  protected apply(req: DiscoveryRequest, type: XdsType, t: TypeState, first: boolean): void {
+  protected apply(req: DiscoveryRequest, type: XdsType, t: TypeState, first: boolean): boolean {
     const names = req.resourceNames;
     const wildcardable = type === "listener" || type === "cluster";
     // no names in the first request of LDS or CDS is the wildcard, as is "*"; later, an empty list unsubscribes from everything named
-    t.subs.setWildcard(wildcardable && (names.includes("*") || (names.length === 0 && (first || t.subs.wildcard))));
-    t.subs.replace(names, "resource_names");
+    const wildcardChanged = t.subs.setWildcard(wildcardable && (names.includes("*") || (names.length === 0 && (first || t.subs.wildcard))));
+    if (!t.subs.replace(names, "resource_names") && !wildcardChanged) return false;
     // what the client unsubscribed from no longer counts as held: subscribed again, it is sent again
     if (t.held !== undefined) for (const name of t.held.keys()) if (!t.subs.named.has(name) && !t.subs.wildcard) t.held.delete(name);
+    return true;
   }
 
   protected respond(type: XdsType, t: TypeState): boolean {

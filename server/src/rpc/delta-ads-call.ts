@@ -25,7 +25,7 @@ interface DeltaState {
 export class DeltaAdsCall extends AdsStreamCall<DeltaDiscoveryRequest> {
   private readonly delta = new Map<XdsType, DeltaState>();
 
-  protected apply(req: DeltaDiscoveryRequest, type: XdsType, t: TypeState, first: boolean): void {
+  protected apply(req: DeltaDiscoveryRequest, type: XdsType, t: TypeState, first: boolean): boolean {
     let d = this.delta.get(type);
     if (d === undefined) this.delta.set(type, (d = { known: new Map(), absentTold: new Set() }));
     t.held ??= new Map();
@@ -48,6 +48,7 @@ export class DeltaAdsCall extends AdsStreamCall<DeltaDiscoveryRequest> {
       if (!first) t.held.delete(name);
       d.absentTold.delete(name);
     }
+    return subscribe.length > 0 || unsubscribe.length > 0;
   }
 
   protected respond(type: XdsType, t: TypeState): boolean {

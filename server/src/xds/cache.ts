@@ -20,7 +20,7 @@ import {
 
 /** XdsSubscriber is an open xDS stream as the cache tells it of changes. */
 export interface XdsSubscriber {
-  /** changed: the instances or the policy of namespace/service changed (or, with reset, everything may have). */
+  /** changed: the instances or the policy of namespace/service changed, and the stream holds one of its views (or has a wildcard subscription). */
   changed(namespace: string, service: string): void;
   /** reset: the registry replaced its state (a store reset): everything may have changed. */
   reset(): void;
@@ -35,8 +35,8 @@ export interface XdsSubscriber {
  * version), so streams compare identities to know what changed.
  */
 export class XdsView {
-  /** refs counts the holders (subscriptions of open streams); the cache drops the view at 0. */
-  refs = 0;
+  /** holders counts, per stream, its subscriptions that hold the view: a change of the view's service tells them; the cache drops the view when none is left. */
+  readonly holders = new Map<XdsSubscriber, number>();
   private stale = true;
   private lb: LbPolicy = ROUND_ROBIN_POLICY;
   private listener: Packed | undefined;
@@ -125,16 +125,19 @@ export interface XdsCacheOptions {
 
 /**
  * XdsCache is the xDS control plane's state: the views streams subscribe
- * to (by name, counted), fed by the registry's change feed, one
+ * to (by name, counted per stream), fed by the registry's change feed, one
  * subscription for every stream (as the watch hub is): a change marks the
- * views of its service stale and tells every open stream, which rebuilds
- * nothing itself: it reads the views, rebuilt once.
+ * views of its service stale and tells the streams that hold one of them
+ * and the wildcard streams (no other), which rebuild nothing themselves:
+ * they read the views, rebuilt once.
  */
 export class XdsCache {
   readonly store: Store;
   private readonly views = new Map<string, XdsView>();
   private readonly byService = new Map<string, Set<XdsView>>();
   private readonly subscribers = new Set<XdsSubscriber>();
+  // streams with a wildcard subscription, by the number of their types that have one
+  private readonly wildcards = new Map<XdsSubscriber, number>();
   private readonly stop: () => void;
   private readonly log: Logger;
   private readonly config: ConfigPolicies | undefined;
@@ -174,8 +177,8 @@ export class XdsCache {
     return () => this.subscribers.delete(s);
   }
 
-  /** acquire returns the shared view of name, counting the holder; release it when done. */
-  acquire(name: XdsName): XdsView {
+  /** acquire returns the shared view of name, counting holder (told of the view's changes from now on); release it when done. */
+  acquire(name: XdsName, holder: XdsSubscriber): XdsView {
     let v = this.views.get(name.name);
     if (v === undefined) {
       v = new XdsView(name, this);
@@ -185,18 +188,28 @@ export class XdsCache {
       if (set === undefined) this.byService.set(key, (set = new Set()));
       set.add(v);
     }
-    v.refs++;
+    v.holders.set(holder, (v.holders.get(holder) ?? 0) + 1);
     return v;
   }
 
   /** release gives back a view acquire returned; the last holder's release drops it. */
-  release(v: XdsView): void {
-    if (--v.refs > 0) return;
+  release(v: XdsView, holder: XdsSubscriber): void {
+    const n = (v.holders.get(holder) ?? 1) - 1;
+    if (n > 0) v.holders.set(holder, n);
+    else v.holders.delete(holder);
+    if (v.holders.size > 0) return;
     this.views.delete(v.name.name);
     const key = serviceKey(v.name.namespace, v.name.service);
     const set = this.byService.get(key);
     set?.delete(v);
     if (set?.size === 0) this.byService.delete(key);
+  }
+
+  /** wildcard counts holder's wildcard subscriptions (on: one more, off: one less): wildcard streams are told of every change. */
+  wildcard(holder: XdsSubscriber, on: boolean): void {
+    const n = (this.wildcards.get(holder) ?? 0) + (on ? 1 : -1);
+    if (n > 0) this.wildcards.set(holder, n);
+    else this.wildcards.delete(holder);
   }
 
   /**
@@ -221,11 +234,21 @@ export class XdsCache {
     return this.config?.policyOf(namespace, service) ?? policyOfMetadata(instances, this.log) ?? ROUND_ROBIN_POLICY;
   }
 
-  /** invalidate marks the views of namespace/service stale and tells every stream (a registry change, or a change of its xds configuration). */
+  /**
+   * invalidate marks the views of namespace/service stale (a registry
+   * change, or a change of its xds configuration) and tells the streams
+   * that hold one, and the wildcard streams (a service may have appeared
+   * or gone); a stream told twice schedules one flush.
+   */
   invalidate(namespace: string, service: string): void {
     const set = this.byService.get(serviceKey(namespace, service));
-    if (set !== undefined) for (const v of set) v.invalidate();
-    for (const s of this.subscribers) s.changed(namespace, service);
+    if (set !== undefined) {
+      for (const v of set) {
+        v.invalidate();
+        for (const h of v.holders.keys()) h.changed(namespace, service);
+      }
+    }
+    for (const w of this.wildcards.keys()) w.changed(namespace, service);
   }
 
   private resetAll(): void {

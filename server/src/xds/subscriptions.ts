@@ -2,7 +2,7 @@ import type { Access } from "../domain/access.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import type { Logger } from "../domain/logger.js";
 import type { Limits } from "../registry/validate.js";
-import type { XdsCache, XdsView } from "./cache.js";
+import type { XdsCache, XdsSubscriber, XdsView } from "./cache.js";
 import { parseXdsName } from "./names.js";
 import type { Packed, XdsType } from "./resources.js";
 
@@ -36,15 +36,18 @@ export class TypeSubscriptions {
   constructor(
     readonly type: XdsType,
     private readonly cache: XdsCache,
+    /** holder is the stream: the cache tells it of changes to what this subscription holds. */
+    private readonly holder: XdsSubscriber,
     private readonly access: Access,
     private readonly limits: XdsStreamLimits,
     private readonly count: StreamCount,
     private readonly log: Logger,
   ) {}
 
-  /** add subscribes to names; field names the request's field in errors and logs. RESOURCE_EXHAUSTED past the stream's limit. */
-  add(names: Iterable<string>, field: string): void {
+  /** add subscribes to names and returns how many were new; field names the request's field in errors and logs. RESOURCE_EXHAUSTED past the stream's limit. */
+  add(names: Iterable<string>, field: string): number {
     let i = 0;
+    let added = 0;
     for (const name of names) {
       const at = `${field}[${i++}]`;
       if (name === "*" || this.named.has(name)) continue;
@@ -55,39 +58,44 @@ export class TypeSubscriptions {
         );
       }
       this.count.used++;
+      added++;
       this.named.set(name, this.viewOf(at, name));
     }
+    return added;
   }
 
-  /** remove unsubscribes from names. */
-  remove(names: Iterable<string>): void {
+  /** remove unsubscribes from names and returns how many it held. */
+  remove(names: Iterable<string>): number {
+    let removed = 0;
     for (const name of names) {
       if (!this.named.has(name)) continue;
+      removed++;
       const v = this.named.get(name);
       this.named.delete(name);
       this.count.used--;
-      if (v !== undefined) this.cache.release(v);
+      if (v !== undefined) this.cache.release(v, this.holder);
     }
+    return removed;
   }
 
-  /** replace makes names the whole named subscription (SotW). */
-  replace(names: readonly string[], field: string): void {
-    const wanted = new Set(names);
-    this.remove([...this.named.keys()].filter((n) => !wanted.has(n)));
-    this.add(names, field);
+  /** replace makes names the whole named subscription (SotW) and reports whether it changed. */
+  replace(names: readonly string[], field: string): boolean {
+    let gone: string[] | undefined;
+    if (this.named.size > 0) {
+      const wanted = new Set(names);
+      for (const n of this.named.keys()) if (!wanted.has(n)) (gone ??= []).push(n);
+    }
+    const removed = gone === undefined ? 0 : this.remove(gone);
+    return this.add(names, field) + removed > 0;
   }
 
-  /** setWildcard turns the wildcard subscription on or off. */
-  setWildcard(on: boolean): void {
+  /** setWildcard turns the wildcard subscription on or off and reports whether it changed. */
+  setWildcard(on: boolean): boolean {
+    if (on === this.wildcard) return false;
     this.wildcard = on;
+    this.cache.wildcard(this.holder, on);
     if (!on) this.dropWild();
-  }
-
-  /** touches reports whether a change of namespace/service may alter what this subscription gets. */
-  touches(namespace: string, service: string): boolean {
-    if (this.wildcard) return true;
-    for (const v of this.named.values()) if (v !== undefined && v.name.namespace === namespace && v.name.service === service) return true;
-    return false;
+    return true;
   }
 
   /** current lists every resource the subscription gets now, by name, for a client in zone. */
@@ -100,13 +108,13 @@ export class TypeSubscriptions {
         if (this.named.has(n.name)) continue;
         now.add(n.name);
         let v = this.wild.get(n.name);
-        if (v === undefined) this.wild.set(n.name, (v = this.cache.acquire(n)));
+        if (v === undefined) this.wild.set(n.name, (v = this.cache.acquire(n, this.holder)));
         out.set(n.name, v.resource(this.type, zone));
       }
       for (const [name, v] of this.wild) {
         if (now.has(name)) continue;
         this.wild.delete(name);
-        this.cache.release(v);
+        this.cache.release(v, this.holder);
       }
     }
     for (const [name, v] of this.named) if (v !== undefined) out.set(name, v.resource(this.type, zone));
@@ -116,11 +124,11 @@ export class TypeSubscriptions {
   /** close releases every view held. */
   close(): void {
     this.remove([...this.named.keys()]);
-    this.dropWild();
+    this.setWildcard(false);
   }
 
   private dropWild(): void {
-    for (const v of this.wild.values()) this.cache.release(v);
+    for (const v of this.wild.values()) this.cache.release(v, this.holder);
     this.wild.clear();
   }
 
@@ -136,6 +144,6 @@ export class TypeSubscriptions {
       this.log.debug({ type: this.type, name, principal: this.access.principal }, "xds: the caller may not read this resource's namespace; it does not exist for it");
       return undefined;
     }
-    return this.cache.acquire(parsed);
+    return this.cache.acquire(parsed, this.holder);
   }
 }
