@@ -129,15 +129,17 @@ describe("@grpc/grpc-js-xds against Maxine's ADS", () => {
     }
   });
 
-  it("zone preference: every call goes to the client's zone (z1) while it has a serving instance, then fails over", async () => {
+  // Failover to the next zone is tested with grpc-go (sdks/go/xdstest TestXdsZonePreference), not here:
+  // grpc-js-xds 1.14.1's priority balancer, when a priority leaves its list, starts a 15-minute timer
+  // that destroying the channel does not clear (PriorityChildImpl.deactivate, load-balancer-priority.ts),
+  // which this suite's leak check rightly reports.
+  it("zone preference: every call goes to the client's zone (z1) while it has a serving instance", async () => {
     await register(backend("near"), { service: "zoned", zone: "z1" });
     await register(backend("far"), { service: "zoned", zone: "z2" });
     const zoned = new Client("xds:///zoned", grpc.credentials.createInsecure());
     try {
-      for (let i = 0; i < 30; i++) expect(await who(zoned)).toBe("near");
-      await server.registry.setOperatorStatus({ namespace: "", service: "zoned", instanceId: "near" }, "DISABLED");
-      await until(async () => (await who(zoned)) === "far", 5_000, "failover to z2");
-      for (let i = 0; i < 10; i++) expect(await who(zoned)).toBe("far");
+      for (let i = 0; i < 50; i++) expect(await who(zoned)).toBe("near");
+      expect(backend("far").calls).toBe(0);
     } finally {
       zoned.close();
     }
