@@ -18,6 +18,10 @@ import { healthService } from "./rpc/health-service.js";
 import { reflectionServices } from "./rpc/reflection-service.js";
 import { registryService } from "./rpc/registry-service.js";
 import { configService } from "./rpc/config-service.js";
+import { xdsService } from "./rpc/xds-service.js";
+import { XdsStats } from "./rpc/ads-call.js";
+import { XdsCache } from "./xds/cache.js";
+import { XdsConfigPolicies } from "./xds/config-policies.js";
 import { ServiceConfig } from "./registry/service-config.js";
 import type { ConfigStore } from "./store/config-store.js";
 import { LevelConfigStore } from "./store/level-config-store.js";
@@ -199,9 +203,26 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     },
   });
   const flushes = new FlushScheduler();
+  // the xDS control plane's views, fed by the registry's change feed (docs/xds.md)
+  const xdsCache = new XdsCache({
+    store,
+    logger: log,
+    config: (changed) => new XdsConfigPolicies(async () => (await serviceConfig.ready()).store, log, changed),
+  });
+  const xdsStats = new XdsStats();
+  metrics.xds(xdsCache, xdsStats);
   const served: Service[] = [
     registryService({ registry, hub, limits, flushes, open: openWatches, budget: watchBudget }),
     configService({ config: serviceConfig, flushes, open: openWatches, budget: watchBudget }),
+    xdsService({
+      cache: xdsCache,
+      stats: xdsStats,
+      limits: { maxResources: config.xdsMaxResourcesPerStream, names: limits },
+      maxStreams: config.xdsMaxStreams,
+      flushes,
+      log,
+      open: openWatches,
+    }),
     healthService(serving),
     ...(opts.services ?? []),
   ];
@@ -278,7 +299,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       }
       if (ui?.serve(req, res) === true) return;
       res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found: Maxine serves maxine.registry.v1.RegistryService, maxine.config.v1.ConfigService, grpc.health.v1.Health and gRPC reflection (see README)\n");
+      res.end("not found: Maxine serves maxine.registry.v1.RegistryService, maxine.config.v1.ConfigService, envoy.service.discovery.v3.AggregatedDiscoveryService (xDS), grpc.health.v1.Health and gRPC reflection (see README)\n");
     },
   });
   const stopEncoding = encodeStoredRecords(store);
@@ -357,6 +378,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
         registry.close();
         shutdown.abort(new ConnectError("server: shutting down, reconnect", Code.Unavailable));
         hub.close();
+        xdsCache.close();
         stopEncoding();
         const ended = performance.now();
         await listener.close(config.shutdownGraceMs);

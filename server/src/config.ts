@@ -94,6 +94,8 @@ export interface Config {
   configMaxValueBytes: number;
   configMaxKeysPerService: number;
   configHistoryDepth: number;
+  xdsMaxStreams: number;
+  xdsMaxResourcesPerStream: number;
 }
 
 /** Setting describes one configuration entry; README's table lists every one (a test checks). */
@@ -344,6 +346,8 @@ export const SETTINGS: readonly Setting[] = [
   setting("configMaxValueBytes", "MAXINE_CONFIG_MAX_VALUE_BYTES", "1048576", "Largest configuration value, in bytes (keep it under MAXINE_MAX_MESSAGE_BYTES and MAXINE_MAX_RESPONSE_BYTES).", int(0, 2 ** 30)),
   setting("configMaxKeysPerService", "MAXINE_CONFIG_MAX_KEYS_PER_SERVICE", "1000", "Most configuration keys that exist at once in one service.", int(1, MAX)),
   setting("configHistoryDepth", "MAXINE_CONFIG_HISTORY_DEPTH", "10", "Versions of a configuration key kept (the latest included) for Get of a version, History and Rollback.", int(1, 10000)),
+  setting("xdsMaxStreams", "MAXINE_XDS_MAX_STREAMS", "10000", "Most open xDS streams (StreamAggregatedResources and DeltaAggregatedResources) on this server; each also takes a watch slot of its connection and principal.", int(1, MAX)),
+  setting("xdsMaxResourcesPerStream", "MAXINE_XDS_MAX_RESOURCES_PER_STREAM", "1000", "Most resource names one xDS stream may subscribe to, over its four types (a wildcard subscription counts as none: it gets every readable service).", int(1, MAX)),
 ];
 
 /** checkTls refuses TLS settings that do not go together. */

@@ -54,12 +54,17 @@ describe("grpcurl through server reflection", () => {
     const list = await tool(grpcurl, ["-plaintext", addr, "list"]);
     expect(list.code).toBe(0);
     expect(list.stdout.trim().split("\n")).toEqual([
+      "envoy.service.discovery.v3.AggregatedDiscoveryService",
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
       "grpc.reflection.v1alpha.ServerReflection",
       "maxine.config.v1.ConfigService",
       REGISTRY,
     ]);
+    // the xDS service's descriptors come with their whole import tree (envoy, xds, udpa, validate)
+    const ads = await tool(grpcurl, ["-plaintext", addr, "describe", "envoy.service.discovery.v3.AggregatedDiscoveryService"]);
+    expect(ads.code).toBe(0);
+    expect(ads.stdout).toContain("rpc DeltaAggregatedResources ( stream .envoy.service.discovery.v3.DeltaDiscoveryRequest ) returns ( stream .envoy.service.discovery.v3.DeltaDiscoveryResponse );");
     const service = await tool(grpcurl, ["-plaintext", addr, "describe", REGISTRY]);
     expect(service.code).toBe(0);
     expect(service.stdout).toContain("rpc Discover ( .maxine.registry.v1.DiscoverRequest ) returns ( .maxine.registry.v1.DiscoverResponse );");

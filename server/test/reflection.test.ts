@@ -45,6 +45,7 @@ describe.each(["on", "off"])("server reflection with MAXINE_FAST_PATH=%s", (fast
           expect(answers).toHaveLength(requests.length);
           const [list, byName, bySymbol, missing, health, extNumbers, ext] = answers as [ServerReflectionResponse, ...ServerReflectionResponse[]];
           expect(list.messageResponse.case === "listServicesResponse" && list.messageResponse.value.service.map((s) => s.name)).toEqual([
+            "envoy.service.discovery.v3.AggregatedDiscoveryService",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",

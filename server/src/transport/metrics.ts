@@ -101,6 +101,36 @@ export class Metrics {
     };
   }
 
+  /**
+   * xds shows the xDS control plane's metrics: open streams
+   * (maxine_xds_streams), responses sent and responses the clients rejected
+   * (NACK), by type (lds, rds, cds, eds).
+   */
+  xds(x: { readonly streams: number }, stats: { readonly pushes: Readonly<Record<string, number>>; readonly nacks: Readonly<Record<string, number>> }): void {
+    this.gauge("maxine_xds_streams", "Open xDS streams (StreamAggregatedResources and DeltaAggregatedResources).", () => x.streams);
+    this.byType("maxine_xds_pushes_total", "xDS responses sent, by resource type (lds, rds, cds, eds).", () => stats.pushes);
+    this.byType("maxine_xds_nacks_total", "xDS responses the clients rejected (NACK: logged at warn with the client's error), by resource type.", () => stats.nacks);
+  }
+
+  /** byType shows counters kept per xDS type, read when scraped, labelled with the type's short name. */
+  private byType(name: string, help: string, read: () => Readonly<Record<string, number>>): void {
+    const short: Record<string, string> = { listener: "lds", route: "rds", cluster: "cds", endpoints: "eds" };
+    const reported: Record<string, number> = {};
+    new Counter({
+      name,
+      help,
+      labelNames: ["type"],
+      registers: [this.registry],
+      collect() {
+        for (const [type, now] of Object.entries(read())) {
+          const label = short[type] ?? type;
+          this.inc({ type: label }, now - (reported[type] ?? 0));
+          reported[type] = now;
+        }
+      },
+    });
+  }
+
   /** gauge shows a number read when scraped. */
   private gauge(name: string, help: string, read: () => number): void {
     new Gauge({
