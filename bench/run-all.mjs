@@ -36,7 +36,7 @@ if (!process.argv.includes("--report-only")) {
   run("crash-detection.mjs", "20");
   run("crash-detection.mjs", "20", "stop");
   run("crash-detection.mjs", "5", "stall");
-  run("fanout-vs-etcd.mjs", "100,1000,10000", "10");
+  run("fanout-vs-etcd.mjs", "100,1000,10000", "30");
   run("heartbeat-capacity.mjs", "1000,10000,50000", "15");
   run("discover-throughput.mjs", "10", "50", "3");
   run("register-throughput.mjs", "10", "20", "3");

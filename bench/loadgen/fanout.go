@@ -32,12 +32,15 @@ type fanoutResult struct {
 	Conns    int         `json:"conns"`
 	Client   string      `json:"client"`
 	All      []float64   `json:"all_ms"`      // per trial: change call -> receipt on the last watcher
+	Warmup   []float64   `json:"warmup_ms"`   // the same, for the unmeasured changes made first (the first change after a server starts runs cold code)
 	Receipts []float64   `json:"receipts_ms"` // every watcher of every trial: change call -> its receipt
 	Setup    float64     `json:"setup_ms"`
 	Extra    interface{} `json:"extra,omitempty"`
 }
 
-func runFanout(ctx context.Context, t fanoutTarget, name string, n, conns, trials int, gap time.Duration) (*fanoutResult, error) {
+// runFanout opens n watchers, makes warmup unmeasured changes (their
+// times go to Warmup), then trials measured ones.
+func runFanout(ctx context.Context, t fanoutTarget, name string, n, conns, warmup, trials int, gap time.Duration) (*fanoutResult, error) {
 	res := &fanoutResult{Target: name, Watchers: n, Conns: conns, Client: "Go grpc-go (" + name + ")"}
 	var (
 		mu       sync.Mutex
@@ -65,7 +68,7 @@ func runFanout(ctx context.Context, t fanoutTarget, name string, n, conns, trial
 		return nil, err
 	}
 	res.Setup = float64(time.Since(setupStart).Milliseconds())
-	for i := 0; i < trials; i++ {
+	for i := 0; i < warmup+trials; i++ {
 		id := fmt.Sprintf("fan-%d-%d", time.Now().UnixNano(), i)
 		mu.Lock()
 		receipts = receipts[:0]
@@ -84,8 +87,12 @@ func runFanout(ctx context.Context, t fanoutTarget, name string, n, conns, trial
 			return nil, ctx.Err()
 		}
 		mu.Lock()
-		res.All = append(res.All, receipts[len(receipts)-1])
-		res.Receipts = append(res.Receipts, receipts...)
+		if i < warmup {
+			res.Warmup = append(res.Warmup, receipts[len(receipts)-1])
+		} else {
+			res.All = append(res.All, receipts[len(receipts)-1])
+			res.Receipts = append(res.Receipts, receipts...)
+		}
 		mu.Unlock()
 		time.Sleep(gap) // let both sides settle between trials
 	}

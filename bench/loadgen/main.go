@@ -80,6 +80,7 @@ func fanoutCommand(ctx context.Context, args []string) (any, error) {
 	n := fs.Int("n", 1000, "watchers")
 	conns := fs.Int("conns", 4, "client connections the watchers are spread over")
 	trials := fs.Int("trials", 5, "changes to time")
+	warmup := fs.Int("warmup", 2, "unmeasured changes first (reported as warmup_ms): the first change after a start runs cold code on either server")
 	gap := fs.Duration("gap", 300*time.Millisecond, "pause between trials (both sides idle in between)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -98,5 +99,5 @@ func fanoutCommand(ctx context.Context, args []string) (any, error) {
 		return nil, fmt.Errorf("-target must be maxine, maxine-config, maxine-xds or etcd, got %q", *target)
 	}
 	defer t.close()
-	return runFanout(ctx, t, *target, *n, *conns, *trials, *gap)
+	return runFanout(ctx, t, *target, *n, *conns, *warmup, *trials, *gap)
 }

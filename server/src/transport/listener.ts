@@ -197,7 +197,7 @@ export class Listener {
         s.destroy();
       });
     }
-    this.tcp = net.createServer((socket) => this.route(socket));
+    this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket));
     this.sweep = setInterval(() => {
       for (const [s, state] of this.sessions) this.checkUnsent(s, state);
     }, SWEEP_MS).unref();
