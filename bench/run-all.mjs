@@ -203,7 +203,7 @@ said otherwise. See bench/README.md for what each scenario does.
 |---|---|---|---|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
-When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, pick, snap, heap, slow, redis, failover, soak, checks, config, xds: xdsFan, storm, stormNs })
+When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, register: reg, pick, snap, heap, slow, redis, failover, soak, checks, config, xds: xdsFan, storm, stormNs })
   .map(([k, v]) => `${k} ${String(v.date ?? "unknown").slice(0, 16).replace("T", " ")}`)
   .join(", ")}.
 
