@@ -22,10 +22,7 @@ type configFanout struct {
 	addr    string
 	conns   int
 	service string
-	cc      []*grpc.ClientConn
-	writer  *grpc.ClientConn
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	watchConns
 }
 
 func (m *configFanout) open(ctx context.Context, n int, onEvent func(int, string)) error {
@@ -71,19 +68,6 @@ func (m *configFanout) open(ctx context.Context, n int, onEvent func(int, string
 func (m *configFanout) change(ctx context.Context, id string) error {
 	_, err := configv1.NewConfigServiceClient(m.writer).Put(ctx, &configv1.PutRequest{Service: m.service, Key: "settings", Value: []byte(id)})
 	return err
-}
-
-func (m *configFanout) close() {
-	if m.cancel != nil {
-		m.cancel()
-	}
-	m.wg.Wait()
-	for _, cc := range m.cc {
-		_ = cc.Close()
-	}
-	if m.writer != nil {
-		_ = m.writer.Close()
-	}
 }
 
 // putResult is what one Put throughput run measured.

@@ -76,20 +76,7 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
 		url := fmt.Sprintf("%s://%s/maxine.registry.v1.RegistryService/Discover", scheme, *addr)
 		body := []byte(fmt.Sprintf(`{"service":%q}`, *service))
-		call = func(ctx context.Context) error {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			res, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				return fmt.Errorf("HTTP %d", res.StatusCode)
-			}
-			return nil
-		}
+		call = func(ctx context.Context) error { return postJSON(ctx, client, url, body) }
 	case "grpc":
 		creds := insecure.NewCredentials()
 		if tlsConfig != nil {
@@ -162,6 +149,23 @@ func measure(ctx context.Context, c int, warm, d time.Duration, call func(ctx co
 	if len(lat) > 0 {
 		res.P50, res.P99 = lat[len(lat)/2], lat[min(len(lat)-1, int(0.99*float64(len(lat))))]
 	}
+}
+
+// postJSON sends one Connect JSON unary call (a POST of body to url) and
+// reads its answer; a status other than 200 is an error.
+func postJSON(ctx context.Context, client *http.Client, url string, body []byte) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", res.StatusCode)
+	}
+	return nil
 }
 
 // cpuSeconds is the CPU time (user and system) this process has used.

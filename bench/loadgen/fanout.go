@@ -107,10 +107,7 @@ type maxineFanout struct {
 	addr    string
 	conns   int
 	service string
-	cc      []*grpc.ClientConn
-	writer  *grpc.ClientConn
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	watchConns
 }
 
 func (m *maxineFanout) open(ctx context.Context, n int, onEvent func(int, string)) error {
@@ -177,19 +174,6 @@ func (m *maxineFanout) change(ctx context.Context, id string) error {
 		Service: m.service, InstanceId: id, Host: "10.9.0.1", Port: 80,
 	}})
 	return err
-}
-
-func (m *maxineFanout) close() {
-	if m.cancel != nil {
-		m.cancel()
-	}
-	m.wg.Wait()
-	for _, cc := range m.cc {
-		_ = cc.Close()
-	}
-	if m.writer != nil {
-		_ = m.writer.Close()
-	}
 }
 
 // etcdFanout watches one key prefix with clientv3 watchers, spread over
@@ -265,6 +249,29 @@ func (e *etcdFanout) close() {
 	}
 	if e.writer != nil {
 		_ = e.writer.Close()
+	}
+}
+
+// watchConns is what each Maxine fan-out holds: the writer's connection,
+// the watchers' connections, and the watchers' goroutines with their
+// cancel; close ends them all.
+type watchConns struct {
+	cc     []*grpc.ClientConn
+	writer *grpc.ClientConn
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (w *watchConns) close() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.wg.Wait()
+	for _, cc := range w.cc {
+		_ = cc.Close()
+	}
+	if w.writer != nil {
+		_ = w.writer.Close()
 	}
 }
 

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -71,18 +69,7 @@ func registerCommand(ctx context.Context, args []string) (any, error) {
 		call = func(ctx context.Context) error {
 			service, id := next()
 			body := fmt.Sprintf(`{"instance":{"service":%q,"instanceId":%q,"host":"10.0.0.1","port":8080,"zone":"z1"},"leaseTtl":%q}`, service, id, ttlJSON)
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(body)))
-			req.Header.Set("Content-Type", "application/json")
-			res, err := hc.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				return fmt.Errorf("HTTP %d", res.StatusCode)
-			}
-			return nil
+			return postJSON(ctx, hc, url, []byte(body))
 		}
 		client = "Go net/http"
 	case *target == "etcd" && *proto == "grpc":

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	registryv1 "github.com/maxine-registry/maxine/sdks/go/gen/maxine/registry/v1"
-	"google.golang.org/grpc"
 )
 
 // typeCLA is the xDS v3 type URL of an EDS resource (ClusterLoadAssignment).
@@ -25,13 +23,10 @@ const typeCLA = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignm
 // change gets a port of its own, so a subscriber compares ports only: the
 // client's cost per response is decoding the CLA, as any xDS client's).
 type xdsFanout struct {
-	addr     string
-	conns    int
-	service  string
-	cc       []*grpc.ClientConn
-	writer   *grpc.ClientConn
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	addr    string
+	conns   int
+	service string
+	watchConns
 	port     atomic.Uint32 // the last change's port (0 before the first)
 	targetID atomic.Value  // the last change's id
 }
@@ -120,17 +115,4 @@ func (x *xdsFanout) change(ctx context.Context, id string) error {
 		Service: x.service, InstanceId: id, Host: "10.9.0.1", Port: port,
 	}})
 	return err
-}
-
-func (x *xdsFanout) close() {
-	if x.cancel != nil {
-		x.cancel()
-	}
-	x.wg.Wait()
-	for _, cc := range x.cc {
-		_ = cc.Close()
-	}
-	if x.writer != nil {
-		_ = x.writer.Close()
-	}
 }
