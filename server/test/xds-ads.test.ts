@@ -186,6 +186,29 @@ describe("StreamAggregatedResources (SotW) with a raw grpc-js client", () => {
     expect(nack).toMatchObject({ type: "endpoints", nonce: first.nonce, stale: false, msg: expect.stringContaining("NACK") });
   });
 
+  it("a client repeating NACKs is counted and warned once per response (no log flood); the next response's NACK counts again", async () => {
+    await server.registry.register(instance("a"), undefined);
+    const before = await metric(server.url, 'maxine_xds_nacks_total{type="eds"}');
+    const s = open();
+    s.send({ node: node(), typeUrl: TYPE.eds, resourceNames: ["payments"] });
+    const first = await s.nth(TYPE.eds, 0);
+    const nack = (nonce: string, message: string) =>
+      s.send({ typeUrl: TYPE.eds, resourceNames: ["payments"], versionInfo: "", responseNonce: nonce, errorDetail: { code: 3, message } });
+    for (let i = 0; i < 50; i++) nack(first.nonce, "repeated rejection");
+    nack("made-up-nonce", "repeated rejection");
+    // requests are read in order: once the last one is logged, every NACK above was read
+    await processed("made-up-nonce");
+    await server.registry.register(instance("b", { host: "10.0.0.2" }), undefined);
+    const next = await s.nth(TYPE.eds, 1);
+    expect(await metric(server.url, 'maxine_xds_nacks_total{type="eds"}')).toBe(before + 1);
+    const warned = () => logs.map((l) => JSON.parse(l)).filter((l) => l.level === "warn" && l.error === "repeated rejection").length;
+    expect(warned()).toBe(1);
+    nack(next.nonce, "repeated rejection");
+    await processed(next.nonce);
+    expect(await metric(server.url, 'maxine_xds_nacks_total{type="eds"}')).toBe(before + 2);
+    expect(warned()).toBe(2);
+  });
+
   it("subscribes and unsubscribes by name; a resource is sent again only when it changed or is subscribed again", async () => {
     await server.registry.register(instance("a", { host: "10.0.0.1" }), undefined);
     await server.registry.register(instance("o", { service: "orders", host: "10.0.1.1" }), undefined);

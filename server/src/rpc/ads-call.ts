@@ -38,6 +38,8 @@ export interface TypeState {
   held: Map<string, Packed> | undefined;
   nonce: string;
   version: string;
+  /** nacked: a NACK was counted and logged since the last response; more before the next one are a client repeating itself (debug, not counted). */
+  nacked: boolean;
 }
 
 /** XdsRequest is what SotW and Delta requests share: the type, the node, and the answer to an earlier response. */
@@ -140,7 +142,7 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
     const first = t === undefined;
     if (t === undefined) {
       const subs = new TypeSubscriptions(type, this.deps.cache, this, this.ctx.access, this.deps.limits, this.count, this.deps.log);
-      this.types.set(type, (t = { subs, held: undefined, nonce: "", version: "" }));
+      this.types.set(type, (t = { subs, held: undefined, nonce: "", version: "", nacked: false }));
     }
     if (req.responseNonce !== "") this.answered(req, type, t);
     // an ACK or a NACK that leaves the subscription as it was has nothing to answer
@@ -149,8 +151,12 @@ export abstract class AdsStreamCall<R extends XdsRequest> implements BidiCall, X
 
   private answered(req: R, type: XdsType, t: TypeState): void {
     const stale = req.responseNonce !== t.nonce;
-    if (req.errorDetail !== undefined) {
+    if (req.errorDetail !== undefined && t.nacked) {
+      // one rejection counted and logged per response sent: a client repeating NACKs must not flood the log
+      this.deps.log.debug({ type, nonce: req.responseNonce, stale }, "xds: another NACK before the next response; not counted again");
+    } else if (req.errorDetail !== undefined) {
       // a rejection counts even when a newer response is already on its way: the client rejected the one it names
+      t.nacked = true;
       this.deps.stats.nacks[type]++;
       this.deps.log.warn(
         { type, nonce: req.responseNonce, stale, peer: this.ctx.peer, principal: this.ctx.principal.name, error: req.errorDetail.message },
@@ -227,6 +233,7 @@ export class AdsCall extends AdsStreamCall<DiscoveryRequest> {
     if (t.held !== undefined && sameResources(now, t.held)) return false;
     t.held = now;
     t.nonce = this.deps.cache.nonce();
+    t.nacked = false;
     t.version = String(this.deps.cache.revision());
     this.out.push(sotwResponse({ versionInfo: t.version, resources: [...now.values()], typeUrl: TYPE_URLS[type], nonce: t.nonce }));
     return true;

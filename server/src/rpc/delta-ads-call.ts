@@ -79,6 +79,7 @@ export class DeltaAdsCall extends AdsStreamCall<DeltaDiscoveryRequest> {
     }
     if (resources.length === 0 && removed.length === 0) return false;
     t.nonce = this.deps.cache.nonce();
+    t.nacked = false;
     t.version = String(this.deps.cache.revision());
     this.out.push(deltaResponse({ systemVersionInfo: t.version, resources, removed, typeUrl: TYPE_URLS[type], nonce: t.nonce }));
     return true;
