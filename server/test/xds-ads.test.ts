@@ -331,11 +331,23 @@ describe("StreamAggregatedResources (SotW) with a raw grpc-js client", () => {
     s.send({ node: node(), typeUrl: TYPE.lds, resourceNames: ["bad name!", "payments;colour=red", "payments"] });
     const l0 = await s.nth(TYPE.lds, 0);
     expect(l0.resources.map((r: any) => r.name)).toEqual(["payments"]);
-    const warned = logs.map((l) => JSON.parse(l)).filter((l) => l.level === "warn" && l.type === "listener").map((l) => l.err);
-    expect(warned).toContain('resource_names[0] (service): must be 1..128 characters of [A-Za-z0-9._-], got "bad name!"');
-    expect(warned).toContain('resource_names[1]: unknown filter "colour": the filters are version= and tag=, in "payments;colour=red"');
+    const bad = () => logs.map((l) => JSON.parse(l)).filter((l) => l.type === "listener" && l.err !== undefined);
+    // the first at warn, the next at debug (one warn per stream and type: a client cannot flood the log at warn)
+    expect(bad().map((l) => [l.level, l.err])).toEqual([
+      ["warn", 'resource_names[0] (service): must be 1..128 characters of [A-Za-z0-9._-], got "bad name!"'],
+      ["debug", 'resource_names[1]: unknown filter "colour": the filters are version= and tag=, in "payments;colour=red"'],
+    ]);
     s.send({ typeUrl: TYPE.eds, resourceNames: ["payments"] });
     expect(addresses((await s.nth(TYPE.eds, 0)).resources[0])).toEqual(["10.0.0.1:8080"]);
+    // 3 more requests naming 3 new bad names each (the test server allows 5 names a stream): all at debug, none at warn
+    for (let r = 0; r < 3; r++) s.send({ typeUrl: TYPE.lds, resourceNames: [`bad ${r}a`, `bad ${r}b`, `bad ${r}c`, "payments"] });
+    const end = Date.now() + 5_000;
+    while (bad().length < 11) {
+      if (Date.now() > end) throw new Error(`the 9 more bad names were not logged: ${JSON.stringify(bad())}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(bad().filter((l) => l.level === "warn")).toHaveLength(1);
+    expect(bad().filter((l) => l.level === "debug")).toHaveLength(10);
   });
 
   it(`a stream may subscribe to at most MAXINE_XDS_MAX_RESOURCES_PER_STREAM names over its types: RESOURCE_EXHAUSTED naming the setting`, async () => {

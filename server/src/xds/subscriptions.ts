@@ -32,6 +32,8 @@ export class TypeSubscriptions {
   wildcard = false;
   readonly named = new Map<string, XdsView | undefined>();
   private readonly wild = new Map<string, XdsView>();
+  // a bad name was logged at warn; the next ones go to debug
+  private warnedBadName = false;
 
   constructor(
     readonly type: XdsType,
@@ -137,7 +139,10 @@ export class TypeSubscriptions {
     try {
       parsed = parseXdsName(at, name, this.limits.names);
     } catch (err) {
-      this.log.warn({ type: this.type, err: (err as Error).message }, "xds: a subscribed resource name is not a Maxine service name; it does not exist");
+      // warn once per stream and type: a client naming thousands of bad names must not flood the log at warn
+      const level = this.warnedBadName ? "debug" : "warn";
+      this.warnedBadName = true;
+      this.log[level]({ type: this.type, err: (err as Error).message }, "xds: a subscribed resource name is not a Maxine service name; it does not exist");
       return undefined;
     }
     if (!this.access.allows("read", parsed.namespace, parsed.service)) {
