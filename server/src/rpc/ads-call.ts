@@ -54,8 +54,9 @@ interface XdsRequest {
  * AdsStreamCall is what both xDS protocol variants do on a stream: the
  * stream's slots, a state per resource type, the client's zone (from the
  * first request's node), ACK and NACK (a NACK is logged at warn and counted,
- * and changes nothing: the last configuration the client accepted stands
- * and, nothing having changed, nothing is resent), and when to answer. The
+ * once per response sent, and changes nothing: the last configuration the
+ * client accepted stands and, nothing having changed, nothing is resent),
+ * and when to answer. The
  * cache tells a stream of each change to what it holds (a wildcard stream,
  * of every change); the stream schedules one flush, which reads the cache's shared, already
  * encoded resources and sends what differs from what the client holds.

@@ -109,7 +109,7 @@ export class Metrics {
   xds(x: { readonly streams: number }, stats: { readonly pushes: Readonly<Record<string, number>>; readonly nacks: Readonly<Record<string, number>> }): void {
     this.gauge("maxine_xds_streams", "Open xDS streams (StreamAggregatedResources and DeltaAggregatedResources).", () => x.streams);
     this.byType("maxine_xds_pushes_total", "xDS responses sent, by resource type (lds, rds, cds, eds).", () => stats.pushes);
-    this.byType("maxine_xds_nacks_total", "xDS responses the clients rejected (NACK: logged at warn with the client's error), by resource type.", () => stats.nacks);
+    this.byType("maxine_xds_nacks_total", "xDS responses the clients rejected (NACK: logged at warn with the client's error; one per response sent), by resource type.", () => stats.nacks);
   }
 
   /** byType shows counters kept per xDS type, read when scraped, labelled with the type's short name. */
