@@ -87,6 +87,15 @@ export interface StartOptions {
   readonly debugEnabled?: () => boolean;
   /** uiDir is where the built dashboard is read from (MAXINE_UI); default: ui/dist of this checkout. */
   readonly uiDir?: string;
+  /** worker is set in a worker process of MAXINE_WORKERS > 1 (cluster/): /healthz names the worker, and /metrics answers for the whole server. */
+  readonly worker?: WorkerRole;
+}
+
+/** WorkerRole is what a worker process adds: its cluster id, and how a scrape reaches every worker's metrics (cluster/worker-link.ts). */
+export interface WorkerRole {
+  readonly id: number;
+  /** metricsOf is given this worker's metrics registry and returns what renders a scrape of /metrics. */
+  metricsOf(local: Metrics["registry"]): () => Promise<{ contentType: string; body: string }>;
 }
 
 /** DASHBOARD_DIR is where npm run build writes the dashboard: ui/dist beside server/ (this file runs from server/src or server/dist). */
@@ -243,8 +252,9 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     }),
     ...(opts.interceptors ?? []),
   ]);
+  const renderMetrics = opts.worker?.metricsOf(metrics.registry) ?? (() => metrics.render());
   const serveMetrics = (res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown }): void => {
-    metrics.render().then(
+    renderMetrics().then(
       ({ contentType, body }) => {
         res.writeHead(200, { "content-type": contentType });
         res.end(body);
@@ -293,6 +303,8 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
             storeKind: config.store,
             heartbeatStreams: registry.openStreams,
             watchers: hub.watchers,
+            // which worker answered (MAXINE_WORKERS > 1); the counts above are that worker's
+            ...(opts.worker !== undefined ? { worker: opts.worker.id, pid: process.pid } : {}),
           }),
         );
         return;

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { redactUrl } from "./domain/redact.js";
 import type { OverflowPolicy } from "./watch/watcher.js";
 import { DEFAULT_CHECK_ALLOW, parseAllowList } from "./checks/targets.js";
@@ -77,6 +78,7 @@ export interface Config {
   authJwtPrincipalClaim: string;
   authJwtRolesClaim: string;
   store: "memory" | "redis";
+  workers: number;
   redisUrl: string;
   redisSentinels: string;
   redisSentinelName: string;
@@ -239,6 +241,19 @@ function registryName(raw: string, name: string): string {
   return raw;
 }
 
+/** MAX_WORKERS is the most worker processes MAXINE_WORKERS may ask for. */
+export const MAX_WORKERS = 64;
+
+/** workerCount reads MAXINE_WORKERS: an integer 1..MAX_WORKERS, or auto (os.availableParallelism(), at most MAX_WORKERS). */
+function workerCount(raw: string, name: string): number {
+  if (raw.trim() === "auto") return Math.min(MAX_WORKERS, availableParallelism());
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(`${name}: must be auto or an integer 1..${MAX_WORKERS}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
 function setting(key: keyof Config, env: string, def: string, description: string, parse: Setting["parse"]): Setting {
   const flag = `--${env.replace(/^MAXINE_/, "").toLowerCase().replaceAll("_", "-")}`;
   return { key, env, flag, default: def, description, parse };
@@ -329,6 +344,13 @@ export const SETTINGS: readonly Setting[] = [
   setting("authJwtPrincipalClaim", "MAXINE_AUTH_JWT_PRINCIPAL_CLAIM", "sub", "JWT claim naming the principal.", claimName),
   setting("authJwtRolesClaim", "MAXINE_AUTH_JWT_ROLES_CLAIM", "roles", "JWT claim listing the principal's roles (a list of strings or one space-separated string).", claimName),
   setting("store", "MAXINE_STORE", "memory", "Where state lives: memory (this process only) or redis (shared by every replica on one Redis; docs/redis.md).", oneOf("memory", "redis")),
+  setting(
+    "workers",
+    "MAXINE_WORKERS",
+    "1",
+    "Worker processes serving the one port (node:cluster; auto: one per CPU, os.availableParallelism()), each a replica on the shared store: more than 1 needs MAXINE_STORE=redis. Caps on the server's own resources are divided among them; per-address and per-principal caps apply per worker (docs/workers.md).",
+    workerCount,
+  ),
   setting("redisUrl", "MAXINE_REDIS_URL", "redis://127.0.0.1:6379", "Redis address, redis://[user:password@]host:port[/db] (rediss:// for TLS); with Sentinels, only its credentials and db are used.", redisUrl),
   setting("redisSentinels", "MAXINE_REDIS_SENTINELS", "", "Comma-separated host:port of Redis Sentinels; when set, Maxine connects to the master they name and follows its failovers (empty: MAXINE_REDIS_URL directly).", hostPorts),
   setting("redisSentinelName", "MAXINE_REDIS_SENTINEL_NAME", "mymaster", "Name of the master the Sentinels monitor.", str),
@@ -349,6 +371,30 @@ export const SETTINGS: readonly Setting[] = [
   setting("xdsMaxStreams", "MAXINE_XDS_MAX_STREAMS", "10000", "Most open xDS streams (StreamAggregatedResources and DeltaAggregatedResources) on this server; each also takes a watch slot of its connection and principal.", int(1, MAX)),
   setting("xdsMaxResourcesPerStream", "MAXINE_XDS_MAX_RESOURCES_PER_STREAM", "1000", "Most resource names one xDS stream may subscribe to, over its four types (a wildcard subscription counts as none: it gets every readable service).", int(1, MAX)),
 ];
+
+/**
+ * DIVIDED_AMONG_WORKERS are the caps on the server's own resources
+ * (descriptors, memory, streams, probes at once): with MAXINE_WORKERS=N each
+ * worker holds a share (workerShare), so that the server as a whole keeps
+ * the configured total. Per-connection caps need no share (a connection
+ * lives in one worker); per-address and per-principal caps apply per worker.
+ */
+export const DIVIDED_AMONG_WORKERS = [
+  "maxConnections",
+  "maxBufferedBytes",
+  "watchMemoryBudget",
+  "maxHeartbeatStreams",
+  "maxWatchers",
+  "xdsMaxStreams",
+  "checkConcurrency",
+] as const satisfies ReadonlyArray<keyof Config>;
+
+/** workerShare is the configuration of one of config.workers workers: each DIVIDED_AMONG_WORKERS cap divided by the count, rounded up. */
+export function workerShare(config: Config): Config {
+  const share = { ...config };
+  for (const key of DIVIDED_AMONG_WORKERS) share[key] = Math.max(1, Math.ceil(config[key] / config.workers));
+  return share;
+}
 
 /** checkTls refuses TLS settings that do not go together. */
 function checkTls(config: Config): void {
@@ -396,6 +442,11 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
     throw new ConfigError(`MAXINE_LEASE_TTL_DEFAULT: must lie within MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX`);
   }
   checkTls(config);
+  if (config.workers > 1 && config.store !== "redis") {
+    throw new ConfigError(
+      `MAXINE_WORKERS: more than one worker needs MAXINE_STORE=redis (got ${config.workers} workers with MAXINE_STORE=${config.store}): the in-memory registry lives in one process, and each worker is a process of its own`,
+    );
+  }
   if (config.checkIntervalMinMs > config.checkIntervalMaxMs) {
     throw new ConfigError(`MAXINE_CHECK_INTERVAL_MIN: must not exceed MAXINE_CHECK_INTERVAL_MAX`);
   }

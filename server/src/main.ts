@@ -1,11 +1,16 @@
 #!/usr/bin/env node
+import cluster from "node:cluster";
 import { pino } from "pino";
-import { startMaxine } from "./app.js";
-import { ConfigError, loadConfig, secretsOf } from "./config.js";
+import { ConfigError, loadConfig, secretsOf, workerShare, type Config } from "./config.js";
+import { CLUSTER_PORT_ENV } from "./cluster/messages.js";
+import { runPrimary } from "./cluster/primary.js";
+import { WorkerLink } from "./cluster/worker-link.js";
 
-// Composition root: read config, start, drain on SIGTERM/SIGINT.
+// Composition root: read config, start, drain on SIGTERM/SIGINT. With
+// MAXINE_WORKERS > 1 this process is the cluster primary (cluster/primary.ts)
+// and each worker runs this file again as a full replica (docs/workers.md).
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.argv.slice(2), process.env);
 } catch (err) {
@@ -14,56 +19,85 @@ try {
   process.exit(2);
 }
 
+const worker = cluster.isWorker && config.workers > 1 ? new WorkerLink(cluster.worker!.id) : undefined;
 // Logs are written to stdout synchronously. pino's default destination is
 // asynchronous and flushes synchronously at exit, and that flush retries
 // forever when stdout's reader is gone (EPIPE; sonic-boom 4): SIGTERM would
 // then never end the process. A synchronous destination has nothing to
-// flush at exit, and on EPIPE pino stops logging.
-const log = pino({ level: config.logLevel, base: { service: "maxine" } }, pino.destination({ dest: 1, sync: true }));
-let server;
-try {
-  server = await startMaxine(config, { logger: log, debugEnabled: () => log.isLevelEnabled("debug") });
-} catch (err) {
-  // A setting that cannot be served (an unsafe exposure, a TLS file): say which, exit 2 as for a bad flag.
-  if (err instanceof ConfigError) {
-    process.stderr.write(`maxine: ${err.message}\n`);
-    process.exit(2);
-  }
-  // A store that cannot be reached at start (Redis down) or a port in use: say which, exit 1.
-  // ioredis's messages name host and port only, but a message is scrubbed of the Redis password all the same.
-  let message = (err as Error).message;
-  for (const secret of secretsOf(config)) message = message.replaceAll(secret, "***");
-  log.fatal({ err: message }, "maxine could not start");
-  process.exit(1);
+// flush at exit, and on EPIPE pino stops logging. A worker's lines carry its
+// cluster id.
+const log = pino(
+  { level: config.logLevel, base: { service: "maxine", ...(worker !== undefined ? { worker: worker.id } : {}) } },
+  pino.destination({ dest: 1, sync: true }),
+);
+
+if (config.workers > 1 && cluster.isPrimary) {
+  runPrimary({ config, log, exit: (code) => process.exit(code) });
+} else {
+  await serve(worker !== undefined ? workerConfig(config) : config, worker);
 }
 
-let stopping = false;
-const stop = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  log.info({ signal }, "shutting down: ending streams with UNAVAILABLE");
-  server.close().then(
-    () => {
-      log.info({}, "stopped");
-      process.exit(0);
-    },
-    (err: unknown) => {
-      log.error({ err }, "shutdown failed");
-      process.exit(1);
-    },
-  );
-};
-// The handlers are in place before the server says it listens: a SIGTERM
-// right after that line drains instead of killing the process outright.
-process.on("SIGTERM", () => stop("SIGTERM"));
-process.on("SIGINT", () => stop("SIGINT"));
-// SIGHUP re-reads what can change without a restart: the tokens, policy and JWT key files, and the TLS
-// certificate; a bad file keeps the old one (logged at warn).
-process.on("SIGHUP", () => {
-  if (server.tls) server.reloadCertificates();
-  server.reloadAuth().then(
-    (changed) => log.info({ changed }, "SIGHUP: authentication files re-read"),
-    (err: unknown) => log.error({ err }, "SIGHUP: reload failed"),
-  );
-});
-log.info({ host: config.host, port: server.port, tls: server.tls, registryId: server.registry.store.registryId }, "maxine listening");
+/** workerConfig is a worker's share of config (workerShare), on the port the server already listens on when it has one (a restarted worker). */
+function workerConfig(config: Config): Config {
+  const port = process.env[CLUSTER_PORT_ENV];
+  return { ...workerShare(config), ...(port !== undefined ? { port: Number(port) } : {}) };
+}
+
+/** serve runs one Maxine in this process until SIGTERM/SIGINT; a worker tells its primary when it listens. */
+async function serve(config: Config, worker: WorkerLink | undefined): Promise<void> {
+  const { startMaxine } = await import("./app.js");
+  let server;
+  try {
+    server = await startMaxine(config, { logger: log, debugEnabled: () => log.isLevelEnabled("debug"), ...(worker !== undefined ? { worker } : {}) });
+  } catch (err) {
+    // A setting that cannot be served (an unsafe exposure, a TLS file): say which, exit 2 as for a bad flag.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`maxine: ${err.message}\n`);
+      process.exit(2);
+    }
+    // A store that cannot be reached at start (Redis down) or a port in use: say which, exit 1.
+    // ioredis's messages name host and port only, but a message is scrubbed of the Redis password all the same.
+    let message = (err as Error).message;
+    for (const secret of secretsOf(config)) message = message.replaceAll(secret, "***");
+    log.fatal({ err: message }, "maxine could not start");
+    process.exit(1);
+  }
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: ending streams with UNAVAILABLE");
+    server.close().then(
+      () => {
+        log.info({}, "stopped");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  // The handlers are in place before the server says it listens: a SIGTERM
+  // right after that line drains instead of killing the process outright.
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  // SIGHUP re-reads what can change without a restart: the tokens, policy and JWT key files, and the TLS
+  // certificate; a bad file keeps the old one (logged at warn).
+  process.on("SIGHUP", () => {
+    if (server.tls) server.reloadCertificates();
+    server.reloadAuth().then(
+      (changed) => log.info({ changed }, "SIGHUP: authentication files re-read"),
+      (err: unknown) => log.error({ err }, "SIGHUP: reload failed"),
+    );
+  });
+  const registryId = server.registry.store.registryId;
+  if (worker !== undefined) {
+    // The primary says "maxine listening" once every worker does.
+    log.info({ port: server.port, pid: process.pid, registryId }, "worker listening");
+    worker.listening(server.port, registryId);
+  } else {
+    log.info({ host: config.host, port: server.port, tls: server.tls, registryId }, "maxine listening");
+  }
+}

@@ -18,7 +18,7 @@ export class Metrics {
 
   constructor(core: Registry, hub: WatchHub, watchBudget?: WatchBudget) {
     collectDefaultMetrics({ register: this.registry, prefix: "maxine_" });
-    const gauge = (name: string, help: string, read: () => number): void => this.gauge(name, help, read);
+    const gauge = (name: string, help: string, read: () => number, aggregator?: Aggregator): void => this.gauge(name, help, read, aggregator);
     const counter = (name: string, help: string, read: () => number): void => this.counter(name, help, read);
     const c = core.counts;
     counter("maxine_heartbeat_streams_opened_total", "Heartbeat streams opened.", () => c.heartbeatStreamsOpened);
@@ -34,14 +34,15 @@ export class Metrics {
       gauge("maxine_watch_buffered_bytes", "Bytes all watch streams hold unsent: answers written that their clients have not read (bounded by MAXINE_WATCH_MEMORY_BUDGET; measured when scraped).", () => watchBudget.buffered());
       counter("maxine_watch_budget_closes_total", "Watch streams closed (RESOURCE_EXHAUSTED, cut) because all watch streams together held more unsent bytes than MAXINE_WATCH_MEMORY_BUDGET.", () => watchBudget.closed);
     }
-    gauge("maxine_revision", "The registry's current revision.", () => core.store.revision());
+    // Every worker (MAXINE_WORKERS) holds the whole registry: its revision and instances are the most any reports, not their sum.
+    gauge("maxine_revision", "The registry's current revision.", () => core.store.revision(), "max");
     gauge("maxine_heartbeat_streams", "Open Heartbeat streams.", () => core.openStreams);
     gauge("maxine_watchers", "Open WatchServices streams.", () => hub.watchers);
     gauge("maxine_instances", "Registered instances, all namespaces (counted when scraped).", () => {
       let n = 0;
       for (const ns of core.store.namespaces()) for (const [, view] of core.store.services(ns)) n += view.size;
       return n;
-    });
+    }, "max");
   }
 
   private readonly calls = new CallStats();
@@ -131,11 +132,16 @@ export class Metrics {
     });
   }
 
-  /** gauge shows a number read when scraped. */
-  private gauge(name: string, help: string, read: () => number): void {
+  /**
+   * gauge shows a number read when scraped. aggregator says how the
+   * workers' values add up into the server's (MAXINE_WORKERS; prom-client's
+   * AggregatorRegistry): sum, as for the streams each holds, unless said.
+   */
+  private gauge(name: string, help: string, read: () => number, aggregator: Aggregator = "sum"): void {
     new Gauge({
       name,
       help,
+      aggregator,
       registers: [this.registry],
       collect() {
         this.set(read());
@@ -184,6 +190,9 @@ export class Metrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }
+
+/** Aggregator is how one metric of several workers becomes the server's. */
+type Aggregator = "sum" | "max";
 
 const PROTOCOLS: readonly Protocol[] = ["grpc", "grpc-web", "connect"];
 /** BUCKETS are the upper bounds, in seconds, of maxine_rpc_duration_seconds. */

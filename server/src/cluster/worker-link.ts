@@ -1,0 +1,69 @@
+import { AggregatorRegistry, type Registry as MetricsRegistry } from "prom-client";
+import { isWorkerMessage, type MetricsAnswer, type WorkerMessage } from "./messages.js";
+
+/** METRICS_TIMEOUT_MS bounds a scrape's wait for the primary (which itself waits at most 5 s for each worker, prom-client's bound). */
+export const METRICS_TIMEOUT_MS = 10_000;
+
+/** Rendered is an exposition text and its content type. */
+export interface Rendered {
+  readonly contentType: string;
+  readonly body: string;
+}
+
+/**
+ * WorkerLink is a worker's side of the cluster's IPC channel
+ * (cluster/primary.ts): it says when the worker listens, and turns a scrape
+ * of /metrics into a request to the primary, which answers with every
+ * worker's metrics aggregated (prom-client's AggregatorRegistry, which also
+ * answers the primary's requests for this worker's own metrics).
+ */
+export class WorkerLink {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve(r: Rendered): void; reject(err: Error): void; timer: NodeJS.Timeout }>();
+
+  /** WorkerLink listens on proc's IPC channel; id is this worker's cluster id (cluster.worker.id). */
+  constructor(
+    readonly id: number,
+    private readonly proc: NodeJS.Process = process,
+  ) {
+    proc.on("message", (m: unknown) => {
+      if (!isWorkerMessage(m) || m.maxine !== "metrics") return;
+      const answer = m as MetricsAnswer;
+      const waiting = this.pending.get(answer.id);
+      if (waiting === undefined) return;
+      this.pending.delete(answer.id);
+      clearTimeout(waiting.timer);
+      if (answer.body !== undefined) waiting.resolve({ contentType: answer.contentType ?? "text/plain", body: answer.body });
+      else waiting.reject(new Error(`the primary could not aggregate the workers' metrics: ${answer.error ?? "no answer"}`));
+    });
+  }
+
+  /** listening tells the primary that this worker serves port, registry registryId. */
+  listening(port: number, registryId: string): void {
+    this.send({ maxine: "listening", port, registryId });
+  }
+
+  /**
+   * metricsOf makes local the registry the primary collects from this
+   * worker, and returns the function that renders a scrape: the whole
+   * server's metrics, through the primary.
+   */
+  metricsOf(local: MetricsRegistry): () => Promise<Rendered> {
+    new AggregatorRegistry(); // its constructor starts answering the primary's collection requests
+    AggregatorRegistry.setRegistries([local]);
+    return () =>
+      new Promise<Rendered>((resolve, reject) => {
+        const id = this.nextId++;
+        const timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(new Error(`the primary did not answer a metrics request in ${METRICS_TIMEOUT_MS} ms`));
+        }, METRICS_TIMEOUT_MS);
+        this.pending.set(id, { resolve, reject, timer });
+        this.send({ maxine: "metrics", id });
+      });
+  }
+
+  private send(m: WorkerMessage): void {
+    if (this.proc.connected) this.proc.send!(m, undefined, undefined, () => {});
+  }
+}
