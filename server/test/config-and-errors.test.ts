@@ -3,7 +3,8 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, SETTINGS, loadConfig, redactUrl, secretsOf } from "../src/config.js";
+import { availableParallelism } from "node:os";
+import { ConfigError, DIVIDED_AMONG_WORKERS, SETTINGS, loadConfig, redactUrl, secretsOf, workerShare } from "../src/config.js";
 import { Reason, RegistryError } from "../src/domain/errors.js";
 import { reasonCodes, toConnectError } from "../src/rpc/errors.js";
 import { freePortForTest } from "./support/free-port.js";
@@ -64,9 +65,28 @@ describe("configuration", () => {
     [[], { MAXINE_CHECK_ALLOW: "10.0.0.0/33" }, 'MAXINE_CHECK_ALLOW: must be networks in CIDR notation separated by commas (10.0.0.0/8,::1/128), got "10.0.0.0/33"'],
     [[], { MAXINE_CHECK_INTERVAL_MIN: "2h" }, "MAXINE_CHECK_INTERVAL_MIN: must not exceed MAXINE_CHECK_INTERVAL_MAX"],
     [[], { MAXINE_CHECK_CONCURRENCY: "0" }, "MAXINE_CHECK_CONCURRENCY: must be an integer 1..100000"],
+    [[], { MAXINE_WORKERS: "0", MAXINE_STORE: "redis" }, 'MAXINE_WORKERS: must be auto or an integer 1..64, got "0"'],
+    [["--workers", "65"], { MAXINE_STORE: "redis" }, '--workers: must be auto or an integer 1..64, got "65"'],
+    [[], { MAXINE_WORKERS: "2" }, "MAXINE_WORKERS: more than one worker needs MAXINE_STORE=redis (got 2 workers with MAXINE_STORE=memory)"],
   ])("rejects %j %j with a message naming the setting", (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
+  });
+
+  it("MAXINE_WORKERS: 1 by default, auto is one per CPU (at most 64), and a worker's share divides the server-wide caps", () => {
+    expect(loadConfig([], {}).workers).toBe(1);
+    expect(loadConfig([], { MAXINE_WORKERS: "auto", MAXINE_STORE: "redis" }).workers).toBe(Math.min(64, availableParallelism()));
+    const c = loadConfig(["--workers", "3"], { MAXINE_STORE: "redis", MAXINE_MAX_CONNECTIONS: "10", MAXINE_MAX_CONNECTIONS_PER_ADDRESS: "7" });
+    const share = workerShare(c);
+    expect(share).toMatchObject({ maxConnections: 4, maxHeartbeatStreams: 33_334, maxWatchers: 33_334, xdsMaxStreams: 3_334, checkConcurrency: 171 });
+    expect(share.maxBufferedBytes).toBe(Math.ceil(268_435_456 / 3));
+    expect(share.watchMemoryBudget).toBe(Math.ceil(268_435_456 / 3));
+    // per address, per principal and per connection: as configured, in each worker
+    expect(share).toMatchObject({ maxConnectionsPerAddress: 7, maxHeartbeatsPerPrincipal: 100_000, maxWatchersPerConnection: 1000 });
+    for (const key of Object.keys(c) as Array<keyof typeof c>) {
+      if (!(DIVIDED_AMONG_WORKERS as readonly string[]).includes(key)) expect(share[key], key).toEqual(c[key]);
+    }
+    expect(workerShare(loadConfig([], {}))).toEqual(loadConfig([], {}));
   });
 
   it("documents every setting, with its flag and default, in the README table", () => {
