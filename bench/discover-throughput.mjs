@@ -35,15 +35,10 @@
 // not the server, was the bottleneck.
 //
 // Usage: node bench/discover-throughput.mjs [seconds=10] [concurrency=50] [runs=3]
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { DiscoverRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { barChart } from "./chart.mjs";
-import { buildLoadgen, CAN_PIN, ensureCommand, loadgen, pinMainThread, pinned, startServer, stats, writeResult } from "./support.mjs";
+import { buildLoadgen, CAN_PIN, ensureCommand, h2loadDiscover, loadgen, pinMainThread, startServer, writeResult } from "./support.mjs";
 
 const SECONDS = Number(process.argv[2] ?? 10);
 const C = Number(process.argv[3] ?? 50);
@@ -106,39 +101,12 @@ await reference("./plain-http2-server.mjs", async (port) => {
   results.push({ server: "plain node:http2 (reference)", protocol: "grpc-h2load", runs: h2loadRuns(port) });
 });
 
-/** h2loadRuns drives gRPC Discover calls with h2load, RUNS times, and returns what loadgen would: req/s, p50, p99, errors. */
+/** h2loadRuns drives gRPC Discover calls with h2load (one connection, C streams), RUNS times, pinned like the Go client. */
 function h2loadRuns(port) {
   const h2load = ensureCommand("h2load", "nghttp2-client");
-  const dir = mkdtempSync(join(tmpdir(), "maxine-h2load-"));
-  try {
-    const msg = toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "discover-bench" }));
-    const frame = Buffer.alloc(5 + msg.length); // one gRPC message frame, uncompressed
-    frame.writeUInt32BE(msg.length, 1);
-    frame.set(msg, 5);
-    writeFileSync(join(dir, "body"), frame);
-    const out = [];
-    for (let i = 0; i < RUNS; i++) {
-      const log = join(dir, `log-${i}`);
-      const args = ["-c", "1", "-m", String(C), "-t", "1", "-D", String(SECONDS), "--warm-up-time=2", "-d", join(dir, "body")];
-      args.push("-H", "content-type: application/grpc", "-H", "te: trailers", `--log-file=${log}`);
-      args.push(`http://127.0.0.1:${port}/maxine.registry.v1.RegistryService/Discover`);
-      // bash's `times` prints its children's CPU time (user, system) on its second line: the client's CPU
-      const [cmd, cmdArgs] = pinned(CLIENT_CPUS, h2load, args);
-      const r = spawnSync("bash", ["-c", '"$@"; rc=$?; times; exit $rc', "bash", cmd, ...cmdArgs], { encoding: "utf8" });
-      const times = /\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.stdout);
-      const cpuSeconds = times === null ? NaN : Number(times[1]) * 60 + Number(times[2]) + Number(times[3]) * 60 + Number(times[4]);
-      const done = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded/.exec(r.stdout);
-      const ok2xx = /status codes: (\d+) 2xx/.exec(r.stdout);
-      if (r.status !== 0 || done === null || ok2xx === null) throw new Error(`h2load failed (${r.status}): ${r.stdout}${r.stderr}`);
-      const lat = readFileSync(log, "utf8").trim().split("\n").map((l) => Number(l.split("\t")[2]) / 1000);
-      const s = stats(lat);
-      // h2load's CPU covers its warm-up too
-      out.push({ per_second: Number(done[3]) / SECONDS, p50_ms: s.median, p99_ms: s.p99, errors: Number(done[1]) - Number(done[3]), client_cpu: cpuSeconds / (SECONDS + 2) });
-    }
-    return out;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const out = [];
+  for (let i = 0; i < RUNS; i++) out.push(h2loadDiscover(h2load, port, { seconds: SECONDS, connections: 1, streams: C, cpus: CLIENT_CPUS }));
+  return out;
 }
 
 // Each row is the run with the median throughput, with the range of all runs.

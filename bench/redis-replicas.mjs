@@ -7,15 +7,10 @@
 //      sessions spread over the replicas, default TTL 10 s), from INFO
 //      commandstats over a quiet window.
 // Usage: node bench/redis-replicas.mjs [N=1000] [K=10000] [windowSeconds=20]
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { createMaxineClient, Session } from "@maxine/sdk";
 import { Redis } from "ioredis";
-import { fmt, freePort, startServer, stats, writeResult } from "./support.mjs";
+import { fmt, startRedis, startServer, stats, writeResult } from "./support.mjs";
 
 /** result collects the figures for docs/benchmarks/redis-replicas.json. */
 const result = { scenario: "Redis mode, 3 replicas" };
@@ -23,29 +18,6 @@ const result = { scenario: "Redis mode, 3 replicas" };
 const N = Number(process.argv[2] ?? 1000);
 const K = Number(process.argv[3] ?? 10_000);
 const WINDOW_S = Number(process.argv[4] ?? 20);
-
-async function startRedis() {
-  const dir = mkdtempSync(join(tmpdir(), "maxine-bench-redis-"));
-  const port = await freePort();
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  child.once("error", (err) => {
-    console.error(`redis-server: ${err.message} (install it: apt-get install -y redis-server)`);
-    process.exit(1);
-  });
-  let out = "";
-  await new Promise((resolve) => child.stdout.on("data", (d) => (out += d) && out.includes("Ready to accept connections") && resolve()));
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async stop() {
-      const exited = once(child, "exit");
-      child.kill("SIGTERM");
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 const redis = await startRedis();
 const env = { MAXINE_STORE: "redis", MAXINE_REDIS_URL: redis.url, MAXINE_LOG_LEVEL: "warn" };

@@ -10,7 +10,7 @@
 //
 // Usage: node bench/run-all.mjs   (or: npm run bench)
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { OUT_DIR } from "./support.mjs";
 
@@ -49,6 +49,7 @@ if (!process.argv.includes("--report-only")) {
   run("health-checks.mjs", "10000", "20", "5000");
   run("config-watch.mjs", "1000", "50", "64", "5");
   run("xds-fanout.mjs", "1000", "20");
+  run("workers.mjs", "10", "50", "3", "1000", "20");
   stormRuns("service");
   stormRuns("namespace");
   run("soak.mjs", "10");
@@ -73,6 +74,8 @@ const storm = read("reconnect-storm");
 const stormNs = read("reconnect-storm-namespace");
 const config = read("config");
 const xdsFan = read("xds-fanout");
+// written by bench/workers.mjs since MAXINE_WORKERS came; absent from older runs
+const workers = existsSync(`${OUT_DIR}/workers.json`) ? read("workers") : undefined;
 const ms = (x) => `${x.toFixed(1)} ms`;
 const met = (ok) => (ok ? "met" : "**not met**");
 const json = disc.rows.find((r) => r.server === "maxine" && r.protocol === "json");
@@ -179,6 +182,16 @@ const rows = [
     `${ms(xdsFan.xds.all.p99)} (median ${ms(xdsFan.xds.all.median)}); WatchServices ${ms(xdsFan.watch.all.p99)} (median ${ms(xdsFan.watch.all.median)}), ratio ${(xdsFan.xds.all.p99 / xdsFan.watch.all.p99).toFixed(2)}${xdsFan.load_average > xdsFan.cores / 2 ? ` (taken under load: load average ${xdsFan.load_average.toFixed(1)} on ${xdsFan.cores} cores, indicative)` : ""}`,
     met(xdsFan.xds.all.p99 <= 50),
   ],
+  ...(workers === undefined
+    ? []
+    : [
+        [
+          `Both cores (MAXINE_WORKERS=2 against 1, Redis store, same run): Discover ${workers.concurrency} concurrent; watch fan-out at N = ${workers.watchers.toLocaleString("en-US")}`,
+          "a gain: 2 workers / 1 worker > 1 for Discover; fan-out p99 reported",
+          `gRPC ${workers.discover.grpc.w2.per_second.toFixed(0)} vs ${workers.discover.grpc.w1.per_second.toFixed(0)} req/s (ratio ${workers.discover.grpc.ratio.toFixed(2)}, ${workers.grpc_client}), Connect JSON ${workers.discover.json.w2.per_second.toFixed(0)} vs ${workers.discover.json.w1.per_second.toFixed(0)} req/s (ratio ${workers.discover.json.ratio.toFixed(2)}); client CPU ${workers.discover.grpc.w2.client_cpu.toFixed(2)} / ${workers.discover.json.w2.client_cpu.toFixed(2)} cores of ${workers.cores} (median of ${workers.runs}); fan-out p99 ${ms(workers.fanout.w2.p99_ms)} vs ${ms(workers.fanout.w1.p99_ms)} (ratio ${workers.fanout.p99_ratio.toFixed(2)})`,
+          met(workers.discover.grpc.ratio > 1 && workers.discover.json.ratio > 1),
+        ],
+      ]),
   ...[storm, stormNs].map((st) => {
     const runs = st.runs ?? [st];
     const converged = runs.map((r) => r.converged_ms);
@@ -203,7 +216,7 @@ said otherwise. See bench/README.md for what each scenario does.
 |---|---|---|---|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
-When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, register: reg, pick, snap, heap, slow, redis, failover, soak, checks, config, xds: xdsFan, storm, stormNs })
+When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, register: reg, pick, snap, heap, slow, redis, failover, soak, checks, config, xds: xdsFan, ...(workers !== undefined ? { workers } : {}), storm, stormNs })
   .map(([k, v]) => `${k} ${String(v.date ?? "unknown").slice(0, 16).replace("T", " ")}`)
   .join(", ")}.
 

@@ -1,9 +1,14 @@
 // Shared helpers for the benchmarks: start the built server as a child
 // process on loopback, and summarise samples.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { DiscoverRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 
 export const MAIN = fileURLToPath(new URL("../server/dist/main.js", import.meta.url));
 
@@ -47,7 +52,7 @@ export function pinMainThread(cpus, pid) {
 
 /**
  * startServer runs server/dist/main.js on 127.0.0.1 and a free port and
- * resolves {port, child, stop} once it logs "maxine listening" (info level:
+ * resolves {port, listening, child, stop} once it logs "maxine listening" (info level:
  * at info the server logs only its start, stop and instance removals).
  */
 export function startServer(env = {}, extraNodeArgs = [], { mainThreadCpus } = {}) {
@@ -63,15 +68,17 @@ export function startServer(env = {}, extraNodeArgs = [], { mainThreadCpus } = {
     if (process.env.BENCH_SERVER_LOG === "1") child.stdout.on("data", (d) => process.stderr.write(String(d)));
     const onData = (d) => {
       buf += d;
-      const m = /"port":(\d+).*"maxine listening"/.exec(buf);
+      const m = /"port":(\d+).*"maxine listening"\}/.exec(buf);
       if (m && child.exitCode === null) {
         // the rest of the log is the bench's to read (or to drop): nothing here keeps it
         child.stdout.off("data", onData);
         child.stdout.resume();
-        buf = "";
         pinMainThread(mainThreadCpus, child.pid);
+        // the line itself: with MAXINE_WORKERS > 1 it names the workers' pids
+        const line = buf.split("\n").find((l) => l.includes('"maxine listening"'));
         resolve({
           port: Number(m[1]),
+          listening: JSON.parse(line),
           child,
           stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once("exit", r), child.kill("SIGTERM")))),
         });
@@ -108,6 +115,70 @@ export async function freePort() {
   const { port } = srv.address();
   await new Promise((resolve) => srv.close(resolve));
   return port;
+}
+
+/**
+ * startRedis runs a private redis-server (Debian's redis-server; the bench
+ * exits when it is missing) on 127.0.0.1 and a free port, with no
+ * persistence, in a temporary directory; stop() ends it and removes that.
+ */
+export async function startRedis() {
+  const dir = mkdtempSync(join(tmpdir(), "maxine-bench-redis-"));
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  child.once("error", (err) => {
+    console.error(`redis-server: ${err.message} (install it: apt-get install -y redis-server)`);
+    process.exit(1);
+  });
+  let out = "";
+  await new Promise((resolve) => child.stdout.on("data", (d) => (out += d) && out.includes("Ready to accept connections") && resolve()));
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * h2loadDiscover drives gRPC Discover calls of service discover-bench with
+ * h2load (nghttp2's C client; h2load is its path) for seconds after 2 s of
+ * warm-up, over connections HTTP/2 connections with streams concurrent
+ * streams each, pinned to cpus (pinned), and returns what loadgen's
+ * discover would: req/s, p50, p99, errors, and the client's CPU in cores.
+ * h2load checks the HTTP status only, not grpc-status.
+ */
+export function h2loadDiscover(h2load, port, { seconds, connections, streams, cpus }) {
+  const dir = mkdtempSync(join(tmpdir(), "maxine-h2load-"));
+  try {
+    const msg = toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "discover-bench" }));
+    const frame = Buffer.alloc(5 + msg.length); // one gRPC message frame, uncompressed
+    frame.writeUInt32BE(msg.length, 1);
+    frame.set(msg, 5);
+    writeFileSync(join(dir, "body"), frame);
+    const log = join(dir, "log");
+    const args = ["-c", String(connections), "-m", String(streams), "-t", "1", "-D", String(seconds), "--warm-up-time=2", "-d", join(dir, "body")];
+    args.push("-H", "content-type: application/grpc", "-H", "te: trailers", `--log-file=${log}`);
+    args.push(`http://127.0.0.1:${port}/maxine.registry.v1.RegistryService/Discover`);
+    // bash's `times` prints its children's CPU time (user, system) on its second line: the client's CPU
+    const [cmd, cmdArgs] = pinned(cpus, h2load, args);
+    const r = spawnSync("bash", ["-c", '"$@"; rc=$?; times; exit $rc', "bash", cmd, ...cmdArgs], { encoding: "utf8" });
+    const times = /\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.stdout);
+    const cpuSeconds = times === null ? NaN : Number(times[1]) * 60 + Number(times[2]) + Number(times[3]) * 60 + Number(times[4]);
+    const done = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded/.exec(r.stdout);
+    const ok2xx = /status codes: (\d+) 2xx/.exec(r.stdout);
+    if (r.status !== 0 || done === null || ok2xx === null) throw new Error(`h2load failed (${r.status}): ${r.stdout}${r.stderr}`);
+    const s = stats(readFileSync(log, "utf8").trim().split("\n").map((l) => Number(l.split("\t")[2]) / 1000));
+    // h2load's CPU covers its warm-up too
+    return { per_second: Number(done[3]) / seconds, p50_ms: s.median, p99_ms: s.p99, errors: Number(done[1]) - Number(done[3]), client_cpu: cpuSeconds / (seconds + 2) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** stats returns median, p99, min and max of samples (ms). */

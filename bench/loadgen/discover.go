@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +51,7 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 	d := fs.Duration("duration", 10*time.Second, "measured time")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured time first")
 	service := fs.String("service", "discover-bench", "service to discover (registered by the caller)")
+	conns := fs.Int("conns", 1, "gRPC: HTTP/2 connections the callers are spread over (a server of several worker processes serves each connection in one of them)")
 	cacert := fs.String("cacert", "", "PEM CA file: speak TLS (https, gRPC over TLS) and trust this CA")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -82,13 +84,19 @@ func discoverCommand(ctx context.Context, args []string) (any, error) {
 		if tlsConfig != nil {
 			creds = credentials.NewTLS(tlsConfig)
 		}
-		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
-		if err != nil {
-			return nil, err
+		// each grpc.ClientConn is one connection: separate ClientConns, callers taking them in turn
+		clients := make([]registryv1.RegistryServiceClient, max(1, *conns))
+		for i := range clients {
+			cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
+			if err != nil {
+				return nil, err
+			}
+			defer cc.Close()
+			clients[i] = registryv1.NewRegistryServiceClient(cc)
 		}
-		defer cc.Close()
-		rc := registryv1.NewRegistryServiceClient(cc)
+		var next atomic.Uint64
 		call = func(ctx context.Context) error {
+			rc := clients[next.Add(1)%uint64(len(clients))]
 			_, err := rc.Discover(ctx, &registryv1.DiscoverRequest{Service: *service})
 			return err
 		}
