@@ -5,10 +5,14 @@
 # Maxine's pipeline. Runs with MAXINE_FAST_PATH=on (Maxine's framing) and
 # off (connect-es's, the reference, against config-connect-es.yaml: what
 # connect-es does); fails on any failure. No known-failing lists, no skips.
+# A third run serves the suite from two worker processes on a private
+# redis-server (MAXINE_WORKERS=2, MAXINE_STORE=redis, Maxine's framing;
+# docs/workers.md): the suite's connections land on both workers.
 # See docs/conformance.md.
 #
-#   scripts/test-conformance.sh           both framings
+#   scripts/test-conformance.sh           all three runs
 #   scripts/test-conformance.sh on        Maxine's framing only
+#   scripts/test-conformance.sh workers   two workers on Redis only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/conformance-version.sh
@@ -25,13 +29,14 @@ fi
 npx tsc -p "$dir/tsconfig.json"
 server=(node .tmp/conformance/test/conformance/server.js)
 
-# run MODE CONFIG: the runner's summary, or its whole output when it fails.
+# run MODE CONFIG [NAME=VALUE...]: the runner's summary, or its whole output when it fails.
 run() {
   local mode=$1 conf=$2
-  local out=".tmp/conformance-$mode.log"
-  echo "conformance (MAXINE_FAST_PATH=$mode, $conf):"
+  shift 2
+  local out=".tmp/conformance-$mode${1:+-workers}.log"
+  echo "conformance (MAXINE_FAST_PATH=$mode${1:+ $*}, $conf):"
   local rc=0
-  MAXINE_FAST_PATH=$mode "$runner" --mode server --conf "$conf" --parallel 2 --max-servers 2 \
+  env "$@" MAXINE_FAST_PATH=$mode "$runner" --mode server --conf "$conf" --parallel 2 --max-servers 2 \
     -- "${server[@]}" >"$out" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then
     cat "$out"
@@ -41,14 +46,48 @@ run() {
   return $rc
 }
 
-modes=${1:-on off}
+# redis_start runs a private redis-server on a free loopback port (no persistence) and sets
+# redis_url; the EXIT trap stops it by its PID. Missing redis-server fails the run: nothing skips.
+redis_pid=""
+redis_dir=""
+redis_start() {
+  command -v redis-server >/dev/null || { echo "redis-server not found: install it (apt-get install -y redis-server); the workers run needs it" >&2; return 1; }
+  local port
+  port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  redis_dir=$(mktemp -d)
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$redis_dir" >"$redis_dir/log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    grep -q "Ready to accept connections" "$redis_dir/log" && { redis_url="redis://127.0.0.1:$port"; return 0; }
+    sleep 0.1
+  done
+  echo "redis-server did not start in 10 s: $(cat "$redis_dir/log")" >&2
+  return 1
+}
+redis_stop() {
+  [[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  [[ -n "$redis_dir" ]] && rm -rf "$redis_dir"
+  redis_pid=""
+  redis_dir=""
+}
+trap redis_stop EXIT
+
+modes=${1:-on off workers}
 status=0
 for mode in $modes; do
   case $mode in
     on) run on "$dir/config.yaml" || status=1 ;;
     # The reference framing claims only what connect-es does (config-connect-es.yaml).
     off) run off "$dir/config-connect-es.yaml" || status=1 ;;
-    *) echo "unknown mode $mode (on, off)" >&2; exit 2 ;;
+    workers)
+      if redis_start; then
+        run on "$dir/config.yaml" MAXINE_WORKERS=2 MAXINE_STORE=redis MAXINE_REDIS_URL="$redis_url" || status=1
+      else
+        status=1
+      fi
+      redis_stop
+      ;;
+    *) echo "unknown mode $mode (on, off, workers)" >&2; exit 2 ;;
   esac
 done
 exit $status

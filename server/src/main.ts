@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 import cluster from "node:cluster";
 import { pino } from "pino";
-import { ConfigError, loadConfig, secretsOf, workerShare, type Config } from "./config.js";
-import { CLUSTER_PORT_ENV } from "./cluster/messages.js";
+import { ConfigError, loadConfig, secretsOf, type Config } from "./config.js";
 import { runPrimary } from "./cluster/primary.js";
-import { WorkerLink } from "./cluster/worker-link.js";
+import { WorkerLink, workerConfig } from "./cluster/worker-link.js";
 
 // Composition root: read config, start, drain on SIGTERM/SIGINT. With
 // MAXINE_WORKERS > 1 this process is the cluster primary (cluster/primary.ts)
@@ -34,13 +33,7 @@ const log = pino(
 if (config.workers > 1 && cluster.isPrimary) {
   runPrimary({ config, log, exit: (code) => process.exit(code) });
 } else {
-  await serve(worker !== undefined ? workerConfig(config) : config, worker);
-}
-
-/** workerConfig is a worker's share of config (workerShare), on the port the server already listens on when it has one (a restarted worker). */
-function workerConfig(config: Config): Config {
-  const port = process.env[CLUSTER_PORT_ENV];
-  return { ...workerShare(config), ...(port !== undefined ? { port: Number(port) } : {}) };
+  await serve(worker !== undefined ? workerConfig(config, process.env) : config, worker);
 }
 
 /** serve runs one Maxine in this process until SIGTERM/SIGINT; a worker tells its primary when it listens. */

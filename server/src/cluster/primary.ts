@@ -19,11 +19,18 @@ export const RESTART_DELAY_MAX_MS = 5_000;
 /** STOP_MARGIN_MS is how long after MAXINE_SHUTDOWN_GRACE a draining worker may take (store close, leases released) before it is killed. */
 export const STOP_MARGIN_MS = 15_000;
 
-/** PrimaryOptions are what the primary needs: the settings, its logger, and how to end its process (tests replace none of it; main passes process.exit). */
+/** PrimaryOptions are what the primary needs: the settings, its logger, and how to end its process (main passes process.exit). */
 export interface PrimaryOptions {
   readonly config: Config;
   readonly log: Logger;
   readonly exit: (code: number) => void;
+  /** onListening is called with the port once every worker listens (the conformance suite's server reports it). */
+  readonly onListening?: (port: number) => void;
+}
+
+/** Primary is a running primary: stop drains every worker and then exits, as SIGTERM does. */
+export interface Primary {
+  stop(reason: string): void;
 }
 
 interface WorkerState {
@@ -42,7 +49,7 @@ interface WorkerState {
  * unreachable, port in use, a setting it refuses) ends the server with that
  * worker's exit code.
  */
-export function runPrimary({ config, log, exit }: PrimaryOptions): void {
+export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): Primary {
   const workers = new Map<Worker, WorkerState>();
   const deaths: number[] = [];
   const restarts = new Set<NodeJS.Timeout>();
@@ -80,6 +87,7 @@ export function runPrimary({ config, log, exit }: PrimaryOptions): void {
           { host: config.host, port, tls: config.tlsCert !== "", registryId: m.registryId, workers: config.workers, pids: [...workers.keys()].map((w) => w.process.pid) },
           "maxine listening",
         );
+        onListening?.(m.port);
       } else if (ready) {
         log.info({ worker: worker.id, pid: worker.process.pid }, "worker restarted and listening");
       }
@@ -154,4 +162,5 @@ export function runPrimary({ config, log, exit }: PrimaryOptions): void {
     for (const w of workers.keys()) w.process.kill("SIGHUP");
   });
   for (let i = 0; i < config.workers; i++) fork();
+  return { stop: (reason) => stop(reason, 0) };
 }

@@ -1,8 +1,19 @@
 import { AggregatorRegistry, type Registry as MetricsRegistry } from "prom-client";
-import { isWorkerMessage, type MetricsAnswer, type WorkerMessage } from "./messages.js";
+import { workerShare, type Config } from "../config.js";
+import { CLUSTER_PORT_ENV, isWorkerMessage, type MetricsAnswer, type WorkerMessage } from "./messages.js";
 
 /** METRICS_TIMEOUT_MS bounds a scrape's wait for the primary (which itself waits at most 5 s for each worker, prom-client's bound). */
 export const METRICS_TIMEOUT_MS = 10_000;
+
+/**
+ * workerConfig is a worker's configuration: its share of config
+ * (workerShare), on the port the server already listens on when the primary
+ * names one (a worker restarted while no other listened).
+ */
+export function workerConfig(config: Config, env: NodeJS.ProcessEnv): Config {
+  const port = env[CLUSTER_PORT_ENV];
+  return { ...workerShare(config), ...(port !== undefined ? { port: Number(port) } : {}) };
+}
 
 /** Rendered is an exposition text and its content type. */
 export interface Rendered {

@@ -1,8 +1,11 @@
+import cluster from "node:cluster";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
 import { startMaxine } from "../../src/app.js";
+import { runPrimary } from "../../src/cluster/primary.js";
+import { WorkerLink, workerConfig } from "../../src/cluster/worker-link.js";
 import { loadConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/domain/logger.js";
 import { conformanceService } from "./conformance-service.js";
@@ -17,7 +20,14 @@ import { ServerCompatRequestSchema, ServerCompatResponseSchema } from "./gen/con
 // is configured as a user would: the request's limits and TLS become
 // MAXINE_* settings, the TLS files written to a private temporary directory
 // (removed on exit).
+// With MAXINE_WORKERS > 1 (and MAXINE_STORE=redis, MAXINE_REDIS_URL) in its
+// environment it runs as Maxine's main does: a cluster primary that reads
+// the request and reports the port, and workers serving it, each a replica
+// on the shared Redis registry (its name: this server's pid).
 // scripts/test-conformance.sh builds and runs it.
+
+/** SHARED are the settings taken from this process's environment as they are: the store and the workers. */
+const SHARED = ["MAXINE_STORE", "MAXINE_REDIS_URL", "MAXINE_WORKERS"] as const;
 
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -34,6 +44,8 @@ async function readStdin(): Promise<Buffer> {
 async function main(): Promise<void> {
   const req = fromBinary(ServerCompatRequestSchema, await readStdin());
   const env: Record<string, string> = {
+    ...Object.fromEntries(SHARED.flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k]!]] : []))),
+    MAXINE_REDIS_REGISTRY: `conformance-${process.pid}`,
     MAXINE_HOST: "127.0.0.1",
     MAXINE_PORT: "0",
     MAXINE_SHUTDOWN_GRACE: "1s",
@@ -66,14 +78,26 @@ async function main(): Promise<void> {
     if (tlsDir !== undefined) rmSync(tlsDir, { recursive: true, force: true });
   };
   process.once("exit", removeTlsDir);
-  const maxine = await startMaxine(loadConfig([], env), { logger: silentLogger, services: [conformanceService()] });
-  const res = toBinary(
-    ServerCompatResponseSchema,
-    create(ServerCompatResponseSchema, { host: "127.0.0.1", port: maxine.port, pemCert: req.useTls ? req.serverCreds!.cert : new Uint8Array() }),
-  );
-  const prefix = Buffer.alloc(4);
-  prefix.writeUInt32BE(res.length);
-  process.stdout.write(Buffer.concat([prefix, res]));
+  const config = loadConfig([], env);
+  const respond = (port: number): void => {
+    const res = toBinary(
+      ServerCompatResponseSchema,
+      create(ServerCompatResponseSchema, { host: "127.0.0.1", port, pemCert: req.useTls ? req.serverCreds!.cert : new Uint8Array() }),
+    );
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(res.length);
+    process.stdout.write(Buffer.concat([prefix, res]));
+  };
+  if (config.workers > 1) {
+    // the workers read the same settings from their environment (cluster.fork passes process.env on)
+    Object.assign(process.env, env);
+    const primary = runPrimary({ config, log: silentLogger, exit: (code) => process.exit(code), onListening: respond });
+    process.stdin.once("end", () => primary.stop("stdin closed"));
+    process.stdin.resume();
+    return;
+  }
+  const maxine = await startMaxine(config, { logger: silentLogger, services: [conformanceService()] });
+  respond(maxine.port);
   const stop = (): void => {
     maxine.close().then(
       () => process.exit(0),
@@ -86,7 +110,22 @@ async function main(): Promise<void> {
   process.stdin.resume();
 }
 
-main().catch((err: unknown) => {
+/** worker serves as one of the primary's workers, with the settings the primary put in the environment. */
+async function worker(): Promise<void> {
+  const link = new WorkerLink(cluster.worker!.id);
+  const maxine = await startMaxine(workerConfig(loadConfig([], process.env), process.env), { logger: silentLogger, services: [conformanceService()], worker: link });
+  const stop = (): void => {
+    maxine.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  link.listening(maxine.port, maxine.registry.store.registryId);
+}
+
+(cluster.isWorker ? worker() : main()).catch((err: unknown) => {
   process.stderr.write(`conformance server: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });
