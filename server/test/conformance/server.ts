@@ -98,6 +98,13 @@ async function main(): Promise<void> {
   }
   const maxine = await startMaxine(config, { logger: silentLogger, services: [conformanceService()] });
   respond(maxine.port);
+  const stop = stopOnSignals(maxine);
+  process.stdin.once("end", stop);
+  process.stdin.resume();
+}
+
+/** stopOnSignals drains maxine and exits on SIGTERM or SIGINT; it returns that stop, for other causes. */
+function stopOnSignals(maxine: { close(): Promise<void> }): () => void {
   const stop = (): void => {
     maxine.close().then(
       () => process.exit(0),
@@ -106,22 +113,14 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  process.stdin.once("end", stop);
-  process.stdin.resume();
+  return stop;
 }
 
 /** worker serves as one of the primary's workers, with the settings the primary put in the environment. */
 async function worker(): Promise<void> {
   const link = new WorkerLink(cluster.worker!.id);
   const maxine = await startMaxine(workerConfig(loadConfig([], process.env), process.env), { logger: silentLogger, services: [conformanceService()], worker: link });
-  const stop = (): void => {
-    maxine.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  stopOnSignals(maxine);
   link.listening(maxine.port, maxine.registry.store.registryId);
 }
 
