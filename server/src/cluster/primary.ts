@@ -35,7 +35,6 @@ export interface Primary {
 
 interface WorkerState {
   listening: boolean;
-  registryId: string;
 }
 
 /**
@@ -58,9 +57,14 @@ export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): 
   let stopping: { code: number } | undefined;
 
   const own = new MetricsRegistry();
-  new Gauge({ name: "maxine_workers", help: "Worker processes serving (MAXINE_WORKERS; one that died and is being restarted is not counted).", registers: [own], collect() {
-    this.set([...workers.values()].filter((w) => w.listening).length);
-  } });
+  new Gauge({
+    name: "maxine_workers",
+    help: "Worker processes serving (MAXINE_WORKERS; one that died and is being restarted is not counted).",
+    registers: [own],
+    collect() {
+      this.set([...workers.values()].filter((w) => w.listening).length);
+    },
+  });
   const restarted = new Counter({ name: "maxine_worker_restarts_total", help: "Workers started again after one died unexpectedly.", registers: [own] });
   const aggregator = new AggregatorRegistry();
 
@@ -69,7 +73,7 @@ export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): 
     // worker listens; once none does, that socket is gone, and a port-0 server keeps its port only if named.
     const alone = ![...workers.values()].some((w) => w.listening);
     const worker = cluster.fork(port !== undefined && alone ? { [CLUSTER_PORT_ENV]: String(port) } : {});
-    workers.set(worker, { listening: false, registryId: "" });
+    workers.set(worker, { listening: false });
     worker.on("message", (m: unknown) => {
       if (isWorkerMessage(m)) onMessage(worker, m);
     });
@@ -79,7 +83,6 @@ export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): 
     const state = workers.get(worker);
     if (m.maxine === "listening" && state !== undefined) {
       state.listening = true;
-      state.registryId = m.registryId;
       port ??= m.port;
       if (!ready && [...workers.values()].every((w) => w.listening) && workers.size === config.workers) {
         ready = true;
