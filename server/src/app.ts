@@ -85,6 +85,8 @@ export interface StartOptions {
   readonly services?: readonly Service[];
   /** debugEnabled reports whether debug logs are written (access logs are built only then); pino's isLevelEnabled. */
   readonly debugEnabled?: () => boolean;
+  /** logDropped counts log lines the log destination dropped (MAXINE_LOG_BUFFER full), for maxine_log_dropped_lines_total. */
+  readonly logDropped?: () => number;
   /** uiDir is where the built dashboard is read from (MAXINE_UI); default: ui/dist of this checkout. */
   readonly uiDir?: string;
   /** worker is set in a worker process of MAXINE_WORKERS > 1 (cluster/): /healthz names the worker, and /metrics answers for the whole server. */
@@ -174,6 +176,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
   const watchBudget = new WatchBudget(config.watchMemoryBudget, clock, log);
   const metrics = new Metrics(registry, hub, watchBudget);
   const checkMetrics = metrics.checks();
+  if (opts.logDropped !== undefined) metrics.logOutput(opts.logDropped);
   const connections = new Connections(
     {
       maxWatchersPerConnection: config.maxWatchersPerConnection,

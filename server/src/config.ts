@@ -10,6 +10,7 @@ export interface Config {
   host: string;
   port: number;
   logLevel: string;
+  logBuffer: number;
   tlsCert: string;
   tlsKey: string;
   tlsCa: string;
@@ -264,6 +265,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("host", "MAXINE_HOST", "127.0.0.1", "Address to listen on (0.0.0.0 or :: for all interfaces).", str),
   setting("port", "MAXINE_PORT", "7400", "Port for gRPC, gRPC-Web and Connect, HTTP/2 and HTTP/1.1 (0 picks a free port).", int(0, 65535)),
   setting("logLevel", "MAXINE_LOG_LEVEL", "info", "pino log level: trace, debug, info, warn, error, fatal, silent.", oneOf("trace", "debug", "info", "warn", "error", "fatal", "silent")),
+  setting("logBuffer", "MAXINE_LOG_BUFFER", "16777216", "Most bytes of log lines that may wait for stdout. Lines are written off the event loop; when stdout's reader falls this far behind, further lines are dropped and counted in maxine_log_dropped_lines_total instead of slowing the server.", int(4096, 2 ** 31)),
   setting("tlsCert", "MAXINE_TLS_CERT", "", "PEM certificate chain (leaf first) served on the port; with MAXINE_TLS_KEY every connection is TLS, ALPN h2 and http/1.1 (docs/security.md). Empty: cleartext.", str),
   setting("tlsKey", "MAXINE_TLS_KEY", "", "PEM private key of MAXINE_TLS_CERT (no passphrase).", str),
   setting("tlsCa", "MAXINE_TLS_CA", "", "PEM CA certificates client certificates are verified against (mTLS, with MAXINE_TLS_CLIENT_AUTH).", str),

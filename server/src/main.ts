@@ -2,6 +2,7 @@
 import cluster from "node:cluster";
 import { pino } from "pino";
 import { ConfigError, loadConfig, secretsOf, type Config } from "./config.js";
+import { LogDestination } from "./log-destination.js";
 import { runPrimary } from "./cluster/primary.js";
 import { WorkerLink, workerConfig } from "./cluster/worker-link.js";
 
@@ -19,15 +20,12 @@ try {
 }
 
 const worker = cluster.isWorker && config.workers > 1 ? new WorkerLink(cluster.worker!.id) : undefined;
-// Logs are written to stdout synchronously. pino's default destination is
-// asynchronous and flushes synchronously at exit, and that flush retries
-// forever when stdout's reader is gone (EPIPE; sonic-boom 4): SIGTERM would
-// then never end the process. A synchronous destination has nothing to
-// flush at exit, and on EPIPE pino stops logging. A worker's lines carry its
-// cluster id.
+// Logs go to stdout off the event loop, bounded by MAXINE_LOG_BUFFER
+// (log-destination.ts). A worker's lines carry its cluster id.
+const logOutput = new LogDestination(1, config.logBuffer);
 const log = pino(
   { level: config.logLevel, base: { service: "maxine", ...(worker !== undefined ? { worker: worker.id } : {}) } },
-  pino.destination({ dest: 1, sync: true }),
+  logOutput,
 );
 
 if (config.workers > 1 && cluster.isPrimary) {
@@ -41,7 +39,7 @@ async function serve(config: Config, worker: WorkerLink | undefined): Promise<vo
   const { startMaxine } = await import("./app.js");
   let server;
   try {
-    server = await startMaxine(config, { logger: log, debugEnabled: () => log.isLevelEnabled("debug"), ...(worker !== undefined ? { worker } : {}) });
+    server = await startMaxine(config, { logger: log, debugEnabled: () => log.isLevelEnabled("debug"), logDropped: () => logOutput.dropped, ...(worker !== undefined ? { worker } : {}) });
   } catch (err) {
     // A setting that cannot be served (an unsafe exposure, a TLS file): say which, exit 2 as for a bad flag.
     if (err instanceof ConfigError) {

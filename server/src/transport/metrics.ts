@@ -47,6 +47,15 @@ export class Metrics {
 
   private readonly calls = new CallStats();
 
+  /** logOutput shows how many log lines the log destination dropped. */
+  logOutput(dropped: () => number): void {
+    this.counter(
+      "maxine_log_dropped_lines_total",
+      "Log lines dropped because stdout's reader fell MAXINE_LOG_BUFFER bytes behind.",
+      dropped,
+    );
+  }
+
   /** connections shows the listener's own counters: the connections and streams it cut for what their clients did. */
   connections(listener: { readonly streamsReset: number; readonly silentPeers: number }): void {
     this.counter(
