@@ -3,6 +3,9 @@ import sonicBoom, { type SonicBoom } from "sonic-boom";
 // sonic-boom is CommonJS: its class is a property of the module (Node gives ESM no named export).
 const { SonicBoom: Boom } = sonicBoom;
 
+/** PIPE_BUF is the most bytes POSIX guarantees a pipe writes at once, not interleaved with other writers (Linux: 4096). */
+const PIPE_BUF = 4096;
+
 /** EXIT_WRITE_RETRIES bounds the wait at exit for a reader that does not read (each retry sleeps sonic-boom's 100 ms). */
 const EXIT_WRITE_RETRIES = 10;
 
@@ -33,7 +36,9 @@ export class LogDestination {
   private readonly retries: { maxWriteRetries: number };
 
   constructor(fd: number, maxBytes: number) {
-    this.boom = new Boom({ fd, sync: false, maxLength: maxBytes });
+    // Writes of whole lines, at most PIPE_BUF bytes each: a pipe takes such a write whole, so the lines of
+    // worker processes sharing one stdout (MAXINE_WORKERS) never tear into each other.
+    this.boom = new Boom({ fd, sync: false, maxLength: maxBytes, maxWrite: PIPE_BUF });
     this.retries = this.boom as unknown as { maxWriteRetries: number };
     this.boom.on("drop", () => this.dropped++);
     this.boom.on("error", (err: NodeJS.ErrnoException) => this.fail(err));
