@@ -10,6 +10,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import {
   DiscoverResponseSchema,
+  HealthCheckSchema,
   HeartbeatRequestSchema,
   HeartbeatResponseSchema,
   InstanceSchema,
@@ -26,9 +27,10 @@ import type { CheckKind, CheckStatus, Health } from "../src/domain/health.js";
 import type { BeatOutcome, Discovered, Registered } from "../src/registry/registry.js";
 import type { WatchEventItem } from "../src/watch/items.js";
 import { beatAckOf, instanceInputOf, instanceToPb, listedInstanceToPb, operatorStatusOf, watchItemToPb } from "../src/wire/convert.js";
-import { discoverBinary, discoverJson, encodeInstance, instanceJson, listedInstanceBytes, listedInstanceJson, registerBinary, snapshotFrame, watchEventFrame } from "../src/wire/encoded.js";
+import { discoverBinary, discoverJson, encodeInstance, instanceJson, listedInstanceBytes, listedInstanceJson, registerBinary, registerJson, snapshotFrame, watchEventFrame } from "../src/wire/encoded.js";
 import { decodeHeartbeatRequest, heartbeatFrame, type BeatsRequest } from "../src/wire/heartbeat-wire.js";
-import { string, strings, uint64 } from "../src/wire/schema-columns.js";
+import { encoded, string, strings, uint64 } from "../src/wire/schema-columns.js";
+import { instanceFields } from "../src/wire/instance-fields.js";
 import { MessageWriter, perAnswer, Sizes, suffixWriter, tailWriter, type Table } from "../src/wire/schema-writer.js";
 import { splicedBytes } from "../src/wire/schema-columns.js";
 
@@ -143,10 +145,10 @@ describe("wire properties: what the server writes is what protobuf-es writes", (
     );
   });
 
-  it("RegisterResponse", () => {
+  it("RegisterResponse, as protobuf and as JSON", () => {
     const registered = fc.record({
       instance: record,
-      ttlMs: fc.option(fc.integer({ min: 0, max: 10 * 86_400_000 }), { nil: undefined }),
+      ttlMs: fc.option(fc.oneof(fc.integer({ min: 0, max: 10 * 86_400_000 }), fc.integer({ min: -(2 ** 40), max: 2 ** 40 }), fc.constantFrom(0, 1, 999, 1000, 1500, -1, -999, -1000, -1500)), { nil: undefined }),
       expiresAt: fc.option(ms, { nil: undefined }),
       revision: safe,
     });
@@ -160,6 +162,7 @@ describe("wire properties: what the server writes is what protobuf-es writes", (
           registryId,
         });
         expect(hex(registerBinary(r, registryId))).toBe(hex(toBinary(RegisterResponseSchema, msg)));
+        expect(registerJson(r, registryId)).toBe(toJsonString(RegisterResponseSchema, msg));
       }),
       runs,
     );
@@ -470,9 +473,15 @@ describe("wire properties: field numbers from 16 up (multi-byte tags)", () => {
     fc.assert(
       fc.property(source, (s) => {
         expect(hex(writer.encode(s))).toBe(hex(toBinary(schema, create(schema, s))));
+        expect(writer.json(s)).toBe(toJsonString(schema, create(schema, s)));
       }),
       runs,
     );
+  });
+
+  it("a writer with a column of cached protobuf bytes and no JSON for it says so when asked for JSON", () => {
+    const bytesOnly = new MessageWriter(InstanceSchema as GenMessage<Instance>, { ...instanceFields, healthCheck: encoded(HealthCheckSchema, () => undefined) } as unknown as Table<Instance, InstanceRecord>);
+    expect(() => bytesOnly.json({} as InstanceRecord)).toThrow("maxine.registry.v1.Instance.health_check: its column writes protobuf only, no JSON");
   });
 
   it("refuses a table whose column does not fit its field", () => {

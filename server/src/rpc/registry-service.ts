@@ -21,7 +21,7 @@ import type { Limits } from "../registry/validate.js";
 import type { WatchHub } from "../watch/hub.js";
 import { filterOfPb, instanceInputOf, instanceToPb, keyOfPb, listedInstanceToPb, knownStatus, operatorStatusOf, strategyOf, ttlOf } from "../wire/convert.js";
 import { decodeHeartbeatRequest, type BeatsRequest } from "../wire/heartbeat-wire.js";
-import { discoverAnswer, registerBinary } from "../wire/encoded.js";
+import { discoverAnswer, registerBinary, registerJson } from "../wire/encoded.js";
 import { outgoing, type Outgoing } from "./context.js";
 import { HeartbeatCall } from "./heartbeat-call.js";
 import { methodInfo, type BidiCall, type Service } from "./service.js";
@@ -64,6 +64,7 @@ export function registryService(deps: RegistryServiceDeps): Service {
           const registryId = registry.store.registryId;
           return {
             bytes: () => registerBinary(r, registryId),
+            json: () => registerJson(r, registryId),
             message: () =>
               create(RegisterResponseSchema, {
                 instance: instanceToPb(r.instance),

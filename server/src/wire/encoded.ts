@@ -1,4 +1,3 @@
-import { create, toJsonString } from "@bufbuild/protobuf";
 import {
   DiscoverResponseSchema,
   EventTypeSchema,
@@ -59,7 +58,7 @@ export function encodeInstance(r: InstanceRecord): Buffer {
 /** instanceJson returns r's Instance in the JSON mapping, encoded once per record. */
 export function instanceJson(r: InstanceRecord): string {
   let j = jsonOf.get(r);
-  if (j === undefined) jsonOf.set(r, (j = toJsonString(InstanceSchema, create(InstanceSchema, instanceWriter.init(r)))));
+  if (j === undefined) jsonOf.set(r, (j = instanceWriter.json(r)));
   return j;
 }
 
@@ -89,10 +88,10 @@ function listed(r: InstanceRecord, lease: LeaseState): Spliced<LeaseState> {
 export function listedInstanceJson(r: InstanceRecord, lease: LeaseState): string {
   const cached = instanceJson(r);
   if (!known(lease)) return cached;
-  const live = toJsonString(InstanceSchema, create(InstanceSchema, leaseWriter.init(lease))); // {"reportedLoad":...}, never "{}"
+  const live = leaseWriter.json(lease); // {"reportedLoad":...}, never "{}"
   if (r.health !== undefined) {
     // the check's fields come after the lease's: cached is {head,tail}, the answer {head,live,tail}
-    const tail = toJsonString(InstanceSchema, create(InstanceSchema, instanceTailWriter.init(r))); // {"healthCheck":...}
+    const tail = instanceTailWriter.json(r); // {"healthCheck":...}
     const head = cached.slice(0, cached.length - tail.length + 1); // "{...," or "{"
     return `${head}${live.slice(1, -1)},${tail.slice(1)}`;
   }
@@ -137,7 +136,8 @@ export function discoverBinary(d: Discovered, registryId: string): Buffer {
 }
 
 const registerWriter = new MessageWriter<RegisterResponse, { readonly r: Registered; readonly registryId: string }>(RegisterResponseSchema, {
-  instance: encoded(InstanceSchema, (s) => instanceBytes(s.r.instance)),
+  // the JSON of a Register's new record is written once and not kept: Discover keeps the JSON of records it serves
+  instance: encoded(InstanceSchema, (s) => instanceBytes(s.r.instance), (s) => instanceWriter.json(s.r.instance)),
   leaseTtl: durationMs((s) => s.r.ttlMs),
   leaseExpiresAt: timestampMs((s) => s.r.expiresAt),
   revision: uint64((s) => s.r.revision),
@@ -147,6 +147,11 @@ const registerWriter = new MessageWriter<RegisterResponse, { readonly r: Registe
 /** registerBinary encodes a RegisterResponse as protobuf-es's toBinary would. */
 export function registerBinary(r: Registered, registryId: string): Buffer {
   return registerWriter.encode({ r, registryId });
+}
+
+/** registerJson writes a RegisterResponse as protobuf-es's toJsonString would. */
+export function registerJson(r: Registered, registryId: string): string {
+  return registerWriter.json({ r, registryId });
 }
 
 /**

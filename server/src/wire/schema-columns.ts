@@ -57,22 +57,27 @@ export function string<S>(get: (s: S) => string): Column<S, string> {
           return v.length === 0 ? at : putString(out, writeTag(out, at, tag), v);
         },
         init: get,
+        json: (s) => {
+          const v = get(s);
+          return v.length === 0 ? undefined : JSON.stringify(v);
+        },
       };
     },
   };
 }
 
 /** varint is a proto3 varint field of a non-negative or (int32, int64, enum) negative safe integer (0 left out). */
-function varint<S, T>(scalar: ScalarType, writes: string, get: (s: S) => number, init: (n: number) => unknown): Column<S, T> {
+function varint<S, T>(scalar: ScalarType, writes: string, get: (s: S) => number, init: (n: number) => unknown, json: (n: number) => string): Column<S, T> {
   return {
     compile(field) {
       const tag = implicitScalar(field, scalar, writes);
-      return intStep(tag, get, init);
+      return intStep(tag, get, init, json);
     },
   };
 }
 
-function intStep<S>(tag: Uint8Array, get: (s: S) => number, init: (n: number) => unknown): Step<S> {
+/** intStep writes a non-zero integer; json is its JSON text (a number, a quoted 64-bit decimal, an enum's name). */
+function intStep<S>(tag: Uint8Array, get: (s: S) => number, init: (n: number) => unknown, json: (n: number) => string): Step<S> {
   return {
     size: (s) => {
       const v = get(s);
@@ -83,24 +88,30 @@ function intStep<S>(tag: Uint8Array, get: (s: S) => number, init: (n: number) =>
       return v === 0 ? at : writeInt(out, writeTag(out, at, tag), v);
     },
     init: (s) => init(get(s)),
+    json: (s) => {
+      const v = get(s);
+      return v === 0 ? undefined : json(v);
+    },
   };
 }
 
 const same = (n: number): number => n;
+const decimal = (n: number): string => String(n);
+const quoted = (n: number | bigint): string => `"${n}"`; // 64-bit integers are JSON strings
 
 /** uint32 is a proto3 uint32 field. */
 export function uint32<S>(get: (s: S) => number): Column<S, number> {
-  return varint(ScalarType.UINT32, "a uint32", get, same);
+  return varint(ScalarType.UINT32, "a uint32", get, same, decimal);
 }
 
 /** int32 is a proto3 int32 field (negative values take ten bytes, as protobuf-es writes them). */
 export function int32<S>(get: (s: S) => number): Column<S, number> {
-  return varint(ScalarType.INT32, "an int32", get, same);
+  return varint(ScalarType.INT32, "an int32", get, same, decimal);
 }
 
 /** int64 is a proto3 int64 field from a safe integer. */
 export function int64<S>(get: (s: S) => number): Column<S, bigint> {
-  return varint(ScalarType.INT64, "an int64", get, BigInt);
+  return varint(ScalarType.INT64, "an int64", get, BigInt, quoted);
 }
 
 /** uint64 is a proto3 uint64 field from a safe integer or a bigint (up to 2^64-1). */
@@ -120,6 +131,10 @@ export function uint64<S>(get: (s: S) => number | bigint): Column<S, bigint> {
           return v === 0n ? at : writeBigVarint(out, writeTag(out, at, tag), v);
         },
         init: (s) => BigInt(get(s)),
+        json: (s) => {
+          const v = get(s);
+          return v === 0 || v === 0n ? undefined : quoted(v);
+        },
       };
     },
   };
@@ -140,6 +155,11 @@ export function optionalDouble<S>(get: (s: S) => number | undefined): Column<S, 
           return v === undefined ? at : out.writeDoubleLE(v, writeTag(out, at, tag));
         },
         init: get,
+        json: (s) => {
+          const v = get(s);
+          if (v === undefined) return undefined;
+          return Number.isFinite(v) ? JSON.stringify(v) : `"${v}"`; // "NaN", "Infinity", "-Infinity"
+        },
       };
     },
   };
@@ -147,7 +167,7 @@ export function optionalDouble<S>(get: (s: S) => number | undefined): Column<S, 
 
 /** bool is a proto3 bool field (false left out). */
 export function bool<S>(get: (s: S) => boolean): Column<S, boolean> {
-  return varint(ScalarType.BOOL, "a bool", (s) => (get(s) ? 1 : 0), (n) => n === 1);
+  return varint(ScalarType.BOOL, "a bool", (s) => (get(s) ? 1 : 0), (n) => n === 1, () => "true");
 }
 
 /** enumOf is a proto3 enum field of schema's enum (its zero value left out). */
@@ -157,7 +177,8 @@ export function enumOf<S, E extends number>(schema: GenEnum<E>, get: (s: S) => E
       if (field.fieldKind !== "enum" || field.enum.typeName !== schema.typeName || field.presence !== FeatureSet_FieldPresence.IMPLICIT) {
         throw misfit(field, `enum ${schema.typeName}`);
       }
-      return intStep(tagBytes(field.number, WIRE_VARINT), get, same);
+      const names = new Map(schema.values.map((v) => [v.number, `"${v.name}"`]));
+      return intStep(tagBytes(field.number, WIRE_VARINT), get, same, (n) => names.get(n) ?? String(n)); // an unknown value as its number, as protobuf-es writes it
     },
   };
 }
@@ -181,6 +202,10 @@ export function strings<S>(get: (s: S) => readonly string[]): Column<S, string[]
           return at;
         },
         init: (s) => [...get(s)],
+        json: (s) => {
+          const list = get(s);
+          return list.length === 0 ? undefined : JSON.stringify(list);
+        },
       };
     },
   };
@@ -223,6 +248,11 @@ export function stringMap<S>(get: (s: S) => Readonly<Record<string, string>>): C
           return at;
         },
         init: (s) => ({ ...get(s) }),
+        json: (s) => {
+          const m = get(s);
+          for (const _ in m) return JSON.stringify(m); // an object in the same key order as protobuf-es builds
+          return undefined;
+        },
       };
     },
   };
@@ -254,6 +284,10 @@ export function message<S, M extends Message, B>(body: MessageWriter<M, B>, get:
           const v = get(s);
           return v === undefined ? undefined : body.init(v);
         },
+        json: (s) => {
+          const v = get(s);
+          return v === undefined ? undefined : body.json(v);
+        },
         nests: true,
       };
     },
@@ -278,6 +312,13 @@ export function messages<S, M extends Message, B>(body: MessageWriter<M, B>, get
           return at;
         },
         init: (s) => get(s).map((v) => body.init(v)),
+        json: (s) => {
+          const list = get(s);
+          if (list.length === 0) return undefined;
+          let out = "[";
+          for (let i = 0; i < list.length; i++) out += (i === 0 ? "" : ",") + body.json(list[i]!);
+          return out + "]";
+        },
         nests: true,
       };
     },
@@ -316,8 +357,12 @@ export function bytesOf(b: EncodedBytes): Uint8Array {
   return typeof b === "string" ? Buffer.from(b, "latin1") : b;
 }
 
-/** encoded is a message field whose message is already encoded (a cached Instance): the bytes are spliced in. */
-export function encoded<S, M extends Message>(schema: GenMessage<M>, get: (s: S) => EncodedBytes | undefined): Column<S, M | undefined> {
+/**
+ * encoded is a message field whose message is already encoded (a cached
+ * Instance): the bytes are spliced in; json, when given, writes the same
+ * message in the JSON mapping (undefined: left out).
+ */
+export function encoded<S, M extends Message>(schema: GenMessage<M>, get: (s: S) => EncodedBytes | undefined, json?: (s: S) => string | undefined): Column<S, M | undefined> {
   return {
     compile(field) {
       const tag = messageTag(field, schema, false);
@@ -337,6 +382,7 @@ export function encoded<S, M extends Message>(schema: GenMessage<M>, get: (s: S)
           const b = get(s);
           return b === undefined ? undefined : fromBinary(schema, bytesOf(b));
         },
+        ...(json !== undefined ? { json } : {}),
       };
     },
   };
@@ -446,10 +492,16 @@ export function splicedList<S, M extends Message, L>(suffix: MessageWriter<M, L>
 }
 
 // google.protobuf.Timestamp and Duration from milliseconds, as timestampFromMs and durationFromMs build them.
-const timestampWriter = new MessageWriter<Timestamp, number>(TimestampSchema, {
-  seconds: int64((ms) => Math.floor(ms / 1000)),
-  nanos: int32((ms) => (ms - Math.floor(ms / 1000) * 1000) * 1_000_000),
-});
+// Their JSON is a string (RFC 3339; seconds with "s"), written as protobuf-es's toJson writes it for a whole
+// number of milliseconds: fractional digits only when there are any, three of them.
+const timestampWriter = new MessageWriter<Timestamp, number>(
+  TimestampSchema,
+  {
+    seconds: int64((ms) => Math.floor(ms / 1000)),
+    nanos: int32((ms) => (ms - Math.floor(ms / 1000) * 1000) * 1_000_000),
+  },
+  { json: timestampJson },
+);
 const durationWriter = new MessageWriter<Duration, number>(DurationSchema, {
   seconds: int64((ms) => (ms < 0 ? -Math.floor(-ms / 1000) : Math.floor(ms / 1000))),
   nanos: int32((ms) => {
@@ -457,7 +509,22 @@ const durationWriter = new MessageWriter<Duration, number>(DurationSchema, {
     const nanos = (abs - Math.floor(abs / 1000) * 1000) * 1_000_000;
     return ms < 0 && nanos !== 0 ? -nanos : nanos;
   }),
-});
+}, { json: durationJson });
+
+/** timestampJson is epoch milliseconds as a Timestamp's JSON ("1970-01-01T00:00:00Z", ".5" written ".500"). */
+function timestampJson(ms: number): string {
+  const iso = new Date(ms).toISOString(); // ...T00:00:00.000Z, years 0001-9999 (a record's times)
+  return ms % 1000 === 0 ? `"${iso.slice(0, -5)}Z"` : `"${iso}"`;
+}
+
+/** durationJson is milliseconds as a Duration's JSON ("10s", "1.500s", "-0.250s"). */
+function durationJson(ms: number): string {
+  const abs = Math.abs(ms);
+  const seconds = Math.floor(abs / 1000);
+  const millis = abs - seconds * 1000;
+  const sign = ms < 0 ? "-" : "";
+  return millis === 0 ? `"${sign}${seconds}s"` : `"${sign}${seconds}.${String(millis).padStart(3, "0")}s"`;
+}
 
 /** timestampMs is a google.protobuf.Timestamp field from epoch milliseconds (undefined: left out; 0 is an empty message). */
 export function timestampMs<S>(get: (s: S) => number | undefined): Column<S, Timestamp | undefined> {

@@ -14,7 +14,10 @@ import { tagBytes, varintSize, WIRE_LENGTH_DELIMITED, writeTag, writeVarint } fr
 // as protobuf-es's toBinary writes (fields in number order, implicit-presence
 // zero values left out, map entries with key and value always written).
 // The column kinds (string, uint64, a nested message, ...) are in
-// schema-columns.ts.
+// schema-columns.ts. The same table writes the JSON mapping (json): each
+// field's value as protobuf-es's toJsonString writes it, under its JSON
+// name, fields in number order (protobuf-es's order too), zero values of
+// implicit-presence fields left out.
 
 /** FieldName is the name of a generated message's field as its TypeScript property (localName). */
 export type FieldName<M extends Message> = Exclude<keyof M, "$typeName" | "$unknown">;
@@ -42,6 +45,8 @@ export interface Step<S> {
   init(s: S): unknown;
   /** nests is true for steps that keep nested messages' sizes in Sizes. */
   readonly nests?: boolean;
+  /** json is the field's value in the JSON mapping, undefined when toJsonString leaves the field out; absent for a column that writes only protobuf (cached bytes). */
+  json?(s: S): string | undefined;
 }
 
 /** Column reads a field whose generated type is T from a source S; build one with the functions below. */
@@ -56,10 +61,15 @@ export interface Column<S, T> {
 export class MessageWriter<M extends Message, S> {
   private readonly steps: Step<S>[];
   private readonly names: string[];
+  /** keys are the fields' JSON names as JSON object keys with their colon; missingJson names a field without a JSON step. */
+  private readonly keys: string[];
+  private readonly missingJson: string | undefined;
+  private readonly wktJson: ((s: S) => string) | undefined;
   /** nests is true when the message has message fields written from tables (whose sizes Sizes carries). */
   readonly nests: boolean;
 
-  constructor(readonly schema: GenMessage<M>, table: Table<M, S>) {
+  /** json, for a well-known type whose JSON mapping is not an object (Timestamp, Duration), writes the whole value. */
+  constructor(readonly schema: GenMessage<M>, table: Table<M, S>, { json }: { json?: (s: S) => string } = {}) {
     const columns = table as unknown as Record<string, Column<S, unknown> | undefined>;
     const fields = [...schema.fields].sort((a, b) => a.number - b.number); // toBinary's order
     for (const name of Object.keys(columns)) {
@@ -73,6 +83,10 @@ export class MessageWriter<M extends Message, S> {
       return column.compile(f);
     });
     this.nests = this.steps.some((step) => step.nests === true);
+    this.keys = fields.map((f) => `${JSON.stringify(f.jsonName)}:`);
+    const noJson = fields.find((_, i) => this.steps[i]!.json === undefined);
+    this.missingJson = noJson === undefined ? undefined : `${schema.typeName}.${noJson.name}: its column writes protobuf only, no JSON`;
+    this.wktJson = json;
     ({ size: this.size, write: this.write } = unrolled(this.steps));
   }
 
@@ -100,6 +114,19 @@ export class MessageWriter<M extends Message, S> {
     out.writeUInt32BE(n, 1);
     finished(this.schema, this.write(out, 5, s, sizes), 5 + n);
     return out;
+  }
+
+  /** json returns s's message as protobuf-es's toJsonString writes it (no options). */
+  json(s: S): string {
+    if (this.wktJson !== undefined) return this.wktJson(s);
+    if (this.missingJson !== undefined) throw new Error(this.missingJson);
+    let out = "{";
+    for (let i = 0; i < this.steps.length; i++) {
+      const v = this.steps[i]!.json!(s);
+      if (v === undefined) continue;
+      out += out.length === 1 ? this.keys[i]! + v : "," + this.keys[i]! + v;
+    }
+    return out + "}";
   }
 
   /** init is s as protobuf-es's create() takes it, for the JSON mapping (toJsonString) and for tests. */
@@ -165,7 +192,7 @@ export function perAnswer<S, T>(): PerAnswerColumn<S, T> {
   return { compile: () => NOTHING, perAnswer: true };
 }
 
-const NOTHING: Step<unknown> = { size: () => 0, write: (_out, at) => at, init: () => undefined };
+const NOTHING: Step<unknown> = { size: () => 0, write: (_out, at) => at, init: () => undefined, json: () => undefined };
 
 /** SuffixTable names a column for each of a message's perAnswer fields (the others are written by the cached table). */
 export type SuffixTable<M extends Message, S> = { readonly [K in FieldName<M>]?: Column<S, M[K]> };
