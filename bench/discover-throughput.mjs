@@ -25,7 +25,10 @@
 // same concurrency in streams, pinned like the Go client. It costs far less
 // CPU per call than grpc-go, so it shows the server's own figure; h2load
 // checks the HTTP status only (not grpc-status), so the Go row is the one
-// that checks answers.
+// that checks answers. A second JSON row does the same over HTTP/1.1
+// (h2load --h1, C connections, one request at a time on each, as the Go
+// client's callers): the Go client spends about a core at this rate, so
+// the JSON ratio is taken from the h2load rows.
 //
 // The references for each protocol: bench/plain-http-server.mjs (JSON over
 // HTTP/1.1) and bench/plain-http2-server.mjs (gRPC over HTTP/2, driven by the
@@ -73,6 +76,7 @@ try {
   }
   for (const protocol of ["json", "grpc"]) results.push({ server: "maxine", protocol, runs: await runs(`127.0.0.1:${server.port}`, protocol) });
   results.push({ server: "maxine", protocol: "grpc-h2load", runs: h2loadRuns(server.port) });
+  results.push({ server: "maxine", protocol: "json-h2load", runs: h2loadRuns(server.port, "json") });
 } finally {
   await server.stop();
 }
@@ -95,17 +99,23 @@ async function reference(script, f) {
 }
 await reference("./plain-http-server.mjs", async (port) => {
   results.push({ server: "plain node:http (reference)", protocol: "json", runs: await runs(`127.0.0.1:${port}`, "json") });
+  results.push({ server: "plain node:http (reference)", protocol: "json-h2load", runs: h2loadRuns(port, "json") });
 });
 await reference("./plain-http2-server.mjs", async (port) => {
   results.push({ server: "plain node:http2 (reference)", protocol: "grpc", runs: await runs(`127.0.0.1:${port}`, "grpc") });
   results.push({ server: "plain node:http2 (reference)", protocol: "grpc-h2load", runs: h2loadRuns(port) });
 });
 
-/** h2loadRuns drives gRPC Discover calls with h2load (one connection, C streams), RUNS times, pinned like the Go client. */
-function h2loadRuns(port) {
+/**
+ * h2loadRuns drives Discover calls with h2load, RUNS times, pinned like the Go client: gRPC on one connection
+ * with C streams, Connect JSON on C HTTP/1.1 connections one request at a time (as the Go client's callers).
+ */
+function h2loadRuns(port, protocol = "grpc") {
   const h2load = ensureCommand("h2load", "nghttp2-client");
   const out = [];
-  for (let i = 0; i < RUNS; i++) out.push(h2loadDiscover(h2load, port, { seconds: SECONDS, connections: 1, streams: C, cpus: CLIENT_CPUS }));
+  for (let i = 0; i < RUNS; i++) {
+    out.push(h2loadDiscover(h2load, port, { seconds: SECONDS, connections: protocol === "json" ? C : 1, streams: C, cpus: CLIENT_CPUS, protocol }));
+  }
   return out;
 }
 
@@ -125,7 +135,7 @@ const rows = results.map(({ server, protocol, runs }) => {
   };
 });
 
-const protocols = { json: "Connect JSON, HTTP/1.1", grpc: "gRPC, HTTP/2", "grpc-h2load": "gRPC, HTTP/2, h2load" };
+const protocols = { json: "Connect JSON, HTTP/1.1", "json-h2load": "Connect JSON, HTTP/1.1, h2load", grpc: "gRPC, HTTP/2", "grpc-h2load": "gRPC, HTTP/2, h2load" };
 const label = (r) => `${r.server === "maxine" ? "Maxine" : r.server.replace(" (reference)", "")}, ${protocols[r.protocol]}`;
 console.log(`Discover throughput, ${C} concurrent callers, ${SECONDS} s after 2 s warm-up, median of ${RUNS} runs; client: Go loadgen (GOMAXPROCS=1) unless the row says h2load; ${PINNING}`);
 console.log("server, protocol                              |   req/s (range)         | p50 ms | p99 ms | errors | client CPU");
@@ -139,16 +149,17 @@ const ratio = (a, b) => (a === undefined || b === undefined ? NaN : a.per_second
 const ratios = {
   grpcVsBareHttp2: ratio(row("maxine", "grpc-h2load"), row("plain node:http2", "grpc-h2load")),
   grpcVsBareHttp2GoClient: ratio(row("maxine", "grpc"), row("plain node:http2", "grpc")),
-  jsonVsBareHttp: ratio(row("maxine", "json"), row("plain node:http ", "json")),
-  grpcVsJson: ratio(row("maxine", "grpc-h2load"), row("maxine", "json")),
-  bareHttp2VsBareHttp: ratio(row("plain node:http2", "grpc-h2load"), row("plain node:http ", "json")),
+  jsonVsBareHttp: ratio(row("maxine", "json-h2load"), row("plain node:http ", "json-h2load")),
+  jsonVsBareHttpGoClient: ratio(row("maxine", "json"), row("plain node:http ", "json")),
+  grpcVsJson: ratio(row("maxine", "grpc-h2load"), row("maxine", "json-h2load")),
+  bareHttp2VsBareHttp: ratio(row("plain node:http2", "grpc-h2load"), row("plain node:http ", "json-h2load")),
 };
 console.log(
-  `ratios: gRPC / bare node:http2 ${ratios.grpcVsBareHttp2.toFixed(2)} (h2load; Go client ${ratios.grpcVsBareHttp2GoClient.toFixed(2)}), Connect JSON / bare node:http ${ratios.jsonVsBareHttp.toFixed(2)}; beside them: Maxine gRPC / JSON ${ratios.grpcVsJson.toFixed(2)}, bare node:http2 / bare node:http ${ratios.bareHttp2VsBareHttp.toFixed(2)}`,
+  `ratios: gRPC / bare node:http2 ${ratios.grpcVsBareHttp2.toFixed(2)} (h2load; Go client ${ratios.grpcVsBareHttp2GoClient.toFixed(2)}), Connect JSON / bare node:http ${ratios.jsonVsBareHttp.toFixed(2)} (h2load; Go client ${ratios.jsonVsBareHttpGoClient.toFixed(2)}); beside them: Maxine gRPC / JSON ${ratios.grpcVsJson.toFixed(2)}, bare node:http2 / bare node:http ${ratios.bareHttp2VsBareHttp.toFixed(2)}`,
 );
 writeResult(
   "discover",
-  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1 (rows with protocol grpc-h2load: h2load, nghttp2's C client)", pinning: PINNING, rows, ratios },
+  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1 (rows with protocol grpc-h2load and json-h2load: h2load, nghttp2's C client)", pinning: PINNING, rows, ratios },
   barChart({
     title: `Discover throughput, ${C} concurrent callers (median of ${RUNS})`,
     unit: "requests/s",

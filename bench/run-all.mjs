@@ -111,7 +111,7 @@ const rows = [
         [
           "Discover against a bare Node.js server of the same protocol answering the same bytes (bench/plain-http*-server.mjs), same client, same run",
           "gRPC ≥ 0.9 of bare node:http2, Connect JSON ≥ 0.9 of bare node:http",
-          `gRPC ${disc.ratios.grpcVsBareHttp2.toFixed(2)} (h2load; Go client ${disc.ratios.grpcVsBareHttp2GoClient.toFixed(2)}), JSON ${disc.ratios.jsonVsBareHttp.toFixed(2)}; Maxine gRPC / JSON ${disc.ratios.grpcVsJson.toFixed(2)}, bare http2 / bare http ${disc.ratios.bareHttp2VsBareHttp.toFixed(2)}; client CPU (cores): ${disc.rows.map((r) => `${r.protocol} ${(r.client_cpu ?? NaN).toFixed(2)}`).join(", ")}`,
+          `gRPC ${disc.ratios.grpcVsBareHttp2.toFixed(2)} (h2load; Go client ${disc.ratios.grpcVsBareHttp2GoClient.toFixed(2)}), JSON ${disc.ratios.jsonVsBareHttp.toFixed(2)} (h2load; Go client ${(disc.ratios.jsonVsBareHttpGoClient ?? NaN).toFixed(2)}); Maxine gRPC / JSON ${disc.ratios.grpcVsJson.toFixed(2)}, bare http2 / bare http ${disc.ratios.bareHttp2VsBareHttp.toFixed(2)}; client CPU (cores): ${disc.rows.map((r) => `${r.protocol} ${(r.client_cpu ?? NaN).toFixed(2)}`).join(", ")}`,
           met(disc.ratios.grpcVsBareHttp2 >= 0.9 && disc.ratios.jsonVsBareHttp >= 0.9),
         ],
       ]),
@@ -188,7 +188,7 @@ const rows = [
         [
           `Both cores (MAXINE_WORKERS=2 against 1, Redis store, same run): Discover ${workers.concurrency} concurrent; watch fan-out at N = ${workers.watchers.toLocaleString("en-US")}`,
           "a gain: 2 workers / 1 worker > 1 for Discover; fan-out p99 reported",
-          `gRPC ${workers.discover.grpc.w2.per_second.toFixed(0)} vs ${workers.discover.grpc.w1.per_second.toFixed(0)} req/s (ratio ${workers.discover.grpc.ratio.toFixed(2)}, ${workers.grpc_client}), Connect JSON ${workers.discover.json.w2.per_second.toFixed(0)} vs ${workers.discover.json.w1.per_second.toFixed(0)} req/s (ratio ${workers.discover.json.ratio.toFixed(2)}); client CPU ${workers.discover.grpc.w2.client_cpu.toFixed(2)} / ${workers.discover.json.w2.client_cpu.toFixed(2)} cores of ${workers.cores} (median of ${workers.runs}); fan-out p99 ${ms(workers.fanout.w2.p99_ms)} vs ${ms(workers.fanout.w1.p99_ms)} (ratio ${workers.fanout.p99_ratio.toFixed(2)})`,
+          `gRPC ${workers.discover.grpc.w2.per_second.toFixed(0)} vs ${workers.discover.grpc.w1.per_second.toFixed(0)} req/s (ratio ${workers.discover.grpc.ratio.toFixed(2)}, ${workers.grpc_client}), Connect JSON ${workers.discover.json.w2.per_second.toFixed(0)} vs ${workers.discover.json.w1.per_second.toFixed(0)} req/s (ratio ${workers.discover.json.ratio.toFixed(2)}, ${workers.json_client ?? "Go loadgen"}); client CPU ${workers.discover.grpc.w2.client_cpu.toFixed(2)} / ${workers.discover.json.w2.client_cpu.toFixed(2)} cores of ${workers.cores} (median of ${workers.runs}); fan-out p99 ${ms(workers.fanout.w2.p99_ms)} vs ${ms(workers.fanout.w1.p99_ms)} (ratio ${workers.fanout.p99_ratio.toFixed(2)})`,
           met(workers.discover.grpc.ratio > 1 && workers.discover.json.ratio > 1),
         ],
       ]),

@@ -146,24 +146,26 @@ export async function startRedis() {
 }
 
 /**
- * h2loadDiscover drives gRPC Discover calls of service discover-bench with
+ * h2loadDiscover drives gRPC (or, protocol "json", Connect JSON over HTTP/1.1) Discover calls of service discover-bench with
  * h2load (nghttp2's C client; h2load is its path) for seconds after 2 s of
  * warm-up, over connections HTTP/2 connections with streams concurrent
  * streams each, pinned to cpus (pinned), and returns what loadgen's
  * discover would: req/s, p50, p99, errors, and the client's CPU in cores.
  * h2load checks the HTTP status only, not grpc-status.
  */
-export function h2loadDiscover(h2load, port, { seconds, connections, streams, cpus }) {
+export function h2loadDiscover(h2load, port, { seconds, connections, streams, cpus, protocol = "grpc" }) {
   const dir = mkdtempSync(join(tmpdir(), "maxine-h2load-"));
   try {
     const msg = toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "discover-bench" }));
     const frame = Buffer.alloc(5 + msg.length); // one gRPC message frame, uncompressed
     frame.writeUInt32BE(msg.length, 1);
     frame.set(msg, 5);
-    writeFileSync(join(dir, "body"), frame);
+    // protocol "json": Connect JSON over HTTP/1.1 (--h1), one request at a time per connection (-m 1: no pipelining)
+    writeFileSync(join(dir, "body"), protocol === "json" ? JSON.stringify({ service: "discover-bench" }) : frame);
     const log = join(dir, "log");
-    const args = ["-c", String(connections), "-m", String(streams), "-t", "1", "-D", String(seconds), "--warm-up-time=2", "-d", join(dir, "body")];
-    args.push("-H", "content-type: application/grpc", "-H", "te: trailers", `--log-file=${log}`);
+    const args = ["-c", String(connections), "-m", String(protocol === "json" ? 1 : streams), "-t", "1", "-D", String(seconds), "--warm-up-time=2", "-d", join(dir, "body")];
+    if (protocol === "json") args.push("--h1", "-H", "content-type: application/json", `--log-file=${log}`);
+    else args.push("-H", "content-type: application/grpc", "-H", "te: trailers", `--log-file=${log}`);
     args.push(`http://127.0.0.1:${port}/maxine.registry.v1.RegistryService/Discover`);
     // bash's `times` prints its children's CPU time (user, system) on its second line: the client's CPU
     const [cmd, cmdArgs] = pinned(cpus, h2load, args);

@@ -5,9 +5,10 @@
 //   1. Discover throughput, C concurrent callers for SECONDS (after 2 s of
 //      warm-up), over gRPC (h2load, nghttp2's C client, when it is on PATH:
 //      4 connections, C streams in all; the Go loadgen otherwise, its calls
-//      spread over 4 connections) and over Connect JSON on HTTP/1.1 (Go
-//      loadgen, one connection per caller). Several connections, because
-//      each connection is served by one worker.
+//      spread over 4 connections) and over Connect JSON on HTTP/1.1 (h2load
+//      --h1 when present, else the Go loadgen, which needs a core of its own
+//      at this rate; one connection per caller). Several connections,
+//      because each connection is served by one worker.
 //   2. Watch fan-out at N watchers (Go loadgen fanout, 4 watcher
 //      connections): one Register -> ADDED on all N, p99 of TRIALS.
 // Both servers run at once on one private redis-server (registries of their
@@ -88,7 +89,13 @@ try {
           H2LOAD !== undefined ? h2loadDiscover(H2LOAD, server.port, { seconds: SECONDS, connections: CONNS, streams: Math.ceil(C / CONNS) }) : loadgen("discover", ["-addr", addr, "-protocol", "grpc", "-conns", String(CONNS), "-c", String(C), "-duration", `${SECONDS}s`]),
         ),
       );
-      discover.json[server.workers].push(await measured(server, () => loadgen("discover", ["-addr", addr, "-protocol", "json", "-c", String(C), "-duration", `${SECONDS}s`])));
+      discover.json[server.workers].push(
+        await measured(server, async () =>
+          H2LOAD !== undefined
+            ? h2loadDiscover(H2LOAD, server.port, { seconds: SECONDS, connections: C, streams: 1, protocol: "json" })
+            : loadgen("discover", ["-addr", addr, "-protocol", "json", "-c", String(C), "-duration", `${SECONDS}s`]),
+        ),
+      );
     }
   }
   const fanout = {};
@@ -115,7 +122,7 @@ try {
     cores: availableParallelism(),
     load_average: loadavg()[0],
     grpc_client: H2LOAD !== undefined ? "h2load (nghttp2's C client)" : "Go loadgen (grpc-go)",
-    json_client: "Go loadgen (net/http)",
+    json_client: H2LOAD !== undefined ? "h2load --h1 (nghttp2's C client)" : "Go loadgen (net/http)",
     discover: {},
     fanout: { w1: fanout[1], w2: fanout[2], p99_ratio: fanout[2].p99_ms / fanout[1].p99_ms, median_ratio: fanout[2].median_ms / fanout[1].median_ms },
   };
@@ -126,7 +133,7 @@ try {
   }
 
   const f = (x, d = 0) => x.toFixed(d);
-  console.log(`Discover, ${C} concurrent callers, ${SECONDS} s after 2 s warm-up, median of ${RUNS} runs each (alternating); gRPC client: ${result.grpc_client}, ${CONNS} connections`);
+  console.log(`Discover, ${C} concurrent callers, ${SECONDS} s after 2 s warm-up, median of ${RUNS} runs each (alternating); gRPC client: ${result.grpc_client}, ${CONNS} connections; JSON client: ${result.json_client}, ${C} connections`);
   console.log("protocol | workers |   req/s (range)        | p50 ms | p99 ms | errors | client CPU | server CPU");
   for (const protocol of ["grpc", "json"]) {
     for (const w of ["w1", "w2"]) {
