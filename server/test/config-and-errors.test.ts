@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { availableParallelism } from "node:os";
 import { ConfigError, DIVIDED_AMONG_WORKERS, SETTINGS, loadConfig, redactUrl, secretsOf, workerShare } from "../src/config.js";
-import { Reason, RegistryError } from "../src/domain/errors.js";
+import { Reason, RegistryError, withoutStack } from "../src/domain/errors.js";
 import { reasonCodes, toConnectError } from "../src/rpc/errors.js";
 import { freePortForTest } from "./support/free-port.js";
 import { MAIN } from "./support/server-process.js";
@@ -27,6 +27,20 @@ describe("error mapping", () => {
     expect(err.rawMessage).toBe("registry temporarily unavailable, retry");
     const passthrough = new ConnectError("as is", Code.Aborted);
     expect(toConnectError(passthrough)).toBe(passthrough);
+  });
+
+  it("builds a core error and its RPC error without a stack trace (they are answers), and leaves stack traces on for everything else", () => {
+    const limit = Error.stackTraceLimit;
+    const err = new RegistryError(Reason.NOT_FOUND, "service default/x has no instances");
+    expect(err.stack).toBe("RegistryError: service default/x has no instances");
+    const mapped = toConnectError(err);
+    expect(mapped.code).toBe(Code.NotFound);
+    expect(mapped.rawMessage).toBe("service default/x has no instances");
+    expect(mapped.stack).not.toMatch(/\n\s+at /);
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(new Error("a fault").stack).toMatch(/\n\s+at /);
+    expect(() => withoutStack(() => { throw new Error("make failed"); })).toThrow("make failed");
+    expect(Error.stackTraceLimit).toBe(limit);
   });
 });
 

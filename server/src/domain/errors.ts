@@ -22,15 +22,32 @@ export type Reason = (typeof Reason)[keyof typeof Reason];
  * RegistryError is the one error type the core throws. Its message names the
  * field and the rule (`instance.port: must be 1..65535, got 0`); callers map
  * the reason, never the message.
+ *
+ * It is an answer, not a fault: it carries no stack trace. Capturing one
+ * cost more than the rest of a refused call (a Discover of a service with
+ * no instances, a hostile client's bad requests), and nothing reads it.
  */
 export class RegistryError extends Error {
   override readonly name = "RegistryError";
+  readonly reason: Reason;
 
-  constructor(
-    readonly reason: Reason,
-    message: string,
-  ) {
+  constructor(reason: Reason, message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
+    this.reason = reason;
+  }
+}
+
+/** withoutStack runs make (an error's constructor) without capturing a stack trace: for errors that are answers, not faults. */
+export function withoutStack<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Reason, RegistryError } from "../domain/errors.js";
+import { Reason, RegistryError, withoutStack } from "../domain/errors.js";
 
 /**
  * reasonCodes maps every core error reason to one RPC code. Store and
@@ -24,6 +24,6 @@ export const reasonCodes: Record<Reason, Code> = {
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (err instanceof RegistryError) return new ConnectError(err.message, reasonCodes[err.reason]);
+  if (err instanceof RegistryError) return withoutStack(() => new ConnectError(err.message, reasonCodes[err.reason]));
   return new ConnectError("registry temporarily unavailable, retry", Code.Unavailable, undefined, undefined, err);
 }
