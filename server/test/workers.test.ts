@@ -199,6 +199,8 @@ describe("two workers on one port and one Redis", () => {
     for (let i = 0; i < 5; i++) await b.unary("Discover", { service });
     // each scrape may reach either worker; every one of them must give the sum
     for (let i = 0; i < 4; i++) expect(await metric(url, sample)).toBe(before + 8);
+    // scrapes at once (those a worker receives while one is answered share its answer): every one whole and the same
+    expect(new Set(await Promise.all(Array.from({ length: 40 }, () => metric(url, sample))))).toEqual(new Set([before + 8]));
     expect(await metric(url, "maxine_workers")).toBe(2);
     // every worker holds the whole registry: one more instance is one more, not two
     expect(await metric(url, "maxine_instances")).toBe(instancesBefore + 1);

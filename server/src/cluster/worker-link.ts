@@ -62,8 +62,11 @@ export class WorkerLink {
   metricsOf(local: MetricsRegistry): () => Promise<Rendered> {
     new AggregatorRegistry(); // its constructor starts answering the primary's collection requests
     AggregatorRegistry.setRegistries([local]);
+    // Scrapes that arrive while one is being answered share its answer: a flood of them costs one round
+    // through the primary and every worker at a time, not one each.
+    let inFlight: Promise<Rendered> | undefined;
     return () =>
-      new Promise<Rendered>((resolve, reject) => {
+      (inFlight ??= new Promise<Rendered>((resolve, reject) => {
         const id = this.nextId++;
         const timer = setTimeout(() => {
           this.pending.delete(id);
@@ -71,7 +74,7 @@ export class WorkerLink {
         }, METRICS_TIMEOUT_MS);
         this.pending.set(id, { resolve, reject, timer });
         this.send({ maxine: "metrics", id });
-      });
+      }).finally(() => (inFlight = undefined)));
   }
 
   private send(m: WorkerMessage): void {
