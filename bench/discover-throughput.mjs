@@ -32,14 +32,20 @@
 //
 // The references for each protocol: bench/plain-http-server.mjs (JSON over
 // HTTP/1.1) and bench/plain-http2-server.mjs (gRPC over HTTP/2, driven by the
-// same two clients), answering the same bytes (bench/discover-answer.mjs);
+// same two clients), answering the same bytes: Maxine's own answer, saved
+// before the reference servers start;
 // the ratios of Maxine to them are issue 23's first target. Each row gives
 // its client's CPU (cores used while measuring) to show whether the client,
 // not the server, was the bottleneck.
 //
 // Usage: node bench/discover-throughput.mjs [seconds=10] [concurrency=50] [runs=3]
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { DiscoverRequestSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { barChart } from "./chart.mjs";
 import { buildLoadgen, CAN_PIN, ensureCommand, h2loadDiscover, loadgen, pinMainThread, startServer, writeResult } from "./support.mjs";
 
@@ -51,6 +57,10 @@ const SERVER_CPUS = "0";
 const CLIENT_CPUS = "1";
 const PINNING = CAN_PIN ? `servers' main threads on CPU ${SERVER_CPUS}, client on CPU ${CLIENT_CPUS}` : "not pinned (no taskset)";
 buildLoadgen();
+const answers = mkdtempSync(join(tmpdir(), "maxine-answer-"));
+const ANSWER_JSON = join(answers, "discover.json");
+const ANSWER_PROTO = join(answers, "discover.binpb");
+process.on("exit", () => rmSync(answers, { recursive: true, force: true }));
 
 const runs = async (target, protocol) => {
   const out = [];
@@ -74,6 +84,7 @@ try {
     });
     if (!res.ok) throw new Error(`register: HTTP ${res.status}: ${await res.text()}`);
   }
+  await saveAnswers(server.port);
   for (const protocol of ["json", "grpc"]) results.push({ server: "maxine", protocol, runs: await runs(`127.0.0.1:${server.port}`, protocol) });
   results.push({ server: "maxine", protocol: "grpc-h2load", runs: h2loadRuns(server.port) });
   results.push({ server: "maxine", protocol: "json-h2load", runs: h2loadRuns(server.port, "json") });
@@ -81,9 +92,24 @@ try {
   await server.stop();
 }
 
-/** reference runs a bare reference server (its script prints its port), pinned like Maxine, for the duration of f(port). */
+/**
+ * saveAnswers keeps the bytes Maxine answers a Discover with, as Connect
+ * JSON and as protobuf, for the reference servers to send: the same bytes
+ * (round robin changes only the instance, of the same size).
+ */
+async function saveAnswers(port) {
+  for (const [type, file] of [["application/json", ANSWER_JSON], ["application/proto", ANSWER_PROTO]]) {
+    const body = type === "application/json" ? JSON.stringify({ service: "discover-bench" }) : toBinary(DiscoverRequestSchema, create(DiscoverRequestSchema, { service: "discover-bench" }));
+    const res = await fetch(`http://127.0.0.1:${port}/maxine.registry.v1.RegistryService/Discover`, { method: "POST", headers: { "content-type": type }, body });
+    if (!res.ok) throw new Error(`discover (${type}): HTTP ${res.status}: ${await res.text()}`);
+    writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+  }
+}
+
+/** reference runs a bare reference server (its script prints its port) answering Maxine's saved answer, pinned like Maxine, for the duration of f(port). */
 async function reference(script, f) {
-  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], { stdio: ["ignore", "pipe", "inherit"] });
+  const env = { ...process.env, BENCH_ANSWER_JSON: ANSWER_JSON, BENCH_ANSWER_PROTO: ANSWER_PROTO };
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], { stdio: ["ignore", "pipe", "inherit"], env });
   try {
     const port = await new Promise((resolve, reject) => {
       child.stdout.once("data", (d) => {

@@ -6,13 +6,18 @@
 // registry work, no routing, no interceptors: the ceiling one Node.js process
 // with HTTP/2 reaches on this machine for the same bytes.
 //
-// Usage: node bench/plain-http2-server.mjs; prints its port on stdout.
+// Usage: node bench/plain-http2-server.mjs; prints its port on stdout. With
+// BENCH_ANSWER_PROTO naming a file, it answers that file's bytes (a
+// DiscoverResponse in protobuf: the bench saves Maxine's own answer there).
+import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { fromBinary, fromJson, toBinary } from "@bufbuild/protobuf";
 import { DiscoverRequestSchema, DiscoverResponseSchema } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
 import { DISCOVER_ANSWER } from "./discover-answer.mjs";
 
-const message = toBinary(DiscoverResponseSchema, fromJson(DiscoverResponseSchema, DISCOVER_ANSWER));
+const message = process.env.BENCH_ANSWER_PROTO
+  ? readFileSync(process.env.BENCH_ANSWER_PROTO)
+  : toBinary(DiscoverResponseSchema, fromJson(DiscoverResponseSchema, DISCOVER_ANSWER));
 const frame = Buffer.alloc(5 + message.length);
 frame.writeUInt32BE(message.length, 1);
 frame.set(message, 5);

@@ -46,6 +46,28 @@ describe("Discover: filters, status and zones", () => {
     expect(registry.discover(q()).all).toEqual([]);
   });
 
+  it("follows every change of what serves: status, an operator's override, a removal, a new instance (the serving list is cached per service)", async () => {
+    const { registry } = makeCore();
+    const key = (id: string) => ({ namespace: "default", service: "payments", instanceId: id });
+    const chosen = () => new Set(Array.from({ length: 6 }, () => registry.discover(q()).chosen!.instanceId));
+    await registry.register(instance("a"), undefined);
+    await registry.register(instance("b"), undefined);
+    expect(chosen()).toEqual(new Set(["a", "b"]));
+    await registry.register(instance("a", { status: "NOT_SERVING" }), undefined);
+    expect(chosen()).toEqual(new Set(["b"]));
+    await registry.setOperatorStatus(key("b"), "DRAINING");
+    expect(() => registry.discover(q())).toThrow("none serving");
+    await registry.register(instance("a"), undefined);
+    expect(chosen()).toEqual(new Set(["a"]));
+    await registry.setOperatorStatus(key("b"), "NONE");
+    expect(chosen()).toEqual(new Set(["a", "b"]));
+    await registry.register(instance("c"), undefined);
+    expect(chosen()).toEqual(new Set(["a", "b", "c"]));
+    await registry.deregister(key("a"));
+    expect(chosen()).toEqual(new Set(["b", "c"]));
+    expect(registry.discover(q({ includeAll: true })).all.map((r) => r.instanceId)).toEqual(["b", "c"]);
+  });
+
   it("says NOT_FOUND, and why, when nothing can be chosen", async () => {
     const { registry } = makeCore();
     expect(() => registry.discover(q())).toThrow("service default/payments has no instances");

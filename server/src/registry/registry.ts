@@ -588,9 +588,10 @@ export class Registry {
     if (view === undefined) {
       throw new RegistryError(Reason.NOT_FOUND, `service ${namespace}/${service} has no instances`);
     }
-    const sorted = view.sorted();
-    const all = isEmptyFilter(filter) ? sorted : sorted.filter((r) => matches(filter, r));
-    let candidates = all.filter((r) => effectiveStatus(r) === "SERVING");
+    const unfiltered = isEmptyFilter(filter);
+    const all = unfiltered ? view.sorted() : view.sorted().filter((r) => matches(filter, r));
+    // a Discover without a filter (most of them) takes the view's cached list: nothing is built per call
+    let candidates = unfiltered ? view.serving() : all.filter((r) => effectiveStatus(r) === "SERVING");
     if (q.preferredZone !== "") {
       const inZone = candidates.filter((r) => r.zone === q.preferredZone);
       if (inZone.length > 0) candidates = inZone;
@@ -602,7 +603,7 @@ export class Registry {
         `service ${namespace}/${service} has no SERVING instance matching the filter (${view.size} registered, ${all.length} matching, none serving)`,
       );
     }
-    const chosen = candidates.length === 0 ? undefined : this.selector.select(`${namespace}/${service}`, candidates, q.strategy, q.hashKey, (r) => this.loadOf(r));
+    const chosen = candidates.length === 0 ? undefined : this.selector.select(view, candidates, q.strategy, q.hashKey, this.loadOfRecord);
     if (!q.includeAll) return { chosen, all: NONE, leases: NONE, revision: this.store.revision() };
     return { chosen, all, leases: all.map((r) => this.leaseStateOf(r)), revision: this.store.revision() };
   }
@@ -655,9 +656,8 @@ export class Registry {
     for (const stream of open) this.release(stream);
   }
 
-  private loadOf(r: InstanceRecord): number {
-    return this.leases.get(keyString(r))?.load ?? 0;
-  }
+  /** loadOfRecord is the load an instance last reported here (LEAST_LOADED); one function for every Discover. */
+  private readonly loadOfRecord = (r: InstanceRecord): number => this.leases.get(keyString(r))?.load ?? 0;
 
   private ttlOf(ttlMs: number | undefined): number {
     if (ttlMs === undefined) return this.lease.defaultTtlMs;

@@ -6,7 +6,6 @@ import type { InstanceRecord } from "../domain/instance.js";
 export type Strategy = "ROUND_ROBIN" | "RANDOM" | "WEIGHTED" | "LEAST_LOADED" | "CONSISTENT_HASH" | "RENDEZVOUS";
 
 const RING_CACHE_MAX = 256;
-const ROUND_ROBIN_MAX = 10_000;
 
 /**
  * Selector chooses one instance among candidates (sorted by instance id).
@@ -14,13 +13,17 @@ const ROUND_ROBIN_MAX = 10_000;
  * candidate set, so repeated Discovers on an unchanged service build nothing.
  */
 export class Selector {
-  private readonly counters = new Map<string, number>();
+  // Keyed by the service's view (an object the store keeps while the
+  // service has instances): no key string built per call, and a service's
+  // counter goes with its view.
+  private readonly counters = new WeakMap<object, { n: number }>();
   private readonly rings = new Map<string, HashRing>();
 
   constructor(private readonly random: Random = Math.random) {}
 
+  /** select picks among candidates; scope is the service's view, whose round-robin counter ROUND_ROBIN advances. */
   select(
-    scope: string,
+    scope: object,
     candidates: readonly InstanceRecord[],
     strategy: Strategy,
     hashKey: string,
@@ -29,9 +32,10 @@ export class Selector {
     const n = candidates.length;
     switch (strategy) {
       case "ROUND_ROBIN": {
-        if (this.counters.size > ROUND_ROBIN_MAX) this.counters.clear();
-        const c = this.counters.get(scope) ?? 0;
-        this.counters.set(scope, (c + 1) % 1_000_000_007);
+        let counter = this.counters.get(scope);
+        if (counter === undefined) this.counters.set(scope, (counter = { n: 0 }));
+        const c = counter.n;
+        counter.n = (c + 1) % 1_000_000_007;
         return candidates[c % n]!;
       }
       case "RANDOM":

@@ -28,6 +28,8 @@ export interface ServiceView {
   readonly servingCount: number;
   /** sorted returns the instances in instance_id order; cached until the service changes. */
   sorted(): readonly InstanceRecord[];
+  /** serving returns the SERVING instances (by effective status) in instance_id order; cached like sorted. */
+  serving(): readonly InstanceRecord[];
   get(instanceId: string): InstanceRecord | undefined;
 }
 

@@ -5,6 +5,7 @@ class ServiceEntry implements ServiceView {
   readonly instances = new Map<string, InstanceRecord>();
   servingCount = 0;
   private cache: InstanceRecord[] | undefined;
+  private servingCache: readonly InstanceRecord[] | undefined;
 
   get size(): number {
     return this.instances.size;
@@ -23,12 +24,21 @@ class ServiceEntry implements ServiceView {
     return this.cache;
   }
 
+  serving(): readonly InstanceRecord[] {
+    if (this.servingCache === undefined) {
+      const all = this.sorted();
+      this.servingCache = this.servingCount === all.length ? all : all.filter((r) => effectiveStatus(r) === "SERVING");
+    }
+    return this.servingCache;
+  }
+
   set(r: InstanceRecord): void {
     const old = this.instances.get(r.instanceId);
     if (old !== undefined && effectiveStatus(old) === "SERVING") this.servingCount--;
     if (effectiveStatus(r) === "SERVING") this.servingCount++;
     this.instances.set(r.instanceId, r);
     this.cache = undefined;
+    this.servingCache = undefined;
   }
 
   delete(instanceId: string): void {
@@ -37,6 +47,7 @@ class ServiceEntry implements ServiceView {
     if (effectiveStatus(old) === "SERVING") this.servingCount--;
     this.instances.delete(instanceId);
     this.cache = undefined;
+    this.servingCache = undefined;
   }
 }
 

@@ -13,15 +13,19 @@ import { Code, ConnectError } from "@connectrpc/connect";
  */
 export function eachChunk(req: Readable, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
+    // The listeners stay on the request once it settled (it ends with the
+    // call: removing four listeners cost more than the call's routing), and
+    // do nothing then; the error listener staying keeps a late stream error
+    // from being thrown as unhandled.
+    let settled = false;
     const settle = (err?: Error): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("close", onClose);
+      if (settled) return;
+      settled = true;
       if (err === undefined) resolve();
       else reject(err);
     };
     const onData = (chunk: Buffer): void => {
+      if (settled) return;
       try {
         onChunk(chunk);
       } catch (err) {
