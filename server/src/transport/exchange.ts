@@ -128,13 +128,16 @@ export class StreamExchange implements Exchange {
     const stream = this.body;
     if (stream.closed || stream.headersSent) return;
     const h = this.extraHeaders === undefined ? head : { ...this.extraHeaders, ...head };
+    // Node copies the headers it is given and takes a missing :status as
+    // 200: a call answered 200 passes its framing's object as it is.
+    const withStatus = status === 200 ? h : { ":status": status, ...h };
     if (mode === "trailers") {
       // The "wantTrailers" listener is added by end(): not one more closure
       // for each of the many streams held open for hours.
-      stream.respond({ ":status": status, ...h }, { waitForTrailers: true });
+      stream.respond(withStatus, WAIT_FOR_TRAILERS);
       this.waitsForTrailers = true;
     } else {
-      stream.respond({ ":status": status, ...h }, { endStream: mode === "end" });
+      stream.respond(withStatus, mode === "end" ? END_STREAM : NOT_END_STREAM);
       if (mode === "end") cutUnread(stream);
     }
   }
@@ -147,14 +150,9 @@ export class StreamExchange implements Exchange {
     const stream = this.body;
     if (stream.closed || stream.writableEnded) return;
     if (this.waitsForTrailers) {
-      stream.once("wantTrailers", () => {
-        // Trailers are the call's status: the stream is not cut after them
-        // (an RST_STREAM right after could overtake them); a request body
-        // still coming is read and dropped until the client ends it.
-        if (stream.closed) return;
-        stream.sendTrailers(trailers ?? {});
-        stream.resume();
-      });
+      (stream as TrailingStream)[TRAILERS] = trailers ?? NO_TRAILERS;
+      // "wantTrailers" comes once: on, with one function for every stream
+      stream.on("wantTrailers", sendTrailers);
     }
     if (last === undefined) stream.end();
     else stream.end(last);
@@ -180,6 +178,27 @@ export class StreamExchange implements Exchange {
       if (!stream.writableFinished || stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) signal.abort(clientCancelled());
     });
   }
+}
+
+/** The options of ServerHttp2Stream.respond, one object each for every call (Node copies them). */
+const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true });
+const NOT_END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: false });
+
+/** TRAILERS is where a stream answered with trailers keeps them until Node asks for them. */
+const TRAILERS = Symbol("trailers");
+const NO_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({});
+type TrailingStream = http2.ServerHttp2Stream & { [TRAILERS]?: http2.OutgoingHttpHeaders };
+
+/** sendTrailers is every stream's "wantTrailers" listener. */
+function sendTrailers(this: TrailingStream): void {
+  // Trailers are the call's status: the stream is not cut after them (an
+  // RST_STREAM right after could overtake them); a request body still
+  // coming is read and dropped until the client ends it.
+  if (this.closed) return;
+  this.sendTrailers(this[TRAILERS]!);
+  this[TRAILERS] = undefined;
+  this.resume();
 }
 
 /**

@@ -137,6 +137,8 @@ function grpcLike(protocol: "grpc" | "grpc-web", contentType: string, codec: Cod
     const trailer = status === OK_STATUS ? OK_WEB_TRAILER : grpcWebTrailer(status);
     ex.end(last === undefined ? trailer : Buffer.concat([last, trailer]));
   };
+  // the response headers of a call whose handler set none: one frozen object for every such call
+  const okHead: Head = Object.freeze({ "content-type": contentType, "grpc-accept-encoding": "gzip" });
   return {
     protocol,
     codec,
@@ -145,8 +147,7 @@ function grpcLike(protocol: "grpc" | "grpc-web", contentType: string, codec: Cod
     requestEncoding: (ex) => encodingOf(ex.header("grpc-encoding"), "grpc-encoding"),
     timeout: grpcTimeout,
     start(ex, meta) {
-      const head: Head = { "content-type": contentType, "grpc-accept-encoding": "gzip" };
-      ex.respond(200, meta?.headerIfSet === undefined ? head : withHeaders(head, meta.headerIfSet), web ? "body" : "trailers");
+      ex.respond(200, meta?.headerIfSet === undefined ? okHead : withHeaders({ ...okHead }, meta.headerIfSet), web ? "body" : "trailers");
     },
     answer(ex, frame, meta) {
       // the answer and its status leave together: one write
