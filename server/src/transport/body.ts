@@ -36,9 +36,13 @@ export function eachChunk(req: Readable, onChunk: (chunk: Buffer) => void): Prom
     const onEnd = (): void => settle();
     // A stream that fails (reset, a connection the client broke: ERR_HTTP2_*,
     // ECONNRESET) is the client's doing: the call is cancelled, not failed.
-    const onError = (err: Error): void =>
-      settle(new ConnectError(`request: the client's stream failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, Code.Canceled));
-    const onClose = (): void => settle(new ConnectError("request: the client closed the request before its body ended", Code.Canceled));
+    const onError = (err: Error): void => {
+      if (!settled) settle(new ConnectError(`request: the client's stream failed (${(err as NodeJS.ErrnoException).code ?? err.message})`, Code.Canceled));
+    };
+    // every request closes, most after their body ended (settled by then)
+    const onClose = (): void => {
+      if (!settled) settle(new ConnectError("request: the client closed the request before its body ended", Code.Canceled));
+    };
     req.on("data", onData);
     req.on("end", onEnd);
     req.on("error", onError);
