@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Using both cores (issue 23, target 6): the same load against the same
-// Redis-backed server started with MAXINE_WORKERS=1 and MAXINE_WORKERS=2, in
-// the same run, and the ratio 2 workers / 1 worker:
+// server started with MAXINE_WORKERS=1 and MAXINE_WORKERS=2, in the same
+// run, and the ratio 2 workers / 1 worker, on the Redis store or (STORE =
+// memory) on the memory store, where the registry lives in the primary and
+// every write is forwarded to it over IPC:
 //   1. Discover throughput, C concurrent callers for SECONDS (after 2 s of
 //      warm-up), over gRPC (h2load, nghttp2's C client, when it is on PATH:
 //      4 connections, C streams in all; the Go loadgen otherwise, its calls
@@ -9,16 +11,18 @@
 //      --h1 when present, else the Go loadgen, which needs a core of its own
 //      at this rate; one connection per caller). Several connections,
 //      because each connection is served by one worker.
-//   2. Watch fan-out at N watchers (Go loadgen fanout, 4 watcher
+//   2. Register throughput (Go loadgen register over gRPC, C writers spread
+//      over 4 connections, each Register a new instance with a lease).
+//   3. Watch fan-out at N watchers (Go loadgen fanout, 4 watcher
 //      connections): one Register -> ADDED on all N, p99 of TRIALS.
-// Both servers run at once on one private redis-server (registries of their
-// own), and the runs alternate between them, so that a drift of the
+// Both servers run at once (on Redis: on one private redis-server, with
+// registries of their own), and the runs alternate between them, so that a drift of the
 // machine's speed touches both alike. Nothing is pinned: the two workers
 // need both cores, and the load client shares them, so each row gives the
 // client's CPU and the server's (primary and workers, from /proc), in cores.
-// Writes docs/benchmarks/workers.json.
+// Writes docs/benchmarks/workers.json (STORE=redis) or workers-memory.json.
 //
-// Usage: node bench/workers.mjs [seconds=10] [concurrency=50] [runs=3] [watchers=1000] [trials=20]
+// Usage: node bench/workers.mjs [seconds=10] [concurrency=50] [runs=3] [watchers=1000] [trials=20] [store=redis|memory]
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
@@ -29,6 +33,8 @@ const C = Number(process.argv[3] ?? 50);
 const RUNS = Number(process.argv[4] ?? 3);
 const N = Number(process.argv[5] ?? 1000);
 const TRIALS = Number(process.argv[6] ?? 20);
+const STORE = process.argv[7] ?? "redis";
+if (STORE !== "redis" && STORE !== "memory") throw new Error(`store: must be redis or memory, got ${STORE}`);
 const CONNS = 4;
 // watchers per connection stay within MAXINE_MAX_WATCHERS_PER_CONNECTION (1,000 by default), as in fanout-vs-etcd.mjs
 const WATCH_CONNS = Math.max(CONNS, Math.ceil(N / 1000));
@@ -60,14 +66,17 @@ async function measured(server, f) {
   return { ...r, server_cpu: (cpuOf(server.pids) - cpu0) / seconds };
 }
 
-const redis = await startRedis();
+const redis = STORE === "redis" ? await startRedis() : undefined;
 const servers = [];
 try {
   for (const workers of [1, 2]) {
     const s = await startServer({
-      MAXINE_STORE: "redis",
-      MAXINE_REDIS_URL: redis.url,
-      MAXINE_REDIS_REGISTRY: `bench-workers-${workers}`,
+      ...(redis !== undefined
+        ? { MAXINE_STORE: "redis", MAXINE_REDIS_URL: redis.url, MAXINE_REDIS_REGISTRY: `bench-workers-${workers}` }
+        : { MAXINE_STORE: "memory", MAXINE_DATA_DIR: "off" }),
+      // the Register runs create more instances than one principal may own by default
+      MAXINE_MAX_INSTANCES_PER_PRINCIPAL: "10000000",
+      MAXINE_MAX_INSTANCES: "10000000",
       MAXINE_WORKERS: String(workers),
       MAXINE_LOG_LEVEL: "info",
     });
@@ -100,6 +109,15 @@ try {
       );
     }
   }
+  const register = { 1: [], 2: [] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const server of servers) {
+      const addr = `127.0.0.1:${server.port}`;
+      register[server.workers].push(
+        await measured(server, () => loadgen("register", ["-target", "maxine", "-addr", addr, "-protocol", "grpc", "-conns", String(CONNS), "-c", String(C), "-duration", `${SECONDS}s`])),
+      );
+    }
+  }
   const fanout = {};
   for (const server of servers) {
     const r = await measured(server, () => loadgen("fanout", ["-target", "maxine", "-addr", `127.0.0.1:${server.port}`, "-n", String(N), "-conns", String(WATCH_CONNS), "-warmup", "2", "-trials", String(TRIALS)]));
@@ -114,7 +132,8 @@ try {
     return { per_second: m.per_second, p50_ms: m.p50_ms, p99_ms: m.p99_ms, errors: m.errors, client_cpu: m.client_cpu, server_cpu: m.server_cpu, min_per_second: sorted[0].per_second, max_per_second: sorted.at(-1).per_second, all: runs };
   };
   const result = {
-    scenario: "MAXINE_WORKERS=2 against MAXINE_WORKERS=1, same Redis-backed server, same load, same run",
+    scenario: `MAXINE_WORKERS=2 against MAXINE_WORKERS=1, same ${STORE === "redis" ? "Redis-backed server" : "memory-store server (the registry in the primary with workers)"}, same load, same run`,
+    store: STORE,
     seconds: SECONDS,
     concurrency: C,
     runs: RUNS,
@@ -126,12 +145,18 @@ try {
     grpc_client: H2LOAD !== undefined ? "h2load (nghttp2's C client)" : "Go loadgen (grpc-go)",
     json_client: H2LOAD !== undefined ? "h2load --h1 (nghttp2's C client)" : "Go loadgen (net/http)",
     discover: {},
+    register: {},
     fanout: { w1: fanout[1], w2: fanout[2], p99_ratio: fanout[2].p99_ms / fanout[1].p99_ms, median_ratio: fanout[2].median_ms / fanout[1].median_ms },
   };
   for (const protocol of ["grpc", "json"]) {
     const w1 = row(discover[protocol][1]);
     const w2 = row(discover[protocol][2]);
     result.discover[protocol] = { w1, w2, ratio: w2.per_second / w1.per_second };
+  }
+  {
+    const w1 = row(register[1]);
+    const w2 = row(register[2]);
+    result.register = { w1, w2, ratio: w2.per_second / w1.per_second };
   }
 
   const f = (x, d = 0) => x.toFixed(d);
@@ -146,14 +171,20 @@ try {
     }
     console.log(`${protocol}: 2 workers / 1 worker = ${f(result.discover[protocol].ratio, 2)}`);
   }
+  console.log(`Register (gRPC, Go loadgen, ${C} writers on ${CONNS} connections), ${SECONDS} s, median of ${RUNS} runs:`);
+  for (const w of ["w1", "w2"]) {
+    const r = result.register[w];
+    console.log(`  ${w.slice(1)} worker(s): ${f(r.per_second)} req/s (${f(r.min_per_second)}–${f(r.max_per_second)}), p99 ${f(r.p99_ms, 2)} ms, errors ${r.errors}, client CPU ${f(r.client_cpu ?? NaN, 2)}, server CPU ${f(r.server_cpu, 2)}`);
+  }
+  console.log(`  Register: 2 workers / 1 worker = ${f(result.register.ratio, 2)}`);
   console.log(`watch fan-out, ${N} watchers on ${WATCH_CONNS} connections, ${TRIALS} trials after 2 unmeasured:`);
   for (const w of ["w1", "w2"]) {
     const r = result.fanout[w];
     console.log(`  ${w.slice(1)} worker(s): median ${f(r.median_ms, 1)} ms, p99 ${f(r.p99_ms, 1)} ms (server CPU ${f(r.server_cpu, 2)} cores)`);
   }
   console.log(`  p99 2 workers / 1 worker = ${f(result.fanout.p99_ratio, 2)} (lower is better)`);
-  writeResult("workers", result);
+  writeResult(STORE === "redis" ? "workers" : "workers-memory", result);
 } finally {
   for (const s of servers) await s.stop();
-  await redis.stop();
+  await redis?.stop();
 }

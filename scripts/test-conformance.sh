@@ -7,12 +7,15 @@
 # connect-es does); fails on any failure. No known-failing lists, no skips.
 # A third run serves the suite from two worker processes on a private
 # redis-server (MAXINE_WORKERS=2, MAXINE_STORE=redis, Maxine's framing;
-# docs/workers.md): the suite's connections land on both workers.
+# docs/workers.md): the suite's connections land on both workers. A fourth
+# serves it from two workers on the memory store (the registry in the
+# primary, the workers its replicas over IPC).
 # See docs/conformance.md.
 #
-#   scripts/test-conformance.sh           all three runs
-#   scripts/test-conformance.sh on        Maxine's framing only
-#   scripts/test-conformance.sh workers   two workers on Redis only
+#   scripts/test-conformance.sh                  all four runs
+#   scripts/test-conformance.sh on               Maxine's framing only
+#   scripts/test-conformance.sh workers          two workers on Redis only
+#   scripts/test-conformance.sh workers-memory   two workers on the memory store only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/conformance-version.sh
@@ -33,7 +36,7 @@ server=(node .tmp/conformance/test/conformance/server.js)
 run() {
   local mode=$1 conf=$2
   shift 2
-  local out=".tmp/conformance-$mode${1:+-workers}.log"
+  local out=".tmp/conformance-$mode${1:+-workers}${2:+-${2#MAXINE_STORE=}}.log"
   echo "conformance (MAXINE_FAST_PATH=$mode${1:+ $*}, $conf):"
   local rc=0
   env "$@" MAXINE_FAST_PATH=$mode "$runner" --mode server --conf "$conf" --parallel 2 --max-servers 2 \
@@ -72,7 +75,7 @@ redis_stop() {
 }
 trap redis_stop EXIT
 
-modes=${1:-on off workers}
+modes=${1:-on off workers workers-memory}
 status=0
 for mode in $modes; do
   case $mode in
@@ -87,7 +90,8 @@ for mode in $modes; do
       fi
       redis_stop
       ;;
-    *) echo "unknown mode $mode (on, off, workers)" >&2; exit 2 ;;
+    workers-memory) run on "$dir/config.yaml" MAXINE_WORKERS=2 MAXINE_STORE=memory MAXINE_DATA_DIR=off || status=1 ;;
+    *) echo "unknown mode $mode (on, off, workers, workers-memory)" >&2; exit 2 ;;
   esac
 done
 exit $status

@@ -31,6 +31,7 @@ func registerCommand(ctx context.Context, args []string) (any, error) {
 	d := fs.Duration("duration", 10*time.Second, "measured time")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured time first")
 	ttl := fs.Duration("ttl", 60*time.Second, "lease TTL of each entry (long enough that none expires during the run)")
+	conns := fs.Int("conns", 1, "maxine grpc: HTTP/2 connections the writers are spread over (a server of several worker processes serves each connection in one of them)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -46,15 +47,20 @@ func registerCommand(ctx context.Context, args []string) (any, error) {
 	client := ""
 	switch {
 	case *target == "maxine" && *proto == "grpc":
-		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return nil, err
+		clients := make([]registryv1.RegistryServiceClient, max(1, *conns))
+		for i := range clients {
+			cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return nil, err
+			}
+			defer cc.Close()
+			clients[i] = registryv1.NewRegistryServiceClient(cc)
 		}
-		defer cc.Close()
-		rc := registryv1.NewRegistryServiceClient(cc)
 		lease := durationpb.New(*ttl)
+		var turn atomic.Int64
 		call = func(ctx context.Context) error {
 			service, id := next()
+			rc := clients[int(turn.Add(1))%len(clients)]
 			_, err := rc.Register(ctx, &registryv1.RegisterRequest{
 				Instance: &registryv1.Instance{Service: service, InstanceId: id, Host: "10.0.0.1", Port: 8080, Zone: "z1"},
 				LeaseTtl: lease,

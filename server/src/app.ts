@@ -31,6 +31,8 @@ import { ServingState } from "./rpc/serving-state.js";
 import type { Service } from "./rpc/service.js";
 import { FlushScheduler } from "./rpc/stream-output.js";
 import { MemoryStore } from "./store/memory-store.js";
+import { PrimaryConfigStore } from "./cluster/primary-config-store.js";
+import { PrimaryStore, type PrimaryLink } from "./cluster/primary-store.js";
 import { RedisStore } from "./store/redis-store.js";
 import type { Store } from "./store/store.js";
 import { connectRoutes, peerValues } from "./transport/connect-routes.js";
@@ -96,6 +98,8 @@ export interface StartOptions {
 /** WorkerRole is what a worker process adds: its cluster id, and how a scrape reaches every worker's metrics (cluster/worker-link.ts). */
 export interface WorkerRole {
   readonly id: number;
+  /** link reaches the registry and the configuration store the primary holds (MAXINE_STORE=memory). */
+  readonly link: PrimaryLink;
   /** metricsOf is given this worker's metrics registry and returns what renders a scrape of /metrics. */
   metricsOf(local: Metrics["registry"]): () => Promise<{ contentType: string; body: string }>;
 }
@@ -120,7 +124,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
       throw new ConfigError((err as Error).message);
     }
   }
-  const store: Store = opts.store ?? (config.store === "redis" ? await connectRedis(config, clock, log) : new MemoryStore());
+  const store: Store = opts.store ?? (await openStore(config, clock, log, opts.worker));
   const limits = {
     maxTags: config.maxTags,
     maxTagLength: config.maxTagLength,
@@ -194,7 +198,11 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
     openWatches.endAll(new ConnectError("the access policy changed; reconnect (and resume) to watch under it", Code.Unavailable));
   });
   const serviceConfig = new ServiceConfig({
-    open: () => openConfigStore(config, log),
+    open: () =>
+      // with workers on the memory store, the primary alone opens the configuration store (one process per MAXINE_DATA_DIR)
+      opts.worker !== undefined && config.store === "memory"
+        ? PrimaryConfigStore.connect(opts.worker.link, { maxKeysPerService: config.configMaxKeysPerService, historyDepth: config.configHistoryDepth })
+        : openConfigStore(config, log),
     clock,
     logger: log,
     audit: config.auditLog,
@@ -416,7 +424,7 @@ export async function startMaxine(config: Config, opts: StartOptions): Promise<M
  * LevelDB in MAXINE_DATA_DIR (the default), memory with MAXINE_DATA_DIR=off,
  * Redis (shared by the replicas) with MAXINE_STORE=redis.
  */
-function openConfigStore(config: Config, logger: Logger): Promise<ConfigStore> {
+export function openConfigStore(config: Config, logger: Logger): Promise<ConfigStore> {
   const limits = { maxKeysPerService: config.configMaxKeysPerService, historyDepth: config.configHistoryDepth };
   if (config.store === "redis") {
     return RedisConfigStore.connect({
@@ -433,6 +441,17 @@ function openConfigStore(config: Config, logger: Logger): Promise<ConfigStore> {
   }
   if (config.dataDir === "off") return Promise.resolve(new MemoryConfigStore(limits));
   return LevelConfigStore.open({ dir: config.dataDir, limits, fsync: config.configFsync });
+}
+
+/**
+ * openStore opens the registry's store the settings name: Redis, or
+ * memory: this process's own, or in a worker (MAXINE_WORKERS > 1) the
+ * primary's, through the worker's link (cluster/primary-store.ts).
+ */
+async function openStore(config: Config, clock: Clock, log: Logger, worker: WorkerRole | undefined): Promise<Store> {
+  if (config.store === "redis") return connectRedis(config, clock, log);
+  if (worker === undefined) return new MemoryStore();
+  return PrimaryStore.connect({ link: worker.link, workerId: String(worker.id), clock, logger: log });
 }
 
 /** connectRedis builds the Redis store from the MAXINE_REDIS_* settings. */

@@ -80,6 +80,7 @@ export interface Config {
   authJwtRolesClaim: string;
   store: "memory" | "redis";
   workers: number;
+  workerIpcBuffer: number;
   redisUrl: string;
   redisSentinels: string;
   redisSentinelName: string;
@@ -350,8 +351,15 @@ export const SETTINGS: readonly Setting[] = [
     "workers",
     "MAXINE_WORKERS",
     "1",
-    "Worker processes serving the one port (node:cluster; auto: one per CPU, os.availableParallelism()), each a replica on the shared store: more than 1 needs MAXINE_STORE=redis. Caps on the server's own resources are divided among them; per-address and per-principal caps apply per worker (docs/workers.md).",
+    "Worker processes serving the one port (node:cluster; auto: one per CPU, os.availableParallelism()), each a replica of the registry: with MAXINE_STORE=redis, of the shared store; with MAXINE_STORE=memory, of the registry the primary process holds (and the configuration store it alone opens). Caps on the server's own resources are divided among them; per-address and per-principal caps apply per worker (docs/workers.md).",
     workerCount,
+  ),
+  setting(
+    "workerIpcBuffer",
+    "MAXINE_WORKER_IPC_BUFFER",
+    "268435456",
+    "With MAXINE_STORE=memory and MAXINE_WORKERS > 1: most bytes of the registry's feed (and of the answers) the primary holds for one worker that has not read them yet; a worker that falls this far behind is killed and started again, with a fresh copy of the registry (its heartbeat streams end: their instances go after MAXINE_GRACE unless a session beats them elsewhere).",
+    int(1 << 20, 2 ** 40),
   ),
   setting("redisUrl", "MAXINE_REDIS_URL", "redis://127.0.0.1:6379", "Redis address, redis://[user:password@]host:port[/db] (rediss:// for TLS); with Sentinels, only its credentials and db are used.", redisUrl),
   setting("redisSentinels", "MAXINE_REDIS_SENTINELS", "", "Comma-separated host:port of Redis Sentinels; when set, Maxine connects to the master they name and follows its failovers (empty: MAXINE_REDIS_URL directly).", hostPorts),
@@ -444,11 +452,6 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
     throw new ConfigError(`MAXINE_LEASE_TTL_DEFAULT: must lie within MAXINE_LEASE_TTL_MIN..MAXINE_LEASE_TTL_MAX`);
   }
   checkTls(config);
-  if (config.workers > 1 && config.store !== "redis") {
-    throw new ConfigError(
-      `MAXINE_WORKERS: more than one worker needs MAXINE_STORE=redis (got ${config.workers} workers with MAXINE_STORE=${config.store}): the in-memory registry lives in one process, and each worker is a process of its own`,
-    );
-  }
   if (config.checkIntervalMinMs > config.checkIntervalMaxMs) {
     throw new ConfigError(`MAXINE_CHECK_INTERVAL_MIN: must not exceed MAXINE_CHECK_INTERVAL_MAX`);
   }

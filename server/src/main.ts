@@ -29,7 +29,8 @@ const log = pino(
 );
 
 if (config.workers > 1 && cluster.isPrimary) {
-  runPrimary({ config, log, exit: (code) => process.exit(code) });
+  // with the memory store the primary holds the registry and opens the configuration store (cluster/registry-authority.ts)
+  runPrimary({ config, log, exit: (code) => process.exit(code), openConfig: async () => (await import("./app.js")).openConfigStore(config, log) });
 } else {
   await serve(worker !== undefined ? workerConfig(config, process.env) : config, worker);
 }

@@ -81,7 +81,7 @@ describe("configuration", () => {
     [[], { MAXINE_CHECK_CONCURRENCY: "0" }, "MAXINE_CHECK_CONCURRENCY: must be an integer 1..100000"],
     [[], { MAXINE_WORKERS: "0", MAXINE_STORE: "redis" }, 'MAXINE_WORKERS: must be auto or an integer 1..64, got "0"'],
     [["--workers", "65"], { MAXINE_STORE: "redis" }, '--workers: must be auto or an integer 1..64, got "65"'],
-    [[], { MAXINE_WORKERS: "2" }, "MAXINE_WORKERS: more than one worker needs MAXINE_STORE=redis (got 2 workers with MAXINE_STORE=memory)"],
+    [[], { MAXINE_WORKERS: "2", MAXINE_WORKER_IPC_BUFFER: "1000" }, "MAXINE_WORKER_IPC_BUFFER: must be an integer 1048576..1099511627776"],
   ])("rejects %j %j with a message naming the setting", (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
@@ -89,6 +89,8 @@ describe("configuration", () => {
 
   it("MAXINE_WORKERS: 1 by default, auto is one per CPU (at most 64), and a worker's share divides the server-wide caps", () => {
     expect(loadConfig([], {}).workers).toBe(1);
+    // the memory store too: the registry then lives in the primary (docs/workers.md)
+    expect(loadConfig([], { MAXINE_WORKERS: "2" })).toMatchObject({ workers: 2, store: "memory", workerIpcBuffer: 268_435_456 });
     expect(loadConfig([], { MAXINE_WORKERS: "auto", MAXINE_STORE: "redis" }).workers).toBe(Math.min(64, availableParallelism()));
     const c = loadConfig(["--workers", "3"], { MAXINE_STORE: "redis", MAXINE_MAX_CONNECTIONS: "10", MAXINE_MAX_CONNECTIONS_PER_ADDRESS: "7" });
     const share = workerShare(c);

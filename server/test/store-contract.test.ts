@@ -5,8 +5,10 @@ import { MemoryStore } from "../src/store/memory-store.js";
 import type { Change, Store } from "../src/store/store.js";
 import { startRedis, startRedisCluster, type RedisClusterProcess, type RedisProcess } from "./support/redis-server.js";
 import { redisStore } from "./support/redis-store.js";
+import { primaryStore } from "./support/primary-store.js";
 
-// One contract, every store backend: the memory store and the Redis store
+// One contract, every store backend: the memory store (in this process, and
+// in a cluster primary reached over IPC) and the Redis store
 // (against a private redis-server, and against a private Redis Cluster of
 // three masters and three replicas) must behave the same to the registry.
 
@@ -40,6 +42,8 @@ function spec(id: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
 
 const backends: Array<[string, () => Promise<Store>]> = [
   ["memory", async () => new MemoryStore()],
+  // a worker's store when the registry lives in the cluster primary (MAXINE_STORE=memory, MAXINE_WORKERS > 1)
+  ["memory in the primary, over IPC", () => primaryStore()],
   ["redis", () => redisStore(redis.url)],
   ["redis cluster", () => redisStore("redis://127.0.0.1:1", { cluster: cluster.seeds })],
 ];

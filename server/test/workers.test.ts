@@ -1,7 +1,9 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   HeartbeatRequestSchema,
   HeartbeatResponseSchema,
@@ -16,13 +18,15 @@ import { startRedis, type RedisProcess } from "./support/redis-server.js";
 import { MAIN, startServerProcess, type ServerProcess } from "./support/server-process.js";
 import { WorkerSession } from "./support/worker-session.js";
 
-// MAXINE_WORKERS=2 on a private redis-server: the real built server, a
-// primary and two worker processes on one port. Each HTTP/2 connection is
-// served by one worker, which /healthz on that connection names, so the
-// tests pick connections served by each worker and check that a change made
-// through one is seen through the other, that liveness follows a heartbeat
-// stream across workers, that /metrics adds the workers up, that a worker
-// SIGKILLed is started again, and that SIGTERM drains them all.
+// MAXINE_WORKERS=2, on a private redis-server and on the memory store (the
+// registry in the primary, the workers its replicas over IPC): the real
+// built server, a primary and two worker processes on one port. Each HTTP/2
+// connection is served by one worker, which /healthz on that connection
+// names, so the tests pick connections served by each worker and check that
+// a change made through one is seen through the other, that liveness
+// follows a heartbeat stream across workers, that /metrics adds the workers
+// up, that a worker SIGKILLed is started again, and that SIGTERM drains
+// them all.
 
 let redis: RedisProcess;
 beforeAll(async () => {
@@ -32,7 +36,9 @@ afterAll(async () => {
   await redis?.close();
 });
 
-const clusterEnv = (over: Record<string, string> = {}): Record<string, string> => ({
+const clusterEnv = (over: Record<string, string> = {}): Record<string, string> => redisEnv(over);
+
+const redisEnv = (over: Record<string, string> = {}): Record<string, string> => ({
   MAXINE_STORE: "redis",
   MAXINE_REDIS_URL: redis.url,
   MAXINE_REDIS_REGISTRY: `workers-${randomUUID().slice(0, 8)}`,
@@ -44,6 +50,26 @@ const clusterEnv = (over: Record<string, string> = {}): Record<string, string> =
   MAXINE_REDIS_SWEEP_INTERVAL: "50ms",
   ...over,
 });
+
+const dataDirs: string[] = [];
+afterAll(() => {
+  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** memoryEnv runs the memory store: the registry, and the configuration store (LevelDB in a fresh directory), in the primary. */
+const memoryEnv = (over: Record<string, string> = {}): Record<string, string> => {
+  const dir = mkdtempSync(join(tmpdir(), "maxine-workers-"));
+  dataDirs.push(dir);
+  return {
+    MAXINE_STORE: "memory",
+    MAXINE_DATA_DIR: dir,
+    MAXINE_WORKERS: "2",
+    MAXINE_GRACE: "300ms",
+    MAXINE_SHUTDOWN_GRACE: "300ms",
+    MAXINE_LEASE_TTL_MIN: "100ms",
+    ...over,
+  };
+};
 
 /** onEachWorker opens connections until one is served by each of the two workers (round robin: the first two, as a rule). */
 async function onEachWorker(url: string): Promise<[WorkerSession, WorkerSession]> {
@@ -107,12 +133,18 @@ async function runToExit(env: Record<string, string>, timeoutMs = 20_000): Promi
 
 const inst = (id: string, service: string) => ({ service, instanceId: id, host: "10.0.0.9", port: 8080 });
 
-describe("two workers on one port and one Redis", () => {
+/** MODES are the two stores workers share a registry through; storeLine is a line each worker's store logs at start, if any. */
+const MODES: Array<[string, (over?: Record<string, string>) => Record<string, string>, string | undefined]> = [
+  ["one Redis", redisEnv, "redis reachable: mirror in sync"],
+  ["the registry in the primary (memory store)", memoryEnv, undefined],
+];
+
+describe.each(MODES)("two workers on one port and %s", (_mode, env, storeLine) => {
   let server: ServerProcess;
   let a: WorkerSession, b: WorkerSession;
 
   beforeAll(async () => {
-    server = await startServerProcess(clusterEnv());
+    server = await startServerProcess(env());
     [a, b] = await onEachWorker(server.url);
   }, 30_000);
   afterAll(async () => {
@@ -133,7 +165,10 @@ describe("two workers on one port and one Redis", () => {
     expect(own.map((l) => l.worker).sort()).toEqual([1, 2]);
     expect(own.every((l) => l.port === server.port)).toBe(true);
     // lines written by a worker (the store's, too) carry its id
-    expect(lines.filter((l) => l.msg === "redis reachable: mirror in sync").map((l) => l.worker).sort()).toEqual([1, 2]);
+    if (storeLine !== undefined) expect(lines.filter((l) => l.msg === storeLine).map((l) => l.worker).sort()).toEqual([1, 2]);
+    // both serve one registry: the same id on each
+    expect(new Set(own.map((l) => l.registryId)).size).toBe(1);
+    expect(listening[0]!.registryId).toBe(own[0]!.registryId);
   });
 
   it("fresh connections are spread over both workers", async () => {
@@ -306,12 +341,119 @@ describe("worker failures", () => {
     expect(r.stderr).toContain("MAXINE_INSECURE");
     expect(r.stdout).toContain("a worker could not start");
   });
+});
 
-  it("MAXINE_WORKERS above 1 with the memory store is refused at start, exit 2, naming the setting and the rule", async () => {
-    const r = await runToExit({ MAXINE_WORKERS: "2", MAXINE_STORE: "memory" });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain("MAXINE_WORKERS: more than one worker needs MAXINE_STORE=redis");
-    expect(r.stderr).toContain("the in-memory registry lives in one process");
-    expect(r.stdout).toBe(""); // refused before anything was forked or logged
+describe("two workers on the memory store: the registry in the primary", () => {
+  let server: ServerProcess;
+  let a: WorkerSession, b: WorkerSession;
+
+  beforeAll(async () => {
+    server = await startServerProcess(memoryEnv());
+    [a, b] = await onEachWorker(server.url);
+  }, 30_000);
+  afterAll(async () => {
+    a?.close();
+    b?.close();
+    if (server !== undefined && server.child.exitCode === null) await server.stop();
+  });
+
+  const eventsOf = (m: Array<{ message: { case?: string; value?: unknown } }>) =>
+    m.filter((x) => x.message.case === "event").map((x) => x.message.value as { type: EventType; revision: bigint; instance?: { instanceId: string }; removalReason: RemovalReason });
+
+  it("a session that moves from worker A to worker B keeps its instance when its stream on A ends", async () => {
+    const service = `move-${randomUUID().slice(0, 6)}`;
+    const key = { service, instanceId: "mv1" };
+    const ttl = { seconds: 0n, nanos: 400_000_000 };
+    const watch = a.stream("WatchServices", WatchServicesRequestSchema, WatchServicesResponseSchema, { services: [service] }, true);
+    await watch.waitFor((m) => m.some((x) => x.message.case === "snapshotEnd"));
+    const onA = a.stream("Heartbeat", HeartbeatRequestSchema, HeartbeatResponseSchema, { sequence: 1n, beats: [{ key, instance: inst("mv1", service), leaseTtl: ttl }] }, false);
+    await onA.waitFor((m) => m.length >= 1);
+    // the session reconnects to worker B (its old stream lingers), beats there, and then the old stream ends
+    const onB = b.stream("Heartbeat", HeartbeatRequestSchema, HeartbeatResponseSchema, { sequence: 1n, beats: [{ key }] }, false);
+    await onB.waitFor((m) => m.length >= 1);
+    onA.cancel();
+    // 1.5 s: five grace periods and almost four TTLs, beaten on B every 100 ms
+    for (let seq = 2n; seq <= 16n; seq++) {
+      await new Promise((r) => setTimeout(r, 100));
+      onB.send({ sequence: seq, beats: [{ key }] });
+    }
+    await onB.waitFor((m) => m.length >= 16);
+    expect((await a.unary("Discover", { service })).instance.instanceId).toBe("mv1");
+    expect(eventsOf(await watch.waitFor(() => true)).map((e) => EventType[e.type])).toEqual(["ADDED"]);
+    // its end on B: removed after the grace
+    onB.cancel();
+    const seen = await watch.waitFor((m) => eventsOf(m).some((e) => e.type === EventType.REMOVED), 5_000);
+    expect(eventsOf(seen).at(-1)!.removalReason).toBe(RemovalReason.STREAM_CLOSED);
+    watch.cancel();
+  });
+
+  it("a worker SIGKILLed: the instances its streams held go after the grace; restarted, it resumes a watch with exactly the missed changes", async () => {
+    const service = `kill-${randomUUID().slice(0, 6)}`;
+    const watchA = a.stream("WatchServices", WatchServicesRequestSchema, WatchServicesResponseSchema, { services: [service] }, true);
+    await watchA.waitFor((m) => m.some((x) => x.message.case === "snapshotEnd"));
+    const watchB = b.stream("WatchServices", WatchServicesRequestSchema, WatchServicesResponseSchema, { services: [service] }, true);
+    await watchB.waitFor((m) => m.some((x) => x.message.case === "snapshotEnd"));
+    const hb = b.stream("Heartbeat", HeartbeatRequestSchema, HeartbeatResponseSchema, { sequence: 1n, beats: [{ key: { service, instanceId: "held" }, instance: inst("held", service), leaseTtl: { seconds: 60n, nanos: 0 } }] }, false);
+    await hb.waitFor((m) => m.length >= 1);
+    const last = eventsOf(await watchB.waitFor((m) => eventsOf(m).length >= 1)).at(-1)!;
+    const health = (await (await fetch(`${server.url}/healthz`)).json()) as { registryId: string };
+    expect(parentOf(b.pid)).toBe(server.child.pid);
+    const killedAt = Date.now();
+    process.kill(b.pid, "SIGKILL");
+    // its stream ended with it: the 60 s lease goes after the 300 ms grace, seen on worker A
+    const gone = await watchA.waitFor((m) => eventsOf(m).some((e) => e.type === EventType.REMOVED), 5_000);
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(250);
+    expect(eventsOf(gone).at(-1)).toMatchObject({ removalReason: RemovalReason.STREAM_CLOSED, instance: { instanceId: "held" } });
+    // changes while it is down
+    await a.unary("Register", { instance: inst("new1", service), leaseTtl: "60s" });
+    await a.unary("Register", { instance: inst("new2", service), leaseTtl: "60s" });
+    const missed = eventsOf(await watchA.waitFor((m) => eventsOf(m).length >= 4)).filter((e) => e.revision > last.revision);
+    const restarted = await until(() => parsed(server).find((l) => l.msg === "worker restarted and listening"), "the restart's log line");
+    b.close();
+    const fresh = await onEachWorker(server.url);
+    b = fresh.find((s) => s.pid === restarted.pid)!;
+    expect(b).toBeDefined();
+    fresh.find((s) => s !== b)!.close();
+    // a watch resumed on the new worker from the revision the dead one last sent: exactly the changes missed, then a bookmark
+    const resumed = b.stream("WatchServices", WatchServicesRequestSchema, WatchServicesResponseSchema, { services: [service], resumeRevision: last.revision, registryId: health.registryId }, true);
+    const got = await resumed.waitFor((m) => m.some((x) => x.message.case === "progress"));
+    expect(got.some((x) => x.message.case === "snapshotEnd")).toBe(false);
+    expect(eventsOf(got).map((e) => [EventType[e.type], e.instance?.instanceId, String(e.revision)])).toEqual(
+      missed.map((e) => [EventType[e.type], e.instance?.instanceId, String(e.revision)]),
+    );
+    expect(eventsOf(got).map((e) => e.instance?.instanceId)).toEqual(["held", "new1", "new2"]);
+    resumed.cancel();
+    watchA.cancel();
+  });
+
+  it("a ConfigService write served by worker A is read on worker B: the primary alone opens the configuration store", async () => {
+    const service = `cfg-${randomUUID().slice(0, 6)}`;
+    const put = await a.unary("Put", { service, key: "timeout", value: Buffer.from("5s").toString("base64"), contentType: "text/plain" }, "maxine.config.v1.ConfigService");
+    expect(put.entry.version).toBe("1");
+    const got = await b.unary("Get", { service, key: "timeout" }, "maxine.config.v1.ConfigService");
+    expect(Buffer.from(got.entry.value, "base64").toString()).toBe("5s");
+    expect(got.entry.revision).toBe(put.entry.revision);
+    // compare-and-set across workers: of two writes expecting version 1, one wins
+    const race = await Promise.allSettled([a, b].map((s) => s.unary("Put", { service, key: "timeout", value: "", expectedVersion: "1" }, "maxine.config.v1.ConfigService")));
+    expect(race.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+  });
+});
+
+describe("the memory store's primary dying", () => {
+  it("its workers notice the IPC channel closing and exit: no orphan keeps the port", async () => {
+    const server = await startServerProcess(memoryEnv());
+    const pids = parsed(server).find((l) => l.msg === "maxine listening")!.pids as number[];
+    for (const pid of pids) expect(parentOf(pid)).toBe(server.child.pid);
+    server.child.kill("SIGKILL");
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await until(() => (pids.some(alive) ? undefined : true), "both workers' exit", 10_000);
+    await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
   });
 });

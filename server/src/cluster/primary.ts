@@ -1,8 +1,11 @@
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry, Counter, Gauge, Registry as MetricsRegistry } from "prom-client";
 import type { Config } from "../config.js";
+import { systemClock } from "../domain/clock.js";
 import type { Logger } from "../domain/logger.js";
-import { CLUSTER_PORT_ENV, isWorkerMessage, type MetricsAnswer, type WorkerMessage } from "./messages.js";
+import type { ConfigStore } from "../store/config-store.js";
+import { CLUSTER_PORT_ENV, isStoreMessage, isWorkerMessage, type MetricsAnswer, type WorkerMessage } from "./messages.js";
+import { RegistryAuthority } from "./registry-authority.js";
 
 /**
  * RESTART_LIMIT and RESTART_WINDOW_MS bound restarts: a worker that dies
@@ -26,6 +29,8 @@ export interface PrimaryOptions {
   readonly exit: (code: number) => void;
   /** onListening is called with the port once every worker listens (the conformance suite's server reports it). */
   readonly onListening?: (port: number) => void;
+  /** openConfig opens the configuration store the settings name, for the primary's authority (MAXINE_STORE=memory). */
+  readonly openConfig?: () => Promise<ConfigStore>;
 }
 
 /** Primary is a running primary: stop drains every worker and then exits, as SIGTERM does. */
@@ -48,7 +53,7 @@ interface WorkerState {
  * unreachable, port in use, a setting it refuses) ends the server with that
  * worker's exit code.
  */
-export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): Primary {
+export function runPrimary({ config, log, exit, onListening, openConfig }: PrimaryOptions): Primary {
   const workers = new Map<Worker, WorkerState>();
   const deaths: number[] = [];
   const restarts = new Set<NodeJS.Timeout>();
@@ -67,6 +72,30 @@ export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): 
   });
   const restarted = new Counter({ name: "maxine_worker_restarts_total", help: "Workers started again after one died unexpectedly.", registers: [own] });
   const aggregator = new AggregatorRegistry();
+  // With the memory store the registry lives here, and the workers are its replicas over IPC (registry-authority.ts).
+  // The v8 serializer carries its feed's bytes (Uint8Array) as they are; JSON would spell them out number by number.
+  const authority =
+    config.store === "memory"
+      ? new RegistryAuthority({
+          clock: systemClock,
+          logger: log,
+          graceMs: config.graceMs,
+          historySize: config.watchHistory,
+          maxQueuedBytes: config.workerIpcBuffer,
+          openConfig: openConfig ?? (() => Promise.reject(new Error("no configuration store"))),
+        })
+      : undefined;
+  if (authority !== undefined) cluster.setupPrimary({ serialization: "advanced" });
+  const exitAfterClose = (code: number): void => {
+    if (authority === undefined) return exit(code);
+    authority.close().then(
+      () => exit(code),
+      (err: unknown) => {
+        log.error({ err: (err as Error).message }, "the configuration store did not close");
+        exit(code === 0 ? 1 : code);
+      },
+    );
+  };
 
   const fork = (): void => {
     // A worker listening on the configured port (0 too) shares the socket the primary holds for it while any
@@ -74,8 +103,17 @@ export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): 
     const alone = ![...workers.values()].some((w) => w.listening);
     const worker = cluster.fork(port !== undefined && alone ? { [CLUSTER_PORT_ENV]: String(port) } : {});
     workers.set(worker, { listening: false });
+    authority?.attach({
+      id: worker.id,
+      send: (m, done) => {
+        if (!worker.isConnected()) return done();
+        worker.send(m, undefined, undefined, () => done());
+      },
+      reset: () => worker.process.kill("SIGKILL"),
+    });
     worker.on("message", (m: unknown) => {
       if (isWorkerMessage(m)) onMessage(worker, m);
+      else if (authority !== undefined && isStoreMessage(m)) authority.receive(worker.id, m as never);
     });
   };
 
@@ -113,7 +151,7 @@ export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): 
     for (const t of restarts) clearTimeout(t);
     log.info({ reason, workers: workers.size }, "shutting down: draining every worker");
     for (const w of workers.keys()) w.process.kill("SIGTERM");
-    if (workers.size === 0) return exit(code);
+    if (workers.size === 0) return exitAfterClose(code);
     setTimeout(() => {
       log.error({ workers: [...workers.keys()].map((w) => w.process.pid) }, "workers still running after the shutdown grace: killed");
       for (const w of workers.keys()) w.process.kill("SIGKILL");
@@ -124,11 +162,13 @@ export function runPrimary({ config, log, exit, onListening }: PrimaryOptions): 
   cluster.on("exit", (worker, code, signal) => {
     const state = workers.get(worker);
     workers.delete(worker);
+    // its heartbeat streams ended with it: their leases pass to another worker's stream, or start their grace
+    authority?.detach(worker.id);
     if (stopping !== undefined) {
       if (code !== 0 && stopping.code === 0) stopping.code = 1;
       if (workers.size === 0) {
         log.info({ code: stopping.code }, "stopped");
-        exit(stopping.code);
+        exitAfterClose(stopping.code);
       }
       return;
     }

@@ -1,6 +1,7 @@
 import { AggregatorRegistry, type Registry as MetricsRegistry } from "prom-client";
 import { workerShare, type Config } from "../config.js";
-import { CLUSTER_PORT_ENV, isWorkerMessage, type MetricsAnswer, type WorkerMessage } from "./messages.js";
+import { CLUSTER_PORT_ENV, isPrimaryMessage, isWorkerMessage, type MetricsAnswer, type PrimaryMessage, type StoreMessage, type WorkerMessage } from "./messages.js";
+import type { PrimaryLink } from "./primary-store.js";
 
 /** METRICS_TIMEOUT_MS bounds a scrape's wait for the primary (which itself waits at most 5 s for each worker, prom-client's bound). */
 export const METRICS_TIMEOUT_MS = 10_000;
@@ -31,6 +32,16 @@ export interface Rendered {
 export class WorkerLink {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve(r: Rendered): void; reject(err: Error): void; timer: NodeJS.Timeout }>();
+  private readonly storeListeners = new Set<(m: PrimaryMessage) => void>();
+
+  /** link is this worker's channel to the registry the primary holds (MAXINE_STORE=memory: cluster/primary-store.ts). */
+  readonly link: PrimaryLink = {
+    send: (m) => this.send(m),
+    listen: (listener) => {
+      this.storeListeners.add(listener);
+      return () => this.storeListeners.delete(listener);
+    },
+  };
 
   /** WorkerLink listens on proc's IPC channel; id is this worker's cluster id (cluster.worker.id). */
   constructor(
@@ -38,6 +49,10 @@ export class WorkerLink {
     private readonly proc: NodeJS.Process = process,
   ) {
     proc.on("message", (m: unknown) => {
+      if (isPrimaryMessage(m)) {
+        for (const l of this.storeListeners) l(m);
+        return;
+      }
       if (!isWorkerMessage(m) || m.maxine !== "metrics") return;
       const answer = m as MetricsAnswer;
       const waiting = this.pending.get(answer.id);
@@ -77,7 +92,7 @@ export class WorkerLink {
       }).finally(() => (inFlight = undefined)));
   }
 
-  private send(m: WorkerMessage): void {
+  private send(m: WorkerMessage | StoreMessage): void {
     if (this.proc.connected) this.proc.send!(m, undefined, undefined, () => {});
   }
 }

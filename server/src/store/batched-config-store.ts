@@ -93,6 +93,10 @@ export abstract class BatchedConfigStore implements ConfigStore {
     return () => this.resetListeners.delete(listener);
   }
 
+  entries(): Iterable<ConfigEntry> {
+    return this.view.entries();
+  }
+
   recentChanges(): readonly ConfigChange[] {
     return recentOf(this.view.entries(), this.view.revision(), Number.MAX_SAFE_INTEGER);
   }

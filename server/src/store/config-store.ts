@@ -30,6 +30,8 @@ export interface ConfigStore {
   /** recentChanges are the latest committed changes, oldest first, with no gaps: what a watch resumed after a restart replays. */
   recentChanges(): readonly ConfigChange[];
   subscribeResets?(listener: (reason: StoreResetReason) => void): () => void;
+  /** entries lists every kept version of every key, for a mirror's snapshot (the workers' stores, cluster/primary-config-store.ts). */
+  entries?(): Iterable<ConfigEntry>;
   close(): Promise<void>;
 }
 

@@ -38,6 +38,15 @@ export class MemoryStore implements Store {
   }
 
   async put(spec: InstanceSpec, now: number, _lease?: LeaseClaim, owner?: string): Promise<Change | undefined> {
+    return this.putNow(spec, now, owner);
+  }
+
+  /**
+   * putNow is put, committed before it returns (or throws PERMISSION_DENIED):
+   * the primary's authority (cluster/registry-authority.ts) handles a
+   * lease in the same turn as its write.
+   */
+  putNow(spec: InstanceSpec, now: number, owner?: string): Change | undefined {
     const previous = this.view.get(spec);
     if (previous !== undefined && owner !== undefined && previous.owner !== owner) throw ownedByOther(keyString(spec), previous.owner, owner);
     // an unset override keeps the stored one (the Store contract's put)
@@ -54,6 +63,11 @@ export class MemoryStore implements Store {
   }
 
   async remove(key: InstanceKey, reason: RemovalReason, ifModRevision?: number, owner?: string): Promise<Change | undefined> {
+    return this.removeNow(key, reason, ifModRevision, owner);
+  }
+
+  /** removeNow is remove, committed before it returns (or throws PERMISSION_DENIED). */
+  removeNow(key: InstanceKey, reason: RemovalReason, ifModRevision?: number, owner?: string): Change | undefined {
     const instance = this.view.get(key);
     if (instance === undefined) return undefined;
     if (owner !== undefined && instance.owner !== owner) throw ownedByOther(keyString(key), instance.owner, owner);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
-import { startMaxine } from "../../src/app.js";
+import { openConfigStore, startMaxine } from "../../src/app.js";
 import { runPrimary } from "../../src/cluster/primary.js";
 import { WorkerLink, workerConfig } from "../../src/cluster/worker-link.js";
 import { loadConfig } from "../../src/config.js";
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   if (config.workers > 1) {
     // the workers read the same settings from their environment (cluster.fork passes process.env on)
     Object.assign(process.env, env);
-    const primary = runPrimary({ config, log: silentLogger, exit: (code) => process.exit(code), onListening: respond });
+    const primary = runPrimary({ config, log: silentLogger, exit: (code) => process.exit(code), onListening: respond, openConfig: () => openConfigStore(config, silentLogger) });
     process.stdin.once("end", () => primary.stop("stdin closed"));
     process.stdin.resume();
     return;

@@ -39,9 +39,9 @@ export class WorkerSession {
     return new WorkerSession(session, health.worker, health.pid);
   }
 
-  /** unary makes a Connect JSON call of RegistryService and resolves with the answer (HTTP 200) or throws with the body. */
-  async unary(method: string, body: object): Promise<any> {
-    const req = this.session.request({ ":method": "POST", ":path": `/maxine.registry.v1.RegistryService/${method}`, "content-type": "application/json" });
+  /** unary makes a Connect JSON call of RegistryService (or of service) and resolves with the answer (HTTP 200) or throws with the body. */
+  async unary(method: string, body: object, service = "maxine.registry.v1.RegistryService"): Promise<any> {
+    const req = this.session.request({ ":method": "POST", ":path": `/${service}/${method}`, "content-type": "application/json" });
     let status = 0;
     let text = "";
     req.on("response", (h) => (status = Number(h[":status"])));

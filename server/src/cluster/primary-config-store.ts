@@ -1,0 +1,144 @@
+import { deserialize } from "node:v8";
+import type { ConfigChange, ConfigEntry, ConfigLimits, ConfigWrite } from "../domain/config-entry.js";
+import { Reason, RegistryError } from "../domain/errors.js";
+import { changeOf, ConfigView, recentOf, type ConfigStore } from "../store/config-store.js";
+import type { Reply } from "./messages.js";
+import type { PrimaryLink } from "./primary-store.js";
+import type { ConfigSnapshotData } from "./registry-authority.js";
+
+/** APPLIED_KEPT is how many recent configuration changes a worker keeps by revision, for the answers to its own writes. */
+const APPLIED_KEPT = 1024;
+
+/**
+ * PrimaryConfigStore is a worker's ConfigStore when the primary opens the
+ * configuration store (MAXINE_STORE=memory with MAXINE_WORKERS > 1: one
+ * process may open a MAXINE_DATA_DIR). Reads come from a ConfigView that
+ * applies the primary's feed; a write is forwarded, planned and committed
+ * by the primary's store in one order with every worker's, and resolves
+ * once this worker's view has its change.
+ */
+export class PrimaryConfigStore implements ConfigStore {
+  registryId = "";
+  private readonly view: ConfigView;
+  private readonly listeners = new Set<(change: ConfigChange) => void>();
+  private readonly applied = new Map<number, ConfigChange>();
+  private readonly waiting = new Map<number, (reply: Reply) => void>();
+  private nextId = 1;
+  private closed = false;
+  private readonly unlisten: () => void;
+  private synced: ((error?: string) => void) | undefined;
+
+  private constructor(
+    private readonly link: PrimaryLink,
+    limits: ConfigLimits,
+  ) {
+    this.view = new ConfigView(limits);
+    this.unlisten = link.listen((m) => {
+      if (m.maxine === "config-snapshot") this.snapshot(m.registryId, m.data, m.error);
+      else if (m.maxine === "config-feed") this.feed(m.data, m.replies);
+    });
+  }
+
+  /** connect asks the primary to open the store (if it has not) and resolves once this worker's view holds it; it rejects with why it could not open. */
+  static async connect(link: PrimaryLink, limits: ConfigLimits, timeoutMs = 30_000): Promise<PrimaryConfigStore> {
+    const store = new PrimaryConfigStore(link, limits);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        store.synced = (error) => (error === undefined ? resolve() : reject(new Error(error)));
+        timer = setTimeout(() => reject(new Error(`config store: the primary did not open it within ${timeoutMs} ms`)), timeoutMs);
+        link.send({ maxine: "config-sync" });
+      });
+    } catch (err) {
+      await store.close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    return store;
+  }
+
+  revision(): number {
+    return this.view.revision();
+  }
+
+  versions(namespace: string, service: string, key: string): readonly ConfigEntry[] {
+    return this.view.versions(namespace, service, key);
+  }
+
+  keys(namespace: string, service: string): readonly ConfigEntry[] {
+    return this.view.keys(namespace, service);
+  }
+
+  services(namespace: string): readonly string[] {
+    return this.view.services(namespace);
+  }
+
+  entries(): Iterable<ConfigEntry> {
+    return this.view.entries();
+  }
+
+  recentChanges(): readonly ConfigChange[] {
+    return recentOf(this.view.entries(), this.view.revision(), Number.MAX_SAFE_INTEGER);
+  }
+
+  async write(write: ConfigWrite): Promise<ConfigChange> {
+    if (this.closed) throw new Error("config store closed");
+    const id = this.nextId++;
+    const reply = await new Promise<Reply>((resolve) => {
+      this.waiting.set(id, resolve);
+      this.link.send({ maxine: "config-write", id, write });
+    });
+    if (reply.error !== undefined) {
+      const reason = (Object.values(Reason) as string[]).includes(reply.error.reason) ? (reply.error.reason as Reason) : Reason.UNAVAILABLE;
+      throw new RegistryError(reason, reply.error.message);
+    }
+    const change = this.applied.get(reply.revision ?? 0);
+    if (change === undefined) throw new RegistryError(Reason.UNAVAILABLE, `config store: the primary answered with revision ${reply.revision}, which this worker has not applied; retry`);
+    return change;
+  }
+
+  subscribe(listener: (change: ConfigChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unlisten();
+    for (const w of this.waiting.values()) w({ id: 0, error: { reason: Reason.SHUTTING_DOWN, message: "server: shutting down, retry on another server" } });
+    this.waiting.clear();
+    this.listeners.clear();
+  }
+
+  private snapshot(registryId: string | undefined, data: Uint8Array | undefined, error: string | undefined): void {
+    const synced = this.synced;
+    if (synced === undefined) return;
+    this.synced = undefined;
+    if (error !== undefined || data === undefined || registryId === undefined) return synced(error ?? "config store: the primary sent no snapshot");
+    const snap = deserialize(data) as ConfigSnapshotData;
+    // every kept version, oldest first, builds the view the primary's store has
+    for (const e of [...snap.entries].sort((a, b) => a.revision - b.revision)) this.view.apply(changeOf(e));
+    this.registryId = registryId;
+    synced();
+  }
+
+  private feed(data: Uint8Array | undefined, replies: readonly Reply[] | undefined): void {
+    if (data !== undefined && this.synced === undefined) {
+      for (const c of deserialize(data) as ConfigChange[]) {
+        if (c.revision <= this.view.revision()) continue;
+        this.view.apply(c);
+        this.applied.set(c.revision, c);
+        this.applied.delete(c.revision - APPLIED_KEPT);
+        for (const l of this.listeners) l(c);
+      }
+    }
+    for (const reply of replies ?? []) {
+      const w = this.waiting.get(reply.id);
+      if (w === undefined) continue;
+      this.waiting.delete(reply.id);
+      w(reply);
+    }
+  }
+}
