@@ -1,9 +1,12 @@
+import { EventEmitter } from "node:events";
 import { deserialize } from "node:v8";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../src/domain/logger.js";
 import type { InstanceSpec } from "../src/domain/instance.js";
 import { PrimaryStore } from "../src/cluster/primary-store.js";
 import { PrimaryConfigStore } from "../src/cluster/primary-config-store.js";
+import { MAX_BATCH } from "../src/cluster/messages.js";
+import { WorkerLink } from "../src/cluster/worker-link.js";
 import type { Change } from "../src/store/store.js";
 import { FakeClock } from "./support/fake-clock.js";
 import { connectWorker, testAuthority } from "./support/primary-store.js";
@@ -197,6 +200,46 @@ describe("the registry in the primary", () => {
     // and the registry still works
     expect(await a.put(spec("after"), 2, { ttlMs: 1000 })).toMatchObject({ revision: revision + 1 });
     await authority.close();
+  });
+
+  it("a worker's batch (its messages of one turn): handled in order, as if sent alone; a malformed batch changes nothing and throws nothing", async () => {
+    const { authority, w1, a } = await twoWorkers();
+    const revision = authority.store.revision();
+    const put = (id: number, instance: string) => ({ maxine: "store-put", id, spec: spec(instance), now: 1, ttlMs: 10_000 });
+    authority.receive(1, { maxine: "store-batch", messages: [put(201, "x1"), { maxine: "store-remove", id: 202, key: key("x1"), reason: "DEREGISTERED" }, put(203, "x2")] } as never);
+    const hostile: Array<Record<string, unknown>> = [
+      { maxine: "store-batch", messages: "x" },
+      { maxine: "store-batch", messages: Array.from({ length: MAX_BATCH + 1 }, (_, i) => put(1000 + i, `big${i}`)) },
+      { maxine: "store-batch", messages: [{ maxine: "store-batch", messages: [put(204, "nested")] }, null, 7, put(205, "x3")] },
+    ];
+    for (const m of hostile) expect(() => authority.receive(1, m as never)).not.toThrow();
+    await settle();
+    const replies = w1.received.flatMap((m) => (m.maxine === "store-feed" ? (m.replies ?? []) : []));
+    expect([201, 202, 203, 205].map((id) => replies.find((r) => r.id === id)?.revision)).toEqual([revision + 1, revision + 2, revision + 3, revision + 4]);
+    expect(replies.find((r) => r.id === 204 || r.id === 1000)).toBeUndefined();
+    expect(a.service("default", "pay")?.sorted().map((r) => r.instanceId)).toEqual(["x2", "x3"]);
+    await authority.close();
+  });
+
+  it("a worker's link sends the store messages of one turn as one batch, in order; one message alone; flush sends at once", async () => {
+    const sent: unknown[] = [];
+    const proc = Object.assign(new EventEmitter(), { connected: true, send: (m: unknown) => sent.push(m) });
+    const link = new WorkerLink(1, proc as unknown as NodeJS.Process).link;
+    const m = (id: number) => ({ maxine: "store-ttls", id, keys: [] }) as const;
+    link.send(m(1));
+    link.send(m(2));
+    link.send(m(3));
+    expect(sent).toEqual([]);
+    await turn();
+    expect(sent).toEqual([{ maxine: "store-batch", messages: [m(1), m(2), m(3)] }]);
+    link.send(m(4));
+    await turn();
+    expect(sent.at(-1)).toEqual(m(4));
+    link.send(m(5));
+    link.flush!();
+    expect(sent.at(-1)).toEqual(m(5));
+    await turn();
+    expect(sent).toHaveLength(3);
   });
 
   it("a worker that does not read its feed is reset once what waits for it passes the bound (MAXINE_WORKER_IPC_BUFFER); the others go on", async () => {

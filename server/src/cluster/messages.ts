@@ -97,6 +97,19 @@ export interface ConfigWriteAsk {
 /** StoreMessage is what a worker's stores send the primary. */
 export type StoreMessage = StoreSync | StorePut | StoreRemove | StoreTtls | StoreLeases | ConfigSync | ConfigWriteAsk;
 
+/**
+ * StoreBatch is the store messages a worker made in one turn of its event
+ * loop, in order, sent as one IPC message (one write and one
+ * serialization for 20 Registers at once, not 20).
+ */
+export interface StoreBatch {
+  readonly maxine: "store-batch";
+  readonly messages: readonly StoreMessage[];
+}
+
+/** MAX_BATCH bounds the messages of one StoreBatch; a worker sends more as several batches. */
+export const MAX_BATCH = 4096;
+
 /** Reply answers one request: the revision of its change (0: nothing changed), the TTLs asked for, or the error (a RegistryError's reason and message). */
 export interface Reply {
   readonly id: number;
@@ -149,11 +162,11 @@ export interface ConfigFeed {
 /** PrimaryMessage is what the primary's authority sends a worker. */
 export type PrimaryMessage = StoreSnapshot | StoreFeed | StoreLive | ConfigSnapshot | ConfigFeed;
 
-const STORE_KINDS = new Set(["store-sync", "store-put", "store-remove", "store-ttls", "store-leases", "config-sync", "config-write"]);
+const STORE_KINDS = new Set(["store-batch", "store-sync", "store-put", "store-remove", "store-ttls", "store-leases", "config-sync", "config-write"]);
 const PRIMARY_KINDS = new Set(["store-snapshot", "store-feed", "store-live", "config-snapshot", "config-feed"]);
 
 /** isStoreMessage reports whether an IPC message claims to be a worker store's (its fields are checked where it is handled). */
-export function isStoreMessage(m: unknown): m is { readonly maxine: StoreMessage["maxine"] } {
+export function isStoreMessage(m: unknown): m is { readonly maxine: StoreMessage["maxine"] | StoreBatch["maxine"] } {
   return typeof m === "object" && m !== null && STORE_KINDS.has((m as { maxine?: unknown }).maxine as string);
 }
 

@@ -10,7 +10,10 @@ import type { SnapshotData } from "./registry-authority.js";
 
 /** PrimaryLink is a worker's side of the IPC channel, as its stores use it: send to the primary, hear what it sends. */
 export interface PrimaryLink {
+  /** send queues m for the primary; the messages of a turn leave together, in order. */
   send(m: StoreMessage): void;
+  /** flush sends what send queued now (at close: the releases of the streams the server ended). */
+  flush?(): void;
   /** listen registers the listener of the primary's store messages and returns its removal. */
   listen(listener: (m: PrimaryMessage) => void): () => void;
 }
@@ -145,6 +148,7 @@ export class PrimaryStore implements Store {
     this.closed = true;
     // the releases of the streams the server ended (Registry.close reported them before the store closes)
     this.leases.flush();
+    this.opts.link.flush?.();
     this.unlisten();
     for (const w of this.waiting.values()) w.resolve({ id: 0, error: { reason: Reason.SHUTTING_DOWN, message: "server: shutting down, retry on another server" } });
     this.waiting.clear();

@@ -8,7 +8,7 @@ import { HeartbeatStream, LeaseTable } from "../registry/leases.js";
 import type { ConfigStore } from "../store/config-store.js";
 import { MemoryStore } from "../store/memory-store.js";
 import type { Change } from "../store/store.js";
-import type { PrimaryMessage, Reply, StoreLeases } from "./messages.js";
+import { isStoreMessage, MAX_BATCH, type PrimaryMessage, type Reply, type StoreLeases } from "./messages.js";
 import { configWriteOf, instanceKeyOf, instanceSpecOf, MalformedMessage } from "./store-messages.js";
 
 /**
@@ -150,6 +150,7 @@ export class RegistryAuthority {
   receive(id: number, m: { readonly maxine: string } & Record<string, unknown>): void {
     const peer = this.peers.get(id);
     if (peer === undefined || peer.gone || this.closed) return;
+    if (m.maxine === "store-batch") return this.receiveBatch(id, m.messages);
     try {
       this.handle(peer, m);
     } catch (err) {
@@ -161,6 +162,18 @@ export class RegistryAuthority {
         (m.maxine === "config-write" ? peer.configReplies : peer.replies).push(reply);
         this.schedule();
       }
+    }
+  }
+
+  /** receiveBatch handles a worker's StoreBatch: each of its messages in order, as if sent alone (a batch in a batch is refused). */
+  private receiveBatch(id: number, messages: unknown): void {
+    if (!Array.isArray(messages) || messages.length > MAX_BATCH) {
+      this.opts.logger.warn({ worker: id, err: `messages: must be an array of at most ${MAX_BATCH} store messages` }, "a worker's store message was refused");
+      return;
+    }
+    for (const m of messages) {
+      if (isStoreMessage(m) && m.maxine !== "store-batch") this.receive(id, m as never);
+      else this.opts.logger.warn({ worker: id, err: "messages: each must be a store message, not a batch" }, "a worker's store message was refused");
     }
   }
 

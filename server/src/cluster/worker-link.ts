@@ -1,6 +1,6 @@
 import { AggregatorRegistry, type Registry as MetricsRegistry } from "prom-client";
 import { workerShare, type Config } from "../config.js";
-import { CLUSTER_PORT_ENV, isPrimaryMessage, isWorkerMessage, type MetricsAnswer, type PrimaryMessage, type StoreMessage, type WorkerMessage } from "./messages.js";
+import { CLUSTER_PORT_ENV, isPrimaryMessage, isWorkerMessage, MAX_BATCH, type MetricsAnswer, type PrimaryMessage, type StoreBatch, type StoreMessage, type WorkerMessage } from "./messages.js";
 import type { PrimaryLink } from "./primary-store.js";
 
 /** METRICS_TIMEOUT_MS bounds a scrape's wait for the primary (which itself waits at most 5 s for each worker, prom-client's bound). */
@@ -33,10 +33,22 @@ export class WorkerLink {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve(r: Rendered): void; reject(err: Error): void; timer: NodeJS.Timeout }>();
   private readonly storeListeners = new Set<(m: PrimaryMessage) => void>();
+  /** batch holds the store messages of this turn: they leave together, in order, once the turn's I/O is handled. */
+  private batch: StoreMessage[] = [];
+  private readonly flushBatch = (): void => {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    if (batch.length === 1) return this.send(batch[0]!);
+    for (let i = 0; i < batch.length; i += MAX_BATCH) this.send({ maxine: "store-batch", messages: batch.slice(i, i + MAX_BATCH) });
+  };
 
   /** link is this worker's channel to the registry the primary holds (MAXINE_STORE=memory: cluster/primary-store.ts). */
   readonly link: PrimaryLink = {
-    send: (m) => this.send(m),
+    send: (m) => {
+      if (this.batch.push(m) === 1) setImmediate(this.flushBatch);
+    },
+    flush: () => this.flushBatch(),
     listen: (listener) => {
       this.storeListeners.add(listener);
       return () => this.storeListeners.delete(listener);
@@ -92,7 +104,7 @@ export class WorkerLink {
       }).finally(() => (inFlight = undefined)));
   }
 
-  private send(m: WorkerMessage | StoreMessage): void {
+  private send(m: WorkerMessage | StoreMessage | StoreBatch): void {
     if (this.proc.connected) this.proc.send!(m, undefined, undefined, () => {});
   }
 }
