@@ -50,6 +50,7 @@ if (!process.argv.includes("--report-only")) {
   run("config-watch.mjs", "1000", "50", "64", "5");
   run("xds-fanout.mjs", "1000", "20");
   run("workers.mjs", "10", "50", "3", "1000", "20");
+  run("workers.mjs", "10", "50", "3", "1000", "20", "memory");
   stormRuns("service");
   stormRuns("namespace");
   run("soak.mjs", "10");
@@ -76,6 +77,8 @@ const config = read("config");
 const xdsFan = read("xds-fanout");
 // written by bench/workers.mjs since MAXINE_WORKERS came; absent from older runs
 const workers = existsSync(`${OUT_DIR}/workers.json`) ? read("workers") : undefined;
+// the same with the memory store (the registry in the primary), since it could run with workers
+const workersMemory = existsSync(`${OUT_DIR}/workers-memory.json`) ? read("workers-memory") : undefined;
 const ms = (x) => `${x.toFixed(1)} ms`;
 const met = (ok) => (ok ? "met" : "**not met**");
 const json = disc.rows.find((r) => r.server === "maxine" && r.protocol === "json");
@@ -192,6 +195,16 @@ const rows = [
           met(workers.discover.grpc.ratio > 1 && workers.discover.json.ratio > 1),
         ],
       ]),
+  ...(workersMemory === undefined
+    ? []
+    : [
+        [
+          `Both cores on the memory store (MAXINE_WORKERS=2 against 1, the registry in the primary, same run): Discover ${workersMemory.concurrency} concurrent; Register; watch fan-out at N = ${workersMemory.watchers.toLocaleString("en-US")}`,
+          "a gain: 2 workers / 1 worker > 1 for Discover; Register and fan-out p99 reported",
+          `gRPC ${workersMemory.discover.grpc.w2.per_second.toFixed(0)} vs ${workersMemory.discover.grpc.w1.per_second.toFixed(0)} req/s (ratio ${workersMemory.discover.grpc.ratio.toFixed(2)}), Connect JSON ${workersMemory.discover.json.w2.per_second.toFixed(0)} vs ${workersMemory.discover.json.w1.per_second.toFixed(0)} req/s (ratio ${workersMemory.discover.json.ratio.toFixed(2)}); client CPU ${workersMemory.discover.grpc.w2.client_cpu.toFixed(2)} / ${workersMemory.discover.json.w2.client_cpu.toFixed(2)} cores (median of ${workersMemory.runs}); Register ${workersMemory.register.w2.per_second.toFixed(0)} vs ${workersMemory.register.w1.per_second.toFixed(0)} /s (ratio ${workersMemory.register.ratio.toFixed(2)}: every write is committed by the primary); fan-out p99 ${ms(workersMemory.fanout.w2.p99_ms)} vs ${ms(workersMemory.fanout.w1.p99_ms)} (ratio ${workersMemory.fanout.p99_ratio.toFixed(2)})`,
+          met(workersMemory.discover.grpc.ratio > 1 && workersMemory.discover.json.ratio > 1),
+        ],
+      ]),
   ...[storm, stormNs].map((st) => {
     const runs = st.runs ?? [st];
     const converged = runs.map((r) => r.converged_ms);
@@ -216,7 +229,7 @@ said otherwise. See bench/README.md for what each scenario does.
 |---|---|---|---|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
-When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, register: reg, pick, snap, heap, slow, redis, failover, soak, checks, config, xds: xdsFan, ...(workers !== undefined ? { workers } : {}), storm, stormNs })
+When each scenario's figures were taken (a scenario run alone, or \`--report-only\`, leaves the others' older figures in the table): ${Object.entries({ crash, hung, stall, fanout, hb, disc, register: reg, pick, snap, heap, slow, redis, failover, soak, checks, config, xds: xdsFan, ...(workers !== undefined ? { workers } : {}), ...(workersMemory !== undefined ? { workersMemory } : {}), storm, stormNs })
   .map(([k, v]) => `${k} ${String(v.date ?? "unknown").slice(0, 16).replace("T", " ")}`)
   .join(", ")}.
 
