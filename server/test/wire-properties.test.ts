@@ -9,6 +9,7 @@ import {
   timestampFromMs,
 } from "@bufbuild/protobuf/wkt";
 import {
+  DiscoverRequestSchema,
   DiscoverResponseSchema,
   HealthCheckSchema,
   HeartbeatRequestSchema,
@@ -20,6 +21,8 @@ import {
   WatchServicesResponseSchema,
   type Instance,
 } from "@maxine/sdk/gen/maxine/registry/v1/registry_pb";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { InstanceRecord, LeaseState, OperatorStatus, Status } from "../src/domain/instance.js";
@@ -33,6 +36,7 @@ import { encoded, string, strings, uint64 } from "../src/wire/schema-columns.js"
 import { instanceFields } from "../src/wire/instance-fields.js";
 import { MessageWriter, perAnswer, Sizes, suffixWriter, tailWriter, type Table } from "../src/wire/schema-writer.js";
 import { splicedBytes } from "../src/wire/schema-columns.js";
+import { errorJson } from "../src/transport/protocols.js";
 
 // Every message the server writes without protobuf-es, for random values,
 // must be byte for byte what protobuf-es writes for the same message built
@@ -523,6 +527,19 @@ describe("wire properties: field numbers from 16 up (multi-byte tags)", () => {
     expect(() => suffixWriter(schema, cached, {})).toThrow("test.Wide.d: marked perAnswer in the cached table, no column in the suffix");
     expect(() => suffixWriter(schema, cached, { d: string((s: Source) => s.d), b: uint64((s: Source) => s.b) })).toThrow(
       "test.Wide.b: in the suffix but not marked perAnswer in the cached table",
+    );
+  });
+});
+
+describe("Connect's JSON error", () => {
+  it("errorJson writes what connect-es's errorToJson writes, for every code and any message, with and without details", () => {
+    const codes = Object.values(Code).filter((c): c is Code => typeof c === "number");
+    fc.assert(
+      fc.property(fc.constantFrom(...codes), fc.string(), fc.boolean(), (code, message, withDetail) => {
+        const err = new ConnectError(message, code);
+        if (withDetail) err.details.push({ desc: DiscoverRequestSchema, value: { service: message } });
+        expect(JSON.stringify(errorJson(err))).toBe(JSON.stringify(errorToJson(err, undefined)));
+      }),
     );
   });
 });

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, codeToString, errorToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type http2 from "node:http2";
 import type { Protocol, ResponseMetadata } from "../rpc/context.js";
@@ -168,6 +168,20 @@ function grpcLike(protocol: "grpc" | "grpc-web", contentType: string, codec: Cod
   };
 }
 
+/** CODE_NAMES are Connect's names of the codes ("not_found"), made once: connect-es's codeToString makes the name on every call. */
+const CODE_NAMES: ReadonlyMap<Code, string> = new Map(
+  Object.values(Code)
+    .filter((c): c is Code => typeof c === "number")
+    .map((c) => [c, codeToString(c)]),
+);
+
+/** errorJson is Connect's JSON form of err (connect-es's errorToJson; the common error, without details, with the code's name made once). */
+export function errorJson(err: ConnectError): unknown {
+  const code = CODE_NAMES.get(err.code);
+  if (code === undefined || err.details.length > 0) return errorToJson(err, undefined);
+  return err.rawMessage.length > 0 ? { code, message: err.rawMessage } : { code };
+}
+
 const END_OK = Buffer.from("{}");
 
 /** endStream is Connect's end-of-stream message: the error, and the handler's trailers and the error's metadata as metadata. */
@@ -175,7 +189,7 @@ function endStream(err: ConnectError | undefined, meta: ResponseMetadata | undef
   const trailer = meta?.trailerIfSet;
   if (err === undefined && isEmpty(trailer)) return END_OK;
   const end: { error?: unknown; metadata?: Record<string, string[]> } = {};
-  if (err !== undefined) end.error = errorToJson(err, undefined);
+  if (err !== undefined) end.error = errorJson(err);
   const metadata: Record<string, string[]> = {};
   let any = false;
   const add = (v: string, k: string): void => {
@@ -225,7 +239,7 @@ function connectUnary(contentType: string, codec: Codec): Framing {
     },
     finish(ex, err, meta) {
       if (err === undefined) return;
-      const body = Buffer.from(JSON.stringify(errorToJson(err, undefined)));
+      const body = Buffer.from(JSON.stringify(errorJson(err)));
       const head: Head = {};
       // connect-es's order: the handler's headers, the error's metadata, the trailers prefixed.
       if (meta !== undefined) withHeaders(head, meta.headerIfSet);
