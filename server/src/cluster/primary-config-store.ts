@@ -1,7 +1,7 @@
 import { deserialize } from "node:v8";
 import type { ConfigChange, ConfigEntry, ConfigLimits, ConfigWrite } from "../domain/config-entry.js";
 import { Reason, RegistryError } from "../domain/errors.js";
-import { changeOf, ConfigView, recentOf, type ConfigStore } from "../store/config-store.js";
+import { changeOf, ConfigView, ConfigViewReads, type ConfigStore } from "../store/config-store.js";
 import type { Reply } from "./messages.js";
 import type { PrimaryLink } from "./primary-store.js";
 import type { ConfigSnapshotData } from "./registry-authority.js";
@@ -17,9 +17,9 @@ const APPLIED_KEPT = 1024;
  * by the primary's store in one order with every worker's, and resolves
  * once this worker's view has its change.
  */
-export class PrimaryConfigStore implements ConfigStore {
+export class PrimaryConfigStore extends ConfigViewReads implements ConfigStore {
   registryId = "";
-  private readonly view: ConfigView;
+  protected readonly view: ConfigView;
   private readonly listeners = new Set<(change: ConfigChange) => void>();
   private readonly applied = new Map<number, ConfigChange>();
   private readonly waiting = new Map<number, (reply: Reply) => void>();
@@ -32,6 +32,7 @@ export class PrimaryConfigStore implements ConfigStore {
     private readonly link: PrimaryLink,
     limits: ConfigLimits,
   ) {
+    super();
     this.view = new ConfigView(limits);
     this.unlisten = link.listen((m) => {
       if (m.maxine === "config-snapshot") this.snapshot(m.registryId, m.data, m.error);
@@ -56,30 +57,6 @@ export class PrimaryConfigStore implements ConfigStore {
       clearTimeout(timer);
     }
     return store;
-  }
-
-  revision(): number {
-    return this.view.revision();
-  }
-
-  versions(namespace: string, service: string, key: string): readonly ConfigEntry[] {
-    return this.view.versions(namespace, service, key);
-  }
-
-  keys(namespace: string, service: string): readonly ConfigEntry[] {
-    return this.view.keys(namespace, service);
-  }
-
-  services(namespace: string): readonly string[] {
-    return this.view.services(namespace);
-  }
-
-  entries(): Iterable<ConfigEntry> {
-    return this.view.entries();
-  }
-
-  recentChanges(): readonly ConfigChange[] {
-    return recentOf(this.view.entries(), this.view.revision(), Number.MAX_SAFE_INTEGER);
   }
 
   async write(write: ConfigWrite): Promise<ConfigChange> {

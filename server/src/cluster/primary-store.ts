@@ -3,8 +3,8 @@ import type { Clock } from "../domain/clock.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { keyString, recordOf, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import type { Logger } from "../domain/logger.js";
-import type { Change, LeaseClaim, ReplicaSet, ServiceView, SharedLeases, Store } from "../store/store.js";
-import { View } from "../store/view.js";
+import type { Change, LeaseClaim, ReplicaSet, SharedLeases, Store } from "../store/store.js";
+import { ViewReads } from "../store/view.js";
 import type { PrimaryMessage, Reply, StoreMessage } from "./messages.js";
 import type { SnapshotData } from "./registry-authority.js";
 
@@ -47,11 +47,10 @@ interface Waiting {
  * as they end; the replica set is the live workers, among which the health
  * checks are divided.
  */
-export class PrimaryStore implements Store {
+export class PrimaryStore extends ViewReads implements Store {
   registryId = "";
   readonly leases: WorkerLeases;
   readonly replicas: WorkerSet;
-  private readonly view = new View();
   private readonly listeners = new Set<(change: Change) => void>();
   private readonly applied = new Map<number, Change>();
   private readonly waiting = new Map<number, Waiting>();
@@ -63,6 +62,7 @@ export class PrimaryStore implements Store {
   private synced: (() => void) | undefined;
 
   private constructor(private readonly opts: PrimaryStoreOptions) {
+    super();
     this.leases = new WorkerLeases(opts.link, opts.clock);
     this.replicas = new WorkerSet(opts.workerId);
     this.unlisten = opts.link.listen((m) => this.receive(m));
@@ -90,22 +90,6 @@ export class PrimaryStore implements Store {
 
   revision(): number {
     return this.rev;
-  }
-
-  get(key: InstanceKey): InstanceRecord | undefined {
-    return this.view.get(key);
-  }
-
-  service(namespace: string, service: string): ServiceView | undefined {
-    return this.view.service(namespace, service);
-  }
-
-  services(namespace: string): ReadonlyArray<readonly [string, ServiceView]> {
-    return this.view.services(namespace);
-  }
-
-  namespaces(): readonly string[] {
-    return this.view.namespaceNames();
   }
 
   recentChanges(): readonly Change[] {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { planWrite, type ConfigChange, type ConfigEntry, type ConfigLimits, type ConfigWrite } from "../domain/config-entry.js";
-import { ConfigView, planning, recentOf, type ConfigStore } from "./config-store.js";
+import { ConfigView, ConfigViewReads, planning, type ConfigStore } from "./config-store.js";
 import type { StoreResetReason } from "./store.js";
 
 /** Commit is one batch of planned changes to make durable, with the entries the history depth drops. */
@@ -30,7 +30,7 @@ interface Pending {
  * committed: nothing that could still be lost is ever read. A store
  * supplies persist; the memory store's does nothing.
  */
-export abstract class BatchedConfigStore implements ConfigStore {
+export abstract class BatchedConfigStore extends ConfigViewReads implements ConfigStore {
   protected view: ConfigView;
   private readonly listeners = new Set<(change: ConfigChange) => void>();
   private readonly resetListeners = new Set<(reason: StoreResetReason) => void>();
@@ -45,6 +45,7 @@ export abstract class BatchedConfigStore implements ConfigStore {
   registryId: string;
 
   constructor(limits: ConfigLimits, registryId: string = randomUUID()) {
+    super();
     this.view = new ConfigView(limits);
     this.registryId = registryId;
   }
@@ -58,22 +59,6 @@ export abstract class BatchedConfigStore implements ConfigStore {
 
   /** prepare brings the view up to the store's latest revision before a batch is planned (a shared store reads what other replicas wrote). */
   protected async prepare(): Promise<void> {}
-
-  revision(): number {
-    return this.view.revision();
-  }
-
-  versions(namespace: string, service: string, key: string): readonly ConfigEntry[] {
-    return this.view.versions(namespace, service, key);
-  }
-
-  keys(namespace: string, service: string): readonly ConfigEntry[] {
-    return this.view.keys(namespace, service);
-  }
-
-  services(namespace: string): readonly string[] {
-    return this.view.services(namespace);
-  }
 
   write(write: ConfigWrite): Promise<ConfigChange> {
     if (this.closed) return Promise.reject(new Error("config store closed"));
@@ -91,14 +76,6 @@ export abstract class BatchedConfigStore implements ConfigStore {
   subscribeResets(listener: (reason: StoreResetReason) => void): () => void {
     this.resetListeners.add(listener);
     return () => this.resetListeners.delete(listener);
-  }
-
-  entries(): Iterable<ConfigEntry> {
-    return this.view.entries();
-  }
-
-  recentChanges(): readonly ConfigChange[] {
-    return recentOf(this.view.entries(), this.view.revision(), Number.MAX_SAFE_INTEGER);
   }
 
   async close(): Promise<void> {

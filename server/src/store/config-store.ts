@@ -163,3 +163,37 @@ export function decodeConfigEntry(text: string): ConfigEntry {
 }
 
 const NONE: readonly ConfigEntry[] = Object.freeze([]);
+
+/**
+ * ConfigViewReads serves a ConfigStore's reads from its ConfigView: a
+ * durable or shared store's (batched-config-store.ts) or the copy a worker
+ * keeps of the primary's (cluster/primary-config-store.ts).
+ */
+export abstract class ConfigViewReads {
+  protected abstract view: ConfigView;
+
+  revision(): number {
+    return this.view.revision();
+  }
+
+  versions(namespace: string, service: string, key: string): readonly ConfigEntry[] {
+    return this.view.versions(namespace, service, key);
+  }
+
+  keys(namespace: string, service: string): readonly ConfigEntry[] {
+    return this.view.keys(namespace, service);
+  }
+
+  services(namespace: string): readonly string[] {
+    return this.view.services(namespace);
+  }
+
+  /** entries lists every kept version of every key. */
+  entries(): Iterable<ConfigEntry> {
+    return this.view.entries();
+  }
+
+  recentChanges(): readonly ConfigChange[] {
+    return recentOf(this.view.entries(), this.view.revision(), Number.MAX_SAFE_INTEGER);
+  }
+}

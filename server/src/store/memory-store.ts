@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { keyString, recordOf, sameSpec, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
 import { ownedByOther } from "../domain/access.js";
 import { resolveHealth } from "../domain/health.js";
-import type { Change, LeaseClaim, ServiceView, Store } from "./store.js";
-import { View } from "./view.js";
+import type { Change, LeaseClaim, Store } from "./store.js";
+import { ViewReads } from "./view.js";
 
 /**
  * MemoryStore is the embedded default store: state in this process, lost on
@@ -11,30 +11,13 @@ import { View } from "./view.js";
  * to reset). Writes apply synchronously; the promise only keeps the Store
  * interface that remote stores need.
  */
-export class MemoryStore implements Store {
+export class MemoryStore extends ViewReads implements Store {
   readonly registryId = randomUUID();
-  private readonly view = new View();
   private readonly listeners = new Set<(change: Change) => void>();
   private rev = 0;
 
   revision(): number {
     return this.rev;
-  }
-
-  get(key: InstanceKey): InstanceRecord | undefined {
-    return this.view.get(key);
-  }
-
-  service(namespace: string, service: string): ServiceView | undefined {
-    return this.view.service(namespace, service);
-  }
-
-  services(namespace: string): ReadonlyArray<readonly [string, ServiceView]> {
-    return this.view.services(namespace);
-  }
-
-  namespaces(): readonly string[] {
-    return this.view.namespaceNames();
   }
 
   async put(spec: InstanceSpec, now: number, _lease?: LeaseClaim, owner?: string): Promise<Change | undefined> {

@@ -11,8 +11,8 @@ import { keyList, redisKeys, SCRIPTS, type RedisKeys } from "./redis-scripts.js"
 import { HeldLeases } from "./redis-leases.js";
 import { Sweeper } from "./redis-sweeper.js";
 import { MEMBERS, RedisMembers } from "./redis-members.js";
-import type { Change, LeaseClaim, ServiceView, Store, StoreHealth, StoreResetReason } from "./store.js";
-import { View } from "./view.js";
+import type { Change, LeaseClaim, Store, StoreHealth, StoreResetReason } from "./store.js";
+import { ViewReads } from "./view.js";
 
 /** RedisStoreOptions configure a RedisStore; each field is a server setting (README, docs/redis.md). */
 export interface RedisStoreOptions {
@@ -66,7 +66,7 @@ const APPLIED_KEPT = 4096;
  * fail with UNAVAILABLE, renewals wait; when it is back the mirror re-syncs
  * and every lease held here is re-asserted, even if Redis lost its data.
  */
-export class RedisStore implements Store {
+export class RedisStore extends ViewReads implements Store {
   /** replicaId names this replica in lease owners and the sweeper lock. */
   readonly replicaId = randomUUID();
   readonly leases: HeldLeases;
@@ -75,7 +75,6 @@ export class RedisStore implements Store {
   private readonly keyArgs: string[];
   private readonly cmd: Connection;
   private readonly reader: Connection;
-  private readonly view = new View();
   private readonly listeners = new Set<(change: Change) => void>();
   private readonly resetListeners = new Set<(reason: StoreResetReason) => void>();
   private readonly healthListeners = new Set<() => void>();
@@ -96,6 +95,7 @@ export class RedisStore implements Store {
   private sleepTimer: { timer: Timer; wake: () => void } | undefined;
 
   private constructor(private readonly opts: RedisStoreOptions) {
+    super();
     this.keys = redisKeys(opts.registry);
     this.keyArgs = keyList(this.keys);
     const base: RedisOptions = {
@@ -172,22 +172,6 @@ export class RedisStore implements Store {
 
   revision(): number {
     return this.rev;
-  }
-
-  get(key: InstanceKey): InstanceRecord | undefined {
-    return this.view.get(key);
-  }
-
-  service(namespace: string, service: string): ServiceView | undefined {
-    return this.view.service(namespace, service);
-  }
-
-  services(namespace: string): ReadonlyArray<readonly [string, ServiceView]> {
-    return this.view.services(namespace);
-  }
-
-  namespaces(): readonly string[] {
-    return this.view.namespaceNames();
   }
 
   recentChanges(): readonly Change[] {

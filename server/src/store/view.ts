@@ -98,3 +98,28 @@ export class View {
     this.namespaces.clear();
   }
 }
+
+/**
+ * ViewReads serves a Store's reads from its View: the memory store's
+ * state, or the local mirror a remote store (Redis, the cluster primary)
+ * keeps. One implementation of the reads for every store.
+ */
+export abstract class ViewReads {
+  protected readonly view = new View();
+
+  get(key: InstanceKey): InstanceRecord | undefined {
+    return this.view.get(key);
+  }
+
+  service(namespace: string, service: string): ServiceView | undefined {
+    return this.view.service(namespace, service);
+  }
+
+  services(namespace: string): ReadonlyArray<readonly [string, ServiceView]> {
+    return this.view.services(namespace);
+  }
+
+  namespaces(): readonly string[] {
+    return this.view.namespaceNames();
+  }
+}
