@@ -11,16 +11,24 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * more than the small bodies of unary calls, and on an HTTP/2 stream it
  * destroys the stream (the whole call, answer included) once the body ends.
  */
-export function eachChunk(req: Readable, onChunk: (chunk: Buffer) => void): Promise<void> {
+export function eachChunk(req: Readable, onChunk: (chunk: Buffer) => void, release = false): Promise<void> {
   return new Promise((resolve, reject) => {
-    // The listeners stay on the request once it settled (it ends with the
-    // call: removing four listeners cost more than the call's routing), and
-    // do nothing then; the error listener staying keeps a late stream error
-    // from being thrown as unhandled.
+    // Once the body settled, its listeners do nothing. A unary call's stay
+    // on the request, which ends with the call (removing four listeners
+    // cost more than the call's routing); the error listener staying keeps
+    // a late stream error from being thrown as unhandled. With release
+    // (a server stream, held open for hours, tens of thousands at once)
+    // they are removed, so the stream holds none of them.
     let settled = false;
     const settle = (err?: Error): void => {
       if (settled) return;
       settled = true;
+      if (release) {
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.off("error", onError);
+        req.off("close", onClose);
+      }
       if (err === undefined) resolve();
       else reject(err);
     };

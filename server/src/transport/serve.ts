@@ -314,11 +314,15 @@ class BodyReader {
     const reader = new EnvelopeReader(this.maxBytes, this.budget, encoding);
     let first: Uint8Array | undefined;
     let count = 0;
-    return eachChunk(this.ex.body, (chunk) => {
-      for (const e of reader.push(chunk)) {
-        if (count++ === 0) first = checked(e.flags, e.data);
-      }
-    }).then(
+    return eachChunk(
+      this.ex.body,
+      (chunk) => {
+        for (const e of reader.push(chunk)) {
+          if (count++ === 0) first = checked(e.flags, e.data);
+        }
+      },
+      kind === "server-streaming",
+    ).then(
       () => {
         const pending = reader.pending;
         reader.close();
