@@ -1,5 +1,5 @@
 import { serialize } from "node:v8";
-import type { Clock, Timer } from "../domain/clock.js";
+import { DeadlineTimer, type Clock } from "../domain/clock.js";
 import type { ConfigChange } from "../domain/config-entry.js";
 import { Reason, RegistryError } from "../domain/errors.js";
 import { keyString, type InstanceKey, type InstanceRecord, type InstanceSpec, type RemovalReason } from "../domain/instance.js";
@@ -96,12 +96,12 @@ export class RegistryAuthority {
   private batch: Change[] = [];
   private configBatch: ConfigChange[] = [];
   private flushing = false;
-  private timer: Timer | undefined;
-  private timerAt = Infinity;
+  private readonly expiry: DeadlineTimer;
   private config: Promise<ConfigStore> | undefined;
   private closed = false;
 
   constructor(private readonly opts: AuthorityOptions) {
+    this.expiry = new DeadlineTimer(opts.clock, () => this.expire());
     this.store.subscribe((c) => {
       this.batch.push(c);
       this.recent.push(c);
@@ -180,8 +180,7 @@ export class RegistryAuthority {
   /** close stops expiry and closes the configuration store. */
   async close(): Promise<void> {
     this.closed = true;
-    this.timer?.cancel();
-    this.timer = undefined;
+    this.expiry.cancel();
     const config = await this.config?.catch(() => undefined);
     await config?.close();
     await this.store.close();
@@ -409,16 +408,7 @@ export class RegistryAuthority {
 
   /** arm keeps one timer set for the earliest lease deadline. */
   private arm(): void {
-    if (this.closed) return;
-    const next = this.leases.nextDue();
-    if (next === undefined || next >= this.timerAt) return;
-    this.timer?.cancel();
-    this.timerAt = next;
-    this.timer = this.opts.clock.setTimer(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.expire();
-    }, next - this.opts.clock.now());
+    if (!this.closed) this.expiry.arm(this.leases.nextDue());
   }
 
   /** expire removes every instance whose lease ran out (LEASE_EXPIRED) or whose stream's grace ended (STREAM_CLOSED). */

@@ -24,3 +24,36 @@ export const systemClock: Clock = {
     return { cancel: () => clearTimeout(t) };
   },
 };
+
+/**
+ * DeadlineTimer keeps one timer set for the earliest deadline it is told
+ * of, and runs fire then (the lease expiry of a registry: one timer, not
+ * one per lease).
+ */
+export class DeadlineTimer {
+  private timer: Timer | undefined;
+  private at = Infinity;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly fire: () => void,
+  ) {}
+
+  /** arm sets the timer for at, unless it is set for that time or earlier already (undefined: nothing is due). */
+  arm(at: number | undefined): void {
+    if (at === undefined || at >= this.at) return;
+    this.timer?.cancel();
+    this.at = at;
+    this.timer = this.clock.setTimer(() => {
+      this.timer = undefined;
+      this.at = Infinity;
+      this.fire();
+    }, at - this.clock.now());
+  }
+
+  cancel(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.at = Infinity;
+  }
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Random } from "@maxine/sdk/balancer";
 import type { Change, Store } from "../store/store.js";
-import type { Clock, Timer } from "../domain/clock.js";
+import { DeadlineTimer, type Clock } from "../domain/clock.js";
 import { Reason, RegistryError, invalid } from "../domain/errors.js";
 import { isEmptyFilter, matches } from "../domain/filter.js";
 import { effectiveStatus, keyString, UNKNOWN_LEASE, type InstanceKey, type InstanceRecord, type LeaseState, type OperatorStatus, type Status } from "../domain/instance.js";
@@ -161,13 +161,13 @@ export class Registry {
     beatsRegistered: 0,
   };
   private nextStreamId = 1;
-  private timer: Timer | undefined;
-  private timerAt = Infinity;
+  private readonly expiry: DeadlineTimer;
   private closed = false;
 
   constructor(opts: RegistryOptions) {
     this.store = opts.store;
     this.clock = opts.clock;
+    this.expiry = new DeadlineTimer(opts.clock, () => void this.expire());
     this.log = opts.logger;
     this.limits = opts.limits;
     this.lease = opts.lease;
@@ -647,8 +647,7 @@ export class Registry {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.timer?.cancel();
-    this.timer = undefined;
+    this.expiry.cancel();
     const open = [...this.streams];
     this.streams.clear();
     // all closed first: none takes over another's leases on its way out
@@ -674,16 +673,7 @@ export class Registry {
 
   /** arm keeps one timer set for the earliest lease deadline. */
   private arm(): void {
-    if (this.closed) return;
-    const next = this.leases.nextDue();
-    if (next === undefined || next >= this.timerAt) return;
-    this.timer?.cancel();
-    this.timerAt = next;
-    this.timer = this.clock.setTimer(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      void this.expire();
-    }, next - this.clock.now());
+    if (!this.closed) this.expiry.arm(this.leases.nextDue());
   }
 
   private async expire(): Promise<void> {
