@@ -3,7 +3,7 @@ import type { ConfigChange, ConfigEntry, ConfigLimits, ConfigWrite } from "../do
 import { Reason, RegistryError } from "../domain/errors.js";
 import { changeOf, ConfigView, ConfigViewReads, type ConfigStore } from "../store/config-store.js";
 import type { Reply } from "./messages.js";
-import type { PrimaryLink } from "./primary-store.js";
+import { replyError, synced, type PrimaryLink } from "./primary-store.js";
 import type { ConfigSnapshotData } from "./registry-authority.js";
 
 /** APPLIED_KEPT is how many recent configuration changes a worker keeps by revision, for the answers to its own writes. */
@@ -43,19 +43,15 @@ export class PrimaryConfigStore extends ConfigViewReads implements ConfigStore {
   /** connect asks the primary to open the store (if it has not) and resolves once this worker's view holds it; it rejects with why it could not open. */
   static async connect(link: PrimaryLink, limits: ConfigLimits, timeoutMs = 30_000): Promise<PrimaryConfigStore> {
     const store = new PrimaryConfigStore(link, limits);
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await new Promise<void>((resolve, reject) => {
-        store.synced = (error) => (error === undefined ? resolve() : reject(new Error(error)));
-        timer = setTimeout(() => reject(new Error(`config store: the primary did not open it within ${timeoutMs} ms`)), timeoutMs);
+    await synced(
+      store,
+      (done) => {
+        store.synced = done;
         link.send({ maxine: "config-sync" });
-      });
-    } catch (err) {
-      await store.close();
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
+      },
+      timeoutMs,
+      `config store: the primary did not open it within ${timeoutMs} ms`,
+    );
     return store;
   }
 
@@ -66,10 +62,7 @@ export class PrimaryConfigStore extends ConfigViewReads implements ConfigStore {
       this.waiting.set(id, resolve);
       this.link.send({ maxine: "config-write", id, write });
     });
-    if (reply.error !== undefined) {
-      const reason = (Object.values(Reason) as string[]).includes(reply.error.reason) ? (reply.error.reason as Reason) : Reason.UNAVAILABLE;
-      throw new RegistryError(reason, reply.error.message);
-    }
+    if (reply.error !== undefined) throw replyError(reply.error);
     const change = this.applied.get(reply.revision ?? 0);
     if (change === undefined) throw new RegistryError(Reason.UNAVAILABLE, `config store: the primary answered with revision ${reply.revision}, which this worker has not applied; retry`);
     return change;

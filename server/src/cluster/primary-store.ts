@@ -72,19 +72,15 @@ export class PrimaryStore extends ViewReads implements Store {
   static async connect(opts: PrimaryStoreOptions): Promise<PrimaryStore> {
     const store = new PrimaryStore(opts);
     const timeoutMs = opts.syncTimeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await new Promise<void>((resolve, reject) => {
-        store.synced = resolve;
-        timer = setTimeout(() => reject(new Error(`store: the primary did not send the registry within ${timeoutMs} ms`)), timeoutMs);
+    await synced(
+      store,
+      (done) => {
+        store.synced = () => done();
         opts.link.send({ maxine: "store-sync" });
-      });
-    } catch (err) {
-      await store.close();
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
+      },
+      timeoutMs,
+      `store: the primary did not send the registry within ${timeoutMs} ms`,
+    );
     return store;
   }
 
@@ -153,7 +149,7 @@ export class PrimaryStore extends ViewReads implements Store {
 
   /** changeOf is a write's answer as put and remove return it; the feed before the answer carried the change, so the view has it. */
   private changeOf(reply: Reply): Change | undefined {
-    if (reply.error !== undefined) throw new RegistryError(reasonOf(reply.error.reason), reply.error.message);
+    if (reply.error !== undefined) throw replyError(reply.error);
     if (reply.revision === undefined || reply.revision === 0) return undefined;
     const change = this.applied.get(reply.revision);
     if (change === undefined) throw new RegistryError(Reason.UNAVAILABLE, `store: the primary answered with revision ${reply.revision}, which this worker has not applied; retry`);
@@ -388,6 +384,28 @@ function copyChange(c: Change): Change {
   }
 }
 
-function reasonOf(reason: string): Reason {
-  return (Object.values(Reason) as string[]).includes(reason) ? (reason as Reason) : Reason.UNAVAILABLE;
+/** replyError is the error a worker's store throws for the primary's refusal of a request: its reason (UNAVAILABLE when unknown) and message. */
+export function replyError(error: NonNullable<Reply["error"]>): RegistryError {
+  const reason = (Object.values(Reason) as string[]).includes(error.reason) ? (error.reason as Reason) : Reason.UNAVAILABLE;
+  return new RegistryError(reason, error.message);
+}
+
+/**
+ * synced runs ask (which sends a worker store's sync request and hands done
+ * to whatever receives the snapshot) and waits for done within timeoutMs;
+ * on a timeout or an error it closes store and rejects.
+ */
+export async function synced(store: { close(): Promise<void> }, ask: (done: (error?: string) => void) => void, timeoutMs: number, late: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(late)), timeoutMs);
+      ask((error) => (error === undefined ? resolve() : reject(new Error(error))));
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
