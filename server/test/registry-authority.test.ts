@@ -221,6 +221,20 @@ describe("the registry in the primary", () => {
     await authority.close();
   });
 
+  it("a worker's stores give up on a primary that does not answer their sync in time, or cannot open the configuration store, and say so", async () => {
+    const sent: unknown[] = [];
+    let listener: ((m: never) => void) | undefined;
+    const silent = { send: (m: unknown) => sent.push(m), listen: (l: (m: never) => void) => ((listener = l), () => (listener = undefined)) };
+    await expect(PrimaryStore.connect({ link: silent, workerId: "1", clock: new FakeClock(), logger: silentLogger, syncTimeoutMs: 30 })).rejects.toThrow(
+      "store: the primary did not send the registry within 30 ms",
+    );
+    await expect(PrimaryConfigStore.connect(silent, { historyDepth: 4 } as never, 30)).rejects.toThrow("config store: the primary did not open it within 30 ms");
+    expect(sent).toEqual([{ maxine: "store-sync" }, { maxine: "config-sync" }]);
+    expect(listener).toBeUndefined(); // each store stopped listening when it gave up
+    const refusing = { send: () => setImmediate(() => listener?.({ maxine: "config-snapshot", error: "LevelDB: lock held" } as never)), listen: silent.listen };
+    await expect(PrimaryConfigStore.connect(refusing, { historyDepth: 4 } as never, 1000)).rejects.toThrow("LevelDB: lock held");
+  });
+
   it("a worker's link sends the store messages of one turn as one batch, in order; one message alone; flush sends at once", async () => {
     const sent: unknown[] = [];
     const proc = Object.assign(new EventEmitter(), { connected: true, send: (m: unknown) => sent.push(m) });
