@@ -62,15 +62,9 @@ const ANSWER_JSON = join(answers, "discover.json");
 const ANSWER_PROTO = join(answers, "discover.binpb");
 process.on("exit", () => rmSync(answers, { recursive: true, force: true }));
 
-const runs = async (target, protocol) => {
-  const out = [];
-  for (let i = 0; i < RUNS; i++) {
-    out.push(
-      await loadgen("discover", ["-addr", target, "-protocol", protocol, "-c", String(C), "-duration", `${SECONDS}s`], undefined, CLIENT_ENV, { cpus: CLIENT_CPUS }),
-    );
-  }
-  return out;
-};
+/** goRun drives Discover calls with the Go loadgen once (GOMAXPROCS=1, pinned). */
+const goRun = (target, protocol) =>
+  loadgen("discover", ["-addr", target, "-protocol", protocol, "-c", String(C), "-duration", `${SECONDS}s`], undefined, CLIENT_ENV, { cpus: CLIENT_CPUS });
 
 const results = [];
 const server = await startServer({}, [], { mainThreadCpus: SERVER_CPUS });
@@ -85,9 +79,36 @@ try {
     if (!res.ok) throw new Error(`register: HTTP ${res.status}: ${await res.text()}`);
   }
   await saveAnswers(server.port);
-  for (const protocol of ["json", "grpc"]) results.push({ server: "maxine", protocol, runs: await runs(`127.0.0.1:${server.port}`, protocol) });
-  results.push({ server: "maxine", protocol: "grpc-h2load", runs: h2loadRuns(server.port) });
-  results.push({ server: "maxine", protocol: "json-h2load", runs: h2loadRuns(server.port, "json") });
+  // The reference servers run beside Maxine (each idle while another is
+  // measured), and every run of Maxine is followed by the same run against
+  // its protocol's reference: on this VM one server's throughput moved by a
+  // fifth between runs a minute apart (gRPC, h2load: 31,500–39,100 req/s in
+  // five runs of the same process), so the ratio is taken run by run.
+  await reference("./plain-http-server.mjs", async (httpPort) => {
+    await reference("./plain-http2-server.mjs", async (http2Port) => {
+      const refOf = { json: ["plain node:http (reference)", httpPort], grpc: ["plain node:http2 (reference)", http2Port] };
+      for (const protocol of ["json", "grpc"]) {
+        const [refName, refPort] = refOf[protocol];
+        const mine = { server: "maxine", protocol, runs: [] };
+        const ref = { server: refName, protocol, runs: [] };
+        for (let i = 0; i < RUNS; i++) {
+          mine.runs.push(await goRun(`127.0.0.1:${server.port}`, protocol));
+          ref.runs.push(await goRun(`127.0.0.1:${refPort}`, protocol));
+        }
+        results.push(mine, ref);
+      }
+      for (const protocol of ["grpc", "json"]) {
+        const [refName, refPort] = refOf[protocol];
+        const mine = { server: "maxine", protocol: `${protocol}-h2load`, runs: [] };
+        const ref = { server: refName, protocol: `${protocol}-h2load`, runs: [] };
+        for (let i = 0; i < RUNS; i++) {
+          mine.runs.push(h2loadRun(server.port, protocol));
+          ref.runs.push(h2loadRun(refPort, protocol));
+        }
+        results.push(mine, ref);
+      }
+    });
+  });
 } finally {
   await server.stop();
 }
@@ -123,26 +144,14 @@ async function reference(script, f) {
     await new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once("exit", resolve), child.kill("SIGTERM"))));
   }
 }
-await reference("./plain-http-server.mjs", async (port) => {
-  results.push({ server: "plain node:http (reference)", protocol: "json", runs: await runs(`127.0.0.1:${port}`, "json") });
-  results.push({ server: "plain node:http (reference)", protocol: "json-h2load", runs: h2loadRuns(port, "json") });
-});
-await reference("./plain-http2-server.mjs", async (port) => {
-  results.push({ server: "plain node:http2 (reference)", protocol: "grpc", runs: await runs(`127.0.0.1:${port}`, "grpc") });
-  results.push({ server: "plain node:http2 (reference)", protocol: "grpc-h2load", runs: h2loadRuns(port) });
-});
 
 /**
- * h2loadRuns drives Discover calls with h2load, RUNS times, pinned like the Go client: gRPC on one connection
+ * h2loadRun drives Discover calls with h2load once, pinned like the Go client: gRPC on one connection
  * with C streams, Connect JSON on C HTTP/1.1 connections one request at a time (as the Go client's callers).
  */
-function h2loadRuns(port, protocol = "grpc") {
+function h2loadRun(port, protocol) {
   const h2load = ensureCommand("h2load", "nghttp2-client");
-  const out = [];
-  for (let i = 0; i < RUNS; i++) {
-    out.push(h2loadDiscover(h2load, port, { seconds: SECONDS, connections: protocol === "json" ? C : 1, streams: C, cpus: CLIENT_CPUS, protocol }));
-  }
-  return out;
+  return h2loadDiscover(h2load, port, { seconds: SECONDS, connections: protocol === "json" ? C : 1, streams: C, cpus: CLIENT_CPUS, protocol });
 }
 
 // Each row is the run with the median throughput, with the range of all runs.
@@ -169,23 +178,35 @@ for (const r of rows) {
   const range = `${r.min_per_second.toFixed(0)}–${r.max_per_second.toFixed(0)}`;
   console.log(`${label(r).padEnd(45)} | ${r.per_second.toFixed(0).padStart(7)} (${range.padEnd(13)}) | ${r.p50_ms.toFixed(2).padStart(6)} | ${r.p99_ms.toFixed(2).padStart(6)} | ${String(r.errors).padStart(6)} | ${(r.client_cpu ?? NaN).toFixed(2)}`);
 }
-// Issue 23's first target: Maxine against the bare server of its protocol, same bytes, same client, same run.
+// Issue 23's first target: Maxine against the bare server of its protocol,
+// same bytes, same client; each run of Maxine against the reference's run
+// right after it, and the median of those ratios (pairs gives each).
 const row = (server, protocol) => rows.find((r) => r.server.startsWith(server) && r.protocol === protocol);
 const ratio = (a, b) => (a === undefined || b === undefined ? NaN : a.per_second / b.per_second);
+const pairs = (protocol, reference) => {
+  const a = row("maxine", protocol);
+  const b = row(reference, protocol);
+  return a === undefined || b === undefined ? [] : a.all.map((r, i) => r.per_second / b.all[i].per_second);
+};
+const median = (xs) => (xs.length === 0 ? NaN : [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]);
+const pairRatios = {
+  grpcVsBareHttp2: pairs("grpc-h2load", "plain node:http2"),
+  grpcVsBareHttp2GoClient: pairs("grpc", "plain node:http2"),
+  jsonVsBareHttp: pairs("json-h2load", "plain node:http "),
+  jsonVsBareHttpGoClient: pairs("json", "plain node:http "),
+};
 const ratios = {
-  grpcVsBareHttp2: ratio(row("maxine", "grpc-h2load"), row("plain node:http2", "grpc-h2load")),
-  grpcVsBareHttp2GoClient: ratio(row("maxine", "grpc"), row("plain node:http2", "grpc")),
-  jsonVsBareHttp: ratio(row("maxine", "json-h2load"), row("plain node:http ", "json-h2load")),
-  jsonVsBareHttpGoClient: ratio(row("maxine", "json"), row("plain node:http ", "json")),
+  ...Object.fromEntries(Object.entries(pairRatios).map(([k, v]) => [k, median(v)])),
   grpcVsJson: ratio(row("maxine", "grpc-h2load"), row("maxine", "json-h2load")),
   bareHttp2VsBareHttp: ratio(row("plain node:http2", "grpc-h2load"), row("plain node:http ", "json-h2load")),
 };
+const each = (k) => pairRatios[k].map((x) => x.toFixed(2)).join(", ");
 console.log(
-  `ratios: gRPC / bare node:http2 ${ratios.grpcVsBareHttp2.toFixed(2)} (h2load; Go client ${ratios.grpcVsBareHttp2GoClient.toFixed(2)}), Connect JSON / bare node:http ${ratios.jsonVsBareHttp.toFixed(2)} (h2load; Go client ${ratios.jsonVsBareHttpGoClient.toFixed(2)}); beside them: Maxine gRPC / JSON ${ratios.grpcVsJson.toFixed(2)}, bare node:http2 / bare node:http ${ratios.bareHttp2VsBareHttp.toFixed(2)}`,
+  `ratios (median of ${RUNS} runs, each against the reference's run right after it): gRPC / bare node:http2 ${ratios.grpcVsBareHttp2.toFixed(2)} (h2load: ${each("grpcVsBareHttp2")}; Go client ${ratios.grpcVsBareHttp2GoClient.toFixed(2)}), Connect JSON / bare node:http ${ratios.jsonVsBareHttp.toFixed(2)} (h2load: ${each("jsonVsBareHttp")}; Go client ${ratios.jsonVsBareHttpGoClient.toFixed(2)}); beside them: Maxine gRPC / JSON ${ratios.grpcVsJson.toFixed(2)}, bare node:http2 / bare node:http ${ratios.bareHttp2VsBareHttp.toFixed(2)}`,
 );
 writeResult(
   "discover",
-  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1 (rows with protocol grpc-h2load and json-h2load: h2load, nghttp2's C client)", pinning: PINNING, rows, ratios },
+  { scenario: "Discover throughput", seconds: SECONDS, concurrency: C, runs: RUNS, client: "Go loadgen, GOMAXPROCS=1 (rows with protocol grpc-h2load and json-h2load: h2load, nghttp2's C client)", pinning: PINNING, rows, ratios, pairRatios, pairing: "each Maxine run followed by the same run against its protocol's reference; ratios are the median of those pairs" },
   barChart({
     title: `Discover throughput, ${C} concurrent callers (median of ${RUNS})`,
     unit: "requests/s",
