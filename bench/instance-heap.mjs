@@ -8,6 +8,7 @@
 // (median of 5 each).
 //
 // Usage: node bench/instance-heap.mjs [instances=100000]
+import { barChart } from "./chart.mjs";
 import { GC_PROBE_ARGS, gcProbe, startServer, stats, writeResult } from "./support.mjs";
 
 const N = Number(process.argv[2] ?? 100000);
@@ -81,4 +82,16 @@ console.log(`heap per instance: ${N} instances (zone, 2 tags, 2 metadata entries
 console.log(`  V8 heap used after a full GC: ${result.heap_used_before_mb.toFixed(1)} MB -> ${result.heap_used_after_mb.toFixed(1)} MB`);
 console.log(`  per instance: heap ${(result.heap_bytes_per_instance / 1024).toFixed(2)} KB (target <= ${result.target_kb} KB: ${result.heap_bytes_per_instance / 1024 <= result.target_kb ? "met" : "not met"}), off-heap ${(result.external_bytes_per_instance / 1024).toFixed(2)} KB, RSS ${(result.rss_bytes_per_instance / 1024).toFixed(2)} KB`);
 console.log(`  registered at ${result.register_per_second.toFixed(0)}/s (Connect JSON, ${CONCURRENCY} concurrent); Discover of ${N / SERVICES} instances (include_all, JSON) median ${result.discover_1pct_ms.median.toFixed(1)} ms`);
-writeResult("instance-heap", result);
+writeResult(
+  "instance-heap",
+  result,
+  barChart({
+    title: `Memory per registered instance at ${N} instances (target: V8 heap <= ${result.target_kb} KB)`,
+    unit: "KB per instance",
+    groups: ["V8 heap (after a full GC)", "off the heap", "RSS growth"],
+    series: [
+      { name: "Maxine", values: [result.heap_bytes_per_instance / 1024, result.external_bytes_per_instance / 1024, result.rss_bytes_per_instance / 1024] },
+      { name: "target", values: [result.target_kb, NaN, NaN] },
+    ],
+  }),
+);

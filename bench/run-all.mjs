@@ -18,6 +18,9 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const run = (script, ...args) => execFileSync(process.execPath, [`${ROOT}bench/${script}`, ...args], { stdio: "inherit" });
 const read = (name) => JSON.parse(readFileSync(`${OUT_DIR}/${name}.json`, "utf8"));
 
+/** pairsOf lists a Discover ratio's pairs (", pairs 0.84 / 0.86 / 0.93"), or nothing for a result from before the bench paired its runs. */
+const pairsOf = (disc, key) => (disc.pairRatios?.[key] === undefined ? "" : `, pairs ${disc.pairRatios[key].map((x) => x.toFixed(2)).join(" / ")}`);
+
 /** stormRuns runs the reconnect storm three times and keeps the median run (by convergence) with every run's figures. */
 function stormRuns(scope) {
   const name = scope === "service" ? "reconnect-storm" : `reconnect-storm-${scope}`;
@@ -112,9 +115,9 @@ const rows = [
     ? []
     : [
         [
-          "Discover against a bare Node.js server of the same protocol answering the same bytes (bench/plain-http*-server.mjs), same client, same run",
+          "Discover against a bare Node.js server of the same protocol answering the same bytes (bench/plain-http*-server.mjs), same client, same run, each Maxine run paired with the reference's run right after it (median of the pairs)",
           "gRPC ≥ 0.9 of bare node:http2, Connect JSON ≥ 0.9 of bare node:http",
-          `gRPC ${disc.ratios.grpcVsBareHttp2.toFixed(2)} (h2load; Go client ${disc.ratios.grpcVsBareHttp2GoClient.toFixed(2)}), JSON ${disc.ratios.jsonVsBareHttp.toFixed(2)} (h2load; Go client ${(disc.ratios.jsonVsBareHttpGoClient ?? NaN).toFixed(2)}); Maxine gRPC / JSON ${disc.ratios.grpcVsJson.toFixed(2)}, bare http2 / bare http ${disc.ratios.bareHttp2VsBareHttp.toFixed(2)}; client CPU (cores): ${disc.rows.map((r) => `${r.protocol} ${(r.client_cpu ?? NaN).toFixed(2)}`).join(", ")}`,
+          `gRPC ${disc.ratios.grpcVsBareHttp2.toFixed(2)} (h2load${pairsOf(disc, "grpcVsBareHttp2")}; Go client ${disc.ratios.grpcVsBareHttp2GoClient.toFixed(2)}), JSON ${disc.ratios.jsonVsBareHttp.toFixed(2)} (h2load${pairsOf(disc, "jsonVsBareHttp")}; Go client ${(disc.ratios.jsonVsBareHttpGoClient ?? NaN).toFixed(2)}); Maxine gRPC / JSON ${disc.ratios.grpcVsJson.toFixed(2)}, bare http2 / bare http ${disc.ratios.bareHttp2VsBareHttp.toFixed(2)}; client CPU (cores): ${disc.rows.map((r) => `${r.protocol} ${(r.client_cpu ?? NaN).toFixed(2)}`).join(", ")}`,
           met(disc.ratios.grpcVsBareHttp2 >= 0.9 && disc.ratios.jsonVsBareHttp >= 0.9),
         ],
       ]),

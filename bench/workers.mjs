@@ -26,6 +26,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
+import { barChart } from "./chart.mjs";
 import { buildLoadgen, h2loadDiscover, loadgen, startRedis, startServer, stats, writeResult } from "./support.mjs";
 
 const SECONDS = Number(process.argv[2] ?? 10);
@@ -183,7 +184,19 @@ try {
     console.log(`  ${w.slice(1)} worker(s): median ${f(r.median_ms, 1)} ms, p99 ${f(r.p99_ms, 1)} ms (server CPU ${f(r.server_cpu, 2)} cores)`);
   }
   console.log(`  p99 2 workers / 1 worker = ${f(result.fanout.p99_ratio, 2)} (lower is better)`);
-  writeResult(STORE === "redis" ? "workers" : "workers-memory", result);
+  writeResult(
+    STORE === "redis" ? "workers" : "workers-memory",
+    result,
+    barChart({
+      title: `MAXINE_WORKERS=2 against 1, ${STORE} store, median of ${RUNS} (watch fan-out p99: ${result.fanout.w1.p99_ms.toFixed(1)} ms, 2 workers ${result.fanout.w2.p99_ms.toFixed(1)} ms)`,
+      unit: "requests/s",
+      groups: ["Discover, gRPC", "Discover, Connect JSON", "Register, gRPC"],
+      series: ["w1", "w2"].map((w) => ({
+        name: w === "w1" ? "1 process" : "2 workers",
+        values: [result.discover.grpc[w].per_second, result.discover.json[w].per_second, result.register[w].per_second],
+      })),
+    }),
+  );
 } finally {
   for (const s of servers) await s.stop();
   await redis?.stop();
