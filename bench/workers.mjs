@@ -188,7 +188,7 @@ try {
     STORE === "redis" ? "workers" : "workers-memory",
     result,
     barChart({
-      title: `MAXINE_WORKERS=2 against 1, ${STORE} store, median of ${RUNS} (watch fan-out p99: ${result.fanout.w1.p99_ms.toFixed(1)} ms, 2 workers ${result.fanout.w2.p99_ms.toFixed(1)} ms)`,
+      title: `2 workers against 1 process, ${STORE} store (median of ${RUNS})`,
       unit: "requests/s",
       groups: ["Discover, gRPC", "Discover, Connect JSON", "Register, gRPC"],
       series: ["w1", "w2"].map((w) => ({
