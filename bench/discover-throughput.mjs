@@ -87,26 +87,19 @@ try {
   await reference("./plain-http-server.mjs", async (httpPort) => {
     await reference("./plain-http2-server.mjs", async (http2Port) => {
       const refOf = { json: ["plain node:http (reference)", httpPort], grpc: ["plain node:http2 (reference)", http2Port] };
-      for (const protocol of ["json", "grpc"]) {
+      /** paired runs run(port) RUNS times against Maxine, each time followed by the same run against protocol's reference. */
+      const paired = async (protocol, label, run) => {
         const [refName, refPort] = refOf[protocol];
-        const mine = { server: "maxine", protocol, runs: [] };
-        const ref = { server: refName, protocol, runs: [] };
+        const mine = { server: "maxine", protocol: label, runs: [] };
+        const ref = { server: refName, protocol: label, runs: [] };
         for (let i = 0; i < RUNS; i++) {
-          mine.runs.push(await goRun(`127.0.0.1:${server.port}`, protocol));
-          ref.runs.push(await goRun(`127.0.0.1:${refPort}`, protocol));
+          mine.runs.push(await run(server.port));
+          ref.runs.push(await run(refPort));
         }
         results.push(mine, ref);
-      }
-      for (const protocol of ["grpc", "json"]) {
-        const [refName, refPort] = refOf[protocol];
-        const mine = { server: "maxine", protocol: `${protocol}-h2load`, runs: [] };
-        const ref = { server: refName, protocol: `${protocol}-h2load`, runs: [] };
-        for (let i = 0; i < RUNS; i++) {
-          mine.runs.push(h2loadRun(server.port, protocol));
-          ref.runs.push(h2loadRun(refPort, protocol));
-        }
-        results.push(mine, ref);
-      }
+      };
+      for (const protocol of ["json", "grpc"]) await paired(protocol, protocol, (port) => goRun(`127.0.0.1:${port}`, protocol));
+      for (const protocol of ["grpc", "json"]) await paired(protocol, `${protocol}-h2load`, (port) => h2loadRun(port, protocol));
     });
   });
 } finally {
